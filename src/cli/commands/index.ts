@@ -1,0 +1,6 @@
+import type { Command } from 'commander'
+
+/** Every subcommand registers itself here; only commands that work are listed. */
+export function registerCommands(program: Command): void {
+  void program
+}
