@@ -1,0 +1,457 @@
+import assert from 'node:assert/strict'
+import { EventEmitter } from 'node:events'
+import { performance } from 'node:perf_hooks'
+import c from 'compact-encoding'
+import HyperDHT, { type HostPort, type KeyPair } from 'hyperdht'
+import Hyperswarm, { type PeerDiscoverySession, type SecretStream } from 'hyperswarm'
+import Protomux, { type ProtomuxMessage } from 'protomux'
+import type { Logger } from '../src/util/log.ts'
+import {
+  CONTROL_PROTOCOL,
+  type ControlMessage,
+  DEFAULT_MAX_FRAME_BYTES,
+  decodeFrame,
+  encodeFrame,
+  FrameKind,
+  type HelloBody,
+} from './frames.ts'
+import {
+  admissionProof,
+  assertIdentity,
+  deriveAdmissionKey,
+  deriveBlockKey,
+  deriveTopic,
+  verifyAdmissionProof,
+} from './keys.ts'
+import { type PeerDownReason, PeerTable, type PeerTableView } from './peer-table.ts'
+import { DEFAULT_PHI_OPTIONS, PhiAccrual, type PhiAccrualOptions } from './phi-accrual.ts'
+import {
+  type CollectProgress,
+  type CollectResult,
+  type IndexEntry,
+  type PublishInput,
+  SnapshotStore,
+} from './store.ts'
+
+export type ValidationResult = { ok: true; value: unknown } | { ok: false; reason: string }
+
+export interface FederationOptions {
+  keyPair: KeyPair
+  /** 32-byte federation secret. */
+  secret: Uint8Array
+  /** DHT bootstrap nodes (a local testnet's, or the deployment's). */
+  bootstrap: HostPort[]
+  /** Address every DHT socket binds to. */
+  host?: string
+  storageDir: string
+  name: string
+  priority: number
+  /** Core-level check of a control message, after the overlay checked the envelope. */
+  validate: (msg: unknown) => ValidationResult
+  log: Logger
+  /** Interval of the overlay's own keep-alive ping to every admitted peer. */
+  heartbeat_interval_ms?: number
+  phi?: Partial<PhiAccrualOptions>
+  /** A peer that has not proved the secret by then is dropped. */
+  admission_timeout_ms?: number
+  max_frame_bytes?: number
+  /** 0 (default): every node keeps every snapshot block; r >= 1: r holders per blob. */
+  replication_factor?: number
+  /** Per-block timeout of snapshot fetches (collect retries up to collect_attempts times). */
+  block_timeout_ms?: number
+  collect_attempts?: number
+  collect_concurrency?: number
+  /** How often `peer-suspicion` reports phi per peer (for the UI). */
+  suspicion_report_interval_ms?: number
+  /** Period of re-announcing and re-looking-up the topic (catches peers that joined at the same time). */
+  rediscover_interval_ms?: number
+}
+
+export interface HelloInfo {
+  name: string
+  priority: number
+  role: string
+  term: number
+}
+
+/** One connection and what we know about it. */
+interface Session {
+  key: string
+  conn: SecretStream
+  frame: ProtomuxMessage<Buffer> | null
+  admitted: boolean
+  closed: boolean
+  admission_timer: NodeJS.Timeout | null
+}
+
+const DEFAULTS = {
+  host: '127.0.0.1',
+  heartbeat_interval_ms: 100,
+  admission_timeout_ms: 1000,
+  max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+  replication_factor: 0,
+  block_timeout_ms: 5000,
+  collect_attempts: 3,
+  collect_concurrency: 8,
+  suspicion_report_interval_ms: 250,
+  rediscover_interval_ms: 5000,
+}
+
+/**
+ * Overlay defaults of the failure detector: with 100 ms pings, phi 8 is reached about 620 ms after the
+ * last frame (mean + ~5.2 std, std floored at 100 ms), which tolerates ~100 ms of head-of-line blocking
+ * behind bulk replication plus scheduling hiccups, and still detects well under a second.
+ */
+export const OVERLAY_PHI_OPTIONS: PhiAccrualOptions = {
+  ...DEFAULT_PHI_OPTIONS,
+  min_std_dev_ms: 100,
+  first_interval_ms: 100,
+}
+
+/** Connection keep-alive and idle timeout: a frozen or dead peer's connection closes after ~5 s. */
+const CONN_KEEPALIVE_MS = 1000
+const CONN_TIMEOUT_MS = 5000
+const CHECK_INTERVAL_MS = 20
+
+/**
+ * A node's membership in a federation: admission, control messages, failure detection, snapshot store.
+ *
+ * Events:
+ *   'peer-up'         (key: string, hello: HelloInfo)      admitted, or heard again after suspicion
+ *   'peer-down'       (key: string, reason: PeerDownReason)
+ *   'message'         (from: string, msg: unknown)          validated control message
+ *   'peer-suspicion'  (key: string, phi: number)            periodic, for the UI
+ *   'admission-refused' (key: string, reason: string)
+ *   'snapshot'        ({ writer, id, bytes_total })         a remote writer published a snapshot
+ *   'snapshot-held'   ({ writer, id })                      this node holds its share of it
+ */
+export class Federation extends EventEmitter {
+  readonly key: string
+  readonly store: SnapshotStore
+  private readonly opts: Required<Omit<FederationOptions, 'phi'>> & { phi: PhiAccrualOptions }
+  private readonly topic: Buffer
+  private readonly admissionKey: Buffer
+  private readonly table = new PeerTable()
+  private readonly sessions = new Map<string, Session>()
+  private readonly detectors = new Map<string, PhiAccrual>()
+  private swarm: Hyperswarm | null = null
+  private discovery: PeerDiscoverySession | null = null
+  private timers: NodeJS.Timeout[] = []
+  private local = { role: 'candidate', term: 0 }
+  private closing = false
+
+  constructor(options: FederationOptions) {
+    super()
+    assertIdentity(options.keyPair)
+    const phi = { ...OVERLAY_PHI_OPTIONS, ...options.phi }
+    this.opts = { ...DEFAULTS, ...options, phi }
+    this.key = options.keyPair.publicKey.toString('hex')
+    this.topic = deriveTopic(options.secret)
+    this.admissionKey = deriveAdmissionKey(options.secret)
+    this.store = new SnapshotStore({
+      storageDir: options.storageDir,
+      keyPair: options.keyPair,
+      blockKey: deriveBlockKey(options.secret),
+      log: options.log,
+      replication_factor: this.opts.replication_factor,
+      members: () => [this.key, ...this.table.reachableKeys()],
+      block_timeout_ms: this.opts.block_timeout_ms,
+      collect_attempts: this.opts.collect_attempts,
+      collect_concurrency: this.opts.collect_concurrency,
+    })
+    this.store.on('snapshot', (info) => this.emit('snapshot', info))
+    this.store.on('snapshot-held', (info) => this.emit('snapshot-held', info))
+  }
+
+  /** Open the store, join the topic and wait until the announce is flushed. */
+  async start(): Promise<void> {
+    assert(this.swarm === null, 'already started')
+    await this.store.ready()
+    const dht = new HyperDHT({
+      bootstrap: this.opts.bootstrap,
+      host: this.opts.host,
+      firewalled: false,
+      keyPair: this.opts.keyPair,
+    })
+    this.swarm = new Hyperswarm({ dht, keyPair: this.opts.keyPair })
+    this.swarm.on('connection', (conn: SecretStream) => this.onConnection(conn))
+    this.discovery = this.swarm.join(this.topic, { server: true, client: true })
+    await this.discovery.flushed()
+    await this.discovery.refresh() // peers that joined at the same moment (holepunch.md G2)
+    this.timers.push(setInterval(() => this.ping(), this.opts.heartbeat_interval_ms))
+    this.timers.push(setInterval(() => this.check(), CHECK_INTERVAL_MS))
+    this.timers.push(setInterval(() => this.reportSuspicion(), this.opts.suspicion_report_interval_ms))
+    this.timers.push(
+      setInterval(() => {
+        this.discovery?.refresh().catch((error) => this.opts.log.debug({ err: error }, 'rediscovery failed'))
+      }, this.opts.rediscover_interval_ms),
+    )
+  }
+
+  /** Teardown: timers, swarm (peers see the close at once), then the store. */
+  async close(): Promise<void> {
+    if (this.closing) return
+    this.closing = true
+    for (const t of this.timers) clearInterval(t)
+    this.timers = []
+    for (const s of this.sessions.values()) if (s.admission_timer) clearTimeout(s.admission_timer)
+    if (this.swarm) await this.swarm.destroy()
+    await this.store.close()
+  }
+
+  /** Role and term this node advertises in its hello and pings (set by the runtime). */
+  setLocalState(state: { role: string; term: number }): void {
+    this.local = { ...state }
+  }
+
+  peers(): PeerTableView {
+    const view = this.table.view({ key: this.key, ...this.local })
+    return view
+  }
+
+  /** Send a control message to one admitted peer. Returns false if it is not connected. */
+  send(peerKey: string, msg: ControlMessage): boolean {
+    const frame = encodeFrame(FrameKind.Control, msg, this.opts.max_frame_bytes)
+    const session = this.sessions.get(peerKey)
+    if (!session?.admitted || session.closed || !session.frame) return false
+    session.frame.send(frame)
+    return true
+  }
+
+  /** Send to every admitted peer; returns how many it was sent to. */
+  broadcast(msg: ControlMessage): number {
+    const frame = encodeFrame(FrameKind.Control, msg, this.opts.max_frame_bytes)
+    let sent = 0
+    for (const s of this.sessions.values()) {
+      if (s.admitted && !s.closed && s.frame) {
+        s.frame.send(frame)
+        sent++
+      }
+    }
+    return sent
+  }
+
+  publish(input: PublishInput, readBlob: (hash: string) => Promise<Uint8Array>): Promise<IndexEntry> {
+    return this.store.publish(input, readBlob)
+  }
+
+  collect(
+    writer: string,
+    id: string,
+    sink: (hash: string, bytes: Uint8Array) => Promise<void>,
+    onProgress?: (progress: CollectProgress) => void,
+  ): Promise<CollectResult> {
+    return this.store.collect(writer, id, sink, onProgress)
+  }
+
+  forget(ids: readonly string[]): Promise<void> {
+    return this.store.forget(ids)
+  }
+
+  snapshots(writer: string): IndexEntry[] {
+    return this.store.snapshots(writer)
+  }
+
+  // ---- connections -------------------------------------------------------------------------------
+
+  private onConnection(conn: SecretStream): void {
+    const key = conn.remotePublicKey.toString('hex')
+    conn.on('error', (error: Error) =>
+      this.opts.log.debug({ peer: key, err: error.message }, 'connection error'),
+    )
+    if (this.closing) {
+      conn.destroy()
+      return
+    }
+    conn.setKeepAlive(CONN_KEEPALIVE_MS)
+    conn.setTimeout(CONN_TIMEOUT_MS)
+    const session: Session = { key, conn, frame: null, admitted: false, closed: false, admission_timer: null }
+    conn.on('close', () => this.onClose(session))
+    session.admission_timer = setTimeout(
+      () => this.refuse(session, 'admission timeout'),
+      this.opts.admission_timeout_ms,
+    )
+    const handshakeHash = conn.handshakeHash
+    if (!handshakeHash) {
+      this.refuse(session, 'no handshake hash')
+      return
+    }
+    const channel = Protomux.from(conn).createChannel({
+      protocol: CONTROL_PROTOCOL,
+      onopen: () => {
+        const hello: HelloBody = {
+          proof: admissionProof(this.admissionKey, handshakeHash, this.opts.keyPair.publicKey),
+          name: this.opts.name,
+          priority: this.opts.priority,
+          ...this.local,
+        }
+        session.frame?.send(encodeFrame(FrameKind.Hello, hello, this.opts.max_frame_bytes))
+      },
+      onclose: () => {
+        if (!session.closed) conn.destroy()
+      },
+    })
+    if (!channel) {
+      this.refuse(session, 'control channel already open')
+      return
+    }
+    session.frame = channel.addMessage<Buffer>({
+      encoding: c.raw,
+      onmessage: (frame: Buffer) => {
+        // Protomux rethrows TypeErrors as uncaught: nothing a peer sends may throw out of here.
+        try {
+          this.onFrame(session, frame)
+        } catch (error) {
+          this.opts.log.error({ peer: key, err: error }, 'frame handler failed')
+          this.drop(session, `handler error: ${(error as Error).message}`)
+        }
+      },
+    })
+    channel.open()
+  }
+
+  private onFrame(session: Session, frame: Buffer): void {
+    if (session.closed) return
+    const decoded = decodeFrame(frame, this.opts.max_frame_bytes)
+    if (!decoded.ok) {
+      this.drop(session, decoded.reason)
+      return
+    }
+    if (!session.admitted) {
+      if (decoded.kind !== FrameKind.Hello) {
+        this.refuse(session, 'first frame is not a hello')
+        return
+      }
+      this.admit(session, decoded.body)
+      return
+    }
+    const now = performance.now()
+    this.arrival(session.key, now)
+    switch (decoded.kind) {
+      case FrameKind.Hello:
+        this.drop(session, 'second hello')
+        return
+      case FrameKind.Ping:
+        this.table.heard(session.key, now, decoded.body)
+        return
+      case FrameKind.Control: {
+        this.table.heard(session.key, now)
+        const checked = this.opts.validate(decoded.body)
+        if (!checked.ok) {
+          this.drop(session, `invalid message: ${checked.reason}`)
+          return
+        }
+        this.emit('message', session.key, checked.value)
+      }
+    }
+  }
+
+  private admit(session: Session, hello: HelloBody): void {
+    const handshakeHash = session.conn.handshakeHash!
+    if (!verifyAdmissionProof(this.admissionKey, handshakeHash, session.conn.remotePublicKey, hello.proof)) {
+      this.refuse(session, 'bad admission proof')
+      return
+    }
+    if (session.admission_timer) clearTimeout(session.admission_timer)
+    session.admission_timer = null
+    session.admitted = true
+    const previous = this.sessions.get(session.key)
+    this.sessions.set(session.key, session)
+    if (previous && previous !== session && !previous.closed) previous.conn.destroy()
+    const now = performance.now()
+    const detector = new PhiAccrual(this.opts.phi)
+    detector.heartbeat(now)
+    this.detectors.set(session.key, detector)
+    const info: HelloInfo = { name: hello.name, priority: hello.priority, role: hello.role, term: hello.term }
+    const wasReachable = this.table.get(session.key)?.reachable === true
+    this.table.up(session.key, info, now)
+    this.store.corestore.replicate(session.conn) // only now: a refused peer never sees snapshot data
+    this.store.follow(session.key)
+    this.opts.log.info({ peer: session.key, name: info.name, priority: info.priority }, 'peer admitted')
+    if (!wasReachable) this.emit('peer-up', session.key, info)
+    this.store.replace()
+  }
+
+  /** Close a connection that never got admitted. */
+  private refuse(session: Session, reason: string): void {
+    if (session.closed || session.admitted) {
+      if (session.admitted) this.drop(session, reason)
+      return
+    }
+    this.opts.log.warn({ peer: session.key, reason }, 'peer refused')
+    this.emit('admission-refused', session.key, reason)
+    session.closed = true
+    if (session.admission_timer) clearTimeout(session.admission_timer)
+    session.conn.destroy()
+  }
+
+  /** Close a connection for a protocol violation. */
+  private drop(session: Session, reason: string): void {
+    if (!session.admitted) {
+      this.refuse(session, reason)
+      return
+    }
+    if (session.closed) return
+    this.opts.log.warn({ peer: session.key, reason }, 'peer dropped')
+    this.markClosed(session, 'rejected')
+    session.conn.destroy()
+  }
+
+  private onClose(session: Session): void {
+    if (session.admission_timer) clearTimeout(session.admission_timer)
+    if (session.closed) return
+    if (!session.admitted) {
+      session.closed = true
+      return
+    }
+    this.markClosed(session, 'closed')
+  }
+
+  private markClosed(session: Session, reason: PeerDownReason): void {
+    session.closed = true
+    if (this.sessions.get(session.key) !== session) return // replaced by a newer connection
+    this.sessions.delete(session.key)
+    this.detectors.delete(session.key)
+    this.peerDown(session.key, reason)
+  }
+
+  private peerDown(key: string, reason: PeerDownReason): void {
+    if (!this.table.down(key, reason)) return
+    this.opts.log.info({ peer: key, reason }, 'peer down')
+    this.emit('peer-down', key, reason)
+    if (!this.closing) this.store.replace()
+  }
+
+  // ---- failure detection -------------------------------------------------------------------------
+
+  private arrival(key: string, now_ms: number): void {
+    this.detectors.get(key)?.heartbeat(now_ms)
+    if (this.table.revive(key)) {
+      const e = this.table.get(key)!
+      this.opts.log.info({ peer: key }, 'peer heard again')
+      this.emit('peer-up', key, { name: e.name, priority: e.priority, role: e.role, term: e.term })
+      this.store.replace()
+    }
+  }
+
+  private ping(): void {
+    if (this.closing) return
+    const frame = encodeFrame(FrameKind.Ping, this.local, this.opts.max_frame_bytes)
+    for (const s of this.sessions.values()) if (s.admitted && !s.closed) s.frame?.send(frame)
+  }
+
+  private check(): void {
+    const now = performance.now()
+    for (const [key, detector] of this.detectors) {
+      if (this.table.get(key)?.reachable && detector.suspected(now)) {
+        this.opts.log.warn({ peer: key, phi: detector.phi(now) }, 'peer suspected')
+        this.peerDown(key, 'suspected')
+      }
+    }
+  }
+
+  private reportSuspicion(): void {
+    const now = performance.now()
+    for (const [key, detector] of this.detectors) this.emit('peer-suspicion', key, detector.phi(now))
+  }
+}

@@ -1,0 +1,467 @@
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { EventEmitter, once } from 'node:events'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import Corestore from 'corestore'
+import Hypercore, { type Download } from 'hypercore'
+import type { KeyPair } from 'hyperdht'
+import { Packr } from 'msgpackr'
+import { writeFileAtomic } from '../src/util/atomic-write.ts'
+import type { Logger } from '../src/util/log.ts'
+import { rendezvousHolders } from './rendezvous.ts'
+
+/**
+ * Replicated snapshot store. Each writer (the node that was server when it took the snapshot) appends to
+ * its own hypercore, signed with its identity key, so any node can compute the core key of any writer.
+ * Block layout, every block tagged by its first byte:
+ *   blob      [0][bytes]                 content-addressed by sha256 hex, appended once per writer
+ *   manifest  [1][manifest bytes]        opaque to the overlay (the snapshot engine's format)
+ *   index     [2][msgpack IndexBody]     last block of every publish; links to the previous index
+ * Readers read the tail; when it is an index they walk `prev` until they reach a known index.
+ * Blocks are encrypted with a key derived from the federation secret (hypercore block encryption).
+ */
+
+const TAG_BLOB = 0
+const TAG_MANIFEST = 1
+const TAG_INDEX = 2
+const APPEND_BATCH_BYTES = 4 * 1024 * 1024
+const MAX_BLOB_BYTES = 8 * 1024 * 1024
+
+interface IndexBody {
+  id: string
+  prev: number
+  manifest: number
+  /** [sha256 hex, block index, size in bytes] */
+  blobs: [string, number, number][]
+}
+
+export interface IndexEntry extends IndexBody {
+  block: number
+  bytes_total: number
+}
+
+export interface PublishInput {
+  id: string
+  manifest: Uint8Array
+  blobs: string[]
+}
+
+export interface CollectProgress {
+  bytes_done: number
+  bytes_total: number
+}
+
+export interface CollectResult {
+  manifest: Uint8Array
+  bytes_total: number
+}
+
+export interface SnapshotStoreOptions {
+  storageDir: string
+  keyPair: KeyPair
+  blockKey: Buffer
+  log: Logger
+  /** 0: every node keeps every block. r >= 1: each blob is kept by r members (rendezvous hashing). */
+  replication_factor: number
+  /** Live members (hex keys, including this node) among which blobs are placed. */
+  members: () => string[]
+  block_timeout_ms: number
+  collect_concurrency: number
+  /** Attempts per block in collect before giving up. */
+  collect_attempts: number
+}
+
+interface WriterView {
+  writer: string
+  core: Hypercore
+  byId: Map<string, IndexEntry>
+  byBlock: Map<number, IndexEntry>
+  scanning: Promise<void> | null
+  rescan: boolean
+  /** Per snapshot id: the placement in force and its download. */
+  placements: Map<string, { signature: string; download: Download | null; held: boolean }>
+}
+
+const packr = new Packr({ useRecords: false })
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+/** Key of the snapshot core written by the node with this identity public key. */
+export function writerCoreKey(publicKey: Uint8Array): Buffer {
+  return Hypercore.key({ version: 1, signers: [{ publicKey: Buffer.from(publicKey) }] })
+}
+
+function tagged(tag: number, bytes: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(bytes.byteLength + 1)
+  out[0] = tag
+  out.set(bytes, 1)
+  return out
+}
+
+function parseIndex(block: Buffer, index: number): IndexEntry {
+  assert.equal(block[0], TAG_INDEX, `block ${index} is not an index`)
+  const body = packr.unpack(block.subarray(1)) as IndexBody
+  assert(typeof body.id === 'string' && Array.isArray(body.blobs), `block ${index} is a malformed index`)
+  const bytes_total = body.blobs.reduce((sum, [, , size]) => sum + size, 0)
+  return { ...body, block: index, bytes_total }
+}
+
+async function withTimeout<T>(promise: Promise<T>, timeout_ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${timeout_ms} ms`)), timeout_ms)
+  })
+  try {
+    return await Promise.race([promise, expired])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * Events: `snapshot` ({ writer, id, bytes_total }) when a remote writer's new snapshot becomes known;
+ * `snapshot-held` ({ writer, id }) when this node holds its share of it (everything, or its placement).
+ */
+export class SnapshotStore extends EventEmitter {
+  readonly corestore: Corestore
+  readonly selfKey: string
+  private readonly views = new Map<string, WriterView>()
+  private readonly forgotten = new Set<string>()
+  /** Own blobs already in the own core: hash -> [block, size]. */
+  private readonly published = new Map<string, [number, number]>()
+  private publishing: Promise<unknown> = Promise.resolve()
+  private closed = false
+
+  constructor(private readonly options: SnapshotStoreOptions) {
+    super()
+    assert(options.replication_factor >= 0, 'replication_factor must be >= 0')
+    this.corestore = new Corestore(join(options.storageDir, 'corestore'))
+    this.selfKey = options.keyPair.publicKey.toString('hex')
+  }
+
+  private get metaPath(): string {
+    return join(this.options.storageDir, 'overlay-store.json')
+  }
+
+  async ready(): Promise<void> {
+    await this.corestore.ready()
+    try {
+      const meta = JSON.parse(await readFile(this.metaPath, 'utf8')) as { forgotten: string[] }
+      for (const id of meta.forgotten) this.forgotten.add(id)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    }
+    const own = await this.view(this.selfKey)
+    await this.scan(own)
+    this.rebuildPublished()
+  }
+
+  /** Open (or return) the view of one writer's core; replication starts on every admitted connection. */
+  async view(writer: string): Promise<WriterView> {
+    let view = this.views.get(writer)
+    if (view) return view
+    const publicKey = Buffer.from(writer, 'hex')
+    assert.equal(publicKey.byteLength, 32, 'writer key must be 32 bytes hex')
+    const encryption = { key: this.options.blockKey }
+    const core =
+      writer === this.selfKey
+        ? this.corestore.get({ keyPair: this.options.keyPair, encryption })
+        : this.corestore.get({ key: writerCoreKey(publicKey), encryption })
+    view = {
+      writer,
+      core,
+      byId: new Map(),
+      byBlock: new Map(),
+      scanning: null,
+      rescan: false,
+      placements: new Map(),
+    }
+    this.views.set(writer, view)
+    await core.ready()
+    if (writer !== this.selfKey) {
+      const v = view
+      core.on('append', () => void this.scan(v))
+      core.on('peer-add', () => void this.scan(v))
+      void this.scan(v)
+    }
+    return view
+  }
+
+  /** Start following a writer (called for every admitted peer). */
+  follow(writer: string): void {
+    if (this.closed || writer === this.selfKey) return
+    this.view(writer).catch((error) =>
+      this.options.log.warn({ err: error, writer }, 'cannot open writer core'),
+    )
+  }
+
+  /** Snapshots known from one writer (oldest first), forgotten ones excluded. */
+  snapshots(writer: string): IndexEntry[] {
+    const view = this.views.get(writer)
+    if (!view) return []
+    return [...view.byId.values()].filter((e) => !this.forgotten.has(e.id)).sort((a, b) => a.block - b.block)
+  }
+
+  private scan(view: WriterView): Promise<void> {
+    if (view.scanning) {
+      view.rescan = true
+      return view.scanning
+    }
+    view.scanning = (async () => {
+      for (let round = 0; round < 1000 && !this.closed; round++) {
+        view.rescan = false
+        await this.scanOnce(view)
+        if (!view.rescan) break
+      }
+    })()
+      .catch((error) =>
+        this.options.log.warn({ err: error, writer: view.writer }, 'snapshot index scan failed'),
+      )
+      .finally(() => {
+        view.scanning = null
+      })
+    return view.scanning
+  }
+
+  private async block(view: WriterView, index: number): Promise<Buffer | null> {
+    try {
+      return await view.core.get(index, { timeout: this.options.block_timeout_ms })
+    } catch (error) {
+      if (!this.closed) this.options.log.debug({ err: error, writer: view.writer, index }, 'block get failed')
+      return null
+    }
+  }
+
+  private async scanOnce(view: WriterView): Promise<void> {
+    const last = view.core.length - 1
+    if (last < 0 || view.byBlock.has(last)) return
+    const tail = await this.block(view, last)
+    if (tail?.[0] !== TAG_INDEX) return // mid-publish: the next append ends with an index
+    const fresh: IndexEntry[] = []
+    let entry = parseIndex(tail, last)
+    for (let steps = 0; steps <= last; steps++) {
+      fresh.push(entry)
+      if (entry.prev < 0 || view.byBlock.has(entry.prev)) break
+      const previous = await this.block(view, entry.prev)
+      if (!previous) throw new Error(`index block ${entry.prev} unavailable`)
+      entry = parseIndex(previous, entry.prev)
+    }
+    for (const e of fresh.reverse()) {
+      view.byId.set(e.id, e)
+      view.byBlock.set(e.block, e)
+      if (view.writer !== this.selfKey && !this.forgotten.has(e.id)) {
+        this.emit('snapshot', { writer: view.writer, id: e.id, bytes_total: e.bytes_total })
+      }
+    }
+    this.place(view)
+  }
+
+  /** Re-evaluate what this node keeps of every writer's snapshots (after membership changes). */
+  replace(): void {
+    for (const view of this.views.values()) this.place(view)
+  }
+
+  private myBlocks(view: WriterView, entry: IndexEntry): number[] {
+    const r = this.options.replication_factor
+    const members = r > 0 ? this.options.members().filter((m) => m !== view.writer) : []
+    if (r > 0) assert(members.includes(this.selfKey), 'members() must include this node')
+    const blobs = entry.blobs.filter(
+      ([hash]) => r === 0 || rendezvousHolders(hash, members, r).includes(this.selfKey),
+    )
+    return [entry.manifest, ...blobs.map(([, block]) => block)].sort((a, b) => a - b)
+  }
+
+  private place(view: WriterView): void {
+    if (this.closed || view.writer === this.selfKey) return
+    for (const entry of view.byId.values()) {
+      if (this.forgotten.has(entry.id)) continue
+      const blocks = this.myBlocks(view, entry)
+      const signature = blocks.join(',')
+      const current = view.placements.get(entry.id)
+      if (current?.signature === signature) continue
+      current?.download?.destroy()
+      const placement = { signature, download: view.core.download({ blocks }), held: false }
+      view.placements.set(entry.id, placement)
+      placement.download.done().then(
+        () => {
+          if (view.placements.get(entry.id) !== placement || placement.held || this.closed) return
+          placement.held = true
+          this.emit('snapshot-held', { writer: view.writer, id: entry.id })
+        },
+        () => {}, // destroyed by a newer placement, forget or close
+      )
+    }
+  }
+
+  private rebuildPublished(): void {
+    this.published.clear()
+    for (const entry of this.snapshots(this.selfKey)) {
+      for (const [hash, block, size] of entry.blobs) this.published.set(hash, [block, size])
+    }
+  }
+
+  /** Append a snapshot to this node's core. Blobs already published (and not forgotten) are reused. */
+  publish(input: PublishInput, readBlob: (hash: string) => Promise<Uint8Array>): Promise<IndexEntry> {
+    const run = this.publishing.then(() => this.publishNow(input, readBlob))
+    this.publishing = run.catch(() => {})
+    return run
+  }
+
+  private async publishNow(
+    input: PublishInput,
+    readBlob: (hash: string) => Promise<Uint8Array>,
+  ): Promise<IndexEntry> {
+    const own = await this.view(this.selfKey)
+    assert(!own.byId.has(input.id), `snapshot ${input.id} already published`)
+    const core = own.core
+    let next = core.length
+    let batch: Buffer[] = []
+    let batch_bytes = 0
+    const flush = async () => {
+      if (batch.length > 0) await core.append(batch)
+      batch = []
+      batch_bytes = 0
+    }
+    const entries: [string, number, number][] = []
+    const added = new Map<string, [number, number]>()
+    for (const hash of new Set(input.blobs)) {
+      const known = this.published.get(hash) ?? added.get(hash)
+      if (known) {
+        entries.push([hash, ...known])
+        continue
+      }
+      const bytes = await readBlob(hash)
+      assert(bytes.byteLength <= MAX_BLOB_BYTES, `blob ${hash} is ${bytes.byteLength} bytes`)
+      assert.equal(sha256Hex(bytes), hash, `blob ${hash} does not match its hash`)
+      batch.push(tagged(TAG_BLOB, bytes))
+      batch_bytes += bytes.byteLength
+      added.set(hash, [next, bytes.byteLength])
+      entries.push([hash, next++, bytes.byteLength])
+      if (batch_bytes >= APPEND_BATCH_BYTES) await flush()
+    }
+    const manifest = next++
+    const prev = [...own.byBlock.keys()].reduce((a, b) => Math.max(a, b), -1)
+    const body: IndexBody = { id: input.id, prev, manifest, blobs: entries }
+    batch.push(tagged(TAG_MANIFEST, input.manifest), tagged(TAG_INDEX, packr.pack(body)))
+    await flush()
+    const entry = parseIndex(tagged(TAG_INDEX, packr.pack(body)), next)
+    assert.equal(core.length, next + 1, 'own core grew during publish')
+    own.byId.set(entry.id, entry)
+    own.byBlock.set(entry.block, entry)
+    for (const [hash, pos] of added) this.published.set(hash, pos)
+    return entry
+  }
+
+  /**
+   * Fetch every blob of snapshot `id` by `writer` from whichever peers hold it, verify each by hash and
+   * hand it to `sink` (calls are serialised). Throws if a blob stays unavailable after the retries.
+   */
+  async collect(
+    writer: string,
+    id: string,
+    sink: (hash: string, bytes: Uint8Array) => Promise<void>,
+    onProgress: (progress: CollectProgress) => void = () => {},
+  ): Promise<CollectResult> {
+    const view = await this.view(writer)
+    const entry = await this.findEntry(view, id)
+    const manifestBlock = await this.fetchVerified(view, entry.manifest, TAG_MANIFEST, null)
+    const progress = { bytes_done: 0, bytes_total: entry.bytes_total }
+    onProgress({ ...progress })
+    let sinking: Promise<void> = Promise.resolve()
+    let next = 0
+    const worker = async () => {
+      while (next < entry.blobs.length) {
+        const [hash, block] = entry.blobs[next++]!
+        const bytes = await this.fetchVerified(view, block, TAG_BLOB, hash)
+        sinking = sinking.then(async () => {
+          await sink(hash, bytes)
+          progress.bytes_done += bytes.byteLength
+          onProgress({ ...progress })
+        })
+        await sinking
+      }
+    }
+    const workers = Math.min(this.options.collect_concurrency, Math.max(1, entry.blobs.length))
+    await Promise.all(Array.from({ length: workers }, worker))
+    await sinking
+    return { manifest: manifestBlock, bytes_total: entry.bytes_total }
+  }
+
+  private async findEntry(view: WriterView, id: string): Promise<IndexEntry> {
+    assert(!this.forgotten.has(id), `snapshot ${id} was forgotten`)
+    const deadline = performance.now() + this.options.block_timeout_ms * this.options.collect_attempts
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const found = view.byId.get(id)
+      if (found) return found
+      const left_ms = deadline - performance.now()
+      if (left_ms <= 0) break
+      if (view.core.peers.length === 0 && view.writer !== this.selfKey) {
+        await withTimeout(once(view.core, 'peer-add'), left_ms, 'waiting for a peer').catch(() => {})
+      }
+      await withTimeout(view.core.update({ wait: true }), Math.max(1, left_ms), 'update').catch(() => {})
+      await this.scan(view)
+      if (!view.byId.has(id) && view.core.peers.length > 0) {
+        await withTimeout(
+          once(view.core, 'append'),
+          Math.max(1, deadline - performance.now()),
+          'append',
+        ).catch(() => {})
+      }
+    }
+    throw new Error(`snapshot ${id} of writer ${view.writer.slice(0, 12)} not found`)
+  }
+
+  private async fetchVerified(
+    view: WriterView,
+    block: number,
+    tag: number,
+    hash: string | null,
+  ): Promise<Buffer> {
+    let last = 'no attempt'
+    for (let attempt = 1; attempt <= this.options.collect_attempts && !this.closed; attempt++) {
+      const data = await this.block(view, block)
+      if (data === null) {
+        last = 'unavailable'
+        continue
+      }
+      const payload = data.subarray(1)
+      if (data[0] === tag && (hash === null || sha256Hex(payload) === hash)) return payload
+      last = 'hash mismatch'
+      await view.core.clear(block) // a bad local copy must not be served again
+    }
+    throw new Error(`block ${block} of writer ${view.writer.slice(0, 12)} (${hash ?? 'manifest'}): ${last}`)
+  }
+
+  /** Forget snapshots: their blocks that no kept snapshot needs are cleared here (every node does the same). */
+  async forget(ids: readonly string[]): Promise<void> {
+    for (const id of ids) this.forgotten.add(id)
+    await writeFileAtomic(this.metaPath, JSON.stringify({ forgotten: [...this.forgotten] }))
+    for (const view of this.views.values()) {
+      const keep = new Set<number>()
+      const drop = new Set<number>()
+      for (const entry of view.byId.values()) {
+        const target = this.forgotten.has(entry.id) ? drop : keep
+        target.add(entry.manifest)
+        for (const [, block] of entry.blobs) target.add(block)
+        if (this.forgotten.has(entry.id)) {
+          view.placements.get(entry.id)?.download?.destroy()
+          view.placements.delete(entry.id)
+        }
+      }
+      for (const block of drop) if (!keep.has(block)) await view.core.clear(block)
+    }
+    this.rebuildPublished()
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const view of this.views.values()) {
+      for (const p of view.placements.values()) p.download?.destroy()
+    }
+    await this.corestore.close()
+  }
+}
