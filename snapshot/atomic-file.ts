@@ -1,0 +1,130 @@
+import { randomBytes } from 'node:crypto'
+import { type FileHandle, mkdir, open, rename, rm, stat } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { fsyncDir } from '../src/util/atomic-write.ts'
+
+/**
+ * A file written as a stream that appears under its final name only when complete: temp file in the
+ * same directory, fsync, rename, fsync the directory (the streaming form of writeFileAtomic).
+ */
+export class AtomicFile implements PartFile {
+  private constructor(
+    readonly path: string,
+    readonly temp: string,
+    private readonly handle: FileHandle,
+  ) {}
+
+  static async create(path: string): Promise<AtomicFile> {
+    const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`)
+    return new AtomicFile(path, temp, await open(temp, 'wx', 0o644))
+  }
+
+  position = 0
+
+  async write(bytes: Uint8Array): Promise<void> {
+    let written = 0
+    while (written < bytes.byteLength) {
+      const { bytesWritten } = await this.handle.write(
+        bytes,
+        written,
+        bytes.byteLength - written,
+        this.position,
+      )
+      written += bytesWritten
+      this.position += bytesWritten
+    }
+  }
+
+  async commit(): Promise<void> {
+    try {
+      await this.handle.sync()
+    } finally {
+      await this.handle.close()
+    }
+    await rename(this.temp, this.path)
+    await fsyncDir(dirname(this.path))
+  }
+
+  async abort(): Promise<void> {
+    await this.handle.close().catch(() => {})
+    await rm(this.temp, { force: true })
+  }
+}
+
+/** One output part being written. */
+export interface PartFile {
+  write(bytes: Uint8Array): Promise<void>
+  commit(): Promise<void>
+  abort(): Promise<void>
+}
+
+/** Where restore writes parts: one file, or a directory with one file per part. */
+export interface ImageWriter {
+  openPart(name: string): Promise<PartFile>
+  commit(): Promise<void>
+  abort(): Promise<void>
+}
+
+/** Output for a one-part image: the part becomes `path`. */
+export function fileImageWriter(path: string): ImageWriter {
+  let file: AtomicFile | undefined
+  return {
+    async openPart() {
+      if (file) throw new Error(`${path}: a file output holds exactly one part`)
+      file = await AtomicFile.create(path)
+      return file
+    },
+    async commit() {
+      // The part committed itself (renamed into place); an image without parts is an empty file.
+      if (!file) await (await AtomicFile.create(path)).commit()
+    },
+    async abort() {
+      await file?.abort()
+    },
+  }
+}
+
+/**
+ * Output for a directory: parts go into a temp directory beside `dir`, which then replaces `dir`
+ * (an old `dir` is moved aside first and removed after, so a reader never sees a half-restored tree).
+ */
+export function directoryImageWriter(dir: string): ImageWriter {
+  const temp = join(dirname(dir), `.${basename(dir)}.${randomBytes(6).toString('hex')}.tmp`)
+  const files: AtomicFile[] = []
+  return {
+    async openPart(name) {
+      const path = join(temp, ...name.split('/'))
+      await mkdir(dirname(path), { recursive: true })
+      const file = await AtomicFile.create(path)
+      files.push(file)
+      return file
+    },
+    async commit() {
+      await mkdir(temp, { recursive: true })
+      const exists = await stat(dir).then(
+        () => true,
+        () => false,
+      )
+      const old = `${temp}.old`
+      if (exists) await rename(dir, old)
+      await rename(temp, dir)
+      await fsyncDir(dirname(dir))
+      if (exists) await rm(old, { recursive: true, force: true })
+    },
+    async abort() {
+      for (const file of files) await file.abort()
+      await rm(temp, { recursive: true, force: true })
+    },
+  }
+}
+
+/** Restore into nothing: verification only. */
+export function nullImageWriter(): ImageWriter {
+  return {
+    async openPart() {
+      return { write: async () => {}, commit: async () => {}, abort: async () => {} }
+    },
+    async commit() {},
+    async abort() {},
+  }
+}

@@ -1,0 +1,61 @@
+import type { DecodeInput, decodeChunk, EncodeInput, EncodeOutput, encodeChunk } from './codec.ts'
+import { type HashAlg, hashBytes } from './hash.ts'
+
+export type CodecTask =
+  | { op: 'encode'; input: EncodeInput }
+  | { op: 'decode'; input: DecodeInput }
+  | { op: 'hash'; alg: HashAlg; bytes: Uint8Array }
+
+export type CodecRequest = CodecTask & { id: number }
+
+export type CodecValue = EncodeOutput | Uint8Array | string
+
+export type CodecResponse =
+  | { id: number; ok: true; value: CodecValue }
+  | { id: number; ok: false; error: { name: string; message: string; problem?: string | undefined } }
+
+export function handleRequest(
+  request: CodecRequest,
+  encode: typeof encodeChunk,
+  decode: typeof decodeChunk,
+): CodecValue {
+  switch (request.op) {
+    case 'encode':
+      return encode(request.input)
+    case 'decode':
+      return decode(request.input)
+    case 'hash':
+      return hashBytes(request.alg, request.bytes)
+  }
+}
+
+/** Below this, copying is as cheap as moving, and small views (hashes) may be cached or shared. */
+const MIN_TRANSFER_BYTES = 4096
+
+/** An array buffer can move to another thread only if this view owns all of it (never a pooled slice). */
+function ownsBuffer(view: Uint8Array | undefined): view is Uint8Array {
+  return (
+    view !== undefined &&
+    view.byteLength >= MIN_TRANSFER_BYTES &&
+    view.buffer instanceof ArrayBuffer &&
+    view.byteOffset === 0 &&
+    view.byteLength === view.buffer.byteLength
+  )
+}
+
+/** The buffers to move (not copy) along with a message; each buffer at most once. */
+export function transferList(value: unknown): ArrayBuffer[] {
+  const views: (Uint8Array | undefined)[] = []
+  if (value instanceof Uint8Array) views.push(value)
+  else if (value && typeof value === 'object') {
+    for (const field of Object.values(value)) if (field instanceof Uint8Array) views.push(field)
+  }
+  const buffers = new Set<ArrayBuffer>()
+  for (const view of views) if (ownsBuffer(view)) buffers.add(view.buffer as ArrayBuffer)
+  return [...buffers]
+}
+
+export function requestTransferList(request: CodecRequest): ArrayBuffer[] {
+  if (request.op === 'hash') return transferList(request.bytes)
+  return transferList(request.input)
+}

@@ -1,0 +1,234 @@
+import { init, WASI_ERRNO, xd3_decode_memory, xd3_encode_memory, xd3_smatch_cfg } from 'xdelta3-wasm'
+import { CodecError } from './errors.ts'
+import { emptyHash, type HashAlg, hashBytes, sameHash, toHex } from './hash.ts'
+import { MAX_CHUNK_BYTES, PAGE_BYTES } from './limits.ts'
+
+/** How a chunk is stored in a snapshot. Deltas are always against the BASE chunk. */
+export const ChunkKind = {
+  /** Content equals a base chunk: the base's blob (named by content hash) is reused, nothing new. */
+  SAME: 0,
+  /** Blob = the chunk's bytes, named by the content hash. */
+  RAW: 1,
+  /** Blob = VCDIFF of the whole chunk against the whole base chunk. */
+  DELTA: 2,
+  /** Blob = changed page list + VCDIFF (or raw bytes) of the changed pages against the same base pages. */
+  PAGES: 3,
+} as const
+export type ChunkKind = (typeof ChunkKind)[keyof typeof ChunkKind]
+
+export const ready: Promise<void> = init()
+
+/** Use the page format while at most this share of pages changed; beyond, a whole-chunk delta finds more. */
+const PAGES_MAX_SHARE = 0.5
+const PAGES_MAGIC = 0x53504731 // 'SPG1'
+const PAYLOAD_VCDIFF = 1
+const PAYLOAD_RAW = 2
+
+export interface EncodeInput {
+  alg: HashAlg
+  data: Uint8Array
+  /** Base chunk bytes; absent when the base has no chunk here (grown part or new part). */
+  base?: Uint8Array
+  /** Expected hash of `base` when known (from a manifest): a mismatch means a corrupt base blob. */
+  base_hash?: Uint8Array
+  /** Without a base chunk, try a delta against zero bytes (packs zero-filled and repetitive chunks). */
+  try_empty_source: boolean
+}
+
+export interface EncodeOutput {
+  kind: ChunkKind
+  hash: Uint8Array
+  /** Stored bytes for RAW, DELTA, PAGES; for RAW this is `data` itself. */
+  blob?: Uint8Array
+  /** Hash of the base chunk a DELTA/PAGES blob applies to. */
+  base_hash?: Uint8Array
+  /** DELTA/PAGES: hash of the blob (computed here, off the main thread). */
+  blob_hash?: Uint8Array
+}
+
+function xdeltaEncode(target: Uint8Array, source: Uint8Array): Uint8Array | undefined {
+  if (target.byteLength > MAX_CHUNK_BYTES || source.byteLength > MAX_CHUNK_BYTES) {
+    throw new Error(`xdelta3-wasm input above ${MAX_CHUNK_BYTES} bytes`)
+  }
+  // Only a delta strictly smaller than the target is worth keeping; ENOSPC says it is not.
+  const limit = Math.max(target.byteLength - 1, 0)
+  const result = xd3_encode_memory(target, source, limit, xd3_smatch_cfg.DEFAULT)
+  if (result.ret === WASI_ERRNO.ENOSPC) return undefined
+  if (result.ret !== 0) throw new Error(`xdelta3 encode failed: ${result.str}`)
+  return result.output
+}
+
+function xdeltaDecode(delta: Uint8Array, source: Uint8Array, size_bytes: number): Uint8Array {
+  const result = xd3_decode_memory(delta, source, size_bytes)
+  if (result.ret !== 0 || result.output.byteLength !== size_bytes) {
+    throw new CodecError(
+      'undecodable',
+      `VCDIFF does not decode (${result.str}, ${result.output.byteLength} bytes)`,
+    )
+  }
+  return result.output
+}
+
+function changedPages(data: Uint8Array, base: Uint8Array): number[] {
+  const pages: number[] = []
+  const a = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  const b = Buffer.from(base.buffer, base.byteOffset, base.byteLength)
+  // Both chunks are in memory here, so a byte comparison is the exact (and cheaper) form of a page hash compare.
+  for (let offset = 0, page = 0; offset < a.length; offset += PAGE_BYTES, page++) {
+    const end = Math.min(offset + PAGE_BYTES, a.length)
+    if (a.compare(b, offset, end, offset, end) !== 0) pages.push(page)
+  }
+  return pages
+}
+
+function gatherPages(chunk: Uint8Array, pages: readonly number[]): Uint8Array {
+  const out = Buffer.allocUnsafe(pageSpan(chunk.byteLength, pages))
+  let at = 0
+  for (const page of pages) {
+    const start = page * PAGE_BYTES
+    const end = Math.min(start + PAGE_BYTES, chunk.byteLength)
+    out.set(chunk.subarray(start, end), at)
+    at += end - start
+  }
+  return out
+}
+
+function pageSpan(chunk_bytes: number, pages: readonly number[]): number {
+  let total = 0
+  for (const page of pages) total += Math.min(PAGE_BYTES, chunk_bytes - page * PAGE_BYTES)
+  return total
+}
+
+function encodePages(data: Uint8Array, base: Uint8Array, pages: readonly number[]): Uint8Array {
+  const target = gatherPages(data, pages)
+  const vcdiff = xdeltaEncode(target, gatherPages(base, pages))
+  const payload = vcdiff ?? target
+  const header = Buffer.allocUnsafe(12 + 4 * pages.length)
+  header.writeUInt32LE(PAGES_MAGIC, 0)
+  header.writeUInt32LE(vcdiff ? PAYLOAD_VCDIFF : PAYLOAD_RAW, 4)
+  header.writeUInt32LE(pages.length, 8)
+  for (const [i, page] of pages.entries()) header.writeUInt32LE(page, 12 + 4 * i)
+  return Buffer.concat([header, payload])
+}
+
+function decodePages(blob: Uint8Array, base: Uint8Array): Uint8Array {
+  const view = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength)
+  if (view.length < 12 || view.readUInt32LE(0) !== PAGES_MAGIC)
+    throw new CodecError('undecodable', 'bad page-delta header')
+  const payloadKind = view.readUInt32LE(4)
+  const count = view.readUInt32LE(8)
+  const pagesEnd = 12 + 4 * count
+  if (view.length < pagesEnd) throw new CodecError('undecodable', 'page-delta header truncated')
+  const pages: number[] = []
+  for (let i = 0; i < count; i++) {
+    const page = view.readUInt32LE(12 + 4 * i)
+    if (page * PAGE_BYTES >= base.byteLength)
+      throw new CodecError('undecodable', `page ${page} outside the chunk`)
+    pages.push(page)
+  }
+  const span = pageSpan(base.byteLength, pages)
+  const payload = view.subarray(pagesEnd)
+  let target: Uint8Array
+  if (payloadKind === PAYLOAD_VCDIFF) target = xdeltaDecode(payload, gatherPages(base, pages), span)
+  else if (payloadKind === PAYLOAD_RAW && payload.length === span) target = payload
+  else throw new CodecError('undecodable', 'bad page-delta payload')
+  const out = Buffer.allocUnsafeSlow(base.byteLength)
+  out.set(base)
+  let at = 0
+  for (const page of pages) {
+    const start = page * PAGE_BYTES
+    const length = Math.min(PAGE_BYTES, base.byteLength - start)
+    out.set(target.subarray(at, at + length), start)
+    at += length
+  }
+  return out
+}
+
+/** Encode one chunk against its base chunk: SAME, or the smallest of page delta, whole delta and raw. */
+export function encodeChunk(input: EncodeInput): EncodeOutput {
+  const out = encodeKind(input)
+  if (out.kind === ChunkKind.DELTA || out.kind === ChunkKind.PAGES)
+    out.blob_hash = hashBytes(input.alg, out.blob!)
+  return out
+}
+
+function encodeKind(input: EncodeInput): EncodeOutput {
+  const { alg, data, base } = input
+  const hash = hashBytes(alg, data)
+  if (base === undefined) {
+    if (input.try_empty_source && data.byteLength > 0) {
+      const delta = xdeltaEncode(data, new Uint8Array(0))
+      if (delta) return { kind: ChunkKind.DELTA, hash, blob: delta, base_hash: emptyHash(alg) }
+    }
+    return { kind: ChunkKind.RAW, hash, blob: data }
+  }
+  if (input.base_hash && sameHash(hash, input.base_hash)) return { kind: ChunkKind.SAME, hash }
+  const baseHash = hashBytes(alg, base)
+  if (input.base_hash && !sameHash(baseHash, input.base_hash)) {
+    throw new CodecError(
+      'corrupt',
+      `base chunk hash ${toHex(baseHash)} is not the expected ${toHex(input.base_hash)}`,
+    )
+  }
+  if (sameHash(hash, baseHash)) return { kind: ChunkKind.SAME, hash }
+  if (data.byteLength === base.byteLength) {
+    const pages = changedPages(data, base)
+    const pageCount = Math.ceil(data.byteLength / PAGE_BYTES)
+    if (pages.length <= pageCount * PAGES_MAX_SHARE) {
+      const blob = encodePages(data, base, pages)
+      if (blob.byteLength < data.byteLength) return { kind: ChunkKind.PAGES, hash, blob, base_hash: baseHash }
+      return { kind: ChunkKind.RAW, hash, blob: data }
+    }
+  }
+  const delta = xdeltaEncode(data, base)
+  if (delta) return { kind: ChunkKind.DELTA, hash, blob: delta, base_hash: baseHash }
+  return { kind: ChunkKind.RAW, hash, blob: data }
+}
+
+export interface DecodeInput {
+  alg: HashAlg
+  kind: ChunkKind
+  /** Expected content hash of the result. */
+  hash: Uint8Array
+  size_bytes: number
+  /** The stored blob (RAW, DELTA, PAGES). */
+  blob?: Uint8Array
+  /** The base chunk (SAME, DELTA, PAGES). */
+  base?: Uint8Array
+  /** Hash the base must have (DELTA, PAGES); a different base is refused. */
+  base_hash?: Uint8Array
+}
+
+/** Rebuild one chunk and verify it by hash; every failure names what is wrong. */
+export function decodeChunk(input: DecodeInput): Uint8Array {
+  const { alg, kind } = input
+  let out: Uint8Array
+  if (kind === ChunkKind.RAW || kind === ChunkKind.SAME) {
+    const bytes = kind === ChunkKind.RAW ? input.blob : input.base
+    if (!bytes) throw new Error('decodeChunk: bytes missing')
+    if (bytes.byteLength < input.size_bytes) {
+      throw new CodecError('truncated', `${bytes.byteLength} bytes, expected ${input.size_bytes}`)
+    }
+    out = bytes
+  } else {
+    const { blob, base, base_hash } = input
+    if (!blob || !base || !base_hash) throw new Error('decodeChunk: delta needs blob, base and base_hash')
+    const actual = hashBytes(alg, base)
+    if (!sameHash(actual, base_hash)) {
+      throw new CodecError(
+        'wrong-base',
+        `delta was made against base chunk ${toHex(base_hash)}, got ${toHex(actual)}`,
+      )
+    }
+    try {
+      out = kind === ChunkKind.DELTA ? xdeltaDecode(blob, base, input.size_bytes) : decodePages(blob, base)
+    } catch (error) {
+      if (error instanceof CodecError) throw error
+      throw new CodecError('undecodable', (error as Error).message)
+    }
+  }
+  if (out.byteLength !== input.size_bytes || !sameHash(hashBytes(alg, out), input.hash)) {
+    throw new CodecError('corrupt', `content hash differs from the manifest's ${toHex(input.hash)}`)
+  }
+  return out
+}

@@ -1,0 +1,202 @@
+import type { ImageWriter } from './atomic-file.ts'
+import { ChunkKind } from './codec.ts'
+import { encodeImage, type Progress } from './encode.ts'
+import { SnapshotError } from './errors.ts'
+import type { HashAlg } from './hash.ts'
+import { formatSnapshotId } from './ids.ts'
+import { type ImagePart, knownImageBytes } from './image.ts'
+import { DEFAULT_CHUNK_BYTES } from './limits.ts'
+import type { Manifest } from './manifest.ts'
+import type { GcStats, SnapshotInfo, SnapshotStore } from './store.ts'
+
+/**
+ * When to move the base forward. Deltas are always against the base, so they grow as the image drifts
+ * from it; past a threshold the newest snapshot becomes the new base (derived locally, never resent).
+ */
+export interface RebasePolicy {
+  /** Rebase when one snapshot's delta exceeds this share of the base image. */
+  max_delta_ratio: number
+  /** Rebase when all stored deltas against the base together exceed this share of the base image. */
+  max_total_delta_ratio: number
+}
+
+export const DEFAULT_REBASE_POLICY: RebasePolicy = { max_delta_ratio: 0.5, max_total_delta_ratio: 2 }
+
+export interface EngineOptions {
+  store: SnapshotStore
+  /** This node's public key, hex. */
+  node: string
+  hash_alg?: HashAlg
+  chunk_bytes?: number
+  rebase?: Partial<RebasePolicy>
+  /** After each snapshot keep only this many newest snapshots (and what they need); undefined: no gc. */
+  retain_newest?: number
+}
+
+export interface TakeOptions {
+  term: number
+  /** Defaults to the newest complete snapshot in the store. */
+  parent?: string | null
+  time_ms?: number
+  on_progress?: Progress
+}
+
+export interface TakeResult {
+  manifest: Manifest
+  /** The new base when this snapshot triggered a rebase (same content as `manifest`). */
+  rebased?: Manifest
+  gc?: GcStats
+}
+
+export function shouldRebase(
+  policy: RebasePolicy,
+  base_bytes: number,
+  delta_bytes: number,
+  total_delta_bytes: number,
+): boolean {
+  if (base_bytes === 0) return delta_bytes > 0
+  return (
+    delta_bytes > policy.max_delta_ratio * base_bytes ||
+    total_delta_bytes > policy.max_total_delta_ratio * base_bytes
+  )
+}
+
+/** Writes snapshots of one node into its store: chooses the base, encodes, rebases, collects garbage. */
+export class SnapshotEngine {
+  private readonly policy: RebasePolicy
+  private readonly lastSeq = new Map<number, number>()
+
+  constructor(private readonly options: EngineOptions) {
+    this.policy = { ...DEFAULT_REBASE_POLICY, ...options.rebase }
+    if (options.retain_newest !== undefined && options.retain_newest < 1)
+      throw new Error('retain_newest must be >= 1')
+  }
+
+  get store(): SnapshotStore {
+    return this.options.store
+  }
+
+  private nextSeq(term: number): number {
+    let seq = this.lastSeq.get(term) ?? 0
+    for (const info of this.store.listSnapshots()) {
+      if (info.node === this.options.node && info.term === term) seq = Math.max(seq, info.seq)
+    }
+    this.lastSeq.set(term, seq + 1)
+    return seq + 1
+  }
+
+  /** The base to encode against: the parent's base (or the parent if it is a base), when complete here. */
+  private async chooseBase(parent: SnapshotInfo | undefined): Promise<string | null> {
+    if (!parent) return null
+    const baseId = parent.base ?? parent.id
+    if (await this.store.isComplete(baseId)) return baseId
+    return (await this.store.materialize(baseId)) ? baseId : null
+  }
+
+  async take(parts: readonly ImagePart[], options: TakeOptions): Promise<TakeResult> {
+    const { store } = this
+    const parent =
+      options.parent === undefined
+        ? await store.newestComplete()
+        : options.parent === null
+          ? undefined
+          : store.info(options.parent)
+    if (options.parent && !parent)
+      throw new SnapshotError(`parent snapshot ${options.parent} is not in the store`)
+    const baseId = await this.chooseBase(parent)
+    const hash_alg = this.options.hash_alg ?? 'sha256'
+    const chunk_bytes = this.options.chunk_bytes ?? DEFAULT_CHUNK_BYTES
+    const total_bytes = await knownImageBytes(parts)
+    const encoded = await encodeImage(parts, {
+      pool: store.pool,
+      alg: hash_alg,
+      chunk_bytes,
+      ...(baseId ? { base: await store.baseSource(baseId) } : {}),
+      sink: { put: (hash, bytes) => store.writeBlobTrusted(Buffer.from(hash).toString('hex'), bytes) },
+      ...(total_bytes !== undefined ? { total_bytes } : {}),
+      ...(options.on_progress ? { on_progress: options.on_progress } : {}),
+    })
+    const time_ms = options.time_ms ?? Date.now()
+    const seq = this.nextSeq(options.term)
+    const manifest: Manifest = {
+      v: 1,
+      id: formatSnapshotId({ node: this.options.node, term: options.term, seq }),
+      node: this.options.node,
+      term: options.term,
+      seq,
+      parent: parent?.id ?? null,
+      time_ms,
+      base: baseId,
+      derived_from: null,
+      hash_alg,
+      chunk_bytes,
+      parts: encoded,
+    }
+    await store.writeManifest(manifest)
+    const result: TakeResult = { manifest }
+    if (baseId) {
+      const rebased = await this.maybeRebase(manifest, baseId)
+      if (rebased) result.rebased = rebased
+    }
+    if (this.options.retain_newest !== undefined) {
+      const keep = store
+        .listSnapshots()
+        .slice(0, this.options.retain_newest)
+        .map((info) => info.id)
+      result.gc = await store.gc(
+        new Set([...keep, manifest.id, ...(result.rebased ? [result.rebased.id] : [])]),
+      )
+    }
+    return result
+  }
+
+  private async maybeRebase(snapshot: Manifest, baseId: string): Promise<Manifest | undefined> {
+    const { store } = this
+    const base = store.info(baseId)!
+    const total = store
+      .listSnapshots()
+      .filter((info) => info.base === baseId)
+      .reduce((sum, info) => sum + info.delta_bytes, 0)
+    const delta = store.info(snapshot.id)!.delta_bytes
+    if (!shouldRebase(this.policy, base.image_bytes, delta, total)) return undefined
+    const seq = this.nextSeq(snapshot.term)
+    const rebased: Manifest = {
+      ...snapshot,
+      id: formatSnapshotId({ node: snapshot.node, term: snapshot.term, seq }),
+      seq,
+      parent: snapshot.id,
+      base: null,
+      derived_from: snapshot.id,
+      parts: snapshot.parts.map((part) => ({
+        ...part,
+        chunks: part.chunks.map((c) => ({ k: ChunkKind.RAW, h: c.h })),
+      })),
+    }
+    // Materializing reads the manifest; a crash before it completes leaves an incomplete derived base,
+    // which newestComplete skips and gc keeps the source of, so nothing earlier is lost.
+    await store.writeManifest(rebased)
+    if (!(await store.materialize(rebased.id)))
+      throw new SnapshotError(`rebase ${rebased.id}: could not derive every chunk`)
+    return rebased
+  }
+
+  /** Restore the newest snapshot that restores cleanly, skipping incomplete or corrupt ones. */
+  async restoreNewest(
+    writerFor: () => ImageWriter,
+    on_problem?: (id: string, error: Error) => void,
+  ): Promise<Manifest> {
+    for (const info of this.store.listSnapshots()) {
+      if (!(await this.store.isComplete(info.id))) {
+        on_problem?.(info.id, new SnapshotError(`snapshot ${info.id} is incomplete`))
+        continue
+      }
+      try {
+        return await this.store.restore(info.id, writerFor())
+      } catch (error) {
+        if (!(error instanceof SnapshotError)) throw error
+        on_problem?.(info.id, error)
+      }
+    }
+    throw new SnapshotError('no snapshot in the store restores cleanly')
+  }
+}

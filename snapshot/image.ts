@@ -1,0 +1,98 @@
+import { open, readdir, stat } from 'node:fs/promises'
+import { join, relative, sep } from 'node:path'
+import { isSafePartName } from './manifest.ts'
+
+/**
+ * One named part of an image (VM memory stream, a disk image, one file of a state directory), read as a
+ * stream: either a file (read by position) or any async byte stream (e.g. a QEMU migration pipe).
+ */
+export type ImagePart =
+  | { name: string; path: string }
+  | { name: string; stream: () => AsyncIterable<Uint8Array> }
+
+export function imageFromFile(path: string, name = 'image'): ImagePart[] {
+  return [{ name, path }]
+}
+
+/** Every regular file under `dir` is a part named by its relative path (sorted, so order is stable). */
+export async function imageFromDirectory(dir: string): Promise<ImagePart[]> {
+  const parts: ImagePart[] = []
+  const walk = async (current: string): Promise<void> => {
+    const entries = await readdir(current, { withFileTypes: true })
+    for (const entry of entries) {
+      const path = join(current, entry.name)
+      if (entry.isDirectory()) await walk(path)
+      else if (entry.isFile()) parts.push({ name: relative(dir, path).split(sep).join('/'), path })
+    }
+  }
+  await walk(dir)
+  parts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  return parts
+}
+
+/** A file is a one-part image; a directory is one part per file. */
+export async function openImage(path: string): Promise<ImagePart[]> {
+  return (await stat(path)).isDirectory() ? imageFromDirectory(path) : imageFromFile(path)
+}
+
+export function checkParts(parts: readonly ImagePart[]): void {
+  const names = new Set<string>()
+  for (const part of parts) {
+    if (!isSafePartName(part.name)) throw new Error(`unsafe part name ${JSON.stringify(part.name)}`)
+    if (names.has(part.name)) throw new Error(`duplicate part name ${part.name}`)
+    names.add(part.name)
+  }
+}
+
+/** Total size when every part is a file (for progress), else undefined. */
+export async function knownImageBytes(parts: readonly ImagePart[]): Promise<number | undefined> {
+  let total = 0
+  for (const part of parts) {
+    if (!('path' in part)) return undefined
+    total += (await stat(part.path)).size
+  }
+  return total
+}
+
+/**
+ * Fixed-size chunks of a part, each in its own buffer (so it can move to a worker thread). Only one chunk
+ * is buffered at a time: memory does not grow with the part's size.
+ */
+export async function* readChunks(part: ImagePart, chunk_bytes: number): AsyncGenerator<Buffer> {
+  if ('path' in part) {
+    const handle = await open(part.path, 'r')
+    try {
+      for (let position = 0; ; ) {
+        const chunk = Buffer.allocUnsafeSlow(chunk_bytes)
+        let filled = 0
+        while (filled < chunk_bytes) {
+          const { bytesRead } = await handle.read(chunk, filled, chunk_bytes - filled, position + filled)
+          if (bytesRead === 0) break
+          filled += bytesRead
+        }
+        if (filled === 0) return
+        position += filled
+        yield filled === chunk_bytes ? chunk : Buffer.from(chunk.subarray(0, filled))
+        if (filled < chunk_bytes) return
+      }
+    } finally {
+      await handle.close()
+    }
+  }
+  let chunk = Buffer.allocUnsafeSlow(chunk_bytes)
+  let filled = 0
+  for await (const piece of part.stream()) {
+    for (let at = 0; at < piece.byteLength; ) {
+      const take = Math.min(chunk_bytes - filled, piece.byteLength - at)
+      chunk.set(piece.subarray(at, at + take), filled)
+      filled += take
+      at += take
+      if (filled === chunk_bytes) {
+        yield chunk
+        chunk = Buffer.allocUnsafeSlow(chunk_bytes)
+        filled = 0
+      }
+    }
+  }
+  if (filled > 0) yield Buffer.from(chunk.subarray(0, filled))
+}

@@ -1,0 +1,29 @@
+/** Public API of the snapshot engine (no network here). */
+export { directoryImageWriter, fileImageWriter, type ImageWriter, nullImageWriter } from './atomic-file.ts'
+export { ChunkKind } from './codec.ts'
+export { type CodecPool, createCodecPool } from './codec-pool.ts'
+export { applyDelta, diffImages, openDeltaFile, verifyDeltaFile } from './delta-file.ts'
+export type { Progress } from './encode.ts'
+export {
+  DEFAULT_REBASE_POLICY,
+  type EngineOptions,
+  type RebasePolicy,
+  SnapshotEngine,
+  shouldRebase,
+  type TakeOptions,
+  type TakeResult,
+} from './engine.ts'
+export { ChunkError, type ChunkLocation, type ChunkProblem, SnapshotError } from './errors.ts'
+export type { HashAlg } from './hash.ts'
+export { compareNewestFirst, formatSnapshotId, parseSnapshotId, type SnapshotIdParts } from './ids.ts'
+export { type ImagePart, imageFromDirectory, imageFromFile, openImage } from './image.ts'
+export { MAX_CHUNK_BYTES, PAGE_BYTES } from './limits.ts'
+export {
+  decodeManifest,
+  deltaBytes,
+  encodeManifest,
+  type Manifest,
+  type NeededBlob,
+  neededBlobs,
+} from './manifest.ts'
+export { type GcStats, type SnapshotInfo, SnapshotStore, type VerifyReport } from './store.ts'
