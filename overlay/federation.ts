@@ -138,6 +138,12 @@ export class Federation extends EventEmitter {
   private discovery: PeerDiscoverySession | null = null
   private timers: NodeJS.Timeout[] = []
   private local = { role: 'candidate', term: 0 }
+  private readonly counters = {
+    frames_sent: 0,
+    frame_bytes_sent: 0,
+    frames_received: 0,
+    frame_bytes_received: 0,
+  }
   private closing = false
 
   constructor(options: FederationOptions) {
@@ -214,7 +220,7 @@ export class Federation extends EventEmitter {
     const frame = encodeFrame(FrameKind.Control, msg, this.opts.max_frame_bytes)
     const session = this.sessions.get(peerKey)
     if (!session?.admitted || session.closed || !session.frame) return false
-    session.frame.send(frame)
+    this.sendFrame(session, frame)
     return true
   }
 
@@ -224,11 +230,28 @@ export class Federation extends EventEmitter {
     let sent = 0
     for (const s of this.sessions.values()) {
       if (s.admitted && !s.closed && s.frame) {
-        s.frame.send(frame)
+        this.sendFrame(s, frame)
         sent++
       }
     }
     return sent
+  }
+
+  /**
+   * Control-plane counters: frames (hello, ping, control) and their bytes, plus the bytes written on
+   * the wire by the currently open connections (includes replication traffic).
+   */
+  stats(): typeof this.counters & { wire_bytes_written: number; connections: number } {
+    let wire_bytes_written = 0
+    for (const s of this.sessions.values()) wire_bytes_written += (s.conn as any).rawBytesWritten ?? 0
+    return { ...this.counters, wire_bytes_written, connections: this.sessions.size }
+  }
+
+  private sendFrame(session: Session, frame: Buffer): void {
+    if (!session.frame) return
+    session.frame.send(frame)
+    this.counters.frames_sent++
+    this.counters.frame_bytes_sent += frame.byteLength
   }
 
   publish(input: PublishInput, readBlob: (hash: string) => Promise<Uint8Array>): Promise<IndexEntry> {
@@ -285,7 +308,7 @@ export class Federation extends EventEmitter {
           priority: this.opts.priority,
           ...this.local,
         }
-        session.frame?.send(encodeFrame(FrameKind.Hello, hello, this.opts.max_frame_bytes))
+        this.sendFrame(session, encodeFrame(FrameKind.Hello, hello, this.opts.max_frame_bytes))
       },
       onclose: () => {
         if (!session.closed) conn.destroy()
@@ -312,6 +335,8 @@ export class Federation extends EventEmitter {
 
   private onFrame(session: Session, frame: Buffer): void {
     if (session.closed) return
+    this.counters.frames_received++
+    this.counters.frame_bytes_received += frame.byteLength
     const decoded = decodeFrame(frame, this.opts.max_frame_bytes)
     if (!decoded.ok) {
       this.drop(session, decoded.reason)
@@ -437,7 +462,7 @@ export class Federation extends EventEmitter {
   private ping(): void {
     if (this.closing) return
     const frame = encodeFrame(FrameKind.Ping, this.local, this.opts.max_frame_bytes)
-    for (const s of this.sessions.values()) if (s.admitted && !s.closed) s.frame?.send(frame)
+    for (const s of this.sessions.values()) if (s.admitted && !s.closed) this.sendFrame(s, frame)
   }
 
   private check(): void {

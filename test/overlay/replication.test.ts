@@ -1,0 +1,78 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type LocalTestnet, startTestnet } from '../../overlay/testnet.ts'
+import { Cluster, type NodeProc } from './harness.ts'
+
+const MiB = 1024 * 1024
+
+describe('replicated snapshot store', () => {
+  let testnet: LocalTestnet
+  let cluster: Cluster | null = null
+
+  beforeAll(async () => {
+    testnet = await startTestnet(5)
+  })
+  afterEach(async () => {
+    await cluster?.cleanup()
+    cluster = null
+  })
+  afterAll(async () => {
+    await testnet?.destroy()
+  })
+
+  it('a 64 MiB snapshot replicates to 4 candidates byte-identical', async () => {
+    cluster = await Cluster.create(testnet.bootstrap)
+    const server = cluster.spawn('server', { priority: 100 })
+    const candidates = [1, 2, 3, 4].map((i) => cluster!.spawn(`c${i}`))
+    const all = [server, ...candidates]
+    await cluster.ready(all)
+    await cluster.meshed(all)
+    const published = await server.request('publish', { id: 'snap-64', size_bytes: 64 * MiB }, 60_000)
+    await Promise.all(
+      candidates.map((c) =>
+        c.waitFor(
+          (e) => e.event === 'snapshot-held' && e.id === 'snap-64' && e.writer === server.key,
+          90_000,
+          'held',
+        ),
+      ),
+    )
+    // Everything is local now: the server can go away and every candidate still reads it whole.
+    server.child.kill('SIGKILL')
+    await server.exited
+    for (const c of candidates) {
+      const got = await c.request('collect', { writer: server.key, id: 'snap-64' }, 60_000)
+      expect(got.bytes_total).toBe(64 * MiB)
+      expect(got.digest).toBe(published.digest)
+      expect(got.progress_events).toBeGreaterThan(1)
+    }
+  })
+
+  it('8 nodes, r = 2: a holder is killed (and the writer too) and the newest snapshot is still collected whole', async () => {
+    cluster = await Cluster.create(testnet.bootstrap)
+    const nodes: NodeProc[] = [0, 1, 2, 3, 4, 5, 6, 7].map((i) =>
+      cluster!.spawn(`r${i}`, { replication_factor: 2, block_timeout_ms: 2000 }),
+    )
+    await cluster.ready(nodes)
+    await cluster.meshed(nodes)
+    const [writer, ...others] = nodes as [NodeProc, ...NodeProc[]]
+    await writer.request('publish', { id: 'old', size_bytes: 4 * MiB }, 60_000)
+    const published = await writer.request('publish', { id: 'newest', size_bytes: 24 * MiB }, 60_000)
+    await Promise.all(
+      others.map((n) => n.waitFor((e) => e.event === 'snapshot-held' && e.id === 'newest', 60_000, 'held')),
+    )
+    // Placement: nobody but the writer holds everything, and every blob has at least r = 2 copies.
+    const counts = await Promise.all(others.map((n) => n.request('local-blocks', { writer: writer.key })))
+    const blob_count = 4 + 24
+    for (const c of counts) expect(c.held).toBeLessThan(c.length)
+    const held_blobs = counts.reduce((sum, c) => sum + c.held - 4, 0) // minus 2 manifests + 2 indexes each
+    expect(held_blobs).toBeGreaterThanOrEqual(2 * blob_count)
+    writer.child.kill('SIGKILL')
+    const victim = others[0]!
+    victim.child.kill('SIGKILL')
+    await Promise.all([writer.exited, victim.exited])
+    const restorer = others[others.length - 1]!
+    const got = await restorer.request('collect', { writer: writer.key, id: 'newest' }, 90_000)
+    expect(got.digest).toBe(published.digest)
+    expect(got.bytes_total).toBe(24 * MiB)
+  })
+})

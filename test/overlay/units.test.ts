@@ -1,0 +1,113 @@
+import { randomBytes } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
+import { decodeFrame, encodeFrame, FrameKind } from '../../overlay/frames.ts'
+import {
+  admissionProof,
+  deriveAdmissionKey,
+  deriveBlockKey,
+  deriveTopic,
+  verifyAdmissionProof,
+} from '../../overlay/keys.ts'
+import { PeerTable } from '../../overlay/peer-table.ts'
+import { rendezvousHolders } from '../../overlay/rendezvous.ts'
+import { invalidFrame, randomFrame } from './fuzz-frames.ts'
+
+describe('frames', () => {
+  it('round-trips every frame kind', () => {
+    const control = { type: 'heartbeat', term: 3, snapshot: 'abc', health: { ok: true } }
+    expect(decodeFrame(encodeFrame(FrameKind.Control, control))).toEqual({
+      ok: true,
+      kind: FrameKind.Control,
+      body: control,
+    })
+    const ping = decodeFrame(encodeFrame(FrameKind.Ping, { role: 'server', term: 7 }))
+    expect(ping).toEqual({ ok: true, kind: FrameKind.Ping, body: { role: 'server', term: 7 } })
+    const proof = randomBytes(32)
+    const hello = decodeFrame(
+      encodeFrame(FrameKind.Hello, { proof, name: 'n', priority: 2, role: 'candidate', term: 0 }),
+    )
+    expect(hello.ok && hello.kind === FrameKind.Hello && Buffer.from(hello.body.proof).equals(proof)).toBe(
+      true,
+    )
+  })
+
+  it('refuses to encode an oversized frame', () => {
+    expect(() => encodeFrame(FrameKind.Control, { type: 'x', pad: 'y'.repeat(70_000) })).toThrow(RangeError)
+  })
+
+  it('10,000 random and malformed frames: never throws, every invalid one is rejected with a reason', () => {
+    for (let i = 0; i < 10_000; i++) {
+      const bad = invalidFrame()
+      const decoded = decodeFrame(bad)
+      const rejected = !decoded.ok || (decoded.kind === FrameKind.Control && decoded.body.type === 'bad')
+      expect(rejected, `accepted ${bad.toString('hex').slice(0, 80)}`).toBe(true)
+      if (!decoded.ok) expect(decoded.reason.length).toBeGreaterThan(0)
+      expect(() => decodeFrame(randomFrame())).not.toThrow()
+    }
+  })
+
+  it('decoded control messages are plain objects (no prototype tricks)', () => {
+    const evil = Buffer.concat([
+      Buffer.from([1, FrameKind.Control]),
+      Buffer.from('82a474797065a178a95f5f70726f746f5f5f81a161a162', 'hex'),
+    ])
+    const decoded = decodeFrame(evil)
+    expect(({} as Record<string, unknown>)['a']).toBeUndefined()
+    if (decoded.ok) expect(Object.getPrototypeOf(decoded.body)).toBe(Object.prototype)
+  })
+})
+
+describe('keys and admission proofs', () => {
+  const secret = randomBytes(32)
+  const key = deriveAdmissionKey(secret)
+  const hh = randomBytes(64)
+  const alice = randomBytes(32)
+  const bob = randomBytes(32)
+
+  it('derives distinct keys per purpose', () => {
+    const all = [deriveTopic(secret), deriveBlockKey(secret), key].map((b) => b.toString('hex'))
+    expect(new Set(all).size).toBe(3)
+  })
+
+  it('accepts the right proof and rejects replay on another connection, reflection and wrong secrets', () => {
+    const proof = admissionProof(key, hh, alice)
+    expect(verifyAdmissionProof(key, hh, alice, proof)).toBe(true)
+    expect(verifyAdmissionProof(key, randomBytes(64), alice, proof)).toBe(false) // another handshake
+    expect(verifyAdmissionProof(key, hh, bob, proof)).toBe(false) // reflected to another key
+    expect(verifyAdmissionProof(deriveAdmissionKey(randomBytes(32)), hh, alice, proof)).toBe(false)
+    expect(verifyAdmissionProof(key, hh, alice, proof.subarray(0, 31))).toBe(false)
+  })
+})
+
+describe('rendezvous placement', () => {
+  it('is deterministic, returns r distinct holders, and moves little when a member leaves', () => {
+    const nodes = Array.from({ length: 8 }, () => randomBytes(32).toString('hex'))
+    const items = Array.from({ length: 400 }, (_, i) => `blob-${i}`)
+    let moved = 0
+    for (const item of items) {
+      const h = rendezvousHolders(item, nodes, 2)
+      expect(h).toEqual(rendezvousHolders(item, [...nodes].reverse(), 2))
+      expect(new Set(h).size).toBe(2)
+      const after = rendezvousHolders(item, nodes.slice(1), 2)
+      if (!h.includes(nodes[0]!)) expect(after).toEqual(h)
+      else moved++
+    }
+    expect(moved).toBeGreaterThan(50) // about 2/8 of the items
+    expect(moved).toBeLessThan(160)
+  })
+})
+
+describe('peer table', () => {
+  it('tracks reachability, revival and the current server', () => {
+    const t = new PeerTable()
+    t.up('a', { name: 'a', priority: 1, role: 'candidate', term: 0 }, 0)
+    t.up('b', { name: 'b', priority: 2, role: 'server', term: 4 }, 0)
+    expect(t.view({ key: 'self', role: 'server', term: 3 }).server).toBe('b')
+    expect(t.down('b', 'suspected')).toBe(true)
+    expect(t.down('b', 'closed')).toBe(false)
+    expect(t.view({ key: 'self', role: 'server', term: 3 }).server).toBe('self')
+    expect(t.view().unreachable.map((e) => [e.key, e.down_reason])).toEqual([['b', 'suspected']])
+    expect(t.revive('b')).toBe(true)
+    expect(t.reachableKeys().sort()).toEqual(['a', 'b'])
+  })
+})
