@@ -1,0 +1,55 @@
+import type { ControlMessage } from './messages.ts'
+import type { ForkPoint } from './lineage.ts'
+import type { NodeId, Role, SnapshotRef } from './types.ts'
+
+/** Inputs to the core. Every event carries the time it happened; the core reads no clock. */
+export type CoreEvent =
+  | { type: 'tick'; now_ms: number }
+  | { type: 'peer-up'; peer: NodeId; now_ms: number }
+  | { type: 'peer-down'; peer: NodeId; reason: 'closed' | 'suspected'; now_ms: number }
+  | { type: 'message'; from: NodeId; msg: ControlMessage; now_ms: number }
+  | { type: 'driver'; kind: DriverEventKind; now_ms: number }
+  | { type: 'snapshot-stored'; snapshot: SnapshotRef; now_ms: number }
+  | { type: 'snapshot-failed'; id: string; reason: string; now_ms: number }
+  | { type: 'restore-done'; ok: boolean; snapshot: SnapshotRef | null; reason?: string; now_ms: number }
+  | { type: 'merge-done'; ok: boolean; winner: NodeId; reason?: string; now_ms: number }
+  | { type: 'leave'; now_ms: number }
+  | { type: 'load'; load: number; now_ms: number }
+
+/** `answering`: the service passed its first probe. `unusable`: its current state cannot be used. */
+export type DriverEventKind = 'answering' | 'exited' | 'probe-failed' | 'unusable'
+
+/** Timeline stages: one log record each, with the monotonic time, so timelines and benchmarks agree. */
+export type TimelineName =
+  | 'role_changed'
+  | 'fault_seen'
+  | 'server_suspected'
+  | 'elected'
+  | 'claim_refused'
+  | 'snapshot_collected'
+  | 'restored'
+  | 'service_answering'
+  | 'restart_in_place'
+  | 'resigned'
+  | 'handover_started'
+  | 'handover_finished'
+  | 'merge_started'
+  | 'merge_finished'
+  | 'merge_failed'
+
+/** Outputs of the core: what the runtime (or the simulator) must do. */
+export type CoreEffect =
+  | { type: 'send'; to: NodeId; msg: ControlMessage }
+  | { type: 'broadcast'; msg: ControlMessage }
+  /** Restart the service in place: on its current state, or on the newest local snapshot. */
+  | { type: 'start-service'; from: 'current' | 'snapshot'; snapshot: SnapshotRef | null }
+  /** Collect `snapshot` (null: none exists, start empty) from `sources`, materialise it, start the service. */
+  | { type: 'restore'; snapshot: SnapshotRef | null; sources: NodeId[] }
+  | { type: 'cancel-restore' }
+  | { type: 'stop-service'; reason: string }
+  | { type: 'take-snapshot'; snapshot: SnapshotRef; final: boolean }
+  /** Loser side of a heal: archive changes since `fork`, hand them to `winner`, wait for its confirmation. */
+  | { type: 'run-merge'; winner: NodeId; fork: ForkPoint | null; attempt: number }
+  | { type: 'persist'; term: number }
+  | { type: 'exit' }
+  | { type: 'timeline'; name: TimelineName; role: Role; term: number; fields: Record<string, unknown> }

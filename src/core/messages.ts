@@ -1,0 +1,97 @@
+import { z } from 'zod'
+import { ROLES, type SnapshotRef } from './types.ts'
+
+/**
+ * Control messages between nodes. The overlay checks the envelope (version, size); these schemas check
+ * every field before a message reaches the core, so the core may trust what it is given.
+ */
+
+const node_id = z.string().regex(/^[0-9a-f]{16,128}$/, 'a hex node key')
+const term = z.number().int().nonnegative()
+const time_ms = z.number().finite().nonnegative()
+
+const segment = z.object({ writer: node_id, term, seq: z.number().int().positive(), time_ms }).strict()
+
+const snapshot_ref = z
+  .object({
+    id: z.string().max(300),
+    writer: node_id,
+    term,
+    seq: z.number().int().positive(),
+    time_ms,
+    size_bytes: z.number().int().nonnegative(),
+    lineage: z.array(segment).min(1).max(64),
+  })
+  .strict()
+  .refine((s) => s.id === `${s.writer}:${s.term}:${s.seq}`, 'snapshot id must be writer:term:seq')
+
+export const state_message = z
+  .object({
+    type: z.literal('state'),
+    term,
+    role: z.enum(ROLES),
+    priority: z.number().finite(),
+    load: z.number().finite().nonnegative(),
+    server: node_id.nullable(),
+    snapshot: snapshot_ref.nullable(),
+    head: snapshot_ref.nullable(),
+    health: z.enum(['ok', 'degraded', 'down', 'unknown']),
+    /** False while the node must not be elected (it resigned recently). */
+    eligible: z.boolean(),
+  })
+  .strict()
+
+export const claim_message = z
+  .object({
+    type: z.literal('claim'),
+    term,
+    priority: z.number().finite(),
+    load: z.number().finite().nonnegative(),
+    snapshot: snapshot_ref.nullable(),
+  })
+  .strict()
+
+export const refuse_message = z
+  .object({ type: z.literal('refuse'), term, better: node_id, reason: z.string().max(500) })
+  .strict()
+
+export const resign_message = z.object({ type: z.literal('resign'), term }).strict()
+
+export const handover_message = z
+  .object({ type: z.literal('handover'), term, to: node_id, snapshot: snapshot_ref })
+  .strict()
+
+export const leaving_message = z.object({ type: z.literal('leaving'), term }).strict()
+
+export const control_message = z.discriminatedUnion('type', [
+  state_message,
+  claim_message,
+  refuse_message,
+  resign_message,
+  handover_message,
+  leaving_message,
+])
+
+export type StateMessage = z.infer<typeof state_message>
+export type ClaimMessage = z.infer<typeof claim_message>
+export type RefuseMessage = z.infer<typeof refuse_message>
+export type ResignMessage = z.infer<typeof resign_message>
+export type HandoverMessage = z.infer<typeof handover_message>
+export type LeavingMessage = z.infer<typeof leaving_message>
+export type ControlMessage = z.infer<typeof control_message>
+
+export type ValidationResult = { ok: true; value: ControlMessage } | { ok: false; reason: string }
+
+/** Validates an untrusted decoded frame; the reason names the first offending field. */
+export function validateControlMessage(input: unknown): ValidationResult {
+  const result = control_message.safeParse(input)
+  if (result.success) return { ok: true, value: result.data }
+  const issue = result.error.issues[0]
+  const where = issue && issue.path.length > 0 ? issue.path.join('.') : 'message'
+  return { ok: false, reason: `${where}: ${issue?.message ?? 'invalid'}` }
+}
+
+// Compile-time check that the schema and the core's SnapshotRef agree.
+type SchemaRef = z.infer<typeof snapshot_ref>
+const _ref_check: SchemaRef extends SnapshotRef ? (SnapshotRef extends SchemaRef ? true : never) : never = true
+void _ref_check

@@ -1,0 +1,825 @@
+import { assert } from './assert.ts'
+import { type CoreConfig, checkCoreConfig } from './config.ts'
+import type { CoreEffect, CoreEvent, TimelineName } from './io.ts'
+import { forkPoint, nextSnapshotRef } from './lineage.ts'
+import type { ClaimMessage, ControlMessage, HandoverMessage, RefuseMessage, StateMessage } from './messages.ts'
+import { best, type Contender, compareContenders, compareSnapshots, compareStatic } from './ranking.ts'
+import type { Health, NodeId, PeerInfo, Role, SnapshotRef } from './types.ts'
+
+/** What a node keeps across restarts (the runtime persists it atomically on `persist`). */
+export interface PersistedState {
+  term: number
+}
+
+export interface NodeStartOptions {
+  config: CoreConfig
+  now_ms: number
+  persisted?: PersistedState
+  /** Newest complete snapshot already in the local store. */
+  held?: SnapshotRef | null
+  load?: number
+}
+
+interface Election {
+  deadline_ms: number
+  excluded: Set<NodeId>
+  /** A node that refused this node's claim as outranking it: wait for it until the deadline. */
+  wait_for: NodeId | null
+}
+
+interface Restore {
+  snapshot: SnapshotRef | null
+  failed: Set<string>
+}
+
+interface Merge {
+  /** What the loser becomes once the winner confirms: a candidate, or gone (it was leaving). */
+  after: 'candidate' | 'exit'
+  winner: NodeId
+  attempt: number
+  running: boolean
+  retry_at_ms: number
+}
+
+interface Handover {
+  after: 'exit' | 'candidate'
+  final: SnapshotRef | null
+  successor: NodeId | null
+  deadline_ms: number
+  tried: Set<NodeId>
+}
+
+/**
+ * The node state machine of DESIGN.md: roles, terms, election, escalation, hand-over and merge
+ * decisions. Pure: `handle(event)` returns the effects to carry out; no I/O, clock or randomness.
+ */
+export class NodeCore {
+  readonly config: CoreConfig
+  readonly id: NodeId
+  private role_: Role = 'candidate'
+  /** The term this node serves in while it serves; otherwise the highest term seen. */
+  private term_: number
+  /** Highest term seen anywhere; a claim always exceeds it. */
+  private max_term_: number
+  /** The server this node follows; itself while restoring, serving or handing over. */
+  private server_: NodeId | null = null
+  private readonly peers_ = new Map<NodeId, PeerInfo>()
+  /** Newest complete snapshot in the local store. */
+  private held_: SnapshotRef | null
+  /** Lineage head while serving: newest snapshot made, or the one restored from. */
+  private head_: SnapshotRef | null = null
+  private load_: number
+  private health_: Health = 'unknown'
+  private readonly joined_at_ms: number
+  private election: Election | null = null
+  private restore: Restore | null = null
+  private merge: Merge | null = null
+  private handover: Handover | null = null
+  /** Successor named by a leaving server; its claim is accepted without ranking. */
+  private handover_to: NodeId | null = null
+  private snapshot_in_flight: string | null = null
+  private next_heartbeat_ms: number
+  private next_snapshot_ms = 0
+  private restarts_ms: number[] = []
+  private ineligible_until_ms = 0
+  private answering_reported = false
+  private effects: CoreEffect[] = []
+  private now_ms: number
+
+  constructor(options: NodeStartOptions) {
+    checkCoreConfig(options.config)
+    this.config = options.config
+    this.id = options.config.id
+    this.term_ = options.persisted?.term ?? 0
+    this.max_term_ = this.term_
+    this.held_ = options.held ?? null
+    this.load_ = options.load ?? 0
+    this.now_ms = options.now_ms
+    this.joined_at_ms = options.now_ms
+    this.next_heartbeat_ms = options.now_ms
+  }
+
+  get role(): Role {
+    return this.role_
+  }
+  get term(): number {
+    return this.term_
+  }
+  /** Highest term this node has seen; what it persists. */
+  get maxTerm(): number {
+    return this.max_term_
+  }
+  get server(): NodeId | null {
+    return this.server_
+  }
+  get held(): SnapshotRef | null {
+    return this.held_
+  }
+  get head(): SnapshotRef | null {
+    return this.head_
+  }
+  get health(): Health {
+    return this.health_
+  }
+  peers(): PeerInfo[] {
+    return [...this.peers_.values()]
+  }
+
+  handle(event: CoreEvent): CoreEffect[] {
+    assert(event.now_ms >= this.now_ms, `time went backwards: ${event.now_ms} < ${this.now_ms}`)
+    this.now_ms = event.now_ms
+    this.effects = []
+    switch (event.type) {
+      case 'tick':
+        this.onTick()
+        break
+      case 'peer-up':
+        this.peer(event.peer).reachable = true
+        this.broadcastState()
+        break
+      case 'peer-down':
+        this.onPeerDown(event.peer, event.reason)
+        break
+      case 'message':
+        this.onMessage(event.from, event.msg)
+        break
+      case 'driver':
+        this.onDriver(event.kind)
+        break
+      case 'snapshot-stored':
+        this.onSnapshotStored(event.snapshot)
+        break
+      case 'snapshot-failed':
+        if (this.snapshot_in_flight === event.id) this.snapshot_in_flight = null
+        if (this.handover && this.handover.final === null) this.failHandoverSnapshot()
+        break
+      case 'restore-done':
+        this.onRestoreDone(event.ok, event.snapshot, event.reason)
+        break
+      case 'merge-done':
+        this.onMergeDone(event.ok, event.winner, event.reason)
+        break
+      case 'leave':
+        this.onLeave()
+        break
+      case 'load':
+        assert(event.load >= 0, 'load must be >= 0')
+        this.load_ = event.load
+        break
+    }
+    this.checkInvariants()
+    return this.effects
+  }
+
+  // ---------------------------------------------------------------- time
+
+  private onTick(): void {
+    const now = this.now_ms
+    if (now >= this.next_heartbeat_ms) this.broadcastState()
+    if (this.role_ === 'candidate' && this.server_ === null && now - this.joined_at_ms >= this.config.join_wait_ms) {
+      this.startElection(new Set())
+    }
+    if (this.role_ === 'electing' && this.election && now >= this.election.deadline_ms) {
+      this.election.deadline_ms = now + this.config.election_timeout_ms
+      this.election.wait_for = null
+      this.evaluateElection()
+    }
+    if (this.role_ === 'server' && this.handover === null) {
+      if (now >= this.next_snapshot_ms && this.snapshot_in_flight === null && this.health_ !== 'down') {
+        this.takeSnapshot(false)
+      }
+      if (this.config.preempt) this.considerPreempt()
+    }
+    if (this.role_ === 'merging' && this.merge && !this.merge.running && now >= this.merge.retry_at_ms) {
+      const winner = this.peers_.get(this.merge.winner)
+      // The winner stopped serving meanwhile (it merged into a third server): decide again from scratch.
+      if (winner?.role === 'server') this.runMerge()
+      else if (winner?.role !== 'merging') this.abandonMerge(`winner ${short(this.merge.winner)} no longer serves`)
+      else this.merge.retry_at_ms = now + this.config.merge_retry_ms
+    }
+    if (this.handover?.successor && now >= this.handover.deadline_ms) {
+      this.handover.tried.add(this.handover.successor)
+      this.handover.successor = null
+      this.nameSuccessor()
+    }
+  }
+
+  // ---------------------------------------------------------------- peers and messages
+
+  private peer(id: NodeId): PeerInfo {
+    assert(id !== this.id, 'a node is not its own peer')
+    let info = this.peers_.get(id)
+    if (!info) {
+      info = {
+        id,
+        reachable: true,
+        role: 'candidate',
+        term: 0,
+        priority: Number.NEGATIVE_INFINITY,
+        load: 0,
+        server: null,
+        snapshot: null,
+        head: null,
+        health: 'unknown',
+        last_heard_ms: this.now_ms,
+        ineligible_until_ms: 0,
+      }
+      this.peers_.set(id, info)
+    }
+    return info
+  }
+
+  private onPeerDown(id: NodeId, reason: 'closed' | 'suspected'): void {
+    const info = this.peer(id)
+    if (!info.reachable) return
+    info.reachable = false
+    if (this.server_ === id && this.role_ !== 'server') {
+      this.timeline('server_suspected', { server: id, reason })
+      this.startElection(new Set([id]))
+    } else if (this.role_ === 'electing') {
+      this.evaluateElection()
+    }
+    if (this.merge?.winner === id) this.abandonMerge('winner unreachable')
+    if (this.handover?.successor === id) {
+      this.handover.tried.add(id)
+      this.handover.successor = null
+      this.nameSuccessor()
+    }
+  }
+
+  private onMessage(from: NodeId, msg: ControlMessage): void {
+    const info = this.peer(from)
+    info.reachable = true
+    info.last_heard_ms = this.now_ms
+    this.observeTerm(msg.term)
+    switch (msg.type) {
+      case 'state':
+        this.onState(info, msg)
+        break
+      case 'claim':
+        this.onClaim(info, msg)
+        break
+      case 'refuse':
+        this.onRefuse(info, msg)
+        break
+      case 'resign':
+        info.role = 'candidate'
+        info.ineligible_until_ms = this.now_ms + this.config.resign_cooldown_ms
+        if (this.server_ === from && this.role_ !== 'server') {
+          this.timeline('server_suspected', { server: from, reason: 'resigned' })
+          this.startElection(new Set([from]))
+        }
+        break
+      case 'handover':
+        this.onHandover(info, msg)
+        break
+      case 'leaving':
+        info.reachable = false
+        info.role = 'leaving'
+        if (this.server_ === from && this.role_ !== 'server' && this.handover_to === null) {
+          this.startElection(new Set([from]))
+        } else if (this.role_ === 'electing') {
+          this.evaluateElection()
+        }
+        break
+    }
+  }
+
+  private observeTerm(term: number): void {
+    if (term <= this.max_term_) return
+    this.max_term_ = term
+    // A serving node keeps the term of its claim: it names its lineage. It adopts the new one on stepping down.
+    if (!this.serving()) this.term_ = term
+    this.effects.push({ type: 'persist', term })
+  }
+
+  private serving(): boolean {
+    return this.role_ === 'server' || this.role_ === 'restoring' || this.role_ === 'merging'
+  }
+
+  private onState(info: PeerInfo, msg: StateMessage): void {
+    info.role = msg.role
+    info.term = msg.term
+    info.priority = msg.priority
+    info.load = msg.load
+    info.server = msg.server
+    info.snapshot = msg.snapshot
+    info.head = msg.head
+    info.health = msg.health
+    info.ineligible_until_ms = msg.eligible ? 0 : Number.POSITIVE_INFINITY
+    if (msg.role === 'server') this.onServerSeen(info)
+    else if (this.server_ === info.id && (this.role_ === 'candidate' || this.role_ === 'electing')) {
+      if (msg.role === 'merging' && msg.server !== null && msg.server !== this.id) {
+        // Our server is merging into another after a heal: follow the winner.
+        this.server_ = msg.server
+      } else if (msg.role !== 'restoring' && msg.role !== 'leaving' && this.handover_to === null) {
+        // Our server restarted (faster than detection) or stepped down: it no longer serves.
+        // No exclusion: if it resigned, it says so (`eligible: false`); otherwise it may win again.
+        this.timeline('server_suspected', { server: info.id, reason: `now ${msg.role}` })
+        this.startElection(new Set())
+      }
+    } else if (this.role_ === 'electing') {
+      this.evaluateElection()
+    }
+  }
+
+  /** A peer says it is a server. Follow it, or resolve two servers (partition heal). */
+  private onServerSeen(other: PeerInfo): void {
+    switch (this.role_) {
+      case 'candidate':
+      case 'electing': {
+        if (this.handover_to === other.id) {
+          this.follow(other.id)
+          return
+        }
+        const current = this.server_ !== null ? this.peers_.get(this.server_) : undefined
+        const keep = current && current.reachable && current.role === 'server' && current.id !== other.id
+        if (keep && this.mergeWinner(current, other) === current.id) return
+        this.follow(other.id)
+        break
+      }
+      case 'restoring':
+        // A live server exists (a frozen one woke up, or a partition healed): it keeps the service.
+        this.abortRestore(`server ${short(other.id)} is alive`)
+        this.follow(other.id)
+        break
+      case 'server':
+      case 'merging': {
+        if (this.role_ === 'merging') return
+        if (this.handover?.successor === other.id) {
+          this.finishHandover()
+          return
+        }
+        if (this.config.planted_bug === 'never-step-down-on-heal') return
+        if (this.mergeWinner(this.self(), other) === this.id) return
+        this.startMerge(other, 'candidate')
+        break
+      }
+      case 'leaving':
+        if (this.handover?.successor === other.id) this.finishHandover()
+        else if (this.handover !== null) {
+          // Another server appeared while this one hands over (a partition healed): its changes since
+          // the split must reach that server before it goes, so it merges instead of handing over.
+          this.handover = null
+          this.startMerge(other, 'exit')
+        }
+        break
+    }
+  }
+
+  /** Who keeps the service when two servers meet: by priority, or by newest term then priority. */
+  private mergeWinner(a: { id: NodeId; priority: number; term: number }, b: PeerInfo): NodeId {
+    const ca = { id: a.id, priority: a.priority, load: 0, snapshot: null }
+    const cb = { id: b.id, priority: b.priority, load: 0, snapshot: null }
+    if (this.config.merge_direction === 'newest-term' && a.term !== b.term) return a.term > b.term ? a.id : b.id
+    return compareStatic(ca, cb) > 0 ? a.id : b.id
+  }
+
+  private onClaim(claimant: PeerInfo, msg: ClaimMessage): void {
+    claimant.role = 'restoring'
+    claimant.term = msg.term
+    claimant.priority = msg.priority
+    claimant.load = msg.load
+    claimant.snapshot = msg.snapshot
+    claimant.server = claimant.id
+    if (this.handover_to === claimant.id) {
+      this.follow(claimant.id)
+      return
+    }
+    const refuse = (better: NodeId, reason: string) => {
+      const refusal: RefuseMessage = { type: 'refuse', term: this.term_, better, reason }
+      this.effects.push({ type: 'send', to: claimant.id, msg: refusal })
+      this.timeline('claim_refused', { claimant: claimant.id, better, reason })
+    }
+    if (this.handover?.successor === claimant.id) return
+    if (this.role_ === 'server' || this.role_ === 'merging') {
+      refuse(this.id, `server ${short(this.id)} is alive at term ${this.term_}`)
+      return
+    }
+    if (this.role_ === 'leaving') return
+    const live_server = this.server_ !== null ? this.peers_.get(this.server_) : undefined
+    if (live_server && live_server.id !== claimant.id && live_server.reachable && live_server.role === 'server') {
+      refuse(live_server.id, `server ${short(live_server.id)} is alive at term ${live_server.term}`)
+      return
+    }
+    const claim = this.contender(claimant)
+    const better = this.eligible(new Set([claimant.id])).find(
+      (c) => compareContenders(this.config.strategy, c, claim) > 0,
+    )
+    if (better) {
+      const top = best(this.config.strategy, this.eligible(new Set([claimant.id])))!
+      refuse(top.id, `${short(top.id)} outranks ${short(claimant.id)} (${this.config.strategy})`)
+      return
+    }
+    if (this.role_ === 'restoring') this.abortRestore(`claim of ${short(claimant.id)} outranks mine`)
+    this.follow(claimant.id)
+  }
+
+  private onRefuse(from: PeerInfo, msg: RefuseMessage): void {
+    if (this.role_ !== 'restoring') return
+    const better = msg.better === this.id ? undefined : this.peers_.get(msg.better)
+    // A refusal only counts when this node can reach the better one itself; otherwise reachability
+    // disagrees and this side keeps its server until a heal merges the two.
+    if (!better?.reachable) return
+    // The refuser may know less than this node (a resign it has not heard yet): check the claim again.
+    const outranks = this.eligible(new Set())
+      .filter((c) => c.id === better.id)
+      .some((c) => compareContenders(this.config.strategy, c, this.self()) > 0)
+    if (better.role !== 'server' && !outranks) return
+    this.timeline('claim_refused', { by: from.id, better: better.id, reason: msg.reason })
+    this.abortRestore(msg.reason)
+    if (better.role === 'server') this.follow(better.id)
+    else this.startElection(new Set(), better.id)
+  }
+
+  private onHandover(from: PeerInfo, msg: HandoverMessage): void {
+    from.role = 'leaving'
+    this.handover_to = msg.to
+    const current = this.server_ !== null ? this.peers_.get(this.server_) : undefined
+    if (current && current.id !== from.id && current.reachable && current.role === 'server') {
+      // This node follows another live server: the leaving one will find it and merge into it.
+      this.handover_to = null
+      return
+    }
+    if (msg.to !== this.id) {
+      if (this.role_ === 'candidate' || this.role_ === 'electing') this.server_ = from.id
+      return
+    }
+    if (this.role_ !== 'candidate' && this.role_ !== 'electing') return
+    this.claim(msg.snapshot, [from.id])
+  }
+
+  // ---------------------------------------------------------------- election
+
+  private self(): Contender & { term: number } {
+    return { id: this.id, priority: this.config.priority, load: this.load_, snapshot: this.held_, term: this.term_ }
+  }
+
+  private contender(p: PeerInfo): Contender {
+    return { id: p.id, priority: p.priority, load: p.load, snapshot: p.snapshot }
+  }
+
+  /** Nodes this one can reach that may be elected now (itself included), minus `excluded`. */
+  private eligible(excluded: Set<NodeId>): Contender[] {
+    const out: Contender[] = []
+    const me_ok = this.now_ms >= this.ineligible_until_ms && this.role_ !== 'leaving' && !excluded.has(this.id)
+    if (me_ok) out.push(this.self())
+    for (const p of this.peers_.values()) {
+      if (!p.reachable || excluded.has(p.id) || this.now_ms < p.ineligible_until_ms) continue
+      if (p.role === 'candidate' || p.role === 'electing' || p.role === 'restoring') out.push(this.contender(p))
+    }
+    return out
+  }
+
+  private startElection(excluded: Set<NodeId>, wait_for: NodeId | null = null): void {
+    this.server_ = null
+    this.handover_to = null
+    this.election = { deadline_ms: this.now_ms + this.config.election_timeout_ms, excluded, wait_for }
+    this.setRole('electing')
+    this.evaluateElection()
+  }
+
+  private evaluateElection(): void {
+    if (this.role_ !== 'electing' || this.election === null) return
+    const contenders = this.eligible(this.election.excluded)
+    const top =
+      this.config.planted_bug === 'lower-priority-wins'
+        ? contenders.reduce<Contender | null>(
+            (lo, c) => (lo === null || compareContenders(this.config.strategy, c, lo) < 0 ? c : lo),
+            null,
+          )
+        : best(this.config.strategy, contenders)
+    if (top?.id !== this.id) return
+    const wait_for = this.election.wait_for !== null ? this.peers_.get(this.election.wait_for) : undefined
+    if (wait_for?.reachable) return
+    const [snapshot, sources] = this.newestCollectable(new Set())
+    this.claim(snapshot, sources)
+  }
+
+  private claim(snapshot: SnapshotRef | null, sources: NodeId[]): void {
+    const term =
+      this.config.planted_bug === 'term-not-incremented' ? Math.max(this.max_term_, 1) : this.max_term_ + 1
+    this.term_ = term
+    this.max_term_ = term
+    this.effects.push({ type: 'persist', term })
+    this.election = null
+    this.server_ = this.id
+    this.handover_to = null
+    this.head_ = null
+    this.snapshot_in_flight = null
+    this.health_ = 'unknown'
+    this.answering_reported = false
+    this.setRole('restoring')
+    const claim: ClaimMessage = {
+      type: 'claim',
+      term,
+      priority: this.config.priority,
+      load: this.load_,
+      snapshot: this.held_,
+    }
+    this.effects.push({ type: 'broadcast', msg: claim })
+    this.timeline('elected', { strategy: this.config.strategy, snapshot: snapshot?.id ?? null })
+    this.restore = { snapshot, failed: new Set() }
+    this.effects.push({ type: 'restore', snapshot, sources })
+    this.broadcastState()
+  }
+
+  /** Newest complete snapshot this node can collect: its own, or one a reachable peer holds. */
+  private newestCollectable(failed: Set<string>): [SnapshotRef | null, NodeId[]] {
+    const offers: Array<{ snapshot: SnapshotRef; holder: NodeId }> = []
+    if (this.held_ && !failed.has(this.held_.id)) offers.push({ snapshot: this.held_, holder: this.id })
+    for (const p of this.peers_.values()) {
+      if (p.reachable && p.snapshot && !failed.has(p.snapshot.id)) offers.push({ snapshot: p.snapshot, holder: p.id })
+    }
+    if (offers.length === 0) return [null, []]
+    const sign = this.config.planted_bug === 'restore-older-snapshot' ? -1 : 1
+    let pick = offers[0]!.snapshot
+    for (const o of offers) if (sign * compareSnapshots(o.snapshot, pick) > 0) pick = o.snapshot
+    const sources = offers.filter((o) => o.snapshot.id === pick.id && o.holder !== this.id).map((o) => o.holder)
+    return [pick, sources]
+  }
+
+  private onRestoreDone(ok: boolean, snapshot: SnapshotRef | null, reason?: string): void {
+    if (this.role_ !== 'restoring' || this.restore === null) return
+    if (snapshot?.id !== this.restore.snapshot?.id) return
+    if (ok) {
+      this.restore = null
+      this.head_ = snapshot
+      if (snapshot && compareSnapshots(snapshot, this.held_) > 0) this.held_ = snapshot
+      this.health_ = 'ok'
+      this.next_snapshot_ms = this.now_ms + this.config.snapshot_interval_ms
+      this.restarts_ms = []
+      this.setRole('server')
+      this.timeline('restored', { snapshot: snapshot?.id ?? null })
+      this.broadcastState()
+      return
+    }
+    if (snapshot === null) {
+      this.restore = null
+      this.resign(`the service did not start: ${reason ?? 'unknown'}`)
+      return
+    }
+    this.restore.failed.add(snapshot.id)
+    this.timeline('fault_seen', { stage: 'restore', snapshot: snapshot.id, reason: reason ?? 'unknown' })
+    const [next, sources] = this.newestCollectable(this.restore.failed)
+    if (next === null) {
+      // Every known snapshot failed: serving empty would silently drop data, so resign instead.
+      this.restore = null
+      this.resign('no snapshot could be restored')
+      return
+    }
+    this.restore.snapshot = next
+    this.effects.push({ type: 'restore', snapshot: next, sources })
+  }
+
+  private abortRestore(reason: string): void {
+    if (this.role_ !== 'restoring') return
+    this.restore = null
+    this.effects.push({ type: 'cancel-restore' })
+    this.effects.push({ type: 'stop-service', reason })
+    this.server_ = null
+    this.health_ = 'unknown'
+    this.setRole('candidate')
+  }
+
+  private follow(server: NodeId): void {
+    if (this.role_ === 'electing') this.election = null
+    if (this.role_ !== 'candidate' && this.role_ !== 'electing') return
+    this.server_ = server
+    this.setRole('candidate')
+  }
+
+  // ---------------------------------------------------------------- serving
+
+  private onDriver(kind: 'answering' | 'exited' | 'probe-failed' | 'unusable'): void {
+    const serving = this.role_ === 'server'
+    if (kind === 'answering') {
+      if (this.role_ !== 'server' && this.role_ !== 'restoring') return
+      this.health_ = 'ok'
+      if (!this.answering_reported) {
+        this.answering_reported = true
+        this.timeline('service_answering', {})
+      }
+      return
+    }
+    if (!serving || this.handover !== null) return
+    this.health_ = 'down'
+    this.timeline('fault_seen', { stage: 'service', kind })
+    this.restarts_ms = this.restarts_ms.filter((t) => this.now_ms - t < this.config.restart_window_ms)
+    if (this.restarts_ms.length >= this.config.restart_budget) {
+      this.resign(`service failed ${this.restarts_ms.length + 1} times in ${this.config.restart_window_ms} ms`)
+      return
+    }
+    this.restarts_ms.push(this.now_ms)
+    // Current state first: it holds work acknowledged since the last snapshot.
+    const from = kind === 'unusable' ? 'snapshot' : 'current'
+    this.timeline('restart_in_place', { from, attempt: this.restarts_ms.length })
+    this.effects.push({ type: 'start-service', from, snapshot: from === 'snapshot' ? this.head_ : null })
+  }
+
+  private resign(reason: string): void {
+    this.timeline('resigned', { reason })
+    this.effects.push({ type: 'stop-service', reason })
+    this.effects.push({ type: 'broadcast', msg: { type: 'resign', term: this.term_ } })
+    this.health_ = 'unknown'
+    this.head_ = null
+    this.ineligible_until_ms = this.now_ms + this.config.resign_cooldown_ms
+    this.startElection(new Set([this.id]))
+  }
+
+  private takeSnapshot(final: boolean): void {
+    const ref = nextSnapshotRef(this.head_, this.id, this.term_, this.now_ms, this.config.lineage_segments)
+    this.snapshot_in_flight = ref.id
+    this.next_snapshot_ms = this.now_ms + this.config.snapshot_interval_ms
+    this.effects.push({ type: 'take-snapshot', snapshot: ref, final })
+  }
+
+  private onSnapshotStored(snapshot: SnapshotRef): void {
+    if (compareSnapshots(snapshot, this.held_) > 0) this.held_ = snapshot
+    if (this.snapshot_in_flight !== snapshot.id) return
+    this.snapshot_in_flight = null
+    assert(snapshot.writer === this.id, 'own snapshot written by another node')
+    // Taken before this node stepped down (resigned mid-snapshot): kept as data, not as a lineage head.
+    if (snapshot.term !== this.term_ || (this.role_ !== 'server' && this.handover === null)) return
+    this.head_ = snapshot
+    if (this.handover && this.handover.final === null) {
+      this.handover.final = snapshot
+      this.nameSuccessor()
+    }
+  }
+
+  // ---------------------------------------------------------------- leave, hand-over, preempt
+
+  private onLeave(): void {
+    if (this.role_ === 'leaving') return
+    if (this.role_ === 'server' && this.handover === null) {
+      this.startHandover('exit')
+      return
+    }
+    if (this.role_ === 'restoring') this.abortRestore('leaving')
+    this.effects.push({ type: 'broadcast', msg: { type: 'leaving', term: this.term_ } })
+    this.setRole('leaving')
+    this.effects.push({ type: 'exit' })
+  }
+
+  private considerPreempt(): void {
+    if (this.health_ !== 'ok') return
+    const me = this.self()
+    const higher = this.eligible(new Set([this.id])).some((c) => compareContenders(this.config.strategy, c, me) > 0)
+    if (higher) this.startHandover('candidate')
+  }
+
+  /** Stop the service (so nothing acknowledged is lost), take a final snapshot, then name a successor. */
+  private startHandover(after: 'exit' | 'candidate'): void {
+    this.handover = { after, final: null, successor: null, deadline_ms: 0, tried: new Set() }
+    if (after === 'exit') this.setRole('leaving')
+    this.timeline('handover_started', { after })
+    this.effects.push({ type: 'stop-service', reason: after === 'exit' ? 'leave' : 'preempt' })
+    if (this.snapshot_in_flight === null) this.takeSnapshot(true)
+  }
+
+  private failHandoverSnapshot(): void {
+    // The final snapshot failed: try again; the service stays stopped so nothing new is acknowledged.
+    this.takeSnapshot(true)
+  }
+
+  private nameSuccessor(): void {
+    const handover = this.handover
+    if (handover === null || handover.final === null) return
+    const excluded = new Set([this.id, ...handover.tried])
+    const next = best(this.config.strategy, this.eligible(excluded))
+    if (next === null) {
+      // Nobody to hand over to: keep or give up the service as asked, the final snapshot stays local.
+      if (handover.after === 'exit') this.finishHandover()
+      else {
+        this.handover = null
+        this.effects.push({ type: 'start-service', from: 'current', snapshot: null })
+      }
+      return
+    }
+    handover.successor = next.id
+    handover.deadline_ms = this.now_ms + this.config.handover_timeout_ms
+    const msg: HandoverMessage = { type: 'handover', term: this.term_, to: next.id, snapshot: handover.final }
+    this.effects.push({ type: 'broadcast', msg })
+  }
+
+  private finishHandover(): void {
+    const handover = this.handover
+    assert(handover !== null, 'finishing a hand-over that did not start')
+    this.handover = null
+    this.timeline('handover_finished', { successor: handover.successor })
+    this.head_ = null
+    this.health_ = 'unknown'
+    if (handover.after === 'exit') {
+      this.setRole('leaving')
+      this.effects.push({ type: 'exit' })
+    } else {
+      this.server_ = handover.successor
+      this.setRole('candidate')
+    }
+  }
+
+  // ---------------------------------------------------------------- partition heal
+
+  private startMerge(winner: PeerInfo, after: 'candidate' | 'exit'): void {
+    this.merge = { after, winner: winner.id, attempt: 0, running: false, retry_at_ms: this.now_ms }
+    this.server_ = winner.id
+    this.setRole('merging')
+    this.runMerge()
+  }
+
+  private runMerge(): void {
+    const merge = this.merge
+    assert(merge !== null, 'no merge to run')
+    const winner = this.peers_.get(merge.winner)
+    const theirs = winner?.head?.lineage ?? []
+    const mine = this.head_?.lineage ?? []
+    let fork = forkPoint(mine, theirs)
+    if (this.config.planted_bug === 'wrong-fork-point' && this.head_) {
+      fork = { id: this.head_.id, time_ms: this.head_.time_ms }
+    }
+    merge.attempt += 1
+    merge.running = true
+    this.timeline('merge_started', { winner: merge.winner, fork: fork?.id ?? null, attempt: merge.attempt })
+    this.effects.push({ type: 'run-merge', winner: merge.winner, fork, attempt: merge.attempt })
+  }
+
+  private onMergeDone(ok: boolean, winner: NodeId, reason?: string): void {
+    const merge = this.merge
+    if (this.role_ !== 'merging' || merge === null || merge.winner !== winner) return
+    merge.running = false
+    if (ok) {
+      this.merge = null
+      this.head_ = null
+      this.health_ = 'unknown'
+      this.timeline('merge_finished', { winner, attempts: merge.attempt })
+      this.server_ = winner
+      if (merge.after === 'exit') {
+        this.setRole('leaving')
+        this.effects.push({ type: 'exit' })
+      } else this.setRole('candidate')
+      return
+    }
+    this.timeline('merge_failed', { winner, attempt: merge.attempt, reason: reason ?? 'unknown' })
+    merge.retry_at_ms = this.now_ms + this.config.merge_retry_ms
+  }
+
+  /** The winner went away mid-merge: this node still holds its state, so it serves again. */
+  private abandonMerge(reason: string): void {
+    if (this.role_ !== 'merging') return
+    this.merge = null
+    this.timeline('merge_failed', { reason })
+    this.server_ = this.id
+    this.setRole('server')
+    this.effects.push({ type: 'start-service', from: 'current', snapshot: null })
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  private setRole(role: Role): void {
+    if (role === this.role_) return
+    const from = this.role_
+    this.role_ = role
+    if (!this.serving()) this.term_ = this.max_term_
+    if (role !== 'electing') this.election = null
+    this.timeline('role_changed', { from, to: role })
+    this.broadcastState()
+  }
+
+  private broadcastState(): void {
+    const msg: StateMessage = {
+      type: 'state',
+      term: this.term_,
+      role: this.role_,
+      priority: this.config.priority,
+      load: this.load_,
+      server: this.server_,
+      snapshot: this.held_,
+      head: this.role_ === 'server' || this.role_ === 'merging' ? this.head_ : null,
+      health: this.health_,
+      eligible: this.now_ms >= this.ineligible_until_ms,
+    }
+    // Only the newest state matters: replace a state broadcast queued earlier in this step.
+    this.effects = this.effects.filter((e) => !(e.type === 'broadcast' && e.msg.type === 'state'))
+    this.effects.push({ type: 'broadcast', msg })
+    this.next_heartbeat_ms = this.now_ms + this.config.heartbeat_interval_ms
+  }
+
+  private timeline(name: TimelineName, fields: Record<string, unknown>): void {
+    this.effects.push({ type: 'timeline', name, role: this.role_, term: this.term_, fields })
+  }
+
+  private checkInvariants(): void {
+    assert(this.term_ >= 0 && this.term_ <= this.max_term_, 'term out of range')
+    const serving = this.role_ === 'server' || this.role_ === 'restoring'
+    assert(!serving || this.server_ === this.id, `${this.role_} must follow itself`)
+    assert(this.role_ !== 'electing' || this.election !== null, 'electing without an election')
+    assert(this.role_ !== 'restoring' || this.restore !== null, 'restoring without a restore')
+    assert(this.role_ !== 'merging' || this.merge !== null, 'merging without a merge')
+    assert(this.role_ === 'server' || this.role_ === 'leaving' || this.handover === null, 'hand-over off server')
+  }
+}
+
+function short(id: NodeId): string {
+  return id.slice(0, 8)
+}

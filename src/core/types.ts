@@ -1,0 +1,56 @@
+/** Hex-encoded ed25519 public key of a node. */
+export type NodeId = string
+
+export const ROLES = ['candidate', 'electing', 'restoring', 'server', 'merging', 'leaving'] as const
+export type Role = (typeof ROLES)[number]
+
+export type Strategy = 'static' | 'freshest' | 'capacity'
+export type MergeDirection = 'priority' | 'newest-term'
+export type Health = 'ok' | 'degraded' | 'down' | 'unknown'
+
+/**
+ * One stretch of a lineage: snapshots writer:term:1 .. writer:term:seq, all made by one server in one
+ * term. A lineage is the list of segments from the oldest kept to the newest; each segment was restored
+ * from the last snapshot of the one before it. Lineages are prefix-closed, so the fork point of two
+ * lineages is found from their segments alone, whatever the number of snapshots.
+ */
+export interface Segment {
+  writer: NodeId
+  term: number
+  seq: number
+  /** Time of snapshot `seq` of this segment, as stamped by its writer. */
+  time_ms: number
+}
+
+/** A snapshot as the core sees it: identity, order and ancestry; the bytes live elsewhere. */
+export interface SnapshotRef {
+  /** `${writer}:${term}:${seq}`: unique across servers. */
+  id: string
+  writer: NodeId
+  term: number
+  seq: number
+  time_ms: number
+  size_bytes: number
+  /** Ancestry including this snapshot as the last segment's head. */
+  lineage: Segment[]
+}
+
+export interface PeerInfo {
+  id: NodeId
+  reachable: boolean
+  role: Role
+  term: number
+  priority: number
+  load: number
+  /** The server this peer follows (itself when it is the server). */
+  server: NodeId | null
+  /** Newest complete snapshot the peer holds. */
+  snapshot: SnapshotRef | null
+  /** Lineage head of a serving peer (its newest snapshot, made or restored from). */
+  head: SnapshotRef | null
+  health: Health
+  /** Virtual or real time of the last message from this peer. */
+  last_heard_ms: number
+  /** Peer resigned and must not be elected before this time. */
+  ineligible_until_ms: number
+}

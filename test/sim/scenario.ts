@@ -1,0 +1,120 @@
+import type { PlantedBug } from '../../src/core/planted-bugs.ts'
+import type { Strategy } from '../../src/core/types.ts'
+import type { PartitionKind } from './network.ts'
+import { Prng } from './prng.ts'
+import { Violation, World } from './world.ts'
+
+export interface ScenarioOptions {
+  nodes: number
+  strategy?: Strategy
+  planted_bug?: PlantedBug
+  /** Simulated length of the fault phase and of the quiet phase after the full heal. */
+  chaos_ms?: number
+  quiet_ms?: number
+}
+
+export interface ScenarioResult {
+  seed: number
+  violation: Violation | null
+  log: string[]
+  simulated_ms: number
+  elections: number
+  merges: number
+  restores: number
+}
+
+const STRATEGIES: Strategy[] = ['static', 'freshest', 'capacity']
+const PARTITIONS: PartitionKind[] = ['halves', 'isolate', 'ring', 'bridge']
+
+/**
+ * One seeded run: a fault phase (crashes, restarts, partitions of every kind, loss, service crashes,
+ * crash loops, leaves, corrupt copies, load changes), then a full heal with every node back, then a
+ * quiet phase. The same seed replays the same run exactly.
+ */
+export function runScenario(seed: number, options: ScenarioOptions): ScenarioResult {
+  const rng = new Prng(seed)
+  const strategy = options.strategy ?? rng.pick(STRATEGIES)
+  const merge_direction = rng.chance(0.5) ? 'priority' : 'newest-term'
+  const world = new World({ nodes: options.nodes, strategy, merge_direction, planted_bug: options.planted_bug }, rng)
+  world.log.push(`seed ${seed} nodes ${options.nodes} strategy ${strategy} merge ${merge_direction}`)
+  const chaos_ms = options.chaos_ms ?? 50_000
+  const quiet_ms = options.quiet_ms ?? 40_000
+  const server = () => world.nodes.findIndex((n) => n.alive && n.core.role === 'server')
+  const anyNode = () => rng.int(0, options.nodes - 1)
+
+  let t = rng.int(3000, 6000)
+  while (t < chaos_ms) {
+    const at = t
+    const heal_at = Math.min(chaos_ms, at + rng.int(1000, 12_000))
+    const kind = rng.int(0, 99)
+    if (kind < 22) {
+      world.at(at, () => {
+        const s = server()
+        const victim = s >= 0 && rng.chance(0.8) ? s : anyNode()
+        world.crash(victim)
+        world.at(heal_at, () => world.restart(victim))
+      })
+    } else if (kind < 44) {
+      const partition = rng.pick(PARTITIONS)
+      world.at(at, () => world.networkChanged(`partition ${world.net.partition(partition, rng)}`))
+      world.at(heal_at, () => {
+        world.net.healAll()
+        world.networkChanged('heal')
+      })
+    } else if (kind < 54) {
+      const one_way = rng.chance(0.5)
+      const rate = rng.pick([0.05, 0.2, 0.5])
+      world.at(at, () => world.networkChanged(world.net.lossy(rng, rate, one_way)))
+      world.at(heal_at, () => {
+        world.net.healLoss()
+        world.networkChanged('loss healed')
+      })
+    } else if (kind < 70) {
+      world.at(at, () => {
+        const s = server()
+        if (s >= 0) world.serviceCrash(s, rng.chance(0.3) ? 10 : rng.int(0, 1))
+      })
+    } else if (kind < 78) {
+      world.at(at, () => {
+        const victim = rng.chance(0.6) && server() >= 0 ? server() : anyNode()
+        world.leave(victim)
+        world.at(heal_at, () => world.restart(victim))
+      })
+    } else if (kind < 86) {
+      world.at(at, () => world.corruptCopy(anyNode()))
+    } else if (kind < 92) {
+      world.at(at, () => {
+        const victim = anyNode()
+        world.crash(victim)
+        world.at(at + rng.int(100, 800), () => world.restart(victim))
+      })
+    } else {
+      world.at(at, () => world.setLoad(anyNode(), rng.int(0, 100)))
+    }
+    t += rng.int(1000, 8000)
+  }
+  world.at(chaos_ms, () => {
+    world.net.healAll()
+    world.networkChanged('full heal')
+    for (let i = 0; i < options.nodes; i++) world.restart(i)
+  })
+
+  let violation: Violation | null = null
+  try {
+    world.run(chaos_ms + quiet_ms)
+    world.checkHealed()
+  } catch (error) {
+    if (!(error instanceof Violation)) {
+      violation = new Violation('exception', world.time_ms, (error as Error).stack ?? String(error))
+    } else violation = error
+  }
+  return {
+    seed,
+    violation,
+    log: world.log,
+    simulated_ms: world.time_ms,
+    elections: world.elections,
+    merges: world.merges,
+    restores: world.restores,
+  }
+}

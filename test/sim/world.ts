@@ -1,0 +1,663 @@
+import { PhiAccrual } from '../../overlay/phi-accrual.ts'
+import { type CoreConfig, DEFAULT_CORE_CONFIG } from '../../src/core/config.ts'
+import type { CoreEffect, CoreEvent } from '../../src/core/io.ts'
+import type { ControlMessage } from '../../src/core/messages.ts'
+import { NodeCore } from '../../src/core/node.ts'
+import type { PlantedBug } from '../../src/core/planted-bugs.ts'
+import { compareContenders, compareSnapshots } from '../../src/core/ranking.ts'
+import type { NodeId, SnapshotRef, Strategy } from '../../src/core/types.ts'
+import { ROLES } from '../../src/core/types.ts'
+import { SimNetwork } from './network.ts'
+import type { Prng } from './prng.ts'
+import { EventQueue } from './queue.ts'
+
+export interface WorldOptions {
+  nodes: number
+  strategy: Strategy
+  merge_direction: 'priority' | 'newest-term'
+  planted_bug?: PlantedBug
+  /** Lineage segments kept; the simulator keeps the schema maximum so fork points stay exact. */
+  lineage_segments?: number
+}
+
+/** Bounds the checker relies on (simulated milliseconds), stated once so the liveness claim is explicit. */
+export const BOUNDS = {
+  /** A component that has been fault-free this long has exactly one server. */
+  liveness_ms: 20_000,
+  /** Peers' knowledge (states, snapshots, loads) is considered current after this long. */
+  knowledge_ms: 1_500,
+  tick_ms: 50,
+  /** Far above a normal run (~100k steps for 7 nodes): more means a message storm or a busy loop. */
+  max_steps: 2_000_000,
+} as const
+
+export class Violation extends Error {
+  constructor(
+    readonly invariant: string,
+    readonly at_ms: number,
+    detail: string,
+  ) {
+    super(`${invariant} at ${at_ms} ms: ${detail}`)
+  }
+}
+
+type Item =
+  | { kind: 'tick'; node: number; inc: number }
+  | { kind: 'deliver'; from: number; to: number; inc_from: number; inc_to: number; msg: ControlMessage }
+  | { kind: 'closed'; from: number; to: number; inc_to: number }
+  | { kind: 'snapshot-done'; node: number; inc: number; ref: SnapshotRef; ok: boolean }
+  | { kind: 'replicated'; from: number; to: number; inc_to: number; ref: SnapshotRef }
+  | { kind: 'restore-done'; node: number; inc: number; gen: number; ref: SnapshotRef | null }
+  | { kind: 'service-up'; node: number; inc: number; gen: number }
+  | { kind: 'merge-done'; node: number; inc: number; gen: number; winner: NodeId }
+  | { kind: 'fault'; run: () => void }
+
+interface SimNode {
+  index: number
+  id: NodeId
+  priority: number
+  load: number
+  alive: boolean
+  /** Incarnation: bumped on every crash/restart so stale scheduled work is ignored. */
+  inc: number
+  core: NodeCore
+  detectors: Map<number, PhiAccrual>
+  /** Peers this node's detector currently considers up. */
+  up: Set<number>
+  /** Complete snapshots on this node's disk (survive restarts), with copies marked corrupt. */
+  store: Map<string, SnapshotRef>
+  corrupt: Set<string>
+  slow_disk: boolean
+  /** Service generation: bumped on start/stop so stale completions are ignored. */
+  gen: number
+  service_up: boolean
+  /** Service crash loop: the next this-many starts fail at once. */
+  crash_loop: number
+  /** Lineage head as the simulator tracks it, independently of the core. */
+  head: SnapshotRef | null
+  last_term: number
+  resigned_at_ms: number
+  leaving: boolean
+  held_changed_ms: number
+  load_changed_ms: number
+  up_since_ms: number
+}
+
+/** The deterministic world: real cores, simulated network, drivers and stores; checker after every step. */
+export class World {
+  readonly nodes: SimNode[] = []
+  readonly net: SimNetwork
+  readonly log: string[] = []
+  private readonly queue = new EventQueue<Item>()
+  private now_ms = 0
+  /** Parent of every snapshot ever made, as the simulator saw it (independent ground truth). */
+  private readonly parent = new Map<string, string | null>()
+  /** Time of the last change that can legitimately disturb roles (network, crash, restart, resign, leave). */
+  private last_disturbance_ms = 0
+  private last_network_change_ms = 0
+  merges = 0
+  steps = 0
+  elections = 0
+  restores = 0
+
+  constructor(
+    readonly options: WorldOptions,
+    private readonly rng: Prng,
+  ) {
+    this.net = new SimNetwork(options.nodes, rng)
+    for (let i = 0; i < options.nodes; i++) {
+      const priority = rng.int(1, 5) * 10
+      const node: SimNode = {
+        index: i,
+        id: rng.hex(32),
+        priority,
+        load: rng.int(0, 100),
+        alive: true,
+        inc: 0,
+        core: undefined as unknown as NodeCore,
+        detectors: new Map(),
+        up: new Set(),
+        store: new Map(),
+        corrupt: new Set(),
+        slow_disk: rng.chance(0.15),
+        gen: 0,
+        service_up: false,
+        crash_loop: 0,
+        head: null,
+        last_term: 0,
+        resigned_at_ms: Number.NEGATIVE_INFINITY,
+        leaving: false,
+        held_changed_ms: 0,
+        load_changed_ms: 0,
+        up_since_ms: 0,
+      }
+      this.nodes.push(node)
+      this.boot(node, rng.int(0, 300))
+    }
+  }
+
+  get time_ms(): number {
+    return this.now_ms
+  }
+
+  private coreConfig(node: SimNode): CoreConfig {
+    return {
+      ...DEFAULT_CORE_CONFIG,
+      id: node.id,
+      priority: node.priority,
+      strategy: this.options.strategy,
+      merge_direction: this.options.merge_direction,
+      snapshot_interval_ms: 2000,
+      lineage_segments: this.options.lineage_segments ?? 64,
+      planted_bug: this.options.planted_bug,
+    }
+  }
+
+  private boot(node: SimNode, delay_ms: number): void {
+    node.inc += 1
+    node.alive = true
+    node.leaving = false
+    node.gen += 1
+    node.service_up = false
+    node.head = null
+    node.detectors.clear()
+    node.up.clear()
+    node.up_since_ms = this.now_ms + delay_ms
+    let held: SnapshotRef | null = null
+    for (const ref of node.store.values()) if (compareSnapshots(ref, held) > 0) held = ref
+    node.core = new NodeCore({
+      config: this.coreConfig(node),
+      now_ms: this.now_ms,
+      persisted: { term: node.last_term },
+      held,
+      load: node.load,
+    })
+    this.queue.push(this.now_ms + delay_ms, { kind: 'tick', node: node.index, inc: node.inc })
+  }
+
+  // ---------------------------------------------------------------- faults (called by the scenario)
+
+  disturb(what: string): void {
+    this.last_disturbance_ms = this.now_ms
+    this.log.push(`${this.now_ms} fault ${what}`)
+  }
+
+  at(at_ms: number, run: () => void): void {
+    this.queue.push(at_ms, { kind: 'fault', run })
+  }
+
+  crash(i: number): void {
+    const node = this.nodes[i]!
+    if (!node.alive) return
+    node.alive = false
+    node.inc += 1
+    node.service_up = false
+    this.disturb(`crash ${i}`)
+  }
+
+  restart(i: number): void {
+    const node = this.nodes[i]!
+    if (node.alive) return
+    this.disturb(`restart ${i}`)
+    this.boot(node, 0)
+  }
+
+  serviceCrash(i: number, loop: number): void {
+    const node = this.nodes[i]!
+    if (!node.alive || !node.service_up) return
+    node.crash_loop = loop
+    node.service_up = false
+    node.gen += 1
+    this.disturb(`service crash ${i} (loop ${loop})`)
+    this.deliverCore(node, { type: 'driver', kind: 'exited', now_ms: this.now_ms })
+  }
+
+  leave(i: number): void {
+    const node = this.nodes[i]!
+    if (!node.alive || node.leaving) return
+    node.leaving = true
+    this.disturb(`leave ${i}`)
+    this.deliverCore(node, { type: 'leave', now_ms: this.now_ms })
+  }
+
+  corruptCopy(i: number): void {
+    const node = this.nodes[i]!
+    const ids = [...node.store.keys()]
+    if (ids.length === 0) return
+    const id = this.rng.pick(ids)
+    node.corrupt.add(id)
+    this.log.push(`${this.now_ms} corrupt copy of ${id.slice(-8)} on ${i}`)
+  }
+
+  setLoad(i: number, load: number): void {
+    const node = this.nodes[i]!
+    node.load = load
+    node.load_changed_ms = this.now_ms
+    if (node.alive) this.deliverCore(node, { type: 'load', load, now_ms: this.now_ms })
+  }
+
+  networkChanged(what: string): void {
+    this.last_network_change_ms = this.now_ms
+    this.disturb(what)
+  }
+
+  // ---------------------------------------------------------------- the loop
+
+  /** Runs until `until_ms`; throws a Violation at the first broken invariant. */
+  run(until_ms: number): void {
+    for (;;) {
+      const next = this.queue.peekTime()
+      if (next === undefined || next > until_ms) break
+      const { at_ms, item } = this.queue.pop()!
+      this.now_ms = at_ms
+      this.steps += 1
+      if (this.steps > BOUNDS.max_steps) this.fail('bounded-work', `over ${BOUNDS.max_steps} steps: a message storm`)
+      this.step(item)
+      this.checkGlobal()
+    }
+    this.now_ms = until_ms
+  }
+
+  private step(item: Item): void {
+    switch (item.kind) {
+      case 'fault':
+        item.run()
+        return
+      case 'tick': {
+        const node = this.nodes[item.node]!
+        if (!node.alive || node.inc !== item.inc) return
+        this.detect(node)
+        if (node.alive && node.inc === item.inc) this.deliverCore(node, { type: 'tick', now_ms: this.now_ms })
+        if (node.alive && node.inc === item.inc) {
+          this.queue.push(this.now_ms + BOUNDS.tick_ms, { kind: 'tick', node: node.index, inc: node.inc })
+        }
+        return
+      }
+      case 'deliver': {
+        const from = this.nodes[item.from]!
+        const to = this.nodes[item.to]!
+        if (!to.alive || to.inc !== item.inc_to || !this.net.linked(item.from, item.to)) return
+        if (from.inc !== item.inc_from && !from.alive) return
+        let detector = to.detectors.get(item.from)
+        if (!detector) {
+          detector = new PhiAccrual({
+            threshold: 8,
+            window_size: 100,
+            min_std_dev_ms: 50,
+            acceptable_pause_ms: 0,
+            first_interval_ms: DEFAULT_CORE_CONFIG.heartbeat_interval_ms,
+          })
+          to.detectors.set(item.from, detector)
+        }
+        detector.heartbeat(this.now_ms)
+        if (!to.up.has(item.from)) {
+          to.up.add(item.from)
+          this.deliverCore(to, { type: 'peer-up', peer: from.id, now_ms: this.now_ms })
+        }
+        if (to.alive && to.inc === item.inc_to) {
+          this.deliverCore(to, { type: 'message', from: from.id, msg: item.msg, now_ms: this.now_ms })
+        }
+        return
+      }
+      case 'closed': {
+        const to = this.nodes[item.to]!
+        if (!to.alive || to.inc !== item.inc_to || !to.up.has(item.from)) return
+        to.up.delete(item.from)
+        to.detectors.delete(item.from)
+        this.deliverCore(to, { type: 'peer-down', peer: this.nodes[item.from]!.id, reason: 'closed', now_ms: this.now_ms })
+        return
+      }
+      case 'snapshot-done': {
+        const node = this.nodes[item.node]!
+        if (!node.alive || node.inc !== item.inc) return
+        if (!item.ok) {
+          this.deliverCore(node, { type: 'snapshot-failed', id: item.ref.id, reason: 'disk', now_ms: this.now_ms })
+          return
+        }
+        this.parent.set(item.ref.id, node.head?.id ?? null)
+        node.head = item.ref
+        this.hold(node, item.ref)
+        this.deliverCore(node, { type: 'snapshot-stored', snapshot: item.ref, now_ms: this.now_ms })
+        this.pushSnapshot(node, item.ref)
+        return
+      }
+      case 'replicated': {
+        const to = this.nodes[item.to]!
+        if (!to.alive || to.inc !== item.inc_to || !this.net.linked(item.from, item.to)) return
+        if (to.store.has(item.ref.id)) return
+        this.hold(to, item.ref)
+        this.deliverCore(to, { type: 'snapshot-stored', snapshot: item.ref, now_ms: this.now_ms })
+        return
+      }
+      case 'restore-done': {
+        const node = this.nodes[item.node]!
+        if (!node.alive || node.inc !== item.inc || node.gen !== item.gen) return
+        const ok = item.ref === null || this.canCollect(node, item.ref)
+        if (ok) {
+          if (item.ref) this.hold(node, item.ref)
+          node.head = item.ref
+          this.restores += 1
+          this.startService(node)
+        }
+        this.deliverCore(node, {
+          type: 'restore-done',
+          ok,
+          snapshot: item.ref,
+          reason: ok ? undefined : 'no good copy reachable',
+          now_ms: this.now_ms,
+        })
+        return
+      }
+      case 'service-up': {
+        const node = this.nodes[item.node]!
+        if (!node.alive || node.inc !== item.inc || node.gen !== item.gen || !node.service_up) return
+        this.deliverCore(node, { type: 'driver', kind: 'answering', now_ms: this.now_ms })
+        return
+      }
+      case 'merge-done': {
+        const node = this.nodes[item.node]!
+        if (!node.alive || node.inc !== item.inc || node.gen !== item.gen) return
+        const winner = this.nodes.find((n) => n.id === item.winner)!
+        const ok = winner.alive && this.net.linked(node.index, winner.index) && winner.core.role === 'server'
+        if (ok) this.merges += 1
+        this.deliverCore(node, {
+          type: 'merge-done',
+          ok,
+          winner: item.winner,
+          reason: ok ? undefined : 'winner gone',
+          now_ms: this.now_ms,
+        })
+        return
+      }
+    }
+  }
+
+  /** The service starts and answers, or (in a crash loop) exits again at once. */
+  private startService(node: SimNode): void {
+    const gen = node.gen
+    if (node.crash_loop > 0) {
+      node.crash_loop -= 1
+      this.at(this.now_ms + 30, () => {
+        if (node.alive && node.gen === gen) this.deliverCore(node, { type: 'driver', kind: 'exited', now_ms: this.now_ms })
+      })
+      return
+    }
+    node.service_up = true
+    this.queue.push(this.now_ms + this.rng.int(20, 200), { kind: 'service-up', node: node.index, inc: node.inc, gen })
+  }
+
+  private hold(node: SimNode, ref: SnapshotRef): void {
+    node.store.set(ref.id, ref)
+    node.corrupt.delete(ref.id)
+    node.held_changed_ms = this.now_ms
+  }
+
+  /** A snapshot can be collected when this node or a linked live holder has a good copy. */
+  private canCollect(node: SimNode, ref: SnapshotRef): boolean {
+    const good = (n: SimNode) => n.alive && n.store.has(ref.id) && !n.corrupt.has(ref.id)
+    if (good(node)) return true
+    return this.nodes.some((n) => n !== node && good(n) && this.net.linked(node.index, n.index))
+  }
+
+  private detect(node: SimNode): void {
+    for (const peer of [...node.up]) {
+      const detector = node.detectors.get(peer)
+      if (!detector?.suspected(this.now_ms)) continue
+      node.up.delete(peer)
+      node.detectors.delete(peer)
+      this.deliverCore(node, { type: 'peer-down', peer: this.nodes[peer]!.id, reason: 'suspected', now_ms: this.now_ms })
+      if (!node.alive) return
+    }
+  }
+
+  private deliverCore(node: SimNode, event: CoreEvent): void {
+    const before_role = node.core.role
+    const before_max = node.core.maxTerm
+    const effects = node.core.handle(event)
+    this.checkNode(node, before_max)
+    const claimed = before_role !== 'restoring' && node.core.role === 'restoring'
+    if (claimed) this.checkElection(node, before_max)
+    for (const effect of effects) {
+      if (!node.alive) break
+      // Only the first restore of a claim must be the newest: a retry follows a failed newer one.
+      if (effect.type === 'restore' && claimed) this.checkRestore(node, effect.snapshot)
+      this.execute(node, effect)
+    }
+  }
+
+  private send(from: SimNode, to: SimNode, msg: ControlMessage): void {
+    if (!to.alive || !this.net.linked(from.index, to.index)) return
+    if (this.rng.chance(this.net.lossRate(from.index, to.index))) return
+    const delay = this.net.latency(from.index, to.index, this.rng)
+    this.queue.push(this.now_ms + delay, {
+      kind: 'deliver',
+      from: from.index,
+      to: to.index,
+      inc_from: from.inc,
+      inc_to: to.inc,
+      msg,
+    })
+  }
+
+  private pushSnapshot(from: SimNode, ref: SnapshotRef): void {
+    for (const to of this.nodes) {
+      if (to === from || !to.alive || !this.net.linked(from.index, to.index)) continue
+      const transfer_ms = 20 + this.rng.int(0, 400) + (to.slow_disk ? 500 : 0)
+      this.queue.push(this.now_ms + transfer_ms, { kind: 'replicated', from: from.index, to: to.index, inc_to: to.inc, ref })
+    }
+  }
+
+  private execute(node: SimNode, effect: CoreEffect): void {
+    switch (effect.type) {
+      case 'send': {
+        const to = this.nodes.find((n) => n.id === effect.to)
+        if (to) this.send(node, to, effect.msg)
+        return
+      }
+      case 'broadcast':
+        for (const to of this.nodes) if (to !== node) this.send(node, to, effect.msg)
+        return
+      case 'persist':
+        node.last_term = Math.max(node.last_term, effect.term)
+        return
+      case 'timeline':
+        if (effect.name === 'elected') this.elections += 1
+        if (effect.name === 'resigned') {
+          node.resigned_at_ms = this.now_ms
+          this.disturb(`resign ${node.index}`)
+        }
+        if (effect.name !== 'role_changed') {
+          this.log.push(`${this.now_ms} n${node.index} ${effect.name} t${effect.term} ${JSON.stringify(effect.fields)}`)
+        } else this.log.push(`${this.now_ms} n${node.index} ${effect.fields.from}->${effect.fields.to} t${effect.term}`)
+        return
+      case 'take-snapshot': {
+        const ms = this.rng.int(10, 80) * (node.slow_disk ? 5 : 1)
+        const ref = { ...effect.snapshot, size_bytes: this.rng.int(1, 1 << 20) }
+        const ok = !this.rng.chance(0.02)
+        this.queue.push(this.now_ms + ms, { kind: 'snapshot-done', node: node.index, inc: node.inc, ref, ok })
+        return
+      }
+      case 'restore': {
+        node.gen += 1
+        node.service_up = false
+        const ms = 50 + this.rng.int(0, 1000) * (node.slow_disk ? 3 : 1)
+        this.queue.push(this.now_ms + ms, {
+          kind: 'restore-done',
+          node: node.index,
+          inc: node.inc,
+          gen: node.gen,
+          ref: effect.snapshot,
+        })
+        return
+      }
+      case 'cancel-restore':
+      case 'stop-service':
+        node.gen += 1
+        node.service_up = false
+        return
+      case 'start-service':
+        node.gen += 1
+        this.startService(node)
+        return
+      case 'run-merge': {
+        node.gen += 1
+        node.service_up = false
+        this.checkFork(node, effect.winner, effect.fork?.id ?? null)
+        const ms = 100 + this.rng.int(0, 1500)
+        this.queue.push(this.now_ms + ms, {
+          kind: 'merge-done',
+          node: node.index,
+          inc: node.inc,
+          gen: node.gen,
+          winner: effect.winner,
+        })
+        return
+      }
+      case 'exit': {
+        node.alive = false
+        node.inc += 1
+        node.service_up = false
+        this.disturb(`exit ${node.index}`)
+        for (const to of this.nodes) {
+          if (to === node || !to.alive || !this.net.linked(node.index, to.index)) continue
+          const delay = this.net.latency(node.index, to.index, this.rng)
+          this.queue.push(this.now_ms + delay, { kind: 'closed', from: node.index, to: to.index, inc_to: to.inc })
+        }
+        return
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- invariants
+
+  private fail(invariant: string, detail: string): never {
+    throw new Violation(invariant, this.now_ms, detail)
+  }
+
+  /** Per-node checks after every event the node handles. */
+  private checkNode(node: SimNode, before_max: number): void {
+    const core = node.core
+    if (!ROLES.includes(core.role)) this.fail('one-role', `n${node.index} has role ${core.role}`)
+    if (core.maxTerm < before_max || core.maxTerm < node.last_term) {
+      this.fail('terms-never-go-back', `n${node.index} term ${core.maxTerm} after ${Math.max(before_max, node.last_term)}`)
+    }
+    node.last_term = Math.max(node.last_term, core.maxTerm)
+  }
+
+  /** Quiet long enough that every node in it knows the others' current state. */
+  private knowledgeCurrent(group: number[]): boolean {
+    if (this.net.hasLoss() || !this.net.components(this.aliveMask()).cliques) return false
+    if (this.now_ms - this.last_network_change_ms < BOUNDS.knowledge_ms) return false
+    return group.every((i) => {
+      const n = this.nodes[i]!
+      return (
+        this.now_ms - n.up_since_ms >= BOUNDS.knowledge_ms &&
+        this.now_ms - n.held_changed_ms >= BOUNDS.knowledge_ms &&
+        this.now_ms - n.load_changed_ms >= BOUNDS.knowledge_ms
+      )
+    })
+  }
+
+  private aliveMask(): boolean[] {
+    return this.nodes.map((n) => n.alive)
+  }
+
+  private groupOf(index: number): number[] {
+    return this.net.components(this.aliveMask()).groups.find((g) => g.includes(index)) ?? [index]
+  }
+
+  private heldGood(n: SimNode): SnapshotRef | null {
+    let best: SnapshotRef | null = null
+    for (const ref of n.store.values()) if (!n.corrupt.has(ref.id) && compareSnapshots(ref, best) > 0) best = ref
+    return best
+  }
+
+  /** A node that just claimed must be its component's pick by the strategy, and its term must grow. */
+  private checkElection(node: SimNode, before_max: number): void {
+    if (node.core.term <= before_max) {
+      this.fail('claim-term-grows', `n${node.index} claimed term ${node.core.term} having seen ${before_max}`)
+    }
+    const group = this.groupOf(node.index)
+    if (!this.knowledgeCurrent(group)) return
+    const strategy = this.options.strategy
+    const contender = (n: SimNode) => ({ id: n.id, priority: n.priority, load: n.load, snapshot: n.core.held })
+    const me = contender(node)
+    for (const i of group) {
+      const other = this.nodes[i]!
+      if (other === node || other.leaving) continue
+      if (this.now_ms - other.resigned_at_ms < DEFAULT_CORE_CONFIG.resign_cooldown_ms) continue
+      if (other.core.role !== 'candidate' && other.core.role !== 'electing') continue
+      if (compareContenders(strategy, contender(other), me) > 0) {
+        this.fail(
+          'elected-by-strategy',
+          `n${node.index} (prio ${node.priority}) claimed, but n${i} (prio ${other.priority}) outranks it under ${strategy}`,
+        )
+      }
+    }
+  }
+
+  /** A restore starts from the newest complete snapshot the component holds. */
+  private checkRestore(node: SimNode, ref: SnapshotRef | null): void {
+    const group = this.groupOf(node.index)
+    if (!this.knowledgeCurrent(group)) return
+    for (const i of group) {
+      const held = this.heldGood(this.nodes[i]!)
+      if (held && compareSnapshots(held, ref) > 0 && !this.nodes[i]!.corrupt.has(held.id)) {
+        this.fail('restore-newest', `n${node.index} restores ${ref?.id.slice(-6) ?? 'nothing'} but n${i} holds ${held.id.slice(-6)}`)
+      }
+    }
+  }
+
+  private ancestors(id: string | null): string[] {
+    const out: string[] = []
+    let cur = id
+    while (cur !== null && cur !== undefined) {
+      out.push(cur)
+      cur = this.parent.get(cur) ?? null
+    }
+    return out
+  }
+
+  /** The merge uses the newest snapshot common to both lineages, by the simulator's own records. */
+  private checkFork(loser: SimNode, winner_id: NodeId, fork: string | null): void {
+    const winner = this.nodes.find((n) => n.id === winner_id)!
+    const theirs = new Set(this.ancestors(winner.head?.id ?? null))
+    const truth = this.ancestors(loser.head?.id ?? null).find((id) => theirs.has(id)) ?? null
+    if (truth !== fork) {
+      this.fail('merge-fork-point', `n${loser.index} merges into n${winner.index} from ${fork} but the fork is ${truth}`)
+    }
+  }
+
+  /** Component-wide checks: once quiet for the liveness bound, each component has exactly one server. */
+  private checkGlobal(): void {
+    if (this.now_ms - this.last_disturbance_ms < BOUNDS.liveness_ms) return
+    if (this.net.hasLoss()) return
+    const { groups, cliques } = this.net.components(this.aliveMask())
+    if (!cliques) return
+    for (const group of groups) {
+      const servers = group.filter((i) => this.nodes[i]!.core.role === 'server')
+      if (servers.length !== 1) {
+        const roles = group.map((i) => `n${i}:${this.nodes[i]!.core.role}`).join(' ')
+        this.fail(
+          servers.length === 0 ? 'liveness-server-exists' : 'one-server-per-component',
+          `${servers.length} servers in component after ${BOUNDS.liveness_ms} ms quiet: ${roles}`,
+        )
+      }
+    }
+  }
+
+  /** Final check after a full heal: exactly one server in the whole federation. */
+  checkHealed(): void {
+    const alive = this.nodes.filter((n) => n.alive)
+    const servers = alive.filter((n) => n.core.role === 'server')
+    if (servers.length !== 1) {
+      this.fail('one-server-after-heal', `${servers.length} servers: ${alive.map((n) => `n${n.index}:${n.core.role}`).join(' ')}`)
+    }
+    const server = servers[0]!
+    for (const n of alive) {
+      if (n !== server && n.core.server !== server.id) {
+        this.fail('all-follow-after-heal', `n${n.index} follows ${n.core.server?.slice(0, 8)} not n${server.index}`)
+      }
+    }
+  }
+}
