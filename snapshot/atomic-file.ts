@@ -12,11 +12,16 @@ export class AtomicFile implements PartFile {
     readonly path: string,
     readonly temp: string,
     private readonly handle: FileHandle,
+    private readonly durable: boolean,
   ) {}
 
-  static async create(path: string): Promise<AtomicFile> {
+  /**
+   * `durable: false` skips the fsyncs: still atomic for readers and against a killed process, not
+   * against a power cut (for outputs that can be rebuilt, e.g. a benchmark's or a scratch restore).
+   */
+  static async create(path: string, options: { durable?: boolean } = {}): Promise<AtomicFile> {
     const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`)
-    return new AtomicFile(path, temp, await open(temp, 'wx', 0o644))
+    return new AtomicFile(path, temp, await open(temp, 'wx', 0o644), options.durable ?? true)
   }
 
   position = 0
@@ -37,12 +42,12 @@ export class AtomicFile implements PartFile {
 
   async commit(): Promise<void> {
     try {
-      await this.handle.sync()
+      if (this.durable) await this.handle.sync()
     } finally {
       await this.handle.close()
     }
     await rename(this.temp, this.path)
-    await fsyncDir(dirname(this.path))
+    if (this.durable) await fsyncDir(dirname(this.path))
   }
 
   async abort(): Promise<void> {
@@ -66,17 +71,17 @@ export interface ImageWriter {
 }
 
 /** Output for a one-part image: the part becomes `path`. */
-export function fileImageWriter(path: string): ImageWriter {
+export function fileImageWriter(path: string, options: { durable?: boolean } = {}): ImageWriter {
   let file: AtomicFile | undefined
   return {
     async openPart() {
       if (file) throw new Error(`${path}: a file output holds exactly one part`)
-      file = await AtomicFile.create(path)
+      file = await AtomicFile.create(path, options)
       return file
     },
     async commit() {
       // The part committed itself (renamed into place); an image without parts is an empty file.
-      if (!file) await (await AtomicFile.create(path)).commit()
+      if (!file) await (await AtomicFile.create(path, options)).commit()
     },
     async abort() {
       await file?.abort()
@@ -88,14 +93,14 @@ export function fileImageWriter(path: string): ImageWriter {
  * Output for a directory: parts go into a temp directory beside `dir`, which then replaces `dir`
  * (an old `dir` is moved aside first and removed after, so a reader never sees a half-restored tree).
  */
-export function directoryImageWriter(dir: string): ImageWriter {
+export function directoryImageWriter(dir: string, options: { durable?: boolean } = {}): ImageWriter {
   const temp = join(dirname(dir), `.${basename(dir)}.${randomBytes(6).toString('hex')}.tmp`)
   const files: AtomicFile[] = []
   return {
     async openPart(name) {
       const path = join(temp, ...name.split('/'))
       await mkdir(dirname(path), { recursive: true })
-      const file = await AtomicFile.create(path)
+      const file = await AtomicFile.create(path, options)
       files.push(file)
       return file
     },
@@ -108,7 +113,7 @@ export function directoryImageWriter(dir: string): ImageWriter {
       const old = `${temp}.old`
       if (exists) await rename(dir, old)
       await rename(temp, dir)
-      await fsyncDir(dirname(dir))
+      if (options.durable ?? true) await fsyncDir(dirname(dir))
       if (exists) await rm(old, { recursive: true, force: true })
     },
     async abort() {

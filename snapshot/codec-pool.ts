@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
+import { recycle } from './buffers.ts'
 import {
   type DecodeInput,
   decodeChunk,
@@ -91,8 +92,10 @@ class WorkerCodecPool implements CodecPool {
     const pending = this.pending.get(message.id)
     if (!pending) return
     this.pending.delete(message.id)
-    if (message.ok) pending.resolve(message.value)
-    else pending.reject(toError(message.error))
+    if (message.ok) {
+      for (const view of message.spare) recycle(view)
+      pending.resolve(message.value)
+    } else pending.reject(toError(message.error))
   }
 
   private async run(request: CodecTask): Promise<CodecValue> {
@@ -134,7 +137,9 @@ class InlineCodecPool implements CodecPool {
 
   private async run(request: CodecTask): Promise<CodecValue> {
     await ready
-    return handleRequest({ ...request, id: 0 }, encodeChunk, decodeChunk)
+    const { value, spare } = handleRequest(request, encodeChunk, decodeChunk)
+    for (const view of spare) recycle(view)
+    return value
   }
 
   encode(input: EncodeInput): Promise<EncodeOutput> {

@@ -11,14 +11,10 @@ export type CodecRequest = CodecTask & { id: number }
 export type CodecValue = EncodeOutput | Uint8Array | string
 
 export type CodecResponse =
-  | { id: number; ok: true; value: CodecValue }
+  | { id: number; ok: true; value: CodecValue; spare: Uint8Array[] }
   | { id: number; ok: false; error: { name: string; message: string; problem?: string | undefined } }
 
-export function handleRequest(
-  request: CodecRequest,
-  encode: typeof encodeChunk,
-  decode: typeof decodeChunk,
-): CodecValue {
+function compute(request: CodecTask, encode: typeof encodeChunk, decode: typeof decodeChunk): CodecValue {
   switch (request.op) {
     case 'encode':
       return encode(request.input)
@@ -27,6 +23,33 @@ export function handleRequest(
     case 'hash':
       return hashBytes(request.alg, request.bytes)
   }
+}
+
+function inputViews(request: CodecTask): (Uint8Array | undefined)[] {
+  if (request.op === 'hash') return [request.bytes]
+  if (request.op === 'encode') return [request.input.data, request.input.base]
+  return [request.input.blob, request.input.base]
+}
+
+/** The result, and the input buffers it does not reuse: they go back to the caller to be recycled. */
+export function handleRequest(
+  request: CodecTask,
+  encode: typeof encodeChunk,
+  decode: typeof decodeChunk,
+): { value: CodecValue; spare: Uint8Array[] } {
+  const value = compute(request, encode, decode)
+  const used = new Set<ArrayBufferLike>()
+  if (value instanceof Uint8Array) used.add(value.buffer)
+  else if (typeof value === 'object')
+    for (const field of Object.values(value)) if (field instanceof Uint8Array) used.add(field.buffer)
+  const spare: Uint8Array[] = []
+  for (const view of inputViews(request)) {
+    if (view && !used.has(view.buffer)) {
+      used.add(view.buffer)
+      spare.push(view)
+    }
+  }
+  return { value, spare }
 }
 
 /** Below this, copying is as cheap as moving, and small views (hashes) may be cached or shared. */
@@ -47,6 +70,7 @@ function ownsBuffer(view: Uint8Array | undefined): view is Uint8Array {
 export function transferList(value: unknown): ArrayBuffer[] {
   const views: (Uint8Array | undefined)[] = []
   if (value instanceof Uint8Array) views.push(value)
+  else if (Array.isArray(value)) views.push(...value)
   else if (value && typeof value === 'object') {
     for (const field of Object.values(value)) if (field instanceof Uint8Array) views.push(field)
   }

@@ -9,11 +9,14 @@ await ready
 port.on('message', (request: CodecRequest) => {
   let response: CodecResponse
   try {
-    response = { id: request.id, ok: true, value: handleRequest(request, encodeChunk, decodeChunk) }
+    response = { id: request.id, ok: true, ...handleRequest(request, encodeChunk, decodeChunk) }
   } catch (error) {
     const e = error as Error & { problem?: string }
     response = { id: request.id, ok: false, error: { name: e.name, message: e.message, problem: e.problem } }
   }
-  port.postMessage(response, response.ok ? transferList(response.value) : [])
+  port.postMessage(
+    response,
+    response.ok ? [...transferList(response.value), ...transferList(response.spare)] : [],
+  )
 })
-port.postMessage({ id: -1, ok: true, value: 'ready' } satisfies CodecResponse)
+port.postMessage({ id: -1, ok: true, value: 'ready', spare: [] } satisfies CodecResponse)

@@ -132,8 +132,8 @@ function decodePages(blob: Uint8Array, base: Uint8Array): Uint8Array {
   if (payloadKind === PAYLOAD_VCDIFF) target = xdeltaDecode(payload, gatherPages(base, pages), span)
   else if (payloadKind === PAYLOAD_RAW && payload.length === span) target = payload
   else throw new CodecError('undecodable', 'bad page-delta payload')
-  const out = Buffer.allocUnsafeSlow(base.byteLength)
-  out.set(base)
+  // The result is written over the base chunk: no new 1 MiB buffer per chunk.
+  const out = base
   let at = 0
   for (const page of pages) {
     const start = page * PAGE_BYTES
@@ -193,7 +193,7 @@ export interface DecodeInput {
   size_bytes: number
   /** The stored blob (RAW, DELTA, PAGES). */
   blob?: Uint8Array
-  /** The base chunk (SAME, DELTA, PAGES). */
+  /** The base chunk (SAME, DELTA, PAGES); PAGES decodes over it in place. */
   base?: Uint8Array
   /** Hash the base must have (DELTA, PAGES); a different base is refused. */
   base_hash?: Uint8Array

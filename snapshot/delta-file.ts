@@ -174,6 +174,8 @@ export async function openDeltaFile(path: string): Promise<DeltaFile> {
 
 export interface ApplyOptions {
   pool: CodecPool
+  /** Default true: fsync OUT before and after the rename. */
+  durable?: boolean
   on_progress?: Progress
 }
 
@@ -188,7 +190,10 @@ export async function applyDelta(
   const baseParts = await openImage(basePath)
   const base = new FileBaseSource(basePath, baseParts, delta.manifest.chunk_bytes)
   const oneFile = delta.manifest.parts.length === 1 && delta.manifest.parts[0]!.name === 'image'
-  const writer: ImageWriter = oneFile ? fileImageWriter(outPath) : directoryImageWriter(outPath)
+  const durable = { durable: options.durable ?? true }
+  const writer: ImageWriter = oneFile
+    ? fileImageWriter(outPath, durable)
+    : directoryImageWriter(outPath, durable)
   try {
     await restoreImage(delta.manifest, {
       pool: options.pool,

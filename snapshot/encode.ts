@@ -1,3 +1,4 @@
+import { recycle } from './buffers.ts'
 import { ChunkKind, type EncodeOutput } from './codec.ts'
 import type { CodecPool } from './codec-pool.ts'
 import { ChunkError, CodecError } from './errors.ts'
@@ -105,6 +106,7 @@ async function encodeOne(
   }
   if (out.kind === ChunkKind.RAW) {
     await sink.put(out.hash, out.blob!)
+    recycle(out.blob)
     return { k: out.kind, h: out.hash }
   }
   if (out.kind === ChunkKind.SAME) return { k: out.kind, h: out.hash }

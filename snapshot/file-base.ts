@@ -1,4 +1,5 @@
 import { type FileHandle, open } from 'node:fs/promises'
+import { readFully, recycle, takeBuffer } from './buffers.ts'
 import type { BaseChunk, BaseSource } from './encode.ts'
 import type { ImagePart } from './image.ts'
 
@@ -23,19 +24,12 @@ export class FileBaseSource implements BaseSource {
       handle = open(path, 'r')
       this.handles.set(part, handle)
     }
-    const bytes = Buffer.allocUnsafeSlow(this.chunk_bytes)
-    let filled = 0
-    while (filled < this.chunk_bytes) {
-      const { bytesRead } = await (await handle).read(
-        bytes,
-        filled,
-        this.chunk_bytes - filled,
-        index * this.chunk_bytes + filled,
-      )
-      if (bytesRead === 0) break
-      filled += bytesRead
+    const bytes = takeBuffer(this.chunk_bytes)
+    const filled = await readFully(await handle, bytes, index * this.chunk_bytes)
+    if (filled === 0) {
+      recycle(bytes)
+      return undefined
     }
-    if (filled === 0) return undefined
     return { bytes: filled === this.chunk_bytes ? bytes : Buffer.from(bytes.subarray(0, filled)) }
   }
 

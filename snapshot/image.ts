@@ -1,5 +1,6 @@
 import { open, readdir, stat } from 'node:fs/promises'
 import { join, relative, sep } from 'node:path'
+import { readFully, recycle, takeBuffer } from './buffers.ts'
 import { isSafePartName } from './manifest.ts'
 
 /**
@@ -63,14 +64,12 @@ export async function* readChunks(part: ImagePart, chunk_bytes: number): AsyncGe
     const handle = await open(part.path, 'r')
     try {
       for (let position = 0; ; ) {
-        const chunk = Buffer.allocUnsafeSlow(chunk_bytes)
-        let filled = 0
-        while (filled < chunk_bytes) {
-          const { bytesRead } = await handle.read(chunk, filled, chunk_bytes - filled, position + filled)
-          if (bytesRead === 0) break
-          filled += bytesRead
+        const chunk = takeBuffer(chunk_bytes)
+        const filled = await readFully(handle, chunk, position)
+        if (filled === 0) {
+          recycle(chunk)
+          return
         }
-        if (filled === 0) return
         position += filled
         yield filled === chunk_bytes ? chunk : Buffer.from(chunk.subarray(0, filled))
         if (filled < chunk_bytes) return
@@ -79,7 +78,7 @@ export async function* readChunks(part: ImagePart, chunk_bytes: number): AsyncGe
       await handle.close()
     }
   }
-  let chunk = Buffer.allocUnsafeSlow(chunk_bytes)
+  let chunk = takeBuffer(chunk_bytes)
   let filled = 0
   for await (const piece of part.stream()) {
     for (let at = 0; at < piece.byteLength; ) {
@@ -89,7 +88,7 @@ export async function* readChunks(part: ImagePart, chunk_bytes: number): AsyncGe
       at += take
       if (filled === chunk_bytes) {
         yield chunk
-        chunk = Buffer.allocUnsafeSlow(chunk_bytes)
+        chunk = takeBuffer(chunk_bytes)
         filled = 0
       }
     }

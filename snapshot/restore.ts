@@ -1,4 +1,5 @@
 import type { ImageWriter, PartFile } from './atomic-file.ts'
+import { recycle } from './buffers.ts'
 import { ChunkKind } from './codec.ts'
 import type { CodecPool } from './codec-pool.ts'
 import type { BaseSource, Progress } from './encode.ts'
@@ -53,6 +54,7 @@ async function restorePart(
 ): Promise<void> {
   const window = new OrderedWindow<Uint8Array>(Math.max(options.pool.window, 2), async (bytes) => {
     await file.write(bytes)
+    recycle(bytes)
     advance(bytes.byteLength)
   })
   for (let index = 0; index < part.chunks.length; index++) {

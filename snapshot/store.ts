@@ -2,6 +2,7 @@ import { mkdir, readdir, readFile, rm, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../src/util/atomic-write.ts'
 import type { ImageWriter } from './atomic-file.ts'
+import { readWholeFile, recycle } from './buffers.ts'
 import { ChunkKind } from './codec.ts'
 import type { CodecPool } from './codec-pool.ts'
 import type { BaseChunk, BaseSource, Progress } from './encode.ts'
@@ -180,12 +181,7 @@ export class SnapshotStore {
 
   /** Blob bytes without verification (the decoder verifies what it builds), or undefined if absent. */
   async readBlobUnverified(hash: string): Promise<Uint8Array | undefined> {
-    try {
-      return await readFile(this.blobPath(hash))
-    } catch (error) {
-      if (isMissing(error)) return undefined
-      throw error
-    }
+    return readWholeFile(this.blobPath(hash))
   }
 
   /** Verified blob bytes (for sending to a peer); a corrupt blob is deleted so it gets fetched again. */
@@ -298,6 +294,7 @@ export class SnapshotStore {
               base_hash: entry.s!,
             })
             await this.writeBlobTrusted(hash, bytes)
+            recycle(bytes)
           })(),
         )
       }
