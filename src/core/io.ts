@@ -1,5 +1,5 @@
-import type { ControlMessage } from './messages.ts'
 import type { ForkPoint } from './lineage.ts'
+import type { ControlMessage } from './messages.ts'
 import type { NodeId, Role, SnapshotRef } from './types.ts'
 
 /** Inputs to the core. Every event carries the time it happened; the core reads no clock. */

@@ -93,5 +93,6 @@ export function validateControlMessage(input: unknown): ValidationResult {
 
 // Compile-time check that the schema and the core's SnapshotRef agree.
 type SchemaRef = z.infer<typeof snapshot_ref>
-const _ref_check: SchemaRef extends SnapshotRef ? (SnapshotRef extends SchemaRef ? true : never) : never = true
+const _ref_check: SchemaRef extends SnapshotRef ? (SnapshotRef extends SchemaRef ? true : never) : never =
+  true
 void _ref_check

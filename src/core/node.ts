@@ -2,7 +2,13 @@ import { assert } from './assert.ts'
 import { type CoreConfig, checkCoreConfig } from './config.ts'
 import type { CoreEffect, CoreEvent, TimelineName } from './io.ts'
 import { forkPoint, nextSnapshotRef } from './lineage.ts'
-import type { ClaimMessage, ControlMessage, HandoverMessage, RefuseMessage, StateMessage } from './messages.ts'
+import type {
+  ClaimMessage,
+  ControlMessage,
+  HandoverMessage,
+  RefuseMessage,
+  StateMessage,
+} from './messages.ts'
 import { best, type Contender, compareContenders, compareSnapshots, compareStatic } from './ranking.ts'
 import type { Health, NodeId, PeerInfo, Role, SnapshotRef } from './types.ts'
 
@@ -43,6 +49,8 @@ interface Merge {
 
 interface Handover {
   after: 'exit' | 'candidate'
+  /** Id of the final snapshot, taken after the service stopped; null while an earlier one is in flight. */
+  final_id: string | null
   final: SnapshotRef | null
   successor: NodeId | null
   deadline_ms: number
@@ -151,7 +159,7 @@ export class NodeCore {
         break
       case 'snapshot-failed':
         if (this.snapshot_in_flight === event.id) this.snapshot_in_flight = null
-        if (this.handover && this.handover.final === null) this.failHandoverSnapshot()
+        if (this.handover && this.handover.final === null) this.takeFinalSnapshot()
         break
       case 'restore-done':
         this.onRestoreDone(event.ok, event.snapshot, event.reason)
@@ -176,7 +184,11 @@ export class NodeCore {
   private onTick(): void {
     const now = this.now_ms
     if (now >= this.next_heartbeat_ms) this.broadcastState()
-    if (this.role_ === 'candidate' && this.server_ === null && now - this.joined_at_ms >= this.config.join_wait_ms) {
+    if (
+      this.role_ === 'candidate' &&
+      this.server_ === null &&
+      now - this.joined_at_ms >= this.config.join_wait_ms
+    ) {
       this.startElection(new Set())
     }
     if (this.role_ === 'electing' && this.election && now >= this.election.deadline_ms) {
@@ -194,7 +206,8 @@ export class NodeCore {
       const winner = this.peers_.get(this.merge.winner)
       // The winner stopped serving meanwhile (it merged into a third server): decide again from scratch.
       if (winner?.role === 'server') this.runMerge()
-      else if (winner?.role !== 'merging') this.abandonMerge(`winner ${short(this.merge.winner)} no longer serves`)
+      else if (winner?.role !== 'merging')
+        this.abandonMerge(`winner ${short(this.merge.winner)} no longer serves`)
       else this.merge.retry_at_ms = now + this.config.merge_retry_ms
     }
     if (this.handover?.successor && now >= this.handover.deadline_ms) {
@@ -294,7 +307,12 @@ export class NodeCore {
   }
 
   private serving(): boolean {
-    return this.role_ === 'server' || this.role_ === 'restoring' || this.role_ === 'merging'
+    return (
+      this.role_ === 'server' ||
+      this.role_ === 'restoring' ||
+      this.role_ === 'merging' ||
+      this.handover !== null
+    )
   }
 
   private onState(info: PeerInfo, msg: StateMessage): void {
@@ -371,7 +389,8 @@ export class NodeCore {
   private mergeWinner(a: { id: NodeId; priority: number; term: number }, b: PeerInfo): NodeId {
     const ca = { id: a.id, priority: a.priority, load: 0, snapshot: null }
     const cb = { id: b.id, priority: b.priority, load: 0, snapshot: null }
-    if (this.config.merge_direction === 'newest-term' && a.term !== b.term) return a.term > b.term ? a.id : b.id
+    if (this.config.merge_direction === 'newest-term' && a.term !== b.term)
+      return a.term > b.term ? a.id : b.id
     return compareStatic(ca, cb) > 0 ? a.id : b.id
   }
 
@@ -398,7 +417,12 @@ export class NodeCore {
     }
     if (this.role_ === 'leaving') return
     const live_server = this.server_ !== null ? this.peers_.get(this.server_) : undefined
-    if (live_server && live_server.id !== claimant.id && live_server.reachable && live_server.role === 'server') {
+    if (
+      live_server &&
+      live_server.id !== claimant.id &&
+      live_server.reachable &&
+      live_server.role === 'server'
+    ) {
       refuse(live_server.id, `server ${short(live_server.id)} is alive at term ${live_server.term}`)
       return
     }
@@ -452,7 +476,13 @@ export class NodeCore {
   // ---------------------------------------------------------------- election
 
   private self(): Contender & { term: number } {
-    return { id: this.id, priority: this.config.priority, load: this.load_, snapshot: this.held_, term: this.term_ }
+    return {
+      id: this.id,
+      priority: this.config.priority,
+      load: this.load_,
+      snapshot: this.held_,
+      term: this.term_,
+    }
   }
 
   private contender(p: PeerInfo): Contender {
@@ -462,11 +492,13 @@ export class NodeCore {
   /** Nodes this one can reach that may be elected now (itself included), minus `excluded`. */
   private eligible(excluded: Set<NodeId>): Contender[] {
     const out: Contender[] = []
-    const me_ok = this.now_ms >= this.ineligible_until_ms && this.role_ !== 'leaving' && !excluded.has(this.id)
+    const me_ok =
+      this.now_ms >= this.ineligible_until_ms && this.role_ !== 'leaving' && !excluded.has(this.id)
     if (me_ok) out.push(this.self())
     for (const p of this.peers_.values()) {
       if (!p.reachable || excluded.has(p.id) || this.now_ms < p.ineligible_until_ms) continue
-      if (p.role === 'candidate' || p.role === 'electing' || p.role === 'restoring') out.push(this.contender(p))
+      if (p.role === 'candidate' || p.role === 'electing' || p.role === 'restoring')
+        out.push(this.contender(p))
     }
     return out
   }
@@ -529,13 +561,16 @@ export class NodeCore {
     const offers: Array<{ snapshot: SnapshotRef; holder: NodeId }> = []
     if (this.held_ && !failed.has(this.held_.id)) offers.push({ snapshot: this.held_, holder: this.id })
     for (const p of this.peers_.values()) {
-      if (p.reachable && p.snapshot && !failed.has(p.snapshot.id)) offers.push({ snapshot: p.snapshot, holder: p.id })
+      if (p.reachable && p.snapshot && !failed.has(p.snapshot.id))
+        offers.push({ snapshot: p.snapshot, holder: p.id })
     }
     if (offers.length === 0) return [null, []]
     const sign = this.config.planted_bug === 'restore-older-snapshot' ? -1 : 1
     let pick = offers[0]!.snapshot
     for (const o of offers) if (sign * compareSnapshots(o.snapshot, pick) > 0) pick = o.snapshot
-    const sources = offers.filter((o) => o.snapshot.id === pick.id && o.holder !== this.id).map((o) => o.holder)
+    const sources = offers
+      .filter((o) => o.snapshot.id === pick.id && o.holder !== this.id)
+      .map((o) => o.holder)
     return [pick, sources]
   }
 
@@ -607,7 +642,9 @@ export class NodeCore {
     this.timeline('fault_seen', { stage: 'service', kind })
     this.restarts_ms = this.restarts_ms.filter((t) => this.now_ms - t < this.config.restart_window_ms)
     if (this.restarts_ms.length >= this.config.restart_budget) {
-      this.resign(`service failed ${this.restarts_ms.length + 1} times in ${this.config.restart_window_ms} ms`)
+      this.resign(
+        `service failed ${this.restarts_ms.length + 1} times in ${this.config.restart_window_ms} ms`,
+      )
       return
     }
     this.restarts_ms.push(this.now_ms)
@@ -642,9 +679,12 @@ export class NodeCore {
     // Taken before this node stepped down (resigned mid-snapshot): kept as data, not as a lineage head.
     if (snapshot.term !== this.term_ || (this.role_ !== 'server' && this.handover === null)) return
     this.head_ = snapshot
-    if (this.handover && this.handover.final === null) {
-      this.handover.final = snapshot
-      this.nameSuccessor()
+    const handover = this.handover
+    if (handover && handover.final === null) {
+      if (handover.final_id === snapshot.id) {
+        handover.final = snapshot
+        this.nameSuccessor()
+      } else this.takeFinalSnapshot()
     }
   }
 
@@ -665,22 +705,27 @@ export class NodeCore {
   private considerPreempt(): void {
     if (this.health_ !== 'ok') return
     const me = this.self()
-    const higher = this.eligible(new Set([this.id])).some((c) => compareContenders(this.config.strategy, c, me) > 0)
+    const higher = this.eligible(new Set([this.id])).some(
+      (c) => compareContenders(this.config.strategy, c, me) > 0,
+    )
     if (higher) this.startHandover('candidate')
   }
 
   /** Stop the service (so nothing acknowledged is lost), take a final snapshot, then name a successor. */
   private startHandover(after: 'exit' | 'candidate'): void {
-    this.handover = { after, final: null, successor: null, deadline_ms: 0, tried: new Set() }
+    this.handover = { after, final_id: null, final: null, successor: null, deadline_ms: 0, tried: new Set() }
     if (after === 'exit') this.setRole('leaving')
     this.timeline('handover_started', { after })
     this.effects.push({ type: 'stop-service', reason: after === 'exit' ? 'leave' : 'preempt' })
-    if (this.snapshot_in_flight === null) this.takeSnapshot(true)
+    // A snapshot already in flight was taken while the service ran: the final one waits for it.
+    if (this.snapshot_in_flight === null) this.takeFinalSnapshot()
   }
 
-  private failHandoverSnapshot(): void {
-    // The final snapshot failed: try again; the service stays stopped so nothing new is acknowledged.
+  /** Also the retry when a final snapshot failed; the service stays stopped so nothing new is acknowledged. */
+  private takeFinalSnapshot(): void {
+    assert(this.handover !== null, 'final snapshot outside a hand-over')
     this.takeSnapshot(true)
+    this.handover.final_id = this.snapshot_in_flight
   }
 
   private nameSuccessor(): void {
@@ -816,7 +861,10 @@ export class NodeCore {
     assert(this.role_ !== 'electing' || this.election !== null, 'electing without an election')
     assert(this.role_ !== 'restoring' || this.restore !== null, 'restoring without a restore')
     assert(this.role_ !== 'merging' || this.merge !== null, 'merging without a merge')
-    assert(this.role_ === 'server' || this.role_ === 'leaving' || this.handover === null, 'hand-over off server')
+    assert(
+      this.role_ === 'server' || this.role_ === 'leaving' || this.handover === null,
+      'hand-over off server',
+    )
   }
 }
 

@@ -25,7 +25,9 @@ const { values } = parseArgs({
 function positiveInt(name: string, text: string | undefined, min: number, max: number): number {
   const n = Number(text)
   if (!Number.isInteger(n) || n < min || n > max) {
-    process.stderr.write(`sim: --${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}\n`)
+    process.stderr.write(
+      `sim: --${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}\n`,
+    )
     process.exit(2)
   }
   return n

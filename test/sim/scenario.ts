@@ -35,7 +35,10 @@ export function runScenario(seed: number, options: ScenarioOptions): ScenarioRes
   const rng = new Prng(seed)
   const strategy = options.strategy ?? rng.pick(STRATEGIES)
   const merge_direction = rng.chance(0.5) ? 'priority' : 'newest-term'
-  const world = new World({ nodes: options.nodes, strategy, merge_direction, planted_bug: options.planted_bug }, rng)
+  const world = new World(
+    { nodes: options.nodes, strategy, merge_direction, planted_bug: options.planted_bug },
+    rng,
+  )
   world.log.push(`seed ${seed} nodes ${options.nodes} strategy ${strategy} merge ${merge_direction}`)
   const chaos_ms = options.chaos_ms ?? 50_000
   const quiet_ms = options.quiet_ms ?? 40_000

@@ -27,8 +27,8 @@ export const BOUNDS = {
   /** Peers' knowledge (states, snapshots, loads) is considered current after this long. */
   knowledge_ms: 1_500,
   tick_ms: 50,
-  /** Far above a normal run (~100k steps for 7 nodes): more means a message storm or a busy loop. */
-  max_steps: 2_000_000,
+  /** Steps per node pair per simulated second: a normal run needs ~6 (heartbeats); more is a storm. */
+  max_steps_per_pair_s: 25,
 } as const
 
 export class Violation extends Error {
@@ -95,6 +95,10 @@ export class World {
   /** Time of the last change that can legitimately disturb roles (network, crash, restart, resign, leave). */
   private last_disturbance_ms = 0
   private last_network_change_ms = 0
+  /** Bumped whenever liveness or links change, so components are computed once per change. */
+  private topology_version = 0
+  private components_cache: { version: number; value: { groups: number[][]; cliques: boolean } } | null = null
+  private readonly max_steps: number
   merges = 0
   steps = 0
   elections = 0
@@ -105,6 +109,7 @@ export class World {
     private readonly rng: Prng,
   ) {
     this.net = new SimNetwork(options.nodes, rng)
+    this.max_steps = BOUNDS.max_steps_per_pair_s * options.nodes * options.nodes * 120 + 100_000
     for (let i = 0; i < options.nodes; i++) {
       const priority = rng.int(1, 5) * 10
       const node: SimNode = {
@@ -178,6 +183,7 @@ export class World {
   // ---------------------------------------------------------------- faults (called by the scenario)
 
   disturb(what: string): void {
+    this.topology_version += 1
     this.last_disturbance_ms = this.now_ms
     this.log.push(`${this.now_ms} fault ${what}`)
   }
@@ -251,7 +257,8 @@ export class World {
       const { at_ms, item } = this.queue.pop()!
       this.now_ms = at_ms
       this.steps += 1
-      if (this.steps > BOUNDS.max_steps) this.fail('bounded-work', `over ${BOUNDS.max_steps} steps: a message storm`)
+      if (this.steps > this.max_steps)
+        this.fail('bounded-work', `over ${this.max_steps} steps: a message storm`)
       this.step(item)
       this.checkGlobal()
     }
@@ -304,14 +311,24 @@ export class World {
         if (!to.alive || to.inc !== item.inc_to || !to.up.has(item.from)) return
         to.up.delete(item.from)
         to.detectors.delete(item.from)
-        this.deliverCore(to, { type: 'peer-down', peer: this.nodes[item.from]!.id, reason: 'closed', now_ms: this.now_ms })
+        this.deliverCore(to, {
+          type: 'peer-down',
+          peer: this.nodes[item.from]!.id,
+          reason: 'closed',
+          now_ms: this.now_ms,
+        })
         return
       }
       case 'snapshot-done': {
         const node = this.nodes[item.node]!
         if (!node.alive || node.inc !== item.inc) return
         if (!item.ok) {
-          this.deliverCore(node, { type: 'snapshot-failed', id: item.ref.id, reason: 'disk', now_ms: this.now_ms })
+          this.deliverCore(node, {
+            type: 'snapshot-failed',
+            id: item.ref.id,
+            reason: 'disk',
+            now_ms: this.now_ms,
+          })
           return
         }
         this.parent.set(item.ref.id, node.head?.id ?? null)
@@ -378,12 +395,18 @@ export class World {
     if (node.crash_loop > 0) {
       node.crash_loop -= 1
       this.at(this.now_ms + 30, () => {
-        if (node.alive && node.gen === gen) this.deliverCore(node, { type: 'driver', kind: 'exited', now_ms: this.now_ms })
+        if (node.alive && node.gen === gen)
+          this.deliverCore(node, { type: 'driver', kind: 'exited', now_ms: this.now_ms })
       })
       return
     }
     node.service_up = true
-    this.queue.push(this.now_ms + this.rng.int(20, 200), { kind: 'service-up', node: node.index, inc: node.inc, gen })
+    this.queue.push(this.now_ms + this.rng.int(20, 200), {
+      kind: 'service-up',
+      node: node.index,
+      inc: node.inc,
+      gen,
+    })
   }
 
   private hold(node: SimNode, ref: SnapshotRef): void {
@@ -405,7 +428,12 @@ export class World {
       if (!detector?.suspected(this.now_ms)) continue
       node.up.delete(peer)
       node.detectors.delete(peer)
-      this.deliverCore(node, { type: 'peer-down', peer: this.nodes[peer]!.id, reason: 'suspected', now_ms: this.now_ms })
+      this.deliverCore(node, {
+        type: 'peer-down',
+        peer: this.nodes[peer]!.id,
+        reason: 'suspected',
+        now_ms: this.now_ms,
+      })
       if (!node.alive) return
     }
   }
@@ -443,7 +471,13 @@ export class World {
     for (const to of this.nodes) {
       if (to === from || !to.alive || !this.net.linked(from.index, to.index)) continue
       const transfer_ms = 20 + this.rng.int(0, 400) + (to.slow_disk ? 500 : 0)
-      this.queue.push(this.now_ms + transfer_ms, { kind: 'replicated', from: from.index, to: to.index, inc_to: to.inc, ref })
+      this.queue.push(this.now_ms + transfer_ms, {
+        kind: 'replicated',
+        from: from.index,
+        to: to.index,
+        inc_to: to.inc,
+        ref,
+      })
     }
   }
 
@@ -467,8 +501,13 @@ export class World {
           this.disturb(`resign ${node.index}`)
         }
         if (effect.name !== 'role_changed') {
-          this.log.push(`${this.now_ms} n${node.index} ${effect.name} t${effect.term} ${JSON.stringify(effect.fields)}`)
-        } else this.log.push(`${this.now_ms} n${node.index} ${effect.fields.from}->${effect.fields.to} t${effect.term}`)
+          this.log.push(
+            `${this.now_ms} n${node.index} ${effect.name} t${effect.term} ${JSON.stringify(effect.fields)}`,
+          )
+        } else
+          this.log.push(
+            `${this.now_ms} n${node.index} ${effect.fields.from}->${effect.fields.to} t${effect.term}`,
+          )
         return
       case 'take-snapshot': {
         const ms = this.rng.int(10, 80) * (node.slow_disk ? 5 : 1)
@@ -521,7 +560,12 @@ export class World {
         for (const to of this.nodes) {
           if (to === node || !to.alive || !this.net.linked(node.index, to.index)) continue
           const delay = this.net.latency(node.index, to.index, this.rng)
-          this.queue.push(this.now_ms + delay, { kind: 'closed', from: node.index, to: to.index, inc_to: to.inc })
+          this.queue.push(this.now_ms + delay, {
+            kind: 'closed',
+            from: node.index,
+            to: to.index,
+            inc_to: to.inc,
+          })
         }
         return
       }
@@ -539,14 +583,17 @@ export class World {
     const core = node.core
     if (!ROLES.includes(core.role)) this.fail('one-role', `n${node.index} has role ${core.role}`)
     if (core.maxTerm < before_max || core.maxTerm < node.last_term) {
-      this.fail('terms-never-go-back', `n${node.index} term ${core.maxTerm} after ${Math.max(before_max, node.last_term)}`)
+      this.fail(
+        'terms-never-go-back',
+        `n${node.index} term ${core.maxTerm} after ${Math.max(before_max, node.last_term)}`,
+      )
     }
     node.last_term = Math.max(node.last_term, core.maxTerm)
   }
 
   /** Quiet long enough that every node in it knows the others' current state. */
   private knowledgeCurrent(group: number[]): boolean {
-    if (this.net.hasLoss() || !this.net.components(this.aliveMask()).cliques) return false
+    if (this.net.hasLoss() || !this.components().cliques) return false
     if (this.now_ms - this.last_network_change_ms < BOUNDS.knowledge_ms) return false
     return group.every((i) => {
       const n = this.nodes[i]!
@@ -558,17 +605,22 @@ export class World {
     })
   }
 
-  private aliveMask(): boolean[] {
-    return this.nodes.map((n) => n.alive)
+  private components(): { groups: number[][]; cliques: boolean } {
+    if (this.components_cache?.version !== this.topology_version) {
+      const alive = this.nodes.map((n) => n.alive)
+      this.components_cache = { version: this.topology_version, value: this.net.components(alive) }
+    }
+    return this.components_cache.value
   }
 
   private groupOf(index: number): number[] {
-    return this.net.components(this.aliveMask()).groups.find((g) => g.includes(index)) ?? [index]
+    return this.components().groups.find((g) => g.includes(index)) ?? [index]
   }
 
   private heldGood(n: SimNode): SnapshotRef | null {
     let best: SnapshotRef | null = null
-    for (const ref of n.store.values()) if (!n.corrupt.has(ref.id) && compareSnapshots(ref, best) > 0) best = ref
+    for (const ref of n.store.values())
+      if (!n.corrupt.has(ref.id) && compareSnapshots(ref, best) > 0) best = ref
     return best
   }
 
@@ -580,7 +632,12 @@ export class World {
     const group = this.groupOf(node.index)
     if (!this.knowledgeCurrent(group)) return
     const strategy = this.options.strategy
-    const contender = (n: SimNode) => ({ id: n.id, priority: n.priority, load: n.load, snapshot: n.core.held })
+    const contender = (n: SimNode) => ({
+      id: n.id,
+      priority: n.priority,
+      load: n.load,
+      snapshot: n.core.held,
+    })
     const me = contender(node)
     for (const i of group) {
       const other = this.nodes[i]!
@@ -603,7 +660,10 @@ export class World {
     for (const i of group) {
       const held = this.heldGood(this.nodes[i]!)
       if (held && compareSnapshots(held, ref) > 0 && !this.nodes[i]!.corrupt.has(held.id)) {
-        this.fail('restore-newest', `n${node.index} restores ${ref?.id.slice(-6) ?? 'nothing'} but n${i} holds ${held.id.slice(-6)}`)
+        this.fail(
+          'restore-newest',
+          `n${node.index} restores ${ref?.id.slice(-6) ?? 'nothing'} but n${i} holds ${held.id.slice(-6)}`,
+        )
       }
     }
   }
@@ -624,7 +684,10 @@ export class World {
     const theirs = new Set(this.ancestors(winner.head?.id ?? null))
     const truth = this.ancestors(loser.head?.id ?? null).find((id) => theirs.has(id)) ?? null
     if (truth !== fork) {
-      this.fail('merge-fork-point', `n${loser.index} merges into n${winner.index} from ${fork} but the fork is ${truth}`)
+      this.fail(
+        'merge-fork-point',
+        `n${loser.index} merges into n${winner.index} from ${fork} but the fork is ${truth}`,
+      )
     }
   }
 
@@ -632,7 +695,7 @@ export class World {
   private checkGlobal(): void {
     if (this.now_ms - this.last_disturbance_ms < BOUNDS.liveness_ms) return
     if (this.net.hasLoss()) return
-    const { groups, cliques } = this.net.components(this.aliveMask())
+    const { groups, cliques } = this.components()
     if (!cliques) return
     for (const group of groups) {
       const servers = group.filter((i) => this.nodes[i]!.core.role === 'server')
@@ -651,12 +714,18 @@ export class World {
     const alive = this.nodes.filter((n) => n.alive)
     const servers = alive.filter((n) => n.core.role === 'server')
     if (servers.length !== 1) {
-      this.fail('one-server-after-heal', `${servers.length} servers: ${alive.map((n) => `n${n.index}:${n.core.role}`).join(' ')}`)
+      this.fail(
+        'one-server-after-heal',
+        `${servers.length} servers: ${alive.map((n) => `n${n.index}:${n.core.role}`).join(' ')}`,
+      )
     }
     const server = servers[0]!
     for (const n of alive) {
       if (n !== server && n.core.server !== server.id) {
-        this.fail('all-follow-after-heal', `n${n.index} follows ${n.core.server?.slice(0, 8)} not n${server.index}`)
+        this.fail(
+          'all-follow-after-heal',
+          `n${n.index} follows ${n.core.server?.slice(0, 8)} not n${server.index}`,
+        )
       }
     }
   }
