@@ -350,9 +350,8 @@ export class NodeCore {
           this.follow(other.id)
           return
         }
-        const current = this.server_ !== null ? this.peers_.get(this.server_) : undefined
-        const keep = current && current.reachable && current.role === 'server' && current.id !== other.id
-        if (keep && this.mergeWinner(current, other) === current.id) return
+        const current = this.liveServer()
+        if (current && current.id !== other.id && this.mergeWinner(current, other) === current.id) return
         this.follow(other.id)
         break
       }
@@ -383,6 +382,12 @@ export class NodeCore {
         }
         break
     }
+  }
+
+  /** The peer this node follows, if it is reachable and says it serves. */
+  private liveServer(): PeerInfo | undefined {
+    const info = this.server_ !== null ? this.peers_.get(this.server_) : undefined
+    return info?.reachable && info.role === 'server' ? info : undefined
   }
 
   /** Who keeps the service when two servers meet: by priority, or by newest term then priority. */
@@ -416,13 +421,8 @@ export class NodeCore {
       return
     }
     if (this.role_ === 'leaving') return
-    const live_server = this.server_ !== null ? this.peers_.get(this.server_) : undefined
-    if (
-      live_server &&
-      live_server.id !== claimant.id &&
-      live_server.reachable &&
-      live_server.role === 'server'
-    ) {
+    const live_server = this.liveServer()
+    if (live_server && live_server.id !== claimant.id) {
       refuse(live_server.id, `server ${short(live_server.id)} is alive at term ${live_server.term}`)
       return
     }
@@ -459,8 +459,8 @@ export class NodeCore {
   private onHandover(from: PeerInfo, msg: HandoverMessage): void {
     from.role = 'leaving'
     this.handover_to = msg.to
-    const current = this.server_ !== null ? this.peers_.get(this.server_) : undefined
-    if (current && current.id !== from.id && current.reachable && current.role === 'server') {
+    const current = this.liveServer()
+    if (current && current.id !== from.id) {
       // This node follows another live server: the leaving one will find it and merge into it.
       this.handover_to = null
       return
