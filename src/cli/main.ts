@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
+import { ConfigError } from '../config/load.ts'
 import { CliError } from './cli-error.ts'
 import { registerCommands } from './commands/index.ts'
 
@@ -19,9 +20,9 @@ try {
   await program.parseAsync(process.argv)
 } catch (error) {
   if (error instanceof CommanderError) process.exit(error.exitCode)
-  if (error instanceof CliError) {
+  if (error instanceof CliError || error instanceof ConfigError) {
     process.stderr.write(`sustain: ${error.message}\n`)
-    process.exit(error.exitCode)
+    process.exit(error instanceof CliError ? error.exitCode : 1)
   }
   throw error
 }

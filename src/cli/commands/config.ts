@@ -1,0 +1,20 @@
+import type { Command } from 'commander'
+import { federationKey } from '../../config/invite.ts'
+import { loadConfig } from '../../config/load.ts'
+import { defaultDataDir, nodePaths } from '../data-dir.ts'
+
+export function registerConfig(program: Command): void {
+  const config = program.command('config').description('inspect the node config')
+  config
+    .command('check [file]')
+    .description('validate a config file; names every wrong field, its value and what was expected')
+    .option('-d, --data <dir>', 'node data directory (when no file is given)', defaultDataDir())
+    .action(async (file: string | undefined, options: { data: string }) => {
+      const path = file ?? nodePaths(options.data).config
+      const loaded = await loadConfig(path)
+      process.stdout.write(
+        `${path}: valid (node ${loaded.node.name}, priority ${loaded.node.priority}, ` +
+          `federation ${loaded.federation.name} ${federationKey(loaded.federation.secret).slice(0, 16)}…)\n`,
+      )
+    })
+}

@@ -1,0 +1,68 @@
+import { z } from 'zod'
+
+/**
+ * The node config file (YAML or JSON). Every field has a default except the federation secret, which
+ * `sustain init` writes; timings name their unit.
+ */
+const host_port = z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65_535) }).strict()
+
+export const config_schema = z
+  .object({
+    version: z.literal(1),
+    node: z
+      .object({
+        name: z
+          .string()
+          .min(1)
+          .max(64)
+          .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash, underscore'),
+        priority: z.number().int().min(0).max(1_000_000).default(100),
+      })
+      .strict(),
+    federation: z
+      .object({
+        name: z.string().min(1).max(64),
+        secret: z.string().regex(/^[0-9a-f]{64}$/, '64 hex characters (32 bytes)'),
+        /** DHT bootstrap nodes; empty means a local testnet (demo, tests). */
+        bootstrap: z.array(host_port).default([]),
+        /** Address every DHT node of this process binds. */
+        host: z.string().default('127.0.0.1'),
+      })
+      .strict(),
+    election: z
+      .object({
+        strategy: z.enum(['static', 'freshest', 'capacity']).default('static'),
+        preempt: z.boolean().default(false),
+        merge_direction: z.enum(['priority', 'newest-term']).default('priority'),
+        merge_policy: z.enum(['helper', 'keep-higher']).default('helper'),
+      })
+      .strict()
+      .default({ strategy: 'static', preempt: false, merge_direction: 'priority', merge_policy: 'helper' }),
+    timing: z
+      .object({
+        heartbeat_interval_ms: z.number().int().min(20).max(10_000).default(200),
+        phi_threshold: z.number().min(1).max(50).default(8),
+        join_wait_ms: z.number().int().min(0).default(1500),
+        election_timeout_ms: z.number().int().min(50).default(1000),
+        snapshot_interval_ms: z.number().int().min(100).default(5000),
+        restart_budget: z.number().int().min(0).max(100).default(3),
+        restart_window_ms: z.number().int().min(1000).default(60_000),
+      })
+      .strict()
+      .default({
+        heartbeat_interval_ms: 200,
+        phi_threshold: 8,
+        join_wait_ms: 1500,
+        election_timeout_ms: 1000,
+        snapshot_interval_ms: 5000,
+        restart_budget: 3,
+        restart_window_ms: 60_000,
+      }),
+    log: z
+      .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+  })
+  .strict()
+
+export type SustainConfig = z.infer<typeof config_schema>
