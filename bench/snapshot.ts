@@ -367,9 +367,11 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2)
   if (args[0] === '--child') return child(args.slice(1))
   const quick = args.includes('--quick')
+  // --only NAME runs one case (for tuning); the committed results come from a full run.
+  const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined
   const results: Result[] = []
   try {
-    for (const c of quick ? QUICK : FULL) results.push(await runCase(c))
+    for (const c of quick ? QUICK : FULL) if (!only || c.name === only) results.push(await runCase(c))
   } finally {
     await rm(TMP, { recursive: true, force: true })
   }

@@ -5,7 +5,7 @@ import { open } from 'node:fs/promises'
  * buffer, every thread would hold its share of not-yet-collected garbage (measured: RSS ~+130 MiB on a
  * 1 GiB image). Buffers come back from the workers and are reused, so memory stays flat.
  */
-const MAX_FREE_BYTES = 16 * 1024 * 1024
+const MAX_FREE_BYTES = 8 * 1024 * 1024
 const MIN_POOLED_BYTES = 64 * 1024
 const free = new Map<number, ArrayBuffer[]>()
 let freeBytes = 0

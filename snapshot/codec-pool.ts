@@ -55,7 +55,7 @@ class WorkerCodecPool implements CodecPool {
   private failure: Error | undefined
 
   constructor(readonly threads: number) {
-    this.window = threads * 3
+    this.window = threads * 2
     const entry = new URL('./codec-worker-entry.mjs', import.meta.url)
     this.slots = Array.from({ length: threads }, () => ({ worker: new Worker(entry), inflight: 0 }))
     this.started = Promise.all(

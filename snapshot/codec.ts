@@ -81,8 +81,12 @@ function changedPages(data: Uint8Array, base: Uint8Array): number[] {
   return pages
 }
 
-function gatherPages(chunk: Uint8Array, pages: readonly number[]): Uint8Array {
-  const out = Buffer.allocUnsafe(pageSpan(chunk.byteLength, pages))
+/** Two reusable page buffers per thread: gathering pages must not leave ~2 MiB of garbage per chunk. */
+const scratch: Buffer[] = []
+
+function gatherPages(chunk: Uint8Array, pages: readonly number[], slot: 0 | 1): Uint8Array {
+  scratch[slot] ??= Buffer.allocUnsafeSlow(MAX_CHUNK_BYTES)
+  const out = scratch[slot].subarray(0, pageSpan(chunk.byteLength, pages))
   let at = 0
   for (const page of pages) {
     const start = page * PAGE_BYTES
@@ -100,8 +104,8 @@ function pageSpan(chunk_bytes: number, pages: readonly number[]): number {
 }
 
 function encodePages(data: Uint8Array, base: Uint8Array, pages: readonly number[]): Uint8Array {
-  const target = gatherPages(data, pages)
-  const vcdiff = xdeltaEncode(target, gatherPages(base, pages))
+  const target = gatherPages(data, pages, 0)
+  const vcdiff = xdeltaEncode(target, gatherPages(base, pages, 1))
   const payload = vcdiff ?? target
   const header = Buffer.allocUnsafe(12 + 4 * pages.length)
   header.writeUInt32LE(PAGES_MAGIC, 0)
@@ -129,7 +133,7 @@ function decodePages(blob: Uint8Array, base: Uint8Array): Uint8Array {
   const span = pageSpan(base.byteLength, pages)
   const payload = view.subarray(pagesEnd)
   let target: Uint8Array
-  if (payloadKind === PAYLOAD_VCDIFF) target = xdeltaDecode(payload, gatherPages(base, pages), span)
+  if (payloadKind === PAYLOAD_VCDIFF) target = xdeltaDecode(payload, gatherPages(base, pages, 1), span)
   else if (payloadKind === PAYLOAD_RAW && payload.length === span) target = payload
   else throw new CodecError('undecodable', 'bad page-delta payload')
   // The result is written over the base chunk: no new 1 MiB buffer per chunk.

@@ -2,7 +2,7 @@ import type { ImageWriter } from './atomic-file.ts'
 import { ChunkKind } from './codec.ts'
 import { encodeImage, type Progress } from './encode.ts'
 import { SnapshotError } from './errors.ts'
-import type { HashAlg } from './hash.ts'
+import { type HashAlg, toHex } from './hash.ts'
 import { formatSnapshotId } from './ids.ts'
 import { type ImagePart, knownImageBytes } from './image.ts'
 import { DEFAULT_CHUNK_BYTES } from './limits.ts'
@@ -112,7 +112,7 @@ export class SnapshotEngine {
       alg: hash_alg,
       chunk_bytes,
       ...(baseId ? { base: await store.baseSource(baseId) } : {}),
-      sink: { put: (hash, bytes) => store.writeBlobTrusted(Buffer.from(hash).toString('hex'), bytes) },
+      sink: { put: (hash, bytes) => store.writeBlobTrusted(toHex(hash), bytes) },
       ...(total_bytes !== undefined ? { total_bytes } : {}),
       ...(options.on_progress ? { on_progress: options.on_progress } : {}),
     })

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type CodecPool, createCodecPool } from '../../snapshot/codec-pool.ts'
-import { SnapshotEngine } from '../../snapshot/engine.ts'
+import { type RebasePolicy, SnapshotEngine } from '../../snapshot/engine.ts'
 import { SnapshotStore } from '../../snapshot/store.ts'
 
 /** Deterministic bytes (xorshift32), so a failing case replays exactly. */
@@ -53,7 +53,7 @@ export async function fixture(
     threads?: number
     chunk_bytes?: number
     retain_newest?: number
-    rebase?: SnapshotEngine['store'] extends never ? never : Record<string, number>
+    rebase?: Partial<RebasePolicy>
   } = {},
 ): Promise<Fixture> {
   const dir = await mkdtemp(join(tmpdir(), 'sustain-snapshot-'))
