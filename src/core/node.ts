@@ -204,11 +204,10 @@ export class NodeCore {
     }
     if (this.role_ === 'merging' && this.merge && !this.merge.running && now >= this.merge.retry_at_ms) {
       const winner = this.peers_.get(this.merge.winner)
-      // The winner stopped serving meanwhile (it merged into a third server): decide again from scratch.
-      if (winner?.role === 'server') this.runMerge()
-      else if (winner?.role !== 'merging')
-        this.abandonMerge(`winner ${short(this.merge.winner)} no longer serves`)
-      else this.merge.retry_at_ms = now + this.config.merge_retry_ms
+      // The winner stopped serving meanwhile (it merged into a third server, or restarted): serve again
+      // and let the heal rule pick the merge anew, so chains of merging nodes cannot wait on each other.
+      if (winner?.reachable && winner.role === 'server') this.runMerge()
+      else this.abandonMerge(`winner ${short(this.merge.winner)} no longer serves`)
     }
     if (this.handover?.successor && now >= this.handover.deadline_ms) {
       this.handover.tried.add(this.handover.successor)
@@ -347,6 +346,8 @@ export class NodeCore {
       case 'candidate':
       case 'electing': {
         if (this.handover_to === other.id) {
+          // The hand-over is complete: from now on this server is watched like any other.
+          this.handover_to = null
           this.follow(other.id)
           return
         }
@@ -811,12 +812,15 @@ export class NodeCore {
 
   /** The winner went away mid-merge: this node still holds its state, so it serves again. */
   private abandonMerge(reason: string): void {
-    if (this.role_ !== 'merging') return
+    if (this.role_ !== 'merging' || this.merge === null) return
+    const after = this.merge.after
     this.merge = null
     this.timeline('merge_failed', { reason })
     this.server_ = this.id
     this.setRole('server')
     this.effects.push({ type: 'start-service', from: 'current', snapshot: null })
+    // It was leaving when the heal interrupted: the leave still stands.
+    if (after === 'exit') this.startHandover('exit')
   }
 
   // ---------------------------------------------------------------- plumbing
