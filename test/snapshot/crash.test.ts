@@ -71,7 +71,11 @@ describe('crash in the middle of a write', () => {
       for (let i = s; i < KILLS; i += STORES) {
         const delay_ms = random.readUInt32LE(i * 4) % 400
         const done = await runAndKill(storeDir, i * 1000, delay_ms)
-        for (const [id, generation] of done) finished[s]!.set(id, generation)
+        for (const [id, generation] of done) {
+          // Re-insert so the map's order is the order of the latest report, even if an id recurs.
+          finished[s]!.delete(id)
+          finished[s]!.set(id, generation)
+        }
       }
     })
     await Promise.all(work)
@@ -82,7 +86,10 @@ describe('crash in the middle of a write', () => {
       const present = new Set(store.listSnapshots().map((info) => info.id))
       // The newest finished snapshots were not collected (retain_newest 4): all must be there.
       const newest = [...finished[s]!.keys()].slice(-2)
-      for (const id of newest) expect(present.has(id)).toBe(true)
+      for (const id of newest) {
+        const report = `store ${s}: ${id} reported done but missing; present: ${[...present].join(' ')}`
+        expect(present.has(id), report).toBe(true)
+      }
       for (const info of store.listSnapshots()) {
         const generation = finished[s]!.get(info.id)
         if (generation === undefined) continue // finished just as it was killed, never reported
