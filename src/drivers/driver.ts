@@ -1,0 +1,63 @@
+import type { Readable } from 'node:stream'
+import type { ImageWriter } from '../../snapshot/atomic-file.ts'
+import type { ImagePart } from '../../snapshot/image.ts'
+
+/**
+ * Where the service runs. The process driver (default) and the QEMU driver implement this one
+ * interface; the runtime never knows which it has. Events reach the runtime at once (no polling by it):
+ * the core's escalation ladder (restart in place, then resign) reacts to them.
+ */
+export type DriverEvent =
+  /** The service passed a probe after a start (and again after it had failed one). */
+  | { kind: 'answering' }
+  /** The service process (or VM) exited or was killed. */
+  | { kind: 'exited'; code: number | null; signal: string | null }
+  /** A probe failed while the service was meant to be up. */
+  | { kind: 'probe-failed'; reason: string }
+  /** The current state cannot be used (e.g. the state directory is gone or corrupt, a VM disk error). */
+  | { kind: 'unusable'; reason: string }
+
+/** A consistent copy of the service's state, taken while it was paused. */
+export interface Capture {
+  parts: ImagePart[]
+  /** How long the service was paused (measured by the driver, logged on every snapshot). */
+  pause_ms: number
+  /** Frees whatever the capture holds (a staging copy); call after the snapshot is stored. */
+  release(): Promise<void>
+}
+
+export interface HelperResult {
+  code: number
+  stdout: Buffer
+  stderr: string
+}
+
+export interface HelperOptions {
+  /** Streamed to the helper's stdin (archives for `merge`). */
+  stdin?: Readable
+  /** Receives the helper's stdout as it comes (archives from `archive`); `stdout` is then empty. */
+  stdout?: NodeJS.WritableStream
+  timeout_ms?: number
+  /** Extra environment for the helper (context: fork point, peer, newest snapshot time). */
+  env?: Record<string, string>
+}
+
+export interface ServiceDriver {
+  readonly kind: 'process' | 'qemu'
+  /** True between a successful start and the next stop or exit. */
+  readonly running: boolean
+  /** Start the service on its current state. Resolves once it is spawned (not yet answering). */
+  start(): Promise<void>
+  /** Stop the service, keeping its state. Idempotent. Resolves once it is gone. */
+  stop(reason: string): Promise<void>
+  /** Quiesce (helper), pause, copy what changed, resume: a consistent image of the state. */
+  capture(): Promise<Capture>
+  /** Where a restore writes the state; committing it replaces the current state atomically. */
+  stateWriter(): ImageWriter
+  /** Run a helper verb next to the service (a local child process, or over SSH in a VM guest). */
+  helper(verb: string, args: string[], options?: HelperOptions): Promise<HelperResult>
+  on(event: 'event', listener: (event: DriverEvent) => void): this
+  off(event: 'event', listener: (event: DriverEvent) => void): this
+  /** Stop everything the driver started (service, probes, timers). */
+  close(): Promise<void>
+}
