@@ -29,6 +29,8 @@ export interface CoreConfig {
   handover_timeout_ms: number
   /** Segments kept in a lineage (older ones are dropped; fork points older than that merge from 0). */
   lineage_segments: number
+  /** False for a node that only stores snapshots (no service driver): never elected. */
+  can_serve?: boolean
   /** Tests only: plant a known bug to check that the simulator catches it. */
   planted_bug?: PlantedBug
 }

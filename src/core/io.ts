@@ -14,6 +14,8 @@ export type CoreEvent =
   | { type: 'restore-done'; ok: boolean; snapshot: SnapshotRef | null; reason?: string; now_ms: number }
   | { type: 'merge-done'; ok: boolean; winner: NodeId; reason?: string; now_ms: number }
   | { type: 'leave'; now_ms: number }
+  /** An operator (or a helper) asks for a snapshot now; ignored unless this node serves. */
+  | { type: 'snapshot-now'; now_ms: number }
   | { type: 'load'; load: number; now_ms: number }
 
 /** `answering`: the service passed its first probe. `unusable`: its current state cannot be used. */

@@ -12,7 +12,7 @@ const time_ms = z.number().finite().nonnegative()
 
 const segment = z.object({ writer: node_id, term, seq: z.number().int().positive(), time_ms }).strict()
 
-const snapshot_ref = z
+export const snapshot_ref = z
   .object({
     id: z.string().max(300),
     writer: node_id,

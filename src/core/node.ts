@@ -170,6 +170,11 @@ export class NodeCore {
       case 'leave':
         this.onLeave()
         break
+      case 'snapshot-now':
+        if (this.role_ === 'server' && this.handover === null && this.snapshot_in_flight === null) {
+          this.takeSnapshot(false)
+        }
+        break
       case 'load':
         assert(event.load >= 0, 'load must be >= 0')
         this.load_ = event.load
@@ -493,8 +498,7 @@ export class NodeCore {
   /** Nodes this one can reach that may be elected now (itself included), minus `excluded`. */
   private eligible(excluded: Set<NodeId>): Contender[] {
     const out: Contender[] = []
-    const me_ok =
-      this.now_ms >= this.ineligible_until_ms && this.role_ !== 'leaving' && !excluded.has(this.id)
+    const me_ok = this.selfEligible() && this.role_ !== 'leaving' && !excluded.has(this.id)
     if (me_ok) out.push(this.self())
     for (const p of this.peers_.values()) {
       if (!p.reachable || excluded.has(p.id) || this.now_ms < p.ineligible_until_ms) continue
@@ -502,6 +506,10 @@ export class NodeCore {
         out.push(this.contender(p))
     }
     return out
+  }
+
+  private selfEligible(): boolean {
+    return this.config.can_serve !== false && this.now_ms >= this.ineligible_until_ms
   }
 
   private startElection(excluded: Set<NodeId>, wait_for: NodeId | null = null): void {
@@ -586,7 +594,10 @@ export class NodeCore {
       this.next_snapshot_ms = this.now_ms + this.config.snapshot_interval_ms
       this.restarts_ms = []
       this.setRole('server')
-      this.timeline('restored', { snapshot: snapshot?.id ?? null })
+      this.timeline('restored', {
+        snapshot: snapshot?.id ?? null,
+        snapshot_time_ms: snapshot?.time_ms ?? null,
+      })
       this.broadcastState()
       return
     }
@@ -846,7 +857,7 @@ export class NodeCore {
       snapshot: this.held_,
       head: this.role_ === 'server' || this.role_ === 'merging' ? this.head_ : null,
       health: this.health_,
-      eligible: this.now_ms >= this.ineligible_until_ms,
+      eligible: this.selfEligible(),
     }
     // Only the newest state matters: replace a state broadcast queued earlier in this step.
     this.effects = this.effects.filter((e) => !(e.type === 'broadcast' && e.msg.type === 'state'))

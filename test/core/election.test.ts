@@ -117,6 +117,14 @@ describe('election', () => {
     expect(ofType(effects, 'restore')[0]).toMatchObject({ snapshot: { id: `${C}:1:2` } })
   })
 
+  it('a storage-only node (no service) is never elected, and says so', () => {
+    const node = makeNode(A, 99, { can_serve: false })
+    const effects = node.handle({ type: 'tick', now_ms: 5000 })
+    expect(node.role).toBe('electing')
+    const states = ofType(effects, 'broadcast').filter((e) => e.msg.type === 'state')
+    expect(states.at(-1)?.msg).toMatchObject({ eligible: false })
+  })
+
   it('a higher-priority node that joins does not take the service without preempt', () => {
     const node = makeNode(A, 90)
     node.handle({ type: 'message', from: B, msg: state('server', { priority: 10, server: B }), now_ms: 10 })
