@@ -1,0 +1,365 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { EventEmitter } from 'node:events'
+import { constants } from 'node:fs'
+import { access, mkdir } from 'node:fs/promises'
+import { basename, dirname, join, resolve } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { directoryImageWriter, type ImageWriter } from '../../../snapshot/atomic-file.ts'
+import { imageFromDirectory } from '../../../snapshot/image.ts'
+import type { Logger } from '../../util/log.ts'
+import type { Capture, DriverEvent, HelperOptions, HelperResult, ServiceDriver } from '../driver.ts'
+import { logLines } from './line-log.ts'
+import type { ServiceManifest } from './manifest.ts'
+import { groupMembers, signalGroup, waitGroupGone, waitStopped } from './process-group.ts'
+import { resolveExecutable } from './resolve-command.ts'
+import { HELPER_UNKNOWN_VERB, HelperError, type HelperSpec, runHelper } from './run-helper.ts'
+import { RACY_WINDOW_NS, StagingArea, wallClockNs } from './staging.ts'
+
+export interface ProcessDriverOptions {
+  /** Directory holding sustain-service.yaml; the service's working directory. */
+  service_dir: string
+  /** The service's state; the only thing snapshots capture. Created empty on first start. */
+  state_dir: string
+  /** Loopback port the service listens on (SUSTAIN_PORT). */
+  port: number
+  log: Logger
+  manifest: ServiceManifest
+  /** Where capture generations live (same file system as state_dir, for hard links). */
+  staging_dir?: string
+  /**
+   * Copy changed files once while the service runs, so the pause only re-copies what changed since
+   * (pre-copy migration). Default true.
+   */
+  precopy?: boolean
+  /** Kill the service when this node process dies (setpriv --pdeathsig, when installed). Default true. */
+  die_with_node?: boolean
+}
+
+/** While not yet answering after a start, probe this often (faster answering after a failover). */
+const STARTING_PROBE_INTERVAL_MS = 100
+/** How long a SIGSTOPped group may take to show every thread stopped before the capture gives up. */
+const STOP_SETTLE_TIMEOUT_MS = 2000
+const SETPRIV = '/usr/bin/setpriv'
+
+export function createProcessDriver(options: ProcessDriverOptions): ProcessDriver {
+  return new ProcessDriver(options)
+}
+
+interface Running {
+  child: ChildProcess
+  pgid: number
+  started_ms: number
+  exited: Promise<void>
+  /** Set by stop() and close(): the exit is expected, no `exited` event. */
+  stopping: boolean
+  answering: boolean
+  answered_once: boolean
+  probe_timer: NodeJS.Timeout | null
+}
+
+export class ProcessDriver extends EventEmitter implements ServiceDriver {
+  readonly kind = 'process' as const
+  private readonly service_dir: string
+  private readonly state_dir: string
+  private readonly log: Logger
+  private readonly manifest: ServiceManifest
+  private readonly staging: StagingArea
+  private readonly helpers = new Map<ChildProcess, (reason: string) => void>()
+  private current: Running | null = null
+  /** Bumped on every pause: a probe that overlapped one says nothing about the service. */
+  private pause_epoch = 0
+  private paused = false
+  private closed = false
+  private setpriv: boolean | undefined
+
+  constructor(private readonly options: ProcessDriverOptions) {
+    super()
+    this.service_dir = resolve(options.service_dir)
+    this.state_dir = resolve(options.state_dir)
+    this.log = options.log
+    this.manifest = options.manifest
+    const staging_dir =
+      options.staging_dir ?? join(dirname(this.state_dir), `.${basename(this.state_dir)}.staging`)
+    this.staging = new StagingArea(resolve(staging_dir), this.state_dir)
+  }
+
+  get running(): boolean {
+    return this.current !== null
+  }
+
+  /** The service's pid (also its process group id) while it runs. */
+  get pid(): number | null {
+    return this.current?.pgid ?? null
+  }
+
+  private emitEvent(event: DriverEvent): void {
+    this.emit('event', event)
+  }
+
+  private context(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      ...this.manifest.env,
+      SUSTAIN_STATE_DIR: this.state_dir,
+      SUSTAIN_PORT: String(this.options.port),
+      SUSTAIN_SERVICE_DIR: this.service_dir,
+      SUSTAIN_SERVICE_NAME: this.manifest.name,
+    }
+  }
+
+  private async useSetpriv(): Promise<boolean> {
+    if (this.options.die_with_node === false) return false
+    this.setpriv ??= await access(SETPRIV, constants.X_OK).then(
+      () => true,
+      () => false,
+    )
+    return this.setpriv
+  }
+
+  async start(): Promise<void> {
+    if (this.closed) throw new Error('the driver is closed')
+    if (this.current) throw new Error(`service ${this.manifest.name} is already running`)
+    const [name, ...args] = this.manifest.command
+    const command = await resolveExecutable(
+      name!,
+      this.service_dir,
+      `service command of ${this.manifest.name}:`,
+    )
+    await mkdir(this.state_dir, { recursive: true })
+    // setpriv sets the parent-death signal, then execs the command (same pid): a SIGKILLed node does not
+    // leave its service running and holding the port.
+    const argv = (await this.useSetpriv())
+      ? [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', command, ...args]]
+      : [command, args]
+    const child = spawn(argv[0] as string, argv[1] as string[], {
+      cwd: this.service_dir,
+      env: this.context(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group: stop and pause reach everything it starts
+    })
+    await new Promise<void>((ok, fail) => {
+      child.once('spawn', ok)
+      child.once('error', (error: NodeJS.ErrnoException) =>
+        fail(new Error(`service command ${command} cannot start: ${error.code ?? error.message}`)),
+      )
+    })
+    const pgid = child.pid!
+    logLines(child.stdout!, this.log, 'stdout')
+    logLines(child.stderr!, this.log, 'stderr')
+    let exited!: () => void
+    const running: Running = {
+      child,
+      pgid,
+      started_ms: performance.now(),
+      exited: new Promise<void>((ok) => {
+        exited = ok
+      }),
+      stopping: false,
+      answering: false,
+      answered_once: false,
+      probe_timer: null,
+    }
+    child.on('exit', (code, signal) => {
+      if (running.probe_timer) clearTimeout(running.probe_timer)
+      if (this.current === running) this.current = null
+      // Whatever the leader left behind in its group goes with it (a restart must find the port free).
+      signalGroup(pgid, 'SIGKILL')
+      this.log.info(
+        { event: 'service_exited', service_pid: pgid, code, signal, expected: running.stopping },
+        'service exited',
+      )
+      exited()
+      if (!running.stopping) this.emitEvent({ kind: 'exited', code, signal })
+    })
+    this.current = running
+    this.log.info(
+      { event: 'service_started', service_pid: pgid, command: this.manifest.command },
+      'service started',
+    )
+    if (this.manifest.helper) this.scheduleProbe(running, STARTING_PROBE_INTERVAL_MS)
+    else {
+      // Without a probe the best we know is that it runs.
+      running.answering = running.answered_once = true
+      this.emitEvent({ kind: 'answering' })
+    }
+  }
+
+  private scheduleProbe(running: Running, delay_ms: number): void {
+    running.probe_timer = setTimeout(() => {
+      running.probe_timer = null
+      void this.probeOnce(running)
+    }, delay_ms)
+  }
+
+  private async probeOnce(running: Running): Promise<void> {
+    if (this.current !== running || running.stopping) return
+    const epoch = this.pause_epoch
+    let ok = false
+    let reason = ''
+    if (!this.paused) {
+      try {
+        const result = await this.helper('probe', [], { timeout_ms: this.manifest.probe_timeout_ms })
+        ok = result.code === 0
+        if (!ok)
+          reason = `probe exited ${result.code}${result.stderr ? `: ${result.stderr.trim().slice(0, 200)}` : ''}`
+      } catch (error) {
+        reason = (error as Error).message
+      }
+    }
+    if (this.current !== running || running.stopping) return
+    const meaningful = !this.paused && epoch === this.pause_epoch
+    if (meaningful && ok && !running.answering) {
+      running.answering = true
+      if (!running.answered_once) {
+        running.answered_once = true
+        const start_to_answering_ms = Math.round(performance.now() - running.started_ms)
+        this.log.info(
+          { event: 'service_answering', start_to_answering_ms },
+          `service answering after ${start_to_answering_ms} ms`,
+        )
+      } else this.log.info({ event: 'service_answering' }, 'service answering again')
+      this.emitEvent({ kind: 'answering' })
+    } else if (meaningful && !ok && running.answering) {
+      running.answering = false
+      this.log.warn({ event: 'probe_failed', reason }, `service probe failed: ${reason}`)
+      this.emitEvent({ kind: 'probe-failed', reason })
+    }
+    const interval = running.answering ? this.manifest.probe_interval_ms : STARTING_PROBE_INTERVAL_MS
+    this.scheduleProbe(running, Math.min(interval, this.manifest.probe_interval_ms))
+  }
+
+  async stop(reason: string): Promise<void> {
+    const running = this.current
+    if (!running) return
+    running.stopping = true
+    if (running.probe_timer) clearTimeout(running.probe_timer)
+    this.log.info({ event: 'service_stopping', reason }, `stopping service (${reason})`)
+    signalGroup(running.pgid, 'SIGTERM')
+    signalGroup(running.pgid, 'SIGCONT') // a paused group would hold SIGTERM pending forever
+    const kill = setTimeout(() => {
+      this.log.warn(
+        { event: 'service_kill', stop_timeout_ms: this.manifest.stop_timeout_ms },
+        'service ignored SIGTERM; SIGKILL',
+      )
+      signalGroup(running.pgid, 'SIGKILL')
+    }, this.manifest.stop_timeout_ms)
+    try {
+      await running.exited
+    } finally {
+      clearTimeout(kill)
+    }
+    if (!(await waitGroupGone(running.pgid, 2000))) {
+      throw new Error(`processes of service group ${running.pgid} survive SIGKILL`)
+    }
+  }
+
+  async capture(): Promise<Capture> {
+    if (this.closed) throw new Error('the driver is closed')
+    const build = await this.staging.begin()
+    let pause_ms = 0
+    try {
+      const running = this.current
+      if (running && this.options.precopy !== false) {
+        const since_ns = wallClockNs() - RACY_WINDOW_NS
+        await build.pass()
+        build.markRacy(since_ns)
+        await build.linkUnchanged()
+      }
+      if (this.current) {
+        const paused = await this.paused_pass(build)
+        pause_ms = paused.pause_ms
+      } else {
+        await build.pass() // stopped: nothing writes, no pause needed
+      }
+      build.markRacy(wallClockNs() - RACY_WINDOW_NS)
+      await build.linkUnchanged()
+    } catch (error) {
+      await this.staging.abort(build)
+      throw error
+    }
+    const staged = await this.staging.commit(build)
+    const parts = await imageFromDirectory(staged.dir)
+    return { parts, pause_ms, release: staged.release }
+  }
+
+  /** Quiesce, SIGSTOP, copy what changed, SIGCONT, resume: SIGCONT and resume happen whatever fails. */
+  private async paused_pass(build: Awaited<ReturnType<StagingArea['begin']>>) {
+    const running = this.current!
+    const quiesced = await this.optionalVerb('quiesce')
+    try {
+      const members = groupMembers(running.pgid)
+      this.paused = true
+      this.pause_epoch++
+      const stopped_at = performance.now()
+      let pause_ms = 0
+      try {
+        signalGroup(running.pgid, 'SIGSTOP')
+        await waitStopped(members, STOP_SETTLE_TIMEOUT_MS)
+        const stats = await build.pass()
+        pause_ms = performance.now() - stopped_at
+        this.log.info(
+          { event: 'service_paused', pause_ms: Number(pause_ms.toFixed(2)), ...stats },
+          `service paused ${pause_ms.toFixed(1)} ms for a capture`,
+        )
+        return { pause_ms, stats }
+      } finally {
+        signalGroup(running.pgid, 'SIGCONT')
+        this.paused = false
+        this.pause_epoch++
+      }
+    } finally {
+      if (quiesced) await this.optionalVerb('resume')
+    }
+  }
+
+  /** Runs an optional helper verb; false when there is no helper or it does not know the verb. */
+  private async optionalVerb(verb: 'quiesce' | 'resume'): Promise<boolean> {
+    if (!this.manifest.helper) return false
+    const result = await this.helper(verb, [], { timeout_ms: this.manifest.probe_timeout_ms })
+    if (result.code === 0) return true
+    if (result.code === HELPER_UNKNOWN_VERB) return false
+    throw new HelperError(
+      `helper ${verb} failed (exit ${result.code}): ${result.stderr.trim().slice(0, 500)}`,
+    )
+  }
+
+  stateWriter(): ImageWriter {
+    if (this.current) throw new Error('the state directory can be replaced only while the service is stopped')
+    const writer = directoryImageWriter(this.state_dir)
+    return {
+      openPart: (name) => writer.openPart(name),
+      commit: async () => {
+        if (this.current) throw new Error('the service started while its state was being restored')
+        await writer.commit()
+        this.staging.forget() // new inodes anyway; never trust keys of a replaced tree
+      },
+      abort: () => writer.abort(),
+    }
+  }
+
+  private helperSpec: Promise<HelperSpec> | undefined
+
+  async helper(verb: string, args: string[], options?: HelperOptions): Promise<HelperResult> {
+    const helper = this.manifest.helper
+    if (!helper) throw new HelperError(`service ${this.manifest.name} has no helper (manifest field helper)`)
+    this.helperSpec ??= resolveExecutable(helper, this.service_dir, `helper of ${this.manifest.name}:`).then(
+      (path) => ({ path, cwd: this.service_dir, env: this.context() }),
+    )
+    const spec = await this.helperSpec.catch((error) => {
+      this.helperSpec = undefined // fixed on disk later: look again next time
+      throw error
+    })
+    return runHelper(spec, verb, args, options, this.helpers)
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.stop('close')
+    for (const cancel of this.helpers.values()) cancel('the driver closed')
+    const deadline = performance.now() + 2000
+    while (this.helpers.size > 0 && performance.now() < deadline) await new Promise((ok) => setTimeout(ok, 5))
+    await this.staging.close()
+    this.removeAllListeners()
+  }
+}

@@ -1,0 +1,57 @@
+import { readFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { parse as parseYaml } from 'yaml'
+import { z } from 'zod'
+import { ConfigError } from '../../config/load.ts'
+import { describeSchemaIssue } from './describe-issue.ts'
+
+export const MANIFEST_FILE = 'sustain-service.yaml'
+
+/** Table 1 of the original design: what a service tolerates while the federation is split. */
+export const service_types = ['type0', 'type1', 'type2', 'type3'] as const
+
+export const manifest_schema = z
+  .object({
+    version: z.literal(1),
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a name of letters, digits, . _ -'),
+    type: z.enum(service_types),
+    /** argv; relative paths resolve against the service directory (it is also the working directory). */
+    command: z.array(z.string().min(1)).min(1),
+    /** Path of the helper executable (probe, quiesce, resume, archive, merge, info). */
+    helper: z.string().min(1).optional(),
+    probe_interval_ms: z.number().int().min(10).max(600_000).default(500),
+    probe_timeout_ms: z.number().int().min(10).max(600_000).default(2000),
+    stop_timeout_ms: z.number().int().min(0).max(600_000).default(3000),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
+  })
+  .strict()
+
+export type ServiceManifest = z.infer<typeof manifest_schema>
+
+/** Validates a parsed manifest; throws a ConfigError naming every bad field, its value and what was expected. */
+export function parseServiceManifest(input: unknown, source = MANIFEST_FILE): ServiceManifest {
+  const result = manifest_schema.safeParse(input)
+  if (result.success) return result.data
+  const lines = result.error.issues.map((issue) => `  ${describeSchemaIssue(input, issue)}`)
+  throw new ConfigError(`${source} is invalid:\n${lines.join('\n')}`)
+}
+
+/** Reads `<dir>/sustain-service.yaml`. */
+export async function loadServiceManifest(dir: string): Promise<ServiceManifest> {
+  const path = join(resolve(dir), MANIFEST_FILE)
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    const why = code === 'ENOENT' ? 'no such file' : code === 'ENOTDIR' ? 'not a directory' : String(error)
+    throw new ConfigError(`cannot read service manifest ${path}: ${why}`)
+  }
+  let parsed: unknown
+  try {
+    parsed = parseYaml(text)
+  } catch (error) {
+    throw new ConfigError(`${path} is not valid YAML: ${(error as Error).message.split('\n')[0]}`)
+  }
+  return parseServiceManifest(parsed, path)
+}
