@@ -1,0 +1,138 @@
+import { appendFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { Capture } from '../../src/drivers/driver.ts'
+import { type Fixture, fixture } from './fixtures.ts'
+
+let f: Fixture
+beforeEach(async () => {
+  f = await fixture()
+})
+afterEach(async () => {
+  await f.cleanup()
+})
+
+function partPath(capture: Capture, name: string): string {
+  const part = capture.parts.find((p) => p.name === name)
+  if (!part || !('path' in part)) throw new Error(`no file part ${name}`)
+  return part.path
+}
+
+const names = (capture: Capture) => capture.parts.map((p) => p.name)
+
+describe('process driver capture', () => {
+  it('copies what changed, hard-links what did not, drops what is gone; reports the pause', async () => {
+    const driver = await f.driver({ helper: undefined })
+    await driver.start()
+    await mkdir(join(f.state_dir, 'sub'), { recursive: true })
+    await writeFile(join(f.state_dir, 'a'), 'a1')
+    await writeFile(join(f.state_dir, 'sub', 'b'), 'b1')
+    await writeFile(join(f.state_dir, 'c'), 'c1')
+    // Old enough that no timestamp is within the racy window.
+    await new Promise((resolve) => setTimeout(resolve, 120))
+    const first = await driver.capture()
+    expect(names(first)).toEqual(['a', 'c', 'sub/b'])
+    expect(first.pause_ms).toBeGreaterThan(0)
+    expect(first.pause_ms).toBeLessThan(1000)
+    expect(await readFile(partPath(first, 'a'), 'utf8')).toBe('a1')
+
+    await appendFile(join(f.state_dir, 'a'), '+more')
+    await rm(join(f.state_dir, 'c'))
+    await writeFile(join(f.state_dir, 'd'), 'd1')
+    const second = await driver.capture()
+    expect(names(second)).toEqual(['a', 'd', 'sub/b'])
+    expect(await readFile(partPath(second, 'a'), 'utf8')).toBe('a1+more')
+    expect(await readFile(partPath(first, 'a'), 'utf8')).toBe('a1') // the earlier capture is untouched
+    const b1 = await stat(partPath(first, 'sub/b'))
+    const b2 = await stat(partPath(second, 'sub/b'))
+    expect(b2.ino).toBe(b1.ino) // unchanged: a hard link, not a copy
+    expect(b2.nlink).toBeGreaterThanOrEqual(2)
+    expect((await stat(partPath(second, 'a'))).ino).not.toBe((await stat(partPath(first, 'a'))).ino)
+    // The live state is never linked into a capture (the service would write through it).
+    expect((await stat(partPath(second, 'a'))).ino).not.toBe((await stat(join(f.state_dir, 'a'))).ino)
+
+    const first_dir = partPath(first, 'a').slice(0, -2)
+    await first.release()
+    await expect(stat(first_dir)).rejects.toThrow(/ENOENT/)
+    await second.release() // the newest stays on disk as the reference for the next capture
+    expect((await stat(partPath(second, 'a'))).isFile()).toBe(true)
+    const third = await driver.capture()
+    expect(await readFile(partPath(third, 'a'), 'utf8')).toBe('a1+more')
+    await third.release()
+    await expect(stat(partPath(second, 'a'))).rejects.toThrow(/ENOENT/)
+    expect(f.records.filter((r) => r['event'] === 'service_paused')).toHaveLength(3)
+  })
+
+  it('a same-size rewrite right after a capture is still seen (coarse timestamps)', async () => {
+    const driver = await f.driver({ helper: undefined })
+    await driver.start()
+    await mkdir(f.state_dir, { recursive: true })
+    for (let round = 0; round < 20; round++) {
+      await writeFile(join(f.state_dir, 'x'), `v${String(round).padStart(3, '0')}`)
+      const capture = await driver.capture()
+      expect(await readFile(partPath(capture, 'x'), 'utf8')).toBe(`v${String(round).padStart(3, '0')}`)
+      await capture.release()
+    }
+  })
+
+  it('without pre-copy every change lands in the pause, with the same result', async () => {
+    const driver = await f.driver({ helper: undefined }, { precopy: false })
+    await driver.start()
+    await mkdir(f.state_dir, { recursive: true })
+    await writeFile(join(f.state_dir, 'k'), 'k1')
+    await writeFile(join(f.state_dir, 'l'), 'l1')
+    await new Promise((resolve) => setTimeout(resolve, 120))
+    const first = await driver.capture()
+    await writeFile(join(f.state_dir, 'k'), 'k2!')
+    const second = await driver.capture()
+    expect(await readFile(partPath(second, 'k'), 'utf8')).toBe('k2!')
+    expect((await stat(partPath(second, 'l'))).ino).toBe((await stat(partPath(first, 'l'))).ino)
+    const paused = f.records.filter((r) => r['event'] === 'service_paused')
+    expect(paused[1]?.['copied_files']).toBe(1)
+  })
+
+  it('a stopped service is captured without a pause; quiesce and resume run around the pause', async () => {
+    const quiet = await f.driver({ env: { QUIESCE: 'yes' } })
+    await mkdir(f.state_dir, { recursive: true })
+    await writeFile(join(f.state_dir, 'healthy'), '')
+    const stopped = await quiet.capture()
+    expect(stopped.pause_ms).toBe(0)
+    expect(names(stopped)).toEqual(['healthy'])
+    await quiet.start()
+    await quiet.capture()
+    await quiet.stop('test')
+    const calls = (await readFile(f.helper_log, 'utf8'))
+      .split('\n')
+      .filter((verb) => verb && verb !== 'probe')
+    expect(calls).toEqual(['quiesce', 'resume'])
+
+    await writeFile(f.helper_log, '')
+    const unsupported = await f.driver() // quiesce exits 64: not supported, so no resume either
+    await unsupported.start()
+    await unsupported.capture()
+    const calls2 = (await readFile(f.helper_log, 'utf8'))
+      .split('\n')
+      .filter((verb) => verb && verb !== 'probe')
+    expect(calls2).toEqual(['quiesce'])
+  })
+
+  it('restoring through stateWriter replaces the state, only while stopped', async () => {
+    const driver = await f.driver({ helper: undefined })
+    await driver.start()
+    expect(() => driver.stateWriter()).toThrow(/only while the service is stopped/)
+    await writeFile(join(f.state_dir, 'old'), 'old')
+    await driver.capture()
+    await driver.stop('restore')
+    const writer = driver.stateWriter()
+    const part = await writer.openPart('mail/alice')
+    await part.write(Buffer.from('restored'))
+    await part.commit()
+    await writer.commit()
+    expect(await readFile(join(f.state_dir, 'mail', 'alice'), 'utf8')).toBe('restored')
+    await expect(stat(join(f.state_dir, 'old'))).rejects.toThrow(/ENOENT/)
+    await driver.start()
+    const after = await driver.capture()
+    expect(names(after)).toEqual(['mail/alice'])
+    expect(await readFile(partPath(after, 'mail/alice'), 'utf8')).toBe('restored')
+  })
+})
