@@ -58,6 +58,19 @@ export const config_schema = z
         restart_budget: 3,
         restart_window_ms: 60_000,
       }),
+    service: z
+      .object({
+        /** Directory holding sustain-service.yaml (command, helper, probe settings). */
+        dir: z.string().min(1),
+        /** Loopback port the service listens on when this node serves. */
+        port: z.number().int().min(1).max(65_535),
+      })
+      .strict()
+      .optional(),
+    snapshots: z
+      .object({ keep: z.number().int().min(1).max(1000).default(4) })
+      .strict()
+      .default({ keep: 4 }),
     log: z
       .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info') })
       .strict()

@@ -1,0 +1,249 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { EventEmitter, once } from 'node:events'
+import { createWriteStream, type WriteStream } from 'node:fs'
+import { mkdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { stringify } from 'yaml'
+import { initNode } from '../cli/commands/init.ts'
+import { encodeInvite } from '../config/invite.ts'
+import { loadConfig, parseConfig } from '../config/load.ts'
+import { controlRequest } from '../runtime/control-client.ts'
+import { nodePaths } from '../runtime/paths.ts'
+import type { NodeStatus } from '../runtime/status.ts'
+import { writeFileAtomic } from '../util/atomic-write.ts'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const BIN = join(ROOT, 'bin', 'sustain.js')
+const TESTNET = join(ROOT, 'overlay', 'testnet-main.ts')
+
+export interface LocalFederationOptions {
+  dir: string
+  nodes: number
+  /** Service directory every node can run (default: examples/mail). */
+  service_dir?: string
+  /** Node i serves on base_port + i (loopback). */
+  base_port?: number
+  snapshot_interval_ms?: number
+  heartbeat_interval_ms?: number
+  /** Node i gets priority priorities[i] (default: decreasing, node 0 highest). */
+  priorities?: number[]
+}
+
+export type LogRecord = Record<string, unknown> & { event?: string; msg?: string }
+
+/** One node process of a local federation; it runs in its own process group (node + its service). */
+export class LocalNode extends EventEmitter {
+  child: ChildProcess | null = null
+  readonly records: LogRecord[] = []
+  private log_file: WriteStream | null = null
+
+  constructor(
+    readonly index: number,
+    readonly name: string,
+    readonly data_dir: string,
+    readonly port: number,
+    private readonly args: string[],
+  ) {
+    super()
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid
+  }
+
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null
+  }
+
+  start(): void {
+    if (this.running) throw new Error(`${this.name} is already running`)
+    this.log_file = createWriteStream(join(this.data_dir, 'node.log'), { flags: 'a' })
+    const child = spawn(process.execPath, [BIN, 'join', ...this.args], {
+      detached: true, // own process group: killing the group takes the service too, like a machine dying
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+    this.child = child
+    const lines = createInterface({ input: child.stderr! })
+    lines.on('line', (line) => {
+      this.log_file?.write(`${line}\n`)
+      let record: LogRecord
+      try {
+        record = JSON.parse(line) as LogRecord
+      } catch {
+        record = { msg: line }
+      }
+      this.records.push(record)
+      this.emit('record', record)
+    })
+    child.once('exit', (code, signal) => {
+      this.log_file?.end()
+      this.emit('exit', code, signal)
+    })
+  }
+
+  /** Signal the whole process group (node and service). */
+  signal(signal: NodeJS.Signals): void {
+    if (!this.child?.pid) return
+    try {
+      process.kill(-this.child.pid, signal)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error
+    }
+  }
+
+  async waitExit(timeout_ms: number): Promise<void> {
+    if (!this.running) return
+    await withTimeout(once(this, 'exit'), timeout_ms, `${this.name} to exit`)
+  }
+
+  /** Resolves with the first log record (past or future) that matches. */
+  waitFor(match: (record: LogRecord) => boolean, timeout_ms: number, what: string): Promise<LogRecord> {
+    const seen = this.records.find(match)
+    if (seen) return Promise.resolve(seen)
+    return withTimeout(
+      new Promise<LogRecord>((resolve) => {
+        const listener = (record: LogRecord) => {
+          if (!match(record)) return
+          this.off('record', listener)
+          resolve(record)
+        }
+        this.on('record', listener)
+      }),
+      timeout_ms,
+      `${this.name}: ${what}`,
+    )
+  }
+
+  async status(timeout_ms = 2000): Promise<NodeStatus | null> {
+    let status: NodeStatus | null = null
+    try {
+      await controlRequest(
+        nodePaths(this.data_dir).socket,
+        { cmd: 'status' },
+        (line) => {
+          status = line.status as NodeStatus
+        },
+        timeout_ms,
+      )
+    } catch {
+      return null
+    }
+    return status
+  }
+
+  mailbox(name: string): Promise<string> {
+    return readFile(join(nodePaths(this.data_dir).service_state, 'mail', name), 'utf8').catch(() => '')
+  }
+}
+
+export async function withTimeout<T>(promise: Promise<T>, timeout_ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeout_ms} ms waiting for ${what}`)),
+      timeout_ms,
+    )
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * A federation of real node processes on one machine: a local DHT testnet bound to 127.0.0.1, and N
+ * `sustain join` processes with their own data directories, each able to run the same service on its
+ * own loopback port. Used by `sustain demo`, the end-to-end tests and the failover benchmark.
+ */
+export class LocalFederation {
+  readonly nodes: LocalNode[] = []
+  private testnet: ChildProcess | null = null
+  bootstrap: Array<{ host: string; port: number }> = []
+
+  constructor(readonly options: LocalFederationOptions) {}
+
+  async start(): Promise<void> {
+    const { options } = this
+    await mkdir(options.dir, { recursive: true })
+    this.testnet = spawn(process.execPath, ['--import', 'tsx', TESTNET, '--size', '5'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
+    const first = createInterface({ input: this.testnet.stdout! })
+    const [line] = (await withTimeout(once(first, 'line'), 20_000, 'the testnet')) as [string]
+    first.close()
+    this.bootstrap = (JSON.parse(line) as { bootstrap: Array<{ host: string; port: number }> }).bootstrap
+    const service_dir = options.service_dir ?? join(ROOT, 'examples', 'mail')
+    let token = ''
+    for (let i = 0; i < options.nodes; i++) {
+      const name = `node-${i}`
+      const data_dir = join(options.dir, name)
+      const priority = options.priorities?.[i] ?? (options.nodes - i) * 10
+      await initNode({
+        data: data_dir,
+        name,
+        priority,
+        federation: 'demo',
+        ...(i > 0 ? { invite: token } : {}),
+      })
+      const path = nodePaths(data_dir).config
+      const config = await loadConfig(path)
+      if (i === 0)
+        token = encodeInvite({ name: 'demo', secret: config.federation.secret, bootstrap: this.bootstrap })
+      const tuned = parseConfig({
+        ...config,
+        federation: { ...config.federation, bootstrap: this.bootstrap },
+        timing: {
+          ...config.timing,
+          snapshot_interval_ms: options.snapshot_interval_ms ?? 1000,
+          heartbeat_interval_ms: options.heartbeat_interval_ms ?? config.timing.heartbeat_interval_ms,
+        },
+        service: { dir: service_dir, port: (options.base_port ?? 2600) + i },
+      })
+      await writeFileAtomic(path, stringify(tuned), { mode: 0o600 })
+      this.nodes.push(new LocalNode(i, name, data_dir, tuned.service!.port, [path, '--json']))
+    }
+    for (const node of this.nodes) node.start()
+  }
+
+  /** The node that serves with a healthy service, as the nodes themselves report it. */
+  async server(timeout_ms: number): Promise<LocalNode> {
+    const deadline = Date.now() + timeout_ms
+    for (let attempt = 0; Date.now() < deadline && attempt < 10_000; attempt++) {
+      for (const node of this.nodes) {
+        if (!node.running) continue
+        const status = await node.status(1000)
+        if (status?.node.role === 'server' && status.node.health === 'ok') return node
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    throw new Error(`no healthy server within ${timeout_ms} ms`)
+  }
+
+  /** Stops every process this federation started (nodes first, then the testnet), by PID. */
+  async stop(): Promise<void> {
+    for (const node of this.nodes) {
+      if (!node.running) continue
+      node.signal('SIGCONT')
+      node.signal('SIGTERM')
+    }
+    await Promise.all(
+      this.nodes.map(async (node) => {
+        try {
+          await node.waitExit(5000)
+        } catch {
+          node.signal('SIGKILL')
+          await node.waitExit(5000).catch(() => {})
+        }
+      }),
+    )
+    if (this.testnet && this.testnet.exitCode === null) {
+      this.testnet.kill('SIGTERM')
+      await withTimeout(once(this.testnet, 'exit'), 5000, 'the testnet to exit').catch(() =>
+        this.testnet?.kill('SIGKILL'),
+      )
+    }
+  }
+}

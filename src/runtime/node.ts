@@ -1,0 +1,516 @@
+import { cp, mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { Federation } from '../../overlay/federation.ts'
+import type { KeyPair } from '../../overlay/keys.ts'
+import { type CodecPool, createCodecPool } from '../../snapshot/codec-pool.ts'
+import { SnapshotEngine } from '../../snapshot/engine.ts'
+import { deltaBytes, neededBlobs } from '../../snapshot/manifest.ts'
+import { SnapshotStore } from '../../snapshot/store.ts'
+import type { SustainConfig } from '../config/schema.ts'
+import { assert } from '../core/assert.ts'
+import { DEFAULT_CORE_CONFIG } from '../core/config.ts'
+import type { CoreEffect, CoreEvent, DriverEventKind } from '../core/io.ts'
+import { snapshot_ref, validateControlMessage } from '../core/messages.ts'
+import { NodeCore } from '../core/node.ts'
+import { compareSnapshots } from '../core/ranking.ts'
+import type { NodeId, SnapshotRef } from '../core/types.ts'
+import type { DriverEvent, ServiceDriver } from '../drivers/driver.ts'
+import { writeFileAtomic } from '../util/atomic-write.ts'
+import type { Logger } from '../util/log.ts'
+import { nodePaths } from './paths.ts'
+import { readPersisted } from './persisted.ts'
+import { packPublished, SnapshotIndex, unpackPublished } from './snapshot-index.ts'
+import type { NodeStatus } from './status.ts'
+import { logTimeline } from './timeline-log.ts'
+
+export interface NodeOptions {
+  data_dir: string
+  config: SustainConfig
+  keyPair: KeyPair
+  log: Logger
+  /** The service driver; null for a node that only stores snapshots (it is never elected). */
+  driver: ServiceDriver | null
+  /** Time base for the core, in milliseconds. */
+  now?: () => number
+  tick_ms?: number
+}
+
+/** Observers of a running node (the control socket streams these to `sustain leave` and the UI). */
+export type NodeNotice =
+  | { kind: 'timeline'; name: string; fields: Record<string, unknown>; role: string; term: number }
+  | { kind: 'progress'; what: 'restore' | 'replicate'; id: string; bytes_done: number; bytes_total: number }
+  | { kind: 'exit' }
+
+/**
+ * One Sustain node: the pure core plus the parts that do I/O (overlay, snapshot store, driver). Core
+ * events are handled one at a time; effects that take time (capture, restore, collect, merge) run as
+ * tasks whose outcome comes back as a core event, so the core never waits on I/O.
+ */
+export class SustainNode {
+  readonly id: NodeId
+  private readonly log: Logger
+  private readonly now: () => number
+  private core!: NodeCore
+  private federation!: Federation
+  private pool!: CodecPool
+  private store!: SnapshotStore
+  private engine!: SnapshotEngine
+  private index!: SnapshotIndex
+  private tick_timer: NodeJS.Timeout | null = null
+  /** Serialises everything that touches the service (start, stop, capture, restore). */
+  private driver_queue: Promise<unknown> = Promise.resolve()
+  /**
+   * Serialises writes to the snapshot store (take, collect, gc): a gc between a collect's blobs and its
+   * manifest would delete those blobs as unreferenced.
+   */
+  private store_queue: Promise<unknown> = Promise.resolve()
+  /** Bumped by cancel-restore: a restore task that finds it changed gives up quietly. */
+  private restore_generation = 0
+  private replicating = new Set<string>()
+  private readonly listeners = new Set<(notice: NodeNotice) => void>()
+  private stopped = false
+  private resolve_exit!: () => void
+  readonly exited: Promise<void> = new Promise((resolve) => {
+    this.resolve_exit = resolve
+  })
+  private last_snapshot_ms: number | null = null
+  private started_ms = 0
+
+  constructor(private readonly options: NodeOptions) {
+    this.id = options.keyPair.publicKey.toString('hex')
+    this.log = options.log
+    // Epoch milliseconds that never jump: snapshot times compare across nodes (fork times for helpers),
+    // and timers are immune to clock steps.
+    this.now = options.now ?? (() => performance.timeOrigin + performance.now())
+  }
+
+  private get paths() {
+    return nodePaths(this.options.data_dir)
+  }
+
+  async start(): Promise<void> {
+    const { config } = this.options
+    this.started_ms = this.now()
+    this.pool = createCodecPool()
+    this.store = await SnapshotStore.open(this.paths.snapshots, this.pool)
+    this.engine = new SnapshotEngine({
+      store: this.store,
+      node: this.id,
+      retain_newest: config.snapshots.keep,
+    })
+    this.index = await SnapshotIndex.open(this.paths.index)
+    const persisted = await readPersisted(this.paths.persisted)
+    let held: SnapshotRef | null = null
+    for (const ref of this.index.refs()) {
+      const engine_id = this.index.engineId(ref.id)!
+      if (compareSnapshots(ref, held) > 0 && (await this.store.isComplete(engine_id))) held = ref
+    }
+    this.core = new NodeCore({
+      config: {
+        ...DEFAULT_CORE_CONFIG,
+        id: this.id,
+        priority: config.node.priority,
+        can_serve: this.options.driver !== null,
+        strategy: config.election.strategy,
+        preempt: config.election.preempt,
+        merge_direction: config.election.merge_direction,
+        merge_policy: config.election.merge_policy,
+        heartbeat_interval_ms: config.timing.heartbeat_interval_ms,
+        join_wait_ms: config.timing.join_wait_ms,
+        election_timeout_ms: config.timing.election_timeout_ms,
+        snapshot_interval_ms: config.timing.snapshot_interval_ms,
+        restart_budget: config.timing.restart_budget,
+        restart_window_ms: config.timing.restart_window_ms,
+      },
+      now_ms: this.now(),
+      persisted,
+      held,
+    })
+    this.federation = new Federation({
+      keyPair: this.options.keyPair,
+      secret: Buffer.from(config.federation.secret, 'hex'),
+      bootstrap: config.federation.bootstrap,
+      host: config.federation.host,
+      storageDir: this.paths.overlay,
+      name: config.node.name,
+      priority: config.node.priority,
+      validate: validateControlMessage,
+      log: this.log.child({ module: 'overlay' }),
+      heartbeat_interval_ms: Math.min(100, config.timing.heartbeat_interval_ms),
+      phi: { threshold: config.timing.phi_threshold },
+    })
+    this.federation.on('peer-up', (key: string) =>
+      this.dispatch({ type: 'peer-up', peer: key, now_ms: this.now() }),
+    )
+    this.federation.on('peer-down', (key: string, reason: string) => {
+      const why = reason === 'closed' ? 'closed' : 'suspected'
+      this.dispatch({ type: 'peer-down', peer: key, reason: why, now_ms: this.now() })
+    })
+    this.federation.on('message', (from: string, msg: unknown) => {
+      // The overlay ran validateControlMessage already; the cast is what it proved.
+      this.dispatch({ type: 'message', from, msg: msg as never, now_ms: this.now() })
+    })
+    this.federation.on('snapshot-held', (info: { writer: string; id: string }) => {
+      void this.replicate(info.writer, info.id)
+    })
+    this.options.driver?.on('event', this.onDriverEvent)
+    await this.federation.start()
+    this.log.info(
+      { event: 'node_started', key: this.id, term: persisted.term, held: held?.id ?? null },
+      'node started',
+    )
+    this.tick_timer = setInterval(
+      () => this.dispatch({ type: 'tick', now_ms: this.now() }),
+      this.options.tick_ms ?? 50,
+    )
+  }
+
+  /** Subscribe to timeline and progress notices; returns the unsubscribe function. */
+  watch(listener: (notice: NodeNotice) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  leave(): void {
+    this.dispatch({ type: 'leave', now_ms: this.now() })
+  }
+
+  snapshotNow(): void {
+    this.dispatch({ type: 'snapshot-now', now_ms: this.now() })
+  }
+
+  status(): NodeStatus {
+    const core = this.core
+    const overlay = this.federation.peers()
+    const names = new Map([...overlay.reachable, ...overlay.unreachable].map((p) => [p.key, p]))
+    const newest = core.held
+    return {
+      node: {
+        key: this.id,
+        name: this.options.config.node.name,
+        priority: this.options.config.node.priority,
+        role: core.role,
+        term: core.term,
+        server: core.server,
+        health: core.health,
+        uptime_ms: Math.round(this.now() - this.started_ms),
+        service_port: this.options.config.service?.port ?? null,
+      },
+      peers: core.peers().map((p) => ({
+        key: p.id,
+        name: names.get(p.id)?.name ?? null,
+        priority: p.priority,
+        role: p.role,
+        term: p.term,
+        reachable: p.reachable,
+        last_heard_ms_ago: Math.round(this.now() - p.last_heard_ms),
+        snapshot: p.snapshot?.id ?? null,
+        health: p.health,
+      })),
+      snapshot: newest
+        ? {
+            id: newest.id,
+            age_ms: this.last_snapshot_ms === null ? null : Math.round(this.now() - this.last_snapshot_ms),
+            size_bytes: newest.size_bytes,
+            held: this.index.refs().length,
+          }
+        : null,
+      replicating: [...this.replicating],
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    if (this.tick_timer) clearInterval(this.tick_timer)
+    this.options.driver?.off('event', this.onDriverEvent)
+    await this.driver_queue.catch(() => {})
+    await this.options.driver?.close()
+    await this.federation?.close()
+    await this.pool?.close()
+    this.notify({ kind: 'exit' })
+    this.resolve_exit()
+  }
+
+  // ---------------------------------------------------------------- events in, effects out
+
+  private dispatch(event: CoreEvent): void {
+    if (this.stopped) return
+    let effects: CoreEffect[]
+    try {
+      effects = this.core.handle(event)
+    } catch (error) {
+      // A broken core invariant is a bug: stop this node rather than act on a wrong state.
+      this.log.fatal({ err: error, event: event.type }, 'core invariant violated; node stops')
+      void this.close()
+      return
+    }
+    for (const effect of effects) this.execute(effect)
+    this.federation.setLocalState({ role: this.core.role, term: this.core.term })
+  }
+
+  private readonly onDriverEvent = (event: DriverEvent): void => {
+    const kind: DriverEventKind = event.kind
+    this.log.info({ event: 'driver', ...event }, `service ${event.kind}`)
+    this.dispatch({ type: 'driver', kind, now_ms: this.now() })
+  }
+
+  private notify(notice: NodeNotice): void {
+    for (const listener of this.listeners) listener(notice)
+  }
+
+  private onStore<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.store_queue.then(work)
+    this.store_queue = run.catch(() => {})
+    return run
+  }
+
+  private onDriver<T>(work: (driver: ServiceDriver) => Promise<T>): Promise<T> {
+    const driver = this.options.driver
+    assert(driver !== null, 'a storage-only node has no service to act on')
+    const run = this.driver_queue.then(() => work(driver))
+    this.driver_queue = run.catch(() => {})
+    return run
+  }
+
+  private execute(effect: CoreEffect): void {
+    switch (effect.type) {
+      case 'send':
+        this.federation.send(effect.to, effect.msg)
+        return
+      case 'broadcast':
+        this.federation.broadcast(effect.msg)
+        return
+      case 'timeline':
+        logTimeline(this.log, effect)
+        this.notify({
+          kind: 'timeline',
+          name: effect.name,
+          fields: effect.fields,
+          role: effect.role,
+          term: effect.term,
+        })
+        return
+      case 'persist':
+        void writeFileAtomic(this.paths.persisted, `${JSON.stringify({ term: effect.term })}\n`).catch(
+          (error) => this.log.error({ err: error }, 'cannot persist the term'),
+        )
+        return
+      case 'restore':
+        void this.restore(effect.snapshot, ++this.restore_generation)
+        return
+      case 'cancel-restore':
+        this.restore_generation++
+        return
+      case 'start-service':
+        void this.restartInPlace(effect.from, effect.snapshot)
+        return
+      case 'stop-service':
+        if (this.options.driver)
+          void this.onDriver((d) => d.stop(effect.reason)).catch((error) => this.warn(error))
+        return
+      case 'take-snapshot':
+        void this.takeSnapshot(effect.snapshot)
+        return
+      case 'run-merge':
+        void this.keepLoserState(effect.winner, effect.fork?.id ?? null)
+        return
+      case 'exit':
+        void this.close()
+        return
+    }
+  }
+
+  private warn(error: unknown): void {
+    this.log.warn({ err: error }, String((error as Error)?.message ?? error))
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  private async takeSnapshot(ref: SnapshotRef): Promise<void> {
+    try {
+      const started = this.now()
+      const capture = await this.onDriver((d) => d.capture())
+      let result: Awaited<ReturnType<SnapshotEngine['take']>>
+      try {
+        const head = this.core.head
+        const parent = head ? this.index.engineId(head.id) : undefined
+        result = await this.onStore(() =>
+          this.engine.take(capture.parts, { term: ref.term, parent: parent ?? null, time_ms: ref.time_ms }),
+        )
+      } finally {
+        await capture.release()
+      }
+      const manifest = result.manifest
+      const stored: SnapshotRef = { ...ref, size_bytes: deltaBytes(manifest) }
+      const manifest_bytes = await this.store.getManifestBytes(manifest.id)
+      assert(manifest_bytes !== undefined, 'a manifest just written is missing')
+      await this.federation.publish(
+        {
+          id: ref.id,
+          manifest: packPublished(stored, manifest_bytes),
+          blobs: [...neededBlobs(manifest).keys()],
+        },
+        async (hash) => {
+          const bytes = await this.store.readBlob(hash)
+          if (!bytes) throw new Error(`blob ${hash} of snapshot ${manifest.id} is missing locally`)
+          return bytes
+        },
+      )
+      await this.index.add(stored, manifest.id)
+      this.last_snapshot_ms = this.now()
+      this.log.info(
+        {
+          event: 'snapshot_taken',
+          id: ref.id,
+          pause_ms: Number(capture.pause_ms.toFixed(2)),
+          total_ms: Math.round(this.now() - started),
+          delta_bytes: stored.size_bytes,
+        },
+        'snapshot taken',
+      )
+      this.dispatch({ type: 'snapshot-stored', snapshot: stored, now_ms: this.now() })
+      await this.collectGarbage()
+    } catch (error) {
+      this.log.warn({ err: error, id: ref.id }, 'snapshot failed')
+      this.dispatch({ type: 'snapshot-failed', id: ref.id, reason: String(error), now_ms: this.now() })
+    }
+  }
+
+  /** Fetch a snapshot another node published into the local store; true when it is complete here. */
+  private async fetch(writer: string, id: string): Promise<SnapshotRef> {
+    const started = this.now()
+    const result = await this.federation.collect(
+      writer,
+      id,
+      async (hash, bytes) => {
+        await this.store.putBlob(hash, bytes)
+      },
+      (progress) => this.notify({ kind: 'progress', what: 'replicate', id, ...progress }),
+    )
+    const { ref, manifest } = unpackPublished(result.manifest)
+    const checked = snapshot_ref.safeParse(ref)
+    if (!checked.success || checked.data.id !== id || checked.data.writer !== writer) {
+      throw new Error(`snapshot ${id} from ${writer.slice(0, 8)} carries a bad ref`)
+    }
+    const stored = await this.store.putManifest(manifest)
+    if (!(await this.store.isComplete(stored.id)))
+      throw new Error(`snapshot ${id} is incomplete after collect`)
+    await this.index.add(checked.data, stored.id)
+    this.log.info(
+      { event: 'snapshot_collected', id, bytes: result.bytes_total, ms: Math.round(this.now() - started) },
+      'snapshot collected',
+    )
+    return checked.data
+  }
+
+  private async replicate(writer: string, id: string): Promise<void> {
+    if (this.stopped || this.index.has(id) || this.replicating.has(id)) return
+    this.replicating.add(id)
+    try {
+      const ref = await this.onStore(() => this.fetch(writer, id))
+      this.dispatch({ type: 'snapshot-stored', snapshot: ref, now_ms: this.now() })
+      await this.collectGarbage()
+    } catch (error) {
+      this.log.warn({ err: error, writer, id }, 'replication failed')
+    } finally {
+      this.replicating.delete(id)
+    }
+  }
+
+  /** Keep the newest `snapshots.keep` refs (and what the engine still needs); forget the rest everywhere. */
+  private async collectGarbage(): Promise<void> {
+    const refs = this.index.refs().sort((a, b) => compareSnapshots(b, a))
+    const keep = refs.slice(0, this.options.config.snapshots.keep)
+    const drop = refs.slice(this.options.config.snapshots.keep).map((r) => r.id)
+    if (drop.length === 0) return
+    const head = this.core.head
+    const keep_engine = new Set(keep.map((r) => this.index.engineId(r.id)!))
+    if (head && this.index.engineId(head.id)) keep_engine.add(this.index.engineId(head.id)!)
+    await this.onStore(async () => {
+      await this.index.remove(drop.filter((id) => id !== head?.id))
+      await this.store.gc(keep_engine)
+    })
+    await this.federation.forget(drop)
+  }
+
+  // ---------------------------------------------------------------- service
+
+  private async restore(ref: SnapshotRef | null, generation: number): Promise<void> {
+    const done = (ok: boolean, reason?: string) => {
+      if (generation !== this.restore_generation) return
+      this.dispatch({ type: 'restore-done', ok, snapshot: ref, reason, now_ms: this.now() })
+    }
+    try {
+      if (ref !== null && !this.index.has(ref.id)) await this.onStore(() => this.fetch(ref.writer, ref.id))
+      if (generation !== this.restore_generation) return
+      await this.onDriver(async (driver) => {
+        if (generation !== this.restore_generation) return
+        await driver.stop('restore')
+        if (ref !== null) {
+          const engine_id = this.index.engineId(ref.id)!
+          const started = this.now()
+          await this.onStore(() => this.store.restore(engine_id, driver.stateWriter()))
+          this.log.info(
+            { event: 'state_materialised', id: ref.id, ms: Math.round(this.now() - started) },
+            'restored',
+          )
+        }
+        await driver.start()
+      })
+      done(true)
+    } catch (error) {
+      this.log.warn({ err: error, id: ref?.id ?? null }, 'restore failed')
+      done(false, String((error as Error).message ?? error))
+    }
+  }
+
+  private async restartInPlace(from: 'current' | 'snapshot', ref: SnapshotRef | null): Promise<void> {
+    try {
+      await this.onDriver(async (driver) => {
+        await driver.stop('restart')
+        if (from === 'snapshot' && ref && this.index.has(ref.id)) {
+          await this.onStore(() => this.store.restore(this.index.engineId(ref.id)!, driver.stateWriter()))
+        }
+        await driver.start()
+      })
+    } catch (error) {
+      this.log.error({ err: error }, 'service restart failed')
+      this.dispatch({ type: 'driver', kind: 'exited', now_ms: this.now() })
+    }
+  }
+
+  /**
+   * The loser of a heal without a merge helper (policy keep-higher, and until helpers merge): its state
+   * since the fork is copied aside into the data directory and reported, never dropped.
+   */
+  private async keepLoserState(winner: string, fork: string | null): Promise<void> {
+    let ok = true
+    let reason: string | undefined
+    try {
+      await this.onDriver(async (driver) => {
+        await driver.stop('merge')
+        const state_dir = this.paths.service_state
+        const aside = join(
+          this.paths.kept,
+          `${new Date().toISOString().replace(/[:.]/g, '-')}-fork-${fork ?? 'none'}`,
+        )
+        await mkdir(this.paths.kept, { recursive: true })
+        await cp(state_dir, aside, { recursive: true, errorOnExist: true }).catch(
+          (error: NodeJS.ErrnoException) => {
+            if (error.code !== 'ENOENT') throw error
+          },
+        )
+        this.log.warn(
+          { event: 'state_kept_aside', path: aside, winner, fork },
+          `this node's changes since the split are kept in ${aside}; merge them into the service on ${winner.slice(0, 8)}`,
+        )
+      })
+    } catch (error) {
+      ok = false
+      reason = String(error)
+    }
+    this.dispatch({ type: 'merge-done', ok, winner, reason, now_ms: this.now() })
+  }
+}

@@ -1,0 +1,56 @@
+import { mkdir } from 'node:fs/promises'
+import type { Server } from 'node:net'
+import { readIdentity } from '../config/identity.ts'
+import type { SustainConfig } from '../config/schema.ts'
+import type { Logger } from '../util/log.ts'
+import { claimSocket, startControlServer } from './control-server.ts'
+import { createDriver } from './create-driver.ts'
+import { startMetrics } from './metrics.ts'
+import { SustainNode } from './node.ts'
+import { nodePaths } from './paths.ts'
+
+/**
+ * Runs one node in this process until it exits (leave) or is told to stop (SIGINT/SIGTERM: the swarm is
+ * closed so peers see the node go at once instead of waiting for suspicion).
+ */
+export async function runNode(
+  data_dir: string,
+  config: SustainConfig,
+  log: Logger,
+  options: { metrics_port?: number } = {},
+): Promise<void> {
+  const paths = nodePaths(data_dir)
+  await claimSocket(paths.socket) // before opening anything: one node per data directory
+  const keyPair = await readIdentity(paths.identity)
+  await mkdir(paths.dir, { recursive: true })
+  const driver = await createDriver(config, data_dir, log)
+  const node = new SustainNode({ data_dir, config, keyPair, log, driver })
+  let control: Server | null = null
+  let metrics: Server | null = null
+  const stop = (signal: string) => {
+    log.info({ event: 'signal', signal }, `stopping on ${signal}`)
+    void node.close()
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  try {
+    await node.start()
+    control = await startControlServer(node, paths.socket, log)
+    if (options.metrics_port !== undefined) {
+      metrics = await startMetrics(node, options.metrics_port)
+      log.info(
+        { event: 'metrics', url: `http://127.0.0.1:${options.metrics_port}/metrics` },
+        'metrics served',
+      )
+    }
+    await node.exited
+  } finally {
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+    await node.close()
+    for (const server of [control, metrics]) {
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
+    }
+    log.info({ event: 'node_stopped' }, 'node stopped')
+  }
+}

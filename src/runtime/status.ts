@@ -1,0 +1,29 @@
+import type { Health, Role } from '../core/types.ts'
+
+/** What `sustain status --json` prints and the UI shows: one node's view of the federation. */
+export interface NodeStatus {
+  node: {
+    key: string
+    name: string
+    priority: number
+    role: Role
+    term: number
+    server: string | null
+    health: Health
+    uptime_ms: number
+    service_port: number | null
+  }
+  peers: Array<{
+    key: string
+    name: string | null
+    priority: number
+    role: Role
+    term: number
+    reachable: boolean
+    last_heard_ms_ago: number
+    snapshot: string | null
+    health: Health
+  }>
+  snapshot: { id: string; age_ms: number | null; size_bytes: number; held: number } | null
+  replicating: string[]
+}

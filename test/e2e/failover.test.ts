@@ -1,0 +1,178 @@
+import { execFile } from 'node:child_process'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterEach, describe, expect, it } from 'vitest'
+import { sendMail } from '../../examples/mail/smtp-client.ts'
+import { LocalFederation, type LocalNode, type LogRecord } from '../../src/demo/local-federation.ts'
+import { nodePaths } from '../../src/runtime/paths.ts'
+
+const run = promisify(execFile)
+const BIN = new URL('../../bin/sustain.js', import.meta.url).pathname
+
+let federation: LocalFederation | null = null
+let dir = ''
+
+async function start(nodes: number, base_port: number): Promise<LocalFederation> {
+  dir = await mkdtemp(join(tmpdir(), 'sustain-e2e-'))
+  federation = new LocalFederation({ dir, nodes, base_port, snapshot_interval_ms: 500 })
+  await federation.start()
+  return federation
+}
+
+afterEach(async () => {
+  await federation?.stop()
+  federation = null
+  await rm(dir, { recursive: true, force: true })
+})
+
+/** Sends `count` numbered mails to `node`, returning the numbers acknowledged (250 after DATA). */
+async function mail(node: LocalNode, first: number, count: number): Promise<number[]> {
+  const acked: number[] = []
+  for (let n = first; n < first + count; n++) {
+    await sendMail({
+      port: node.port,
+      from: 'test@example.org',
+      to: ['alice@example.org'],
+      subject: `m-${n}`,
+      text: `mail ${n}\n`,
+    })
+    acked.push(n)
+  }
+  return acked
+}
+
+function subjects(mbox: string): Set<number> {
+  return new Set([...mbox.matchAll(/^Subject: m-(\d+)$/gm)].map((m) => Number(m[1])))
+}
+
+const event =
+  (name: string, after_ms = 0) =>
+  (r: LogRecord) =>
+    r.event === name && Number(r.time) >= after_ms
+
+/** Child processes of `pid` (the node's service), from /proc. */
+async function children(pid: number): Promise<number[]> {
+  const tasks = await readdir(`/proc/${pid}/task`)
+  const out: number[] = []
+  for (const task of tasks) {
+    const text = await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '')
+    out.push(...text.split(/\s+/).filter(Boolean).map(Number))
+  }
+  return out
+}
+
+describe('failover end to end (real node processes, real mail service, loopback testnet)', () => {
+  it('a crashed service is restarted in place, without an election', async () => {
+    const fed = await start(3, 2610)
+    const server = await fed.server(60_000)
+    await mail(server, 1, 3)
+    const [service] = await children(server.pid!)
+    expect(service).toBeGreaterThan(0)
+    const crashed_ms = Date.now()
+    process.kill(service!, 'SIGKILL')
+    await server.waitFor(event('restart_in_place', crashed_ms), 10_000, 'restart in place')
+    await server.waitFor(
+      (r) => r.event === 'driver' && r.kind === 'answering' && Number(r.time) >= crashed_ms,
+      10_000,
+      'answering again',
+    )
+    const after = await mail(server, 4, 2)
+    expect(after).toEqual([4, 5])
+    for (const node of fed.nodes) expect(node.records.some(event('elected', crashed_ms))).toBe(false)
+    expect(subjects(await server.mailbox('alice'))).toEqual(new Set([1, 2, 3, 4, 5]))
+  })
+
+  it('server SIGKILL: a candidate restores the newest replicated snapshot and the service answers', async () => {
+    const fed = await start(3, 2620)
+    const server = await fed.server(60_000)
+    await mail(server, 1, 10)
+    // Mail acknowledged before a snapshot that every candidate holds must survive the failover.
+    const taken = server.records.filter((r) => r.event === 'snapshot_taken').length
+    await server.waitFor(
+      () => server.records.filter((r) => r.event === 'snapshot_taken').length > taken,
+      10_000,
+      'a snapshot after the mail',
+    )
+    const others = fed.nodes.filter((n) => n !== server)
+    const snapshot = server.records.filter((r) => r.event === 'snapshot_taken').at(-1)!.id as string
+    await Promise.all(
+      others.map((n) =>
+        n.waitFor((r) => r.event === 'snapshot_collected' && r.id === snapshot, 20_000, 'replication'),
+      ),
+    )
+    const killed_ms = Date.now()
+    server.signal('SIGKILL')
+    const successor = await fed.server(30_000)
+    expect(successor).not.toBe(server)
+    const restored = await successor.waitFor(event('restored', killed_ms), 10_000, 'restored')
+    expect(restored.snapshot).toBe(snapshot)
+    expect(subjects(await successor.mailbox('alice'))).toEqual(new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]))
+    await mail(successor, 11, 2)
+    expect(subjects(await successor.mailbox('alice')).has(12)).toBe(true)
+  })
+
+  it('server SIGSTOP then SIGCONT: a new server is elected; on wake-up one merges into the other and the loser keeps its changes aside', async () => {
+    const fed = await start(3, 2630)
+    const server = await fed.server(60_000)
+    expect(server.index).toBe(0) // highest priority
+    await mail(server, 1, 3)
+    const stopped_ms = Date.now()
+    server.signal('SIGSTOP')
+    const successor = await fed.server(30_000).then(async (s) => (s === server ? fed.server(30_000) : s))
+    expect(successor).not.toBe(server)
+    await mail(successor, 100, 2)
+    server.signal('SIGCONT')
+    // By priority (the default), the newer, lower-priority server merges into the woken one.
+    const kept = await successor.waitFor(
+      event('state_kept_aside', stopped_ms),
+      30_000,
+      'loser keeps its state',
+    )
+    await successor.waitFor(event('merge_finished', stopped_ms), 30_000, 'merge finished')
+    const aside = await readFile(join(kept.path as string, 'mail', 'alice'), 'utf8')
+    expect(subjects(aside).has(100) && subjects(aside).has(101)).toBe(true)
+    const statuses = await Promise.all(fed.nodes.map((n) => n.status()))
+    expect(statuses.filter((s) => s?.node.role === 'server').map((s) => s?.node.name)).toEqual([server.name])
+  })
+
+  it('leave on the server hands over and loses no acknowledged mail', async () => {
+    const fed = await start(3, 2640)
+    const server = await fed.server(60_000)
+    const acked = await mail(server, 1, 15)
+    const { stdout } = await run(process.execPath, [BIN, 'leave', '--data', server.data_dir], {
+      timeout: 60_000,
+    })
+    expect(stdout).toMatch(/node stopped/)
+    await server.waitExit(10_000)
+    const successor = await fed.server(30_000)
+    expect(successor).not.toBe(server)
+    expect(subjects(await successor.mailbox('alice'))).toEqual(new Set(acked))
+  })
+
+  it('a node restarted on its data directory rejoins with its identity, term and snapshots; a second node on the same directory is refused', async () => {
+    const fed = await start(3, 2650)
+    const server = await fed.server(60_000)
+    await mail(server, 1, 2)
+    const candidate = fed.nodes.find((n) => n !== server)!
+    await candidate.waitFor((r) => r.event === 'snapshot_collected', 20_000, 'a replicated snapshot')
+    const before = (await candidate.status())!
+    const second = await run(process.execPath, [BIN, 'join', nodePaths(candidate.data_dir).config], {
+      timeout: 30_000,
+    }).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    )
+    expect(second.code).not.toBe(0)
+    expect(second.stderr).toMatch(/in use by another node/)
+    candidate.signal('SIGTERM')
+    await candidate.waitExit(10_000)
+    candidate.start()
+    const restarted_ms = Date.now()
+    const started = await candidate.waitFor(event('node_started', restarted_ms), 20_000, 'restart')
+    expect(started.key).toBe(before.node.key)
+    expect(Number(started.term)).toBeGreaterThanOrEqual(before.node.term)
+    expect(started.held).not.toBeNull()
+  })
+})
