@@ -7,6 +7,7 @@ import { formatSnapshotId } from './ids.ts'
 import { type ImagePart, knownImageBytes } from './image.ts'
 import { DEFAULT_CHUNK_BYTES } from './limits.ts'
 import type { Manifest } from './manifest.ts'
+import { retainedSnapshots } from './retention.ts'
 import type { GcStats, SnapshotInfo, SnapshotStore } from './store.ts'
 
 /**
@@ -29,7 +30,10 @@ export interface EngineOptions {
   hash_alg?: HashAlg
   chunk_bytes?: number
   rebase?: Partial<RebasePolicy>
-  /** After each snapshot keep only this many newest snapshots (and what they need); undefined: no gc. */
+  /**
+   * After each snapshot keep only this many newest restorable states (and what they need; see
+   * retention.ts for what counts); undefined: no gc.
+   */
   retain_newest?: number
 }
 
@@ -93,8 +97,19 @@ export class SnapshotEngine {
     return (await this.store.materialize(baseId)) ? baseId : null
   }
 
+  /**
+   * A crash while a rebase materialized its derived base leaves that base incomplete; finish it (it is
+   * rebuilt from old base + delta, both kept by gc), so the base moves forward as the policy decided.
+   */
+  private async resumeRebase(): Promise<void> {
+    const newest = this.store.listSnapshots()[0]
+    if (!newest?.derived_from || newest.node !== this.options.node) return
+    if (!(await this.store.isComplete(newest.id))) await this.store.materialize(newest.id)
+  }
+
   async take(parts: readonly ImagePart[], options: TakeOptions): Promise<TakeResult> {
     const { store } = this
+    await this.resumeRebase()
     const parent =
       options.parent === undefined
         ? await store.newestComplete()
@@ -139,10 +154,9 @@ export class SnapshotEngine {
       if (rebased) result.rebased = rebased
     }
     if (this.options.retain_newest !== undefined) {
-      const keep = store
-        .listSnapshots()
-        .slice(0, this.options.retain_newest)
-        .map((info) => info.id)
+      const keep = await retainedSnapshots(store.listSnapshots(), this.options.retain_newest, (id) =>
+        store.isComplete(id),
+      )
       result.gc = await store.gc(
         new Set([...keep, manifest.id, ...(result.rebased ? [result.rebased.id] : [])]),
       )

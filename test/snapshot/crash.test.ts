@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { directoryImageWriter } from '../../snapshot/atomic-file.ts'
+import { compareNewestFirst, parseSnapshotId } from '../../snapshot/ids.ts'
 import { SnapshotStore } from '../../snapshot/store.ts'
 import { crashImage } from './fixtures/crash-image.ts'
 import { type Fixture, fixture, seededBytes } from './helpers.ts'
@@ -11,6 +12,8 @@ import { type Fixture, fixture, seededBytes } from './helpers.ts'
 const WRITER = fileURLToPath(new URL('./fixtures/crash-writer.ts', import.meta.url))
 const KILLS = 50
 const STORES = 2
+/** The writer's retain_newest. */
+const RETAIN = 4
 let f: Fixture
 
 beforeAll(async () => {
@@ -30,7 +33,8 @@ async function runAndKill(storeDir: string, first: number, delay_ms: number): Pr
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   )
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  // 'close', not 'exit': only then has every line the child wrote been read.
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()))
   let buffer = ''
   await new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`writer exited early (${code})`)))
@@ -49,8 +53,27 @@ async function runAndKill(storeDir: string, first: number, delay_ms: number): Pr
       }
     })
   })
-  await exited
+  await closed
   return done
+}
+
+/**
+ * Complete snapshots newer than `id` and not derived from it; a derived base and its source hold one
+ * image and count once.
+ */
+async function restorableStatesNewerThan(store: SnapshotStore, id: string): Promise<number> {
+  const target = { ...parseSnapshotId(id), time_ms: 0 }
+  const newer = store
+    .listSnapshots()
+    .filter((info) => compareNewestFirst(info, target) < 0 && info.derived_from !== id)
+  const sources = new Set<string>()
+  let states = 0
+  for (const info of newer) {
+    if (sources.has(info.id) || !(await store.isComplete(info.id))) continue
+    states++
+    if (info.derived_from) sources.add(info.derived_from)
+  }
+  return states
 }
 
 async function expectIntact(store: SnapshotStore, id: string, generation: number): Promise<void> {
@@ -84,11 +107,18 @@ describe('crash in the middle of a write', () => {
       const store = await SnapshotStore.open(join(f.dir, `store-${s}`), f.pool)
       expect(store.skipped).toEqual([])
       const present = new Set(store.listSnapshots().map((info) => info.id))
-      // The newest finished snapshots were not collected (retain_newest 4): all must be there.
-      const newest = [...finished[s]!.keys()].slice(-2)
-      for (const id of newest) {
-        const report = `store ${s}: ${id} reported done but missing; present: ${[...present].join(' ')}`
-        expect(present.has(id), report).toBe(true)
+      // Nothing reported may be lost: a reported snapshot's image is still here (itself, or the base
+      // derived from it, which holds the same image), or RETAIN newer restorable states are. The latter
+      // happens legitimately when writers killed after writing but before reporting left newer
+      // snapshots the test never heard of.
+      const reported = [...finished[s]!.keys()]
+      expect(reported.length).toBeGreaterThan(0)
+      for (const id of reported) {
+        const derived = store.listSnapshots().find((info) => info.derived_from === id)
+        if (present.has(id) || (derived && (await store.isComplete(derived.id)))) continue
+        const newer = await restorableStatesNewerThan(store, id)
+        const report = `store ${s}: ${id} reported done, collected with ${newer} newer states`
+        expect(newer, report).toBeGreaterThanOrEqual(RETAIN)
       }
       for (const info of store.listSnapshots()) {
         const generation = finished[s]!.get(info.id)
