@@ -590,7 +590,8 @@ export class NodeCore {
       this.restore = null
       this.head_ = snapshot
       if (snapshot && compareSnapshots(snapshot, this.held_) > 0) this.held_ = snapshot
-      this.health_ = 'ok'
+      // Healthy only once the service answers a probe (driver event `answering`).
+      this.health_ = 'unknown'
       this.next_snapshot_ms = this.now_ms + this.config.snapshot_interval_ms
       this.restarts_ms = []
       this.setRole('server')
