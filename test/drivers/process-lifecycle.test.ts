@@ -39,6 +39,9 @@ describe('process driver lifecycle', () => {
     expect(environ).toContain(`SUSTAIN_SERVICE_DIR=${f.service_dir}`)
     await expect(driver.start()).rejects.toThrow(/already running/)
 
+    for (let i = 0; i < 500 && !f.records.some((r) => r['msg'] === 'stderr line'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
     let exited = 0
     driver.on('event', (event) => {
       if (event.kind === 'exited') exited++

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { EventEmitter } from 'node:events'
+import { EventEmitter, once } from 'node:events'
 import { constants } from 'node:fs'
 import { access, mkdir } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
@@ -50,6 +50,8 @@ interface Running {
   pgid: number
   started_ms: number
   exited: Promise<void>
+  /** The process exited and its stdout/stderr are drained. */
+  closed: Promise<void>
   /** Set by stop() and close(): the exit is expected, no `exited` event. */
   stopping: boolean
   answering: boolean
@@ -154,6 +156,7 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       exited: new Promise<void>((ok) => {
         exited = ok
       }),
+      closed: once(child, 'close').then(() => {}),
       stopping: false,
       answering: false,
       answered_once: false,
@@ -248,6 +251,10 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
     } finally {
       clearTimeout(kill)
     }
+    // Its last output lines reach the log before stop resolves (bounded: an escaped daemon may hold the pipe).
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([running.closed, new Promise((ok) => (timer = setTimeout(ok, 1000)))])
+    clearTimeout(timer)
     if (!(await waitGroupGone(running.pgid, 2000))) {
       throw new Error(`processes of service group ${running.pgid} survive SIGKILL`)
     }

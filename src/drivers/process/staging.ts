@@ -1,6 +1,7 @@
-import { type BigIntStats, constants, type Dirent, readdirSync, statSync } from 'node:fs'
-import { copyFile, link, mkdir, rm, unlink } from 'node:fs/promises'
+import { type BigIntStats, type Dirent, readdirSync, statSync } from 'node:fs'
+import { link, mkdir, rm, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
+import { type CopyCapabilities, FileCopier, probeCapabilities } from './file-copy.ts'
 
 /**
  * Incremental copies of a state directory, one generation per capture. A file whose (inode, size,
@@ -17,16 +18,17 @@ interface FileKey {
 
 interface Entry extends FileKey {
   /**
-   * File timestamps come from a coarse kernel clock (one tick, 4 to 10 ms): a write soon after the stat
-   * can leave size and mtime as they were ("racy git"). A file modified within RACY_WINDOW_NS of the
-   * moment writes could resume is copied again next time, whatever its key says.
+   * Without fine-grained timestamps, mtime comes from a coarse kernel clock (one tick, 1 to 10 ms): a
+   * write soon after the stat can leave size and mtime as they were ("racy git"). There, a file
+   * modified within RACY_WINDOW_NS of the moment writes could resume is copied again next time,
+   * whatever its key says.
    */
   racy: boolean
   /** The generation being built already holds this file (copied, or linked from the previous one). */
   in_next: boolean
 }
 
-export const RACY_WINDOW_NS = 50_000_000n
+export const RACY_WINDOW_NS = 20_000_000n
 const COPY_CONCURRENCY = 4
 const LINK_CONCURRENCY = 8
 
@@ -97,6 +99,8 @@ export class StagingBuild {
     readonly dir: string,
     private readonly ref_dir: string | null,
     readonly catalog: Map<string, Entry>,
+    private readonly copier: FileCopier,
+    private readonly fine_timestamps: boolean,
   ) {}
 
   private async ensureParent(name: string): Promise<void> {
@@ -137,7 +141,7 @@ export class StagingBuild {
       if (this.catalog.get(name)?.in_next) await unlink(target)
       await this.ensureParent(name)
       try {
-        await copyFile(join(this.state_dir, name), target, constants.COPYFILE_FICLONE)
+        await this.copier.copy(join(this.state_dir, name), target, Number(key.size))
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
         this.catalog.delete(name) // removed since the scan (only possible while the service runs)
@@ -165,9 +169,12 @@ export class StagingBuild {
     })
   }
 
-  /** Flags files modified after `after_ns` (wall clock) as racy: copied again at the next pass. */
+  /**
+   * Flags files modified after `after_ns` (wall clock) as racy: copied again at the next pass. With
+   * fine-grained timestamps (multigrain, Linux >= 6.13) a write after our stat always moves mtime.
+   */
   markRacy(after_ns: bigint): void {
-    for (const entry of this.catalog.values()) entry.racy = entry.mtime_ns > after_ns
+    for (const entry of this.catalog.values()) entry.racy = !this.fine_timestamps && entry.mtime_ns > after_ns
   }
 }
 
@@ -183,6 +190,9 @@ export class StagingArea {
   private readonly released = new Set<string>()
   private building = false
   private ready = false
+  private copier: FileCopier | undefined
+  /** What the file system offers, found on first use. */
+  capabilities: CopyCapabilities | undefined
 
   constructor(
     readonly root: string,
@@ -201,13 +211,23 @@ export class StagingArea {
       if (!this.ready) {
         await rm(this.root, { recursive: true, force: true }) // generations of an earlier run
         await mkdir(this.root, { recursive: true })
+        this.capabilities ??= await probeCapabilities(this.root)
+        this.copier ??= new FileCopier(this.capabilities.reflink)
         this.ready = true
       }
       const dir = join(this.root, String(++this.seq))
       await mkdir(dir)
       const catalog = new Map<string, Entry>()
       for (const [name, entry] of this.ref?.catalog ?? []) catalog.set(name, { ...entry, in_next: false })
-      return new StagingBuild(this.state_dir, dir, this.ref?.dir ?? null, catalog)
+      const { fine_timestamps } = this.capabilities!
+      return new StagingBuild(
+        this.state_dir,
+        dir,
+        this.ref?.dir ?? null,
+        catalog,
+        this.copier!,
+        fine_timestamps,
+      )
     } catch (error) {
       this.building = false
       throw error

@@ -1,0 +1,217 @@
+/**
+ * Snapshot pause of the process driver: how long the service is SIGSTOPped per capture, on a 100 MiB
+ * state directory with 1 % changed between captures (20 small files rewritten, one big mbox appended
+ * to). `npx tsx bench/pause.ts [--captures 50] [--quick]`. Prints JSON, writes bench/results/pause.json
+ * and the "## Snapshot pause (process driver)" section of bench/RESULTS.md.
+ *
+ * Modes: `no_precopy` (every change is copied inside the pause: the worst case, changes landing just
+ * before the capture), `precopy` (changed files are copied once while the service runs, the pause
+ * re-checks), `precopy_live_writer` (as precopy, while the service itself appends to the mbox all the
+ * time, so the mbox has always changed again by the pause). Peer: `cp -a` of the whole directory, what
+ * a naive stop-copy-start tool pauses for.
+ */
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { appendFile, mkdir, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createProcessDriver } from '../src/drivers/process/driver.ts'
+import { parseServiceManifest } from '../src/drivers/process/manifest.ts'
+import { writeFileAtomic } from '../src/util/atomic-write.ts'
+import { createLogger } from '../src/util/log.ts'
+import { markdownTable, replaceSection } from './lib/results-md.ts'
+
+const KIB = 1024
+const MIB = 1024 * KIB
+const args = process.argv.slice(2)
+const quick = args.includes('--quick')
+const captures_arg = args.indexOf('--captures')
+const CAPTURES = captures_arg >= 0 ? Number(args[captures_arg + 1]) : quick ? 10 : 50
+const SMALL_FILES = 2400
+const SMALL_BYTES = 25 * KIB
+const MBOX_BYTES = 40 * MIB
+const REWRITE_FILES = 20
+const APPEND_BYTES = 512 * KIB
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const TMP = join(ROOT, '.tmp', 'bench-pause')
+const RESULTS_DIR = join(ROOT, 'bench', 'results')
+
+const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN
+}
+function say(message: string): void {
+  process.stderr.write(`[bench:pause] ${message}\n`)
+}
+
+const smallName = (i: number) => join(`d${String(i % 24).padStart(2, '0')}`, `f${i}`)
+
+async function buildState(state_dir: string): Promise<number> {
+  await rm(state_dir, { recursive: true, force: true })
+  for (let d = 0; d < 24; d++)
+    await mkdir(join(state_dir, `d${String(d).padStart(2, '0')}`), { recursive: true })
+  for (let i = 0; i < SMALL_FILES; i++)
+    await writeFile(join(state_dir, smallName(i)), randomBytes(SMALL_BYTES))
+  await mkdir(join(state_dir, 'mail'))
+  await writeFile(join(state_dir, 'mail', 'alice'), randomBytes(MBOX_BYTES))
+  return SMALL_FILES * SMALL_BYTES + MBOX_BYTES
+}
+
+/** 1 % of the state: REWRITE_FILES small files rewritten, APPEND_BYTES appended to the mbox. */
+async function change(state_dir: string, round_no: number): Promise<void> {
+  for (let k = 0; k < REWRITE_FILES; k++) {
+    const i = (round_no * 7919 + k * 104_729) % SMALL_FILES
+    await writeFile(join(state_dir, smallName(i)), randomBytes(SMALL_BYTES))
+  }
+  await appendFile(join(state_dir, 'mail', 'alice'), randomBytes(APPEND_BYTES))
+}
+
+// The live writer appends 4 KiB to the mbox every 5 ms (800 KiB/s), as a busy mail server would.
+const WRITER = `const fs=require('fs');const p=process.env.SUSTAIN_STATE_DIR+'/mail/alice';const b=Buffer.alloc(4096,120);setInterval(()=>fs.appendFileSync(p,b),5)`
+
+interface ModeResult {
+  pause_p50_ms: number
+  pause_p99_ms: number
+  pause_max_ms: number
+  first_capture_pause_ms: number
+  copied_mib_p50: number
+  state_mib_at_end: number
+}
+
+async function runMode(mode: 'no_precopy' | 'precopy' | 'precopy_live_writer'): Promise<ModeResult> {
+  const dir = join(TMP, mode)
+  const state_dir = join(dir, 'state')
+  await buildState(state_dir)
+  const records: Record<string, unknown>[] = []
+  const log = createLogger({
+    level: 'info',
+    destination: { write: (line: string) => void records.push(JSON.parse(line) as Record<string, unknown>) },
+  })
+  const manifest = parseServiceManifest({
+    version: 1,
+    name: 'bench',
+    type: 'type1',
+    command: mode === 'precopy_live_writer' ? [process.execPath, '-e', WRITER] : ['sleep', '100000'],
+  })
+  const driver = createProcessDriver({
+    service_dir: dir,
+    state_dir,
+    port: 1,
+    log,
+    manifest,
+    precopy: mode !== 'no_precopy',
+  })
+  const pauses: number[] = []
+  const copied: number[] = []
+  let first_capture_pause_ms = 0
+  try {
+    await driver.start()
+    const first = await driver.capture() // copies everything once: the reference generation
+    first_capture_pause_ms = first.pause_ms
+    await first.release()
+    for (let i = 0; i < CAPTURES; i++) {
+      await change(state_dir, i)
+      const capture = await driver.capture()
+      pauses.push(capture.pause_ms)
+      await capture.release()
+      const paused = records.filter((r) => r['event'] === 'service_paused').at(-1)!
+      copied.push(Number(paused['copied_bytes']) / MIB)
+    }
+  } finally {
+    await driver.close()
+  }
+  const { size } = await stat(join(state_dir, 'mail', 'alice'))
+  const result: ModeResult = {
+    pause_p50_ms: round(percentile(pauses, 50), 2),
+    pause_p99_ms: round(percentile(pauses, 99), 2),
+    pause_max_ms: round(Math.max(...pauses), 2),
+    first_capture_pause_ms: round(first_capture_pause_ms, 1),
+    copied_mib_p50: round(percentile(copied, 50), 2),
+    state_mib_at_end: round((SMALL_FILES * SMALL_BYTES + size) / MIB, 1),
+  }
+  say(`${mode}: ${JSON.stringify(result)}`)
+  return result
+}
+
+function cpWhole(runs: number): { p50_ms: number; runs: number } {
+  const source = join(TMP, 'cp-source')
+  const times: number[] = []
+  for (let i = 0; i < runs; i++) {
+    const target = join(TMP, `cp-${i}`)
+    spawnSync('rm', ['-rf', target])
+    const started = performance.now()
+    const result = spawnSync('cp', ['-a', source, target])
+    if (result.status !== 0) throw new Error(`cp -a failed: ${result.stderr.toString()}`)
+    times.push(performance.now() - started)
+    spawnSync('rm', ['-rf', target])
+  }
+  return { p50_ms: round(percentile(times, 50), 1), runs }
+}
+
+async function main(): Promise<void> {
+  await rm(TMP, { recursive: true, force: true })
+  await mkdir(TMP, { recursive: true })
+  const state_bytes = await buildState(join(TMP, 'cp-source'))
+  const fs_type = spawnSync('stat', ['-f', '-c', '%T', TMP]).stdout.toString().trim()
+  say(`state ${state_bytes / MIB} MiB on ${fs_type}; ${CAPTURES} captures per mode`)
+  const cp_a = cpWhole(quick ? 3 : 5)
+  say(`cp -a: ${JSON.stringify(cp_a)}`)
+  await rm(join(TMP, 'cp-source'), { recursive: true, force: true })
+  const modes = {
+    no_precopy: await runMode('no_precopy'),
+    precopy: await runMode('precopy'),
+    precopy_live_writer: await runMode('precopy_live_writer'),
+  }
+  await rm(TMP, { recursive: true, force: true })
+  const result = {
+    captures: CAPTURES,
+    state_mib: state_bytes / MIB,
+    files: SMALL_FILES + 1,
+    mbox_mib_at_start: MBOX_BYTES / MIB,
+    changed_per_capture: {
+      rewritten_files: REWRITE_FILES,
+      rewritten_kib: (REWRITE_FILES * SMALL_BYTES) / KIB,
+      appended_kib: APPEND_BYTES / KIB,
+    },
+    fs_type,
+    reflink: false,
+    modes,
+    cp_a_whole_dir_p50_ms: cp_a.p50_ms,
+    snapshot_pause_p99_ms: modes.precopy_live_writer.pause_p99_ms,
+  }
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
+  if (quick) return
+  await mkdir(RESULTS_DIR, { recursive: true })
+  await writeFileAtomic(join(RESULTS_DIR, 'pause.json'), `${JSON.stringify(result, null, 2)}\n`)
+  const rows = Object.entries(modes).map(([name, m]) => [
+    name,
+    m.pause_p50_ms,
+    m.pause_p99_ms,
+    m.pause_max_ms,
+    m.copied_mib_p50,
+    m.state_mib_at_end,
+  ])
+  const body = [
+    `\`npx tsx bench/pause.ts\`: ${CAPTURES} captures per mode of a ${state_bytes / MIB} MiB state directory ` +
+      `(${SMALL_FILES} files of ${SMALL_BYTES / KIB} KiB, one mbox of ${MBOX_BYTES / MIB} MiB) on ${fs_type}; ` +
+      `before each capture ${REWRITE_FILES} files are rewritten and ${APPEND_BYTES / KIB} KiB appended to the mbox ` +
+      '(1 %). The pause is SIGSTOP to SIGCONT of the service process group.',
+    '',
+    markdownTable(
+      ['mode', 'pause p50 ms', 'pause p99 ms', 'max ms', 'copied in pause p50 MiB', 'state MiB at end'],
+      rows,
+    ),
+    '',
+    `Peer: \`cp -a\` of the whole state directory (what a stop-copy-start tool pauses for): ${cp_a.p50_ms} ms p50 ` +
+      '(page cache warm; rsync is not installed here).',
+    '',
+    'no_precopy: every change is copied inside the pause (changes made just before the capture). precopy: ' +
+      'changed files are copied once while the service runs, the pause re-stats and copies what changed since. ' +
+      'precopy_live_writer: the service appends to the mbox all the time, so the pause copies it again. ' +
+      `${fs_type} has no reflink: an appended file is copied whole.`,
+  ].join('\n')
+  await replaceSection(join(ROOT, 'bench', 'RESULTS.md'), '## Snapshot pause (process driver)', body)
+}
+
+await main()
