@@ -1,0 +1,100 @@
+import { execFile } from 'node:child_process'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const run = promisify(execFile)
+const BIN = new URL('../../bin/sustain.js', import.meta.url).pathname
+const MAIL = new URL('../../examples/mail', import.meta.url).pathname
+
+async function sustain(...args: string[]) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { timeout: 30_000 })
+    return { code: 0, stdout, stderr }
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string }
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
+  }
+}
+
+describe('sustain join: errors a person can cause get one clear line and a non-zero exit', () => {
+  let dir: string
+  let busy: Server
+  let busy_port: number
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sustain-join-'))
+    busy = createServer()
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', () => resolve()))
+    busy_port = (busy.address() as { port: number }).port
+  })
+  afterAll(async () => {
+    busy.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  const oneLine = (stderr: string) =>
+    stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('sustain:'))
+
+  it('a bad token', async () => {
+    const result = await sustain('join', 'sustain1.AAAA', '--data', join(dir, 'a'))
+    expect(result.code).not.toBe(0)
+    expect(oneLine(result.stderr)).toEqual([expect.stringMatching(/invalid invite token/)])
+  })
+
+  it('neither a token nor a config file', async () => {
+    const result = await sustain('join', join(dir, 'nothing.yaml'))
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toMatch(/neither an invite token .* nor a config file/)
+  })
+
+  it('the service port is in use', async () => {
+    await sustain('init', '--data', join(dir, 'b'))
+    const result = await sustain(
+      'join',
+      join(dir, 'b', 'sustain.yaml'),
+      '--service',
+      MAIL,
+      '--port',
+      String(busy_port),
+      '--bootstrap',
+      '127.0.0.1:9',
+    )
+    expect(result.code).not.toBe(0)
+    expect(oneLine(result.stderr)).toEqual([expect.stringContaining(`port ${busy_port} is in use`)])
+  })
+
+  it('the service command is missing', async () => {
+    const service = join(dir, 'svc')
+    await mkdir(service)
+    await writeFile(
+      join(service, 'sustain-service.yaml'),
+      'version: 1\nname: gone\ntype: type1\ncommand: [./no-such-binary]\n',
+    )
+    await sustain('init', '--data', join(dir, 'c'))
+    const result = await sustain(
+      'join',
+      join(dir, 'c', 'sustain.yaml'),
+      '--service',
+      service,
+      '--port',
+      '2999',
+      '--bootstrap',
+      '127.0.0.1:9',
+    )
+    expect(result.code).not.toBe(0)
+    expect(oneLine(result.stderr)).toEqual([expect.stringMatching(/no-such-binary.*no such file/)])
+  })
+
+  it('no bootstrap nodes', async () => {
+    await sustain('init', '--data', join(dir, 'd'))
+    const result = await sustain('join', join(dir, 'd', 'sustain.yaml'))
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toMatch(/no DHT bootstrap nodes/)
+  })
+})
