@@ -302,10 +302,16 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       try {
         signalGroup(running.pgid, 'SIGSTOP')
         await waitStopped(members, STOP_SETTLE_TIMEOUT_MS)
+        const settle_ms = performance.now() - stopped_at
         const stats = await build.pass()
         pause_ms = performance.now() - stopped_at
         this.log.info(
-          { event: 'service_paused', pause_ms: Number(pause_ms.toFixed(2)), ...stats },
+          {
+            event: 'service_paused',
+            pause_ms: Number(pause_ms.toFixed(2)),
+            settle_ms: Number(settle_ms.toFixed(2)),
+            ...stats,
+          },
           `service paused ${pause_ms.toFixed(1)} ms for a capture`,
         )
         return { pause_ms, stats }
