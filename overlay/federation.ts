@@ -6,6 +6,7 @@ import HyperDHT, { type HostPort, type KeyPair } from 'hyperdht'
 import Hyperswarm, { type PeerDiscoverySession, type SecretStream } from 'hyperswarm'
 import Protomux, { type ProtomuxMessage } from 'protomux'
 import type { Logger } from '../src/util/log.ts'
+import { DialHold } from './dial-hold.ts'
 import {
   CONTROL_PROTOCOL,
   type ControlMessage,
@@ -112,6 +113,15 @@ export const OVERLAY_PHI_OPTIONS: PhiAccrualOptions = {
 const CONN_KEEPALIVE_MS = 1000
 const CONN_TIMEOUT_MS = 5000
 const CHECK_INTERVAL_MS = 20
+/**
+ * Parallel outgoing dials. A killed peer's announcement stays in the DHT for minutes and every
+ * rediscovery queues it again; a dial to it takes ~8 s to fail. With hyperswarm's default of 3, a few
+ * dead peers kept every slot busy and a new node waited minutes to be dialled.
+ */
+const DIAL_PARALLEL = 16
+const DIAL_HOLD_TICK_MS = 250
+/** A released peer's probe window: one rediscovery interval plus this for the dial itself. */
+const DIAL_PROBE_SLACK_MS = 5000
 
 /**
  * A node's membership in a federation: admission, control messages, failure detection, snapshot store.
@@ -145,6 +155,7 @@ export class Federation extends EventEmitter {
     frame_bytes_received: 0,
   }
   private closing = false
+  private readonly dialHold: DialHold
 
   constructor(options: FederationOptions) {
     super()
@@ -165,6 +176,11 @@ export class Federation extends EventEmitter {
       collect_attempts: this.opts.collect_attempts,
       collect_concurrency: this.opts.collect_concurrency,
     })
+    this.dialHold = new DialHold({
+      release: (key) => this.swarm?.peers.get(key)?.ban(false),
+      probe_window_ms: this.opts.rediscover_interval_ms + DIAL_PROBE_SLACK_MS,
+      now_ms: () => performance.now(),
+    })
     this.store.on('snapshot', (info) => this.emit('snapshot', info))
     this.store.on('snapshot-held', (info) => this.emit('snapshot-held', info))
   }
@@ -179,7 +195,13 @@ export class Federation extends EventEmitter {
       firewalled: false,
       keyPair: this.opts.keyPair,
     })
-    this.swarm = new Hyperswarm({ dht, keyPair: this.opts.keyPair })
+    this.swarm = new Hyperswarm({
+      dht,
+      keyPair: this.opts.keyPair,
+      maxParallel: DIAL_PARALLEL,
+      // A held peer is neither dialled nor accepted (hyperswarm bans it until the hold is released).
+      firewall: (remotePublicKey) => this.dialHold.isHeld(remotePublicKey.toString('hex')),
+    })
     this.swarm.on('connection', (conn: SecretStream) => this.onConnection(conn))
     this.discovery = this.swarm.join(this.topic, { server: true, client: true })
     await this.discovery.flushed()
@@ -187,6 +209,7 @@ export class Federation extends EventEmitter {
     this.timers.push(setInterval(() => this.ping(), this.opts.heartbeat_interval_ms))
     this.timers.push(setInterval(() => this.check(), CHECK_INTERVAL_MS))
     this.timers.push(setInterval(() => this.reportSuspicion(), this.opts.suspicion_report_interval_ms))
+    this.timers.push(setInterval(() => this.dialHold.tick(), DIAL_HOLD_TICK_MS))
     this.timers.push(
       setInterval(() => {
         this.discovery?.refresh().catch((error) => this.opts.log.debug({ err: error }, 'rediscovery failed'))
@@ -390,6 +413,7 @@ export class Federation extends EventEmitter {
     const info: HelloInfo = { name: hello.name, priority: hello.priority, role: hello.role, term: hello.term }
     const wasReachable = this.table.get(session.key)?.reachable === true
     this.table.up(session.key, info, now)
+    this.dialHold.admitted(session.key)
     this.store.corestore.replicate(session.conn) // only now: a refused peer never sees snapshot data
     this.store.follow(session.key)
     this.opts.log.info({ peer: session.key, name: info.name, priority: info.priority }, 'peer admitted')
@@ -436,6 +460,8 @@ export class Federation extends EventEmitter {
     session.closed = true
     if (this.sessions.get(session.key) !== session) return // replaced by a newer connection
     this.sessions.delete(session.key)
+    // Only a peer that went away is held; one dropped for a violation is alive and may come back.
+    if (reason === 'closed') this.dialHold.closed(session.key)
     this.detectors.delete(session.key)
     this.peerDown(session.key, reason)
   }

@@ -82,6 +82,8 @@ declare module 'hyperswarm' {
     dht?: HyperDHT
     keyPair?: KeyPair
     maxPeers?: number
+    /** Parallel outgoing dials (default 3). */
+    maxParallel?: number
     firewall?: (remotePublicKey: Buffer, payload: unknown) => boolean
   }
   export default class Hyperswarm extends EventEmitter {
@@ -89,6 +91,8 @@ declare module 'hyperswarm' {
     readonly keyPair: KeyPair
     readonly dht: HyperDHT
     readonly connections: Set<SecretStream>
+    /** Known peers by public key (hex). */
+    readonly peers: Map<string, PeerInfo>
     readonly destroyed: boolean
     join(topic: Buffer, options?: { server?: boolean; client?: boolean }): PeerDiscoverySession
     leave(topic: Buffer): Promise<void>
