@@ -13,6 +13,7 @@
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { appendFile, mkdir, rm, stat, writeFile } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createProcessDriver } from '../src/drivers/process/driver.ts'
@@ -74,6 +75,8 @@ interface ModeResult {
   pause_p50_ms: number
   pause_p99_ms: number
   pause_max_ms: number
+  /** SIGSTOP until every thread shows stopped (part of the pause). */
+  settle_p50_ms: number
   first_capture_pause_ms: number
   copied_mib_p50: number
   state_mib_at_end: number
@@ -104,6 +107,7 @@ async function runMode(mode: 'no_precopy' | 'precopy' | 'precopy_live_writer'): 
   })
   const pauses: number[] = []
   const copied: number[] = []
+  const settles: number[] = []
   let first_capture_pause_ms = 0
   try {
     await driver.start()
@@ -117,6 +121,7 @@ async function runMode(mode: 'no_precopy' | 'precopy' | 'precopy_live_writer'): 
       await capture.release()
       const paused = records.filter((r) => r['event'] === 'service_paused').at(-1)!
       copied.push(Number(paused['copied_bytes']) / MIB)
+      settles.push(Number(paused['settle_ms']))
     }
   } finally {
     await driver.close()
@@ -126,6 +131,7 @@ async function runMode(mode: 'no_precopy' | 'precopy' | 'precopy_live_writer'): 
     pause_p50_ms: round(percentile(pauses, 50), 2),
     pause_p99_ms: round(percentile(pauses, 99), 2),
     pause_max_ms: round(Math.max(...pauses), 2),
+    settle_p50_ms: round(percentile(settles, 50), 2),
     first_capture_pause_ms: round(first_capture_pause_ms, 1),
     copied_mib_p50: round(percentile(copied, 50), 2),
     state_mib_at_end: round((SMALL_FILES * SMALL_BYTES + size) / MIB, 1),
@@ -150,10 +156,11 @@ function cpWhole(runs: number): { p50_ms: number; runs: number } {
 }
 
 async function main(): Promise<void> {
+  const load_at_start = loadavg()[0]!
   await rm(TMP, { recursive: true, force: true })
   await mkdir(TMP, { recursive: true })
   const state_bytes = await buildState(join(TMP, 'cp-source'))
-  const fs_type = spawnSync('stat', ['-f', '-c', '%T', TMP]).stdout.toString().trim()
+  const fs_type = spawnSync('df', ['--output=fstype', TMP]).stdout.toString().trim().split('\n').at(-1) ?? '?'
   say(`state ${state_bytes / MIB} MiB on ${fs_type}; ${CAPTURES} captures per mode`)
   const cp_a = cpWhole(quick ? 3 : 5)
   say(`cp -a: ${JSON.stringify(cp_a)}`)
@@ -166,6 +173,9 @@ async function main(): Promise<void> {
   await rm(TMP, { recursive: true, force: true })
   const result = {
     captures: CAPTURES,
+    cores: cpus().length,
+    load_avg_1m_at_start: round(load_at_start, 2),
+    load_avg_1m_at_end: round(loadavg()[0]!, 2),
     state_mib: state_bytes / MIB,
     files: SMALL_FILES + 1,
     mbox_mib_at_start: MBOX_BYTES / MIB,
@@ -189,6 +199,7 @@ async function main(): Promise<void> {
     m.pause_p50_ms,
     m.pause_p99_ms,
     m.pause_max_ms,
+    m.settle_p50_ms,
     m.copied_mib_p50,
     m.state_mib_at_end,
   ])
@@ -196,10 +207,20 @@ async function main(): Promise<void> {
     `\`npx tsx bench/pause.ts\`: ${CAPTURES} captures per mode of a ${state_bytes / MIB} MiB state directory ` +
       `(${SMALL_FILES} files of ${SMALL_BYTES / KIB} KiB, one mbox of ${MBOX_BYTES / MIB} MiB) on ${fs_type}; ` +
       `before each capture ${REWRITE_FILES} files are rewritten and ${APPEND_BYTES / KIB} KiB appended to the mbox ` +
-      '(1 %). The pause is SIGSTOP to SIGCONT of the service process group.',
+      '(1 %). The pause is SIGSTOP to SIGCONT of the service process group. ' +
+      `Machine: ${result.cores} cores shared with other work, load average ${result.load_avg_1m_at_start} ` +
+      `at the start, ${result.load_avg_1m_at_end} at the end.`,
     '',
     markdownTable(
-      ['mode', 'pause p50 ms', 'pause p99 ms', 'max ms', 'copied in pause p50 MiB', 'state MiB at end'],
+      [
+        'mode',
+        'pause p50 ms',
+        'pause p99 ms',
+        'max ms',
+        'stop settle p50 ms',
+        'copied in pause p50 MiB',
+        'state MiB at end',
+      ],
       rows,
     ),
     '',
