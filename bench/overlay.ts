@@ -25,6 +25,7 @@ const DETECTION_RUNS = quick ? 5 : 20
 const FALSE_SUSPICION_MS = (quick ? 30 : 120) * 1000
 const CONTROL_WINDOW_MS = (quick ? 5 : 10) * 1000
 const CANDIDATES = 3
+const BULK_DETECTION_RUNS = quick ? 2 : 5
 const NAIVE_WRITER = fileURLToPath(new URL('../test/overlay/fixtures/naive-writer.ts', import.meta.url))
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 const now_wall = () => performance.timeOrigin + performance.now()
@@ -41,6 +42,16 @@ function log(msg: string): void {
 
 // ---- replication -----------------------------------------------------------------------------------
 
+/** Peer-down events seen by `nodes` since `marks`: during replication every one is a false suspicion. */
+function downsSince(nodes: NodeProc[], marks: number[]): number {
+  return nodes.reduce(
+    (sum, n, i) => sum + n.events.slice(marks[i]).filter((e) => e.event === 'peer-down').length,
+    0,
+  )
+}
+
+let replicationFalseSuspicions = 0
+
 async function overlayReplication(testnet: LocalTestnet, readers: number): Promise<number> {
   const cluster = await Cluster.create(testnet.bootstrap)
   try {
@@ -49,6 +60,7 @@ async function overlayReplication(testnet: LocalTestnet, readers: number): Promi
     const all = [server, ...candidates]
     await cluster.ready(all)
     await cluster.meshed(all)
+    const marks = all.map((n) => n.events.length)
     await server.request('publish', { id: 'bench', size_bytes: REPLICATION_BYTES }, 300_000)
     const seen = await Promise.all(
       candidates.map((c) => c.waitFor((e) => e.event === 'snapshot' && e.id === 'bench', 60_000, 'snapshot')),
@@ -58,6 +70,7 @@ async function overlayReplication(testnet: LocalTestnet, readers: number): Promi
         c.waitFor((e) => e.event === 'snapshot-held' && e.id === 'bench', 600_000, 'held'),
       ),
     )
+    replicationFalseSuspicions += downsSince(all, marks)
     const start = Math.min(...seen.map((e) => e['at_ms']))
     const end = Math.max(...held.map((e) => e['at_ms']))
     return (readers * REPLICATION_BYTES) / MiB / ((end - start) / 1000)
@@ -175,6 +188,40 @@ async function detection(
   return downs.map((d) => d['at_ms'] - fault_ms)
 }
 
+/**
+ * Detection while the server is sending a snapshot to every candidate: heartbeats share the connection
+ * with bulk replication (holepunch.md §4: head-of-line blocking), so they arrive later and more jittery.
+ */
+async function bulkDetection(testnet: LocalTestnet, signal: 'SIGKILL' | 'SIGSTOP'): Promise<number[]> {
+  const cluster = await Cluster.create(testnet.bootstrap)
+  try {
+    const server = cluster.spawn('server', { priority: 100 })
+    const candidates = Array.from({ length: CANDIDATES }, (_, i) => cluster.spawn(`c${i}`))
+    await cluster.ready([server, ...candidates])
+    await cluster.meshed([server, ...candidates])
+    await server.request('publish', { id: 'bulk', size_bytes: REPLICATION_BYTES }, 300_000)
+    await Promise.all(
+      candidates.map((c) => c.waitFor((e) => e.event === 'snapshot' && e.id === 'bulk', 60_000, 'snapshot')),
+    )
+    // Into the transfer, and still transferring: nobody holds the snapshot yet.
+    await new Promise((r) => setTimeout(r, 500))
+    const held = candidates.filter((c) => c.events.some((e) => e.event === 'snapshot-held'))
+    if (held.length > 0) log(`bulk detection: ${held.length} candidates finished before the fault`)
+    const marks = candidates.map((c) => c.events.length)
+    const fault_ms = now_wall()
+    server.child.kill(signal)
+    const downs = await Promise.all(
+      candidates.map((c, i) =>
+        c.waitFor((e) => e.event === 'peer-down' && e.key === server.key, 20_000, 'down', marks[i]),
+      ),
+    )
+    if (signal === 'SIGSTOP') server.child.kill('SIGKILL')
+    return downs.map((d) => d['at_ms'] - fault_ms)
+  } finally {
+    await cluster.cleanup()
+  }
+}
+
 // ---- false suspicions under CPU saturation ---------------------------------------------------------
 
 async function falseSuspicions(testnet: LocalTestnet): Promise<{ count: number; reports: number }> {
@@ -241,6 +288,7 @@ async function writeResults(result: Record<string, any>): Promise<void> {
   await writeFileAtomic(join(RESULTS_DIR, 'overlay.json'), `${JSON.stringify(result, null, 2)}\n`)
   const r = result['replication']
   const d = result['detection']
+  const b = result['detection_during_replication']
   const rows = [
     '## Overlay',
     '',
@@ -254,7 +302,10 @@ async function writeResults(result: Record<string, any>): Promise<void> {
     `| plain TCP copy over loopback | ${r.tcp_mb_per_s} MB/s | reference |`,
     `| detection after SIGKILL, p50 / p99 (${d.runs} runs x ${CANDIDATES} candidates) | ${d.sigkill_p50_ms} / ${d.sigkill_p99_ms} ms | p99 < 1000 ms |`,
     `| detection after SIGSTOP, p50 / p99 | ${d.sigstop_p50_ms} / ${d.sigstop_p99_ms} ms | p99 < 1000 ms |`,
+    `| detection during bulk replication to ${CANDIDATES} candidates, SIGKILL p50 / p99 (${b.runs} runs) | ${b.sigkill_p50_ms} / ${b.sigkill_p99_ms} ms | p99 < 1000 ms |`,
+    `| detection during bulk replication, SIGSTOP p50 / p99 | ${b.sigstop_p50_ms} / ${b.sigstop_p99_ms} ms | p99 < 1000 ms |`,
     `| false suspicions in ${FALSE_SUSPICION_MS / 1000} s, both cores saturated | ${result['false_suspicions']} | 0 |`,
+    `| false suspicions during the replication runs | ${result['false_suspicions_during_replication']} | 0 |`,
     ...result['control'].map(
       (c: any) =>
         `| control plane per node, ${c.nodes} nodes (idle) | ${c.frame_bytes_sent_per_s} B/s of frames, ${c.wire_bytes_written_per_s} B/s on the wire | — |`,
@@ -321,6 +372,22 @@ async function main(): Promise<void> {
     }
     log(JSON.stringify(detectionResult))
 
+    log(`detection during bulk replication, ${BULK_DETECTION_RUNS} runs per signal`)
+    const bulk: Record<'SIGKILL' | 'SIGSTOP', number[]> = { SIGKILL: [], SIGSTOP: [] }
+    for (let run = 0; run < BULK_DETECTION_RUNS; run++) {
+      for (const signal of ['SIGKILL', 'SIGSTOP'] as const)
+        bulk[signal].push(...(await bulkDetection(testnet, signal)))
+    }
+    const bulkDetectionResult = {
+      sigkill_p50_ms: round(percentile(bulk.SIGKILL, 50)),
+      sigkill_p99_ms: round(percentile(bulk.SIGKILL, 99)),
+      sigstop_p50_ms: round(percentile(bulk.SIGSTOP, 50)),
+      sigstop_p99_ms: round(percentile(bulk.SIGSTOP, 99)),
+      runs: BULK_DETECTION_RUNS,
+      samples_per_signal: bulk.SIGKILL.length,
+    }
+    log(JSON.stringify(bulkDetectionResult))
+
     log(`false suspicions, ${FALSE_SUSPICION_MS / 1000} s with both cores saturated`)
     const fs = await falseSuspicions(testnet)
     log(JSON.stringify(fs))
@@ -337,7 +404,9 @@ async function main(): Promise<void> {
       machine: `${(await import('node:os')).cpus().length} cores, Node ${process.version}`,
       replication,
       detection: detectionResult,
+      detection_during_replication: bulkDetectionResult,
       false_suspicions: fs.count,
+      false_suspicions_during_replication: replicationFalseSuspicions,
       false_suspicion_window_s: FALSE_SUSPICION_MS / 1000,
       control,
     })
