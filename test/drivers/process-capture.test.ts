@@ -135,4 +135,25 @@ describe('process driver capture', () => {
     expect(names(after)).toEqual(['mail/alice'])
     expect(await readFile(partPath(after, 'mail/alice'), 'utf8')).toBe('restored')
   })
+
+  it('the service is stopped during the copy and running again after it', async () => {
+    const driver = await f.driver({ helper: undefined }, { precopy: false })
+    await driver.start()
+    await mkdir(f.state_dir, { recursive: true })
+    for (let i = 0; i < 8; i++)
+      await writeFile(join(f.state_dir, `big-${i}`), Buffer.alloc(2 * 1024 * 1024, i))
+    const pid = driver.pid!
+    const state = async () => (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]![0]
+    const seen = new Set<string>()
+    let watching = true
+    const watcher = (async () => {
+      for (let i = 0; watching && i < 100_000; i++) seen.add(await state())
+    })()
+    const capture = await driver.capture()
+    watching = false
+    await watcher
+    expect(seen.has('T')).toBe(true)
+    expect(await state()).not.toBe('T')
+    expect(capture.parts).toHaveLength(8)
+  })
 })
