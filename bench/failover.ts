@@ -53,7 +53,7 @@ function banner(port: number): Promise<boolean> {
 const after = (name: string, t: number) => (r: LogRecord) => r.event === name && Number(r.time) >= t
 
 async function firstAmong(nodes: LocalNode[], name: string, t: number, timeout_ms: number): Promise<number> {
-  const record = await Promise.race(nodes.map((n) => n.waitFor(after(name, t), timeout_ms, name)))
+  const { record } = await LocalFederation.first(nodes, after(name, t), timeout_ms, name)
   return Number(record.time) - t
 }
 
@@ -161,6 +161,7 @@ function summarise(samples: Sample[]) {
 
 const dir = await mkdtemp(join(tmpdir(), 'sustain-bench-failover-'))
 const fed = new LocalFederation({ dir, nodes: NODES, base_port: 2700, snapshot_interval_ms: 1000 })
+const release = fed.stopOnSignals()
 try {
   await fed.start()
   const results: Record<string, Sample[]> = { sigkill: [], sigstop: [], service_crash: [] }
@@ -250,6 +251,7 @@ try {
     `${JSON.stringify({ sigkill: json.sigkill, sigstop: json.sigstop, service_crash: json.service_crash, leave, snapshot_pause_p99_ms: json.snapshot_pause_p99_ms })}\n`,
   )
 } finally {
+  release()
   await fed.stop()
   await rm(dir, { recursive: true, force: true })
 }

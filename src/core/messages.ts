@@ -63,6 +63,31 @@ export const handover_message = z
 
 export const leaving_message = z.object({ type: z.literal('leaving'), term }).strict()
 
+/**
+ * Merge transport after a heal (runtime-level; the core only decides who merges): the loser offers an
+ * archive it published to its own hypercore; the winner answers with the outcome of its merge helper.
+ */
+export const merge_offer_message = z
+  .object({
+    type: z.literal('merge-offer'),
+    term,
+    id: z.string().min(1).max(300),
+    fork_id: z.string().max(300).nullable(),
+    fork_time_ms: time_ms,
+    bytes: z.number().int().nonnegative(),
+  })
+  .strict()
+
+export const merge_result_message = z
+  .object({
+    type: z.literal('merge-result'),
+    term,
+    id: z.string().min(1).max(300),
+    ok: z.boolean(),
+    reason: z.string().max(2000).optional(),
+  })
+  .strict()
+
 export const control_message = z.discriminatedUnion('type', [
   state_message,
   claim_message,
@@ -70,6 +95,8 @@ export const control_message = z.discriminatedUnion('type', [
   resign_message,
   handover_message,
   leaving_message,
+  merge_offer_message,
+  merge_result_message,
 ])
 
 export type StateMessage = z.infer<typeof state_message>
@@ -78,6 +105,8 @@ export type RefuseMessage = z.infer<typeof refuse_message>
 export type ResignMessage = z.infer<typeof resign_message>
 export type HandoverMessage = z.infer<typeof handover_message>
 export type LeavingMessage = z.infer<typeof leaving_message>
+export type MergeOfferMessage = z.infer<typeof merge_offer_message>
+export type MergeResultMessage = z.infer<typeof merge_result_message>
 export type ControlMessage = z.infer<typeof control_message>
 
 export type ValidationResult = { ok: true; value: ControlMessage } | { ok: false; reason: string }

@@ -299,6 +299,10 @@ export class NodeCore {
           this.evaluateElection()
         }
         break
+      case 'merge-offer':
+      case 'merge-result':
+        // Merge transport belongs to the runtime; the core decided who merges and hears `merge-done`.
+        break
     }
   }
 

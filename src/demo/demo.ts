@@ -96,6 +96,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const say = options.say ?? ((line: string) => process.stdout.write(`${line}\n`))
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'sustain-demo-')))
   const federation = new LocalFederation({ dir, nodes: options.nodes })
+  const release = federation.stopOnSignals()
   try {
     say(`starting a local DHT testnet and ${options.nodes} node processes in ${dir}`)
     await federation.start()
@@ -111,15 +112,20 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     say(`SIGKILL ${server.name} (pid ${server.pid}) and its service`)
     server.signal('SIGKILL')
     const others = federation.nodes.filter((n) => n !== server)
-    const detected = await Promise.race(
-      others.map((n) => n.waitFor(isEvent('server_suspected', killed_ms), 30_000, 'detection')),
+    const { record: detected } = await LocalFederation.first(
+      others,
+      isEvent('server_suspected', killed_ms),
+      30_000,
+      'detection',
     )
     const detect_ms = Number(detected.time) - killed_ms
     say(`detected after ${detect_ms} ms (${detected.reason ?? 'suspected'})`)
-    const elected = await Promise.race(
-      others.map((n) => n.waitFor(isEvent('elected', killed_ms), 30_000, 'election')),
+    const { node: successor, record: elected } = await LocalFederation.first(
+      others,
+      isEvent('elected', killed_ms),
+      30_000,
+      'election',
     )
-    const successor = others.find((n) => n.records.includes(elected))!
     say(
       `${successor.name} elected at +${Number(elected.time) - killed_ms} ms, restoring ${elected.snapshot ?? 'nothing'}`,
     )
@@ -169,6 +175,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     }
     return summary
   } finally {
+    release()
     await federation.stop()
     if (!options.keep) await rm(dir, { recursive: true, force: true })
   }

@@ -98,22 +98,31 @@ export class LocalNode extends EventEmitter {
     await withTimeout(once(this, 'exit'), timeout_ms, `${this.name} to exit`)
   }
 
-  /** Resolves with the first log record (past or future) that matches. */
-  waitFor(match: (record: LogRecord) => boolean, timeout_ms: number, what: string): Promise<LogRecord> {
+  /**
+   * Resolves with the first log record (past or future) that matches. The listener goes away on a
+   * match, on the timeout and on `signal` (a race among nodes aborts the losers).
+   */
+  waitFor(
+    match: (record: LogRecord) => boolean,
+    timeout_ms: number,
+    what: string,
+    signal?: AbortSignal,
+  ): Promise<LogRecord> {
     const seen = this.records.find(match)
     if (seen) return Promise.resolve(seen)
-    return withTimeout(
-      new Promise<LogRecord>((resolve) => {
-        const listener = (record: LogRecord) => {
-          if (!match(record)) return
-          this.off('record', listener)
-          resolve(record)
-        }
-        this.on('record', listener)
-      }),
-      timeout_ms,
-      `${this.name}: ${what}`,
-    )
+    let listener: ((record: LogRecord) => void) | null = null
+    const found = new Promise<LogRecord>((resolve, reject) => {
+      listener = (record: LogRecord) => {
+        if (match(record)) resolve(record)
+      }
+      this.on('record', listener)
+      signal?.addEventListener('abort', () => reject(new Error(`${this.name}: ${what}: aborted`)), {
+        once: true,
+      })
+    })
+    return withTimeout(found, timeout_ms, `${this.name}: ${what}`).finally(() => {
+      if (listener) this.off('record', listener)
+    })
   }
 
   async status(timeout_ms = 2000): Promise<NodeStatus | null> {
@@ -220,6 +229,41 @@ export class LocalFederation {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
     throw new Error(`no healthy server within ${timeout_ms} ms`)
+  }
+
+  /** First matching record from any of `nodes`; the other nodes stop listening at once. */
+  static async first(
+    nodes: LocalNode[],
+    match: (record: LogRecord) => boolean,
+    timeout_ms: number,
+    what: string,
+  ): Promise<{ node: LocalNode; record: LogRecord }> {
+    const abort = new AbortController()
+    try {
+      return await Promise.any(
+        nodes.map(async (node) => ({
+          node,
+          record: await node.waitFor(match, timeout_ms, what, abort.signal),
+        })),
+      )
+    } catch {
+      throw new Error(`timed out after ${timeout_ms} ms waiting for ${what} on any node`)
+    } finally {
+      abort.abort()
+    }
+  }
+
+  /** Ctrl-C or SIGTERM of the orchestrator stops every process it started before it exits. */
+  stopOnSignals(): () => void {
+    const handler = (signal: NodeJS.Signals) => {
+      void this.stop().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143))
+    }
+    process.once('SIGINT', handler)
+    process.once('SIGTERM', handler)
+    return () => {
+      process.off('SIGINT', handler)
+      process.off('SIGTERM', handler)
+    }
   }
 
   /** Stops every process this federation started (nodes first, then the testnet), by PID. */

@@ -11,13 +11,20 @@ import type { SustainConfig } from '../config/schema.ts'
 import { assert } from '../core/assert.ts'
 import { DEFAULT_CORE_CONFIG } from '../core/config.ts'
 import type { CoreEffect, CoreEvent, DriverEventKind } from '../core/io.ts'
-import { snapshot_ref, validateControlMessage } from '../core/messages.ts'
+import type { ForkPoint } from '../core/lineage.ts'
+import {
+  type ControlMessage,
+  type MergeOfferMessage,
+  snapshot_ref,
+  validateControlMessage,
+} from '../core/messages.ts'
 import { NodeCore } from '../core/node.ts'
 import { compareSnapshots } from '../core/ranking.ts'
 import type { NodeId, SnapshotRef } from '../core/types.ts'
 import type { DriverEvent, ServiceDriver } from '../drivers/driver.ts'
 import { writeFileAtomic } from '../util/atomic-write.ts'
 import type { Logger } from '../util/log.ts'
+import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
 import { readPersisted } from './persisted.ts'
 import { packPublished, SnapshotIndex, unpackPublished } from './snapshot-index.ts'
@@ -53,6 +60,7 @@ export class SustainNode {
   private readonly now: () => number
   private core!: NodeCore
   private federation!: Federation
+  private merger!: MergeCoordinator
   private pool!: CodecPool
   private store!: SnapshotStore
   private engine!: SnapshotEngine
@@ -139,6 +147,9 @@ export class SustainNode {
       log: this.log.child({ module: 'overlay' }),
       heartbeat_interval_ms: Math.min(100, config.timing.heartbeat_interval_ms),
       phi: { threshold: config.timing.phi_threshold },
+      // A restore must not wait 5 s on a block asked of the dead server: retry other holders after 1 s.
+      block_timeout_ms: 1000,
+      collect_attempts: 10,
     })
     this.federation.on('peer-up', (key: string) =>
       this.dispatch({ type: 'peer-up', peer: key, now_ms: this.now() }),
@@ -147,9 +158,26 @@ export class SustainNode {
       const why = reason === 'closed' ? 'closed' : 'suspected'
       this.dispatch({ type: 'peer-down', peer: key, reason: why, now_ms: this.now() })
     })
-    this.federation.on('message', (from: string, msg: unknown) => {
+    this.merger = new MergeCoordinator({
+      federation: this.federation,
+      driver: () => this.options.driver!,
+      onDriver: (work) => this.onDriver(work),
+      work_dir: this.options.data_dir,
+      log: this.log,
+      term: () => this.core.term,
+      self_key: this.id,
+      helper_env: (peer) => ({
+        SUSTAIN_PEER: peer,
+        SUSTAIN_PEER_NAME: this.peerName(peer) ?? '',
+        SUSTAIN_CONTROL_SOCKET: this.paths.socket,
+      }),
+    })
+    this.federation.on('message', (from: string, raw: unknown) => {
       // The overlay ran validateControlMessage already; the cast is what it proved.
-      this.dispatch({ type: 'message', from, msg: msg as never, now_ms: this.now() })
+      const msg = raw as ControlMessage
+      if (msg.type === 'merge-offer') void this.acceptMerge(from, msg)
+      else if (msg.type === 'merge-result') this.merger.onResult(msg)
+      else this.dispatch({ type: 'message', from, msg, now_ms: this.now() })
     })
     this.federation.on('snapshot-held', (info: { writer: string; id: string }) => {
       void this.replicate(info.writer, info.id)
@@ -314,7 +342,7 @@ export class SustainNode {
         void this.takeSnapshot(effect.snapshot)
         return
       case 'run-merge':
-        void this.keepLoserState(effect.winner, effect.fork?.id ?? null)
+        void this.runMerge(effect.winner, effect.fork, effect.attempt)
         return
       case 'exit':
         void this.close()
@@ -479,6 +507,45 @@ export class SustainNode {
       this.log.error({ err: error }, 'service restart failed')
       this.dispatch({ type: 'driver', kind: 'exited', now_ms: this.now() })
     }
+  }
+
+  private peerName(key: string): string | undefined {
+    const peers = this.federation.peers()
+    return [...peers.reachable, ...peers.unreachable].find((p) => p.key === key)?.name
+  }
+
+  /** Loser side of a heal: merge through the helper, or keep the changes aside (policy or no helper). */
+  private async runMerge(winner: string, fork: ForkPoint | null, attempt: number): Promise<void> {
+    if (this.options.config.election.merge_policy === 'keep-higher' || this.options.driver === null) {
+      await this.keepLoserState(winner, fork?.id ?? null)
+      return
+    }
+    let outcome: Awaited<ReturnType<MergeCoordinator['offer']>>
+    try {
+      outcome = await this.merger.offer(winner, fork, attempt)
+    } catch (error) {
+      outcome = { ok: false, reason: String((error as Error).message ?? error) }
+    }
+    if (outcome.ok === 'unsupported') {
+      this.log.warn(
+        { event: 'merge_unsupported' },
+        'the service helper has no archive verb: keeping changes aside',
+      )
+      await this.keepLoserState(winner, fork?.id ?? null)
+      return
+    }
+    const reason = outcome.ok ? undefined : outcome.reason
+    this.dispatch({ type: 'merge-done', ok: outcome.ok, winner, reason, now_ms: this.now() })
+  }
+
+  /** Winner side: merge what a loser offers, answer, then snapshot so the merged state replicates. */
+  private async acceptMerge(from: string, msg: MergeOfferMessage): Promise<void> {
+    const serving = this.core.role === 'server' && this.options.driver !== null
+    const result = await this.merger.accept(from, msg, serving)
+    this.federation.send(from, result)
+    if (result.ok) this.snapshotNow()
+    else
+      this.log.warn({ event: 'merge_refused', from, id: msg.id, reason: result.reason }, 'merge failed here')
   }
 
   /**
