@@ -1,0 +1,42 @@
+/**
+ * The built-in mbox helper: `archive` and `merge` of a spool of mbox files (one file per mailbox).
+ *   MBOX_SPOOL_DIR   the spool, relative to $SUSTAIN_STATE_DIR (default `mail`) or absolute
+ *   MERGE_SKEW_MS    clock skew tolerated between the two servers (default 60000)
+ * Run it as `node --import tsx helpers/bin/mbox.ts VERB ...`, or call it from a service's helper.
+ */
+import { resolve } from 'node:path'
+import { archiveMboxSpool, DEFAULT_SKEW_MS, mergeMboxSpool } from '../mbox/spool.ts'
+import { defineHelper, type HelperContext, HelperFailure } from '../sdk.ts'
+
+function spoolDir(context: HelperContext): string {
+  return resolve(context.state_dir, context.env['MBOX_SPOOL_DIR'] || 'mail')
+}
+
+function skewMs(context: HelperContext): number {
+  const text = context.env['MERGE_SKEW_MS']
+  if (text === undefined || text === '') return DEFAULT_SKEW_MS
+  if (!/^\d+$/.test(text)) throw new HelperFailure(`MERGE_SKEW_MS must be an integer of ms, got ${text}`, 2)
+  return Number(text)
+}
+
+export const mboxHelper = defineHelper({
+  async archive(context) {
+    const stats = await archiveMboxSpool({
+      spool_dir: spoolDir(context),
+      since_ms: context.since_ms,
+      skew_ms: skewMs(context),
+      out: context.stdout,
+    })
+    context.log(
+      `archive: ${stats.messages} messages (${stats.bytes} bytes) from ${stats.mailboxes} mailboxes`,
+    )
+  },
+  async merge(context) {
+    const stats = await mergeMboxSpool({ spool_dir: spoolDir(context), input: context.stdin })
+    context.log(
+      `merge: ${stats.added} added, ${stats.duplicates} already present, ${stats.mailboxes} mailboxes`,
+    )
+  },
+})
+
+if (import.meta.url === `file://${process.argv[1]}`) mboxHelper.main()
