@@ -356,7 +356,10 @@ function targets(results: Result[]): string[] {
       `- 256 MiB / 1 %: delta ${ratio.toFixed(3)}x xdelta3's bytes (target <= 1.1x): ${ratio <= 1.1 ? 'met' : 'NOT met'}`,
     )
   }
-  const restoreRates = results.map((r) => (r.image_mib * MIB) / 1e6 / r.sustain.restore_s)
+  // The restore target is about the comparison cases; the 4 GiB case is there for memory.
+  const restoreRates = results
+    .filter((r) => r.xdelta3 !== null)
+    .map((r) => (r.image_mib * MIB) / 1e6 / r.sustain.restore_s)
   const slowest = Math.min(...restoreRates)
   out.push(
     `- restore: slowest case ${Math.round(slowest)} MB/s (target >= 500): ${slowest >= 500 ? 'met' : 'NOT met'}`,
