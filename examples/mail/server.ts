@@ -4,10 +4,11 @@
  * A message is acknowledged (250) only after its mailbox file is fsynced.
  */
 import { randomUUID } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readdirSync, unlinkSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { SMTPServer, type SMTPServerAddress } from 'smtp-server'
+import { dotlockPath, takeDotlock } from '../../helpers/mbox/lock.ts'
 import { fsyncDir } from '../../src/util/atomic-write.ts'
 import { ensureMessageId, mboxRecord } from './mbox.ts'
 
@@ -21,7 +22,14 @@ if (!Number.isInteger(port) || port <= 0 || port > 65535 || !state_dir) {
   process.exit(2)
 }
 const mail_dir = join(state_dir, 'mail')
+/** Dotlocks `<mailbox>.lock`, shared with the merge helper (MBOX_LOCK_DIR in ./helper), kept out of the spool. */
+const lock_dir = join(state_dir, 'mail-locks')
 mkdirSync(mail_dir, { recursive: true })
+mkdirSync(lock_dir, { recursive: true })
+/** How long a delivery waits for a mailbox another process (the merge helper) has locked. */
+const LOCK_TIMEOUT_MS = 60_000
+// Dotlocks left in the state by a crash or captured in a snapshot: nobody else writes here before we run.
+for (const name of readdirSync(lock_dir)) if (name.endsWith('.lock')) unlinkSync(join(lock_dir, name))
 
 class SmtpReply extends Error {
   constructor(
@@ -40,8 +48,21 @@ function mailbox(address: string): string | null {
   return /^[a-z0-9][a-z0-9._+-]{0,63}$/.test(local) ? local : null
 }
 
-/** One write per message, so a pause or a crash never leaves half a record behind a complete one. */
+/**
+ * One write per message, so a pause or a crash never leaves half a record behind a complete one. Under
+ * the mailbox's dotlock, as Postfix delivers: the merge helper (helpers/mbox) replaces a mailbox by
+ * rename while holding it, so the file opened here is always the current one.
+ */
 async function appendDurably(path: string, record: Buffer): Promise<void> {
+  const unlock = await takeDotlock(dotlockPath(path, lock_dir), performance.now() + LOCK_TIMEOUT_MS)
+  try {
+    await appendOpen(path, record)
+  } finally {
+    await unlock()
+  }
+}
+
+async function appendOpen(path: string, record: Buffer): Promise<void> {
   const handle = await open(path, 'a', 0o600)
   try {
     const created = (await handle.stat()).size === 0

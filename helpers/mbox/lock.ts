@@ -7,8 +7,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { open, stat, unlink } from 'node:fs/promises'
+import { mkdir, open, stat, unlink } from 'node:fs/promises'
 import { hostname } from 'node:os'
+import { basename, join } from 'node:path'
 
 /** Postfix's stale_lock_time: a dotlock older than this is left over by a crash and is removed. */
 export const STALE_DOTLOCK_MS = 500_000
@@ -37,6 +38,16 @@ export interface LockOptions {
   timeout_ms?: number
   /** Also take the fcntl lock (default true; the dotlock alone is what protects a rename). */
   fcntl?: boolean
+  /**
+   * Where dotlocks live: `<lock_dir>/<mailbox name>.lock`. Default: next to the mailbox, `<mbox>.lock`,
+   * which is what Postfix uses; a service of its own may keep them out of its spool.
+   */
+  lock_dir?: string
+}
+
+/** The dotlock file of a mailbox. */
+export function dotlockPath(path: string, lock_dir?: string): string {
+  return lock_dir ? join(lock_dir, `${basename(path)}.lock`) : `${path}.lock`
 }
 
 export interface MailboxLock {
@@ -45,9 +56,8 @@ export interface MailboxLock {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Takes `<path>.lock` (O_EXCL), waiting up to the deadline; removes a lock older than STALE_DOTLOCK_MS. */
-export async function takeDotlock(path: string, deadline_ms: number): Promise<() => Promise<void>> {
-  const lock_path = `${path}.lock`
+/** Takes the dotlock file `lock_path` (O_EXCL), waiting up to the deadline; removes one older than STALE_DOTLOCK_MS. */
+export async function takeDotlock(lock_path: string, deadline_ms: number): Promise<() => Promise<void>> {
   const token = `${process.pid}@${hostname()} ${randomBytes(4).toString('hex')}\n`
   for (let delay_ms = 5; ; delay_ms = Math.min(delay_ms * 2, 200)) {
     try {
@@ -125,7 +135,8 @@ export function takeFcntlLock(path: string, deadline_ms: number): Promise<() => 
  */
 export async function lockMailbox(path: string, options: LockOptions = {}): Promise<MailboxLock> {
   const deadline_ms = performance.now() + (options.timeout_ms ?? DEFAULT_LOCK_TIMEOUT_MS)
-  const releaseDotlock = await takeDotlock(path, deadline_ms)
+  if (options.lock_dir) await mkdir(options.lock_dir, { recursive: true })
+  const releaseDotlock = await takeDotlock(dotlockPath(path, options.lock_dir), deadline_ms)
   let releaseFcntl: (() => Promise<void>) | null = null
   try {
     const exists = await stat(path).then(
