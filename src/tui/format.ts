@@ -49,16 +49,15 @@ export function shortKey(key: string): string {
   return key.slice(0, 8)
 }
 
-/** `[#####.....]` with `width` cells inside the brackets; fraction is clamped to [0, 1]. */
-export function progressBar(fraction: number, width: number, ascii = false): string {
+/** `[█████░░░░░]` with `width` cells inside the brackets; fraction is clamped to [0, 1]. */
+export function progressBar(fraction: number, width: number): string {
   const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0
   const filled = Math.round(f * width)
-  const [full, empty] = ascii ? ['#', '.'] : ['█', '░']
-  return `[${full.repeat(filled)}${empty.repeat(width - filled)}]`
+  return `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}]`
 }
 
 /** Cut or pad to exactly `width` characters (with an ellipsis when cut). */
-export function fit(text: string, width: number): string {
+export function padCell(text: string, width: number): string {
   if (width <= 0) return ''
   if (text.length <= width) return text.padEnd(width)
   return width === 1 ? '…' : `${text.slice(0, width - 1)}…`

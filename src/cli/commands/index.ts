@@ -6,6 +6,7 @@ import { registerInit } from './init.ts'
 import { registerInvite } from './invite.ts'
 import { registerJoin } from './join.ts'
 import { registerNodeControl } from './node-control.ts'
+import { registerUi } from './ui.ts'
 
 /** Every subcommand registers itself here; only commands that work are listed. */
 export function registerCommands(program: Command): void {
@@ -16,4 +17,5 @@ export function registerCommands(program: Command): void {
   registerDemo(program)
   registerConfig(program)
   registerImageCommands(program)
+  registerUi(program)
 }

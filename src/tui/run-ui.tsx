@@ -1,0 +1,67 @@
+import { render } from 'ink'
+import { LiveUi } from './components/LiveUi.tsx'
+import type { DemoFeed } from './demo-feed.ts'
+import { runPlain } from './plain.ts'
+import { colorEnabled, makeTheme } from './theme.ts'
+
+export interface UiOptions {
+  /** The node's control socket (`<data>/control.sock`); null when a demo feed attaches later. */
+  socket_path: string | null
+  demo?: DemoFeed
+  title?: string
+  stdout?: NodeJS.WriteStream
+  stdin?: NodeJS.ReadStream
+  env?: NodeJS.ProcessEnv
+  /** Status refresh asked of the node (ms). */
+  interval_ms?: number
+}
+
+/** Ink draws only the final frame when it believes it runs in CI (the `is-in-ci` rule it uses). */
+function inCi(env: NodeJS.ProcessEnv): boolean {
+  const set = (key: string) => key in env && env[key] !== '0' && env[key] !== 'false'
+  return set('CI') || set('CONTINUOUS_INTEGRATION')
+}
+
+/** Whether the live screen can be drawn: a terminal on stdout and Ink willing to redraw. */
+export function canDrawScreen(options: Pick<UiOptions, 'stdout' | 'env'> = {}): boolean {
+  const stdout = options.stdout ?? process.stdout
+  return stdout.isTTY === true && !inCi(options.env ?? process.env)
+}
+
+const ENTER_ALT_SCREEN = '\x1b[?1049h\x1b[H'
+const LEAVE_ALT_SCREEN = '\x1b[?1049l'
+
+/**
+ * `sustain ui`: attach to the local node's control socket and show the federation live until `q`
+ * (or Ctrl+C). On a terminal it draws a full screen (alternate buffer, restored on exit); otherwise
+ * it prints timeline lines and status tables (until SIGINT/SIGTERM). Resolves when the user quits.
+ */
+export async function runUi(options: UiOptions): Promise<void> {
+  const stdout = options.stdout ?? process.stdout
+  const env = options.env ?? process.env
+  if (!canDrawScreen({ stdout, env })) {
+    if (options.socket_path === null) throw new Error('the plain text view needs a socket path')
+    const plain = runPlain({ socket_path: options.socket_path, out: stdout })
+    const stop = () => plain.close()
+    process.once('SIGINT', stop).once('SIGTERM', stop)
+    await plain.done
+    process.off('SIGINT', stop).off('SIGTERM', stop)
+    return
+  }
+  stdout.write(ENTER_ALT_SCREEN)
+  try {
+    const instance = render(
+      <LiveUi
+        socket_path={options.socket_path}
+        theme={makeTheme(colorEnabled(env))}
+        title={options.title ?? 'sustain ui'}
+        {...(options.demo ? { demo: options.demo } : {})}
+        {...(options.interval_ms ? { interval_ms: options.interval_ms } : {})}
+      />,
+      { stdout, ...(options.stdin ? { stdin: options.stdin } : {}), exitOnCtrlC: true },
+    )
+    await instance.waitUntilExit()
+  } finally {
+    stdout.write(LEAVE_ALT_SCREEN)
+  }
+}
