@@ -82,62 +82,91 @@ interface ModeResult {
   state_mib_at_end: number
 }
 
-async function runMode(mode: 'no_precopy' | 'precopy' | 'precopy_live_writer'): Promise<ModeResult> {
-  const dir = join(TMP, mode)
-  const state_dir = join(dir, 'state')
-  await buildState(state_dir)
-  const records: Record<string, unknown>[] = []
-  const log = createLogger({
-    level: 'info',
-    destination: { write: (line: string) => void records.push(JSON.parse(line) as Record<string, unknown>) },
-  })
-  const manifest = parseServiceManifest({
-    version: 1,
-    name: 'bench',
-    type: 'type1',
-    command: mode === 'precopy_live_writer' ? [process.execPath, '-e', WRITER] : ['sleep', '100000'],
-  })
-  const driver = createProcessDriver({
-    service_dir: dir,
-    state_dir,
-    port: 1,
-    log,
-    manifest,
-    precopy: mode !== 'no_precopy',
-  })
-  const pauses: number[] = []
-  const copied: number[] = []
-  const settles: number[] = []
-  let first_capture_pause_ms = 0
-  try {
-    await driver.start()
-    const first = await driver.capture() // copies everything once: the reference generation
-    first_capture_pause_ms = first.pause_ms
+type Mode = 'no_precopy' | 'precopy' | 'precopy_live_writer'
+const MODES: Mode[] = ['no_precopy', 'precopy', 'precopy_live_writer']
+
+/** One state directory and its driver; the modes take turns, so each sees the same machine load. */
+class ModeRun {
+  readonly dir: string
+  readonly state_dir: string
+  readonly records: Record<string, unknown>[] = []
+  readonly pauses: number[] = []
+  readonly copied: number[] = []
+  readonly settles: number[] = []
+  first_capture_pause_ms = 0
+  driver: ReturnType<typeof createProcessDriver> | undefined
+
+  constructor(readonly mode: Mode) {
+    this.dir = join(TMP, mode)
+    this.state_dir = join(this.dir, 'state')
+  }
+
+  async start(): Promise<void> {
+    await buildState(this.state_dir)
+    const log = createLogger({
+      level: 'info',
+      destination: {
+        write: (line: string) => void this.records.push(JSON.parse(line) as Record<string, unknown>),
+      },
+    })
+    const manifest = parseServiceManifest({
+      version: 1,
+      name: 'bench',
+      type: 'type1',
+      command: this.mode === 'precopy_live_writer' ? [process.execPath, '-e', WRITER] : ['sleep', '100000'],
+    })
+    this.driver = createProcessDriver({
+      service_dir: this.dir,
+      state_dir: this.state_dir,
+      port: 1,
+      log,
+      manifest,
+      precopy: this.mode !== 'no_precopy',
+    })
+    await this.driver.start()
+    const first = await this.driver.capture() // copies everything once: the reference generation
+    this.first_capture_pause_ms = first.pause_ms
     await first.release()
-    for (let i = 0; i < CAPTURES; i++) {
-      await change(state_dir, i)
-      const capture = await driver.capture()
-      pauses.push(capture.pause_ms)
-      await capture.release()
-      const paused = records.filter((r) => r['event'] === 'service_paused').at(-1)!
-      copied.push(Number(paused['copied_bytes']) / MIB)
-      settles.push(Number(paused['settle_ms']))
+  }
+
+  async round(i: number): Promise<void> {
+    await change(this.state_dir, i)
+    const capture = await this.driver!.capture()
+    this.pauses.push(capture.pause_ms)
+    await capture.release()
+    const paused = this.records.filter((r) => r['event'] === 'service_paused').at(-1)!
+    this.copied.push(Number(paused['copied_bytes']) / MIB)
+    this.settles.push(Number(paused['settle_ms']))
+  }
+
+  async result(): Promise<ModeResult> {
+    await this.driver?.close()
+    const { size } = await stat(join(this.state_dir, 'mail', 'alice'))
+    const result: ModeResult = {
+      pause_p50_ms: round(percentile(this.pauses, 50), 2),
+      pause_p99_ms: round(percentile(this.pauses, 99), 2),
+      pause_max_ms: round(Math.max(...this.pauses), 2),
+      settle_p50_ms: round(percentile(this.settles, 50), 2),
+      first_capture_pause_ms: round(this.first_capture_pause_ms, 1),
+      copied_mib_p50: round(percentile(this.copied, 50), 2),
+      state_mib_at_end: round((SMALL_FILES * SMALL_BYTES + size) / MIB, 1),
     }
+    say(`${this.mode}: ${JSON.stringify(result)}`)
+    return result
+  }
+}
+
+async function runModes(): Promise<Record<Mode, ModeResult>> {
+  const runs = MODES.map((mode) => new ModeRun(mode))
+  try {
+    for (const run of runs) await run.start()
+    for (let i = 0; i < CAPTURES; i++) for (const run of runs) await run.round(i)
   } finally {
-    await driver.close()
+    for (const run of runs) await run.driver?.close()
   }
-  const { size } = await stat(join(state_dir, 'mail', 'alice'))
-  const result: ModeResult = {
-    pause_p50_ms: round(percentile(pauses, 50), 2),
-    pause_p99_ms: round(percentile(pauses, 99), 2),
-    pause_max_ms: round(Math.max(...pauses), 2),
-    settle_p50_ms: round(percentile(settles, 50), 2),
-    first_capture_pause_ms: round(first_capture_pause_ms, 1),
-    copied_mib_p50: round(percentile(copied, 50), 2),
-    state_mib_at_end: round((SMALL_FILES * SMALL_BYTES + size) / MIB, 1),
-  }
-  say(`${mode}: ${JSON.stringify(result)}`)
-  return result
+  const results = {} as Record<Mode, ModeResult>
+  for (const run of runs) results[run.mode] = await run.result()
+  return results
 }
 
 function cpWhole(runs: number): { p50_ms: number; runs: number } {
@@ -165,11 +194,7 @@ async function main(): Promise<void> {
   const cp_a = cpWhole(quick ? 3 : 5)
   say(`cp -a: ${JSON.stringify(cp_a)}`)
   await rm(join(TMP, 'cp-source'), { recursive: true, force: true })
-  const modes = {
-    no_precopy: await runMode('no_precopy'),
-    precopy: await runMode('precopy'),
-    precopy_live_writer: await runMode('precopy_live_writer'),
-  }
+  const modes = await runModes()
   await rm(TMP, { recursive: true, force: true })
   const result = {
     captures: CAPTURES,
@@ -204,7 +229,7 @@ async function main(): Promise<void> {
     m.state_mib_at_end,
   ])
   const body = [
-    `\`npx tsx bench/pause.ts\`: ${CAPTURES} captures per mode of a ${state_bytes / MIB} MiB state directory ` +
+    `\`npx tsx bench/pause.ts\`: ${CAPTURES} captures per mode (the modes take turns) of a ${state_bytes / MIB} MiB state directory ` +
       `(${SMALL_FILES} files of ${SMALL_BYTES / KIB} KiB, one mbox of ${MBOX_BYTES / MIB} MiB) on ${fs_type}; ` +
       `before each capture ${REWRITE_FILES} files are rewritten and ${APPEND_BYTES / KIB} KiB appended to the mbox ` +
       '(1 %). The pause is SIGSTOP to SIGCONT of the service process group. ' +

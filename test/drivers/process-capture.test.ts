@@ -143,7 +143,7 @@ describe('process driver capture', () => {
     for (let i = 0; i < 8; i++)
       await writeFile(join(f.state_dir, `big-${i}`), Buffer.alloc(2 * 1024 * 1024, i))
     const pid = driver.pid!
-    const state = async () => (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]![0]
+    const state = async () => (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.[0] ?? '?'
     const seen = new Set<string>()
     let watching = true
     const watcher = (async () => {
