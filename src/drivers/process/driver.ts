@@ -109,7 +109,7 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
     }
   }
 
-  private async useSetpriv(): Promise<boolean> {
+  private async setprivAvailable(): Promise<boolean> {
     if (this.options.die_with_node === false) return false
     this.setpriv ??= await access(SETPRIV, constants.X_OK).then(
       () => true,
@@ -130,7 +130,7 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
     await mkdir(this.state_dir, { recursive: true })
     // setpriv sets the parent-death signal, then execs the command (same pid): a SIGKILLed node does not
     // leave its service running and holding the port.
-    const argv = (await this.useSetpriv())
+    const argv = (await this.setprivAvailable())
       ? [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', command, ...args]]
       : [command, args]
     const child = spawn(argv[0] as string, argv[1] as string[], {
