@@ -7,8 +7,9 @@
  * Run it as `node --import tsx helpers/bin/mbox.ts VERB ...`, or call it from a service's helper.
  */
 import { resolve } from 'node:path'
-import { archiveMboxSpool, DEFAULT_SKEW_MS, mergeMboxSpool } from '../mbox/spool.ts'
-import { defineHelper, type HelperContext, HelperFailure } from '../sdk.ts'
+import { archiveMboxSpool, mergeMboxSpool } from '../mbox/spool.ts'
+import { defineHelper, type HelperContext } from '../sdk.ts'
+import { skewMs } from './options.ts'
 
 function spoolDir(context: HelperContext): string {
   return resolve(context.state_dir, context.env['MBOX_SPOOL_DIR'] || 'mail')
@@ -17,13 +18,6 @@ function spoolDir(context: HelperContext): string {
 function lockDir(context: HelperContext): string | undefined {
   const dir = context.env['MBOX_LOCK_DIR']
   return dir ? resolve(context.state_dir, dir) : undefined
-}
-
-function skewMs(context: HelperContext): number {
-  const text = context.env['MERGE_SKEW_MS']
-  if (text === undefined || text === '') return DEFAULT_SKEW_MS
-  if (!/^\d+$/.test(text)) throw new HelperFailure(`MERGE_SKEW_MS must be an integer of ms, got ${text}`, 2)
-  return Number(text)
 }
 
 export const mboxHelper = defineHelper({
