@@ -93,20 +93,26 @@ export class ArchiveWriter {
 /** A queue of buffers that reads lines and exact byte counts without re-copying what it holds. */
 class ByteQueue {
   private chunks: Buffer[] = []
+  /** Index of the first chunk still in use, and the offset into it. */
+  private first = 0
   private head = 0
   length = 0
 
   push(chunk: Buffer): void {
+    if (this.first > 1024 && this.first * 2 > this.chunks.length) {
+      this.chunks = this.chunks.slice(this.first)
+      this.first = 0
+    }
     this.chunks.push(chunk)
     this.length += chunk.length
   }
 
-  /** Index of the first \n from the front, or -1. */
+  /** Index of the first \n from the front, or -1 (looks at no more than `limit` bytes). */
   indexOfNewline(limit: number): number {
     let base = 0
-    for (let i = 0; i < this.chunks.length && base < limit; i++) {
+    for (let i = this.first; i < this.chunks.length && base < limit; i++) {
       const chunk = this.chunks[i]!
-      const start = i === 0 ? this.head : 0
+      const start = i === this.first ? this.head : 0
       const at = chunk.indexOf(10, start)
       if (at !== -1) return base + at - start
       base += chunk.length - start
@@ -114,34 +120,32 @@ class ByteQueue {
     return -1
   }
 
+  private advance(count: number): void {
+    this.head += count
+    this.length -= count
+    if (this.head === this.chunks[this.first]!.length) {
+      this.first++
+      this.head = 0
+    }
+  }
+
   take(n: number): Buffer {
     if (n > this.length) throw new Error('ByteQueue.take beyond its length')
-    const first = this.chunks[0]
-    if (first && first.length - this.head >= n) {
-      const out = first.subarray(this.head, this.head + n)
-      this.head += n
-      this.length -= n
-      if (this.head === first.length) {
-        this.chunks.shift()
-        this.head = 0
-      }
+    const current = this.chunks[this.first]
+    if (n === 0 || !current) return Buffer.alloc(0)
+    if (current.length - this.head >= n) {
+      const out = current.subarray(this.head, this.head + n)
+      this.advance(n)
       return out
     }
     const out = Buffer.allocUnsafe(n)
-    let filled = 0
-    while (filled < n) {
-      const chunk = this.chunks[0]!
-      const available = chunk.length - this.head
-      const count = Math.min(available, n - filled)
+    for (let filled = 0; filled < n; ) {
+      const chunk = this.chunks[this.first]!
+      const count = Math.min(chunk.length - this.head, n - filled)
       chunk.copy(out, filled, this.head, this.head + count)
       filled += count
-      this.head += count
-      if (this.head === chunk.length) {
-        this.chunks.shift()
-        this.head = 0
-      }
+      this.advance(count)
     }
-    this.length -= n
     return out
   }
 }
