@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sendMail } from '../../examples/mail/smtp-client.ts'
+import { nodePaths } from '../runtime/paths.ts'
 import { LocalFederation, type LocalNode, type LogRecord } from './local-federation.ts'
 
 export interface DemoOptions {
@@ -10,7 +11,17 @@ export interface DemoOptions {
   keep?: boolean
   dir?: string
   say?: (line: string) => void
+  /** Milestones for a live view (`sustain demo` draws the UI from them). */
+  onEvent?: (event: DemoEvent) => void
 }
+
+export type DemoEvent =
+  /** The node processes run; `stop` ends them (for an interrupted demo). */
+  | { kind: 'started'; dir: string; stop: () => Promise<void> }
+  /** A node that survives the kill: watch its control socket. */
+  | { kind: 'attach'; node: string; socket_path: string }
+  /** The report is ready; the federation is torn down right after. */
+  | { kind: 'finished'; summary: DemoSummary }
 
 export interface DemoSummary {
   nodes: number
@@ -100,7 +111,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   try {
     say(`starting a local DHT testnet and ${options.nodes} node processes in ${dir}`)
     await federation.start()
+    options.onEvent?.({ kind: 'started', dir, stop: () => federation.stop() })
     const server = await federation.server(60_000)
+    const watched = federation.nodes.find((n) => n !== server)!
+    options.onEvent?.({ kind: 'attach', node: watched.name, socket_path: nodePaths(watched.data_dir).socket })
     say(`${server.name} serves mail on 127.0.0.1:${server.port}; sending mail to alice@example.org`)
     const sender = new MailSender(federation)
     sender.start(server)
@@ -173,6 +187,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         `WARNING: ${summary.lost_acknowledged - summary.lost_within_rpo} acknowledged mails were lost outside the recovery point`,
       )
     }
+    options.onEvent?.({ kind: 'finished', summary })
     return summary
   } finally {
     release()

@@ -29,6 +29,8 @@ export interface LocalFederationOptions {
   heartbeat_interval_ms?: number
   /** Node i gets priority priorities[i] (default: decreasing, node 0 highest). */
   priorities?: number[]
+  /** Heal policy: merge through the service's helper (default) or keep the loser's changes aside. */
+  merge_policy?: 'helper' | 'keep-higher'
 }
 
 export type LogRecord = Record<string, unknown> & { event?: string; msg?: string }
@@ -210,6 +212,7 @@ export class LocalFederation {
           heartbeat_interval_ms: options.heartbeat_interval_ms ?? config.timing.heartbeat_interval_ms,
         },
         service: { dir: service_dir, port: (options.base_port ?? 2600) + i },
+        election: { ...config.election, merge_policy: options.merge_policy ?? config.election.merge_policy },
       })
       await writeFileAtomic(path, stringify(tuned), { mode: 0o600 })
       this.nodes.push(new LocalNode(i, name, data_dir, tuned.service!.port, [path, '--json']))

@@ -113,27 +113,59 @@ describe('failover end to end (real node processes, real mail service, loopback 
     expect(subjects(await successor.mailbox('alice')).has(12)).toBe(true)
   })
 
-  it('server SIGSTOP then SIGCONT: a new server is elected; on wake-up one merges into the other and the loser keeps its changes aside', async () => {
-    const fed = await start(3, 2630)
+  /** Freezes the server (its whole process group), mails the successor, wakes the server up. */
+  async function splitByFreezing(fed: LocalFederation) {
     const server = await fed.server(60_000)
-    expect(server.index).toBe(0) // highest priority
+    expect(server.index).toBe(0) // the highest priority: by default the newer server merges into it
     await mail(server, 1, 3)
+    await server.waitFor((r) => r.event === 'snapshot_taken', 10_000, 'a snapshot of the first mails')
     const stopped_ms = Date.now()
     server.signal('SIGSTOP')
-    const successor = await fed.server(30_000).then(async (s) => (s === server ? fed.server(30_000) : s))
-    expect(successor).not.toBe(server)
+    const { node: successor } = await LocalFederation.first(
+      fed.nodes.filter((n) => n !== server),
+      (r) => r.event === 'service_answering' && Number(r.time) >= stopped_ms,
+      30_000,
+      'a new server answering',
+    )
     await mail(successor, 100, 2)
     server.signal('SIGCONT')
-    // By priority (the default), the newer, lower-priority server merges into the woken one.
+    return { server, successor, stopped_ms }
+  }
+
+  it('server SIGSTOP then SIGCONT: a new server is elected; on wake-up it merges into the old one through the mail helper, every mail once', async () => {
+    const fed = await start(3, 2630)
+    const { server, successor, stopped_ms } = await splitByFreezing(fed)
+    await successor.waitFor(event('merge_finished', stopped_ms), 60_000, 'merge finished')
+    await server.waitFor(event('merge_applied', stopped_ms), 10_000, 'merge applied on the winner')
+    const mbox = await server.mailbox('alice')
+    const counts = new Map<number, number>()
+    for (const m of mbox.matchAll(/^Subject: m-(\d+)$/gm))
+      counts.set(Number(m[1]), (counts.get(Number(m[1])) ?? 0) + 1)
+    expect(Object.fromEntries(counts)).toEqual({ 1: 1, 2: 1, 3: 1, 100: 1, 101: 1 })
+    const statuses = await Promise.all(fed.nodes.map((n) => n.status()))
+    expect(statuses.filter((s) => s?.node.role === 'server').map((s) => s?.node.name)).toEqual([server.name])
+  })
+
+  it('with merge_policy keep-higher the loser keeps its changes aside in its data directory and reports them', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sustain-e2e-'))
+    federation = new LocalFederation({
+      dir,
+      nodes: 3,
+      base_port: 2660,
+      snapshot_interval_ms: 500,
+      merge_policy: 'keep-higher',
+    })
+    await federation.start()
+    const { server, successor, stopped_ms } = await splitByFreezing(federation)
     const kept = await successor.waitFor(
       event('state_kept_aside', stopped_ms),
       30_000,
       'loser keeps its state',
     )
     await successor.waitFor(event('merge_finished', stopped_ms), 30_000, 'merge finished')
-    const aside = await readFile(join(kept.path as string, 'mail', 'alice'), 'utf8')
-    expect(subjects(aside).has(100) && subjects(aside).has(101)).toBe(true)
-    const statuses = await Promise.all(fed.nodes.map((n) => n.status()))
+    const aside = subjects(await readFile(join(kept.path as string, 'mail', 'alice'), 'utf8'))
+    expect(aside.has(100) && aside.has(101)).toBe(true)
+    const statuses = await Promise.all(federation.nodes.map((n) => n.status()))
     expect(statuses.filter((s) => s?.node.role === 'server').map((s) => s?.node.name)).toEqual([server.name])
   })
 
