@@ -31,6 +31,8 @@ export interface LocalFederationOptions {
   priorities?: number[]
   /** Heal policy: merge through the service's helper (default) or keep the loser's changes aside. */
   merge_policy?: 'helper' | 'keep-higher'
+  /** Extra `sustain join` arguments for node i (e.g. --metrics PORT). */
+  join_args?: (index: number) => string[]
 }
 
 export type LogRecord = Record<string, unknown> & { event?: string; msg?: string }
@@ -215,7 +217,8 @@ export class LocalFederation {
         election: { ...config.election, merge_policy: options.merge_policy ?? config.election.merge_policy },
       })
       await writeFileAtomic(path, stringify(tuned), { mode: 0o600 })
-      this.nodes.push(new LocalNode(i, name, data_dir, tuned.service!.port, [path, '--json']))
+      const args = [path, '--json', ...(options.join_args?.(i) ?? [])]
+      this.nodes.push(new LocalNode(i, name, data_dir, tuned.service!.port, args))
     }
     for (const node of this.nodes) node.start()
   }

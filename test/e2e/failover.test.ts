@@ -14,9 +14,19 @@ const BIN = new URL('../../bin/sustain.js', import.meta.url).pathname
 let federation: LocalFederation | null = null
 let dir = ''
 
-async function start(nodes: number, base_port: number): Promise<LocalFederation> {
+async function start(
+  nodes: number,
+  base_port: number,
+  join_args?: (i: number) => string[],
+): Promise<LocalFederation> {
   dir = await mkdtemp(join(tmpdir(), 'sustain-e2e-'))
-  federation = new LocalFederation({ dir, nodes, base_port, snapshot_interval_ms: 500 })
+  federation = new LocalFederation({
+    dir,
+    nodes,
+    base_port,
+    snapshot_interval_ms: 500,
+    ...(join_args ? { join_args } : {}),
+  })
   await federation.start()
   return federation
 }
@@ -85,7 +95,8 @@ describe('failover end to end (real node processes, real mail service, loopback 
   })
 
   it('server SIGKILL: a candidate restores the newest replicated snapshot and the service answers', async () => {
-    const fed = await start(3, 2620)
+    const metrics_port = 2690
+    const fed = await start(3, 2620, (i) => (i === 1 ? ['--metrics', String(metrics_port)] : []))
     const server = await fed.server(60_000)
     await mail(server, 1, 10)
     // Mail acknowledged before a snapshot that every candidate holds must survive the failover.
@@ -111,6 +122,11 @@ describe('failover end to end (real node processes, real mail service, loopback 
     expect(subjects(await successor.mailbox('alice'))).toEqual(new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]))
     await mail(successor, 11, 2)
     expect(subjects(await successor.mailbox('alice')).has(12)).toBe(true)
+    // node-1 (second priority) took over; its Prometheus endpoint says so and times the failover.
+    expect(successor.index).toBe(1)
+    const metrics = await (await fetch(`http://127.0.0.1:${metrics_port}/metrics`)).text()
+    expect(metrics).toContain('sustain_role{role="server"} 1')
+    expect(metrics).toMatch(/sustain_failover_stage_seconds\{stage="service_answering"\} \d/)
   })
 
   /** Freezes the server (its whole process group), mails the successor, wakes the server up. */
