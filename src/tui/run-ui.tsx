@@ -14,6 +14,8 @@ export interface UiOptions {
   env?: NodeJS.ProcessEnv
   /** Status refresh asked of the node (ms). */
   interval_ms?: number
+  /** Closes the UI from outside (a demo that failed). */
+  signal?: AbortSignal
 }
 
 /** Ink draws only the final frame when it believes it runs in CI (the `is-in-ci` rule it uses). */
@@ -44,8 +46,10 @@ export async function runUi(options: UiOptions): Promise<void> {
     const plain = runPlain({ socket_path: options.socket_path, out: stdout })
     const stop = () => plain.close()
     process.once('SIGINT', stop).once('SIGTERM', stop)
+    options.signal?.addEventListener('abort', stop)
     await plain.done
     process.off('SIGINT', stop).off('SIGTERM', stop)
+    options.signal?.removeEventListener('abort', stop)
     return
   }
   stdout.write(ENTER_ALT_SCREEN)
@@ -60,7 +64,10 @@ export async function runUi(options: UiOptions): Promise<void> {
       />,
       { stdout, ...(options.stdin ? { stdin: options.stdin } : {}), exitOnCtrlC: true },
     )
-    await instance.waitUntilExit()
+    const stop = () => instance.unmount()
+    options.signal?.addEventListener('abort', stop)
+    if (options.signal?.aborted) stop()
+    await instance.waitUntilExit().finally(() => options.signal?.removeEventListener('abort', stop))
   } finally {
     stdout.write(LEAVE_ALT_SCREEN)
   }

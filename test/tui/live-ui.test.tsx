@@ -1,59 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { render } from 'ink-testing-library'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { NodeStatus } from '../../src/runtime/status.ts'
 import { LiveUi } from '../../src/tui/components/LiveUi.tsx'
 import { DemoFeed } from '../../src/tui/demo-feed.ts'
 import { makeTheme } from '../../src/tui/theme.ts'
+import { FakeNode } from './fake-node.ts'
 import { KEYS, snap, status } from './recorded-stream.ts'
-
-/** A stand-in for a node's control socket: answers `watch` with statuses, records every request. */
-class FakeNode {
-  readonly requests: Array<Record<string, unknown>> = []
-  readonly watchers = new Set<Socket>()
-  private server: Server | null = null
-  current: NodeStatus
-
-  constructor(
-    readonly path: string,
-    initial: NodeStatus,
-  ) {
-    this.current = initial
-  }
-
-  async start(): Promise<void> {
-    const server = createServer((socket) => {
-      socket.on('error', () => {})
-      socket.once('data', (data) => {
-        const request = JSON.parse(data.toString().split('\n')[0]!) as Record<string, unknown>
-        this.requests.push(request)
-        if (request.cmd === 'watch') {
-          this.watchers.add(socket)
-          socket.once('close', () => this.watchers.delete(socket))
-          socket.write(`${JSON.stringify({ ok: true, status: this.current })}\n`)
-        } else socket.end(`${JSON.stringify({ ok: true })}\n`)
-      })
-    })
-    this.server = server
-    await new Promise<void>((resolve) => server.listen(this.path, resolve))
-  }
-
-  push(value: unknown): void {
-    for (const socket of this.watchers) socket.write(`${JSON.stringify(value)}\n`)
-  }
-
-  /** Dies like a killed node: every connection closes, nothing listens. */
-  async kill(): Promise<void> {
-    const server = this.server
-    if (server === null) return
-    this.server = null
-    for (const socket of this.watchers) socket.destroy()
-    await new Promise<void>((resolve) => server.close(() => resolve()))
-  }
-}
 
 type Rendered = ReturnType<typeof render>
 
@@ -207,7 +161,9 @@ describe('LiveUi on a control socket', () => {
     const feed = new DemoFeed()
     feed.say('starting a local DHT testnet and 3 node processes')
     const r = mount({ socket_path: null, demo: feed })
-    await frameWhere(r, (f) => f.includes('▶ starting a local DHT testnet'))
+    const waiting = await frameWhere(r, (f) => f.includes('▶ starting a local DHT testnet'))
+    expect(waiting).toContain("connecting to the demo's nodes (starting)")
+    expect(waiting).toContain('the demo runs until its report')
     feed.attach(node.path, 'node-1')
     await frameWhere(r, (f) => f.includes('server: node-0'))
     feed.say('SIGKILL node-0 (pid 1) and its service')
@@ -215,7 +171,11 @@ describe('LiveUi on a control socket', () => {
     r.stdin.write('q')
     await frameWhere(r, (f) => f.includes('the demo is still running'))
     feed.finish('40 acknowledged, 0 lost')
-    await frameWhere(r, (f) => f.includes('▶ 40 acknowledged, 0 lost') && f.includes('press q to quit'))
+    const over = await frameWhere(
+      r,
+      (f) => f.includes('▶ 40 acknowledged, 0 lost') && f.includes('press q to quit'),
+    )
+    expect(over).not.toContain('the demo runs until its report')
     // Detached: the federation's teardown does not turn the last view into "not answering".
     await node.kill()
     const after = await frameWhere(r, (f) => f.includes('press q'))

@@ -156,8 +156,14 @@ describe('screen against a recorded stream', () => {
   it('shows the demo narration panel', () => {
     let state = replay(MARKS.steady)
     state = reduce(state, { type: 'demo', line: 'SIGKILL node-0 (pid 4242) and its service' }, state.now_ms)
+    state = reduce(
+      state,
+      { type: 'demo', line: `node-1 elected, restoring ${'a0'.repeat(32)}:1:6` },
+      state.now_ms,
+    )
     const frame = screen(state, { demo: true })
     expect(frame).toContain('▶ SIGKILL node-0 (pid 4242) and its service')
+    expect(frame).toContain('▶ node-1 elected, restoring a0a0a0a0…:1:6')
     expect(frame.split('\n').length).toBe(23)
   })
 })

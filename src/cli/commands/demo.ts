@@ -1,5 +1,7 @@
 import type { Command } from 'commander'
 import { runDemo } from '../../demo/demo.ts'
+import { runDemoInUi } from '../../tui/demo-ui.ts'
+import { canDrawScreen } from '../../tui/run-ui.tsx'
 import { CliError } from '../cli-error.ts'
 import { integerOption } from '../options.ts'
 
@@ -10,10 +12,21 @@ export function registerDemo(program: Command): void {
       'run a federation of node processes serving mail, kill the server, show the failover and the loss report',
     )
     .option('--nodes <n>', 'number of nodes', integerOption('nodes', 2, 20), 5)
-    .option('--headless', 'plain progress lines (the live UI arrives with `sustain ui`)')
+    .option(
+      '--headless',
+      'plain progress lines instead of the live UI (the default when stdout is not a terminal)',
+    )
     .option('--keep', 'keep the data directories (logs, mailboxes) and print where they are')
-    .action(async (options: { nodes: number; keep?: boolean }) => {
-      const summary = await runDemo({ nodes: options.nodes, keep: options.keep ?? false })
+    .action(async (options: { nodes: number; keep?: boolean; headless?: boolean }) => {
+      const demo = { nodes: options.nodes, keep: options.keep ?? false }
+      let summary: Awaited<ReturnType<typeof runDemo>>
+      if (options.headless || !canDrawScreen()) summary = await runDemo(demo)
+      else {
+        const shown = await runDemoInUi(demo)
+        // The screen is gone; leave the story in the scrollback, then the summary line as --headless does.
+        for (const line of shown.narration) process.stdout.write(`${line}\n`)
+        summary = shown.summary
+      }
       process.stdout.write(`${JSON.stringify(summary)}\n`)
       if (summary.lost_acknowledged > summary.lost_within_rpo) {
         throw new CliError('acknowledged mail was lost outside the recovery point', 3)

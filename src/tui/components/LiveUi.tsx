@@ -157,8 +157,9 @@ export function LiveUi(props: LiveUiProps) {
       prompt={confirming ? LEAVE_PROMPT : null}
       keys={isRawModeSupported === true}
       title={props.title}
-      target={socket_path ?? 'no node yet'}
+      target={socket_path ?? "the demo's nodes (starting)"}
       demo={props.demo !== undefined}
+      demo_running={demo_running}
     />
   )
 }

@@ -21,7 +21,14 @@ export interface ScreenProps {
   title: string
   /** What the UI is attached to, for the connecting banner. */
   target: string
+  /** Show the demo's narration panel; `demo_running` until its scenario is over. */
   demo: boolean
+  demo_running?: boolean
+}
+
+/** Narration names snapshots by full 64-hex writer keys; 8 hex digits are enough on a screen. */
+function shortenKeys(line: string): string {
+  return line.replace(/\b([0-9a-f]{8})[0-9a-f]{56}\b/g, '$1…')
 }
 
 const MAX_TRANSFER_LINES = 3
@@ -63,7 +70,7 @@ function Banner(props: { state: UiState; target: string; theme: Theme }) {
   )
 }
 
-function Footer(props: { prompt: string | null; keys: boolean; demo: boolean; theme: Theme }) {
+function Footer(props: { prompt: string | null; keys: boolean; demo_running: boolean }) {
   if (props.prompt !== null)
     return (
       <Text inverse bold wrap="truncate">
@@ -74,7 +81,7 @@ function Footer(props: { prompt: string | null; keys: boolean; demo: boolean; th
   return (
     <Text wrap="truncate">
       <Text bold>s</Text> snapshot <Text bold>l</Text> leave <Text bold>q</Text> quit <Text bold>↑↓</Text>{' '}
-      select node{props.demo ? '  (the demo runs until its report)' : ''}
+      select node{props.demo_running ? '  (the demo runs until its report)' : ''}
     </Text>
   )
 }
@@ -124,7 +131,7 @@ export function Screen(props: ScreenProps) {
             return (
               // biome-ignore lint/suspicious/noArrayIndexKey: the demo panel is a fixed set of lines
               <Text key={`demo-${i}`} wrap="truncate">
-                {line === undefined ? ' ' : `▶ ${line}`}
+                {line === undefined ? ' ' : `▶ ${shortenKeys(line)}`}
               </Text>
             )
           })}
@@ -132,7 +139,7 @@ export function Screen(props: ScreenProps) {
       ) : null}
       <Timeline entries={state.timeline} lines={timeline_lines} theme={theme} />
       <Box flexGrow={1} />
-      <Footer prompt={props.prompt} keys={props.keys} demo={props.demo} theme={theme} />
+      <Footer prompt={props.prompt} keys={props.keys} demo_running={props.demo_running ?? false} />
     </Box>
   )
 }
