@@ -292,7 +292,7 @@ async function writeResults(result: Record<string, any>): Promise<void> {
   const rows = [
     '## Overlay',
     '',
-    `\`npm run bench:overlay${quick ? ' -- --quick' : ''}\` on ${result['machine']}, ${result['date']}, inside the loopback-only namespace. All processes share the cores.`,
+    `\`npm run bench:overlay${quick ? ' -- --quick' : ''}\` on ${result['machine']}, ${result['date']}, inside the loopback-only namespace (load average at start ${result['load_avg_start'].join(' / ')}). All processes share the cores.`,
     '',
     '| metric | value | target |',
     '|---|---|---|',
@@ -329,6 +329,8 @@ async function writeResults(result: Record<string, any>): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // Other engineers share the machine: record how busy it was when the run started.
+  const load_avg_start = (await import('node:os')).loadavg().map((x) => round(x, 2))
   const testnet = await startTestnet(5)
   try {
     log(`replication of ${REPLICATION_BYTES / MiB} MiB`)
@@ -402,6 +404,7 @@ async function main(): Promise<void> {
       quick,
       date: new Date().toISOString().slice(0, 10),
       machine: `${(await import('node:os')).cpus().length} cores, Node ${process.version}`,
+      load_avg_start,
       replication,
       detection: detectionResult,
       detection_during_replication: bulkDetectionResult,
