@@ -41,34 +41,43 @@ const LEAVE_ALT_SCREEN = '\x1b[?1049l'
 export async function runUi(options: UiOptions): Promise<void> {
   const stdout = options.stdout ?? process.stdout
   const env = options.env ?? process.env
-  if (!canDrawScreen({ stdout, env })) {
-    if (options.socket_path === null) throw new Error('the plain text view needs a socket path')
-    const plain = runPlain({ socket_path: options.socket_path, out: stdout })
-    const stop = () => plain.close()
-    process.once('SIGINT', stop).once('SIGTERM', stop)
-    options.signal?.addEventListener('abort', stop)
-    await plain.done
-    process.off('SIGINT', stop).off('SIGTERM', stop)
-    options.signal?.removeEventListener('abort', stop)
-    return
-  }
-  stdout.write(ENTER_ALT_SCREEN)
+  let stop = () => {}
+  const onSignal = () => stop()
+  process.once('SIGINT', onSignal).once('SIGTERM', onSignal)
+  options.signal?.addEventListener('abort', onSignal)
   try {
-    const instance = render(
-      <LiveUi
-        socket_path={options.socket_path}
-        theme={makeTheme(colorEnabled(env))}
-        title={options.title ?? 'sustain ui'}
-        {...(options.demo ? { demo: options.demo } : {})}
-        {...(options.interval_ms ? { interval_ms: options.interval_ms } : {})}
-      />,
-      { stdout, ...(options.stdin ? { stdin: options.stdin } : {}), exitOnCtrlC: true },
-    )
-    const stop = () => instance.unmount()
-    options.signal?.addEventListener('abort', stop)
-    if (options.signal?.aborted) stop()
-    await instance.waitUntilExit().finally(() => options.signal?.removeEventListener('abort', stop))
+    if (!canDrawScreen({ stdout, env })) {
+      if (options.socket_path === null) throw new Error('the plain text view needs a socket path')
+      const plain = runPlain({ socket_path: options.socket_path, out: stdout })
+      stop = () => plain.close()
+      if (options.signal?.aborted) stop()
+      await plain.done
+      return
+    }
+    // Whatever ends the process (an exit elsewhere, a signal), the terminal gets its normal screen back.
+    const leave = () => stdout.write(LEAVE_ALT_SCREEN)
+    process.once('exit', leave)
+    stdout.write(ENTER_ALT_SCREEN)
+    try {
+      const instance = render(
+        <LiveUi
+          socket_path={options.socket_path}
+          theme={makeTheme(colorEnabled(env))}
+          title={options.title ?? 'sustain ui'}
+          {...(options.demo ? { demo: options.demo } : {})}
+          {...(options.interval_ms ? { interval_ms: options.interval_ms } : {})}
+        />,
+        { stdout, ...(options.stdin ? { stdin: options.stdin } : {}), exitOnCtrlC: true },
+      )
+      stop = () => instance.unmount()
+      if (options.signal?.aborted) stop()
+      await instance.waitUntilExit()
+    } finally {
+      process.off('exit', leave)
+      leave()
+    }
   } finally {
-    stdout.write(LEAVE_ALT_SCREEN)
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal)
+    options.signal?.removeEventListener('abort', onSignal)
   }
 }
