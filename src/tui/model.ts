@@ -56,6 +56,8 @@ export interface UiState {
   connection: { state: 'connecting' | 'connected' | 'lost'; since_ms: number; reason: string | null }
   ever_connected: boolean
   status: NodeStatus | null
+  /** The next status starts afresh (after a (re)connection): a restarted node knows no peers yet. */
+  baseline: boolean
   reach: Record<string, Reach>
   timeline: TimelineEntry[]
   next_seq: number
@@ -79,6 +81,7 @@ export function initialState(now_ms: number): UiState {
     connection: { state: 'connecting', since_ms: now_ms, reason: null },
     ever_connected: false,
     status: null,
+    baseline: true,
     reach: {},
     timeline: [],
     next_seq: 1,
@@ -132,6 +135,7 @@ export function reduce(state: UiState, input: UiInput, now_ms: number): UiState 
       } else if (!s.ever_connected) add(s, 'connected to the local node', 'info')
       s.connection = { state: 'connected', since_ms: s.now_ms, reason: null }
       s.ever_connected = true
+      s.baseline = true
       break
     case 'lost':
       if (s.connection.state === 'connected') {
@@ -159,7 +163,8 @@ export function reduce(state: UiState, input: UiInput, now_ms: number): UiState 
 }
 
 function applyStatus(s: Draft, status: NodeStatus): void {
-  const before = s.status
+  const before = s.baseline ? null : s.status
+  s.baseline = false
   const reach = { ...s.reach }
   for (const peer of status.peers) {
     const name = peer.name ?? shortKey(peer.key)

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { Screen } from '../../src/tui/components/Screen.tsx'
 import { initialState, reduce, type UiState } from '../../src/tui/model.ts'
 import { makeTheme } from '../../src/tui/theme.ts'
-import { MARKS, STREAM, T0 } from './recorded-stream.ts'
+import { MARKS, STREAM, status, T0 } from './recorded-stream.ts'
 
 /** The UI state after replaying the recorded stream up to `until` ms (inclusive). */
 function replay(until: number, now_extra_ms = 0): UiState {
@@ -126,6 +126,17 @@ describe('screen against a recorded stream', () => {
     const back = screen(state)
     expect(back).not.toContain('not answering')
     expect(back).toContain('reconnected to the local node (down 3.0 s)')
+  })
+
+  it('after a reconnection, a restarted node that knows no peers yet is not reported as peers leaving', () => {
+    let state = replay(MARKS.served)
+    state = reduce(state, { type: 'lost', reason: 'ECONNREFUSED' }, T0 + 4000)
+    state = reduce(state, { type: 'connected' }, T0 + 7000)
+    const restarted = status({ role: 'candidate', term: 2, server: null, snapshot: null }, [])
+    state = reduce(state, { type: 'status', status: restarted }, T0 + 7010)
+    const frame = screen(state)
+    expect(frame).not.toContain(' left')
+    expect(frame).toMatch(/node-1 candidate term 2\s+server: none/)
   })
 
   it('folds routine replication into one timeline line with a count', () => {
