@@ -1,42 +1,9 @@
-import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LocalFederation } from '../../src/demo/local-federation.ts'
-
-const run = promisify(execFile)
-const BIN = new URL('../../bin/sustain.js', import.meta.url).pathname
-/** Our own tmux server (its own socket name), so nothing else's sessions are touched. */
-const TMUX_SERVER = `sustain-ui-test-${process.pid}`
-const SESSION = 'ui'
-
-const tmux = (...args: string[]) => run('tmux', ['-L', TMUX_SERVER, ...args], { timeout: 10_000 })
-
-async function screen(): Promise<string> {
-  const { stdout } = await tmux('capture-pane', '-p', '-t', SESSION)
-  return stdout
-}
-
-/**
- * Reads the pane until `match` holds: observing a screen has no event to wait on, so this polls,
- * every 200 ms, within a bound.
- */
-async function screenWhere(
-  match: (text: string) => boolean,
-  what: string,
-  timeout_ms = 45_000,
-): Promise<string> {
-  const deadline = Date.now() + timeout_ms
-  let text = ''
-  for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
-    text = await screen()
-    if (match(text)) return text
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-  throw new Error(`screen never showed ${what} within ${timeout_ms} ms; last screen:\n${text}`)
-}
+import { BIN, SESSION, screenWhere, TERMINAL_ENV, tmux } from './tmux.ts'
 
 /** The header's server has a row that says `self` or `up`. */
 function serverIsUp(text: string): boolean {
@@ -62,9 +29,8 @@ describe('sustain ui in a terminal (tmux, 80x24) on a real federation', () => {
     await federation.start()
     const first = await federation.server(60_000)
     const watched = federation.nodes.find((n) => n !== first)!
-    // Ink draws only a final frame under CI; the pane must look like a person's terminal.
     const command = [
-      'env -u CI -u CONTINUOUS_INTEGRATION -u NO_COLOR -u FORCE_COLOR TERM=xterm-256color',
+      TERMINAL_ENV,
       `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} ui --data ${JSON.stringify(watched.data_dir)}`,
     ].join(' ')
     await tmux('new-session', '-d', '-x', '80', '-y', '24', '-s', SESSION, command)
