@@ -219,6 +219,12 @@ function field(fields: Record<string, unknown>, key: string): string {
   return value === null || value === undefined ? '-' : String(value)
 }
 
+/** " (1.2 MB)" when the runtime put a size on the stage (merges, collects); nothing otherwise. */
+function size(fields: Record<string, unknown>): string {
+  const bytes = fields.bytes ?? fields.size_bytes
+  return typeof bytes === 'number' ? ` (${formatBytes(bytes)})` : ''
+}
+
 function applyNotice(s: Draft, notice: NodeNotice): void {
   if (notice.kind === 'exit') {
     add(s, 'the local node stopped', 'fault')
@@ -262,7 +268,12 @@ function applyNotice(s: Draft, notice: NodeNotice): void {
       add(s, `claim refused: ${field(f, 'reason')}`, 'warn', since(s.fault_ms, s.now_ms))
       return
     case 'snapshot_collected':
-      add(s, `collected ${shortSnapshot((f.id as string) ?? null)}`, 'info', since(s.fault_ms, s.now_ms))
+      add(
+        s,
+        `collected ${shortSnapshot((f.id as string) ?? null)}${size(f)}`,
+        'info',
+        since(s.fault_ms, s.now_ms),
+      )
       return
     case 'restored':
       add(s, `restored ${shortSnapshot((f.snapshot as string) ?? null)}`, 'good', since(s.fault_ms, s.now_ms))
@@ -288,12 +299,16 @@ function applyNotice(s: Draft, notice: NodeNotice): void {
       return
     case 'merge_started':
       s.merge_ms ??= s.now_ms
-      add(s, `merge into ${who('winner')} from fork ${shortSnapshot((f.fork as string) ?? null)}`, 'warn')
+      add(
+        s,
+        `merge into ${who('winner')} from fork ${shortSnapshot((f.fork as string) ?? null)}${size(f)}`,
+        'warn',
+      )
       return
     case 'merge_finished':
       add(
         s,
-        `merge into ${who('winner')} finished (${field(f, 'attempts')} attempts)`,
+        `merge into ${who('winner')} finished (${field(f, 'attempts')} attempts)${size(f)}`,
         'good',
         since(s.merge_ms, s.now_ms),
       )

@@ -92,6 +92,25 @@ describe('screen against a recorded stream', () => {
     expect(line(frame, 'node-1*')).toMatch(/candidate\s+2/)
   })
 
+  it('shows merge sizes when the runtime reports them', () => {
+    const notice = (name: string, fields: Record<string, unknown>) =>
+      ({ type: 'notice', notice: { kind: 'timeline', name, fields, role: 'merging', term: 2 } }) as const
+    let state = replay(MARKS.served)
+    state = reduce(
+      state,
+      notice('merge_started', { winner: 'a0'.repeat(32), fork: null, bytes: 3072 }),
+      T0 + 5000,
+    )
+    state = reduce(
+      state,
+      notice('merge_finished', { winner: 'a0'.repeat(32), attempts: 1, bytes: 3072 }),
+      T0 + 5500,
+    )
+    const frame = screen(state)
+    expect(frame).toContain('merge into node-0 from fork - (3.0 KB)')
+    expect(frame).toMatch(/merge into node-0 finished \(1 attempts\) \(3.0 KB\)\s+\+500 ms/)
+  })
+
   it('fits 80x24: no line wider than 80 columns, exactly 23 lines', () => {
     const frame = screen(replay(MARKS.healed))
     const lines = frame.split('\n')
