@@ -1,0 +1,510 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { EventEmitter } from 'node:events'
+import { constants } from 'node:fs'
+import { access, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { basename, dirname, join, resolve } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { directoryImageWriter, type ImageWriter } from '../../../snapshot/atomic-file.ts'
+import type { ImagePart } from '../../../snapshot/image.ts'
+import type { Logger } from '../../util/log.ts'
+import type { Capture, DriverEvent, HelperOptions, HelperResult, ServiceDriver } from '../driver.ts'
+import { logLines } from '../process/line-log.ts'
+import { HelperError } from '../process/run-helper.ts'
+import { runSshHelper, type SshHelperTarget, shellQuote, sshFingerprint } from '../ssh-helper.ts'
+import { type Accel, type AccelChoice, chooseAccel } from './accel.ts'
+import { probeBanner } from './banner-probe.ts'
+import { diskFileName, MEMORY_STATE_FILE, qemuArgs } from './command.ts'
+import { copySparse } from './copy-sparse.ts'
+import type { QemuServiceManifest } from './manifest.ts'
+import { QmpClient as Qmp, type QmpClient, type QmpEvent } from './qmp.ts'
+import { run } from './run-command.ts'
+
+export interface QemuDriverOptions {
+  /** Directory holding sustain-service.yaml; kernel, initrd and disk templates resolve against it. */
+  service_dir: string
+  /** The guest's state: its disks and, after a restore, the memory state to continue from. */
+  state_dir: string
+  /** Host port (127.0.0.1) forwarded to the guest's service port. */
+  port: number
+  /** Host port (127.0.0.1) forwarded to the guest's SSH port; default: a free port, chosen once. */
+  ssh_port?: number
+  log: Logger
+  manifest: QemuServiceManifest
+  /** Default: SUSTAIN_QEMU_ACCEL, else `auto` (KVM only when a probe boots under it). */
+  accel?: AccelChoice
+  qemu_binary?: string
+}
+
+const QMP_CONNECT_TIMEOUT_MS = 15_000
+/** A restore reads the whole memory stream before the guest can continue. */
+const INCOMING_TIMEOUT_MS = 120_000
+const MIGRATE_TIMEOUT_MS = 120_000
+const MIGRATE_POLL_MS = 5
+const STARTING_PROBE_INTERVAL_MS = 100
+/** QEMU's default migration bandwidth cap (128 MiB/s) would stretch the pause; the stream goes to a file. */
+const MIGRATE_MAX_BANDWIDTH = 64 * 1024 * 1024 * 1024
+const SETPRIV = '/usr/bin/setpriv'
+
+export function createQemuDriver(options: QemuDriverOptions): QemuDriver {
+  return new QemuDriver(options)
+}
+
+interface Running {
+  child: ChildProcess
+  qmp: QmpClient | null
+  accel: Accel
+  started_ms: number
+  exited: Promise<void>
+  /** Set by stop() and close(): the exit is expected, no event. */
+  stopping: boolean
+  /** A capture paused the guest: its STOP is expected. */
+  pausing: boolean
+  /** A failure was reported (one event per failure, the first that arrives). */
+  failed: boolean
+  answering: boolean
+  answered_once: boolean
+  probe_timer: NodeJS.Timeout | null
+}
+
+export class QemuDriver extends EventEmitter implements ServiceDriver {
+  readonly kind = 'qemu' as const
+  private readonly service_dir: string
+  private readonly state_dir: string
+  private readonly staging_root: string
+  private readonly log: Logger
+  private readonly manifest: QemuServiceManifest
+  private readonly qemu: string
+  private readonly banner: RegExp | null
+  private current: Running | null = null
+  private run_dir: string | null = null
+  private ssh_port: number | undefined
+  private ssh_target: Promise<SshHelperTarget> | undefined
+  private capture_seq = 0
+  private closed = false
+
+  constructor(private readonly options: QemuDriverOptions) {
+    super()
+    this.service_dir = resolve(options.service_dir)
+    this.state_dir = resolve(options.state_dir)
+    this.staging_root = join(dirname(this.state_dir), `.${basename(this.state_dir)}.qemu-staging`)
+    this.log = options.log
+    this.manifest = options.manifest
+    this.qemu = options.qemu_binary ?? 'qemu-system-x86_64'
+    this.banner = this.manifest.probe.banner ? new RegExp(this.manifest.probe.banner) : null
+    this.ssh_port = options.ssh_port
+  }
+
+  get running(): boolean {
+    return this.current !== null
+  }
+
+  /** QEMU's pid while it runs. */
+  get pid(): number | null {
+    return this.current?.child.pid ?? null
+  }
+
+  /** The accelerator of the running guest. */
+  get accel(): Accel | null {
+    return this.current?.accel ?? null
+  }
+
+  /** Host port forwarded to the guest's SSH port (chosen at the first start). */
+  get sshPort(): number | undefined {
+    return this.ssh_port
+  }
+
+  /** The guest's serial console log (for diagnostics), once started. */
+  get consoleLog(): string | null {
+    return this.run_dir ? join(this.run_dir, 'console.log') : null
+  }
+
+  private path(relative: string): string {
+    return resolve(this.service_dir, relative)
+  }
+
+  /** Disks the guest does not have yet come from their templates (or are made empty). */
+  private async prepareDisks(): Promise<void> {
+    await mkdir(this.state_dir, { recursive: true })
+    for (const disk of this.manifest.disks) {
+      const target = join(this.state_dir, diskFileName(disk))
+      if (await exists(target)) continue
+      if (disk.image) await copySparse(this.path(disk.image), target)
+      else await run('qemu-img', ['create', '-q', '-f', disk.format, target, `${disk.size_mib}M`])
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.closed) throw new Error('the driver is closed')
+    if (this.current) throw new Error(`guest ${this.manifest.name} is already running`)
+    await this.prepareDisks()
+    const kernel = this.manifest.kernel ? this.path(this.manifest.kernel) : undefined
+    const accel = await chooseAccel(
+      this.options.accel ?? (process.env['SUSTAIN_QEMU_ACCEL'] as AccelChoice | undefined) ?? 'auto',
+      this.qemu,
+      kernel,
+    )
+    this.run_dir ??= await mkdtemp(join(tmpdir(), 'sustain-qemu-'))
+    if (this.manifest.ports.ssh !== undefined) this.ssh_port ??= await freePort()
+    const memory_state = join(this.state_dir, MEMORY_STATE_FILE)
+    const incoming = (await exists(memory_state)) ? memory_state : undefined
+    const qmp_socket = join(this.run_dir, 'qmp.sock')
+    await rm(qmp_socket, { force: true })
+    const args = qemuArgs({
+      manifest: this.manifest,
+      accel,
+      ...(kernel ? { kernel } : {}),
+      ...(this.manifest.initrd ? { initrd: this.path(this.manifest.initrd) } : {}),
+      state_dir: this.state_dir,
+      qmp_socket,
+      console_log: join(this.run_dir, 'console.log'),
+      service_port: this.options.port,
+      ...(this.ssh_port !== undefined ? { ssh_port: this.ssh_port } : {}),
+      ...(incoming ? { incoming } : {}),
+    })
+    // setpriv: a SIGKILLed node does not leave its guest running and holding the ports.
+    const setpriv = await exists(SETPRIV, constants.X_OK)
+    const [command, argv] = setpriv
+      ? [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', this.qemu, ...args]]
+      : [this.qemu, args]
+    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
+    await new Promise<void>((ok, fail) => {
+      child.once('spawn', ok)
+      child.once('error', (error: NodeJS.ErrnoException) =>
+        fail(new Error(`${this.qemu} cannot start: ${error.code ?? error.message}`)),
+      )
+    })
+    logLines(child.stdout!, this.log, 'stdout')
+    logLines(child.stderr!, this.log, 'stderr')
+    let exited!: () => void
+    const running: Running = {
+      child,
+      qmp: null,
+      accel,
+      started_ms: performance.now(),
+      exited: new Promise<void>((ok) => {
+        exited = ok
+      }),
+      stopping: false,
+      pausing: false,
+      failed: false,
+      answering: false,
+      answered_once: false,
+      probe_timer: null,
+    }
+    let gone = false
+    child.on('exit', (code, signal) => {
+      gone = true
+      if (running.probe_timer) clearTimeout(running.probe_timer)
+      running.qmp?.close()
+      if (this.current === running) this.current = null
+      this.log.info(
+        { event: 'service_exited', qemu_pid: child.pid, code, signal, expected: running.stopping },
+        'QEMU exited',
+      )
+      exited()
+      if (!running.stopping && !running.failed) {
+        running.failed = true
+        this.emit('event', { kind: 'exited', code, signal } satisfies DriverEvent)
+      }
+    })
+    this.current = running
+    try {
+      running.qmp = await Qmp.connect(qmp_socket, QMP_CONNECT_TIMEOUT_MS, () => gone)
+      running.qmp.on('event', (event: QmpEvent) => this.onQmpEvent(running, event))
+      await running.qmp.execute('migrate-set-parameters', { 'max-bandwidth': MIGRATE_MAX_BANDWIDTH })
+      if (incoming) await this.continueIncoming(running, incoming)
+    } catch (error) {
+      running.stopping = true
+      child.kill('SIGKILL')
+      await running.exited
+      throw new Error(`guest ${this.manifest.name} did not start: ${(error as Error).message}`)
+    }
+    this.log.info(
+      { event: 'service_started', qemu_pid: child.pid, accel, restored: incoming !== undefined },
+      `guest started under ${accel}${incoming ? ' from its memory state' : ''}`,
+    )
+    if (this.banner || this.manifest.probe.helper) this.scheduleProbe(running, STARTING_PROBE_INTERVAL_MS)
+    else {
+      running.answering = running.answered_once = true
+      this.emit('event', { kind: 'answering' } satisfies DriverEvent)
+    }
+  }
+
+  /** Waits until QEMU has read the whole memory stream, then lets the guest continue where it was. */
+  private async continueIncoming(running: Running, memory_state: string): Promise<void> {
+    const qmp = running.qmp!
+    const deadline = performance.now() + INCOMING_TIMEOUT_MS
+    for (;;) {
+      const { status } = await qmp.execute<{ status: string }>('query-status')
+      if (status !== 'inmigrate') break
+      if (performance.now() > deadline) throw new Error(`memory state not read in ${INCOMING_TIMEOUT_MS} ms`)
+      await delay(10)
+    }
+    await qmp.execute('cont')
+    // From here on the disks move on: a later restart in place boots on them instead of going back.
+    await rm(memory_state, { force: true })
+    const restore_ms = Math.round(performance.now() - running.started_ms)
+    this.log.info(
+      { event: 'guest_resumed', restore_ms },
+      `guest continues from its memory state (${restore_ms} ms)`,
+    )
+  }
+
+  private onQmpEvent(running: Running, event: QmpEvent): void {
+    this.log.info({ event: 'qmp_event', qmp_event: event.event, data: event.data }, `QMP ${event.event}`)
+    if (running.stopping || running.failed || this.current !== running) return
+    const fail = (report: DriverEvent) => {
+      running.failed = true
+      if (running.probe_timer) clearTimeout(running.probe_timer)
+      this.emit('event', report)
+    }
+    switch (event.event) {
+      case 'GUEST_PANICKED':
+        fail({ kind: 'unusable', reason: 'guest kernel panic' })
+        return
+      case 'BLOCK_IO_ERROR': {
+        const data = event.data ?? {}
+        fail({
+          kind: 'unusable',
+          reason: `disk I/O error on ${String(data['device'] || data['node-name'])} (${String(data['operation'])}: ${String(data['reason'] ?? '')})`,
+        })
+        return
+      }
+      case 'SHUTDOWN':
+      case 'RESET':
+        // QEMU is ending (-no-reboot): report now, the exit follows and is not reported again.
+        fail({ kind: 'exited', code: null, signal: null })
+        running.child.kill('SIGKILL')
+        return
+      case 'STOP':
+        if (!running.pausing) fail({ kind: 'probe-failed', reason: 'the guest was stopped' })
+        return
+    }
+  }
+
+  private scheduleProbe(running: Running, delay_ms: number): void {
+    running.probe_timer = setTimeout(() => {
+      running.probe_timer = null
+      void this.probeOnce(running)
+    }, delay_ms)
+  }
+
+  private async probe(): Promise<void> {
+    const timeout_ms = this.manifest.probe_timeout_ms
+    if (this.banner) await probeBanner(this.options.port, this.banner, timeout_ms)
+    if (this.manifest.probe.helper) {
+      const result = await this.helper('probe', [], { timeout_ms })
+      if (result.code !== 0)
+        throw new Error(`probe exited ${result.code}: ${result.stderr.trim().slice(0, 200)}`)
+    }
+  }
+
+  private async probeOnce(running: Running): Promise<void> {
+    if (this.current !== running || running.stopping || running.failed) return
+    let reason = ''
+    const paused = running.pausing
+    try {
+      if (!paused) await this.probe()
+    } catch (error) {
+      reason = (error as Error).message
+    }
+    if (this.current !== running || running.stopping || running.failed) return
+    const meaningful = !paused && !running.pausing
+    if (meaningful && !reason && !running.answering) {
+      running.answering = true
+      if (!running.answered_once) {
+        running.answered_once = true
+        const start_to_answering_ms = Math.round(performance.now() - running.started_ms)
+        this.log.info(
+          { event: 'service_answering', start_to_answering_ms },
+          `guest service answering after ${start_to_answering_ms} ms`,
+        )
+      }
+      this.emit('event', { kind: 'answering' } satisfies DriverEvent)
+    } else if (meaningful && reason && running.answering) {
+      running.answering = false
+      this.log.warn({ event: 'probe_failed', reason }, `guest service probe failed: ${reason}`)
+      this.emit('event', { kind: 'probe-failed', reason } satisfies DriverEvent)
+    }
+    const interval = running.answering ? this.manifest.probe_interval_ms : STARTING_PROBE_INTERVAL_MS
+    this.scheduleProbe(running, Math.min(interval, this.manifest.probe_interval_ms))
+  }
+
+  async stop(reason: string): Promise<void> {
+    const running = this.current
+    if (!running) return
+    running.stopping = true
+    if (running.probe_timer) clearTimeout(running.probe_timer)
+    this.log.info({ event: 'service_stopping', reason }, `stopping guest (${reason})`)
+    // The guest's state is its disks (and the snapshots): power it off at once, like a cut cable.
+    const quit = running.qmp?.execute('quit', undefined, 1000).catch(() => {})
+    const term = setTimeout(() => running.child.kill('SIGTERM'), 1000)
+    const kill = setTimeout(() => running.child.kill('SIGKILL'), 1000 + this.manifest.stop_timeout_ms)
+    try {
+      await running.exited
+    } finally {
+      clearTimeout(term)
+      clearTimeout(kill)
+    }
+    await quit
+  }
+
+  async capture(): Promise<Capture> {
+    if (this.closed) throw new Error('the driver is closed')
+    const dir = join(this.staging_root, String(++this.capture_seq))
+    await rm(dir, { recursive: true, force: true })
+    await mkdir(dir, { recursive: true })
+    try {
+      const running = this.current
+      const pause_ms = running ? await this.capturePaused(running, dir) : await this.captureStopped(dir)
+      const parts: ImagePart[] = []
+      for (const name of (await readdir(dir)).sort()) parts.push({ name, path: join(dir, name) })
+      return { parts, pause_ms, release: () => rm(dir, { recursive: true, force: true }) }
+    } catch (error) {
+      await rm(dir, { recursive: true, force: true })
+      throw error
+    }
+  }
+
+  /** stop -> memory and device state to a file -> disks copied -> cont: one consistent instant. */
+  private async capturePaused(running: Running, dir: string): Promise<number> {
+    const qmp = running.qmp
+    if (!qmp || running.failed) throw new Error('the guest has failed; nothing consistent to capture')
+    const { status } = await qmp.execute<{ status: string }>('query-status')
+    if (status !== 'running') throw new Error(`the guest is ${status}, not running; no capture`)
+    const memory_path = join(dir, MEMORY_STATE_FILE)
+    running.pausing = true
+    const stopped_at = performance.now()
+    let migrate_ms = 0
+    try {
+      await qmp.execute('stop')
+      await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(memory_path)}` })
+      await waitMigration(qmp)
+      migrate_ms = performance.now() - stopped_at
+      for (const disk of this.manifest.disks) {
+        const name = diskFileName(disk)
+        await copySparse(join(this.state_dir, name), join(dir, name))
+      }
+    } finally {
+      // Resume whatever failed: a capture must never leave the service paused.
+      await qmp.execute('cont').catch((error: Error) => {
+        this.log.error({ event: 'resume_failed', error: error.message }, 'could not resume the guest')
+      })
+      running.pausing = false
+    }
+    const pause_ms = performance.now() - stopped_at
+    const memory_state_bytes = (await stat(memory_path)).size
+    this.log.info(
+      {
+        event: 'service_paused',
+        pause_ms: Number(pause_ms.toFixed(2)),
+        migrate_ms: Number(migrate_ms.toFixed(2)),
+        memory_state_bytes,
+      },
+      `guest paused ${pause_ms.toFixed(1)} ms for a capture`,
+    )
+    return pause_ms
+  }
+
+  /** A stopped guest: its state directory as it is (disks, and a memory state not yet resumed). */
+  private async captureStopped(dir: string): Promise<number> {
+    const names = [MEMORY_STATE_FILE, ...this.manifest.disks.map(diskFileName)]
+    for (const name of names) {
+      const source = join(this.state_dir, name)
+      if (await exists(source)) await copySparse(source, join(dir, name))
+    }
+    return 0
+  }
+
+  stateWriter(): ImageWriter {
+    if (this.current) throw new Error('the guest state can be replaced only while the guest is stopped')
+    const writer = directoryImageWriter(this.state_dir)
+    return {
+      openPart: (name) => writer.openPart(name),
+      commit: async () => {
+        if (this.current) throw new Error('the guest started while its state was being restored')
+        await writer.commit()
+      },
+      abort: () => writer.abort(),
+    }
+  }
+
+  private async sshTarget(): Promise<SshHelperTarget> {
+    const ssh = this.manifest.ssh
+    if (!ssh || this.manifest.ports.ssh === undefined)
+      throw new HelperError(`guest ${this.manifest.name} has no SSH helper (manifest fields ssh, ports.ssh)`)
+    const host_key = (await readFile(this.path(ssh.host_key), 'utf8')).trim().split(/\s+/)
+    if (host_key.length < 2 || !host_key[1])
+      throw new HelperError(`${ssh.host_key}: not an OpenSSH public key`)
+    return {
+      host: '127.0.0.1',
+      port: this.ssh_port ?? 0,
+      username: ssh.user,
+      private_key: await readFile(this.path(ssh.private_key)),
+      host_key_sha256: sshFingerprint(Buffer.from(host_key[1], 'base64')),
+      helper_path: ssh.helper,
+      env: {
+        SUSTAIN_PORT: String(this.manifest.ports.service),
+        SUSTAIN_SERVICE_NAME: this.manifest.name,
+      },
+    }
+  }
+
+  async helper(verb: string, args: string[], options?: HelperOptions): Promise<HelperResult> {
+    if (!this.current) throw new HelperError(`guest ${this.manifest.name} is not running`)
+    this.ssh_target ??= this.sshTarget()
+    const target = await this.ssh_target.catch((error) => {
+      this.ssh_target = undefined
+      throw error
+    })
+    return runSshHelper({ ...target, port: this.ssh_port ?? target.port }, verb, args, options)
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.stop('close')
+    await rm(this.staging_root, { recursive: true, force: true })
+    if (this.run_dir) await rm(this.run_dir, { recursive: true, force: true })
+    this.removeAllListeners()
+  }
+}
+
+async function waitMigration(qmp: QmpClient): Promise<void> {
+  const deadline = performance.now() + MIGRATE_TIMEOUT_MS
+  for (;;) {
+    const info = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate')
+    if (info.status === 'completed') return
+    if (info.status === 'failed' || info.status === 'cancelled')
+      throw new Error(`migration ${info.status}: ${info['error-desc'] ?? 'no reason given'}`)
+    if (performance.now() > deadline) {
+      await qmp.execute('migrate_cancel').catch(() => {})
+      throw new Error(`migration not completed in ${MIGRATE_TIMEOUT_MS} ms`)
+    }
+    await delay(MIGRATE_POLL_MS)
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((ok) => setTimeout(ok, ms))
+}
+
+function exists(path: string, mode = constants.F_OK): Promise<boolean> {
+  return access(path, mode).then(
+    () => true,
+    () => false,
+  )
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
