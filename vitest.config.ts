@@ -4,8 +4,8 @@ import { defineConfig } from 'vitest/config'
 // Postfix) live in files named *.slow.test.ts and run through their own scripts (see package.json).
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    exclude: ['**/node_modules/**', 'test/**/*.slow.test.ts'],
+    include: ['test/**/*.test.{ts,tsx}'],
+    exclude: ['**/node_modules/**', 'test/**/*.slow.test.{ts,tsx}'],
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -11,6 +11,7 @@ import { encodeInvite } from '../config/invite.ts'
 import { loadConfig, parseConfig } from '../config/load.ts'
 import { controlRequest } from '../runtime/control-client.ts'
 import { nodePaths } from '../runtime/paths.ts'
+import { checkPortFree } from '../runtime/preflight.ts'
 import type { NodeStatus } from '../runtime/status.ts'
 import { writeFileAtomic } from '../util/atomic-write.ts'
 
@@ -23,7 +24,7 @@ export interface LocalFederationOptions {
   nodes: number
   /** Service directory every node can run (default: examples/mail). */
   service_dir?: string
-  /** Node i serves on base_port + i (loopback). */
+  /** Node i serves on base_port + i (loopback); default: a free range found at start. */
   base_port?: number
   snapshot_interval_ms?: number
   heartbeat_interval_ms?: number
@@ -151,6 +152,21 @@ export class LocalNode extends EventEmitter {
   }
 }
 
+/** A run of `count` consecutive loopback ports that are free now (so parallel federations do not clash). */
+async function freePortRange(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 20_000)
+    let free = true
+    for (let i = 0; i < count && free; i++)
+      free = await checkPortFree(base + i).then(
+        () => true,
+        () => false,
+      )
+    if (free) return base
+  }
+  throw new Error(`no ${count} consecutive free loopback ports found`)
+}
+
 export async function withTimeout<T>(promise: Promise<T>, timeout_ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
@@ -189,6 +205,7 @@ export class LocalFederation {
     first.close()
     this.bootstrap = (JSON.parse(line) as { bootstrap: Array<{ host: string; port: number }> }).bootstrap
     const service_dir = options.service_dir ?? join(ROOT, 'examples', 'mail')
+    const base_port = options.base_port ?? (await freePortRange(options.nodes))
     let token = ''
     for (let i = 0; i < options.nodes; i++) {
       const name = `node-${i}`
@@ -213,7 +230,7 @@ export class LocalFederation {
           snapshot_interval_ms: options.snapshot_interval_ms ?? 1000,
           heartbeat_interval_ms: options.heartbeat_interval_ms ?? config.timing.heartbeat_interval_ms,
         },
-        service: { dir: service_dir, port: (options.base_port ?? 2600) + i },
+        service: { dir: service_dir, port: base_port + i },
         election: { ...config.election, merge_policy: options.merge_policy ?? config.election.merge_policy },
       })
       await writeFileAtomic(path, stringify(tuned), { mode: 0o600 })

@@ -83,6 +83,8 @@ export class SustainNode {
     this.resolve_exit = resolve
   })
   private last_snapshot_ms: number | null = null
+  /** Latest phi per peer from the overlay's detector (for status and the UI). */
+  private readonly phi = new Map<string, number>()
   private started_ms = 0
 
   constructor(private readonly options: NodeOptions) {
@@ -179,6 +181,7 @@ export class SustainNode {
       else if (msg.type === 'merge-result') this.merger.onResult(msg)
       else this.dispatch({ type: 'message', from, msg, now_ms: this.now() })
     })
+    this.federation.on('peer-suspicion', (key: string, phi: number) => this.phi.set(key, phi))
     this.federation.on('snapshot-held', (info: { writer: string; id: string }) => {
       void this.replicate(info.writer, info.id)
     })
@@ -235,6 +238,7 @@ export class SustainNode {
         last_heard_ms_ago: Math.round(this.now() - p.last_heard_ms),
         snapshot: p.snapshot?.id ?? null,
         health: p.health,
+        phi: this.phi.has(p.id) ? Number(this.phi.get(p.id)!.toFixed(2)) : null,
       })),
       snapshot: newest
         ? {
@@ -407,7 +411,7 @@ export class SustainNode {
   }
 
   /** Fetch a snapshot another node published into the local store; true when it is complete here. */
-  private async fetch(writer: string, id: string): Promise<SnapshotRef> {
+  private async fetch(writer: string, id: string, what: 'restore' | 'replicate'): Promise<SnapshotRef> {
     const started = this.now()
     const result = await this.federation.collect(
       writer,
@@ -415,7 +419,7 @@ export class SustainNode {
       async (hash, bytes) => {
         await this.store.putBlob(hash, bytes)
       },
-      (progress) => this.notify({ kind: 'progress', what: 'replicate', id, ...progress }),
+      (progress) => this.notify({ kind: 'progress', what, id, ...progress }),
     )
     const { ref, manifest } = unpackPublished(result.manifest)
     const checked = snapshot_ref.safeParse(ref)
@@ -426,10 +430,15 @@ export class SustainNode {
     if (!(await this.store.isComplete(stored.id)))
       throw new Error(`snapshot ${id} is incomplete after collect`)
     await this.index.add(checked.data, stored.id)
-    this.log.info(
-      { event: 'snapshot_collected', id, bytes: result.bytes_total, ms: Math.round(this.now() - started) },
-      'snapshot collected',
-    )
+    const fields = { id, bytes: result.bytes_total, ms: Math.round(this.now() - started) }
+    this.log.info({ event: 'snapshot_collected', ...fields }, 'snapshot collected')
+    this.notify({
+      kind: 'timeline',
+      name: 'snapshot_collected',
+      fields,
+      role: this.core.role,
+      term: this.core.term,
+    })
     return checked.data
   }
 
@@ -437,7 +446,7 @@ export class SustainNode {
     if (this.stopped || this.index.has(id) || this.replicating.has(id)) return
     this.replicating.add(id)
     try {
-      const ref = await this.onStore(() => this.fetch(writer, id))
+      const ref = await this.onStore(() => this.fetch(writer, id, 'replicate'))
       this.dispatch({ type: 'snapshot-stored', snapshot: ref, now_ms: this.now() })
       await this.collectGarbage()
     } catch (error) {
@@ -471,7 +480,8 @@ export class SustainNode {
       this.dispatch({ type: 'restore-done', ok, snapshot: ref, reason, now_ms: this.now() })
     }
     try {
-      if (ref !== null && !this.index.has(ref.id)) await this.onStore(() => this.fetch(ref.writer, ref.id))
+      if (ref !== null && !this.index.has(ref.id))
+        await this.onStore(() => this.fetch(ref.writer, ref.id, 'restore'))
       if (generation !== this.restore_generation) return
       await this.onDriver(async (driver) => {
         if (generation !== this.restore_generation) return

@@ -23,6 +23,8 @@ export interface NodeStatus {
     last_heard_ms_ago: number
     snapshot: string | null
     health: Health
+    /** Suspicion from the overlay's failure detector (phi); null before the first report. */
+    phi: number | null
   }>
   snapshot: { id: string; age_ms: number | null; size_bytes: number; held: number } | null
   replicating: string[]

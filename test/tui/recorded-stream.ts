@@ -58,6 +58,7 @@ export function status(
       term: p.term,
       reachable: p.reachable ?? true,
       last_heard_ms_ago: p.heard ?? 120,
+      phi: null,
       snapshot: p.snapshot ?? null,
       health: p.health ?? 'unknown',
     })),
