@@ -253,7 +253,14 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
   }
 
   private onQmpEvent(running: Running, event: QmpEvent): void {
-    this.log.info({ event: 'qmp_event', qmp_event: event.event, data: event.data }, `QMP ${event.event}`)
+    // QEMU's own time of the event: how long it took to reach the driver shows in the log.
+    const qmp_time_ms = event.timestamp
+      ? event.timestamp.seconds * 1000 + Math.floor(event.timestamp.microseconds / 1000)
+      : undefined
+    this.log.info(
+      { event: 'qmp_event', qmp_event: event.event, qmp_time_ms, data: event.data },
+      `QMP ${event.event}`,
+    )
     if (running.stopping || running.failed || this.current !== running) return
     const fail = (report: DriverEvent) => {
       running.failed = true

@@ -1,0 +1,106 @@
+import { execFile } from 'node:child_process'
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import type { DriverEvent } from '../../src/drivers/driver.ts'
+import { probeBanner } from '../../src/drivers/qemu/banner-probe.ts'
+import { createQemuDriver, type QemuDriver } from '../../src/drivers/qemu/driver.ts'
+import { loadQemuManifest } from '../../src/drivers/qemu/manifest.ts'
+import { createLogger, type Logger } from '../../src/util/log.ts'
+
+const EXAMPLE = fileURLToPath(new URL('../../examples/qemu-guest/', import.meta.url))
+
+/** The example guest built into a temp service directory (fresh keys, fresh disk). */
+export interface GuestFixture {
+  dir: string
+  service_dir: string
+  records: Record<string, unknown>[]
+  log: Logger
+  driver(state_dir: string, port: number): Promise<QemuDriver>
+  cleanup(): Promise<void>
+}
+
+export async function guestFixture(): Promise<GuestFixture> {
+  const dir = await mkdtemp(join(tmpdir(), 'sustain-qemu-test-'))
+  const service_dir = join(dir, 'service')
+  await mkdir(service_dir)
+  await promisify(execFile)('bash', [join(EXAMPLE, 'build.sh'), join(service_dir, 'out')], {
+    timeout: 60_000,
+  })
+  await copyFile(join(EXAMPLE, 'sustain-service.yaml'), join(service_dir, 'sustain-service.yaml'))
+  const manifest = await loadQemuManifest(service_dir)
+  const records: Record<string, unknown>[] = []
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n')) if (line) records.push(JSON.parse(line))
+      done()
+    },
+  })
+  const log = createLogger({ level: 'info', destination })
+  const drivers: QemuDriver[] = []
+  return {
+    dir,
+    service_dir,
+    records,
+    log,
+    async driver(state_dir, port) {
+      const driver = createQemuDriver({ service_dir, state_dir, port, log, manifest })
+      drivers.push(driver)
+      return driver
+    },
+    async cleanup() {
+      for (const driver of drivers) await driver.close()
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** The next driver event of a kind (with when it arrived, Date.now()); rejects after timeout_ms. */
+export function nextEvent(
+  driver: QemuDriver,
+  kind: DriverEvent['kind'],
+  timeout_ms: number,
+): Promise<{ event: DriverEvent; at_ms: number }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      driver.off('event', listener)
+      reject(new Error(`no ${kind} event in ${timeout_ms} ms`))
+    }, timeout_ms)
+    const listener = (event: DriverEvent) => {
+      if (event.kind !== kind) return
+      clearTimeout(timer)
+      driver.off('event', listener)
+      resolve({ event, at_ms: Date.now() })
+    }
+    driver.on('event', listener)
+  })
+}
+
+export interface CounterReading {
+  counter: number
+  uptime_s: number
+  boot_id: string
+}
+
+/** What the guest's counter service answers on its forwarded port. */
+export async function readCounter(port: number): Promise<CounterReading> {
+  const line = await probeBanner(port, /^sustain-counter /, 5000)
+  const match = /^sustain-counter (\d+) uptime ([\d.]+) boot ([0-9a-f-]+)/.exec(line)
+  if (!match) throw new Error(`unexpected answer: ${line}`)
+  return { counter: Number(match[1]), uptime_s: Number(match[2]), boot_id: match[3]! }
+}
