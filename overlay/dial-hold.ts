@@ -48,6 +48,11 @@ export class DialHold {
     this.holds.delete(key)
   }
 
+  /** Forget every hold (the node was isolated on purpose: its peers did not fail). */
+  clear(): void {
+    this.holds.clear()
+  }
+
   isHeld(key: string): boolean {
     const hold = this.holds.get(key)
     return hold !== undefined && hold.probe_until_ms === 0

@@ -2,12 +2,13 @@ import assert from 'node:assert/strict'
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import c from 'compact-encoding'
-import HyperDHT, { type HostPort, type KeyPair } from 'hyperdht'
-import Hyperswarm, { type PeerDiscoverySession, type SecretStream } from 'hyperswarm'
+import type { HostPort, KeyPair } from 'hyperdht'
+import type { SecretStream } from 'hyperswarm'
 import Protomux, { type ProtomuxMessage } from 'protomux'
 import type { Logger } from '../src/util/log.ts'
-import { DialHold } from './dial-hold.ts'
 import {
+  ADMISSION_PROTOCOL,
+  type AdmitBody,
   CONTROL_PROTOCOL,
   type ControlMessage,
   DEFAULT_MAX_FRAME_BYTES,
@@ -19,13 +20,18 @@ import {
 import {
   admissionProof,
   assertIdentity,
+  controlKeyPair,
   deriveAdmissionKey,
   deriveBlockKey,
+  deriveControlTopic,
   deriveTopic,
+  signControlBinding,
   verifyAdmissionProof,
+  verifyControlBinding,
 } from './keys.ts'
 import { type PeerDownReason, PeerTable, type PeerTableView } from './peer-table.ts'
 import { DEFAULT_PHI_OPTIONS, PhiAccrual, type PhiAccrualOptions } from './phi-accrual.ts'
+import { Plane } from './plane.ts'
 import {
   type CollectProgress,
   type CollectResult,
@@ -75,8 +81,12 @@ export interface HelloInfo {
   term: number
 }
 
-/** One connection and what we know about it. */
+/** One connection (on either plane) and what we know about it. */
 interface Session {
+  plane: 'control' | 'data'
+  /** The connection's Noise key (hex): derived control key on the control plane, identity on the data plane. */
+  conn_key: string
+  /** The peer's identity (hex): the connection key on the data plane, from the verified hello on control. */
   key: string
   conn: SecretStream
   frame: ProtomuxMessage<Buffer> | null
@@ -113,18 +123,12 @@ export const OVERLAY_PHI_OPTIONS: PhiAccrualOptions = {
 const CONN_KEEPALIVE_MS = 1000
 const CONN_TIMEOUT_MS = 5000
 const CHECK_INTERVAL_MS = 20
-/**
- * Parallel outgoing dials. A killed peer's announcement stays in the DHT for minutes and every
- * rediscovery queues it again; a dial to it takes ~8 s to fail. With hyperswarm's default of 3, a few
- * dead peers kept every slot busy and a new node waited minutes to be dialled.
- */
-const DIAL_PARALLEL = 16
-const DIAL_HOLD_TICK_MS = 250
-/** A released peer's probe window: one rediscovery interval plus this for the dial itself. */
-const DIAL_PROBE_SLACK_MS = 5000
 
 /**
  * A node's membership in a federation: admission, control messages, failure detection, snapshot store.
+ * Two hyperswarms (planes): the control plane carries admission, pings and control messages; the data
+ * plane carries admission and then hypercore replication only, so bulk transfer never delays a heartbeat.
+ * A peer is up while its control connection is admitted and heard from.
  *
  * Events:
  *   'peer-up'         (key: string, hello: HelloInfo)      admitted, or heard again after suspicion
@@ -134,19 +138,27 @@ const DIAL_PROBE_SLACK_MS = 5000
  *   'admission-refused' (key: string, reason: string)
  *   'snapshot'        ({ writer, id, bytes_total })         a remote writer published a snapshot
  *   'snapshot-held'   ({ writer, id })                      this node holds its share of it
+ *   'isolation'       ({ isolated: boolean })               test nemesis started / ended (isolate())
  */
 export class Federation extends EventEmitter {
   readonly key: string
   readonly store: SnapshotStore
   private readonly opts: Required<Omit<FederationOptions, 'phi'>> & { phi: PhiAccrualOptions }
-  private readonly topic: Buffer
+  /** Public key of this node's control plane (derived from the identity). */
+  readonly controlKey: string
   private readonly admissionKey: Buffer
   private readonly table = new PeerTable()
+  /** Admitted control sessions by peer identity. */
   private readonly sessions = new Map<string, Session>()
+  /** Admitted data sessions (replicating) by peer identity. */
+  private readonly dataSessions = new Map<string, Session>()
+  private readonly pending = new Set<Session>()
   private readonly detectors = new Map<string, PhiAccrual>()
-  private swarm: Hyperswarm | null = null
-  private discovery: PeerDiscoverySession | null = null
+  private readonly control: Plane
+  private readonly data: Plane
+  private started = false
   private timers: NodeJS.Timeout[] = []
+  private isolation: { timer: NodeJS.Timeout; done: (() => void)[] } | null = null
   private local = { role: 'candidate', term: 0 }
   private readonly counters = {
     frames_sent: 0,
@@ -155,7 +167,6 @@ export class Federation extends EventEmitter {
     frame_bytes_received: 0,
   }
   private closing = false
-  private readonly dialHold: DialHold
 
   constructor(options: FederationOptions) {
     super()
@@ -163,7 +174,8 @@ export class Federation extends EventEmitter {
     const phi = { ...OVERLAY_PHI_OPTIONS, ...options.phi }
     this.opts = { ...DEFAULTS, ...options, phi }
     this.key = options.keyPair.publicKey.toString('hex')
-    this.topic = deriveTopic(options.secret)
+    const controlKeys = controlKeyPair(options.keyPair)
+    this.controlKey = controlKeys.publicKey.toString('hex')
     this.admissionKey = deriveAdmissionKey(options.secret)
     this.store = new SnapshotStore({
       storageDir: options.storageDir,
@@ -176,56 +188,87 @@ export class Federation extends EventEmitter {
       collect_attempts: this.opts.collect_attempts,
       collect_concurrency: this.opts.collect_concurrency,
     })
-    this.dialHold = new DialHold({
-      release: (key) => this.swarm?.peers.get(key)?.ban(false),
-      probe_window_ms: this.opts.rediscover_interval_ms + DIAL_PROBE_SLACK_MS,
-      now_ms: () => performance.now(),
+    const plane = { bootstrap: this.opts.bootstrap, host: this.opts.host, log: this.opts.log }
+    const rediscover_interval_ms = this.opts.rediscover_interval_ms
+    this.control = new Plane({
+      ...plane,
+      name: 'control',
+      keyPair: controlKeys,
+      topic: deriveControlTopic(options.secret),
+      rediscover_interval_ms,
+      onConnection: (conn) => this.onConnection('control', conn),
+    })
+    this.data = new Plane({
+      ...plane,
+      name: 'data',
+      keyPair: options.keyPair,
+      topic: deriveTopic(options.secret),
+      rediscover_interval_ms,
+      onConnection: (conn) => this.onConnection('data', conn),
     })
     this.store.on('snapshot', (info) => this.emit('snapshot', info))
     this.store.on('snapshot-held', (info) => this.emit('snapshot-held', info))
   }
 
-  /** Open the store, join the topic and wait until the announce is flushed. */
+  /** Open the store, join both planes' topics and wait until the announces are flushed. */
   async start(): Promise<void> {
-    assert(this.swarm === null, 'already started')
+    assert(!this.started, 'already started')
+    this.started = true
     await this.store.ready()
-    const dht = new HyperDHT({
-      bootstrap: this.opts.bootstrap,
-      host: this.opts.host,
-      firewalled: false,
-      keyPair: this.opts.keyPair,
-    })
-    this.swarm = new Hyperswarm({
-      dht,
-      keyPair: this.opts.keyPair,
-      maxParallel: DIAL_PARALLEL,
-      // A held peer is neither dialled nor accepted (hyperswarm bans it until the hold is released).
-      firewall: (remotePublicKey) => this.dialHold.isHeld(remotePublicKey.toString('hex')),
-    })
-    this.swarm.on('connection', (conn: SecretStream) => this.onConnection(conn))
-    this.discovery = this.swarm.join(this.topic, { server: true, client: true })
-    await this.discovery.flushed()
-    await this.discovery.refresh() // peers that joined at the same moment (holepunch.md G2)
+    await Promise.all([this.control.start(), this.data.start()])
     this.timers.push(setInterval(() => this.ping(), this.opts.heartbeat_interval_ms))
     this.timers.push(setInterval(() => this.check(), CHECK_INTERVAL_MS))
     this.timers.push(setInterval(() => this.reportSuspicion(), this.opts.suspicion_report_interval_ms))
-    this.timers.push(setInterval(() => this.dialHold.tick(), DIAL_HOLD_TICK_MS))
-    this.timers.push(
-      setInterval(() => {
-        this.discovery?.refresh().catch((error) => this.opts.log.debug({ err: error }, 'rediscovery failed'))
-      }, this.opts.rediscover_interval_ms),
-    )
   }
 
-  /** Teardown: timers, swarm (peers see the close at once), then the store. */
+  /** Teardown: timers, swarms (peers see the close at once), then the store. */
   async close(): Promise<void> {
     if (this.closing) return
     this.closing = true
     for (const t of this.timers) clearInterval(t)
     this.timers = []
-    for (const s of this.sessions.values()) if (s.admission_timer) clearTimeout(s.admission_timer)
-    if (this.swarm) await this.swarm.destroy()
+    this.endIsolation()
+    for (const s of this.pending) if (s.admission_timer) clearTimeout(s.admission_timer)
+    await Promise.all([this.control.close(), this.data.close()])
     await this.store.close()
+  }
+
+  /**
+   * Partition injection, a testing aid (a Jepsen-style nemesis): drop every connection on both planes
+   * and refuse or close any new one for `duration_ms`, then reconnect normally (dial holds and bans the
+   * isolation caused are cleared). Peers see this node's connections close, so both sides report
+   * peer-down; after the isolation both report peer-up again. Resolves when the isolation ends.
+   */
+  isolate(duration_ms: number): Promise<void> {
+    assert(this.started && !this.closing, 'isolate() needs a started federation')
+    assert(Number.isFinite(duration_ms) && duration_ms > 0, 'isolation duration must be > 0 ms')
+    const done: (() => void)[] = []
+    if (this.isolation) {
+      clearTimeout(this.isolation.timer)
+      done.push(...this.isolation.done)
+    } else {
+      this.opts.log.warn({ duration_ms }, 'isolated (test nemesis): every connection dropped')
+      this.control.isolate()
+      this.data.isolate()
+      this.emit('isolation', { isolated: true })
+    }
+    const ended = new Promise<void>((resolve) => done.push(resolve))
+    this.isolation = { timer: setTimeout(() => this.endIsolation(), duration_ms), done }
+    return ended
+  }
+
+  private endIsolation(): void {
+    const isolation = this.isolation
+    if (!isolation) return
+    this.isolation = null
+    clearTimeout(isolation.timer)
+    if (!this.closing) {
+      this.control.rejoin()
+      this.data.rejoin()
+      this.opts.log.warn('isolation ended: reconnecting')
+      this.emit('isolation', { isolated: false })
+    }
+    for (const resolve of isolation.done) resolve()
   }
 
   /** Role and term this node advertises in its hello and pings (set by the runtime). */
@@ -264,10 +307,23 @@ export class Federation extends EventEmitter {
    * Control-plane counters: frames (hello, ping, control) and their bytes, plus the bytes written on
    * the wire by the currently open connections (includes replication traffic).
    */
-  stats(): typeof this.counters & { wire_bytes_written: number; connections: number } {
-    let wire_bytes_written = 0
-    for (const s of this.sessions.values()) wire_bytes_written += (s.conn as any).rawBytesWritten ?? 0
-    return { ...this.counters, wire_bytes_written, connections: this.sessions.size }
+  stats(): typeof this.counters & {
+    wire_bytes_written: number
+    control_wire_bytes_written: number
+    connections: number
+  } {
+    const written = (plane: Plane) => {
+      let bytes = 0
+      for (const conn of plane.connections()) bytes += (conn as any).rawBytesWritten ?? 0
+      return bytes
+    }
+    const control_wire_bytes_written = written(this.control)
+    return {
+      ...this.counters,
+      wire_bytes_written: control_wire_bytes_written + written(this.data),
+      control_wire_bytes_written,
+      connections: this.sessions.size,
+    }
   }
 
   private sendFrame(session: Session, frame: Buffer): void {
@@ -300,10 +356,10 @@ export class Federation extends EventEmitter {
 
   // ---- connections -------------------------------------------------------------------------------
 
-  private onConnection(conn: SecretStream): void {
-    const key = conn.remotePublicKey.toString('hex')
+  private onConnection(plane: 'control' | 'data', conn: SecretStream): void {
+    const conn_key = conn.remotePublicKey.toString('hex')
     conn.on('error', (error: Error) =>
-      this.opts.log.debug({ peer: key, err: error.message }, 'connection error'),
+      this.opts.log.debug({ peer: conn_key, plane, err: error.message }, 'connection error'),
     )
     if (this.closing) {
       conn.destroy()
@@ -311,7 +367,18 @@ export class Federation extends EventEmitter {
     }
     conn.setKeepAlive(CONN_KEEPALIVE_MS)
     conn.setTimeout(CONN_TIMEOUT_MS)
-    const session: Session = { key, conn, frame: null, admitted: false, closed: false, admission_timer: null }
+    const session: Session = {
+      plane,
+      conn_key,
+      // On the data plane the Noise key is the identity; on the control plane the hello names it.
+      key: plane === 'data' ? conn_key : '',
+      conn,
+      frame: null,
+      admitted: false,
+      closed: false,
+      admission_timer: null,
+    }
+    this.pending.add(session)
     conn.on('close', () => this.onClose(session))
     session.admission_timer = setTimeout(
       () => this.refuse(session, 'admission timeout'),
@@ -323,22 +390,14 @@ export class Federation extends EventEmitter {
       return
     }
     const channel = Protomux.from(conn).createChannel({
-      protocol: CONTROL_PROTOCOL,
-      onopen: () => {
-        const hello: HelloBody = {
-          proof: admissionProof(this.admissionKey, handshakeHash, this.opts.keyPair.publicKey),
-          name: this.opts.name,
-          priority: this.opts.priority,
-          ...this.local,
-        }
-        this.sendFrame(session, encodeFrame(FrameKind.Hello, hello, this.opts.max_frame_bytes))
-      },
+      protocol: plane === 'control' ? CONTROL_PROTOCOL : ADMISSION_PROTOCOL,
+      onopen: () => this.sendAdmission(session, handshakeHash),
       onclose: () => {
         if (!session.closed) conn.destroy()
       },
     })
     if (!channel) {
-      this.refuse(session, 'control channel already open')
+      this.refuse(session, 'channel already open')
       return
     }
     session.frame = channel.addMessage<Buffer>({
@@ -348,12 +407,32 @@ export class Federation extends EventEmitter {
         try {
           this.onFrame(session, frame)
         } catch (error) {
-          this.opts.log.error({ peer: key, err: error }, 'frame handler failed')
+          this.opts.log.error({ peer: conn_key, err: error }, 'frame handler failed')
           this.drop(session, `handler error: ${(error as Error).message}`)
         }
       },
     })
     channel.open()
+  }
+
+  /** Our proof of the secret on this connection (control: plus the identity binding and hello info). */
+  private sendAdmission(session: Session, handshakeHash: Buffer): void {
+    const ownKey = session.conn.publicKey
+    const proof = admissionProof(this.admissionKey, handshakeHash, ownKey)
+    if (session.plane === 'data') {
+      const admit: AdmitBody = { proof }
+      this.sendFrame(session, encodeFrame(FrameKind.Admit, admit, this.opts.max_frame_bytes))
+      return
+    }
+    const hello: HelloBody = {
+      proof,
+      identity: this.opts.keyPair.publicKey,
+      binding: signControlBinding(this.opts.keyPair, handshakeHash, ownKey),
+      name: this.opts.name,
+      priority: this.opts.priority,
+      ...this.local,
+    }
+    this.sendFrame(session, encodeFrame(FrameKind.Hello, hello, this.opts.max_frame_bytes))
   }
 
   private onFrame(session: Session, frame: Buffer): void {
@@ -363,6 +442,12 @@ export class Federation extends EventEmitter {
     const decoded = decodeFrame(frame, this.opts.max_frame_bytes)
     if (!decoded.ok) {
       this.drop(session, decoded.reason)
+      return
+    }
+    if (session.plane === 'data') {
+      if (session.admitted) this.drop(session, 'frame after admission on the data plane')
+      else if (decoded.kind !== FrameKind.Admit) this.refuse(session, 'first data frame is not an admit')
+      else this.admitData(session, decoded.body)
       return
     }
     if (!session.admitted) {
@@ -379,6 +464,9 @@ export class Federation extends EventEmitter {
       case FrameKind.Hello:
         this.drop(session, 'second hello')
         return
+      case FrameKind.Admit:
+        this.drop(session, 'admit frame on the control plane')
+        return
       case FrameKind.Ping:
         this.table.heard(session.key, now, decoded.body)
         return
@@ -394,15 +482,57 @@ export class Federation extends EventEmitter {
     }
   }
 
-  private admit(session: Session, hello: HelloBody): void {
+  private proofValid(session: Session, proof: Uint8Array): boolean {
     const handshakeHash = session.conn.handshakeHash!
-    if (!verifyAdmissionProof(this.admissionKey, handshakeHash, session.conn.remotePublicKey, hello.proof)) {
-      this.refuse(session, 'bad admission proof')
-      return
-    }
+    return verifyAdmissionProof(this.admissionKey, handshakeHash, session.conn.remotePublicKey, proof)
+  }
+
+  /** Stop the admission timer; the session leaves `pending`. */
+  private admitted(session: Session): void {
     if (session.admission_timer) clearTimeout(session.admission_timer)
     session.admission_timer = null
     session.admitted = true
+    this.pending.delete(session)
+  }
+
+  /** Data plane: a member proved the secret; only now does this connection replicate. */
+  private admitData(session: Session, admit: AdmitBody): void {
+    if (!this.proofValid(session, admit.proof)) {
+      this.refuse(session, 'bad admission proof')
+      return
+    }
+    this.admitted(session)
+    const previous = this.dataSessions.get(session.key)
+    this.dataSessions.set(session.key, session)
+    if (previous && previous !== session && !previous.closed) previous.conn.destroy()
+    this.data.admitted(session.conn_key)
+    this.store.corestore.replicate(session.conn) // a refused peer never sees snapshot data
+    this.store.follow(session.key)
+    this.opts.log.debug({ peer: session.key }, 'data connection admitted')
+  }
+
+  /** Control plane: proof of the secret plus the identity's signature over this connection. */
+  private admit(session: Session, hello: HelloBody): void {
+    if (!this.proofValid(session, hello.proof)) {
+      this.refuse(session, 'bad admission proof')
+      return
+    }
+    const binds = verifyControlBinding(
+      hello.identity,
+      session.conn.handshakeHash!,
+      session.conn.remotePublicKey,
+      hello.binding,
+    )
+    if (!binds) {
+      this.refuse(session, 'bad identity binding')
+      return
+    }
+    session.key = Buffer.from(hello.identity).toString('hex')
+    if (session.key === this.key) {
+      this.refuse(session, 'claims our own identity')
+      return
+    }
+    this.admitted(session)
     const previous = this.sessions.get(session.key)
     this.sessions.set(session.key, session)
     if (previous && previous !== session && !previous.closed) previous.conn.destroy()
@@ -413,8 +543,7 @@ export class Federation extends EventEmitter {
     const info: HelloInfo = { name: hello.name, priority: hello.priority, role: hello.role, term: hello.term }
     const wasReachable = this.table.get(session.key)?.reachable === true
     this.table.up(session.key, info, now)
-    this.dialHold.admitted(session.key)
-    this.store.corestore.replicate(session.conn) // only now: a refused peer never sees snapshot data
+    this.control.admitted(session.conn_key)
     this.store.follow(session.key)
     this.opts.log.info({ peer: session.key, name: info.name, priority: info.priority }, 'peer admitted')
     if (!wasReachable) this.emit('peer-up', session.key, info)
@@ -427,9 +556,10 @@ export class Federation extends EventEmitter {
       if (session.admitted) this.drop(session, reason)
       return
     }
-    this.opts.log.warn({ peer: session.key, reason }, 'peer refused')
-    this.emit('admission-refused', session.key, reason)
+    this.opts.log.warn({ peer: session.conn_key, plane: session.plane, reason }, 'peer refused')
+    this.emit('admission-refused', session.conn_key, reason)
     session.closed = true
+    this.pending.delete(session)
     if (session.admission_timer) clearTimeout(session.admission_timer)
     session.conn.destroy()
   }
@@ -441,13 +571,14 @@ export class Federation extends EventEmitter {
       return
     }
     if (session.closed) return
-    this.opts.log.warn({ peer: session.key, reason }, 'peer dropped')
+    this.opts.log.warn({ peer: session.key, plane: session.plane, reason }, 'peer dropped')
     this.markClosed(session, 'rejected')
     session.conn.destroy()
   }
 
   private onClose(session: Session): void {
     if (session.admission_timer) clearTimeout(session.admission_timer)
+    this.pending.delete(session)
     if (session.closed) return
     if (!session.admitted) {
       session.closed = true
@@ -458,10 +589,13 @@ export class Federation extends EventEmitter {
 
   private markClosed(session: Session, reason: PeerDownReason): void {
     session.closed = true
-    if (this.sessions.get(session.key) !== session) return // replaced by a newer connection
-    this.sessions.delete(session.key)
+    const plane = session.plane === 'control' ? this.control : this.data
+    const sessions = session.plane === 'control' ? this.sessions : this.dataSessions
+    if (sessions.get(session.key) !== session) return // replaced by a newer connection
+    sessions.delete(session.key)
     // Only a peer that went away is held; one dropped for a violation is alive and may come back.
-    if (reason === 'closed') this.dialHold.closed(session.key)
+    if (reason === 'closed') plane.closed(session.conn_key)
+    if (session.plane === 'data') return // liveness is the control plane's business
     this.detectors.delete(session.key)
     this.peerDown(session.key, reason)
   }

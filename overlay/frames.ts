@@ -1,14 +1,17 @@
 import { Packr } from 'msgpackr'
 
 /**
- * Wire format of the control channel: every protomux message is one frame
+ * Wire format of both planes: every protomux message is one frame
  *   [version u8][kind u8][msgpack body]
- * The body is checked here (size, shape) before anything else looks at it; a frame that fails closes
- * the connection that carried it.
+ * The control plane's channel carries Hello, Ping and Control; the data plane's admission channel
+ * carries one Admit, after which that connection replicates hypercores. The body is checked here
+ * (size, shape) before anything else looks at it; a frame that fails closes the connection that
+ * carried it.
  */
 
-export const WIRE_VERSION = 1
+export const WIRE_VERSION = 2
 export const CONTROL_PROTOCOL = 'sustain/control'
+export const ADMISSION_PROTOCOL = 'sustain/admission'
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024
 
 export enum FrameKind {
@@ -18,14 +21,23 @@ export enum FrameKind {
   Ping = 2,
   /** A control message for the core (validated by the caller's `validate`). */
   Control = 3,
+  /** Admission proof on a data-plane connection; must be its only frame. */
+  Admit = 4,
 }
 
 export interface HelloBody {
   proof: Uint8Array
+  /** The sender's identity public key and its signature binding this control connection to it. */
+  identity: Uint8Array
+  binding: Uint8Array
   name: string
   priority: number
   role: string
   term: number
+}
+
+export interface AdmitBody {
+  proof: Uint8Array
 }
 
 export interface PingBody {
@@ -40,6 +52,7 @@ export type Decoded =
   | { ok: true; kind: FrameKind.Hello; body: HelloBody }
   | { ok: true; kind: FrameKind.Ping; body: PingBody }
   | { ok: true; kind: FrameKind.Control; body: ControlMessage }
+  | { ok: true; kind: FrameKind.Admit; body: AdmitBody }
   | { ok: false; reason: string }
 
 export const MAX_NAME_CHARS = 64
@@ -79,14 +92,26 @@ function isTerm(value: unknown): value is number {
 }
 
 function checkHello(body: Record<string, unknown>): Decoded {
-  const { proof, name, priority, role, term } = body
+  const { proof, identity, binding, name, priority, role, term } = body
   if (!(proof instanceof Uint8Array)) return { ok: false, reason: 'hello: proof is not bytes' }
+  if (!(identity instanceof Uint8Array)) return { ok: false, reason: 'hello: identity is not bytes' }
+  if (!(binding instanceof Uint8Array)) return { ok: false, reason: 'hello: binding is not bytes' }
   if (!isShortString(name, MAX_NAME_CHARS)) return { ok: false, reason: 'hello: bad name' }
   if (typeof priority !== 'number' || !Number.isFinite(priority))
     return { ok: false, reason: 'hello: bad priority' }
   if (!isShortString(role, MAX_ROLE_CHARS)) return { ok: false, reason: 'hello: bad role' }
   if (!isTerm(term)) return { ok: false, reason: 'hello: bad term' }
-  return { ok: true, kind: FrameKind.Hello, body: { proof, name, priority, role, term } }
+  return {
+    ok: true,
+    kind: FrameKind.Hello,
+    body: { proof, identity, binding, name, priority, role, term },
+  }
+}
+
+function checkAdmit(body: Record<string, unknown>): Decoded {
+  const { proof } = body
+  if (!(proof instanceof Uint8Array)) return { ok: false, reason: 'admit: proof is not bytes' }
+  return { ok: true, kind: FrameKind.Admit, body: { proof } }
 }
 
 function checkPing(body: Record<string, unknown>): Decoded {
@@ -120,6 +145,8 @@ export function decodeFrame(frame: Uint8Array, max_frame_bytes = DEFAULT_MAX_FRA
       if (!isShortString(body['type'], MAX_TYPE_CHARS))
         return { ok: false, reason: 'control: missing string type' }
       return { ok: true, kind: FrameKind.Control, body: body as ControlMessage }
+    case FrameKind.Admit:
+      return checkAdmit(body)
     default:
       return { ok: false, reason: `unknown frame kind ${kind}` }
   }

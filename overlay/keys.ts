@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict'
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import {
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  randomBytes,
+  sign,
+  timingSafeEqual,
+  verify,
+} from 'node:crypto'
 import HyperDHT, { type KeyPair } from 'hyperdht'
 
 /**
@@ -78,4 +87,62 @@ export function verifyAdmissionProof(
 ): boolean {
   if (proof.byteLength !== PROOF_BYTES) return false
   return timingSafeEqual(admissionProof(admissionKey, handshakeHash, remotePublicKey), proof)
+}
+
+/** Hyperswarm topic of the control plane (admission, pings, control messages; no replication). */
+export function deriveControlTopic(secret: Uint8Array): Buffer {
+  return derive('control-topic', secret)
+}
+
+/**
+ * The control plane's own key pair, derived from the identity: stable across restarts (so announces
+ * and dial holds refer to the same key) and a different Noise key from the data plane's connection.
+ */
+export function controlKeyPair(identity: KeyPair): KeyPair {
+  assertIdentity(identity)
+  const seed = createHash('sha256').update('sustain/control-key\0').update(identity.secretKey).digest()
+  return HyperDHT.keyPair(seed)
+}
+
+// DER wrappers that turn raw ed25519 keys (sodium layout) into Node KeyObjects.
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
+export const BINDING_BYTES = 64
+
+function bindingMessage(handshakeHash: Uint8Array, controlPublicKey: Uint8Array): Buffer {
+  assert.equal(handshakeHash.byteLength, 64, 'handshake hash must be 64 bytes')
+  return Buffer.concat([Buffer.from('sustain/control-binding/v1\0'), handshakeHash, controlPublicKey])
+}
+
+/**
+ * The identity's signature over one control connection (its handshake hash and the control key that
+ * speaks on it): ties the control plane's peer to its identity, so a member cannot heartbeat or send
+ * control messages in another member's name.
+ */
+export function signControlBinding(
+  identity: KeyPair,
+  handshakeHash: Uint8Array,
+  controlPublicKey: Uint8Array,
+): Buffer {
+  const key = createPrivateKey({
+    key: Buffer.concat([ED25519_PKCS8_PREFIX, identity.secretKey.subarray(0, 32)]),
+    format: 'der',
+    type: 'pkcs8',
+  })
+  return sign(null, bindingMessage(handshakeHash, controlPublicKey), key)
+}
+
+export function verifyControlBinding(
+  identityPublicKey: Uint8Array,
+  handshakeHash: Uint8Array,
+  controlPublicKey: Uint8Array,
+  signature: Uint8Array,
+): boolean {
+  if (identityPublicKey.byteLength !== 32 || signature.byteLength !== BINDING_BYTES) return false
+  const key = createPublicKey({
+    key: Buffer.concat([ED25519_SPKI_PREFIX, identityPublicKey]),
+    format: 'der',
+    type: 'spki',
+  })
+  return verify(null, bindingMessage(handshakeHash, controlPublicKey), key, signature)
 }

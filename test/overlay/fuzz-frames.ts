@@ -14,13 +14,20 @@ function frame(kind: number, body: Uint8Array, version = WIRE_VERSION): Buffer {
 
 /** Frames that must always be rejected by decodeFrame (or by the test validator: type 'bad'). */
 export function invalidFrame(): Buffer {
-  const kind = pick([FrameKind.Hello, FrameKind.Ping, FrameKind.Control])
+  const kind = pick([FrameKind.Hello, FrameKind.Ping, FrameKind.Control, FrameKind.Admit])
   const generators: (() => Buffer)[] = [
     () => Buffer.alloc(0),
     () => randomBytes(1 + Math.floor(Math.random() * 2)),
     () => frame(kind, packr.pack({ type: 'x' }), 0),
-    () => frame(kind, packr.pack({ type: 'x' }), 2 + Math.floor(Math.random() * 250)),
-    () => frame(4 + Math.floor(Math.random() * 250), packr.pack({ type: 'x' })),
+    () => frame(kind, packr.pack({ type: 'x' }), WIRE_VERSION + 1 + Math.floor(Math.random() * 200)),
+    () => frame(kind, packr.pack({ type: 'x' }), 1 + Math.floor(Math.random() * (WIRE_VERSION - 1))),
+    () => frame(5 + Math.floor(Math.random() * 250), packr.pack({ type: 'x' })),
+    () => frame(FrameKind.Admit, packr.pack({ proof: pick(['nope', 1, null, [1]]) })),
+    () =>
+      frame(
+        FrameKind.Hello,
+        packr.pack({ proof: randomBytes(32), identity: 'me', binding: randomBytes(64), name: 'x' }),
+      ),
     () => frame(kind, packr.pack(pick([1, 'str', [1, 2], null, true, 1.5, Buffer.from('x')]))),
     () => frame(FrameKind.Control, packr.pack({ notype: 1 })),
     () =>

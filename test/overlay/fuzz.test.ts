@@ -3,8 +3,8 @@ import HyperDHT, { type KeyPair } from 'hyperdht'
 import type { SecretStream } from 'hyperswarm'
 import Protomux from 'protomux'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CONTROL_PROTOCOL, encodeFrame, FrameKind } from '../../overlay/frames.ts'
-import { admissionProof, deriveAdmissionKey } from '../../overlay/keys.ts'
+import { ADMISSION_PROTOCOL, CONTROL_PROTOCOL, encodeFrame, FrameKind } from '../../overlay/frames.ts'
+import { admissionProof, controlKeyPair, deriveAdmissionKey, signControlBinding } from '../../overlay/keys.ts'
 import { type LocalTestnet, startTestnet } from '../../overlay/testnet.ts'
 import { invalidFrame, randomFrame } from './fuzz-frames.ts'
 import { Cluster, type NodeProc, withTimeout } from './harness.ts'
@@ -13,7 +13,9 @@ const TOTAL_FRAMES = 10_000
 const FRAMES_PER_CONNECTION = 40
 const WORKERS = 6
 
-type Mode = 'raw-bytes' | 'before-admission' | 'after-admission'
+/** after-admission: admitted on the control plane; data-after-admission: admitted on the data plane. */
+type Mode = 'raw-bytes' | 'before-admission' | 'after-admission' | 'data-after-admission'
+type Plane = 'control' | 'data'
 
 describe('10,000 random and malformed frames against one node', () => {
   let testnet: LocalTestnet
@@ -36,8 +38,16 @@ describe('10,000 random and malformed frames against one node', () => {
   })
 
   /** One attack connection: returns once the target closed it. */
-  async function attack(dht: HyperDHT, keyPair: KeyPair, mode: Mode, admissionKey: Buffer): Promise<number> {
-    const conn: SecretStream = dht.connect(Buffer.from(target.key, 'hex'), { keyPair })
+  async function attack(
+    dht: HyperDHT,
+    identity: KeyPair,
+    mode: Mode,
+    plane: Plane,
+    admissionKey: Buffer,
+  ): Promise<number> {
+    const keyPair = plane === 'control' ? controlKeyPair(identity) : identity
+    const remote = plane === 'control' ? target.control_key : target.key
+    const conn: SecretStream = dht.connect(Buffer.from(remote, 'hex'), { keyPair })
     let error: Error | null = null
     conn.on('error', (e: Error) => {
       error = e
@@ -52,15 +62,21 @@ describe('10,000 random and malformed frames against one node', () => {
     if (mode === 'raw-bytes') {
       for (const f of frames) conn.write(f.byteLength > 0 ? f : Buffer.from([0xff]))
     } else {
-      const channel = Protomux.from(conn).createChannel({ protocol: CONTROL_PROTOCOL })!
+      const protocol = plane === 'control' ? CONTROL_PROTOCOL : ADMISSION_PROTOCOL
+      const channel = Protomux.from(conn).createChannel({ protocol })!
       const message = channel.addMessage<Buffer>({ encoding: c.raw })
       channel.open()
+      const proof = admissionProof(admissionKey, conn.handshakeHash!, keyPair.publicKey)
       if (mode === 'after-admission') {
         const hello = {
-          proof: admissionProof(admissionKey, conn.handshakeHash!, keyPair.publicKey),
+          proof,
+          identity: identity.publicKey,
+          binding: signControlBinding(identity, conn.handshakeHash!, keyPair.publicKey),
           name: 'fuzzer',
         }
         message.send(encodeFrame(FrameKind.Hello, { ...hello, priority: 0, role: 'candidate', term: 0 }))
+      } else if (mode === 'data-after-admission') {
+        message.send(encodeFrame(FrameKind.Admit, { proof }))
       }
       for (const f of frames) message.send(f)
     }
@@ -73,17 +89,29 @@ describe('10,000 random and malformed frames against one node', () => {
     const dht = new HyperDHT({ bootstrap: testnet.bootstrap, host: '127.0.0.1', firewalled: false })
     await dht.fullyBootstrapped()
     const marks = { target: target.events.length, witness: witness.events.length }
-    const modes: Mode[] = ['raw-bytes', 'before-admission', 'after-admission']
+    const modes: Mode[] = ['raw-bytes', 'before-admission', 'after-admission', 'data-after-admission']
     let sent = 0
-    let connections = 0
+    const connections: Record<Mode, number> = {
+      'raw-bytes': 0,
+      'before-admission': 0,
+      'after-admission': 0,
+      'data-after-admission': 0,
+    }
     try {
       await Promise.all(
         Array.from({ length: WORKERS }, async (_, w) => {
-          const keyPair = HyperDHT.keyPair()
+          const identity = HyperDHT.keyPair()
           for (let round = 0; sent < TOTAL_FRAMES && round < 1000; round++) {
             const mode = modes[(w + round) % modes.length]!
-            sent += await attack(dht, keyPair, mode, admissionKey)
-            connections++
+            // Raw bytes and unadmitted frames go to both planes in turn; admitted ones to their plane.
+            const plane: Plane =
+              mode === 'after-admission'
+                ? 'control'
+                : mode === 'data-after-admission' || (w + round) % 2 === 1
+                  ? 'data'
+                  : 'control'
+            sent += await attack(dht, identity, mode, plane, admissionKey)
+            connections[mode]++
           }
         }),
       )
@@ -101,12 +129,14 @@ describe('10,000 random and malformed frames against one node', () => {
     const since = witness.events.length
     expect(await target.request<number>('broadcast', { msg: { type: 'still-here' } })).toBe(1)
     await witness.waitFor((e) => e.event === 'message' && e.msg.type === 'still-here', 5000, 'message', since)
-    // Admitted fuzzers were dropped as 'rejected'; the rest were refused before admission.
+    // Fuzzers admitted on the control plane were dropped as 'rejected'; unadmitted ones were refused.
     const rejected = target.events
       .slice(marks.target)
       .filter((e) => e.event === 'peer-down' && e.reason === 'rejected')
     const refused = target.events.slice(marks.target).filter((e) => e.event === 'admission-refused')
-    expect(rejected.length).toBeGreaterThan(0)
-    expect(rejected.length + refused.length).toBeGreaterThanOrEqual(Math.floor((connections * 2) / 3))
+    expect(connections['after-admission']).toBeGreaterThan(0)
+    expect(connections['data-after-admission']).toBeGreaterThan(0)
+    expect(rejected.length).toBe(connections['after-admission'])
+    expect(refused.length).toBeGreaterThanOrEqual(connections['before-admission'])
   })
 })

@@ -28,6 +28,8 @@ export class NodeProc extends EventEmitter {
   readonly child: ChildProcess
   readonly events: NodeEvent[] = []
   key = ''
+  /** Public key of the node's control plane. */
+  control_key = ''
   private nextReq = 1
   private readonly pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>()
   readonly exited: Promise<number | null>
@@ -48,7 +50,10 @@ export class NodeProc extends EventEmitter {
         else p?.reject(new Error(`${config.name}: ${m.error}`))
         return
       }
-      if (m.event === 'ready') this.key = m.key
+      if (m.event === 'ready') {
+        this.key = m.key
+        this.control_key = m.control_key
+      }
       this.events.push(m)
       this.emit('event', m)
     })

@@ -5,7 +5,13 @@ import Corestore from 'corestore'
 import HyperDHT from 'hyperdht'
 import Hyperswarm, { type SecretStream } from 'hyperswarm'
 import Protomux from 'protomux'
-import { CONTROL_PROTOCOL, decodeFrame, encodeFrame, FrameKind } from '../../overlay/frames.ts'
+import {
+  ADMISSION_PROTOCOL,
+  CONTROL_PROTOCOL,
+  decodeFrame,
+  encodeFrame,
+  FrameKind,
+} from '../../overlay/frames.ts'
 import { writerCoreKey } from '../../overlay/store.ts'
 
 export interface IntruderConnection {
@@ -16,9 +22,10 @@ export interface IntruderConnection {
 }
 
 /**
- * A peer that found the topic (say, it leaked) but lacks the secret. mode 'bad-proof' sends a hello
- * with a random proof; 'silent' sends nothing. It also replicates a corestore asking for the members'
- * snapshot cores, to show that no block reaches it.
+ * A peer that found the topics (say, they leaked) but lacks the secret. mode 'bad-proof' sends a hello
+ * and an admit with random proofs on every connection (it opens both planes' channels); 'silent' sends
+ * nothing. It also replicates a corestore asking for the members' snapshot cores, to show that no
+ * block reaches it.
  */
 export class Intruder extends EventEmitter {
   readonly swarm: Hyperswarm
@@ -37,16 +44,18 @@ export class Intruder extends EventEmitter {
     this.swarm.on('connection', (conn: SecretStream) => this.onConnection(conn))
   }
 
-  async join(topic: Buffer, writers: string[]): Promise<void> {
+  async join(topics: Buffer[], writers: string[]): Promise<void> {
     for (const w of writers) {
       const core = this.store.get({ key: writerCoreKey(Buffer.from(w, 'hex')) })
       await core.ready()
       core.on('download', () => this.blocks_received++)
       core.download({ start: 0, end: -1 })
     }
-    const d = this.swarm.join(topic, { server: true, client: true })
-    await d.flushed()
-    await d.refresh()
+    for (const topic of topics) {
+      const d = this.swarm.join(topic, { server: true, client: true })
+      await d.flushed()
+      await d.refresh()
+    }
   }
 
   private onConnection(conn: SecretStream): void {
@@ -63,25 +72,33 @@ export class Intruder extends EventEmitter {
       this.emit('closed', record)
     })
     this.store.replicate(conn)
-    const channel = Protomux.from(conn).createChannel({ protocol: CONTROL_PROTOCOL })!
-    const frame = channel.addMessage<Buffer>({
-      encoding: c.raw,
-      onmessage: (f) => {
-        const d = decodeFrame(f)
-        record.frames.push(d.ok ? d.kind : -1)
-      },
-    })
-    channel.open()
+    const open = (protocol: string) => {
+      const channel = Protomux.from(conn).createChannel({ protocol })!
+      const message = channel.addMessage<Buffer>({
+        encoding: c.raw,
+        onmessage: (f) => {
+          const d = decodeFrame(f)
+          record.frames.push(d.ok ? d.kind : -1)
+        },
+      })
+      channel.open()
+      return message
+    }
+    const control = open(CONTROL_PROTOCOL)
+    const admission = open(ADMISSION_PROTOCOL)
     if (this.mode === 'bad-proof') {
-      frame.send(
+      control.send(
         encodeFrame(FrameKind.Hello, {
           proof: randomBytes(32),
+          identity: randomBytes(32),
+          binding: randomBytes(64),
           name: 'intruder',
           priority: 99,
           role: 'candidate',
           term: 0,
         }),
       )
+      admission.send(encodeFrame(FrameKind.Admit, { proof: randomBytes(32) }))
     }
   }
 

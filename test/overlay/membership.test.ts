@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FrameKind } from '../../overlay/frames.ts'
-import { deriveTopic } from '../../overlay/keys.ts'
+import { deriveControlTopic, deriveTopic } from '../../overlay/keys.ts'
 import type { PeerTableView } from '../../overlay/peer-table.ts'
 import { type LocalTestnet, startTestnet } from '../../overlay/testnet.ts'
 import { Cluster, type NodeProc, withTimeout } from './harness.ts'
@@ -76,9 +76,10 @@ describe('overlay membership (5 processes on a local testnet)', () => {
       new Intruder(testnet.bootstrap, join(cluster.dir, 'intruder-silent'), 'silent'),
     ]
     try {
-      // Worst case: the topic leaked, so the intruders reach every member.
-      const topic = deriveTopic(Buffer.from(cluster.secret, 'hex'))
-      await Promise.all(intruders.map((x) => x.join(topic, [nodes[0]!.key])))
+      // Worst case: the topics leaked, so the intruders reach both planes of every member.
+      const secret = Buffer.from(cluster.secret, 'hex')
+      const topics = [deriveTopic(secret), deriveControlTopic(secret)]
+      await Promise.all(intruders.map((x) => x.join(topics, [nodes[0]!.key])))
       for (const x of intruders) {
         await Promise.all(
           nodes.map((n) =>
@@ -91,12 +92,13 @@ describe('overlay membership (5 processes on a local testnet)', () => {
         )
       }
       for (const x of intruders) {
-        await withTimeout(x.closedBy(nodes.length), 5000, `${x.mode}: closed by every member`)
+        // Two planes per member: its data and its control connection.
+        await withTimeout(x.closedBy(2 * nodes.length), 5000, `${x.mode}: closed by every member`)
         expect(x.connections.length).toBeGreaterThanOrEqual(1)
         for (const conn of x.connections.filter((c) => c.closed_ms !== null)) {
           expect(conn.closed_ms! - conn.opened_ms).toBeLessThan(1500)
-          // At most the member's own hello (its proof), never a ping or control message.
-          expect(conn.frames.filter((k) => k !== FrameKind.Hello)).toEqual([])
+          // At most the member's own hello or admit (its proof), never a ping or control message.
+          expect(conn.frames.filter((k) => k !== FrameKind.Hello && k !== FrameKind.Admit)).toEqual([])
         }
         expect(x.blocks_received).toBe(0)
       }

@@ -1,12 +1,17 @@
 import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { decodeFrame, encodeFrame, FrameKind } from '../../overlay/frames.ts'
+import { decodeFrame, encodeFrame, FrameKind, WIRE_VERSION } from '../../overlay/frames.ts'
 import {
   admissionProof,
+  controlKeyPair,
+  createIdentity,
   deriveAdmissionKey,
   deriveBlockKey,
+  deriveControlTopic,
   deriveTopic,
+  signControlBinding,
   verifyAdmissionProof,
+  verifyControlBinding,
 } from '../../overlay/keys.ts'
 import { PeerTable } from '../../overlay/peer-table.ts'
 import { rendezvousHolders } from '../../overlay/rendezvous.ts'
@@ -23,12 +28,33 @@ describe('frames', () => {
     const ping = decodeFrame(encodeFrame(FrameKind.Ping, { role: 'server', term: 7 }))
     expect(ping).toEqual({ ok: true, kind: FrameKind.Ping, body: { role: 'server', term: 7 } })
     const proof = randomBytes(32)
+    const identity = randomBytes(32)
+    const binding = randomBytes(64)
     const hello = decodeFrame(
-      encodeFrame(FrameKind.Hello, { proof, name: 'n', priority: 2, role: 'candidate', term: 0 }),
+      encodeFrame(FrameKind.Hello, {
+        proof,
+        identity,
+        binding,
+        name: 'n',
+        priority: 2,
+        role: 'candidate',
+        term: 0,
+      }),
     )
-    expect(hello.ok && hello.kind === FrameKind.Hello && Buffer.from(hello.body.proof).equals(proof)).toBe(
+    expect(hello.ok && hello.kind === FrameKind.Hello).toBe(true)
+    if (hello.ok && hello.kind === FrameKind.Hello) {
+      expect(Buffer.from(hello.body.proof).equals(proof)).toBe(true)
+      expect(Buffer.from(hello.body.identity).equals(identity)).toBe(true)
+      expect(Buffer.from(hello.body.binding).equals(binding)).toBe(true)
+    }
+    const admit = decodeFrame(encodeFrame(FrameKind.Admit, { proof }))
+    expect(admit.ok && admit.kind === FrameKind.Admit && Buffer.from(admit.body.proof).equals(proof)).toBe(
       true,
     )
+    // A hello without the identity binding (the version 1 shape) is refused.
+    expect(
+      decodeFrame(encodeFrame(FrameKind.Hello, { proof, name: 'n', priority: 2, role: 'c', term: 0 })).ok,
+    ).toBe(false)
   })
 
   it('refuses to encode an oversized frame', () => {
@@ -48,7 +74,7 @@ describe('frames', () => {
 
   it('decoded control messages are plain objects (no prototype tricks)', () => {
     const evil = Buffer.concat([
-      Buffer.from([1, FrameKind.Control]),
+      Buffer.from([WIRE_VERSION, FrameKind.Control]),
       Buffer.from('82a474797065a178a95f5f70726f746f5f5f81a161a162', 'hex'),
     ])
     const decoded = decodeFrame(evil)
@@ -65,8 +91,22 @@ describe('keys and admission proofs', () => {
   const bob = randomBytes(32)
 
   it('derives distinct keys per purpose', () => {
-    const all = [deriveTopic(secret), deriveBlockKey(secret), key].map((b) => b.toString('hex'))
-    expect(new Set(all).size).toBe(3)
+    const all = [deriveTopic(secret), deriveControlTopic(secret), deriveBlockKey(secret), key]
+    expect(new Set(all.map((b) => b.toString('hex'))).size).toBe(4)
+  })
+
+  it('derives a stable control key pair per identity and binds control connections to the identity', () => {
+    const identity = createIdentity()
+    const control = controlKeyPair(identity)
+    expect(controlKeyPair(identity).publicKey.equals(control.publicKey)).toBe(true)
+    expect(control.publicKey.equals(identity.publicKey)).toBe(false)
+    expect(controlKeyPair(createIdentity()).publicKey.equals(control.publicKey)).toBe(false)
+    const binding = signControlBinding(identity, hh, control.publicKey)
+    expect(verifyControlBinding(identity.publicKey, hh, control.publicKey, binding)).toBe(true)
+    expect(verifyControlBinding(identity.publicKey, randomBytes(64), control.publicKey, binding)).toBe(false)
+    expect(verifyControlBinding(identity.publicKey, hh, randomBytes(32), binding)).toBe(false)
+    expect(verifyControlBinding(createIdentity().publicKey, hh, control.publicKey, binding)).toBe(false)
+    expect(verifyControlBinding(identity.publicKey, hh, control.publicKey, binding.subarray(1))).toBe(false)
   })
 
   it('accepts the right proof and rejects replay on another connection, reflection and wrong secrets', () => {
