@@ -1,0 +1,296 @@
+/**
+ * QEMU driver benchmark on the example guest (examples/qemu-guest, 128 MiB, TCG unless KVM proves
+ * usable). `npm run bench:qemu [-- --quick]`. Prints JSON, writes bench/results/qemu.json and the
+ * "## QEMU" section of bench/RESULTS.md.
+ *
+ * Sustain: snapshot pause (stop -> migration stream to a file -> disk copy -> cont), the full state, the
+ * delta of each snapshot against its base at 1 s, 5 s and 30 s intervals while the counter runs, and
+ * restore-to-answering (materialise base + delta, start with -incoming, cont, banner answers).
+ * Peer in the same run: QEMU's own `savevm` into the qcow2 disk and `-loadvm` at start.
+ */
+import { execFile, spawn } from 'node:child_process'
+import { copyFile, mkdir, rm, stat } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { type CodecPool, createCodecPool } from '../snapshot/codec-pool.ts'
+import { SnapshotEngine } from '../snapshot/engine.ts'
+import { SnapshotStore } from '../snapshot/store.ts'
+import type { DriverEvent } from '../src/drivers/driver.ts'
+import { chooseAccel } from '../src/drivers/qemu/accel.ts'
+import { probeBanner } from '../src/drivers/qemu/banner-probe.ts'
+import { qemuArgs } from '../src/drivers/qemu/command.ts'
+import { createQemuDriver, type QemuDriver } from '../src/drivers/qemu/driver.ts'
+import { loadQemuManifest, type QemuServiceManifest } from '../src/drivers/qemu/manifest.ts'
+import { QmpClient } from '../src/drivers/qemu/qmp.ts'
+import { writeFileAtomic } from '../src/util/atomic-write.ts'
+import { createLogger } from '../src/util/log.ts'
+import { markdownTable, replaceSection } from './lib/results-md.ts'
+
+const MIB = 1024 * 1024
+const quick = process.argv.includes('--quick')
+const INTERVALS_S = quick ? [1, 5] : [1, 5, 30]
+const SNAPSHOTS_PER_INTERVAL = quick ? 2 : 3
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const TMP = join(ROOT, '.tmp', 'bench-qemu')
+const SERVICE = join(TMP, 'service')
+const BANNER = /^sustain-counter /
+const NODE = 'ef'.repeat(32)
+const log = createLogger({ level: 'warn' })
+
+const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!
+const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms))
+function say(message: string): void {
+  process.stderr.write(`[bench:qemu] ${message}\n`)
+}
+
+async function waitBanner(port: number, timeout_ms: number): Promise<void> {
+  const deadline = performance.now() + timeout_ms
+  for (;;) {
+    try {
+      await probeBanner(port, BANNER, 1000)
+      return
+    } catch (error) {
+      if (performance.now() > deadline) throw error
+      await sleep(50)
+    }
+  }
+}
+
+function waitEvent(driver: QemuDriver, kind: DriverEvent['kind'], timeout_ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${kind} in ${timeout_ms} ms`)), timeout_ms)
+    const listener = (event: DriverEvent) => {
+      if (event.kind !== kind) return
+      clearTimeout(timer)
+      driver.off('event', listener)
+      resolve()
+    }
+    driver.on('event', listener)
+  })
+}
+
+let next_port = 17_400
+const port = () => next_port++
+
+interface IntervalResult {
+  interval_s: number
+  delta_bytes: number[]
+  delta_pct_of_memory_median: number
+}
+
+async function sustainRun(manifest: QemuServiceManifest, pool: CodecPool) {
+  const memory_bytes = manifest.memory_mib * MIB
+  const a_port = port()
+  const a = createQemuDriver({
+    service_dir: SERVICE,
+    state_dir: join(TMP, 'a', 'state'),
+    port: a_port,
+    log,
+    manifest,
+  })
+  const boot_started = performance.now()
+  const answering = waitEvent(a, 'answering', 120_000)
+  await a.start()
+  await answering
+  const boot_to_answering_s = (performance.now() - boot_started) / 1000
+  say(`booted under ${a.accel} in ${round(boot_to_answering_s, 2)} s`)
+  const pauses: number[] = []
+  const intervals: IntervalResult[] = []
+  let full_state_bytes = 0
+  let store!: SnapshotStore
+  let engine!: SnapshotEngine
+  for (const interval_s of INTERVALS_S) {
+    await rm(join(TMP, `store-${interval_s}`), { recursive: true, force: true })
+    store = await SnapshotStore.open(join(TMP, `store-${interval_s}`), pool)
+    engine = new SnapshotEngine({ store, node: NODE })
+    let captured_at = 0
+    const take = async () => {
+      captured_at = performance.now()
+      const capture = await a.capture()
+      pauses.push(capture.pause_ms)
+      const { manifest: m } = await engine.take(capture.parts, { term: 1 })
+      await capture.release()
+      return store.info(m.id)!
+    }
+    const base = await take()
+    full_state_bytes = base.image_bytes
+    const deltas: number[] = []
+    for (let i = 0; i < SNAPSHOTS_PER_INTERVAL; i++) {
+      // The interval runs from one capture to the next (encoding included), as a snapshot timer would.
+      await sleep(Math.max(0, interval_s * 1000 - (performance.now() - captured_at)))
+      const info = await take()
+      deltas.push(info.delta_bytes)
+    }
+    const result = {
+      interval_s,
+      delta_bytes: deltas,
+      delta_pct_of_memory_median: round((100 * median(deltas)) / memory_bytes, 3),
+    }
+    say(`interval ${interval_s} s: ${JSON.stringify(result)}`)
+    intervals.push(result)
+  }
+  process.kill(a.pid!, 'SIGKILL')
+  await waitEvent(a, 'exited', 10_000).catch(() => {})
+  await a.close()
+
+  const b_port = port()
+  const b = createQemuDriver({
+    service_dir: SERVICE,
+    state_dir: join(TMP, 'b', 'state'),
+    port: b_port,
+    log,
+    manifest,
+  })
+  const restore_started = performance.now()
+  await engine.restoreNewest(() => b.stateWriter())
+  const materialize_s = (performance.now() - restore_started) / 1000
+  const b_answering = waitEvent(b, 'answering', 120_000)
+  await b.start()
+  await b_answering
+  const restore_to_answering_s = (performance.now() - restore_started) / 1000
+  const accel = b.accel
+  await b.close()
+  return {
+    accel,
+    boot_to_answering_s: round(boot_to_answering_s, 2),
+    pause_ms: { p50: round(median(pauses)), max: round(Math.max(...pauses)), samples: pauses.length },
+    full_state_bytes,
+    intervals,
+    restore_materialize_s: round(materialize_s, 2),
+    restore_to_answering_s: round(restore_to_answering_s, 2),
+  }
+}
+
+/** QEMU's own savevm (VM state + disk snapshot inside the qcow2 disk) and -loadvm at start. */
+async function savevmRun(manifest: QemuServiceManifest) {
+  const state_dir = join(TMP, 'savevm')
+  await mkdir(state_dir, { recursive: true })
+  const qcow = { ...manifest, disks: manifest.disks.map((d) => ({ ...d, format: 'qcow2' as const })) }
+  const disk = join(state_dir, `${manifest.disks[0]!.name}.qcow2`)
+  await promisify(execFile)('qemu-img', [
+    'convert',
+    '-O',
+    'qcow2',
+    join(SERVICE, manifest.disks[0]!.image!),
+    disk,
+  ])
+  const accel = await chooseAccel('auto', 'qemu-system-x86_64', join(SERVICE, manifest.kernel!))
+  const start = async (extra: string[]) => {
+    const service_port = port()
+    const qmp_socket = join(state_dir, 'qmp.sock')
+    await rm(qmp_socket, { force: true })
+    const args = qemuArgs({
+      manifest: qcow,
+      accel,
+      kernel: join(SERVICE, manifest.kernel!),
+      initrd: join(SERVICE, manifest.initrd!),
+      state_dir,
+      qmp_socket,
+      console_log: join(state_dir, 'console.log'),
+      service_port,
+    })
+    const started = performance.now()
+    const child = spawn('qemu-system-x86_64', [...args, ...extra], { stdio: 'ignore' })
+    let gone = false
+    child.on('exit', () => {
+      gone = true
+    })
+    const qmp = await QmpClient.connect(qmp_socket, 15_000, () => gone)
+    await waitBanner(service_port, 120_000)
+    return { child, qmp, answering_s: (performance.now() - started) / 1000 }
+  }
+  const hmp = (qmp: QmpClient, command: string) =>
+    qmp.execute<string>('human-monitor-command', { 'command-line': command }, 120_000)
+  const first = await start([])
+  await sleep(2000)
+  const before = (await stat(disk)).size
+  const pauses: number[] = []
+  for (let i = 0; i < SNAPSHOTS_PER_INTERVAL; i++) {
+    const t = performance.now()
+    const out = await hmp(first.qmp, `savevm s${i}`)
+    if (out.trim()) throw new Error(`savevm: ${out.trim()}`)
+    pauses.push(performance.now() - t)
+    await sleep(1000)
+  }
+  const after = (await stat(disk)).size
+  await first.qmp.execute('quit').catch(() => {})
+  await new Promise((ok) => first.child.once('exit', ok))
+  const last = `s${SNAPSHOTS_PER_INTERVAL - 1}`
+  const second = await start(['-loadvm', last])
+  await second.qmp.execute('quit').catch(() => {})
+  await new Promise((ok) => second.child.once('exit', ok))
+  return {
+    savevm_pause_ms: { p50: round(median(pauses)), max: round(Math.max(...pauses)), samples: pauses.length },
+    qcow2_growth_bytes_per_savevm: Math.round((after - before) / SNAPSHOTS_PER_INTERVAL),
+    loadvm_start_to_answering_s: round(second.answering_s, 2),
+  }
+}
+
+async function main(): Promise<void> {
+  await rm(TMP, { recursive: true, force: true })
+  await mkdir(SERVICE, { recursive: true })
+  say('building the guest')
+  await promisify(execFile)('bash', [join(ROOT, 'examples', 'qemu-guest', 'build.sh'), join(SERVICE, 'out')])
+  await copyFile(
+    join(ROOT, 'examples', 'qemu-guest', 'sustain-service.yaml'),
+    join(SERVICE, 'sustain-service.yaml'),
+  )
+  const manifest = await loadQemuManifest(SERVICE)
+  const pool = createCodecPool({ threads: 1 })
+  let sustain: Awaited<ReturnType<typeof sustainRun>>
+  try {
+    sustain = await sustainRun(manifest, pool)
+  } finally {
+    await pool.close()
+  }
+  say('peer: QEMU savevm/loadvm')
+  const savevm = await savevmRun(manifest)
+  const result = {
+    bench: 'qemu',
+    quick,
+    machine: { cpus: cpus().length, loadavg_1m: round(loadavg()[0]!, 2) },
+    guest: { memory_mib: manifest.memory_mib, accel: sustain.accel },
+    sustain,
+    savevm,
+  }
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
+  await mkdir(join(ROOT, 'bench', 'results'), { recursive: true })
+  await writeFileAtomic(join(ROOT, 'bench', 'results', 'qemu.json'), `${JSON.stringify(result, null, 2)}\n`)
+  const memory_bytes = manifest.memory_mib * MIB
+  const rows = [
+    ['guest memory', `${manifest.memory_mib} MiB (${sustain.accel})`, `${manifest.memory_mib} MiB`],
+    [
+      'snapshot pause p50 / max (ms)',
+      `${sustain.pause_ms.p50} / ${sustain.pause_ms.max}`,
+      `${savevm.savevm_pause_ms.p50} / ${savevm.savevm_pause_ms.max}`,
+    ],
+    ['full state (bytes)', sustain.full_state_bytes, '-'],
+    ...sustain.intervals.map((r) => [
+      `delta per snapshot at ${r.interval_s} s (bytes; % of memory)`,
+      `${r.delta_bytes.join(', ')} (${r.delta_pct_of_memory_median} %)`,
+      r.interval_s === 1
+        ? `${savevm.qcow2_growth_bytes_per_savevm} (qcow2 growth per savevm, ${round((100 * savevm.qcow2_growth_bytes_per_savevm) / memory_bytes, 1)} %)`
+        : '-',
+    ]),
+    [
+      'restore to answering (s)',
+      `${sustain.restore_to_answering_s} (materialise ${sustain.restore_materialize_s})`,
+      `${savevm.loadvm_start_to_answering_s} (-loadvm)`,
+    ],
+    ['fresh boot to answering (s)', sustain.boot_to_answering_s, '-'],
+  ]
+  const body = [
+    `\`npm run bench:qemu${quick ? ' -- --quick' : ''}\` on ${cpus().length} cores (load ${result.machine.loadavg_1m}): the example guest (busybox initramfs, counter ticking every 0.5 s).`,
+    'Sustain: stop -> migration stream to a file -> disk copy -> cont; deltas are each snapshot against its base (1 MiB chunks, 4 KiB pages, xdelta3).',
+    'Peer: QEMU `savevm` into the qcow2 disk (internal snapshot, VM paused throughout) and `-loadvm` at start.',
+    'Targets: delta < 5 % of memory at 5 s; restore to answering < 5 s under TCG.',
+    '',
+    markdownTable(['measure', 'Sustain', 'QEMU savevm/loadvm'], rows),
+  ].join('\n')
+  await replaceSection(join(ROOT, 'bench', 'RESULTS.md'), '## QEMU', body)
+}
+
+await main()
