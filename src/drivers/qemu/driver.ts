@@ -57,6 +57,8 @@ interface Running {
   accel: Accel
   started_ms: number
   exited: Promise<void>
+  /** start() resolved: before that a failure rejects start() instead of becoming an event. */
+  started: boolean
   /** Set by stop() and close(): the exit is expected, no event. */
   stopping: boolean
   /** A capture paused the guest: its STOP is expected. */
@@ -186,6 +188,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
       exited: new Promise<void>((ok) => {
         exited = ok
       }),
+      started: false,
       stopping: false,
       pausing: false,
       failed: false,
@@ -204,7 +207,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
         'QEMU exited',
       )
       exited()
-      if (!running.stopping && !running.failed) {
+      if (running.started && !running.stopping && !running.failed) {
         running.failed = true
         this.emit('event', { kind: 'exited', code, signal } satisfies DriverEvent)
       }
@@ -221,6 +224,8 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
       await running.exited
       throw new Error(`guest ${this.manifest.name} did not start: ${(error as Error).message}`)
     }
+    running.started = true
+    if (gone) throw new Error(`guest ${this.manifest.name} exited during its start`)
     this.log.info(
       { event: 'service_started', qemu_pid: child.pid, accel, restored: incoming !== undefined },
       `guest started under ${accel}${incoming ? ' from its memory state' : ''}`,
