@@ -14,7 +14,9 @@ modules=/lib/modules/$version
 for tool in /bin/busybox /usr/sbin/dropbear dropbearkey dropbearconvert cpio gzip; do
   command -v "$tool" >/dev/null || { echo "build.sh: $tool missing (see the apt-get line above)" >&2; exit 1; }
 done
-/bin/busybox --list | grep -qx nc || { echo "build.sh: /bin/busybox is not busybox-static" >&2; exit 1; }
+# (the list is read whole first: grep -q closing the pipe early would fail the check under pipefail)
+applets=$(/bin/busybox --list)
+grep -qx nc <<<"$applets" || { echo "build.sh: /bin/busybox has no nc applet (install busybox-static)" >&2; exit 1; }
 
 mkdir -p "$out"
 root=$(mktemp -d)
