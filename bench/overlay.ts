@@ -1,13 +1,15 @@
 /**
  * Overlay benchmark (issue 4). Run inside the loopback-only namespace:
- *   bash test/loopback-only.sh npx tsx bench/overlay.ts [--quick]
- * Writes bench/results/overlay.json and the `## Overlay` section of bench/RESULTS.md.
+ *   bash test/loopback-only.sh npx tsx bench/overlay.ts [--quick] [--only replication,detection,bulk,false,control]
+ * Writes bench/results/overlay.json and the `## Overlay` section of bench/RESULTS.md (a run with
+ * --only prints its figures and writes nothing). Each figure records the 1-minute load average when
+ * its phase started: other engineers share the machine.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, connect as tcpConnect } from 'node:net'
-import { tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -19,6 +21,9 @@ import { writeFileAtomic } from '../src/util/atomic-write.ts'
 import { Cluster, type NodeProc, withTimeout } from '../test/overlay/harness.ts'
 
 const quick = process.argv.includes('--quick')
+const onlyArg = process.argv.indexOf('--only')
+const only = onlyArg >= 0 ? new Set((process.argv[onlyArg + 1] ?? '').split(',')) : null
+const runs = (section: string) => only === null || only.has(section)
 const MiB = 1024 * 1024
 const REPLICATION_BYTES = (quick ? 64 : 256) * MiB
 const DETECTION_RUNS = quick ? 5 : 20
@@ -30,6 +35,8 @@ const NAIVE_WRITER = fileURLToPath(new URL('../test/overlay/fixtures/naive-write
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 const now_wall = () => performance.timeOrigin + performance.now()
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits
+/** 1-minute load average now. */
+const load1 = () => round(loadavg()[0]!, 2)
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b)
@@ -51,6 +58,8 @@ function downsSince(nodes: NodeProc[], marks: number[]): number {
 }
 
 let replicationFalseSuspicions = 0
+/** Peer-down events during the bulk-detection runs before the fault (publish and transfer). */
+let bulkFalseSuspicions = 0
 
 async function overlayReplication(testnet: LocalTestnet, readers: number): Promise<number> {
   const cluster = await Cluster.create(testnet.bootstrap)
@@ -199,6 +208,7 @@ async function bulkDetection(testnet: LocalTestnet, signal: 'SIGKILL' | 'SIGSTOP
     const candidates = Array.from({ length: CANDIDATES }, (_, i) => cluster.spawn(`c${i}`))
     await cluster.ready([server, ...candidates])
     await cluster.meshed([server, ...candidates])
+    const before = [server, ...candidates].map((n) => n.events.length)
     await server.request('publish', { id: 'bulk', size_bytes: REPLICATION_BYTES }, 300_000)
     await Promise.all(
       candidates.map((c) => c.waitFor((e) => e.event === 'snapshot' && e.id === 'bulk', 60_000, 'snapshot')),
@@ -208,6 +218,7 @@ async function bulkDetection(testnet: LocalTestnet, signal: 'SIGKILL' | 'SIGSTOP
     const held = candidates.filter((c) => c.events.some((e) => e.event === 'snapshot-held'))
     if (held.length > 0) log(`bulk detection: ${held.length} candidates finished before the fault`)
     const marks = candidates.map((c) => c.events.length)
+    bulkFalseSuspicions += downsSince([server, ...candidates], before)
     const fault_ms = now_wall()
     server.child.kill(signal)
     const downs = await Promise.all(
@@ -276,6 +287,7 @@ async function controlBytes(testnet: LocalTestnet, size: number) {
       frame_bytes_sent_per_s: round(per('frame_bytes_sent')),
       wire_bytes_written_per_s: round(per('wire_bytes_written')),
       frames_sent_per_s: round(per('frames_sent')),
+      control_wire_bytes_written_per_s: round(per('control_wire_bytes_written')),
     }
   } finally {
     await cluster.cleanup()
@@ -289,29 +301,32 @@ async function writeResults(result: Record<string, any>): Promise<void> {
   const r = result['replication']
   const d = result['detection']
   const b = result['detection_during_replication']
+  const f = result['false_suspicions']
   const rows = [
     '## Overlay',
     '',
-    `\`npm run bench:overlay${quick ? ' -- --quick' : ''}\` on ${result['machine']}, ${result['date']}, inside the loopback-only namespace (load average at start ${result['load_avg_start'].join(' / ')}). All processes share the cores.`,
+    `\`npm run bench:overlay${quick ? ' -- --quick' : ''}\` on ${result['machine']}, ${result['date']}, inside the loopback-only namespace. All processes share the cores; other engineers' work loads the machine too, so each figure shows the 1-minute load average when its phase started.`,
     '',
-    '| metric | value | target |',
-    '|---|---|---|',
-    `| replication of ${REPLICATION_BYTES / MiB} MiB to 1 candidate | ${r.mb_per_s_1} MB/s (${r.vs_naive_1}x plain hypercore, ${r.fraction_of_tcp_1} of TCP) | >= 2x plain hypercore |`,
-    `| replication to 4 candidates at once, aggregate | ${r.mb_per_s_4} MB/s | >= the figure to 1 |`,
-    `| plain hypercore, default settings, 64 KiB blocks, 1 reader | ${r.naive_hypercore_mb_per_s} MB/s | baseline |`,
-    `| plain TCP copy over loopback | ${r.tcp_mb_per_s} MB/s | reference |`,
-    `| detection after SIGKILL, p50 / p99 (${d.runs} runs x ${CANDIDATES} candidates) | ${d.sigkill_p50_ms} / ${d.sigkill_p99_ms} ms | p99 < 1000 ms |`,
-    `| detection after SIGSTOP, p50 / p99 | ${d.sigstop_p50_ms} / ${d.sigstop_p99_ms} ms | p99 < 1000 ms |`,
-    `| detection during bulk replication to ${CANDIDATES} candidates, SIGKILL p50 / p99 (${b.runs} runs) | ${b.sigkill_p50_ms} / ${b.sigkill_p99_ms} ms | p99 < 1000 ms |`,
-    `| detection during bulk replication, SIGSTOP p50 / p99 | ${b.sigstop_p50_ms} / ${b.sigstop_p99_ms} ms | p99 < 1000 ms |`,
-    `| false suspicions in ${FALSE_SUSPICION_MS / 1000} s, both cores saturated | ${result['false_suspicions']} | 0 |`,
-    `| false suspicions during the replication runs | ${result['false_suspicions_during_replication']} | 0 |`,
+    '| metric | value | target | load avg |',
+    '|---|---|---|---|',
+    `| replication of ${REPLICATION_BYTES / MiB} MiB to 1 candidate | ${r.mb_per_s_1} MB/s (${r.vs_naive_1}x plain hypercore, ${r.fraction_of_tcp_1} of TCP) | >= 2x plain hypercore | ${r.load_avg.one} |`,
+    `| replication to 4 candidates at once, aggregate | ${r.mb_per_s_4} MB/s (${r.four_vs_one}x the figure to 1) | >= the figure to 1 | ${r.load_avg.four} |`,
+    `| plain hypercore, default settings, 64 KiB blocks, 1 reader | ${r.naive_hypercore_mb_per_s} MB/s | baseline | ${r.load_avg.naive} |`,
+    `| plain TCP copy over loopback | ${r.tcp_mb_per_s} MB/s | reference | ${r.load_avg.tcp} |`,
+    `| detection after SIGKILL, p50 / p99 (${d.runs} runs x ${CANDIDATES} candidates) | ${d.sigkill_p50_ms} / ${d.sigkill_p99_ms} ms | p99 < 1000 ms | ${d.load_avg} |`,
+    `| detection after SIGSTOP, p50 / p99 | ${d.sigstop_p50_ms} / ${d.sigstop_p99_ms} ms | p99 < 1000 ms | ${d.load_avg} |`,
+    `| detection during bulk replication to ${CANDIDATES} candidates, SIGKILL p50 / p99 (${b.runs} runs) | ${b.sigkill_p50_ms} / ${b.sigkill_p99_ms} ms | p99 < 1000 ms | ${b.load_avg} |`,
+    `| detection during bulk replication, SIGSTOP p50 / p99 | ${b.sigstop_p50_ms} / ${b.sigstop_p99_ms} ms | p99 < 1000 ms | ${b.load_avg} |`,
+    `| false suspicions in ${FALSE_SUSPICION_MS / 1000} s, both cores saturated | ${f.count} | 0 | ${f.load_avg} |`,
+    `| false suspicions during the replication runs (to 1 and to 4) | ${result['false_suspicions_during_replication']} | 0 | ${r.load_avg.one} / ${r.load_avg.four} |`,
+    `| false suspicions during the bulk-detection runs, before the fault | ${b.false_suspicions_before_fault} | 0 | ${b.load_avg} |`,
     ...result['control'].map(
       (c: any) =>
-        `| control plane per node, ${c.nodes} nodes (idle) | ${c.frame_bytes_sent_per_s} B/s of frames, ${c.wire_bytes_written_per_s} B/s on the wire | — |`,
+        `| control plane per node, ${c.nodes} nodes (idle) | ${c.frame_bytes_sent_per_s} B/s of frames, ${c.control_wire_bytes_written_per_s} B/s on the control plane's wire (${c.wire_bytes_written_per_s} B/s both planes) | — | ${c.load_avg} |`,
     ),
     '',
     'MB/s here means MiB/s. Replication time runs from the candidate learning of the snapshot to holding all of it.',
+    'Control traffic (admission, pings, control messages) runs on its own hyperswarm, apart from replication.',
     '',
   ]
   const path = join(RESULTS_DIR, '..', 'RESULTS.md')
@@ -328,91 +343,110 @@ async function writeResults(result: Record<string, any>): Promise<void> {
   await writeFileAtomic(path, text)
 }
 
-async function main(): Promise<void> {
-  // Other engineers share the machine: record how busy it was when the run started.
-  const load_avg_start = (await import('node:os')).loadavg().map((x) => round(x, 2))
-  const testnet = await startTestnet(5)
+function detectionSummary(samples: Record<'SIGKILL' | 'SIGSTOP', number[]>, runs: number, load_avg: number) {
+  return {
+    sigkill_p50_ms: round(percentile(samples.SIGKILL, 50)),
+    sigkill_p99_ms: round(percentile(samples.SIGKILL, 99)),
+    sigkill_max_ms: round(Math.max(...samples.SIGKILL)),
+    sigstop_p50_ms: round(percentile(samples.SIGSTOP, 50)),
+    sigstop_p99_ms: round(percentile(samples.SIGSTOP, 99)),
+    sigstop_max_ms: round(Math.max(...samples.SIGSTOP)),
+    runs,
+    samples_per_signal: samples.SIGKILL.length,
+    load_avg,
+  }
+}
+
+async function replicationPhase(testnet: LocalTestnet) {
+  log(`replication of ${REPLICATION_BYTES / MiB} MiB`)
+  const load_avg = { tcp: load1(), naive: 0, one: 0, four: 0 }
+  const tcp = await tcpCopy()
+  load_avg.naive = load1()
+  const naive = await naiveHypercore(testnet)
+  load_avg.one = load1()
+  const one = await overlayReplication(testnet, 1)
+  load_avg.four = load1()
+  const four = await overlayReplication(testnet, 4)
+  return {
+    mb_per_s_1: round(one),
+    mb_per_s_4: round(four),
+    tcp_mb_per_s: round(tcp),
+    naive_hypercore_mb_per_s: round(naive),
+    vs_naive_1: round(one / naive, 2),
+    four_vs_one: round(four / one, 2),
+    fraction_of_tcp_1: round(one / tcp, 3),
+    bytes: REPLICATION_BYTES,
+    load_avg,
+  }
+}
+
+async function detectionPhase(testnet: LocalTestnet) {
+  log(`detection, ${DETECTION_RUNS} runs per signal`)
+  const load_avg = load1()
+  const cluster = await Cluster.create(testnet.bootstrap)
+  const samples: Record<'SIGKILL' | 'SIGSTOP', number[]> = { SIGKILL: [], SIGSTOP: [] }
   try {
-    log(`replication of ${REPLICATION_BYTES / MiB} MiB`)
-    const tcp = await tcpCopy()
-    const naive = await naiveHypercore(testnet)
-    const one = await overlayReplication(testnet, 1)
-    const four = await overlayReplication(testnet, 4)
-    const replication = {
-      mb_per_s_1: round(one),
-      mb_per_s_4: round(four),
-      tcp_mb_per_s: round(tcp),
-      naive_hypercore_mb_per_s: round(naive),
-      vs_naive_1: round(one / naive, 2),
-      fraction_of_tcp_1: round(one / tcp, 3),
-      bytes: REPLICATION_BYTES,
-    }
-    log(JSON.stringify(replication))
-
-    log(`detection, ${DETECTION_RUNS} runs per signal`)
-    const cluster = await Cluster.create(testnet.bootstrap)
-    const samples: Record<'SIGKILL' | 'SIGSTOP', number[]> = { SIGKILL: [], SIGSTOP: [] }
-    try {
-      const candidates = Array.from({ length: CANDIDATES }, (_, i) => cluster.spawn(`c${i}`))
-      await cluster.ready(candidates)
-      await cluster.meshed(candidates)
-      for (let run = 0; run < DETECTION_RUNS; run++) {
-        for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
-          samples[signal].push(...(await detection(cluster, candidates, signal, run)))
-        }
+    const candidates = Array.from({ length: CANDIDATES }, (_, i) => cluster.spawn(`c${i}`))
+    await cluster.ready(candidates)
+    await cluster.meshed(candidates)
+    for (let run = 0; run < DETECTION_RUNS; run++) {
+      for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
+        samples[signal].push(...(await detection(cluster, candidates, signal, run)))
       }
-    } finally {
-      await cluster.cleanup()
     }
-    const detectionResult = {
-      sigkill_p50_ms: round(percentile(samples.SIGKILL, 50)),
-      sigkill_p99_ms: round(percentile(samples.SIGKILL, 99)),
-      sigstop_p50_ms: round(percentile(samples.SIGSTOP, 50)),
-      sigstop_p99_ms: round(percentile(samples.SIGSTOP, 99)),
-      runs: DETECTION_RUNS,
-      samples_per_signal: samples.SIGKILL.length,
-    }
-    log(JSON.stringify(detectionResult))
+  } finally {
+    await cluster.cleanup()
+  }
+  return detectionSummary(samples, DETECTION_RUNS, load_avg)
+}
 
-    log(`detection during bulk replication, ${BULK_DETECTION_RUNS} runs per signal`)
-    const bulk: Record<'SIGKILL' | 'SIGSTOP', number[]> = { SIGKILL: [], SIGSTOP: [] }
-    for (let run = 0; run < BULK_DETECTION_RUNS; run++) {
-      for (const signal of ['SIGKILL', 'SIGSTOP'] as const)
-        bulk[signal].push(...(await bulkDetection(testnet, signal)))
-    }
-    const bulkDetectionResult = {
-      sigkill_p50_ms: round(percentile(bulk.SIGKILL, 50)),
-      sigkill_p99_ms: round(percentile(bulk.SIGKILL, 99)),
-      sigstop_p50_ms: round(percentile(bulk.SIGSTOP, 50)),
-      sigstop_p99_ms: round(percentile(bulk.SIGSTOP, 99)),
-      runs: BULK_DETECTION_RUNS,
-      samples_per_signal: bulk.SIGKILL.length,
-    }
-    log(JSON.stringify(bulkDetectionResult))
+async function bulkDetectionPhase(testnet: LocalTestnet) {
+  log(`detection during bulk replication, ${BULK_DETECTION_RUNS} runs per signal`)
+  const load_avg = load1()
+  const bulk: Record<'SIGKILL' | 'SIGSTOP', number[]> = { SIGKILL: [], SIGSTOP: [] }
+  for (let run = 0; run < BULK_DETECTION_RUNS; run++) {
+    for (const signal of ['SIGKILL', 'SIGSTOP'] as const)
+      bulk[signal].push(...(await bulkDetection(testnet, signal)))
+  }
+  return {
+    ...detectionSummary(bulk, BULK_DETECTION_RUNS, load_avg),
+    false_suspicions_before_fault: bulkFalseSuspicions,
+  }
+}
 
-    log(`false suspicions, ${FALSE_SUSPICION_MS / 1000} s with both cores saturated`)
-    const fs = await falseSuspicions(testnet)
-    log(JSON.stringify(fs))
-
-    const control = []
-    for (const size of [10, 30]) {
-      log(`control-plane bytes, ${size} nodes`)
-      control.push(await controlBytes(testnet, size))
-      log(JSON.stringify(control.at(-1)))
-    }
-    await writeResults({
-      quick,
-      date: new Date().toISOString().slice(0, 10),
-      machine: `${(await import('node:os')).cpus().length} cores, Node ${process.version}`,
-      load_avg_start,
-      replication,
-      detection: detectionResult,
-      detection_during_replication: bulkDetectionResult,
-      false_suspicions: fs.count,
-      false_suspicions_during_replication: replicationFalseSuspicions,
-      false_suspicion_window_s: FALSE_SUSPICION_MS / 1000,
-      control,
+async function main(): Promise<void> {
+  const testnet = await startTestnet(5)
+  const result: Record<string, any> = {
+    quick,
+    date: new Date().toISOString().slice(0, 10),
+    machine: `${cpus().length} cores, Node ${process.version}`,
+  }
+  const phase = async (name: string, key: string, run: () => Promise<unknown>) => {
+    if (!runs(name)) return
+    result[key] = await run()
+    log(`${key}: ${JSON.stringify(result[key])}`)
+  }
+  try {
+    await phase('replication', 'replication', () => replicationPhase(testnet))
+    if (runs('replication')) result['false_suspicions_during_replication'] = replicationFalseSuspicions
+    await phase('detection', 'detection', () => detectionPhase(testnet))
+    await phase('bulk', 'detection_during_replication', () => bulkDetectionPhase(testnet))
+    await phase('false', 'false_suspicions', async () => {
+      log(`false suspicions, ${FALSE_SUSPICION_MS / 1000} s with both cores saturated`)
+      const load_avg = load1()
+      return { ...(await falseSuspicions(testnet)), window_s: FALSE_SUSPICION_MS / 1000, load_avg }
     })
+    await phase('control', 'control', async () => {
+      const control = []
+      for (const size of [10, 30]) {
+        log(`control-plane bytes, ${size} nodes`)
+        const load_avg = load1()
+        control.push({ ...(await controlBytes(testnet, size)), load_avg })
+      }
+      return control
+    })
+    if (only === null) await writeResults(result)
+    else log(`--only: nothing written. ${JSON.stringify(result)}`)
   } finally {
     await testnet.destroy()
   }
