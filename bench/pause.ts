@@ -68,8 +68,8 @@ async function change(state_dir: string, round_no: number): Promise<void> {
   await appendFile(join(state_dir, 'mail', 'alice'), randomBytes(APPEND_BYTES))
 }
 
-// The live writer appends 4 KiB to the mbox every 5 ms (800 KiB/s), as a busy mail server would.
-const WRITER = `const fs=require('fs');const p=process.env.SUSTAIN_STATE_DIR+'/mail/alice';const b=Buffer.alloc(4096,120);setInterval(()=>fs.appendFileSync(p,b),5)`
+// The live writer appends 4 KiB to the mbox every 20 ms (200 KiB/s), as a busy mail server would.
+const WRITER = `const fs=require('fs');const p=process.env.SUSTAIN_STATE_DIR+'/mail/alice';const b=Buffer.alloc(4096,120);setInterval(()=>fs.appendFileSync(p,b),20)`
 
 interface ModeResult {
   pause_p50_ms: number
