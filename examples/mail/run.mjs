@@ -31,7 +31,9 @@ if (stale()) {
     absWorkingDir: root,
     logLevel: 'error',
     // CommonJS dependencies (smtp-server) call require(); give the ESM bundle one.
-    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    },
   })
   const { renameSync, writeFileSync } = await import('node:fs')
   writeFileSync(`${meta}.${process.pid}.tmp`, JSON.stringify(result.metafile))

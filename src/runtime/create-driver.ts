@@ -1,24 +1,31 @@
 import type { SustainConfig } from '../config/schema.ts'
 import type { ServiceDriver } from '../drivers/driver.ts'
 import { createProcessDriver, loadServiceManifest } from '../drivers/process/index.ts'
+import { createQemuDriver, loadQemuManifest, manifestDriverKind } from '../drivers/qemu/index.ts'
 import type { Logger } from '../util/log.ts'
 import { nodePaths } from './paths.ts'
-import { preflightService } from './preflight.ts'
+import { checkPortFree, preflightService } from './preflight.ts'
 
-/** The driver a node's config asks for; null when the node only stores snapshots. */
+/** The driver a node's config asks for (its service manifest names it); null for a storage-only node. */
 export async function createDriver(
   config: SustainConfig,
   data_dir: string,
   log: Logger,
 ): Promise<ServiceDriver | null> {
   if (!config.service) return null
-  const manifest = await loadServiceManifest(config.service.dir)
-  await preflightService(manifest, config.service.dir, config.service.port)
-  return createProcessDriver({
-    service_dir: config.service.dir,
+  const { dir, port } = config.service
+  const options = {
+    service_dir: dir,
     state_dir: nodePaths(data_dir).service_state,
-    port: config.service.port,
+    port,
     log: log.child({ module: 'service' }),
-    manifest,
-  })
+  }
+  if ((await manifestDriverKind(dir)) === 'qemu') {
+    const manifest = await loadQemuManifest(dir)
+    await checkPortFree(port)
+    return createQemuDriver({ ...options, manifest })
+  }
+  const manifest = await loadServiceManifest(dir)
+  await preflightService(manifest, dir, port)
+  return createProcessDriver({ ...options, manifest })
 }
