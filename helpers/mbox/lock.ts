@@ -2,8 +2,8 @@
  * Mailbox locking as Postfix does it for mbox on Debian (`mailbox_delivery_lock = fcntl, dotlock`,
  * the same for virtual_mailbox_lock): first the dotlock `<mbox>.lock` (created with O_EXCL; Postfix
  * takes it before it even opens the mailbox), then an fcntl write lock on the mailbox itself. Node has
- * no fcntl locks, so a small perl process (perl-base is Essential on Debian) takes the fcntl lock and
- * holds it until its stdin closes: if this process dies, the lock goes with it.
+ * no fcntl locks, so a small perl process (perl-base is Essential on Debian) takes the fcntl locks and
+ * holds them until told or until its stdin closes: if this process dies, its locks go with it.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -15,17 +15,90 @@ import { basename, join } from 'node:path'
 export const STALE_DOTLOCK_MS = 500_000
 export const DEFAULT_LOCK_TIMEOUT_MS = 60_000
 
-/** struct flock on 64-bit Linux: short type, short whence, (pad), off_t start, off_t len, pid_t pid. */
-const PERL_FCNTL_LOCK = String.raw`
-use Fcntl qw(F_SETLKW F_WRLCK SEEK_SET O_RDWR);
-sysopen(my $fh, $ARGV[0], O_RDWR) or die "cannot open $ARGV[0]: $!\n";
-my $lock = pack('s s x4 q q i x4', F_WRLCK, SEEK_SET, 0, 0, 0);
-fcntl($fh, F_SETLKW, $lock) or die "fcntl lock on $ARGV[0]: $!\n";
+/**
+ * One perl process per node process holds the fcntl locks: spawning one per mailbox cost more than
+ * merging it. Requests are lines: `L <path>` answers `ok` (locked), `busy` (held elsewhere: retry) or
+ * `E <why>`; `U <path>` releases and answers `ok`. struct flock on 64-bit Linux: short type, short
+ * whence, (pad), off_t start, off_t len, pid_t pid. Non-blocking F_SETLK, so a wait can time out.
+ */
+const PERL_FCNTL_LOCKER = String.raw`
+use Fcntl qw(F_SETLK F_WRLCK SEEK_SET O_RDWR);
 $| = 1;
-print "locked\n";
-my $buffer;
-while (sysread(STDIN, $buffer, 4096)) {}
+my %held;
+while (my $line = <STDIN>) {
+  chomp $line;
+  my ($cmd, $path) = split / /, $line, 2;
+  if ($cmd eq 'L') {
+    my $fh;
+    if (!sysopen($fh, $path, O_RDWR)) { print "E cannot open $path: $!\n"; next; }
+    my $lock = pack('s s x4 q q i x4', F_WRLCK, SEEK_SET, 0, 0, 0);
+    if (fcntl($fh, F_SETLK, $lock)) { $held{$path} = $fh; print "ok\n"; }
+    elsif ($!{EAGAIN} || $!{EACCES}) { close($fh); print "busy\n"; }
+    else { print "E fcntl lock on $path: $!\n"; close($fh); }
+  } elsif ($cmd eq 'U') {
+    close(delete $held{$path}) if exists $held{$path};
+    print "ok\n";
+  } else { print "E bad request\n"; }
+}
 `
+
+/**
+ * The shared lock holder, started on first use. It keeps this process alive only while a request
+ * waits for its answer (else a node process that holds no other handle would exit mid-request).
+ */
+class FcntlLocker {
+  private child: ChildProcess | null = null
+  private readonly waiting: Array<(answer: string) => void> = []
+  private buffered = ''
+
+  private start(): ChildProcess {
+    const child = spawn('perl', ['-e', PERL_FCNTL_LOCKER], { stdio: ['pipe', 'pipe', 'inherit'] })
+    child.unref()
+    for (const stream of [child.stdin, child.stdout] as Array<{ unref?: () => void } | null>)
+      stream?.unref?.()
+    child.stdin!.on('error', () => {})
+    child.stdout!.setEncoding('utf8')
+    child.stdout!.on('data', (chunk: string) => {
+      this.buffered += chunk
+      for (let at = this.buffered.indexOf('\n'); at !== -1; at = this.buffered.indexOf('\n')) {
+        const answer = this.buffered.slice(0, at)
+        this.buffered = this.buffered.slice(at + 1)
+        this.waiting.shift()?.(answer)
+      }
+      if (this.waiting.length === 0) this.reference(child, false)
+    })
+    const gone = (why: string) => {
+      if (this.child !== child) return
+      this.child = null
+      // Its locks went with it; whoever waits hears so.
+      for (const answer of this.waiting.splice(0)) answer(`E fcntl lock holder: ${why}`)
+    }
+    child.on('error', (error) => gone(`cannot run perl: ${error.message}`))
+    child.on('close', (code) => gone(`perl exited (${code})`))
+    return child
+  }
+
+  private reference(child: ChildProcess, keep_alive: boolean): void {
+    const handles = [child, child.stdin, child.stdout] as Array<{
+      ref?: () => void
+      unref?: () => void
+    } | null>
+    for (const handle of handles) keep_alive ? handle?.ref?.() : handle?.unref?.()
+  }
+
+  request(command: 'L' | 'U', path: string): Promise<string> {
+    if (path.includes('\n')) return Promise.resolve('E a path with a newline')
+    this.child ??= this.start()
+    const child = this.child
+    return new Promise((resolve) => {
+      this.waiting.push(resolve)
+      this.reference(child, true)
+      child.stdin!.write(`${command} ${path}\n`)
+    })
+  }
+}
+
+const locker = new FcntlLocker()
 
 export class LockTimeoutError extends Error {
   constructor(message: string) {
@@ -83,50 +156,23 @@ export async function takeDotlock(lock_path: string, deadline_ms: number): Promi
   }
 }
 
-/** Holds an fcntl write lock on an existing file through a perl child; resolves once it is held. */
-export function takeFcntlLock(path: string, deadline_ms: number): Promise<() => Promise<void>> {
-  return new Promise((resolve, reject) => {
-    const child: ChildProcess = spawn('perl', ['-e', PERL_FCNTL_LOCK, path], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
-    let stderr = ''
-    let settled = false
-    const exited = new Promise<void>((done) => child.once('close', () => done()))
-    const timer = setTimeout(
-      () => {
-        if (settled) return
-        settled = true
-        child.kill('SIGKILL')
-        reject(new LockTimeoutError(`fcntl lock on ${path} is held by another process (waited too long)`))
-      },
-      Math.max(0, deadline_ms - performance.now()),
-    )
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString()
-    })
-    child.stdin!.on('error', () => {})
-    child.on('error', (error) => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      reject(new Error(`cannot run perl for the fcntl lock: ${error.message}`))
-    })
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (settled || !chunk.toString().includes('locked')) return
-      settled = true
-      clearTimeout(timer)
-      resolve(async () => {
-        child.stdin!.end()
-        await exited
-      })
-    })
-    child.on('close', (code) => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      reject(new Error(`fcntl lock on ${path} failed (perl exit ${code}): ${stderr.trim()}`))
-    })
-  })
+/** Takes an fcntl write lock on an existing file (held by the shared perl process), waiting up to the deadline. */
+export async function takeFcntlLock(path: string, deadline_ms: number): Promise<() => Promise<void>> {
+  for (let delay_ms = 5; ; delay_ms = Math.min(delay_ms * 2, 200)) {
+    const answer = await locker.request('L', path)
+    if (answer === 'ok') {
+      return async () => {
+        const released = await locker.request('U', path)
+        if (released !== 'ok' && !released.startsWith('E fcntl lock holder'))
+          throw new Error(released.slice(2))
+      }
+    }
+    if (answer !== 'busy') throw new Error(answer.slice(2))
+    if (performance.now() >= deadline_ms) {
+      throw new LockTimeoutError(`fcntl lock on ${path} is held by another process (waited too long)`)
+    }
+    await sleep(delay_ms)
+  }
 }
 
 /**

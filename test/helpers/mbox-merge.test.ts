@@ -211,10 +211,10 @@ describe('mbox spool merge', () => {
       'SUSTAIN-ARCHIVE 1\n{"path":"x","mtime_ms":0,"size_bytes":5}\nhello\n{"end":true,"records":1}\n',
     )
     await expect(merge(join(dir, 's'), bad)).rejects.toThrow(/not an mbox message/)
-    const escape = Buffer.from(
+    const escaping = Buffer.from(
       'SUSTAIN-ARCHIVE 1\n{"path":"../x","mtime_ms":0,"size_bytes":0}\n\n{"end":true,"records":1}\n',
     )
-    await expect(merge(join(dir, 's'), escape)).rejects.toThrow(/unsafe/)
+    await expect(merge(join(dir, 's'), escaping)).rejects.toThrow(/unsafe/)
     await writeFile(join(dir, 's', 'alice'), 'not an mbox\n')
     const good = await collect(async (out) => {
       await deliver(join(dir, 'l'), 'alice', [msg('m', 1)])
