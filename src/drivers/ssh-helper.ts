@@ -58,10 +58,10 @@ export function shellQuote(word: string): string {
 }
 
 /**
- * The remote command line: `exec timeout -k 1s Ns env K=V ... HELPER VERB ARGS`. coreutils timeout in
- * the guest puts the helper in a process group of its own and kills the whole group when the time is
- * up (TERM, then KILL a second later), or when we send it TERM: sshd does not kill a command without a
- * terminal when the connection drops, and refuses "signal" requests for root logins.
+ * The remote command line: `exec timeout -s KILL N env K=V ... HELPER VERB ARGS`. timeout(1) in the
+ * guest (coreutils, or busybox: both take this form) kills the helper when the time is up: sshd does
+ * not kill a command without a terminal when the connection drops, and refuses "signal" requests for
+ * root logins. coreutils' timeout also kills what the helper started (its process group).
  */
 export function remoteCommand(
   helper_path: string,
@@ -77,7 +77,7 @@ export function remoteCommand(
   }
   const assignments = Object.entries(env).map(([name, value]) => `${name}=${value}`)
   const words = [...assignments, helper_path, verb, ...args].map(shellQuote)
-  return [`exec timeout -k 1s ${timeout_s}s env`, ...words].join(' ')
+  return [`exec timeout -s KILL ${timeout_s} env`, ...words].join(' ')
 }
 
 /**
