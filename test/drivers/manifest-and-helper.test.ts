@@ -31,6 +31,16 @@ describe('service manifest', () => {
     })
   })
 
+  it('accepts driver: process and names the field when another driver is named', async () => {
+    const base = { version: 1, name: 'mail', type: 'type1', command: ['./service.sh'] }
+    await writeFile(join(f.service_dir, 'sustain-service.yaml'), manifestYaml({ ...base, driver: 'process' }))
+    expect((await loadServiceManifest(f.service_dir)).driver).toBe('process')
+    await writeFile(join(f.service_dir, 'sustain-service.yaml'), manifestYaml({ ...base, driver: 'docker' }))
+    await expect(loadServiceManifest(f.service_dir)).rejects.toThrow(
+      /field driver: got "docker", expected "process"/,
+    )
+  })
+
   it('names every bad field, its value and what was expected', async () => {
     await writeFile(
       join(f.service_dir, 'sustain-service.yaml'),

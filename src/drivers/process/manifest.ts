@@ -13,6 +13,8 @@ export const service_types = ['type0', 'type1', 'type2', 'type3'] as const
 export const manifest_schema = z
   .object({
     version: z.literal(1),
+    /** Which driver runs the service (create-driver.ts); absent means this one. */
+    driver: z.literal('process').optional(),
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a name of letters, digits, . _ -'),
     type: z.enum(service_types),
     /** argv; relative paths resolve against the service directory (it is also the working directory). */
