@@ -123,6 +123,12 @@ export const OVERLAY_PHI_OPTIONS: PhiAccrualOptions = {
 const CONN_KEEPALIVE_MS = 1000
 const CONN_TIMEOUT_MS = 5000
 const CHECK_INTERVAL_MS = 20
+/**
+ * A gap between two checks longer than the interval plus this means this node itself was paused (a
+ * blocked event loop, CPU starvation, SIGSTOP). Timers run before I/O in Node's event loop, so right
+ * after such a pause every peer looks silent while its heartbeats still wait in our sockets.
+ */
+const LOCAL_PAUSE_MS = 100
 
 /**
  * A node's membership in a federation: admission, control messages, failure detection, snapshot store.
@@ -167,6 +173,7 @@ export class Federation extends EventEmitter {
     frame_bytes_received: 0,
   }
   private closing = false
+  private last_check_ms = performance.now()
 
   constructor(options: FederationOptions) {
     super()
@@ -603,8 +610,22 @@ export class Federation extends EventEmitter {
   private peerDown(key: string, reason: PeerDownReason): void {
     if (!this.table.down(key, reason)) return
     this.opts.log.info({ peer: key, reason }, 'peer down')
+    this.dropData(key)
     this.emit('peer-down', key, reason)
     if (!this.closing) this.store.replace()
+  }
+
+  /**
+   * Close the data connection of a peer the control plane lost. A dead peer's data connection lingers
+   * until its timeout (~5 s) and hypercore keeps asking it for blocks meanwhile; closed, its requests go
+   * to the other holders at once. No dial hold on our side: if the peer is alive it reconnects.
+   */
+  private dropData(key: string): void {
+    const session = this.dataSessions.get(key)
+    if (!session || session.closed) return
+    session.closed = true
+    this.dataSessions.delete(key)
+    session.conn.destroy()
   }
 
   // ---- failure detection -------------------------------------------------------------------------
@@ -627,6 +648,9 @@ export class Federation extends EventEmitter {
 
   private check(): void {
     const now = performance.now()
+    const paused = now - this.last_check_ms > CHECK_INTERVAL_MS + LOCAL_PAUSE_MS
+    this.last_check_ms = now
+    if (paused) return // judge after one round of I/O: the queued heartbeats count first
     for (const [key, detector] of this.detectors) {
       if (this.table.get(key)?.reachable && detector.suspected(now)) {
         this.opts.log.warn({ peer: key, phi: detector.phi(now) }, 'peer suspected')
