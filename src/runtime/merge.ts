@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { Packr } from 'msgpackr'
+import { EXIT_UNKNOWN_VERB, HELPER_TIMEOUTS_MS, mergeEnv, sinceArgs } from '../../helpers/protocol.ts'
 import type { Federation } from '../../overlay/federation.ts'
 import type { ForkPoint } from '../core/lineage.ts'
 import type { MergeOfferMessage, MergeResultMessage } from '../core/messages.ts'
@@ -13,8 +14,6 @@ import type { Logger } from '../util/log.ts'
 
 /** An archive travels as blobs of at most 1 MiB in the loser's hypercore, like snapshot data. */
 const ARCHIVE_CHUNK_BYTES = 1024 * 1024
-/** Exit code of a helper that does not implement a verb (helpers/HELPERS.md). */
-const UNKNOWN_VERB = 64
 const packr = new Packr({ useRecords: false })
 
 export type MergeOutcome = { ok: true } | { ok: false; reason: string } | { ok: 'unsupported' }
@@ -30,15 +29,14 @@ interface ArchiveManifest {
 
 export interface MergeDeps {
   federation: Federation
-  driver: () => ServiceDriver
   /** Runs work on the service with the node's driver queue. */
   onDriver: <T>(work: (driver: ServiceDriver) => Promise<T>) => Promise<T>
   work_dir: string
   log: Logger
   term: () => number
   self_key: string
-  /** Context for helpers (peer names, control socket). */
-  helper_env: (peer: string) => Record<string, string>
+  peer_name: (peer: string) => string | undefined
+  control_socket: string
 }
 
 /**
@@ -67,14 +65,10 @@ export class MergeCoordinator {
       // Nothing new may be acknowledged here after the archive is cut: stop the service first.
       await driver.stop('merge')
       const out = createWriteStream(file)
-      const result = await driver.helper('archive', ['--since', String(fork_time_ms)], {
+      const result = await driver.helper('archive', sinceArgs(fork_time_ms), {
         stdout: out,
-        env: {
-          ...deps.helper_env(winner),
-          SUSTAIN_FORK_ID: fork?.id ?? '',
-          SUSTAIN_FORK_TIME_MS: String(fork_time_ms),
-        },
-        timeout_ms: 10 * 60_000,
+        env: this.env(winner, fork?.id ?? null, fork_time_ms),
+        timeout_ms: HELPER_TIMEOUTS_MS.archive,
       })
       await new Promise<void>((resolve, reject) => {
         if (out.writableFinished) resolve()
@@ -83,7 +77,7 @@ export class MergeCoordinator {
       })
       return result
     })
-    if (archived.code === UNKNOWN_VERB) return { ok: 'unsupported' }
+    if (archived.code === EXIT_UNKNOWN_VERB) return { ok: 'unsupported' }
     if (archived.code !== 0)
       return { ok: false, reason: `archive helper failed (${archived.code}): ${archived.stderr.trim()}` }
     const chunks = await chunkFile(file)
@@ -134,6 +128,17 @@ export class MergeCoordinator {
     return result.ok ? { ok: true } : { ok: false, reason: result.reason ?? 'merge failed on the winner' }
   }
 
+  private env(peer: string, fork_id: string | null, fork_time_ms: number): Record<string, string> {
+    const { deps } = this
+    return mergeEnv({
+      fork_id,
+      fork_time_ms,
+      peer,
+      peer_name: deps.peer_name(peer) ?? null,
+      control_socket: deps.control_socket,
+    })
+  }
+
   /** Loser side: the winner's answer to an offer. */
   onResult(msg: MergeResultMessage): void {
     this.waiting.get(msg.id)?.(msg)
@@ -172,14 +177,10 @@ export class MergeCoordinator {
         })(),
       )
       const result = await deps.onDriver((driver) =>
-        driver.helper('merge', ['--since', String(manifest.fork_time_ms)], {
+        driver.helper('merge', sinceArgs(manifest.fork_time_ms), {
           stdin,
-          env: {
-            ...deps.helper_env(from),
-            SUSTAIN_FORK_ID: manifest.fork_id ?? '',
-            SUSTAIN_FORK_TIME_MS: String(manifest.fork_time_ms),
-          },
-          timeout_ms: 10 * 60_000,
+          env: this.env(from, manifest.fork_id, manifest.fork_time_ms),
+          timeout_ms: HELPER_TIMEOUTS_MS.merge,
         }),
       )
       if (result.code !== 0)

@@ -162,17 +162,13 @@ export class SustainNode {
     })
     this.merger = new MergeCoordinator({
       federation: this.federation,
-      driver: () => this.options.driver!,
       onDriver: (work) => this.onDriver(work),
       work_dir: this.options.data_dir,
       log: this.log,
       term: () => this.core.term,
       self_key: this.id,
-      helper_env: (peer) => ({
-        SUSTAIN_PEER: peer,
-        SUSTAIN_PEER_NAME: this.peerName(peer) ?? '',
-        SUSTAIN_CONTROL_SOCKET: this.paths.socket,
-      }),
+      peer_name: (peer) => this.peerName(peer),
+      control_socket: this.paths.socket,
     })
     this.federation.on('message', (from: string, raw: unknown) => {
       // The overlay ran validateControlMessage already; the cast is what it proved.
