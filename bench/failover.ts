@@ -7,13 +7,13 @@
  */
 
 import { execFile } from 'node:child_process'
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs, promisify } from 'node:util'
 import { sendMail } from '../examples/mail/smtp-client.ts'
-import { LocalFederation, type LocalNode, type LogRecord } from '../src/demo/local-federation.ts'
+import { childrenOf, LocalFederation, type LocalNode, type LogRecord } from '../src/demo/local-federation.ts'
 import { markdownTable, replaceSection } from './lib/results-md.ts'
 import { measureKeepalived } from './peers/keepalived.ts'
 
@@ -63,15 +63,6 @@ function pct(values: number[], p: number): number | null {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 }
 
-async function serviceChild(pid: number): Promise<number> {
-  for (const task of await readdir(`/proc/${pid}/task`)) {
-    const text = await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '')
-    const child = text.split(/\s+/).filter(Boolean).map(Number)[0]
-    if (child) return child
-  }
-  throw new Error(`no service process under ${pid}`)
-}
-
 interface Sample {
   detect_ms: number | null
   elect_ms: number | null
@@ -115,7 +106,8 @@ async function nodeFault(fed: LocalFederation, kind: 'SIGKILL' | 'SIGSTOP'): Pro
 
 async function serviceCrash(fed: LocalFederation): Promise<Sample> {
   const server = await settle(fed)
-  const child = await serviceChild(server.pid!)
+  const [child] = childrenOf(server.pid!)
+  if (!child) throw new Error(`no service process under ${server.pid}`)
   const t = Date.now()
   process.kill(child, 'SIGKILL')
   await new Promise((resolve) => setTimeout(resolve, 5)) // let the port close before probing

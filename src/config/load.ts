@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { parse as parseYaml } from 'yaml'
-import type { z } from 'zod'
+import { describeSchemaIssue } from './describe-issue.ts'
 import { config_schema, type SustainConfig } from './schema.ts'
 
 /** A config problem a person can fix: names the file, the field, the value and what was expected. */
@@ -11,32 +11,11 @@ export class ConfigError extends Error {
   }
 }
 
-function valueAt(input: unknown, path: PropertyKey[]): unknown {
-  let cur = input
-  for (const key of path) {
-    if (cur === null || typeof cur !== 'object') return undefined
-    cur = (cur as Record<PropertyKey, unknown>)[key]
-  }
-  return cur
-}
-
-function describeIssue(input: unknown, issue: z.core.$ZodIssue): string {
-  const field = issue.path.length > 0 ? issue.path.join('.') : '(top level)'
-  const value = valueAt(input, issue.path)
-  const got = value === undefined ? 'nothing' : JSON.stringify(value)
-  if (issue.code === 'unrecognized_keys') {
-    return `field ${field}: unknown key(s) ${issue.keys.join(', ')}`
-  }
-  // zod says e.g. "Too small: expected number to be >=0"; keep only what was expected.
-  const expected = issue.message.replace(/^[A-Z][a-z ]+: /, '').replace(/^expected /, '')
-  return `field ${field}: got ${got}, expected ${expected}`
-}
-
 /** Validates a parsed config object; throws a ConfigError listing every problem. */
 export function parseConfig(input: unknown, source = 'config'): SustainConfig {
   const result = config_schema.safeParse(input)
   if (result.success) return result.data
-  const lines = result.error.issues.map((issue) => `  ${describeIssue(input, issue)}`)
+  const lines = result.error.issues.map((issue) => `  ${describeSchemaIssue(input, issue)}`)
   throw new ConfigError(`${source} is invalid:\n${lines.join('\n')}`)
 }
 

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { EventEmitter, once } from 'node:events'
-import { createWriteStream, type WriteStream } from 'node:fs'
+import { createWriteStream, readdirSync, readFileSync, type WriteStream } from 'node:fs'
 import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -89,12 +89,19 @@ export class LocalNode extends EventEmitter {
   }
 
   /** Signal the whole process group (node and service). */
+  /**
+   * Signal the node's process group and its service's (the driver runs the service in a group of its
+   * own): SIGKILL or SIGSTOP then hit the machine as a whole, as a crash or a freeze would.
+   */
   signal(signal: NodeJS.Signals): void {
     if (!this.child?.pid) return
-    try {
-      process.kill(-this.child.pid, signal)
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error
+    for (const group of [this.child.pid, ...childrenOf(this.child.pid)]) {
+      try {
+        process.kill(-group, signal)
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code
+        if (code !== 'ESRCH' && code !== 'EPERM') throw error
+      }
     }
   }
 
@@ -149,6 +156,17 @@ export class LocalNode extends EventEmitter {
 
   mailbox(name: string): Promise<string> {
     return readFile(join(nodePaths(this.data_dir).service_state, 'mail', name), 'utf8').catch(() => '')
+  }
+}
+
+/** Direct children of a process, from /proc (Linux). */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((task) =>
+      readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number),
+    )
+  } catch {
+    return []
   }
 }
 

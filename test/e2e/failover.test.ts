@@ -1,11 +1,16 @@
 import { execFile } from 'node:child_process'
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
 import { sendMail } from '../../examples/mail/smtp-client.ts'
-import { LocalFederation, type LocalNode, type LogRecord } from '../../src/demo/local-federation.ts'
+import {
+  childrenOf,
+  LocalFederation,
+  type LocalNode,
+  type LogRecord,
+} from '../../src/demo/local-federation.ts'
 import { nodePaths } from '../../src/runtime/paths.ts'
 
 const run = promisify(execFile)
@@ -62,23 +67,12 @@ const event =
   (r: LogRecord) =>
     r.event === name && Number(r.time) >= after_ms
 
-/** Child processes of `pid` (the node's service), from /proc. */
-async function children(pid: number): Promise<number[]> {
-  const tasks = await readdir(`/proc/${pid}/task`)
-  const out: number[] = []
-  for (const task of tasks) {
-    const text = await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '')
-    out.push(...text.split(/\s+/).filter(Boolean).map(Number))
-  }
-  return out
-}
-
 describe('failover end to end (real node processes, real mail service, loopback testnet)', () => {
   it('a crashed service is restarted in place, without an election', async () => {
     const fed = await start(3, 2610)
     const server = await fed.server(60_000)
     await mail(server, 1, 3)
-    const [service] = await children(server.pid!)
+    const [service] = childrenOf(server.pid!)
     expect(service).toBeGreaterThan(0)
     const crashed_ms = Date.now()
     process.kill(service!, 'SIGKILL')

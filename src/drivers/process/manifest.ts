@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
+import { describeSchemaIssue } from '../../config/describe-issue.ts'
 import { ConfigError } from '../../config/load.ts'
-import { describeSchemaIssue } from './describe-issue.ts'
 
 export const MANIFEST_FILE = 'sustain-service.yaml'
 

@@ -1,7 +1,6 @@
 import type { z } from 'zod'
 
-// Same wording as src/config/load.ts (`field a.b: got VALUE, expected WHAT`); that file keeps its
-// helper private, so this is a copy until it is exported from one place.
+// One wording for every schema error a person sees (config, service manifests).
 
 function valueAt(input: unknown, path: PropertyKey[]): unknown {
   let cur = input
