@@ -154,8 +154,15 @@ export class LocalNode extends EventEmitter {
     return status
   }
 
-  mailbox(name: string): Promise<string> {
-    return readFile(join(nodePaths(this.data_dir).service_state, 'mail', name), 'utf8').catch(() => '')
+  mailbox(name: string, folder = 'mail'): Promise<string> {
+    return readFile(join(nodePaths(this.data_dir).service_state, folder, name), 'utf8').catch(() => '')
+  }
+
+  /** Partition this node from every peer for `ms` (the node's testing nemesis, over its control socket). */
+  async isolate(ms: number): Promise<void> {
+    await controlRequest(nodePaths(this.data_dir).socket, { cmd: 'isolate', ms }, (line) => {
+      if (line.ok !== true) throw new Error(`isolate refused: ${String(line.error)}`)
+    })
   }
 }
 

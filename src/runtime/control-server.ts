@@ -13,6 +13,8 @@ export type ControlRequest =
   | { cmd: 'snapshot' }
   | { cmd: 'leave' }
   | { cmd: 'watch'; interval_ms?: number }
+  /** Testing aid: partition this node from every peer for `ms` milliseconds. */
+  | { cmd: 'isolate'; ms: number }
 
 const MAX_REQUEST_BYTES = 4096
 
@@ -76,6 +78,15 @@ function handle(node: SustainNode, socket: Socket, request: ControlRequest, log:
   switch (request?.cmd) {
     case 'status':
       send(socket, { ok: true, status: node.status() })
+      socket.end()
+      return
+    case 'isolate':
+      if (!(Number.isInteger(request.ms) && request.ms > 0 && request.ms <= 3_600_000)) {
+        send(socket, { ok: false, error: 'isolate needs ms, an integer from 1 to 3600000' })
+      } else {
+        void node.isolate(request.ms).catch((error) => log.warn({ err: error }, 'isolate failed'))
+        send(socket, { ok: true })
+      }
       socket.end()
       return
     case 'snapshot':

@@ -203,6 +203,15 @@ export class SustainNode {
     this.dispatch({ type: 'leave', now_ms: this.now() })
   }
 
+  /**
+   * Testing aid (a Jepsen-style nemesis): cut every overlay connection of this node for `duration_ms`,
+   * so both sides of a partition run on real processes. Resolves when the isolation ends.
+   */
+  isolate(duration_ms: number): Promise<void> {
+    this.log.warn({ event: 'isolated', duration_ms }, 'isolated on request (testing)')
+    return this.federation.isolate(duration_ms)
+  }
+
   snapshotNow(): void {
     this.dispatch({ type: 'snapshot-now', now_ms: this.now() })
   }

@@ -15,6 +15,9 @@ export async function runDemoInUi(
   const feed = new DemoFeed()
   const close_ui = new AbortController()
   const federation: { stop: (() => Promise<void>) | null } = { stop: null }
+  // The scenario reports its end before runDemo returns (it still stops the processes): a `q` pressed
+  // after that is a normal end, not an interruption.
+  let finished = false
   const ui = runUi({ socket_path: null, demo: feed, title: 'sustain demo', signal: close_ui.signal })
   const demo = runDemo({
     ...options,
@@ -22,7 +25,10 @@ export async function runDemoInUi(
     onEvent: (event) => {
       if (event.kind === 'started') federation.stop = event.stop
       else if (event.kind === 'attach') feed.attach(event.socket_path, event.node)
-      else feed.finish(`scenario over: ${event.summary.killed} killed, ${event.summary.new_server} serves`)
+      else {
+        finished = true
+        feed.finish(`scenario over: ${event.summary.killed} killed, ${event.summary.new_server} serves`)
+      }
     },
   })
   let outcome: { summary: DemoSummary } | { quit: true }
@@ -36,6 +42,7 @@ export async function runDemoInUi(
     await ui
     throw error
   }
+  if ('quit' in outcome && finished) return { summary: await demo, narration: feed.lines }
   if ('quit' in outcome) {
     demo.catch(() => {}) // its waits fail once the nodes are gone; the process exits first
     await federation.stop?.()

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { BIN, SESSION, screen, screenWhere, TERMINAL_ENV, tmux } from './tmux.ts'
+import { BIN, SESSION, screen, screenWhere, scrollback, TERMINAL_ENV, tmux } from './tmux.ts'
 
 afterAll(async () => {
   await tmux('kill-server').catch(() => {})
@@ -25,11 +25,9 @@ describe('sustain demo in a terminal (tmux, 80x24)', () => {
     expect(done).toMatch(/server: node-\d/)
     await tmux('send-keys', '-t', SESSION, 'q')
     const after = await screenWhere((s) => s.includes('EXIT='), 'the demo command to end', 30_000)
-    const json = after
-      .split('\n')
-      .join('')
-      .match(/\{"nodes":3.*?"data_dir":null\}/)
-    expect(json).not.toBeNull()
+    const text = await scrollback()
+    const json = text.match(/\{"nodes":3.*?"data_dir":null\}/)
+    expect(json, `no summary line in:\n${text}`).not.toBeNull()
     const summary = JSON.parse(json![0]!)
     expect(summary.new_server).not.toBe(summary.killed)
     expect(after).toContain('EXIT=0')

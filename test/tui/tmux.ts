@@ -18,6 +18,12 @@ export async function screen(): Promise<string> {
   return stdout
 }
 
+/** The pane with its scrollback, wrapped lines joined (long output such as a JSON line, whole). */
+export async function scrollback(lines = 500): Promise<string> {
+  const { stdout } = await tmux('capture-pane', '-p', '-J', '-S', `-${lines}`, '-t', SESSION)
+  return stdout
+}
+
 /**
  * Reads the pane until `match` holds: observing a screen has no event to wait on, so this polls,
  * every 200 ms, within a bound.

@@ -44,7 +44,9 @@ export async function initNode(
     },
     'the new config',
   )
-  await mkdir(paths.dir, { recursive: true, mode: 0o700 })
+  // 0711: others may traverse (a service such as Postfix runs as its own user inside) but not list;
+  // the identity and the config (the federation secret) are 0600 themselves.
+  await mkdir(paths.dir, { recursive: true, mode: 0o711 })
   await writeNewIdentity(paths.identity)
   const header = '# Sustain node config. The federation secret admits nodes: keep this file private.\n'
   await writeFileAtomic(paths.config, header + stringify(config), { mode: 0o600 })
