@@ -334,6 +334,7 @@ async function writeResults(result: Record<string, any>): Promise<void> {
     'MB/s here means MiB/s. Replication time runs from the candidate learning of the snapshot to holding all of it.',
     'Control traffic (admission, pings, control messages) runs on its own hyperswarm, apart from replication.',
     '',
+    '',
   ]
   const path = join(RESULTS_DIR, '..', 'RESULTS.md')
   // Re-read right before writing: another engineer owns other sections of this file.
