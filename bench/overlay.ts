@@ -59,6 +59,8 @@ function downsSince(nodes: NodeProc[], marks: number[]): number {
 
 let replicationFalseSuspicions = 0
 const uploadsPerDownload: Record<number, number> = {}
+/** Longest event-loop stall of any node during a replication run (a stalled sender sends no heartbeat). */
+const loopDelayMax: Record<number, number> = {}
 /** Peer-down events during the bulk-detection runs before the fault (publish and transfer). */
 let bulkFalseSuspicions = 0
 
@@ -71,6 +73,7 @@ async function overlayReplication(testnet: LocalTestnet, readers: number): Promi
     await cluster.ready(all)
     await cluster.meshed(all)
     const marks = all.map((n) => n.events.length)
+    await Promise.all(all.map((n) => n.request('stats'))) // restarts each node's event-loop delay record
     await server.request('publish', { id: 'bench', size_bytes: REPLICATION_BYTES }, 300_000)
     const seen = await Promise.all(
       candidates.map((c) => c.waitFor((e) => e.event === 'snapshot' && e.id === 'bench', 60_000, 'snapshot')),
@@ -88,6 +91,7 @@ async function overlayReplication(testnet: LocalTestnet, readers: number): Promi
     const stats = await Promise.all(all.map((n) => n.request('stats')))
     const sum = (f: string) => stats.reduce((total, st) => total + st[f], 0)
     uploadsPerDownload[readers] = round(sum('uploads') / Math.max(1, sum('downloads')), 2)
+    loopDelayMax[readers] = round(Math.max(...stats.map((st) => st['loop_delay_max_ms'])))
     return (readers * REPLICATION_BYTES) / MiB / ((end - start) / 1000)
   } finally {
     await cluster.cleanup()
@@ -324,7 +328,7 @@ async function writeResults(result: Record<string, any>): Promise<void> {
     `| detection during bulk replication to ${CANDIDATES} candidates, SIGKILL p50 / p99 (${b.runs} runs) | ${b.sigkill_p50_ms} / ${b.sigkill_p99_ms} ms | p99 < 1000 ms | ${b.load_avg} |`,
     `| detection during bulk replication, SIGSTOP p50 / p99 | ${b.sigstop_p50_ms} / ${b.sigstop_p99_ms} ms | p99 < 1000 ms | ${b.load_avg} |`,
     `| false suspicions in ${FALSE_SUSPICION_MS / 1000} s, both cores saturated | ${f.count} | 0 | ${f.load_avg} |`,
-    `| false suspicions during the replication runs (to 1 and to 4) | ${result['false_suspicions_during_replication']} | 0 | ${r.load_avg.one} / ${r.load_avg.four} |`,
+    `| false suspicions during the replication runs (to 1 and to 4; longest event-loop stall of any node ${r.loop_delay_max_ms_1} / ${r.loop_delay_max_ms_4} ms) | ${result['false_suspicions_during_replication']} | 0 | ${r.load_avg.one} / ${r.load_avg.four} |`,
     `| false suspicions during the bulk-detection runs, before the fault | ${b.false_suspicions_before_fault} | 0 | ${b.load_avg} |`,
     ...result['control'].map(
       (c: any) =>
@@ -384,6 +388,8 @@ async function replicationPhase(testnet: LocalTestnet) {
     fraction_of_tcp_1: round(one / tcp, 3),
     uploads_per_download_1: uploadsPerDownload[1],
     uploads_per_download_4: uploadsPerDownload[4],
+    loop_delay_max_ms_1: loopDelayMax[1],
+    loop_delay_max_ms_4: loopDelayMax[4],
     bytes: REPLICATION_BYTES,
     load_avg,
   }
