@@ -110,8 +110,9 @@ const DEFAULTS = {
 
 /**
  * Overlay defaults of the failure detector: with 100 ms pings, phi 8 is reached about 620 ms after the
- * last frame (mean + ~5.2 std, std floored at 100 ms), which tolerates ~100 ms of head-of-line blocking
- * behind bulk replication plus scheduling hiccups, and still detects well under a second.
+ * last frame (mean + ~5.2 std, std floored at 100 ms), which tolerates scheduling hiccups of a few
+ * hundred ms on a loaded machine and still detects well under a second. Pings travel on the control
+ * plane, so bulk replication does not queue them.
  */
 export const OVERLAY_PHI_OPTIONS: PhiAccrualOptions = {
   ...DEFAULT_PHI_OPTIONS,
@@ -241,9 +242,9 @@ export class Federation extends EventEmitter {
   }
 
   /**
-   * Partition injection, a testing aid (a Jepsen-style nemesis): drop every connection on both planes
-   * and refuse or close any new one for `duration_ms`, then reconnect normally (dial holds and bans the
-   * isolation caused are cleared). Peers see this node's connections close, so both sides report
+   * Partition injection, a testing aid (a Jepsen-style nemesis): drop every connection on both planes,
+   * dial nobody and close any new connection at once for `duration_ms`, then reconnect normally (the
+   * dial holds the isolation caused are cleared). Calling it again while isolated restarts the clock. Peers see this node's connections close, so both sides report
    * peer-down; after the isolation both report peer-up again. Resolves when the isolation ends.
    */
   isolate(duration_ms: number): Promise<void> {
