@@ -179,17 +179,19 @@ async function detection(
   const server = cluster.spawn(`${signal}-${run}`, { priority: 100 })
   await cluster.ready([server])
   await cluster.meshed([server, ...candidates])
-  // ~1 s of heartbeat history on every candidate first.
+  // ~1 s of heartbeat history on every candidate first: 4 suspicion reports (every 250 ms) about the
+  // server. Each wait starts after the previous report (other peers' reports are interleaved).
   await Promise.all(
     candidates.map(async (c) => {
-      const since = c.events.length
+      let from = c.events.length
       for (let i = 0; i < 4; i++) {
-        await c.waitFor(
+        const report = await c.waitFor(
           (e) => e.event === 'peer-suspicion' && e.key === server.key,
           5000,
           'report',
-          since + i,
+          from,
         )
+        from = c.events.indexOf(report, from) + 1
       }
     }),
   )

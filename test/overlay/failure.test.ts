@@ -30,14 +30,16 @@ describe('overlay failure detection (server in its own process)', () => {
     await cluster.meshed([server, ...candidates])
     await Promise.all(
       candidates.map(async (c) => {
-        const since = c.events.length
+        // Each wait starts after the previous report (reports about other peers are interleaved).
+        let from = c.events.length
         for (let i = 0; i < 4; i++) {
-          await c.waitFor(
+          const report = await c.waitFor(
             (e) => e.event === 'peer-suspicion' && e.key === server.key,
             5000,
             'suspicion report',
-            since + i,
+            from,
           )
+          from = c.events.indexOf(report, from) + 1
         }
       }),
     )
