@@ -118,6 +118,9 @@ export const OVERLAY_PHI_OPTIONS: PhiAccrualOptions = {
   ...DEFAULT_PHI_OPTIONS,
   min_std_dev_ms: 100,
   first_interval_ms: 100,
+  // Two seconds' worth of the configured interval: a stall in a young connection's history must not
+  // push detection past a second.
+  prior_intervals: 20,
 }
 
 /** Connection keep-alive and idle timeout: a frozen or dead peer's connection closes after ~5 s. */

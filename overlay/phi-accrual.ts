@@ -18,6 +18,12 @@ export interface PhiAccrualOptions {
   acceptable_pause_ms: number
   /** Interval assumed before any has been observed. */
   first_interval_ms: number
+  /**
+   * How many intervals of first_interval_ms +- a quarter seed the history (even, default 2). More make
+   * the expected interval a stronger prior, so one stall early in a connection inflates the standard
+   * deviation (and delays detection) less; they leave the window like any sample.
+   */
+  prior_intervals?: number
 }
 
 export const DEFAULT_PHI_OPTIONS: PhiAccrualOptions = {
@@ -38,6 +44,10 @@ export class PhiAccrual {
     if (!(options.threshold > 0)) throw new RangeError('phi threshold must be > 0')
     if (!(options.window_size >= 2)) throw new RangeError('phi window_size must be >= 2')
     if (!(options.min_std_dev_ms > 0)) throw new RangeError('phi min_std_dev_ms must be > 0')
+    const prior = options.prior_intervals ?? 2
+    if (!(Number.isInteger(prior) && prior >= 2 && prior % 2 === 0 && prior <= options.window_size)) {
+      throw new RangeError('phi prior_intervals must be even, >= 2 and <= window_size')
+    }
   }
 
   /** Record a heartbeat (any message from the peer counts) that arrived at `now_ms`. */
@@ -46,8 +56,10 @@ export class PhiAccrual {
       // Seed the history with the expected interval so phi is meaningful from the first beat.
       const first = this.options.first_interval_ms
       const std = first / 4
-      this.push(first - std)
-      this.push(first + std)
+      for (let i = 0; i < (this.options.prior_intervals ?? 2) / 2; i++) {
+        this.push(first - std)
+        this.push(first + std)
+      }
     } else {
       const interval_ms = now_ms - this.last_arrival_ms
       if (interval_ms < 0) throw new RangeError('heartbeat arrival went backwards')

@@ -14,6 +14,7 @@ import {
   verifyControlBinding,
 } from '../../overlay/keys.ts'
 import { PeerTable } from '../../overlay/peer-table.ts'
+import { DEFAULT_PHI_OPTIONS, PhiAccrual } from '../../overlay/phi-accrual.ts'
 import { rendezvousHolders } from '../../overlay/rendezvous.ts'
 import { invalidFrame, randomFrame } from './fuzz-frames.ts'
 
@@ -149,5 +150,29 @@ describe('peer table', () => {
     expect(t.view().unreachable.map((e) => [e.key, e.down_reason])).toEqual([['b', 'suspected']])
     expect(t.revive('b')).toBe(true)
     expect(t.reachableKeys().sort()).toEqual(['a', 'b'])
+  })
+})
+
+describe('phi-accrual prior', () => {
+  /** Time from the last heartbeat to suspicion after a young history with one 1 s stall. */
+  function detectionAfterStall(prior_intervals: number): number {
+    const d = new PhiAccrual({
+      ...DEFAULT_PHI_OPTIONS,
+      min_std_dev_ms: 100,
+      first_interval_ms: 100,
+      prior_intervals,
+    })
+    let t = 0
+    for (let i = 0; i < 10; i++) {
+      t += i === 5 ? 1000 : 100
+      d.heartbeat(t)
+    }
+    return d.suspectAt()! - t
+  }
+
+  it('a stronger prior keeps one early stall from pushing detection past a second', () => {
+    expect(detectionAfterStall(2)).toBeGreaterThan(1000)
+    expect(detectionAfterStall(20)).toBeLessThan(1000)
+    expect(() => new PhiAccrual({ ...DEFAULT_PHI_OPTIONS, prior_intervals: 3 })).toThrow(RangeError)
   })
 })
