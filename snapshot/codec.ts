@@ -115,7 +115,11 @@ function encodePages(data: Uint8Array, base: Uint8Array, pages: readonly number[
   return Buffer.concat([header, payload])
 }
 
-function decodePages(blob: Uint8Array, base: Uint8Array): Uint8Array {
+/**
+ * Decodes over the base chunk in place (no new 1 MiB buffer per chunk). `undo` puts the base's own pages
+ * back (they are kept in the scratch buffer), valid until the next page call on this thread.
+ */
+function decodePages(blob: Uint8Array, base: Uint8Array): { out: Uint8Array; undo: () => void } {
   const view = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength)
   if (view.length < 12 || view.readUInt32LE(0) !== PAGES_MAGIC)
     throw new CodecError('undecodable', 'bad page-delta header')
@@ -132,20 +136,23 @@ function decodePages(blob: Uint8Array, base: Uint8Array): Uint8Array {
   }
   const span = pageSpan(base.byteLength, pages)
   const payload = view.subarray(pagesEnd)
+  const original = gatherPages(base, pages, 1)
   let target: Uint8Array
-  if (payloadKind === PAYLOAD_VCDIFF) target = xdeltaDecode(payload, gatherPages(base, pages, 1), span)
+  if (payloadKind === PAYLOAD_VCDIFF) target = xdeltaDecode(payload, original, span)
   else if (payloadKind === PAYLOAD_RAW && payload.length === span) target = payload
   else throw new CodecError('undecodable', 'bad page-delta payload')
-  // The result is written over the base chunk: no new 1 MiB buffer per chunk.
-  const out = base
+  scatterPages(target, base, pages)
+  return { out: base, undo: () => scatterPages(original, base, pages) }
+}
+
+function scatterPages(from: Uint8Array, chunk: Uint8Array, pages: readonly number[]): void {
   let at = 0
   for (const page of pages) {
     const start = page * PAGE_BYTES
-    const length = Math.min(PAGE_BYTES, base.byteLength - start)
-    out.set(target.subarray(at, at + length), start)
+    const length = Math.min(PAGE_BYTES, chunk.byteLength - start)
+    chunk.set(from.subarray(at, at + length), start)
     at += length
   }
-  return out
 }
 
 /** Encode one chunk against its base chunk: SAME, or the smallest of page delta, whole delta and raw. */
@@ -167,6 +174,9 @@ function encodeKind(input: EncodeInput): EncodeOutput {
     return { kind: ChunkKind.RAW, hash, blob: data }
   }
   if (input.base_hash && sameHash(hash, input.base_hash)) return { kind: ChunkKind.SAME, hash }
+  // Equal bytes (memcmp, ~40 GB/s) need no second hash (~1.6 GB/s): the base hash is the content hash.
+  if (!input.base_hash && Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(base))
+    return { kind: ChunkKind.SAME, hash }
   const baseHash = hashBytes(alg, base)
   if (input.base_hash && !sameHash(baseHash, input.base_hash)) {
     throw new CodecError(
@@ -203,7 +213,11 @@ export interface DecodeInput {
   base_hash?: Uint8Array
 }
 
-/** Rebuild one chunk and verify it by hash; every failure names what is wrong. */
+/**
+ * Rebuild one chunk and verify it by hash; every failure names what is wrong.
+ * The base is hashed only when the result is wrong (to tell a wrong base from a bad delta): the content
+ * hash already proves a correct result, and skipping the base hash halves restore's hashing.
+ */
 export function decodeChunk(input: DecodeInput): Uint8Array {
   const { alg, kind } = input
   let out: Uint8Array
@@ -217,22 +231,39 @@ export function decodeChunk(input: DecodeInput): Uint8Array {
   } else {
     const { blob, base, base_hash } = input
     if (!blob || !base || !base_hash) throw new Error('decodeChunk: delta needs blob, base and base_hash')
-    const actual = hashBytes(alg, base)
-    if (!sameHash(actual, base_hash)) {
-      throw new CodecError(
-        'wrong-base',
-        `delta was made against base chunk ${toHex(base_hash)}, got ${toHex(actual)}`,
-      )
+    const baseCheck = () => {
+      const actual = hashBytes(alg, base)
+      if (!sameHash(actual, base_hash)) {
+        throw new CodecError(
+          'wrong-base',
+          `delta was made against base chunk ${toHex(base_hash)}, got ${toHex(actual)}`,
+        )
+      }
     }
+    let undo = () => {}
     try {
-      out = kind === ChunkKind.DELTA ? xdeltaDecode(blob, base, input.size_bytes) : decodePages(blob, base)
+      if (kind === ChunkKind.DELTA) out = xdeltaDecode(blob, base, input.size_bytes)
+      else ({ out, undo } = decodePages(blob, base))
     } catch (error) {
+      baseCheck()
       if (error instanceof CodecError) throw error
       throw new CodecError('undecodable', (error as Error).message)
     }
+    if (!rightContent(alg, out, input)) {
+      undo()
+      baseCheck()
+      throw contentError(input)
+    }
+    return out
   }
-  if (out.byteLength !== input.size_bytes || !sameHash(hashBytes(alg, out), input.hash)) {
-    throw new CodecError('corrupt', `content hash differs from the manifest's ${toHex(input.hash)}`)
-  }
+  if (!rightContent(alg, out, input)) throw contentError(input)
   return out
+}
+
+function rightContent(alg: HashAlg, out: Uint8Array, input: DecodeInput): boolean {
+  return out.byteLength === input.size_bytes && sameHash(hashBytes(alg, out), input.hash)
+}
+
+function contentError(input: DecodeInput): CodecError {
+  return new CodecError('corrupt', `content hash differs from the manifest's ${toHex(input.hash)}`)
 }

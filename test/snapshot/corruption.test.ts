@@ -140,6 +140,30 @@ describe('wrong base is refused', () => {
     expect(() => decode(seededBytes(3, CHUNK))).toThrow(/made against base chunk/)
   })
 
+  it('codec: a bad page delta on the right base is corrupt, not a wrong base, and leaves the base intact', async () => {
+    await ready
+    const base = seededBytes(1, CHUNK)
+    // Whole pages of random bytes: the payload is stored raw, so a flipped byte still decodes.
+    const data = changePages(base, 4, 2)
+    const out = encodeChunk({ alg: 'sha256', data, base: Buffer.from(base), try_empty_source: false })
+    expect(out.kind).toBe(ChunkKind.PAGES)
+    const blob = Buffer.from(out.blob!)
+    blob[blob.length - 1]! ^= 0xff
+    const given = Buffer.from(base)
+    const decode = () =>
+      decodeChunk({
+        alg: 'sha256',
+        kind: out.kind,
+        hash: out.hash,
+        size_bytes: CHUNK,
+        blob,
+        base: given,
+        base_hash: out.base_hash!,
+      })
+    expect(decode).toThrow(/content hash differs/)
+    expect(given.equals(base)).toBe(true)
+  })
+
   it('delta file: apply against another base fails, naming the chunk; reordered records are caught', async () => {
     const base = await f.write('base.img', seededBytes(5, 3 * CHUNK))
     const next = Buffer.concat([seededBytes(5, CHUNK), seededBytes(6, CHUNK), seededBytes(7, CHUNK)])
