@@ -517,6 +517,7 @@ export class Federation extends EventEmitter {
     this.dataSessions.set(session.key, session)
     if (previous && previous !== session && !previous.closed) previous.conn.destroy()
     this.data.admitted(session.conn_key)
+    this.data.undial(session.key)
     this.store.corestore.replicate(session.conn) // a refused peer never sees snapshot data
     this.store.follow(session.key)
     this.opts.log.debug({ peer: session.key }, 'data connection admitted')
@@ -625,6 +626,7 @@ export class Federation extends EventEmitter {
    * to the other holders at once. No dial hold on our side: if the peer is alive it reconnects.
    */
   private dropData(key: string): void {
+    this.data.undial(key)
     const session = this.dataSessions.get(key)
     if (!session || session.closed) return
     session.closed = true
@@ -654,12 +656,24 @@ export class Federation extends EventEmitter {
     const now = performance.now()
     const paused = now - this.last_check_ms > CHECK_INTERVAL_MS + LOCAL_PAUSE_MS
     this.last_check_ms = now
+    this.mendDataPlane()
     if (paused) return // judge after one round of I/O: the queued heartbeats count first
     for (const [key, detector] of this.detectors) {
       if (this.table.get(key)?.reachable && detector.suspected(now)) {
         this.opts.log.warn({ peer: key, phi: detector.phi(now) }, 'peer suspected')
         this.peerDown(key, 'suspected')
       }
+    }
+  }
+
+  /**
+   * Every reachable peer needs a data connection too (snapshots, merge archives). Where it is missing,
+   * the side with the greater key dials it until admitted; one dialler, so no simultaneous-dial race.
+   */
+  private mendDataPlane(): void {
+    for (const key of this.sessions.keys()) {
+      if (this.dataSessions.has(key) || !this.table.get(key)?.reachable) continue
+      if (key < this.key) this.data.dial(key)
     }
   }
 

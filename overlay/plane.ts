@@ -117,6 +117,21 @@ export class Plane {
     this.dialHold.admitted(key)
   }
 
+  /**
+   * Keep dialling `key` until `undial` (a peer known alive through another plane): hyperswarm's explicit
+   * peer, with any hold on it lifted. Discovery alone can leave a pair unconnected for seconds: when both
+   * sides dial at once, each keeps the other's connection and closes its own, so both die.
+   */
+  dial(key: string): void {
+    if (this.isolated || this.closing || !this.swarm) return
+    this.dialHold.admitted(key)
+    this.swarm.joinPeer(Buffer.from(key, 'hex'))
+  }
+
+  undial(key: string): void {
+    this.swarm?.leavePeer(Buffer.from(key, 'hex'))
+  }
+
   connections(): Iterable<SecretStream> {
     return this.swarm?.connections ?? []
   }
