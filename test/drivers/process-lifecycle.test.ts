@@ -33,15 +33,17 @@ describe('process driver lifecycle', () => {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
     const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2])
     expect(pgrp).toBe(pid)
-    const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')
-    expect(environ).toContain(`SUSTAIN_STATE_DIR=${f.state_dir}`)
-    expect(environ).toContain('SUSTAIN_PORT=2500')
-    expect(environ).toContain(`SUSTAIN_SERVICE_DIR=${f.service_dir}`)
     await expect(driver.start()).rejects.toThrow(/already running/)
 
     for (let i = 0; i < 500 && !f.records.some((r) => r['msg'] === 'stderr line'); i++) {
       await new Promise((resolve) => setTimeout(resolve, 10))
     }
+    // Read only once the service has written output: right after spawn, /proc/PID/environ can still be
+    // empty while the exec is under way (seen once in CI).
+    const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')
+    expect(environ).toContain(`SUSTAIN_STATE_DIR=${f.state_dir}`)
+    expect(environ).toContain('SUSTAIN_PORT=2500')
+    expect(environ).toContain(`SUSTAIN_SERVICE_DIR=${f.service_dir}`)
     let exited = 0
     driver.on('event', (event) => {
       if (event.kind === 'exited') exited++
