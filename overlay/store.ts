@@ -9,6 +9,17 @@ import type { KeyPair } from 'hyperdht'
 import { Packr } from 'msgpackr'
 import { writeFileAtomic } from '../src/util/atomic-write.ts'
 import type { Logger } from '../src/util/log.ts'
+import {
+  type BlobRecipe,
+  type BlobRef,
+  type CollectOptions,
+  encodeRecipeBlock,
+  MAX_RECIPE_DEPTH,
+  RecipeResolver,
+  type RecipeStats,
+  recipeDepth,
+  withRecipeInputs,
+} from './recipes.ts'
 import { rendezvousHolders } from './rendezvous.ts'
 
 /**
@@ -18,6 +29,7 @@ import { rendezvousHolders } from './rendezvous.ts'
  *   blob      [0][bytes]                 content-addressed by sha256 hex, appended once per writer
  *   manifest  [1][manifest bytes]        opaque to the overlay (the snapshot engine's format)
  *   index     [2][msgpack IndexBody]     last block of every publish; links to the previous index
+ *   recipe    [3][msgpack recipe]        a blob derivable from earlier blobs (recipes.ts), not its bytes
  * Readers read the tail; when it is an index they walk `prev` until they reach a known index.
  * Blocks are encrypted with a key derived from the federation secret (hypercore block encryption).
  */
@@ -25,6 +37,7 @@ import { rendezvousHolders } from './rendezvous.ts'
 const TAG_BLOB = 0
 const TAG_MANIFEST = 1
 const TAG_INDEX = 2
+const TAG_RECIPE = 3
 const APPEND_BATCH_BYTES = 4 * 1024 * 1024
 const MAX_BLOB_BYTES = 8 * 1024 * 1024
 
@@ -32,8 +45,13 @@ interface IndexBody {
   id: string
   prev: number
   manifest: number
-  /** [sha256 hex, block index, size in bytes] */
-  blobs: [string, number, number][]
+  /**
+   * [sha256 hex, block index, size in bytes, recipe inputs]: the snapshot's own blobs (the first `roots`),
+   * then the recipe inputs they need transitively (kept, placed and forgotten with the snapshot).
+   */
+  blobs: BlobRef[]
+  /** How many of `blobs` the snapshot itself needs; absent: all (written before recipes). */
+  roots?: number
 }
 
 export interface IndexEntry extends IndexBody {
@@ -45,6 +63,8 @@ export interface PublishInput {
   id: string
   manifest: Uint8Array
   blobs: string[]
+  /** Blobs that may be published as a recipe instead of bytes (see recipes.ts). */
+  recipes?: ReadonlyMap<string, BlobRecipe>
 }
 
 export interface CollectProgress {
@@ -55,6 +75,7 @@ export interface CollectProgress {
 export interface CollectResult {
   manifest: Uint8Array
   bytes_total: number
+  stats: RecipeStats
 }
 
 export interface SnapshotStoreOptions {
@@ -130,8 +151,8 @@ export class SnapshotStore extends EventEmitter {
   readonly selfKey: string
   private readonly views = new Map<string, WriterView>()
   private readonly forgotten = new Set<string>()
-  /** Own blobs already in the own core: hash -> [block, size]. */
-  private readonly published = new Map<string, [number, number]>()
+  /** Own blobs (and recipes) already in the own core, by hash. */
+  private readonly published = new Map<string, BlobRef>()
   private publishing: Promise<unknown> = Promise.resolve()
   private closed = false
 
@@ -299,7 +320,7 @@ export class SnapshotStore extends EventEmitter {
   private rebuildPublished(): void {
     this.published.clear()
     for (const entry of this.snapshots(this.selfKey)) {
-      for (const [hash, block, size] of entry.blobs) this.published.set(hash, [block, size])
+      for (const ref of entry.blobs) this.published.set(ref[0], ref)
     }
   }
 
@@ -325,26 +346,52 @@ export class SnapshotStore extends EventEmitter {
       batch = []
       batch_bytes = 0
     }
-    const entries: [string, number, number][] = []
-    const added = new Map<string, [number, number]>()
-    for (const hash of new Set(input.blobs)) {
-      const known = this.published.get(hash) ?? added.get(hash)
-      if (known) {
-        entries.push([hash, ...known])
-        continue
+    const added = new Map<string, BlobRef>()
+    const lookup = (hash: string) => this.published.get(hash) ?? added.get(hash)
+    const recipes = input.recipes ?? new Map<string, BlobRecipe>()
+    const depths = new Map<string, number>()
+    /** Depth the blob will have: 0 when it goes (or went) out as bytes; a chain too deep goes as bytes. */
+    const plannedDepth = (hash: string, budget: number): number => {
+      if (lookup(hash)) return recipeDepth(hash, lookup)
+      const recipe = recipes.get(hash)
+      if (!recipe || budget === 0) return 0
+      let depth = depths.get(hash)
+      if (depth === undefined) {
+        depth = 1 + Math.max(0, ...recipe.inputs.map((i) => plannedDepth(i, budget - 1)))
+        if (depth > MAX_RECIPE_DEPTH) depth = 0
+        depths.set(hash, depth)
       }
-      const bytes = await readBlob(hash)
-      assert(bytes.byteLength <= MAX_BLOB_BYTES, `blob ${hash} is ${bytes.byteLength} bytes`)
-      assert.equal(sha256Hex(bytes), hash, `blob ${hash} does not match its hash`)
-      batch.push(tagged(TAG_BLOB, bytes))
-      batch_bytes += bytes.byteLength
-      added.set(hash, [next, bytes.byteLength])
-      entries.push([hash, next++, bytes.byteLength])
-      if (batch_bytes >= APPEND_BATCH_BYTES) await flush()
+      return depth
     }
+    const append = async (hash: string): Promise<BlobRef> => {
+      const known = lookup(hash)
+      if (known) return known
+      const recipe = recipes.get(hash)
+      let ref: BlobRef
+      if (recipe && plannedDepth(hash, MAX_RECIPE_DEPTH + 1) > 0) {
+        // Inputs first: a recipe only refers to earlier blocks, so chains always end.
+        for (const i of recipe.inputs) await append(i)
+        const block = encodeRecipeBlock(hash, recipe)
+        batch.push(tagged(TAG_RECIPE, block))
+        ref = [hash, next++, block.byteLength, [...recipe.inputs]]
+      } else {
+        const bytes = await readBlob(hash)
+        assert(bytes.byteLength <= MAX_BLOB_BYTES, `blob ${hash} is ${bytes.byteLength} bytes`)
+        assert.equal(sha256Hex(bytes), hash, `blob ${hash} does not match its hash`)
+        batch.push(tagged(TAG_BLOB, bytes))
+        batch_bytes += bytes.byteLength
+        ref = [hash, next++, bytes.byteLength]
+      }
+      added.set(hash, ref)
+      if (batch_bytes >= APPEND_BATCH_BYTES) await flush()
+      return ref
+    }
+    const roots: BlobRef[] = []
+    for (const hash of new Set(input.blobs)) roots.push(await append(hash))
+    const entries = withRecipeInputs(roots, lookup)
     const manifest = next++
     const prev = [...own.byBlock.keys()].reduce((a, b) => Math.max(a, b), -1)
-    const body: IndexBody = { id: input.id, prev, manifest, blobs: entries }
+    const body: IndexBody = { id: input.id, prev, manifest, blobs: entries, roots: roots.length }
     batch.push(tagged(TAG_MANIFEST, input.manifest), tagged(TAG_INDEX, packr.pack(body)))
     await flush()
     const entry = parseIndex(tagged(TAG_INDEX, packr.pack(body)), next)
@@ -364,30 +411,34 @@ export class SnapshotStore extends EventEmitter {
     id: string,
     sink: (hash: string, bytes: Uint8Array) => Promise<void>,
     onProgress: (progress: CollectProgress) => void = () => {},
+    options: CollectOptions = {},
   ): Promise<CollectResult> {
     const view = await this.view(writer)
     const entry = await this.findEntry(view, id)
     const manifestBlock = await this.fetchVerified(view, entry.manifest, TAG_MANIFEST, null)
     const progress = { bytes_done: 0, bytes_total: entry.bytes_total }
     onProgress({ ...progress })
-    let sinking: Promise<void> = Promise.resolve()
+    const resolver = new RecipeResolver({
+      byHash: new Map(entry.blobs.map((ref) => [ref[0], ref])),
+      fetchBlob: ([hash, block]) => this.fetchVerified(view, block, TAG_BLOB, hash),
+      fetchRecipe: ([, block]) => this.fetchVerified(view, block, TAG_RECIPE, null),
+      sink: async (hash, bytes) => {
+        await sink(hash, bytes)
+        progress.bytes_done += bytes.byteLength
+        onProgress({ ...progress })
+      },
+      verify: sha256Hex,
+      options,
+    })
+    const roots = entry.blobs.slice(0, entry.roots ?? entry.blobs.length)
     let next = 0
     const worker = async () => {
-      while (next < entry.blobs.length) {
-        const [hash, block] = entry.blobs[next++]!
-        const bytes = await this.fetchVerified(view, block, TAG_BLOB, hash)
-        sinking = sinking.then(async () => {
-          await sink(hash, bytes)
-          progress.bytes_done += bytes.byteLength
-          onProgress({ ...progress })
-        })
-        await sinking
-      }
+      while (next < roots.length) await resolver.resolve(roots[next++]![0])
     }
-    const workers = Math.min(this.options.collect_concurrency, Math.max(1, entry.blobs.length))
+    const workers = Math.min(this.options.collect_concurrency, Math.max(1, roots.length))
     await Promise.all(Array.from({ length: workers }, worker))
-    await sinking
-    return { manifest: manifestBlock, bytes_total: entry.bytes_total }
+    await resolver.drain()
+    return { manifest: manifestBlock, bytes_total: entry.bytes_total, stats: resolver.stats }
   }
 
   private async findEntry(view: WriterView, id: string): Promise<IndexEntry> {

@@ -5,7 +5,7 @@ import { Federation } from '../../overlay/federation.ts'
 import type { KeyPair } from '../../overlay/keys.ts'
 import { type CodecPool, createCodecPool } from '../../snapshot/codec-pool.ts'
 import { SnapshotEngine } from '../../snapshot/engine.ts'
-import { deltaBytes, neededBlobs } from '../../snapshot/manifest.ts'
+import { deltaBytes } from '../../snapshot/manifest.ts'
 import { SnapshotStore } from '../../snapshot/store.ts'
 import type { SustainConfig } from '../config/schema.ts'
 import { assert } from '../core/assert.ts'
@@ -27,7 +27,8 @@ import type { Logger } from '../util/log.ts'
 import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
 import { readPersisted } from './persisted.ts'
-import { packPublished, SnapshotIndex, unpackPublished } from './snapshot-index.ts'
+import { SnapshotIndex } from './snapshot-index.ts'
+import { collectSnapshot, publishedManifest, publishSnapshot } from './snapshot-replication.ts'
 import type { NodeStatus } from './status.ts'
 import { logTimeline } from './timeline-log.ts'
 
@@ -379,22 +380,10 @@ export class SustainNode {
       } finally {
         await capture.release()
       }
-      const manifest = result.manifest
-      const stored: SnapshotRef = { ...ref, size_bytes: deltaBytes(manifest) }
-      const manifest_bytes = await this.store.getManifestBytes(manifest.id)
-      assert(manifest_bytes !== undefined, 'a manifest just written is missing')
-      await this.federation.publish(
-        {
-          id: ref.id,
-          manifest: packPublished(stored, manifest_bytes),
-          blobs: [...neededBlobs(manifest).keys()],
-        },
-        async (hash) => {
-          const bytes = await this.store.readBlob(hash)
-          if (!bytes) throw new Error(`blob ${hash} of snapshot ${manifest.id} is missing locally`)
-          return bytes
-        },
-      )
+      const stored: SnapshotRef = { ...ref, size_bytes: deltaBytes(result.manifest) }
+      // After a rebase the ref stands for the derived base: the next snapshot's deltas are against it.
+      const manifest = publishedManifest(result)
+      await publishSnapshot(this.federation.store, this.store, stored, manifest)
       await this.index.add(stored, manifest.id)
       this.last_snapshot_ms = this.now()
       this.log.info(
@@ -418,24 +407,28 @@ export class SustainNode {
   /** Fetch a snapshot another node published into the local store; true when it is complete here. */
   private async fetch(writer: string, id: string, what: 'restore' | 'replicate'): Promise<SnapshotRef> {
     const started = this.now()
-    const result = await this.federation.collect(
+    const result = await collectSnapshot(
+      this.federation.store,
+      this.store,
       writer,
       id,
-      async (hash, bytes) => {
-        await this.store.putBlob(hash, bytes)
-      },
       (progress) => this.notify({ kind: 'progress', what, id, ...progress }),
+      (ref) => {
+        const checked = snapshot_ref.safeParse(ref)
+        if (!checked.success || checked.data.id !== id || checked.data.writer !== writer) {
+          throw new Error(`snapshot ${id} from ${writer.slice(0, 8)} carries a bad ref`)
+        }
+        return checked.data
+      },
     )
-    const { ref, manifest } = unpackPublished(result.manifest)
-    const checked = snapshot_ref.safeParse(ref)
-    if (!checked.success || checked.data.id !== id || checked.data.writer !== writer) {
-      throw new Error(`snapshot ${id} from ${writer.slice(0, 8)} carries a bad ref`)
+    await this.index.add(result.ref, result.manifest.id)
+    const fields = {
+      id,
+      bytes: result.bytes_total,
+      block_bytes: result.stats.block_bytes,
+      derived: result.stats.derived,
+      ms: Math.round(this.now() - started),
     }
-    const stored = await this.store.putManifest(manifest)
-    if (!(await this.store.isComplete(stored.id)))
-      throw new Error(`snapshot ${id} is incomplete after collect`)
-    await this.index.add(checked.data, stored.id)
-    const fields = { id, bytes: result.bytes_total, ms: Math.round(this.now() - started) }
     this.log.info({ event: 'snapshot_collected', ...fields }, 'snapshot collected')
     this.notify({
       kind: 'timeline',
@@ -444,7 +437,7 @@ export class SustainNode {
       role: this.core.role,
       term: this.core.term,
     })
-    return checked.data
+    return result.ref
   }
 
   private async replicate(writer: string, id: string): Promise<void> {
