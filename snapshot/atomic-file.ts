@@ -26,17 +26,27 @@ export class AtomicFile implements PartFile {
 
   position = 0
 
+  /** Other threads may write into the temp file by position until commit or abort. */
+  get write_path(): string {
+    return this.temp
+  }
+
   async write(bytes: Uint8Array): Promise<void> {
-    let written = 0
-    while (written < bytes.byteLength) {
+    await this.writeAt(bytes, this.position)
+  }
+
+  /** Write at `at`, independent of `write`'s position (so several may be in flight). */
+  async writeAt(bytes: Uint8Array, at: number): Promise<void> {
+    // Taken before the write: an append issued meanwhile goes after these bytes.
+    this.position = Math.max(this.position, at + bytes.byteLength)
+    for (let written = 0; written < bytes.byteLength; ) {
       const { bytesWritten } = await this.handle.write(
         bytes,
         written,
         bytes.byteLength - written,
-        this.position,
+        at + written,
       )
       written += bytesWritten
-      this.position += bytesWritten
     }
   }
 
@@ -58,7 +68,12 @@ export class AtomicFile implements PartFile {
 
 /** One output part being written. */
 export interface PartFile {
+  /** Append (after the furthest byte written so far). */
   write(bytes: Uint8Array): Promise<void>
+  /** Positioned write; several may be in flight at once. */
+  writeAt(bytes: Uint8Array, at: number): Promise<void>
+  /** When set: a file other threads may open and write into by position (until commit or abort). */
+  readonly write_path?: string
   commit(): Promise<void>
   abort(): Promise<void>
 }
@@ -127,7 +142,8 @@ export function directoryImageWriter(dir: string, options: { durable?: boolean }
 export function nullImageWriter(): ImageWriter {
   return {
     async openPart() {
-      return { write: async () => {}, commit: async () => {}, abort: async () => {} }
+      const none = async () => {}
+      return { write: none, writeAt: none, commit: none, abort: none }
     },
     async commit() {},
     async abort() {},

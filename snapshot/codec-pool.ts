@@ -1,14 +1,8 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { recycle } from './buffers.ts'
-import {
-  type DecodeInput,
-  decodeChunk,
-  type EncodeInput,
-  type EncodeOutput,
-  encodeChunk,
-  ready,
-} from './codec.ts'
+import type { DecodeInput, EncodeInput, EncodeOutput, WriteTarget } from './codec.ts'
+import * as codec from './codec.ts'
 import type { CodecRequest, CodecResponse, CodecTask, CodecValue } from './codec-protocol.ts'
 import { handleRequest, requestTransferList } from './codec-protocol.ts'
 import { type ChunkProblem, CodecError } from './errors.ts'
@@ -22,6 +16,8 @@ export interface CodecPool {
   readonly threads: number
   encode(input: EncodeInput): Promise<EncodeOutput>
   decode(input: DecodeInput): Promise<Uint8Array>
+  /** Decode and verify, and write the result at `target` from the codec thread; resolves to its size. */
+  decodeTo(input: DecodeInput, target: WriteTarget): Promise<number>
   hash(alg: HashAlg, bytes: Uint8Array): Promise<Uint8Array>
   /** How many tasks to keep in flight to keep every thread busy. */
   readonly window: number
@@ -46,7 +42,30 @@ function toError(error: { name: string; message: string; problem?: string | unde
   return e
 }
 
-class WorkerCodecPool implements CodecPool {
+const WINDOW_PER_THREAD = 2
+
+/** The operations, on top of one way to run a task. */
+abstract class BasePool {
+  protected abstract run(request: CodecTask): Promise<CodecValue>
+
+  encode(input: EncodeInput): Promise<EncodeOutput> {
+    return this.run({ op: 'encode', input }) as Promise<EncodeOutput>
+  }
+
+  decode(input: DecodeInput): Promise<Uint8Array> {
+    return this.run({ op: 'decode', input }) as Promise<Uint8Array>
+  }
+
+  decodeTo(input: DecodeInput, target: WriteTarget): Promise<number> {
+    return this.run({ op: 'decode-to', input, target }) as Promise<number>
+  }
+
+  hash(alg: HashAlg, bytes: Uint8Array): Promise<Uint8Array> {
+    return this.run({ op: 'hash', alg, bytes }) as Promise<Uint8Array>
+  }
+}
+
+class WorkerCodecPool extends BasePool implements CodecPool {
   readonly window: number
   private readonly slots: Slot[]
   private readonly pending = new Map<number, Pending>()
@@ -55,7 +74,9 @@ class WorkerCodecPool implements CodecPool {
   private failure: Error | undefined
 
   constructor(readonly threads: number) {
-    this.window = threads * 2
+    super()
+    // Enough chunks queued that a thread never waits for the main thread's next reads.
+    this.window = threads * WINDOW_PER_THREAD
     const entry = new URL('./codec-worker-entry.mjs', import.meta.url)
     this.slots = Array.from({ length: threads }, () => ({ worker: new Worker(entry), inflight: 0 }))
     this.started = Promise.all(
@@ -98,7 +119,7 @@ class WorkerCodecPool implements CodecPool {
     } else pending.reject(toError(message.error))
   }
 
-  private async run(request: CodecTask): Promise<CodecValue> {
+  protected async run(request: CodecTask): Promise<CodecValue> {
     await this.started
     if (this.failure) throw this.failure
     const id = this.nextId++
@@ -112,18 +133,6 @@ class WorkerCodecPool implements CodecPool {
     })
   }
 
-  encode(input: EncodeInput): Promise<EncodeOutput> {
-    return this.run({ op: 'encode', input }) as Promise<EncodeOutput>
-  }
-
-  decode(input: DecodeInput): Promise<Uint8Array> {
-    return this.run({ op: 'decode', input }) as Promise<Uint8Array>
-  }
-
-  hash(alg: HashAlg, bytes: Uint8Array): Promise<Uint8Array> {
-    return this.run({ op: 'hash', alg, bytes }) as Promise<Uint8Array>
-  }
-
   async close(): Promise<void> {
     this.failure ??= new Error('codec pool closed')
     await Promise.all(this.slots.map((slot) => slot.worker.terminate()))
@@ -131,27 +140,15 @@ class WorkerCodecPool implements CodecPool {
 }
 
 /** Same interface, on the calling thread: for tiny images and short-lived processes. */
-class InlineCodecPool implements CodecPool {
+class InlineCodecPool extends BasePool implements CodecPool {
   readonly threads = 0
   readonly window = 1
 
-  private async run(request: CodecTask): Promise<CodecValue> {
-    await ready
-    const { value, spare } = handleRequest(request, encodeChunk, decodeChunk)
+  protected async run(request: CodecTask): Promise<CodecValue> {
+    await codec.ready
+    const { value, spare } = handleRequest(request, codec)
     for (const view of spare) recycle(view)
     return value
-  }
-
-  encode(input: EncodeInput): Promise<EncodeOutput> {
-    return this.run({ op: 'encode', input }) as Promise<EncodeOutput>
-  }
-
-  decode(input: DecodeInput): Promise<Uint8Array> {
-    return this.run({ op: 'decode', input }) as Promise<Uint8Array>
-  }
-
-  hash(alg: HashAlg, bytes: Uint8Array): Promise<Uint8Array> {
-    return this.run({ op: 'hash', alg, bytes }) as Promise<Uint8Array>
   }
 
   async close(): Promise<void> {}

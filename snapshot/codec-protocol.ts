@@ -1,50 +1,68 @@
-import type { DecodeInput, decodeChunk, EncodeInput, EncodeOutput, encodeChunk } from './codec.ts'
+import type {
+  DecodeInput,
+  decodeChunk,
+  decodeChunkTo,
+  EncodeInput,
+  EncodeOutput,
+  encodeChunk,
+  WriteTarget,
+} from './codec.ts'
 import { type HashAlg, hashBytes } from './hash.ts'
 
 export type CodecTask =
   | { op: 'encode'; input: EncodeInput }
   | { op: 'decode'; input: DecodeInput }
+  | { op: 'decode-to'; input: DecodeInput; target: WriteTarget }
   | { op: 'hash'; alg: HashAlg; bytes: Uint8Array }
 
 export type CodecRequest = CodecTask & { id: number }
 
-export type CodecValue = EncodeOutput | Uint8Array | string
+export type CodecValue = EncodeOutput | Uint8Array | string | number
 
 export type CodecResponse =
   | { id: number; ok: true; value: CodecValue; spare: Uint8Array[] }
   | { id: number; ok: false; error: { name: string; message: string; problem?: string | undefined } }
 
-function compute(request: CodecTask, encode: typeof encodeChunk, decode: typeof decodeChunk): CodecValue {
+/** The codec functions (passed in: the worker loads them after its wasm is ready). */
+export interface Codec {
+  encodeChunk: typeof encodeChunk
+  decodeChunk: typeof decodeChunk
+  decodeChunkTo: typeof decodeChunkTo
+}
+
+function compute(request: CodecTask, codec: Codec): CodecValue {
   switch (request.op) {
     case 'encode':
-      return encode(request.input)
+      return codec.encodeChunk(request.input)
     case 'decode':
-      return decode(request.input)
+      return codec.decodeChunk(request.input)
+    case 'decode-to':
+      return codec.decodeChunkTo(request.input, request.target)
     case 'hash':
       return hashBytes(request.alg, request.bytes)
   }
 }
 
-function inputViews(request: CodecTask): (Uint8Array | undefined)[] {
+function inputViews(request: CodecTask): Uint8Array[] {
   if (request.op === 'hash') return [request.bytes]
-  if (request.op === 'encode') return [request.input.data, request.input.base]
-  return [request.input.blob, request.input.base]
+  const views =
+    request.op === 'encode'
+      ? [request.input.data, request.input.base]
+      : [request.input.blob, request.input.base]
+  // File spans are read by the codec into its own buffers: nothing to give back.
+  return views.filter((view) => view instanceof Uint8Array)
 }
 
 /** The result, and the input buffers it does not reuse: they go back to the caller to be recycled. */
-export function handleRequest(
-  request: CodecTask,
-  encode: typeof encodeChunk,
-  decode: typeof decodeChunk,
-): { value: CodecValue; spare: Uint8Array[] } {
-  const value = compute(request, encode, decode)
+export function handleRequest(request: CodecTask, codec: Codec): { value: CodecValue; spare: Uint8Array[] } {
+  const value = compute(request, codec)
   const used = new Set<ArrayBufferLike>()
   if (value instanceof Uint8Array) used.add(value.buffer)
   else if (typeof value === 'object')
     for (const field of Object.values(value)) if (field instanceof Uint8Array) used.add(field.buffer)
   const spare: Uint8Array[] = []
   for (const view of inputViews(request)) {
-    if (view && !used.has(view.buffer)) {
+    if (!used.has(view.buffer)) {
       used.add(view.buffer)
       spare.push(view)
     }

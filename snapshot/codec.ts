@@ -1,3 +1,4 @@
+import { closeSync, openSync, readSync, writeSync } from 'node:fs'
 import { init, WASI_ERRNO, xd3_decode_memory, xd3_encode_memory, xd3_smatch_cfg } from 'xdelta3-wasm'
 import { CodecError } from './errors.ts'
 import { emptyHash, type HashAlg, hashBytes, sameHash, toHex } from './hash.ts'
@@ -24,11 +25,61 @@ const PAGES_MAGIC = 0x53504731 // 'SPG1'
 const PAYLOAD_VCDIFF = 1
 const PAYLOAD_RAW = 2
 
+/**
+ * A chunk still in its file: the thread that encodes or decodes it reads it (into a reused buffer), so
+ * no 1 MiB buffer is read on the main thread, moved to a worker and collected there, and a base chunk
+ * whose hash already says "unchanged" is not read at all.
+ */
+export interface FileSpan {
+  path: string
+  offset: number
+  length: number
+}
+
+/** A chunk's bytes, or where to read them. */
+export type ChunkBytes = Uint8Array | FileSpan
+
+export function chunkLength(chunk: ChunkBytes): number {
+  return chunk instanceof Uint8Array ? chunk.byteLength : chunk.length
+}
+
+/** Per-thread read buffers, one per role (new chunk, base chunk): valid until the next call here. */
+const readBuffers: Buffer[] = []
+
+function bytesOf(chunk: ChunkBytes, slot: 0 | 1): Uint8Array {
+  if (chunk instanceof Uint8Array) return chunk
+  if (chunk.length > MAX_CHUNK_BYTES) throw new Error(`chunk of ${chunk.length} bytes above the maximum`)
+  readBuffers[slot] ??= Buffer.allocUnsafeSlow(MAX_CHUNK_BYTES)
+  const out = readBuffers[slot].subarray(0, chunk.length)
+  const fd = openSync(chunk.path, 'r')
+  try {
+    for (let filled = 0; filled < chunk.length; ) {
+      const read = readSync(fd, out, filled, chunk.length - filled, chunk.offset + filled)
+      if (read === 0)
+        throw new Error(
+          `${chunk.path}: ends inside bytes ${chunk.offset}+${chunk.length} (changed while read?)`,
+        )
+      filled += read
+    }
+  } finally {
+    closeSync(fd)
+  }
+  return out
+}
+
+/** A result that is a read buffer must be copied before it leaves the thread (and is transferred). */
+function owned(result: Uint8Array): Uint8Array {
+  if (!readBuffers.some((buffer) => buffer.buffer === result.buffer)) return result
+  const copy = Buffer.allocUnsafeSlow(result.byteLength)
+  copy.set(result)
+  return copy
+}
+
 export interface EncodeInput {
   alg: HashAlg
-  data: Uint8Array
-  /** Base chunk bytes; absent when the base has no chunk here (grown part or new part). */
-  base?: Uint8Array
+  data: ChunkBytes
+  /** Base chunk; absent when the base has no chunk here (grown part or new part). */
+  base?: ChunkBytes
   /** Expected hash of `base` when known (from a manifest): a mismatch means a corrupt base blob. */
   base_hash?: Uint8Array
   /** Without a base chunk, try a delta against zero bytes (packs zero-filled and repetitive chunks). */
@@ -160,13 +211,15 @@ export function encodeChunk(input: EncodeInput): EncodeOutput {
   const out = encodeKind(input)
   if (out.kind === ChunkKind.DELTA || out.kind === ChunkKind.PAGES)
     out.blob_hash = hashBytes(input.alg, out.blob!)
+  if (out.blob) out.blob = owned(out.blob)
   return out
 }
 
 function encodeKind(input: EncodeInput): EncodeOutput {
-  const { alg, data, base } = input
+  const { alg } = input
+  const data = bytesOf(input.data, 0)
   const hash = hashBytes(alg, data)
-  if (base === undefined) {
+  if (input.base === undefined) {
     if (input.try_empty_source && data.byteLength > 0) {
       const delta = xdeltaEncode(data, new Uint8Array(0))
       if (delta) return { kind: ChunkKind.DELTA, hash, blob: delta, base_hash: emptyHash(alg) }
@@ -174,6 +227,7 @@ function encodeKind(input: EncodeInput): EncodeOutput {
     return { kind: ChunkKind.RAW, hash, blob: data }
   }
   if (input.base_hash && sameHash(hash, input.base_hash)) return { kind: ChunkKind.SAME, hash }
+  const base = bytesOf(input.base, 1)
   // Equal bytes (memcmp, ~40 GB/s) need no second hash (~1.6 GB/s): the base hash is the content hash.
   if (!input.base_hash && Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(base))
     return { kind: ChunkKind.SAME, hash }
@@ -208,7 +262,7 @@ export interface DecodeInput {
   /** The stored blob (RAW, DELTA, PAGES). */
   blob?: Uint8Array
   /** The base chunk (SAME, DELTA, PAGES); PAGES decodes over it in place. */
-  base?: Uint8Array
+  base?: ChunkBytes
   /** Hash the base must have (DELTA, PAGES); a different base is refused. */
   base_hash?: Uint8Array
 }
@@ -219,18 +273,47 @@ export interface DecodeInput {
  * hash already proves a correct result, and skipping the base hash halves restore's hashing.
  */
 export function decodeChunk(input: DecodeInput): Uint8Array {
+  return owned(decodeKind(input))
+}
+
+/** Where a decoded chunk goes when the decoding thread writes it itself. */
+export interface WriteTarget {
+  path: string
+  offset: number
+}
+
+/**
+ * Decode, verify and write the chunk at `target` (an existing file) from this thread: the result never
+ * crosses threads, so neither a copy nor a fresh 1 MiB buffer per chunk is needed.
+ */
+export function decodeChunkTo(input: DecodeInput, target: WriteTarget): number {
+  const out = decodeKind(input)
+  const fd = openSync(target.path, 'r+')
+  try {
+    for (let written = 0; written < out.byteLength; )
+      written += writeSync(fd, out, written, out.byteLength - written, target.offset + written)
+  } finally {
+    closeSync(fd)
+  }
+  return out.byteLength
+}
+
+function decodeKind(input: DecodeInput): Uint8Array {
   const { alg, kind } = input
   let out: Uint8Array
   if (kind === ChunkKind.RAW || kind === ChunkKind.SAME) {
-    const bytes = kind === ChunkKind.RAW ? input.blob : input.base
-    if (!bytes) throw new Error('decodeChunk: bytes missing')
+    const given = kind === ChunkKind.RAW ? input.blob : input.base
+    if (!given) throw new Error('decodeChunk: bytes missing')
+    const bytes = bytesOf(given, 1)
     if (bytes.byteLength < input.size_bytes) {
       throw new CodecError('truncated', `${bytes.byteLength} bytes, expected ${input.size_bytes}`)
     }
     out = bytes
   } else {
-    const { blob, base, base_hash } = input
-    if (!blob || !base || !base_hash) throw new Error('decodeChunk: delta needs blob, base and base_hash')
+    const { blob, base_hash } = input
+    if (!blob || !input.base || !base_hash)
+      throw new Error('decodeChunk: delta needs blob, base and base_hash')
+    const base = bytesOf(input.base, 1)
     const baseCheck = () => {
       const actual = hashBytes(alg, base)
       if (!sameHash(actual, base_hash)) {

@@ -1,15 +1,15 @@
 import { recycle } from './buffers.ts'
-import { ChunkKind, type EncodeOutput } from './codec.ts'
+import { type ChunkBytes, ChunkKind, chunkLength, type EncodeOutput } from './codec.ts'
 import type { CodecPool } from './codec-pool.ts'
 import { ChunkError, CodecError } from './errors.ts'
 import type { HashAlg } from './hash.ts'
-import { checkParts, type ImagePart, readChunks } from './image.ts'
+import { checkParts, type ImagePart, imageChunks } from './image.ts'
 import { MAX_CHUNK_BYTES } from './limits.ts'
 import type { ChunkEntry, PartManifest } from './manifest.ts'
 import { OrderedWindow } from './window.ts'
 
 export interface BaseChunk {
-  bytes: Uint8Array
+  bytes: ChunkBytes
   /** Known content hash (from the base manifest); absent when the base is a plain file. */
   hash?: Uint8Array
 }
@@ -57,10 +57,10 @@ export async function encodeImage(
       chunks.push(entry)
     })
     let index = 0
-    for await (const data of readChunks(part, chunk_bytes)) {
+    for await (const data of imageChunks(part, chunk_bytes)) {
       const at = index++
-      size_bytes += data.byteLength
-      const length = data.byteLength
+      const length = chunkLength(data)
+      size_bytes += length
       await window.push(
         encodeOne(part.name, at, data, options).then((entry) => {
           done_bytes += length
@@ -78,7 +78,7 @@ export async function encodeImage(
 async function encodeOne(
   part: string,
   index: number,
-  data: Buffer,
+  data: ChunkBytes,
   options: EncodeOptions,
 ): Promise<ChunkEntry> {
   const { pool, alg, base, sink } = options

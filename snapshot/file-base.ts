@@ -1,11 +1,13 @@
-import { type FileHandle, open } from 'node:fs/promises'
-import { readFully, recycle, takeBuffer } from './buffers.ts'
+import { stat } from 'node:fs/promises'
 import type { BaseChunk, BaseSource } from './encode.ts'
 import type { ImagePart } from './image.ts'
 
-/** A plain image on disk as a base: chunk `index` of a part is read at index * chunk_bytes. */
+/**
+ * A plain image on disk as a base: chunk `index` of a part is the span at index * chunk_bytes, read by the
+ * codec thread that needs it (not here).
+ */
 export class FileBaseSource implements BaseSource {
-  private readonly handles = new Map<string, Promise<FileHandle>>()
+  private readonly sizes = new Map<string, Promise<number>>()
   private readonly paths: Map<string, string>
 
   constructor(
@@ -19,22 +21,16 @@ export class FileBaseSource implements BaseSource {
   async chunk(part: string, index: number): Promise<BaseChunk | undefined> {
     const path = this.paths.get(part)
     if (path === undefined) return undefined
-    let handle = this.handles.get(part)
-    if (!handle) {
-      handle = open(path, 'r')
-      this.handles.set(part, handle)
+    let size = this.sizes.get(part)
+    if (!size) {
+      size = stat(path).then((s) => s.size)
+      this.sizes.set(part, size)
     }
-    const bytes = takeBuffer(this.chunk_bytes)
-    const filled = await readFully(await handle, bytes, index * this.chunk_bytes)
-    if (filled === 0) {
-      recycle(bytes)
-      return undefined
-    }
-    return { bytes: filled === this.chunk_bytes ? bytes : Buffer.from(bytes.subarray(0, filled)) }
+    const offset = index * this.chunk_bytes
+    const length = Math.min(this.chunk_bytes, (await size) - offset)
+    if (length <= 0) return undefined
+    return { bytes: { path, offset, length } }
   }
 
-  async close(): Promise<void> {
-    for (const handle of this.handles.values()) await (await handle).close()
-    this.handles.clear()
-  }
+  async close(): Promise<void> {}
 }

@@ -1,6 +1,7 @@
-import { open, readdir, stat } from 'node:fs/promises'
+import { readdir, stat } from 'node:fs/promises'
 import { join, relative, sep } from 'node:path'
-import { readFully, recycle, takeBuffer } from './buffers.ts'
+import { takeBuffer } from './buffers.ts'
+import type { ChunkBytes } from './codec.ts'
 import { isSafePartName } from './manifest.ts'
 
 /**
@@ -56,31 +57,27 @@ export async function knownImageBytes(parts: readonly ImagePart[]): Promise<numb
 }
 
 /**
- * Fixed-size chunks of a part, each in its own buffer (so it can move to a worker thread). Only one chunk
- * is buffered at a time: memory does not grow with the part's size.
+ * Fixed-size chunks of a part: spans of a file (the codec thread reads them), or buffers cut from a stream.
+ * The file's size is taken once: a file that shrinks meanwhile fails the read of its last span.
  */
-export async function* readChunks(part: ImagePart, chunk_bytes: number): AsyncGenerator<Buffer> {
-  if ('path' in part) {
-    const handle = await open(part.path, 'r')
-    try {
-      for (let position = 0; ; ) {
-        const chunk = takeBuffer(chunk_bytes)
-        const filled = await readFully(handle, chunk, position)
-        if (filled === 0) {
-          recycle(chunk)
-          return
-        }
-        position += filled
-        yield filled === chunk_bytes ? chunk : Buffer.from(chunk.subarray(0, filled))
-        if (filled < chunk_bytes) return
-      }
-    } finally {
-      await handle.close()
-    }
+export async function* imageChunks(part: ImagePart, chunk_bytes: number): AsyncGenerator<ChunkBytes> {
+  if (!('path' in part)) {
+    yield* streamChunks(part.stream, chunk_bytes)
+    return
   }
+  const { size } = await stat(part.path)
+  for (let offset = 0; offset < size; offset += chunk_bytes)
+    yield { path: part.path, offset, length: Math.min(chunk_bytes, size - offset) }
+}
+
+/** Fixed-size chunks of a stream, each in its own buffer (so it can move to a worker thread). */
+async function* streamChunks(
+  stream: () => AsyncIterable<Uint8Array>,
+  chunk_bytes: number,
+): AsyncGenerator<Buffer> {
   let chunk = takeBuffer(chunk_bytes)
   let filled = 0
-  for await (const piece of part.stream()) {
+  for await (const piece of stream()) {
     for (let at = 0; at < piece.byteLength; ) {
       const take = Math.min(chunk_bytes - filled, piece.byteLength - at)
       chunk.set(piece.subarray(at, at + take), filled)

@@ -1,12 +1,12 @@
 import type { ImageWriter, PartFile } from './atomic-file.ts'
 import { recycle } from './buffers.ts'
-import { ChunkKind } from './codec.ts'
+import { type ChunkBytes, ChunkKind, type DecodeInput } from './codec.ts'
 import type { CodecPool } from './codec-pool.ts'
 import type { BaseSource, Progress } from './encode.ts'
 import { ChunkError, CodecError } from './errors.ts'
 import { emptyHash, sameHash, toHex } from './hash.ts'
 import { type ChunkEntry, chunkSize, imageBytes, type Manifest, type PartManifest } from './manifest.ts'
-import { OrderedWindow } from './window.ts'
+import { InFlight, OrderedWindow } from './window.ts'
 
 /** Content-addressed blob reads; undefined when absent. Integrity is checked by the decoder. */
 export interface BlobSource {
@@ -45,6 +45,9 @@ export async function restoreImage(m: Manifest, options: RestoreOptions): Promis
   }
 }
 
+/** Positioned writes in flight: the writes overlap decoding instead of holding up the window. */
+const WRITES_IN_FLIGHT = 4
+
 async function restorePart(
   m: Manifest,
   part: PartManifest,
@@ -52,23 +55,44 @@ async function restorePart(
   options: RestoreOptions,
   advance: (bytes: number) => void,
 ): Promise<void> {
-  const window = new OrderedWindow<Uint8Array>(Math.max(options.pool.window, 2), async (bytes) => {
-    await file.write(bytes)
-    recycle(bytes)
-    advance(bytes.byteLength)
+  const window_size = Math.max(options.pool.window, 2)
+  const path = file.write_path
+  if (path !== undefined) {
+    // The codec threads write the chunks themselves: the main thread only reads blobs and keeps order.
+    const window = new OrderedWindow<number>(window_size, advance)
+    for (let index = 0; index < part.chunks.length; index++) {
+      const target = { path, offset: index * m.chunk_bytes }
+      await window.push(
+        restoreChunk(m, part, index, options, (input) => options.pool.decodeTo(input, target)),
+      )
+    }
+    await window.drain()
+    return
+  }
+  const writes = new InFlight(WRITES_IN_FLIGHT)
+  let at = 0
+  const window = new OrderedWindow<Uint8Array>(window_size, async (bytes) => {
+    const written = file.writeAt(bytes, at).then(() => {
+      recycle(bytes)
+      advance(bytes.byteLength)
+    })
+    at += bytes.byteLength
+    await writes.add(written)
   })
   for (let index = 0; index < part.chunks.length; index++) {
-    await window.push(restoreChunk(m, part, index, options))
+    await window.push(restoreChunk(m, part, index, options, (input) => options.pool.decode(input)))
   }
   await window.drain()
+  await writes.drain()
 }
 
-async function restoreChunk(
+async function restoreChunk<T>(
   m: Manifest,
   part: PartManifest,
   index: number,
   options: RestoreOptions,
-): Promise<Uint8Array> {
+  decode: (input: DecodeInput) => Promise<T>,
+): Promise<T> {
   const entry = part.chunks[index]!
   const location = { snapshot_id: m.id, part: part.name, index }
   const size_bytes = chunkSize(m, part, index)
@@ -78,7 +102,7 @@ async function restoreChunk(
     if (!bytes) throw fail('missing', `${what} blob ${toHex(hash)} is not in the store`)
     return bytes
   }
-  const baseOf = async (hash: Uint8Array): Promise<Uint8Array> => {
+  const baseOf = async (hash: Uint8Array): Promise<ChunkBytes> => {
     if (sameHash(hash, emptyHash(m.hash_alg))) return new Uint8Array(0)
     if (!options.base) return need(hash, 'base chunk')
     const chunk = await options.base.chunk(part.name, index)
@@ -86,10 +110,13 @@ async function restoreChunk(
     return chunk.bytes
   }
   let blob: Uint8Array | undefined
-  let base: Uint8Array | undefined
+  let base: ChunkBytes | undefined
   if (entry.k === ChunkKind.RAW) blob = await need(entry.h, 'chunk')
   else if (entry.k === ChunkKind.SAME) base = await baseOf(entry.h)
   else {
+    // Both reads at once; a failed base read must not go unobserved while the blob read fails first.
+    const baseRead = baseOf(entry.s!)
+    baseRead.catch(() => {})
     blob = await need(entry.b!, 'delta')
     if (blob.byteLength !== entry.n) {
       throw fail(
@@ -97,10 +124,10 @@ async function restoreChunk(
         `delta blob has ${blob.byteLength} bytes, manifest says ${entry.n}`,
       )
     }
-    base = await baseOf(entry.s!)
+    base = await baseRead
   }
   try {
-    return await options.pool.decode({
+    return await decode({
       alg: m.hash_alg,
       kind: entry.k,
       hash: entry.h,

@@ -23,3 +23,36 @@ export class OrderedWindow<T> {
     while (this.queue.length > 0) await this.consume(await this.queue.shift()!)
   }
 }
+
+/**
+ * Unordered work with a bounded number of tasks in flight (e.g. positioned writes that may finish in any
+ * order). A failed task fails the next `add` or `drain`.
+ */
+export class InFlight {
+  private readonly tasks = new Set<Promise<void>>()
+  private failure: { error: unknown } | undefined
+
+  constructor(private readonly size: number) {
+    if (size < 1) throw new Error('in-flight limit must be >= 1')
+  }
+
+  async add(task: Promise<void>): Promise<void> {
+    const tracked = task.then(
+      () => {
+        this.tasks.delete(tracked)
+      },
+      (error: unknown) => {
+        this.tasks.delete(tracked)
+        this.failure ??= { error }
+      },
+    )
+    this.tasks.add(tracked)
+    while (this.tasks.size >= this.size) await Promise.race(this.tasks)
+    if (this.failure) throw this.failure.error
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.tasks)
+    if (this.failure) throw this.failure.error
+  }
+}
