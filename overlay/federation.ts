@@ -127,6 +127,8 @@ export const OVERLAY_PHI_OPTIONS: PhiAccrualOptions = {
 const CONN_KEEPALIVE_MS = 1000
 const CONN_TIMEOUT_MS = 5000
 const CHECK_INTERVAL_MS = 20
+/** UDP receive buffer of the data plane (bulk replication); see Plane.sizeBuffers. */
+const DATA_RECV_BUFFER_BYTES = 8 * 1024 * 1024
 /**
  * A gap between two checks longer than the interval plus this means this node itself was paused (a
  * blocked event loop, CPU starvation, SIGSTOP). Timers run before I/O in Node's event loop, so right
@@ -212,6 +214,7 @@ export class Federation extends EventEmitter {
     this.data = new Plane({
       ...plane,
       name: 'data',
+      recv_buffer_bytes: DATA_RECV_BUFFER_BYTES,
       keyPair: options.keyPair,
       topic: deriveTopic(options.secret),
       rediscover_interval_ms,

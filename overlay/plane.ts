@@ -15,6 +15,11 @@ const DIAL_HOLD_TICK_MS = 250
 /** A released peer's probe window: one rediscovery interval plus this for the dial itself. */
 const DIAL_PROBE_SLACK_MS = 5000
 
+/** The part of udx-native's socket used here. */
+interface UdxSocket {
+  setRecvBufferSize(bytes: number): number
+}
+
 export interface PlaneOptions {
   /** 'control' or 'data', for logs. */
   name: string
@@ -24,6 +29,11 @@ export interface PlaneOptions {
   host: string
   log: Logger
   rediscover_interval_ms: number
+  /**
+   * UDP receive buffer of the sockets this plane's connections use (bytes; the kernel caps it at
+   * net.core.rmem_max). Unset: the DHT's default.
+   */
+  recv_buffer_bytes?: number
   /** A new connection (never called while isolated or closing). */
   onConnection: (conn: SecretStream) => void
 }
@@ -39,6 +49,7 @@ export class Plane {
   private discovery: PeerDiscoverySession | null = null
   private timers: NodeJS.Timeout[] = []
   private readonly dialHold: DialHold
+  private readonly sized = new WeakSet<UdxSocket>()
   private isolated = false
   private closing = false
 
@@ -80,6 +91,7 @@ export class Plane {
         conn.destroy()
         return
       }
+      this.sizeBuffers(conn)
       this.opts.onConnection(conn)
     })
     this.discovery = swarm.join(this.opts.topic, { server: true, client: true })
@@ -87,6 +99,22 @@ export class Plane {
     await this.discovery.refresh() // peers that joined at the same moment (holepunch.md G2)
     this.timers.push(setInterval(() => this.dialHold.tick(), DIAL_HOLD_TICK_MS))
     this.timers.push(setInterval(() => this.rediscover(), this.opts.rediscover_interval_ms))
+  }
+
+  /**
+   * A receiver busy verifying and storing a block drains its socket late; with the default buffer the
+   * kernel dropped packets of bulk transfers (4 % retransmitted under load) and UDX's BBR backed off.
+   */
+  private sizeBuffers(conn: SecretStream): void {
+    const bytes = this.opts.recv_buffer_bytes
+    const socket = (conn.rawStream as { socket?: UdxSocket } | undefined)?.socket
+    if (bytes === undefined || !socket || this.sized.has(socket)) return
+    this.sized.add(socket)
+    try {
+      socket.setRecvBufferSize(bytes)
+    } catch (error) {
+      this.opts.log.debug({ err: error, plane: this.opts.name }, 'cannot size the receive buffer')
+    }
   }
 
   /**

@@ -21,6 +21,7 @@ import {
   withRecipeInputs,
 } from './recipes.ts'
 import { rendezvousHolders } from './rendezvous.ts'
+import { WriterFirst } from './writer-first.ts'
 
 /**
  * Replicated snapshot store. Each writer (the node that was server when it took the snapshot) appends to
@@ -40,6 +41,11 @@ const TAG_INDEX = 2
 const TAG_RECIPE = 3
 const APPEND_BATCH_BYTES = 4 * 1024 * 1024
 const MAX_BLOB_BYTES = 8 * 1024 * 1024
+/**
+ * A connected writer that serves nothing this long while blocks are wanted: fetch from the others too.
+ * Long: on a starved machine a live writer can go seconds without serving one block.
+ */
+const WRITER_STALL_MS = 10_000
 
 interface IndexBody {
   id: string
@@ -295,8 +301,23 @@ export class SnapshotStore extends EventEmitter {
     return [entry.manifest, ...blobs.map(([, block]) => block)].sort((a, b) => a - b)
   }
 
+  /** Per remote writer: take its blocks from the writer while it is connected (writer-first.ts). */
+  private readonly downloadPolicies = new Map<string, WriterFirst>()
+
   private place(view: WriterView): void {
     if (this.closed || view.writer === this.selfKey) return
+    if (!this.downloadPolicies.has(view.writer)) {
+      const wanting = () => [...view.placements.values()].some((p) => !p.held)
+      const onFallback = () =>
+        this.options.log.warn({ writer: view.writer }, 'writer serves nothing: fetching from every peer')
+      const policy = new WriterFirst(view.core, {
+        writer: view.writer,
+        stall_ms: WRITER_STALL_MS,
+        wanting,
+        onFallback,
+      })
+      this.downloadPolicies.set(view.writer, policy)
+    }
     for (const entry of view.byId.values()) {
       if (this.forgotten.has(entry.id)) continue
       const blocks = this.myBlocks(view, entry)

@@ -37,7 +37,10 @@ export class NodeProc extends EventEmitter {
   constructor(readonly config: NodeConfig) {
     super()
     this.setMaxListeners(100)
-    this.child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], {
+    // SUSTAIN_FIXTURE_NODE_ARGS: extra node flags for profiling (e.g. "--cpu-prof --cpu-prof-dir=DIR";
+    // NODE_OPTIONS refuses --cpu-prof).
+    const extra = (process.env['SUSTAIN_FIXTURE_NODE_ARGS'] ?? '').split(' ').filter(Boolean)
+    this.child = spawn(process.execPath, [...extra, '--import', 'tsx', FIXTURE], {
       env: { ...process.env, SUSTAIN_OVERLAY_NODE: JSON.stringify(config) },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     })
