@@ -40,6 +40,8 @@ export interface NodeSetup {
   rebase?: Partial<RebasePolicy>
   mode?: PublishMode
   replication_factor?: number
+  /** false: keep only the overlay's placement share, collect nothing into the snapshot store. */
+  collect?: boolean
 }
 
 interface Held {
@@ -50,6 +52,8 @@ interface Held {
 export class RebaseNode {
   readonly key: string
   readonly held = new Map<string, Held>()
+  /** Snapshots whose placement share this node holds (`snapshot-held`). */
+  readonly placed = new Set<string>()
   /** Bytes of blocks downloaded from each writer's core. */
   readonly downloaded = new Map<string, number>()
   readonly collected: CollectedSnapshot[] = []
@@ -67,7 +71,9 @@ export class RebaseNode {
   ) {
     this.key = federation.key
     federation.on('snapshot-held', (info: { writer: string; id: string }) => {
-      void this.serial(() => this.replicate(info.writer, info.id))
+      this.placed.add(info.id)
+      if (setup.collect === false) this.wake()
+      else void this.fetch(info.writer, info.id)
     })
   }
 
@@ -168,6 +174,15 @@ export class RebaseNode {
     })
   }
 
+  private wake(): void {
+    for (const wake of this.waiters.splice(0)) wake()
+  }
+
+  /** Collect snapshot `id` of `writer` into the snapshot store (as node.ts replicate). */
+  fetch(writer: string, id: string): Promise<void> {
+    return this.serial(() => this.replicate(writer, id))
+  }
+
   private async replicate(writer: string, id: string): Promise<void> {
     if (this.held.has(id)) return
     try {
@@ -185,7 +200,7 @@ export class RebaseNode {
     } catch (error) {
       this.failures.push({ id, error: error as Error })
     }
-    for (const wake of this.waiters.splice(0)) wake()
+    this.wake()
   }
 
   /** As node.ts collectGarbage: keep the newest `keep` refs, forget the rest here and in the overlay. */
@@ -198,10 +213,14 @@ export class RebaseNode {
     await this.federation.forget(drop.map((d) => d.ref.id))
   }
 
-  /** Resolves once snapshot `id` is held here or its replication failed. */
+  /** Resolves once snapshot `id` is held here (its placement share, without collect) or failed. */
   async settled(id: string): Promise<void> {
+    const done = () =>
+      this.setup.collect === false
+        ? this.placed.has(id)
+        : this.held.has(id) || this.failures.some((f) => f.id === id)
     for (let round = 0; round < 10_000; round++) {
-      if (this.held.has(id) || this.failures.some((f) => f.id === id)) return
+      if (done()) return
       await new Promise<void>((resolve) => this.waiters.push(resolve))
     }
   }

@@ -125,6 +125,36 @@ describe('rebase without resending, across the overlay', () => {
     await expect(restored(late, newest)).rejects.toBeInstanceOf(ChunkError)
   })
 
+  it('r = 2: with the writer gone, a new node collects the newest snapshot from placement shares and derives its recipes', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sustain-rebase-'))
+    secret = randomBytes(32)
+    const shares = { replication_factor: 2, collect: false }
+    const server = await start('server', { replication_factor: 2 })
+    const holders = await Promise.all(['h1', 'h2', 'h3'].map((name) => start(name, shares)))
+    let image = seededBytes(13, IMAGE_BYTES)
+    let newest = (await server.take(image)).id
+    await Promise.all(holders.map((h) => settled(h, newest)))
+    let rebases = 0
+    for (let generation = 1; generation <= 10 && rebases < 1; generation++) {
+      image = changePages(image, 500 + generation, PAGES_PER_SNAPSHOT)
+      const taken = await server.take(image)
+      if (taken.rebased) rebases++
+      newest = taken.id
+      await Promise.all(holders.map((h) => settled(h, newest)))
+    }
+    expect(rebases).toBe(1)
+    // Every holder has only its share of the derived base's recipes and their inputs.
+    for (const h of holders) expect(h.held.size).toBe(0)
+    await server.close()
+    nodes = nodes.filter((n) => n !== server)
+    const restorer = await start('restorer', shares)
+    await restorer.count(server.key)
+    await withTimeout(restorer.fetch(server.key, newest), WAIT_MS, 'restorer collects the newest snapshot')
+    expect(restorer.failures).toEqual([])
+    expect(restorer.collected[0]!.stats.derived).toBeGreaterThan(0)
+    expect((await restored(restorer, newest)).equals(image)).toBe(true)
+  })
+
   it('a recipe that does not make its blob is refused; what was held before still restores', async () => {
     dir = await mkdtemp(join(tmpdir(), 'sustain-rebase-'))
     secret = randomBytes(32)
