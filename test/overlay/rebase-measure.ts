@@ -49,7 +49,13 @@ async function run(mode: PublishMode) {
   try {
     await candidate.count(server.key)
     let image = seededBytes(5, image_bytes)
-    const rows: { seq: number; rebased: boolean; appended_bytes: number; downloaded_bytes: number }[] = []
+    const rows: {
+      seq: number
+      rebased: boolean
+      appended_bytes: number
+      downloaded_bytes: number
+      kept_bytes: number
+    }[] = []
     let newest = ''
     for (let seq = 1; seq <= snapshots; seq++) {
       if (seq > 1) image = changePages(image, 1000 + seq, pages)
@@ -58,7 +64,14 @@ async function run(mode: PublishMode) {
       await withTimeout(candidate.settled(taken.id), 300_000, `replicate ${taken.id}`)
       if (!candidate.held.has(taken.id)) throw candidate.failures.at(-1)?.error ?? new Error('not held')
       const downloaded_bytes = (candidate.downloaded.get(server.key) ?? 0) - before
-      rows.push({ seq, rebased: taken.rebased, appended_bytes: taken.appended_bytes, downloaded_bytes })
+      const kept_bytes = server.keptBytes()
+      rows.push({
+        seq,
+        rebased: taken.rebased,
+        appended_bytes: taken.appended_bytes,
+        downloaded_bytes,
+        kept_bytes,
+      })
       newest = taken.id
     }
     const out = join(dir, 'restored.img')
@@ -71,6 +84,7 @@ async function run(mode: PublishMode) {
       rebases: rows.filter((r) => r.rebased).length,
       appended_after_first_mib: +(sum('appended_bytes') / MiB).toFixed(2),
       downloaded_after_first_mib: +(sum('downloaded_bytes') / MiB).toFixed(2),
+      peak_kept_mib: +(Math.max(...rows.map((r) => r.kept_bytes)) / MiB).toFixed(2),
       restored_identical: identical,
       rows,
     }
@@ -89,13 +103,14 @@ for (const mode of values.modes.split(',') as PublishMode[]) {
   results.push(result)
   console.error(
     `${mode}: rebases ${result.rebases}, appended after first ${result.appended_after_first_mib} MiB, ` +
-      `downloaded after first ${result.downloaded_after_first_mib} MiB, identical ${result.restored_identical}`,
+      `downloaded after first ${result.downloaded_after_first_mib} MiB, server core keeps at most ` +
+      `${result.peak_kept_mib} MiB, identical ${result.restored_identical}`,
   )
   console.error(
     result.rows
       .map(
         (r) =>
-          `  #${r.seq}${r.rebased ? ' rebase' : ''}: appended ${(r.appended_bytes / MiB).toFixed(2)} MiB, downloaded ${(r.downloaded_bytes / MiB).toFixed(2)} MiB`,
+          `  #${r.seq}${r.rebased ? ' rebase' : ''}: appended ${(r.appended_bytes / MiB).toFixed(2)} MiB, downloaded ${(r.downloaded_bytes / MiB).toFixed(2)} MiB, kept ${(r.kept_bytes / MiB).toFixed(2)} MiB`,
       )
       .join('\n'),
   )

@@ -114,6 +114,15 @@ export class RebaseNode {
     return run
   }
 
+  /** Bytes of the distinct blocks its kept (not forgotten) snapshots list in this node's own core. */
+  keptBytes(): number {
+    const blocks = new Map<number, number>()
+    for (const entry of this.federation.store.snapshots(this.key)) {
+      for (const [, block, size] of entry.blobs) blocks.set(block, size)
+    }
+    return [...blocks.values()].reduce((sum, size) => sum + size, 0)
+  }
+
   /** Count the bytes downloaded from `writer` from now on (call before it publishes). */
   async count(writer: string): Promise<void> {
     const view = await this.federation.store.view(writer)

@@ -97,6 +97,8 @@ describe('rebase without resending, across the overlay', () => {
     expect(appended_after_first).toBeLessThan(IMAGE_BYTES / 2)
     const downloaded_after_first = candidate.downloaded.get(server.key)! - downloaded_first
     expect(downloaded_after_first).toBeLessThan(IMAGE_BYTES / 2)
+    // The core keeps recipe inputs (old base chunks, deltas) only while kept snapshots need them.
+    expect(server.keptBytes()).toBeLessThan(2 * IMAGE_BYTES)
     // The candidate made the new bases' chunks itself, from the old base and the delta.
     expect(candidate.collected.some((c) => c.manifest.derived_from !== null && c.stats.derived > 0)).toBe(
       true,
