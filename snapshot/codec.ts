@@ -48,17 +48,23 @@ const readBuffers: Buffer[] = []
 
 function bytesOf(chunk: ChunkBytes, slot: 0 | 1): Uint8Array {
   if (chunk instanceof Uint8Array) return chunk
-  if (chunk.length > MAX_CHUNK_BYTES) throw new Error(`chunk of ${chunk.length} bytes above the maximum`)
+  if (chunk.length > MAX_CHUNK_BYTES)
+    throw new CodecError('corrupt', `${chunk.path}: ${chunk.length} bytes, above the chunk maximum`)
   readBuffers[slot] ??= Buffer.allocUnsafeSlow(MAX_CHUNK_BYTES)
   const out = readBuffers[slot].subarray(0, chunk.length)
-  const fd = openSync(chunk.path, 'r')
+  let fd: number
+  try {
+    fd = openSync(chunk.path, 'r')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new CodecError('missing', `${chunk.path} is gone`)
+    throw error
+  }
   try {
     for (let filled = 0; filled < chunk.length; ) {
       const read = readSync(fd, out, filled, chunk.length - filled, chunk.offset + filled)
       if (read === 0)
-        throw new Error(
-          `${chunk.path}: ends inside bytes ${chunk.offset}+${chunk.length} (changed while read?)`,
-        )
+        throw new CodecError('truncated', `${chunk.path} ends inside bytes ${chunk.offset}+${chunk.length}`)
       filled += read
     }
   } finally {

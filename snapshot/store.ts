@@ -326,14 +326,22 @@ export class SnapshotStore {
       chunk: async (name: string, index: number): Promise<BaseChunk | undefined> => {
         const entry = parts.get(name)?.chunks[index]
         if (!entry) return undefined
-        const bytes = await this.readBlobUnverified(toHex(entry.h))
-        if (!bytes)
+        // A span, not bytes: the codec thread reads the blob, and only when the new chunk's hash differs.
+        const path = this.blobPath(toHex(entry.h))
+        const size_bytes = await stat(path).then(
+          (s) => s.size,
+          (error) => {
+            if (isMissing(error)) return undefined
+            throw error
+          },
+        )
+        if (size_bytes === undefined)
           throw new ChunkError(
             { snapshot_id: baseId, part: name, index },
             'missing',
             'base chunk blob absent',
           )
-        return { bytes, hash: entry.h }
+        return { bytes: { path, offset: 0, length: size_bytes }, hash: entry.h }
       },
     }
   }

@@ -67,6 +67,20 @@ describe('store damage is detected and named', () => {
     expect((await readFile(join(f.dir, 'fallback.img'))).equals(imageA)).toBe(true)
   })
 
+  it('a damaged base blob stops the next snapshot, naming the base chunk', async () => {
+    const { index } = deltaEntry(b)
+    const path = blobPath(a.parts[0]!.chunks[index]!.h)
+    const original = await readFile(path)
+    const damaged = Buffer.from(original)
+    damaged[0]! ^= 0xff
+    await writeFile(path, damaged)
+    const next = imageFromFile(await f.write('c.img', imageB))
+    const takeError = () => f.engine.take(next, { term: 1, parent: b.id }).catch((e: unknown) => e)
+    const corrupt = await takeError()
+    expect(corrupt).toBeInstanceOf(ChunkError)
+    expect(corrupt).toMatchObject({ problem: 'corrupt', location: { snapshot_id: a.id, index } })
+  })
+
   it('a truncated blob is reported as truncated', async () => {
     const { index, entry } = deltaEntry(b)
     await truncate(blobPath(entry.b!), entry.n! - 1)
