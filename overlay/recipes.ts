@@ -124,6 +124,8 @@ export interface ResolverIo {
   fetchRecipe: (ref: BlobRef) => Promise<Uint8Array>
   /** Store a verified blob; calls are serialised by the resolver. */
   sink: (hash: string, bytes: Uint8Array) => Promise<void>
+  /** A listed blob is present here now (held, fetched or derived), once per blob. */
+  resolved: (ref: BlobRef) => void
   verify: (bytes: Uint8Array) => string
   options: CollectOptions
 }
@@ -159,6 +161,7 @@ export class RecipeResolver {
     if (!ref) throw new Error(`blob ${hash} is not listed in the snapshot's index`)
     if (this.io.options.have && (await this.io.options.have(hash))) {
       this.stats.held++
+      this.io.resolved(ref)
       return
     }
     const inputs = recipeInputs(ref)
@@ -167,6 +170,7 @@ export class RecipeResolver {
       this.stats.fetched++
       this.stats.block_bytes += bytes.byteLength
       await this.sink(hash, bytes)
+      this.io.resolved(ref)
       return
     }
     const derive = this.io.options.derive
@@ -188,6 +192,7 @@ export class RecipeResolver {
       throw new Error(`blob ${hash} derived from its recipe does not match its hash`)
     this.stats.derived++
     await this.sink(hash, bytes)
+    this.io.resolved(ref)
   }
 
   async drain(): Promise<void> {

@@ -443,9 +443,9 @@ export class SnapshotStore extends EventEmitter {
       byHash: new Map(entry.blobs.map((ref) => [ref[0], ref])),
       fetchBlob: ([hash, block]) => this.fetchVerified(view, block, TAG_BLOB, hash),
       fetchRecipe: ([, block]) => this.fetchVerified(view, block, TAG_RECIPE, null),
-      sink: async (hash, bytes) => {
-        await sink(hash, bytes)
-        progress.bytes_done += bytes.byteLength
+      sink,
+      resolved: ([, , size]) => {
+        progress.bytes_done += size
         onProgress({ ...progress })
       },
       verify: sha256Hex,
@@ -459,6 +459,11 @@ export class SnapshotStore extends EventEmitter {
     const workers = Math.min(this.options.collect_concurrency, Math.max(1, roots.length))
     await Promise.all(Array.from({ length: workers }, worker))
     await resolver.drain()
+    if (progress.bytes_done < progress.bytes_total) {
+      // Inputs of recipes whose blob was held here were never needed: the snapshot is complete.
+      progress.bytes_done = progress.bytes_total
+      onProgress({ ...progress })
+    }
     return { manifest: manifestBlock, bytes_total: entry.bytes_total, stats: resolver.stats }
   }
 

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { identityFromSeed } from '../../overlay/keys.ts'
 import { type BlobRecipe, type Derive, MAX_RECIPE_DEPTH } from '../../overlay/recipes.ts'
-import { SnapshotStore, sha256Hex } from '../../overlay/store.ts'
+import { type CollectProgress, SnapshotStore, sha256Hex } from '../../overlay/store.ts'
 import { createLogger } from '../../src/util/log.ts'
 
 /** Recipe used here: the blob is its inputs concatenated, then one marker byte. */
@@ -38,6 +38,8 @@ describe('recipe blocks in the replicated store (one node, no network)', () => {
         .find((b) => b[0] === hash)!
       return Buffer.concat([...(entry[3] as string[]).map((i) => into.get(i)!), MARK])
     }
+  /** Last progress report of the latest collect. */
+  let last_progress: CollectProgress | null = null
   const collectInto = (id: string, into: Map<string, Uint8Array>, extra: { derive?: Derive } = {}) =>
     store.collect(
       store.selfKey,
@@ -45,7 +47,9 @@ describe('recipe blocks in the replicated store (one node, no network)', () => {
       async (hash, bytes) => {
         into.set(hash, bytes)
       },
-      () => {},
+      (progress) => {
+        last_progress = progress
+      },
       { have: async (hash) => into.has(hash), derive: extra.derive ?? derive(into) },
     )
 
@@ -98,6 +102,8 @@ describe('recipe blocks in the replicated store (one node, no network)', () => {
     // A holder of the derived blob fetches and derives nothing.
     const holder = new Map([[z, local.get(z)!]])
     expect((await collectInto('b', holder)).stats).toMatchObject({ held: 1, fetched: 0, derived: 0 })
+    // Progress still ends complete (the UI marks a transfer done there).
+    expect(last_progress).toEqual({ bytes_done: b.bytes_total, bytes_total: b.bytes_total })
 
     // A derivation that yields other bytes is refused, never handed to the sink.
     const wrong = new Map<string, Uint8Array>()
