@@ -266,7 +266,7 @@ export interface DecodeInput {
   hash: Uint8Array
   size_bytes: number
   /** The stored blob (RAW, DELTA, PAGES). */
-  blob?: Uint8Array
+  blob?: ChunkBytes
   /** The base chunk (SAME, DELTA, PAGES); PAGES decodes over it in place. */
   base?: ChunkBytes
   /** Hash the base must have (DELTA, PAGES); a different base is refused. */
@@ -316,9 +316,10 @@ function decodeKind(input: DecodeInput): Uint8Array {
     }
     out = bytes
   } else {
-    const { blob, base_hash } = input
-    if (!blob || !input.base || !base_hash)
+    const { base_hash } = input
+    if (!input.blob || !input.base || !base_hash)
       throw new Error('decodeChunk: delta needs blob, base and base_hash')
+    const blob = bytesOf(input.blob, 0)
     const base = bytesOf(input.base, 1)
     const baseCheck = () => {
       const actual = hashBytes(alg, base)

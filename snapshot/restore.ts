@@ -1,6 +1,6 @@
 import type { ImageWriter, PartFile } from './atomic-file.ts'
 import { recycle } from './buffers.ts'
-import { type ChunkBytes, ChunkKind, type DecodeInput } from './codec.ts'
+import { type ChunkBytes, ChunkKind, type DecodeInput, type FileSpan } from './codec.ts'
 import type { CodecPool } from './codec-pool.ts'
 import type { BaseSource, Progress } from './encode.ts'
 import { ChunkError, CodecError } from './errors.ts'
@@ -11,6 +11,8 @@ import { InFlight, OrderedWindow } from './window.ts'
 /** Content-addressed blob reads; undefined when absent. Integrity is checked by the decoder. */
 export interface BlobSource {
   get(hash: Uint8Array): Promise<Uint8Array | undefined>
+  /** Where a blob is, for the codec thread to read it itself (large blobs: raw and base chunks). */
+  span?(hash: Uint8Array): Promise<FileSpan | undefined>
 }
 
 export interface RestoreOptions {
@@ -102,28 +104,35 @@ async function restoreChunk<T>(
     if (!bytes) throw fail('missing', `${what} blob ${toHex(hash)} is not in the store`)
     return bytes
   }
+  const needChunk = async (hash: Uint8Array, what: string): Promise<ChunkBytes> => {
+    if (!options.blobs.span) return need(hash, what)
+    const span = await options.blobs.span(hash)
+    if (!span) throw fail('missing', `${what} blob ${toHex(hash)} is not in the store`)
+    return span
+  }
   const baseOf = async (hash: Uint8Array): Promise<ChunkBytes> => {
     if (sameHash(hash, emptyHash(m.hash_alg))) return new Uint8Array(0)
-    if (!options.base) return need(hash, 'base chunk')
+    if (!options.base) return needChunk(hash, 'base chunk')
     const chunk = await options.base.chunk(part.name, index)
     if (!chunk) throw fail('wrong-base', `${options.base.label} has no chunk ${index} in part ${part.name}`)
     return chunk.bytes
   }
-  let blob: Uint8Array | undefined
+  let blob: ChunkBytes | undefined
   let base: ChunkBytes | undefined
-  if (entry.k === ChunkKind.RAW) blob = await need(entry.h, 'chunk')
+  if (entry.k === ChunkKind.RAW) blob = await needChunk(entry.h, 'chunk')
   else if (entry.k === ChunkKind.SAME) base = await baseOf(entry.h)
   else {
     // Both reads at once; a failed base read must not go unobserved while the blob read fails first.
     const baseRead = baseOf(entry.s!)
     baseRead.catch(() => {})
-    blob = await need(entry.b!, 'delta')
-    if (blob.byteLength !== entry.n) {
+    const delta = await need(entry.b!, 'delta')
+    if (delta.byteLength !== entry.n) {
       throw fail(
-        blob.byteLength < entry.n! ? 'truncated' : 'corrupt',
-        `delta blob has ${blob.byteLength} bytes, manifest says ${entry.n}`,
+        delta.byteLength < entry.n! ? 'truncated' : 'corrupt',
+        `delta blob has ${delta.byteLength} bytes, manifest says ${entry.n}`,
       )
     }
+    blob = delta
     base = await baseRead
   }
   try {

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { writeFileAtomic } from '../src/util/atomic-write.ts'
 import type { ImageWriter } from './atomic-file.ts'
 import { readWholeFile, recycle } from './buffers.ts'
-import { ChunkKind } from './codec.ts'
+import { ChunkKind, type FileSpan } from './codec.ts'
 import type { CodecPool } from './codec-pool.ts'
 import type { BaseChunk, BaseSource, Progress } from './encode.ts'
 import { ChunkError, type ChunkProblem } from './errors.ts'
@@ -327,27 +327,32 @@ export class SnapshotStore {
         const entry = parts.get(name)?.chunks[index]
         if (!entry) return undefined
         // A span, not bytes: the codec thread reads the blob, and only when the new chunk's hash differs.
-        const path = this.blobPath(toHex(entry.h))
-        const size_bytes = await stat(path).then(
-          (s) => s.size,
-          (error) => {
-            if (isMissing(error)) return undefined
-            throw error
-          },
-        )
-        if (size_bytes === undefined)
+        const span = await this.blobSpan(toHex(entry.h))
+        if (!span)
           throw new ChunkError(
             { snapshot_id: baseId, part: name, index },
             'missing',
             'base chunk blob absent',
           )
-        return { bytes: { path, offset: 0, length: size_bytes }, hash: entry.h }
+        return { bytes: span, hash: entry.h }
       },
     }
   }
 
   blobSource(): BlobSource {
-    return { get: (hash) => this.readBlobUnverified(toHex(hash)) }
+    return { get: (hash) => this.readBlobUnverified(toHex(hash)), span: (hash) => this.blobSpan(toHex(hash)) }
+  }
+
+  /** A blob as a file span (read by a codec thread), or undefined if absent. */
+  async blobSpan(hash: string): Promise<FileSpan | undefined> {
+    const path = this.blobPath(hash)
+    return stat(path).then(
+      (s) => ({ path, offset: 0, length: s.size }),
+      (error) => {
+        if (isMissing(error)) return undefined
+        throw error
+      },
+    )
   }
 
   /** Rebuild snapshot `id` into `writer`, verifying every chunk. Throws ChunkError naming the bad chunk. */
