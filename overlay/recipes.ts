@@ -17,15 +17,22 @@ export interface BlobRecipe {
   /** Blobs (by sha256 hex) the derivation reads. */
   inputs: string[]
   recipe: Uint8Array
+  /** Size of the blob it makes. */
+  size_bytes: number
+  /** Size of each input (same order), used for inputs not yet published. */
+  input_bytes: number[]
 }
 
 /**
- * Longest chain of recipes a blob may sit on (a recipe whose input is a recipe is depth 2). Past it the
- * blob is published whole: each rebase would otherwise keep one more old delta alive per changed chunk,
- * and a late joiner would apply that many deltas. So a changed chunk is resent at most once every
- * MAX_RECIPE_DEPTH rebases, and the core keeps at most that many deltas per chunk.
+ * A recipe keeps its inputs alive in the core (recursively: an old base chunk may itself be a recipe),
+ * and each rebase that changes a chunk again adds one delta to its chain. A blob goes out as a recipe
+ * only while the blobs its chain keeps weigh at most CHAIN_BYTES_RATIO times the blob (the chain never
+ * costs more than one extra copy: storage stays bounded) and the chain is at most MAX_RECIPE_DEPTH long
+ * (a late joiner applies that many deltas); past either, the blob is published whole once and a new
+ * chain starts from it.
  */
-export const MAX_RECIPE_DEPTH = 4
+export const CHAIN_BYTES_RATIO = 2
+export const MAX_RECIPE_DEPTH = 8
 
 /** Rebuild a blob from its recipe; its inputs are already in the caller's store (sunk or held). */
 export type Derive = (hash: string, recipe: Uint8Array) => Promise<Uint8Array>
@@ -64,7 +71,7 @@ export function encodeRecipeBlock(hash: string, recipe: BlobRecipe): Buffer {
   return packr.pack(body)
 }
 
-export function decodeRecipeBlock(payload: Uint8Array): { hash: string; recipe: BlobRecipe } {
+export function decodeRecipeBlock(payload: Uint8Array): Omit<RecipeBody, 'v'> {
   const body = packr.unpack(payload) as Partial<RecipeBody>
   if (
     body?.v !== 1 ||
@@ -75,7 +82,7 @@ export function decodeRecipeBlock(payload: Uint8Array): { hash: string; recipe: 
   ) {
     throw new Error('malformed recipe block')
   }
-  return { hash: body.hash, recipe: { inputs: body.inputs, recipe: body.recipe } }
+  return { hash: body.hash, inputs: body.inputs, recipe: body.recipe }
 }
 
 /** One blob of an index entry: [sha256 hex, block, size in bytes, recipe inputs (recipe blocks only)]. */
@@ -104,17 +111,46 @@ export function withRecipeInputs(roots: BlobRef[], lookup: (hash: string) => Blo
   return out
 }
 
-/** Depth of a published blob in recipe chains: 0 for bytes, 1 + deepest input for a recipe. */
-export function recipeDepth(hash: string, lookup: (hash: string) => BlobRef | undefined): number {
-  let depth = 0
-  let level = [hash]
-  for (; level.length > 0 && depth <= MAX_RECIPE_DEPTH + 1; depth++) {
-    level = level.flatMap((h) => {
-      const ref = lookup(h)
-      return ref ? (recipeInputs(ref) ?? []) : []
-    })
+/** Decides, once per blob of one publish, which offered recipes go out as recipes (the rest as bytes). */
+export class RecipePlanner {
+  private readonly decided = new Map<string, boolean>()
+
+  constructor(
+    private readonly recipes: ReadonlyMap<string, BlobRecipe>,
+    /** Blobs already in the core (or appended earlier in this publish). */
+    private readonly lookup: (hash: string) => BlobRef | undefined,
+  ) {}
+
+  asRecipe(hash: string): boolean {
+    let decided = this.decided.get(hash)
+    if (decided !== undefined) return decided
+    this.decided.set(hash, false) // a recipe that reaches itself goes out as bytes
+    const recipe = this.recipes.get(hash)
+    decided = recipe !== undefined && this.fits(recipe)
+    this.decided.set(hash, decided)
+    return decided
   }
-  return depth - 1
+
+  /** The chain under `recipe`: at most MAX_RECIPE_DEPTH deep, its blobs (bytes) within the ratio. */
+  private fits(recipe: BlobRecipe): boolean {
+    const kept = new Map<string, number>()
+    let level: [string, number][] = recipe.inputs.map((input, k) => [input, recipe.input_bytes[k] ?? 0])
+    for (let depth = 1; level.length > 0; depth++) {
+      if (depth > MAX_RECIPE_DEPTH) return false
+      const next: [string, number][] = []
+      for (const [hash, hint] of level) {
+        const ref = this.lookup(hash)
+        const offered = ref ? undefined : this.recipes.get(hash)
+        const inputs = ref ? recipeInputs(ref) : offered && this.asRecipe(hash) ? offered.inputs : undefined
+        if (!inputs) kept.set(hash, ref ? ref[2] : hint)
+        else next.push(...inputs.map((input, k): [string, number] => [input, offered?.input_bytes[k] ?? 0]))
+      }
+      level = next
+    }
+    let total = 0
+    for (const bytes of kept.values()) total += bytes
+    return total <= CHAIN_BYTES_RATIO * recipe.size_bytes
+  }
 }
 
 export interface ResolverIo {
@@ -178,7 +214,7 @@ export class RecipeResolver {
     const payload = await this.io.fetchRecipe(ref)
     this.stats.block_bytes += payload.byteLength
     const block = decodeRecipeBlock(payload)
-    if (block.hash !== hash || block.recipe.inputs.join(',') !== inputs.join(',')) {
+    if (block.hash !== hash || block.inputs.join(',') !== inputs.join(',')) {
       throw new Error(`recipe block ${ref[1]} does not describe blob ${hash} as its index says`)
     }
     for (const input of inputs) {
@@ -187,7 +223,7 @@ export class RecipeResolver {
       if (!inputRef || inputRef[1] >= ref[1]) throw new Error(`recipe ${hash}: input ${input} out of order`)
     }
     await Promise.all(inputs.map((input) => this.resolve(input)))
-    const bytes = await derive(hash, block.recipe.recipe)
+    const bytes = await derive(hash, block.recipe)
     if (this.io.verify(bytes) !== hash)
       throw new Error(`blob ${hash} derived from its recipe does not match its hash`)
     this.stats.derived++

@@ -14,10 +14,9 @@ import {
   type BlobRef,
   type CollectOptions,
   encodeRecipeBlock,
-  MAX_RECIPE_DEPTH,
+  RecipePlanner,
   RecipeResolver,
   type RecipeStats,
-  recipeDepth,
   withRecipeInputs,
 } from './recipes.ts'
 import { rendezvousHolders } from './rendezvous.ts'
@@ -370,26 +369,13 @@ export class SnapshotStore extends EventEmitter {
     const added = new Map<string, BlobRef>()
     const lookup = (hash: string) => this.published.get(hash) ?? added.get(hash)
     const recipes = input.recipes ?? new Map<string, BlobRecipe>()
-    const depths = new Map<string, number>()
-    /** Depth the blob will have: 0 when it goes (or went) out as bytes; a chain too deep goes as bytes. */
-    const plannedDepth = (hash: string, budget: number): number => {
-      if (lookup(hash)) return recipeDepth(hash, lookup)
-      const recipe = recipes.get(hash)
-      if (!recipe || budget === 0) return 0
-      let depth = depths.get(hash)
-      if (depth === undefined) {
-        depth = 1 + Math.max(0, ...recipe.inputs.map((i) => plannedDepth(i, budget - 1)))
-        if (depth > MAX_RECIPE_DEPTH) depth = 0
-        depths.set(hash, depth)
-      }
-      return depth
-    }
+    const planner = new RecipePlanner(recipes, lookup)
     const append = async (hash: string): Promise<BlobRef> => {
       const known = lookup(hash)
       if (known) return known
       const recipe = recipes.get(hash)
       let ref: BlobRef
-      if (recipe && plannedDepth(hash, MAX_RECIPE_DEPTH + 1) > 0) {
+      if (recipe && planner.asRecipe(hash)) {
         // Inputs first: a recipe only refers to earlier blocks, so chains always end.
         for (const i of recipe.inputs) await append(i)
         const block = encodeRecipeBlock(hash, recipe)

@@ -40,15 +40,15 @@ export async function baseRecipes(store: SnapshotStore, m: Manifest): Promise<Ma
       if (c.k !== ChunkKind.DELTA && c.k !== ChunkKind.PAGES) return
       const b = toHex(c.b!)
       const s = sameHash(c.s!, empty) ? '' : toHex(c.s!)
-      const body: ChunkRecipe = {
-        v: 1,
-        alg: source.hash_alg,
-        k: c.k,
-        size: chunkSize(source, part, index),
-        b,
-        s,
-      }
-      recipes.set(toHex(c.h), { inputs: s === '' ? [b] : [b, s], recipe: packr.pack(body) })
+      const size = chunkSize(source, part, index)
+      const body: ChunkRecipe = { v: 1, alg: source.hash_alg, k: c.k, size, b, s }
+      // The old base chunk is published already (its exact size comes from there): `size` is a hint.
+      recipes.set(toHex(c.h), {
+        inputs: s === '' ? [b] : [b, s],
+        recipe: packr.pack(body),
+        size_bytes: size,
+        input_bytes: s === '' ? [c.n!] : [c.n!, size],
+      })
     })
   }
   return recipes

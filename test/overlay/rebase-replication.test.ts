@@ -165,12 +165,12 @@ describe('rebase without resending, across the overlay', () => {
     let image = seededBytes(11, IMAGE_BYTES)
     let last_good = (await server.take(image)).id
     await settled(candidate, last_good)
-    // A writer whose recipes swap delta and base: each derivation yields the wrong bytes or none.
+    // A writer whose recipes each describe another chunk: each derivation yields the wrong bytes or none.
     const lying = (recipes: Map<string, BlobRecipe>) => {
       for (const [hash, recipe] of recipes) {
         if (recipe.inputs.length !== 2) continue
         const other = [...recipes.values()].find((r) => r !== recipe && r.inputs.length === 2)
-        if (other) recipes.set(hash, { inputs: recipe.inputs, recipe: other.recipe })
+        if (other) recipes.set(hash, { ...recipe, recipe: other.recipe })
       }
       return recipes
     }

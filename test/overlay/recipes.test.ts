@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { identityFromSeed } from '../../overlay/keys.ts'
-import { type BlobRecipe, type Derive, MAX_RECIPE_DEPTH } from '../../overlay/recipes.ts'
+import { type BlobRecipe, CHAIN_BYTES_RATIO, type Derive, MAX_RECIPE_DEPTH } from '../../overlay/recipes.ts'
 import { type CollectProgress, SnapshotStore, sha256Hex } from '../../overlay/store.ts'
 import { createLogger } from '../../src/util/log.ts'
 
@@ -23,7 +23,12 @@ describe('recipe blocks in the replicated store (one node, no network)', () => {
     return hash
   }
   const made = (inputs: string[]): Buffer => Buffer.concat([...inputs.map((i) => local.get(i)!), MARK])
-  const recipe = (inputs: string[]): BlobRecipe => ({ inputs, recipe: MARK })
+  const recipe = (inputs: string[], size_bytes = made(inputs).byteLength): BlobRecipe => ({
+    inputs,
+    recipe: MARK,
+    size_bytes,
+    input_bytes: inputs.map((i) => local.get(i)!.byteLength),
+  })
   const readBlob = async (hash: string) => {
     const bytes = local.get(hash)
     if (!bytes) throw new Error(`no blob ${hash}`)
@@ -134,11 +139,26 @@ describe('recipe blocks in the replicated store (one node, no network)', () => {
       chain.push(next)
     }
     // Recipe chains of 1..MAX (each listing its whole chain as inputs), then bytes, then a new chain.
+    // (The chain keeps only the first 4 KiB blob alive: always within the bytes ratio.)
     expect(depths).toEqual([...Array.from({ length: MAX_RECIPE_DEPTH }, (_, i) => i + 1), 0, 1])
     const fresh = new Map<string, Uint8Array>()
     const got = await collectInto(`s${MAX_RECIPE_DEPTH}`, fresh)
     expect(got.stats).toMatchObject({ derived: MAX_RECIPE_DEPTH, fetched: 1 })
     const deepest = chain[MAX_RECIPE_DEPTH - 1]!
     expect(Buffer.compare(fresh.get(deepest)!, local.get(deepest)!)).toBe(0)
+  })
+
+  it(`a recipe whose inputs weigh more than ${CHAIN_BYTES_RATIO} times its blob goes out as bytes`, async () => {
+    const x = put(randomBytes(64 * 1024))
+    await store.publish({ id: 'a', manifest: Buffer.from('a'), blobs: [x] }, readBlob)
+    // A small blob derivable from a big one: keeping the big one alive for it would cost more than a copy.
+    const small = put(made([x]).subarray(0, 1024))
+    const entry = await store.publish(
+      { id: 'b', manifest: Buffer.from('b'), blobs: [small], recipes: new Map([[small, recipe([x], 1024)]]) },
+      readBlob,
+    )
+    expect(entry.blobs).toHaveLength(1)
+    expect(entry.blobs[0]).toHaveLength(3) // bytes, no recipe inputs
+    expect(entry.blobs[0]![2]).toBe(1024)
   })
 })
