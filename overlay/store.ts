@@ -9,6 +9,7 @@ import type { KeyPair } from 'hyperdht'
 import { Packr } from 'msgpackr'
 import { writeFileAtomic } from '../src/util/atomic-write.ts'
 import type { Logger } from '../src/util/log.ts'
+import './keep-tree-nodes.ts' // before any core is cleared
 import {
   type BlobRecipe,
   type BlobRef,

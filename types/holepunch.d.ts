@@ -207,3 +207,11 @@ declare module 'protomux' {
     }): ProtomuxChannel | null
   }
 }
+
+declare module 'hypercore/lib/session-state.js' {
+  /** Internal per-session state of a hypercore; only what overlay/keep-tree-nodes.ts patches. */
+  export default class SessionState {
+    clear(...args: unknown[]): Promise<unknown>
+    createWriteBatch(): { deleteTreeNode(index: number): void }
+  }
+}
