@@ -1,37 +1,22 @@
 import assert from 'node:assert/strict'
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
-import c from 'compact-encoding'
 import type { HostPort, KeyPair } from 'hyperdht'
-import type { SecretStream } from 'hyperswarm'
-import Protomux, { type ProtomuxMessage } from 'protomux'
 import type { Logger } from '../src/util/log.ts'
+import { type ControlApi, ControlWorker, prewarmControlWorker } from './control-link.ts'
+import { ControlPlane, type ControlPlaneOptions, type HelloInfo } from './control-plane.ts'
 import {
-  ADMISSION_PROTOCOL,
   type AdmitBody,
-  CONTROL_PROTOCOL,
   type ControlMessage,
   DEFAULT_MAX_FRAME_BYTES,
-  decodeFrame,
   encodeFrame,
   FrameKind,
-  type HelloBody,
 } from './frames.ts'
-import {
-  admissionProof,
-  assertIdentity,
-  controlKeyPair,
-  deriveAdmissionKey,
-  deriveBlockKey,
-  deriveControlTopic,
-  deriveTopic,
-  signControlBinding,
-  verifyAdmissionProof,
-  verifyControlBinding,
-} from './keys.ts'
+import { assertIdentity, controlKeyPair, deriveAdmissionKey, deriveBlockKey, deriveTopic } from './keys.ts'
 import { type PeerDownReason, PeerTable, type PeerTableView } from './peer-table.ts'
-import { DEFAULT_PHI_OPTIONS, PhiAccrual, type PhiAccrualOptions } from './phi-accrual.ts'
+import { DEFAULT_PHI_OPTIONS, type PhiAccrualOptions } from './phi-accrual.ts'
 import { Plane } from './plane.ts'
+import { cutTransport, type Session, Sessions } from './sessions.ts'
 import {
   type CollectProgress,
   type CollectResult,
@@ -39,6 +24,8 @@ import {
   type PublishInput,
   SnapshotStore,
 } from './store.ts'
+
+export type { HelloInfo } from './control-plane.ts'
 
 export type ValidationResult = { ok: true; value: unknown } | { ok: false; reason: string }
 
@@ -72,27 +59,8 @@ export interface FederationOptions {
   suspicion_report_interval_ms?: number
   /** Period of re-announcing and re-looking-up the topic (catches peers that joined at the same time). */
   rediscover_interval_ms?: number
-}
-
-export interface HelloInfo {
-  name: string
-  priority: number
-  role: string
-  term: number
-}
-
-/** One connection (on either plane) and what we know about it. */
-interface Session {
-  plane: 'control' | 'data'
-  /** The connection's Noise key (hex): derived control key on the control plane, identity on the data plane. */
-  conn_key: string
-  /** The peer's identity (hex): the connection key on the data plane, from the verified hello on control. */
-  key: string
-  conn: SecretStream
-  frame: ProtomuxMessage<Buffer> | null
-  admitted: boolean
-  closed: boolean
-  admission_timer: NodeJS.Timeout | null
+  /** Run the control plane in a worker thread (default) or on the caller's thread. */
+  control_in_worker?: boolean
 }
 
 const DEFAULTS = {
@@ -106,6 +74,7 @@ const DEFAULTS = {
   collect_concurrency: 8,
   suspicion_report_interval_ms: 250,
   rediscover_interval_ms: 5000,
+  control_in_worker: true,
 }
 
 /**
@@ -123,23 +92,26 @@ export const OVERLAY_PHI_OPTIONS: PhiAccrualOptions = {
   prior_intervals: 20,
 }
 
-/** Connection keep-alive and idle timeout: a frozen or dead peer's connection closes after ~5 s. */
-const CONN_KEEPALIVE_MS = 1000
-const CONN_TIMEOUT_MS = 5000
-const CHECK_INTERVAL_MS = 20
+prewarmControlWorker() // see there: a control plane that comes up late makes a node elect itself
+
+/** Time the control worker's epoch-ms stamps on this thread's monotonic clock. */
+const localMs = (epoch_ms: number) => epoch_ms - performance.timeOrigin
+const MEND_INTERVAL_MS = 20
+/**
+ * A peer's data connection is mended only after its control connection has been up this long. Discovery
+ * connects the data plane within milliseconds; dialling at once collided with the peer's own dial, and
+ * (the control plane being in its own thread) with a peer whose control connection had just been
+ * dropped while its peer-down was still on its way here: the peer's new data connection was reset.
+ */
+const MEND_GRACE_MS = 1000
 /** UDP receive buffer of the data plane (bulk replication); see Plane.sizeBuffers. */
 const DATA_RECV_BUFFER_BYTES = 8 * 1024 * 1024
-/**
- * A gap between two checks longer than the interval plus this means this node itself was paused (a
- * blocked event loop, CPU starvation, SIGSTOP). Timers run before I/O in Node's event loop, so right
- * after such a pause every peer looks silent while its heartbeats still wait in our sockets.
- */
-const LOCAL_PAUSE_MS = 100
 
 /**
  * A node's membership in a federation: admission, control messages, failure detection, snapshot store.
- * Two hyperswarms (planes): the control plane carries admission, pings and control messages; the data
- * plane carries admission and then hypercore replication only, so bulk transfer never delays a heartbeat.
+ * Two hyperswarms (planes): the control plane (control-plane.ts, in a worker thread of its own) carries
+ * admission, pings and control messages; the data plane (here) carries admission and then hypercore
+ * replication only, so bulk transfer never delays a heartbeat, neither on the wire nor in the event loop.
  * A peer is up while its control connection is admitted and heard from.
  *
  * Events:
@@ -158,28 +130,19 @@ export class Federation extends EventEmitter {
   private readonly opts: Required<Omit<FederationOptions, 'phi'>> & { phi: PhiAccrualOptions }
   /** Public key of this node's control plane (derived from the identity). */
   readonly controlKey: string
-  private readonly admissionKey: Buffer
+  /** The control plane's view of every peer, mirrored from its events. */
   private readonly table = new PeerTable()
-  /** Admitted control sessions by peer identity. */
-  private readonly sessions = new Map<string, Session>()
-  /** Admitted data sessions (replicating) by peer identity. */
-  private readonly dataSessions = new Map<string, Session>()
-  private readonly pending = new Set<Session>()
-  private readonly detectors = new Map<string, PhiAccrual>()
-  private readonly control: Plane
+  /** Peers with an admitted control connection (sendable), from the control plane's events: since when. */
+  private readonly connected = new Map<string, number>()
+  private readonly control: ControlApi
   private readonly data: Plane
+  /** Data-plane connections: admission, then replication. */
+  private readonly dataSessions: Sessions
   private started = false
   private timers: NodeJS.Timeout[] = []
   private isolation: { timer: NodeJS.Timeout; done: (() => void)[] } | null = null
   private local = { role: 'candidate', term: 0 }
-  private readonly counters = {
-    frames_sent: 0,
-    frame_bytes_sent: 0,
-    frames_received: 0,
-    frame_bytes_received: 0,
-  }
   private closing = false
-  private last_check_ms = performance.now()
 
   constructor(options: FederationOptions) {
     super()
@@ -187,9 +150,7 @@ export class Federation extends EventEmitter {
     const phi = { ...OVERLAY_PHI_OPTIONS, ...options.phi }
     this.opts = { ...DEFAULTS, ...options, phi }
     this.key = options.keyPair.publicKey.toString('hex')
-    const controlKeys = controlKeyPair(options.keyPair)
-    this.controlKey = controlKeys.publicKey.toString('hex')
-    this.admissionKey = deriveAdmissionKey(options.secret)
+    this.controlKey = controlKeyPair(options.keyPair).publicKey.toString('hex')
     this.store = new SnapshotStore({
       storageDir: options.storageDir,
       keyPair: options.keyPair,
@@ -201,24 +162,73 @@ export class Federation extends EventEmitter {
       collect_attempts: this.opts.collect_attempts,
       collect_concurrency: this.opts.collect_concurrency,
     })
-    const plane = { bootstrap: this.opts.bootstrap, host: this.opts.host, log: this.opts.log }
-    const rediscover_interval_ms = this.opts.rediscover_interval_ms
-    this.control = new Plane({
-      ...plane,
-      name: 'control',
-      keyPair: controlKeys,
-      topic: deriveControlTopic(options.secret),
-      rediscover_interval_ms,
-      onConnection: (conn) => this.onConnection('control', conn),
+    const controlOptions: ControlPlaneOptions = {
+      keyPair: options.keyPair,
+      secret: options.secret,
+      bootstrap: this.opts.bootstrap,
+      host: this.opts.host,
+      name: this.opts.name,
+      priority: this.opts.priority,
+      heartbeat_interval_ms: this.opts.heartbeat_interval_ms,
+      phi,
+      admission_timeout_ms: this.opts.admission_timeout_ms,
+      max_frame_bytes: this.opts.max_frame_bytes,
+      suspicion_report_interval_ms: this.opts.suspicion_report_interval_ms,
+      rediscover_interval_ms: this.opts.rediscover_interval_ms,
+    }
+    this.control = this.opts.control_in_worker
+      ? new ControlWorker(controlOptions, options.log)
+      : new ControlPlane(controlOptions, options.log)
+    this.control.on('peer-up', (key: string, info: HelloInfo) => this.onPeerUp(key, info))
+    this.control.on('peer-down', (key: string, reason: PeerDownReason) => this.peerDown(key, reason))
+    this.control.on('heard', (key: string, state: { role: string; term: number }) =>
+      this.table.heard(key, performance.now(), state),
+    )
+    this.control.on('message', (key: string, body: unknown) => this.onMessage(key, body))
+    this.control.on('suspicion', (key: string, phi_value: number, last_heard_epoch_ms: number) => {
+      const entry = this.table.get(key)
+      if (entry && entry.last_heard_ms < localMs(last_heard_epoch_ms)) {
+        this.table.heard(key, localMs(last_heard_epoch_ms))
+      }
+      this.emit('peer-suspicion', key, phi_value)
+    })
+    this.control.on('admission-refused', (key: string, reason: string) =>
+      this.emit('admission-refused', key, reason),
+    )
+    this.dataSessions = new Sessions({
+      plane: 'data',
+      admissionKey: deriveAdmissionKey(options.secret),
+      admission_timeout_ms: this.opts.admission_timeout_ms,
+      max_frame_bytes: this.opts.max_frame_bytes,
+      log: options.log,
+      admissionFrame: (_session, proof) => {
+        const admit: AdmitBody = { proof }
+        return encodeFrame(FrameKind.Admit, admit, this.opts.max_frame_bytes)
+      },
+      onFrame: (session, decoded) => {
+        if (session.admitted) this.dataSessions.drop(session, 'frame after admission on the data plane')
+        else if (decoded.kind !== FrameKind.Admit) {
+          this.dataSessions.refuse(session, 'first data frame is not an admit')
+        } else if (!this.dataSessions.proofValid(session, decoded.body.proof)) {
+          this.dataSessions.refuse(session, 'bad admission proof')
+        } else this.admitData(session)
+      },
+      // Liveness is the control plane's business; only a peer that went away is held.
+      onClosed: (session, reason) => {
+        if (reason === 'closed') this.data.closed(session.conn_key)
+      },
+      onRefused: (key, reason) => this.emit('admission-refused', key, reason),
     })
     this.data = new Plane({
-      ...plane,
+      bootstrap: this.opts.bootstrap,
+      host: this.opts.host,
+      log: this.opts.log,
       name: 'data',
       recv_buffer_bytes: DATA_RECV_BUFFER_BYTES,
       keyPair: options.keyPair,
       topic: deriveTopic(options.secret),
-      rediscover_interval_ms,
-      onConnection: (conn) => this.onConnection('data', conn),
+      rediscover_interval_ms: this.opts.rediscover_interval_ms,
+      onConnection: (conn) => this.dataSessions.accept(conn),
     })
     this.store.on('snapshot', (info) => this.emit('snapshot', info))
     this.store.on('snapshot-held', (info) => this.emit('snapshot-held', info))
@@ -230,9 +240,8 @@ export class Federation extends EventEmitter {
     this.started = true
     await this.store.ready()
     await Promise.all([this.control.start(), this.data.start()])
-    this.timers.push(setInterval(() => this.ping(), this.opts.heartbeat_interval_ms))
-    this.timers.push(setInterval(() => this.check(), CHECK_INTERVAL_MS))
-    this.timers.push(setInterval(() => this.reportSuspicion(), this.opts.suspicion_report_interval_ms))
+    this.control.setLocalState(this.local)
+    this.timers.push(setInterval(() => this.mendDataPlane(), MEND_INTERVAL_MS))
   }
 
   /** Teardown: timers, swarms (peers see the close at once), then the store. */
@@ -242,7 +251,7 @@ export class Federation extends EventEmitter {
     for (const t of this.timers) clearInterval(t)
     this.timers = []
     this.endIsolation()
-    for (const s of this.pending) if (s.admission_timer) clearTimeout(s.admission_timer)
+    this.dataSessions.close()
     await Promise.all([this.control.close(), this.data.close()])
     await this.store.close()
   }
@@ -288,63 +297,47 @@ export class Federation extends EventEmitter {
   /** Role and term this node advertises in its hello and pings (set by the runtime). */
   setLocalState(state: { role: string; term: number }): void {
     this.local = { ...state }
+    this.control.setLocalState(this.local)
   }
 
   peers(): PeerTableView {
-    const view = this.table.view({ key: this.key, ...this.local })
-    return view
+    return this.table.view({ key: this.key, ...this.local })
   }
 
   /** Send a control message to one admitted peer. Returns false if it is not connected. */
   send(peerKey: string, msg: ControlMessage): boolean {
     const frame = encodeFrame(FrameKind.Control, msg, this.opts.max_frame_bytes)
-    const session = this.sessions.get(peerKey)
-    if (!session?.admitted || session.closed || !session.frame) return false
-    this.sendFrame(session, frame)
+    if (!this.connected.has(peerKey)) return false
+    this.control.send(peerKey, frame)
     return true
   }
 
   /** Send to every admitted peer; returns how many it was sent to. */
   broadcast(msg: ControlMessage): number {
     const frame = encodeFrame(FrameKind.Control, msg, this.opts.max_frame_bytes)
-    let sent = 0
-    for (const s of this.sessions.values()) {
-      if (s.admitted && !s.closed && s.frame) {
-        this.sendFrame(s, frame)
-        sent++
-      }
-    }
-    return sent
+    if (this.connected.size > 0) this.control.broadcast(frame)
+    return this.connected.size
   }
 
   /**
    * Control-plane counters: frames (hello, ping, control) and their bytes, plus the bytes written on
-   * the wire by the currently open connections (includes replication traffic).
+   * the wire by the currently open connections (control plane alone, and both planes).
    */
-  stats(): typeof this.counters & {
+  stats(): {
+    frames_sent: number
+    frame_bytes_sent: number
+    frames_received: number
+    frame_bytes_received: number
     wire_bytes_written: number
     control_wire_bytes_written: number
     connections: number
   } {
-    const written = (plane: Plane) => {
-      let bytes = 0
-      for (const conn of plane.connections()) bytes += (conn as any).rawBytesWritten ?? 0
-      return bytes
+    const control = this.control.stats()
+    let data_wire_bytes_written = 0
+    for (const conn of this.data.connections()) {
+      data_wire_bytes_written += (conn as { rawBytesWritten?: number }).rawBytesWritten ?? 0
     }
-    const control_wire_bytes_written = written(this.control)
-    return {
-      ...this.counters,
-      wire_bytes_written: control_wire_bytes_written + written(this.data),
-      control_wire_bytes_written,
-      connections: this.sessions.size,
-    }
-  }
-
-  private sendFrame(session: Session, frame: Buffer): void {
-    if (!session.frame) return
-    session.frame.send(frame)
-    this.counters.frames_sent++
-    this.counters.frame_bytes_sent += frame.byteLength
+    return { ...control, wire_bytes_written: control.control_wire_bytes_written + data_wire_bytes_written }
   }
 
   publish(input: PublishInput, readBlob: (hash: string) => Promise<Uint8Array>): Promise<IndexEntry> {
@@ -368,259 +361,57 @@ export class Federation extends EventEmitter {
     return this.store.snapshots(writer)
   }
 
-  // ---- connections -------------------------------------------------------------------------------
-
-  private onConnection(plane: 'control' | 'data', conn: SecretStream): void {
-    const conn_key = conn.remotePublicKey.toString('hex')
-    conn.on('error', (error: Error) =>
-      this.opts.log.debug({ peer: conn_key, plane, err: error.message }, 'connection error'),
-    )
-    if (this.closing) {
-      conn.destroy()
-      return
-    }
-    conn.setKeepAlive(CONN_KEEPALIVE_MS)
-    conn.setTimeout(CONN_TIMEOUT_MS)
-    const session: Session = {
-      plane,
-      conn_key,
-      // On the data plane the Noise key is the identity; on the control plane the hello names it.
-      key: plane === 'data' ? conn_key : '',
-      conn,
-      frame: null,
-      admitted: false,
-      closed: false,
-      admission_timer: null,
-    }
-    this.pending.add(session)
-    conn.on('close', () => this.onClose(session))
-    session.admission_timer = setTimeout(
-      () => this.refuse(session, 'admission timeout'),
-      this.opts.admission_timeout_ms,
-    )
-    const handshakeHash = conn.handshakeHash
-    if (!handshakeHash) {
-      this.refuse(session, 'no handshake hash')
-      return
-    }
-    const channel = Protomux.from(conn).createChannel({
-      protocol: plane === 'control' ? CONTROL_PROTOCOL : ADMISSION_PROTOCOL,
-      onopen: () => this.sendAdmission(session, handshakeHash),
-      onclose: () => {
-        if (!session.closed) conn.destroy()
-      },
-    })
-    if (!channel) {
-      this.refuse(session, 'channel already open')
-      return
-    }
-    session.frame = channel.addMessage<Buffer>({
-      encoding: c.raw,
-      onmessage: (frame: Buffer) => {
-        // Protomux rethrows TypeErrors as uncaught: nothing a peer sends may throw out of here.
-        try {
-          this.onFrame(session, frame)
-        } catch (error) {
-          this.opts.log.error({ peer: conn_key, err: error }, 'frame handler failed')
-          this.drop(session, `handler error: ${(error as Error).message}`)
-        }
-      },
-    })
-    channel.open()
+  /** Test aid: tear the transport out from under every connection of both planes (no goodbye). */
+  cutConnections(): void {
+    this.control.cut()
+    for (const conn of this.data.connections()) cutTransport(conn)
   }
 
-  /** Our proof of the secret on this connection (control: plus the identity binding and hello info). */
-  private sendAdmission(session: Session, handshakeHash: Buffer): void {
-    const ownKey = session.conn.publicKey
-    const proof = admissionProof(this.admissionKey, handshakeHash, ownKey)
-    if (session.plane === 'data') {
-      const admit: AdmitBody = { proof }
-      this.sendFrame(session, encodeFrame(FrameKind.Admit, admit, this.opts.max_frame_bytes))
-      return
-    }
-    const hello: HelloBody = {
-      proof,
-      identity: this.opts.keyPair.publicKey,
-      binding: signControlBinding(this.opts.keyPair, handshakeHash, ownKey),
-      name: this.opts.name,
-      priority: this.opts.priority,
-      ...this.local,
-    }
-    this.sendFrame(session, encodeFrame(FrameKind.Hello, hello, this.opts.max_frame_bytes))
-  }
+  // ---- control-plane events ----------------------------------------------------------------------
 
-  private onFrame(session: Session, frame: Buffer): void {
-    if (session.closed) return
-    this.counters.frames_received++
-    this.counters.frame_bytes_received += frame.byteLength
-    const decoded = decodeFrame(frame, this.opts.max_frame_bytes)
-    if (!decoded.ok) {
-      this.drop(session, decoded.reason)
-      return
-    }
-    if (session.plane === 'data') {
-      if (session.admitted) this.drop(session, 'frame after admission on the data plane')
-      else if (decoded.kind !== FrameKind.Admit) this.refuse(session, 'first data frame is not an admit')
-      else this.admitData(session, decoded.body)
-      return
-    }
-    if (!session.admitted) {
-      if (decoded.kind !== FrameKind.Hello) {
-        this.refuse(session, 'first frame is not a hello')
-        return
-      }
-      this.admit(session, decoded.body)
-      return
-    }
-    const now = performance.now()
-    this.arrival(session.key, now)
-    switch (decoded.kind) {
-      case FrameKind.Hello:
-        this.drop(session, 'second hello')
-        return
-      case FrameKind.Admit:
-        this.drop(session, 'admit frame on the control plane')
-        return
-      case FrameKind.Ping:
-        this.table.heard(session.key, now, decoded.body)
-        return
-      case FrameKind.Control: {
-        this.table.heard(session.key, now)
-        const checked = this.opts.validate(decoded.body)
-        if (!checked.ok) {
-          this.drop(session, `invalid message: ${checked.reason}`)
-          return
-        }
-        this.emit('message', session.key, checked.value)
-      }
-    }
-  }
-
-  private proofValid(session: Session, proof: Uint8Array): boolean {
-    const handshakeHash = session.conn.handshakeHash!
-    return verifyAdmissionProof(this.admissionKey, handshakeHash, session.conn.remotePublicKey, proof)
-  }
-
-  /** Stop the admission timer; the session leaves `pending`. */
-  private admitted(session: Session): void {
-    if (session.admission_timer) clearTimeout(session.admission_timer)
-    session.admission_timer = null
-    session.admitted = true
-    this.pending.delete(session)
-  }
-
-  /** Data plane: a member proved the secret; only now does this connection replicate. */
-  private admitData(session: Session, admit: AdmitBody): void {
-    if (!this.proofValid(session, admit.proof)) {
-      this.refuse(session, 'bad admission proof')
-      return
-    }
-    this.admitted(session)
-    const previous = this.dataSessions.get(session.key)
-    this.dataSessions.set(session.key, session)
-    if (previous && previous !== session && !previous.closed) previous.conn.destroy()
-    this.data.admitted(session.conn_key)
-    this.data.undial(session.key)
-    this.store.corestore.replicate(session.conn) // a refused peer never sees snapshot data
-    this.store.follow(session.key)
-    this.opts.log.debug({ peer: session.key }, 'data connection admitted')
-  }
-
-  /** Control plane: proof of the secret plus the identity's signature over this connection. */
-  private admit(session: Session, hello: HelloBody): void {
-    if (!this.proofValid(session, hello.proof)) {
-      this.refuse(session, 'bad admission proof')
-      return
-    }
-    const binds = verifyControlBinding(
-      hello.identity,
-      session.conn.handshakeHash!,
-      session.conn.remotePublicKey,
-      hello.binding,
-    )
-    if (!binds) {
-      this.refuse(session, 'bad identity binding')
-      return
-    }
-    session.key = Buffer.from(hello.identity).toString('hex')
-    if (session.key === this.key) {
-      this.refuse(session, 'claims our own identity')
-      return
-    }
-    this.admitted(session)
-    const previous = this.sessions.get(session.key)
-    this.sessions.set(session.key, session)
-    if (previous && previous !== session && !previous.closed) previous.conn.destroy()
-    const now = performance.now()
-    const detector = new PhiAccrual(this.opts.phi)
-    detector.heartbeat(now)
-    this.detectors.set(session.key, detector)
-    const info: HelloInfo = { name: hello.name, priority: hello.priority, role: hello.role, term: hello.term }
-    const wasReachable = this.table.get(session.key)?.reachable === true
-    this.table.up(session.key, info, now)
-    this.control.admitted(session.conn_key)
-    this.store.follow(session.key)
-    this.opts.log.info({ peer: session.key, name: info.name, priority: info.priority }, 'peer admitted')
-    if (!wasReachable) this.emit('peer-up', session.key, info)
+  private onPeerUp(key: string, info: HelloInfo): void {
+    if (this.closing) return
+    if (!this.connected.has(key)) this.connected.set(key, performance.now())
+    const wasReachable = this.table.get(key)?.reachable === true
+    this.table.up(key, info, performance.now())
+    this.store.follow(key)
+    if (!wasReachable) this.emit('peer-up', key, info)
     this.store.replace()
   }
 
-  /** Close a connection that never got admitted. */
-  private refuse(session: Session, reason: string): void {
-    if (session.closed || session.admitted) {
-      if (session.admitted) this.drop(session, reason)
+  private onMessage(key: string, body: unknown): void {
+    // Not connected: closed, or dropped for an invalid message while its next frames were on their way.
+    if (this.closing || !this.connected.has(key)) return
+    this.table.heard(key, performance.now())
+    const checked = this.opts.validate(body)
+    if (!checked.ok) {
+      this.connected.delete(key)
+      this.control.drop(key, `invalid message: ${checked.reason}`)
       return
     }
-    this.opts.log.warn({ peer: session.conn_key, plane: session.plane, reason }, 'peer refused')
-    this.emit('admission-refused', session.conn_key, reason)
-    session.closed = true
-    this.pending.delete(session)
-    if (session.admission_timer) clearTimeout(session.admission_timer)
-    session.conn.destroy()
-  }
-
-  /** Close a connection for a protocol violation. */
-  private drop(session: Session, reason: string): void {
-    if (!session.admitted) {
-      this.refuse(session, reason)
-      return
-    }
-    if (session.closed) return
-    this.opts.log.warn({ peer: session.key, plane: session.plane, reason }, 'peer dropped')
-    this.markClosed(session, 'rejected')
-    session.conn.destroy()
-  }
-
-  private onClose(session: Session): void {
-    if (session.admission_timer) clearTimeout(session.admission_timer)
-    this.pending.delete(session)
-    if (session.closed) return
-    if (!session.admitted) {
-      session.closed = true
-      return
-    }
-    this.markClosed(session, 'closed')
-  }
-
-  private markClosed(session: Session, reason: PeerDownReason): void {
-    session.closed = true
-    const plane = session.plane === 'control' ? this.control : this.data
-    const sessions = session.plane === 'control' ? this.sessions : this.dataSessions
-    if (sessions.get(session.key) !== session) return // replaced by a newer connection
-    sessions.delete(session.key)
-    // Only a peer that went away is held; one dropped for a violation is alive and may come back.
-    if (reason === 'closed') plane.closed(session.conn_key)
-    if (session.plane === 'data') return // liveness is the control plane's business
-    this.detectors.delete(session.key)
-    this.peerDown(session.key, reason)
+    this.emit('message', key, checked.value)
   }
 
   private peerDown(key: string, reason: PeerDownReason): void {
+    if (reason !== 'suspected') this.connected.delete(key)
     if (!this.table.down(key, reason)) return
     this.opts.log.info({ peer: key, reason }, 'peer down')
     this.dropData(key)
     this.emit('peer-down', key, reason)
     if (!this.closing) this.store.replace()
+  }
+
+  // ---- data plane --------------------------------------------------------------------------------
+
+  /** A member proved the secret on a data connection; only now does it replicate. */
+  private admitData(session: Session): void {
+    const key = session.conn_key // on the data plane the Noise key is the identity
+    this.dataSessions.admit(session, key)
+    this.data.admitted(key)
+    this.data.undial(key)
+    this.store.corestore.replicate(session.conn) // a refused peer never sees snapshot data
+    this.store.follow(key)
+    this.opts.log.debug({ peer: key }, 'data connection admitted')
   }
 
   /**
@@ -630,43 +421,7 @@ export class Federation extends EventEmitter {
    */
   private dropData(key: string): void {
     this.data.undial(key)
-    const session = this.dataSessions.get(key)
-    if (!session || session.closed) return
-    session.closed = true
-    this.dataSessions.delete(key)
-    session.conn.destroy()
-  }
-
-  // ---- failure detection -------------------------------------------------------------------------
-
-  private arrival(key: string, now_ms: number): void {
-    this.detectors.get(key)?.heartbeat(now_ms)
-    if (this.table.revive(key)) {
-      const e = this.table.get(key)!
-      this.opts.log.info({ peer: key }, 'peer heard again')
-      this.emit('peer-up', key, { name: e.name, priority: e.priority, role: e.role, term: e.term })
-      this.store.replace()
-    }
-  }
-
-  private ping(): void {
-    if (this.closing) return
-    const frame = encodeFrame(FrameKind.Ping, this.local, this.opts.max_frame_bytes)
-    for (const s of this.sessions.values()) if (s.admitted && !s.closed) this.sendFrame(s, frame)
-  }
-
-  private check(): void {
-    const now = performance.now()
-    const paused = now - this.last_check_ms > CHECK_INTERVAL_MS + LOCAL_PAUSE_MS
-    this.last_check_ms = now
-    this.mendDataPlane()
-    if (paused) return // judge after one round of I/O: the queued heartbeats count first
-    for (const [key, detector] of this.detectors) {
-      if (this.table.get(key)?.reachable && detector.suspected(now)) {
-        this.opts.log.warn({ peer: key, phi: detector.phi(now) }, 'peer suspected')
-        this.peerDown(key, 'suspected')
-      }
-    }
+    this.dataSessions.discard(key)
   }
 
   /**
@@ -674,14 +429,11 @@ export class Federation extends EventEmitter {
    * the side with the greater key dials it until admitted; one dialler, so no simultaneous-dial race.
    */
   private mendDataPlane(): void {
-    for (const key of this.sessions.keys()) {
-      if (this.dataSessions.has(key) || !this.table.get(key)?.reachable) continue
+    const now = performance.now()
+    for (const [key, since_ms] of this.connected) {
+      if (now - since_ms < MEND_GRACE_MS) continue
+      if (this.dataSessions.admitted.has(key) || !this.table.get(key)?.reachable) continue
       if (key < this.key) this.data.dial(key)
     }
-  }
-
-  private reportSuspicion(): void {
-    const now = performance.now()
-    for (const [key, detector] of this.detectors) this.emit('peer-suspicion', key, detector.phi(now))
   }
 }

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { performance } from 'node:perf_hooks'
 import HyperDHT, { type HostPort, type KeyPair } from 'hyperdht'
 import Hyperswarm, { type PeerDiscoverySession, type PeerInfo, type SecretStream } from 'hyperswarm'
-import type { Logger } from '../src/util/log.ts'
 import { DialHold } from './dial-hold.ts'
+import type { OverlayLog } from './sessions.ts'
 
 /**
  * Parallel outgoing dials. A killed peer's announcement stays in the DHT for minutes and every
@@ -27,7 +27,7 @@ export interface PlaneOptions {
   topic: Buffer
   bootstrap: HostPort[]
   host: string
-  log: Logger
+  log: OverlayLog
   rediscover_interval_ms: number
   /**
    * UDP receive buffer of the sockets this plane's connections use (bytes; the kernel caps it at

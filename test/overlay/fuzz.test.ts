@@ -55,7 +55,7 @@ describe('10,000 random and malformed frames against one node', () => {
     const closed = new Promise((resolve) => conn.once('close', resolve))
     const opened = new Promise((resolve) => conn.once('open', resolve))
     await withTimeout(Promise.race([opened, closed]), 5000, 'attack connection open')
-    if (conn.destroyed) throw new Error(`attack connection failed: ${error}`)
+    if (conn.destroyed) throw new Error(`attack connection failed (${mode} ${plane}): ${error}`)
     const frames: Buffer[] = []
     for (let i = 0; i < FRAMES_PER_CONNECTION - 1; i++) frames.push(randomFrame())
     frames.push(invalidFrame()) // the batch always ends with a frame that must be rejected

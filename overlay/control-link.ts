@@ -1,0 +1,163 @@
+import { EventEmitter, once } from 'node:events'
+import { isMainThread, Worker } from 'node:worker_threads'
+import type { ControlPlaneOptions, ControlStats } from './control-plane.ts'
+import type { OverlayLog } from './sessions.ts'
+
+/** Messages from the main thread to the control worker. */
+export type ToControl =
+  | { t: 'init'; options: ControlPlaneOptions }
+  | { t: 'local'; state: { role: string; term: number } }
+  | { t: 'send'; key: string; frame: Uint8Array }
+  | { t: 'broadcast'; frame: Uint8Array }
+  | { t: 'drop'; key: string; reason: string }
+  | { t: 'isolate' }
+  | { t: 'rejoin' }
+  | { t: 'cut' }
+  | { t: 'close' }
+
+/** Messages from the control worker. */
+export type FromControl =
+  | { t: 'started' }
+  | { t: 'failed'; error: string }
+  | { t: 'closed'; error?: string }
+  | { t: 'event'; name: string; args: unknown[] }
+  | { t: 'stats'; stats: ControlStats }
+  | { t: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; obj: object; msg: string }
+
+/** What the Federation needs of its control plane, inline (ControlPlane) or in a worker (ControlWorker). */
+export interface ControlApi extends EventEmitter {
+  start(): Promise<void>
+  close(): Promise<void>
+  setLocalState(state: { role: string; term: number }): void
+  send(key: string, frame: Buffer): void
+  broadcast(frame: Buffer): void
+  drop(key: string, reason: string): void
+  isolate(): void
+  rejoin(): void
+  cut(): void
+  stats(): ControlStats
+}
+
+const CLOSE_TIMEOUT_MS = 10_000
+const ENTRY = new URL('./control-worker-entry.mjs', import.meta.url)
+let prewarmed: Worker | null = null
+
+/**
+ * Start booting a control thread now, for the next ControlWorker to take. Booting one (tsx, hyperswarm,
+ * sodium in a fresh isolate) took 0.5-1.5 s on a loaded 2-core machine, and a node's election counts its
+ * join wait (join_wait_ms, 1.5 s) from the node's start: a control plane that came up that late let the
+ * node elect itself before it heard its peers. Unreferenced: an unused one does not keep a process alive.
+ */
+export function prewarmControlWorker(): void {
+  if (prewarmed !== null || !isMainThread) return
+  prewarmed = new Worker(ENTRY)
+  prewarmed.unref()
+}
+
+/**
+ * The control plane in a worker thread of its own (control-worker.ts): its event loop only runs
+ * heartbeats, admission and control frames, so replication and snapshot work on the main thread never
+ * delay a heartbeat. Same events as ControlPlane, re-emitted here in the main thread.
+ */
+export class ControlWorker extends EventEmitter implements ControlApi {
+  private readonly worker: Worker
+  private latest: ControlStats = {
+    frames_sent: 0,
+    frame_bytes_sent: 0,
+    frames_received: 0,
+    frame_bytes_received: 0,
+    control_wire_bytes_written: 0,
+    connections: 0,
+  }
+  private readonly started: Promise<void>
+  private exited = false
+
+  constructor(options: ControlPlaneOptions, log: OverlayLog) {
+    super()
+    this.worker = prewarmed ?? new Worker(ENTRY)
+    prewarmed = null
+    this.worker.ref()
+    this.worker.postMessage({ t: 'init', options } satisfies ToControl)
+    this.worker.on('exit', () => {
+      this.exited = true
+    })
+    this.started = new Promise<void>((resolve, reject) => {
+      this.worker.once('error', reject)
+      this.worker.on('message', (message: FromControl) => {
+        switch (message.t) {
+          case 'started':
+            resolve()
+            return
+          case 'failed':
+            reject(new Error(`control plane failed to start: ${message.error}`))
+            return
+          case 'event':
+            this.emit(message.name, ...message.args)
+            return
+          case 'stats':
+            this.latest = message.stats
+            return
+          case 'log':
+            log[message.level](message.obj, message.msg)
+            return
+          case 'closed':
+            this.emit('closed', message.error)
+        }
+      })
+    })
+    this.started.then(
+      () => this.worker.on('error', (error) => log.error({ err: error }, 'control worker failed')),
+      () => {},
+    )
+  }
+
+  start(): Promise<void> {
+    return this.started
+  }
+
+  private post(message: ToControl): void {
+    if (!this.exited) this.worker.postMessage(message)
+  }
+
+  async close(): Promise<void> {
+    if (this.exited) return
+    const closed = once(this, 'closed')
+    this.post({ t: 'close' })
+    const timeout = new Promise((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS).unref())
+    await Promise.race([closed, timeout, once(this.worker, 'exit')])
+    await this.worker.terminate()
+  }
+
+  setLocalState(state: { role: string; term: number }): void {
+    this.post({ t: 'local', state: { role: state.role, term: state.term } })
+  }
+
+  send(key: string, frame: Buffer): void {
+    this.post({ t: 'send', key, frame })
+  }
+
+  broadcast(frame: Buffer): void {
+    this.post({ t: 'broadcast', frame })
+  }
+
+  drop(key: string, reason: string): void {
+    this.post({ t: 'drop', key, reason })
+  }
+
+  isolate(): void {
+    this.post({ t: 'isolate' })
+  }
+
+  rejoin(): void {
+    this.post({ t: 'rejoin' })
+  }
+
+  cut(): void {
+    this.post({ t: 'cut' })
+  }
+
+  /** The worker's counters, at most 250 ms old. */
+  stats(): ControlStats {
+    return { ...this.latest }
+  }
+}

@@ -1,0 +1,291 @@
+import { EventEmitter } from 'node:events'
+import { performance } from 'node:perf_hooks'
+import type { HostPort, KeyPair } from 'hyperdht'
+import { type Decoded, encodeFrame, FrameKind, type HelloBody } from './frames.ts'
+import {
+  controlKeyPair,
+  deriveAdmissionKey,
+  deriveControlTopic,
+  signControlBinding,
+  verifyControlBinding,
+} from './keys.ts'
+import { type PeerDownReason, PeerTable } from './peer-table.ts'
+import { PhiAccrual, type PhiAccrualOptions } from './phi-accrual.ts'
+import { Plane } from './plane.ts'
+import { cutTransport, type OverlayLog, type Session, Sessions } from './sessions.ts'
+
+export interface HelloInfo {
+  name: string
+  priority: number
+  role: string
+  term: number
+}
+
+/** Plain data (it crosses into the control worker). */
+export interface ControlPlaneOptions {
+  keyPair: KeyPair
+  secret: Uint8Array
+  bootstrap: HostPort[]
+  host: string
+  name: string
+  priority: number
+  heartbeat_interval_ms: number
+  phi: PhiAccrualOptions
+  admission_timeout_ms: number
+  max_frame_bytes: number
+  suspicion_report_interval_ms: number
+  rediscover_interval_ms: number
+}
+
+export interface ControlStats {
+  frames_sent: number
+  frame_bytes_sent: number
+  frames_received: number
+  frame_bytes_received: number
+  control_wire_bytes_written: number
+  connections: number
+}
+
+type WellFormed = Exclude<Decoded, { ok: false }>
+
+const CHECK_INTERVAL_MS = 20
+/**
+ * A gap between two checks longer than the interval plus this means this thread itself was paused (a
+ * blocked event loop, CPU starvation, SIGSTOP). Timers run before I/O in Node's event loop, so right
+ * after such a pause every peer looks silent while its heartbeats still wait in our sockets.
+ */
+const LOCAL_PAUSE_MS = 100
+
+/**
+ * The control plane: admission with the identity binding, 100 ms pings, control frames, and the
+ * phi-accrual detector per peer. It runs in a worker thread of its own (control-worker.ts), so a busy
+ * main thread (hypercore verification, storage, snapshot work) can neither delay our heartbeats nor make
+ * us miss a peer's.
+ *
+ * Events (times are epoch ms, comparable across threads):
+ *   'peer-up'     (key, hello: HelloInfo)       admitted, or heard again after suspicion
+ *   'peer-down'   (key, reason: PeerDownReason)
+ *   'heard'       (key, state: {role, term})   a ping whose role or term differs from the last one
+ *   'message'     (key, body)                  a control frame (envelope checked, not yet validated)
+ *   'suspicion'   (key, phi, last_heard_epoch_ms)  periodic
+ *   'admission-refused' (conn_key, reason)
+ */
+export class ControlPlane extends EventEmitter {
+  readonly key: string
+  private readonly plane: Plane
+  private readonly sessions: Sessions
+  private readonly table = new PeerTable()
+  private readonly detectors = new Map<string, PhiAccrual>()
+  private local = { role: 'candidate', term: 0 }
+  private timers: NodeJS.Timeout[] = []
+  private last_check_ms = performance.now()
+  private closing = false
+
+  constructor(
+    private readonly opts: ControlPlaneOptions,
+    private readonly log: OverlayLog,
+  ) {
+    super()
+    this.key = Buffer.from(opts.keyPair.publicKey).toString('hex')
+    const keyPair = controlKeyPair(opts.keyPair)
+    this.sessions = new Sessions({
+      plane: 'control',
+      admissionKey: deriveAdmissionKey(opts.secret),
+      admission_timeout_ms: opts.admission_timeout_ms,
+      max_frame_bytes: opts.max_frame_bytes,
+      log,
+      admissionFrame: (session, proof, handshakeHash) => this.hello(session, proof, handshakeHash),
+      onFrame: (session, decoded) => this.onFrame(session, decoded),
+      onClosed: (session, reason) => {
+        // Only a peer that went away is held; one dropped for a violation is alive and may come back.
+        if (reason === 'closed') this.plane.closed(session.conn_key)
+        this.detectors.delete(session.key)
+        this.peerDown(session.key, reason)
+      },
+      onRefused: (conn_key, reason) => this.emit('admission-refused', conn_key, reason),
+    })
+    this.plane = new Plane({
+      name: 'control',
+      keyPair,
+      topic: deriveControlTopic(opts.secret),
+      bootstrap: opts.bootstrap,
+      host: opts.host,
+      log,
+      rediscover_interval_ms: opts.rediscover_interval_ms,
+      onConnection: (conn) => this.sessions.accept(conn),
+    })
+  }
+
+  async start(): Promise<void> {
+    await this.plane.start()
+    this.timers.push(setInterval(() => this.ping(), this.opts.heartbeat_interval_ms))
+    this.timers.push(setInterval(() => this.check(), CHECK_INTERVAL_MS))
+    this.timers.push(setInterval(() => this.reportSuspicion(), this.opts.suspicion_report_interval_ms))
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return
+    this.closing = true
+    for (const t of this.timers) clearInterval(t)
+    this.timers = []
+    this.sessions.close()
+    await this.plane.close()
+  }
+
+  setLocalState(state: { role: string; term: number }): void {
+    this.local = { role: state.role, term: state.term }
+  }
+
+  /** Send an encoded frame to one admitted peer. */
+  send(key: string, frame: Buffer): boolean {
+    const session = this.sessions.admitted.get(key)
+    return session !== undefined && this.sessions.send(session, frame)
+  }
+
+  broadcast(frame: Buffer): number {
+    let sent = 0
+    for (const s of this.sessions.admitted.values()) if (this.sessions.send(s, frame)) sent++
+    return sent
+  }
+
+  /** Drop a peer's connection for a violation found by the caller (an invalid control message). */
+  drop(key: string, reason: string): void {
+    const session = this.sessions.admitted.get(key)
+    if (session) this.sessions.drop(session, reason)
+  }
+
+  isolate(): void {
+    this.plane.isolate()
+  }
+
+  rejoin(): void {
+    this.plane.rejoin()
+  }
+
+  /** Test aid: tear the transport out from under every connection (no goodbye at the protocol level). */
+  cut(): void {
+    for (const conn of this.plane.connections()) cutTransport(conn)
+  }
+
+  stats(): ControlStats {
+    let control_wire_bytes_written = 0
+    for (const conn of this.plane.connections()) {
+      control_wire_bytes_written += (conn as { rawBytesWritten?: number }).rawBytesWritten ?? 0
+    }
+    return { ...this.sessions.counters, control_wire_bytes_written, connections: this.sessions.admitted.size }
+  }
+
+  private hello(session: Session, proof: Buffer, handshakeHash: Buffer): Buffer {
+    const body: HelloBody = {
+      proof,
+      identity: this.opts.keyPair.publicKey,
+      binding: signControlBinding(this.opts.keyPair, handshakeHash, session.conn.publicKey),
+      name: this.opts.name,
+      priority: this.opts.priority,
+      ...this.local,
+    }
+    return encodeFrame(FrameKind.Hello, body, this.opts.max_frame_bytes)
+  }
+
+  private onFrame(session: Session, decoded: WellFormed): void {
+    if (!session.admitted) {
+      if (decoded.kind !== FrameKind.Hello) this.sessions.refuse(session, 'first frame is not a hello')
+      else this.admit(session, decoded.body)
+      return
+    }
+    const now = performance.now()
+    this.arrival(session.key, now)
+    switch (decoded.kind) {
+      case FrameKind.Hello:
+        this.sessions.drop(session, 'second hello')
+        return
+      case FrameKind.Admit:
+        this.sessions.drop(session, 'admit frame on the control plane')
+        return
+      case FrameKind.Ping: {
+        const entry = this.table.get(session.key)
+        const changed =
+          entry !== undefined && (entry.role !== decoded.body.role || entry.term !== decoded.body.term)
+        this.table.heard(session.key, now, decoded.body)
+        if (changed) this.emit('heard', session.key, { role: decoded.body.role, term: decoded.body.term })
+        return
+      }
+      case FrameKind.Control:
+        this.table.heard(session.key, now)
+        this.emit('message', session.key, decoded.body)
+    }
+  }
+
+  /** Proof of the secret plus the identity's signature over this connection. */
+  private admit(session: Session, hello: HelloBody): void {
+    if (!this.sessions.proofValid(session, hello.proof)) {
+      this.sessions.refuse(session, 'bad admission proof')
+      return
+    }
+    const binds = verifyControlBinding(
+      hello.identity,
+      session.conn.handshakeHash!,
+      session.conn.remotePublicKey,
+      hello.binding,
+    )
+    if (!binds) {
+      this.sessions.refuse(session, 'bad identity binding')
+      return
+    }
+    const key = Buffer.from(hello.identity).toString('hex')
+    if (key === this.key) {
+      this.sessions.refuse(session, 'claims our own identity')
+      return
+    }
+    this.sessions.admit(session, key)
+    const now = performance.now()
+    const detector = new PhiAccrual(this.opts.phi)
+    detector.heartbeat(now)
+    this.detectors.set(key, detector)
+    const info: HelloInfo = { name: hello.name, priority: hello.priority, role: hello.role, term: hello.term }
+    this.table.up(key, info, now)
+    this.plane.admitted(session.conn_key)
+    this.log.info({ peer: key, name: info.name, priority: info.priority }, 'peer admitted')
+    this.emit('peer-up', key, info)
+  }
+
+  private peerDown(key: string, reason: PeerDownReason): void {
+    if (!this.table.down(key, reason)) return
+    this.emit('peer-down', key, reason)
+  }
+
+  private arrival(key: string, now_ms: number): void {
+    this.detectors.get(key)?.heartbeat(now_ms)
+    if (this.table.revive(key)) {
+      const e = this.table.get(key)!
+      this.log.info({ peer: key }, 'peer heard again')
+      this.emit('peer-up', key, { name: e.name, priority: e.priority, role: e.role, term: e.term })
+    }
+  }
+
+  private ping(): void {
+    if (this.closing) return
+    this.broadcast(encodeFrame(FrameKind.Ping, this.local, this.opts.max_frame_bytes))
+  }
+
+  private check(): void {
+    const now = performance.now()
+    const paused = now - this.last_check_ms > CHECK_INTERVAL_MS + LOCAL_PAUSE_MS
+    this.last_check_ms = now
+    if (paused) return // judge after one round of I/O: the queued heartbeats count first
+    for (const [key, detector] of this.detectors) {
+      if (this.table.get(key)?.reachable && detector.suspected(now)) {
+        this.log.warn({ peer: key, phi: detector.phi(now) }, 'peer suspected')
+        this.peerDown(key, 'suspected')
+      }
+    }
+  }
+
+  private reportSuspicion(): void {
+    const now = performance.now()
+    for (const [key, detector] of this.detectors) {
+      const heard = this.table.get(key)?.last_heard_ms ?? now
+      this.emit('suspicion', key, detector.phi(now), performance.timeOrigin + heard)
+    }
+  }
+}
