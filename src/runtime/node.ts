@@ -24,6 +24,7 @@ import type { NodeId, SnapshotRef } from '../core/types.ts'
 import type { DriverEvent, ServiceDriver } from '../drivers/driver.ts'
 import { writeFileAtomic } from '../util/atomic-write.ts'
 import type { Logger } from '../util/log.ts'
+import { HelperInfo } from './helper-info.ts'
 import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
 import { readPersisted } from './persisted.ts'
@@ -31,6 +32,9 @@ import { SnapshotIndex } from './snapshot-index.ts'
 import { collectSnapshot, publishedManifest, publishSnapshot } from './snapshot-replication.ts'
 import type { NodeStatus } from './status.ts'
 import { logTimeline } from './timeline-log.ts'
+
+/** A helper's `info` hears of newer snapshots at most this often; of splits and heals at once. */
+const HELPER_INFO_SNAPSHOT_INTERVAL_MS = 10_000
 
 export interface NodeOptions {
   data_dir: string
@@ -77,6 +81,10 @@ export class SustainNode {
   /** Bumped by cancel-restore: a restore task that finds it changed gives up quietly. */
   private restore_generation = 0
   private replicating = new Set<string>()
+  /** Tells the service's helper when the node learns of a split, a heal or a newer snapshot. */
+  private helper_info: HelperInfo | null = null
+  /** Last time every known member was reachable (wall clock ms); null if never seen. */
+  private all_online_ms: number | null = null
   private readonly listeners = new Set<(notice: NodeNotice) => void>()
   private stopped = false
   private resolve_exit!: () => void
@@ -182,6 +190,15 @@ export class SustainNode {
     this.federation.on('snapshot-held', (info: { writer: string; id: string }) => {
       void this.replicate(info.writer, info.id)
     })
+    const driver = this.options.driver
+    if (driver) {
+      this.helper_info = new HelperInfo({
+        run: (verb, args, options) => driver.helper(verb, args, options),
+        control_socket: this.paths.socket,
+        log: this.log,
+        snapshot_interval_ms: HELPER_INFO_SNAPSHOT_INTERVAL_MS,
+      })
+    }
     this.options.driver?.on('event', this.onDriverEvent)
     await this.federation.start()
     this.log.info(
@@ -261,6 +278,7 @@ export class SustainNode {
   async close(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    this.helper_info?.close()
     if (this.tick_timer) clearInterval(this.tick_timer)
     this.options.driver?.off('event', this.onDriverEvent)
     await this.driver_queue.catch(() => {})
@@ -286,6 +304,19 @@ export class SustainNode {
     }
     for (const effect of effects) this.execute(effect)
     this.federation.setLocalState({ role: this.core.role, term: this.core.term })
+    this.reportInfo()
+  }
+
+  /** Only a serving node's helper is told: its service is the one that may refuse or hold while split. */
+  private reportInfo(): void {
+    const peers = this.federation.peers()
+    const split = peers.unreachable.length > 0
+    if (!split) this.all_online_ms = Date.now()
+    if (!this.helper_info || this.core.role !== 'server' || !this.options.driver?.running) return
+    const newest = this.index
+      .refs()
+      .reduce<number | null>((m, r) => Math.max(m ?? r.time_ms, r.time_ms), null)
+    this.helper_info.update({ split, newest_snapshot_ms: newest, all_online_ms: this.all_online_ms })
   }
 
   private readonly onDriverEvent = (event: DriverEvent): void => {
