@@ -31,6 +31,7 @@ const FALSE_SUSPICION_MS = (quick ? 30 : 120) * 1000
 const CONTROL_WINDOW_MS = (quick ? 5 : 10) * 1000
 const CANDIDATES = 3
 const BULK_DETECTION_RUNS = quick ? 2 : 5
+const REPLICATION_ROUNDS = quick ? 1 : 3
 const NAIVE_WRITER = fileURLToPath(new URL('../test/overlay/fixtures/naive-writer.ts', import.meta.url))
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 const now_wall = () => performance.timeOrigin + performance.now()
@@ -58,13 +59,21 @@ function downsSince(nodes: NodeProc[], marks: number[]): number {
 }
 
 let replicationFalseSuspicions = 0
-const uploadsPerDownload: Record<number, number> = {}
-/** Longest event-loop stall of any node during a replication run (a stalled sender sends no heartbeat). */
-const loopDelayMax: Record<number, number> = {}
+
+/** One overlay replication trial. */
+interface ReplicationTrial {
+  mb_per_s: number
+  /** Blocks uploaded per block downloaded: above 1, blocks travelled more than once. */
+  uploads_per_download: number
+  /** CPU of every node (all threads) per MiB delivered, from the first candidate learning of it. */
+  cpu_ms_per_mib: number
+  /** Longest main-thread event-loop stall of any node (the control plane has a thread of its own). */
+  loop_delay_max_ms: number
+}
 /** Peer-down events during the bulk-detection runs before the fault (publish and transfer). */
 let bulkFalseSuspicions = 0
 
-async function overlayReplication(testnet: LocalTestnet, readers: number): Promise<number> {
+async function overlayReplication(testnet: LocalTestnet, readers: number): Promise<ReplicationTrial> {
   const cluster = await Cluster.create(testnet.bootstrap)
   try {
     const server = cluster.spawn('server', { priority: 100 })
@@ -78,6 +87,7 @@ async function overlayReplication(testnet: LocalTestnet, readers: number): Promi
     const seen = await Promise.all(
       candidates.map((c) => c.waitFor((e) => e.event === 'snapshot' && e.id === 'bench', 60_000, 'snapshot')),
     )
+    const before = await Promise.all(all.map((n) => n.request('stats', { reset: false })))
     const held = await Promise.all(
       candidates.map((c) =>
         c.waitFor((e) => e.event === 'snapshot-held' && e.id === 'bench', 600_000, 'held'),
@@ -90,9 +100,13 @@ async function overlayReplication(testnet: LocalTestnet, readers: number): Promi
     // (hypercore re-requests in-flight blocks from idle peers, "hotswap").
     const stats = await Promise.all(all.map((n) => n.request('stats')))
     const sum = (f: string) => stats.reduce((total, st) => total + st[f], 0)
-    uploadsPerDownload[readers] = round(sum('uploads') / Math.max(1, sum('downloads')), 2)
-    loopDelayMax[readers] = round(Math.max(...stats.map((st) => st['loop_delay_max_ms'])))
-    return (readers * REPLICATION_BYTES) / MiB / ((end - start) / 1000)
+    const cpu_ms = stats.reduce((total, st, i) => total + st['cpu_ms'] - before[i]['cpu_ms'], 0)
+    return {
+      mb_per_s: (readers * REPLICATION_BYTES) / MiB / ((end - start) / 1000),
+      uploads_per_download: round(sum('uploads') / Math.max(1, sum('downloads')), 2),
+      cpu_ms_per_mib: round(cpu_ms / ((readers * REPLICATION_BYTES) / MiB)),
+      loop_delay_max_ms: round(Math.max(...stats.map((st) => st['loop_delay_max_ms']))),
+    }
   } finally {
     await cluster.cleanup()
   }
@@ -323,6 +337,7 @@ async function writeResults(result: Record<string, any>): Promise<void> {
     '|---|---|---|---|',
     `| replication of ${REPLICATION_BYTES / MiB} MiB to 1 candidate | ${r.mb_per_s_1} MB/s (${r.vs_naive_1}x plain hypercore, ${r.fraction_of_tcp_1} of TCP) | >= 2x plain hypercore | ${r.load_avg.one} |`,
     `| replication to 4 candidates at once, aggregate | ${r.mb_per_s_4} MB/s (${r.four_vs_one}x the figure to 1; ${r.uploads_per_download_4} blocks uploaded per block downloaded, ${r.uploads_per_download_1} to 1) | >= the figure to 1 | ${r.load_avg.four} |`,
+    `| CPU of all nodes per MiB delivered, to 1 / to 4 | ${r.cpu_ms_per_mib_1} / ${r.cpu_ms_per_mib_4} ms | not growing with fan-out | ${r.load_avg.one} / ${r.load_avg.four} |`,
     `| plain hypercore, default settings, 64 KiB blocks, 1 reader | ${r.naive_hypercore_mb_per_s} MB/s | baseline | ${r.load_avg.naive} |`,
     `| plain TCP copy over loopback | ${r.tcp_mb_per_s} MB/s | reference | ${r.load_avg.tcp} |`,
     `| detection after SIGKILL, p50 / p99 (${d.runs} runs x ${CANDIDATES} candidates) | ${d.sigkill_p50_ms} / ${d.sigkill_p99_ms} ms | p99 < 1000 ms | ${d.load_avg} |`,
@@ -330,14 +345,14 @@ async function writeResults(result: Record<string, any>): Promise<void> {
     `| detection during bulk replication to ${CANDIDATES} candidates, SIGKILL p50 / p99 (${b.runs} runs) | ${b.sigkill_p50_ms} / ${b.sigkill_p99_ms} ms | p99 < 1000 ms | ${b.load_avg} |`,
     `| detection during bulk replication, SIGSTOP p50 / p99 | ${b.sigstop_p50_ms} / ${b.sigstop_p99_ms} ms | p99 < 1000 ms | ${b.load_avg} |`,
     `| false suspicions in ${FALSE_SUSPICION_MS / 1000} s, both cores saturated | ${f.count} | 0 | ${f.load_avg} |`,
-    `| false suspicions during the replication runs (to 1 and to 4; longest event-loop stall of any node ${r.loop_delay_max_ms_1} / ${r.loop_delay_max_ms_4} ms) | ${result['false_suspicions_during_replication']} | 0 | ${r.load_avg.one} / ${r.load_avg.four} |`,
+    `| false suspicions during the replication runs (to 1 and to 4; longest main-thread event-loop stall of any node ${r.loop_delay_max_ms_1} / ${r.loop_delay_max_ms_4} ms) | ${result['false_suspicions_during_replication']} | 0 | ${r.load_avg.one} / ${r.load_avg.four} |`,
     `| false suspicions during the bulk-detection runs, before the fault | ${b.false_suspicions_before_fault} | 0 | ${b.load_avg} |`,
     ...result['control'].map(
       (c: any) =>
         `| control plane per node, ${c.nodes} nodes (idle) | ${c.frame_bytes_sent_per_s} B/s of frames, ${c.control_wire_bytes_written_per_s} B/s on the control plane's wire (${c.wire_bytes_written_per_s} B/s both planes) | — | ${c.load_avg} |`,
     ),
     '',
-    'MB/s here means MiB/s. Replication time runs from the candidate learning of the snapshot to holding all of it.',
+    `MB/s here means MiB/s. Replication time runs from the candidate learning of the snapshot to holding all of it. Replication figures are medians of ${REPLICATION_ROUNDS} interleaved rounds (TCP, plain hypercore, overlay to 1, to 4; per round: TCP ${r.rounds.tcp.join(', ')}; plain hypercore ${r.rounds.naive.join(', ')}; to 1 ${r.rounds.one.join(', ')}; to 4 ${r.rounds.four.join(', ')} MB/s); load averages are ranges over the trials.`,
     'Control traffic (admission, pings, control messages) runs on its own hyperswarm, apart from replication.',
     '',
     '',
@@ -370,30 +385,70 @@ function detectionSummary(samples: Record<'SIGKILL' | 'SIGSTOP', number[]>, runs
   }
 }
 
+const median = (values: number[]) => percentile(values, 50)
+const range = (values: number[]) =>
+  Math.min(...values) === Math.max(...values)
+    ? `${Math.min(...values)}`
+    : `${Math.min(...values)}-${Math.max(...values)}`
+
+/**
+ * TCP, plain hypercore, the overlay to 1 and to 4, interleaved for REPLICATION_ROUNDS rounds: the load
+ * other engineers put on the machine drifts within minutes, and interleaving exposes every tool to the
+ * same drift. Figures are medians of the rounds; each load average is the range over its trials.
+ */
 async function replicationPhase(testnet: LocalTestnet) {
-  log(`replication of ${REPLICATION_BYTES / MiB} MiB`)
-  const load_avg = { tcp: load1(), naive: 0, one: 0, four: 0 }
-  const tcp = await tcpCopy()
-  load_avg.naive = load1()
-  const naive = await naiveHypercore(testnet)
-  load_avg.one = load1()
-  const one = await overlayReplication(testnet, 1)
-  load_avg.four = load1()
-  const four = await overlayReplication(testnet, 4)
+  log(`replication of ${REPLICATION_BYTES / MiB} MiB, ${REPLICATION_ROUNDS} interleaved rounds`)
+  const loads = { tcp: [] as number[], naive: [] as number[], one: [] as number[], four: [] as number[] }
+  const tcp: number[] = []
+  const naive: number[] = []
+  const one: ReplicationTrial[] = []
+  const four: ReplicationTrial[] = []
+  for (let r = 0; r < REPLICATION_ROUNDS; r++) {
+    loads.tcp.push(load1())
+    tcp.push(await tcpCopy())
+    loads.naive.push(load1())
+    naive.push(await naiveHypercore(testnet))
+    loads.one.push(load1())
+    one.push(await overlayReplication(testnet, 1))
+    loads.four.push(load1())
+    four.push(await overlayReplication(testnet, 4))
+    log(
+      `round ${r + 1}: naive ${round(naive.at(-1)!)}, 1: ${JSON.stringify(one.at(-1))}, 4: ${JSON.stringify(four.at(-1))}`,
+    )
+  }
+  const m = (trials: ReplicationTrial[], f: keyof ReplicationTrial) =>
+    round(median(trials.map((t) => t[f])), 2)
+  const mb_1 = median(one.map((t) => t.mb_per_s))
+  const mb_4 = median(four.map((t) => t.mb_per_s))
+  const mb_naive = median(naive)
+  const mb_tcp = median(tcp)
   return {
-    mb_per_s_1: round(one),
-    mb_per_s_4: round(four),
-    tcp_mb_per_s: round(tcp),
-    naive_hypercore_mb_per_s: round(naive),
-    vs_naive_1: round(one / naive, 2),
-    four_vs_one: round(four / one, 2),
-    fraction_of_tcp_1: round(one / tcp, 3),
-    uploads_per_download_1: uploadsPerDownload[1],
-    uploads_per_download_4: uploadsPerDownload[4],
-    loop_delay_max_ms_1: loopDelayMax[1],
-    loop_delay_max_ms_4: loopDelayMax[4],
+    mb_per_s_1: round(mb_1),
+    mb_per_s_4: round(mb_4),
+    tcp_mb_per_s: round(mb_tcp),
+    naive_hypercore_mb_per_s: round(mb_naive),
+    vs_naive_1: round(mb_1 / mb_naive, 2),
+    four_vs_one: round(mb_4 / mb_1, 2),
+    fraction_of_tcp_1: round(mb_1 / mb_tcp, 3),
+    uploads_per_download_1: m(one, 'uploads_per_download'),
+    uploads_per_download_4: m(four, 'uploads_per_download'),
+    cpu_ms_per_mib_1: m(one, 'cpu_ms_per_mib'),
+    cpu_ms_per_mib_4: m(four, 'cpu_ms_per_mib'),
+    loop_delay_max_ms_1: round(Math.max(...one.map((t) => t.loop_delay_max_ms))),
+    loop_delay_max_ms_4: round(Math.max(...four.map((t) => t.loop_delay_max_ms))),
+    rounds: {
+      tcp: tcp.map((x) => round(x)),
+      naive: naive.map((x) => round(x)),
+      one: one.map((t) => round(t.mb_per_s)),
+      four: four.map((t) => round(t.mb_per_s)),
+    },
     bytes: REPLICATION_BYTES,
-    load_avg,
+    load_avg: {
+      tcp: range(loads.tcp),
+      naive: range(loads.naive),
+      one: range(loads.one),
+      four: range(loads.four),
+    },
   }
 }
 
