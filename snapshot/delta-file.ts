@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises'
 import { Packr } from 'msgpackr'
 import { AtomicFile, directoryImageWriter, fileImageWriter, type ImageWriter } from './atomic-file.ts'
-import { ChunkKind } from './codec.ts'
+import { ChunkKind, type FileSpan } from './codec.ts'
 import type { CodecPool } from './codec-pool.ts'
 import { encodeImage, type Progress } from './encode.ts'
 import { SnapshotError } from './errors.ts'
@@ -118,6 +118,8 @@ export interface DeltaFile {
   manifest: Manifest
   blobs: Map<string, { offset: number; length: number }>
   read(hash: string): Promise<Uint8Array | undefined>
+  /** Where a blob is in the file, for a codec thread to read it itself. */
+  span(hash: string): FileSpan | undefined
   close(): Promise<void>
 }
 
@@ -164,6 +166,10 @@ export async function openDeltaFile(path: string): Promise<DeltaFile> {
         await handle.read(bytes, 0, at.length, at.offset)
         return bytes
       },
+      span(hash) {
+        const at = blobs.get(hash)
+        return at && { path, offset: at.offset, length: at.length }
+      },
       close: () => handle.close(),
     }
   } catch (error) {
@@ -197,7 +203,8 @@ export async function applyDelta(
   try {
     await restoreImage(delta.manifest, {
       pool: options.pool,
-      blobs: { get: (hash) => delta.read(toHex(hash)) },
+      // Spans: the codec threads read blobs from the delta file; no buffer per chunk on the main thread.
+      blobs: { get: (hash) => delta.read(toHex(hash)), span: async (hash) => delta.span(toHex(hash)) },
       base,
       writer,
       ...(options.on_progress ? { on_progress: options.on_progress } : {}),

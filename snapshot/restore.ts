@@ -1,6 +1,6 @@
 import type { ImageWriter, PartFile } from './atomic-file.ts'
 import { recycle } from './buffers.ts'
-import { type ChunkBytes, ChunkKind, type DecodeInput, type FileSpan } from './codec.ts'
+import { type ChunkBytes, ChunkKind, chunkLength, type DecodeInput, type FileSpan } from './codec.ts'
 import type { CodecPool } from './codec-pool.ts'
 import type { BaseSource, Progress } from './encode.ts'
 import { ChunkError, CodecError } from './errors.ts'
@@ -125,14 +125,14 @@ async function restoreChunk<T>(
     // Both reads at once; a failed base read must not go unobserved while the blob read fails first.
     const baseRead = baseOf(entry.s!)
     baseRead.catch(() => {})
-    const delta = await need(entry.b!, 'delta')
-    if (delta.byteLength !== entry.n) {
+    blob = await needChunk(entry.b!, 'delta')
+    const length = chunkLength(blob)
+    if (length !== entry.n) {
       throw fail(
-        delta.byteLength < entry.n! ? 'truncated' : 'corrupt',
-        `delta blob has ${delta.byteLength} bytes, manifest says ${entry.n}`,
+        length < entry.n! ? 'truncated' : 'corrupt',
+        `delta blob has ${length} bytes, manifest says ${entry.n}`,
       )
     }
-    blob = delta
     base = await baseRead
   }
   try {
