@@ -34,7 +34,11 @@ export const config_schema = z
         strategy: z.enum(['static', 'freshest', 'capacity']).default('static'),
         preempt: z.boolean().default(false),
         merge_direction: z.enum(['priority', 'newest-term']).default('priority'),
-        merge_policy: z.enum(['helper', 'keep-higher']).default('helper'),
+        /**
+         * Without a merge helper: `keep-higher` (both sides serve; the loser's state is kept aside on heal) or
+         * `refuse-to-split` (only a side with a strict majority of the members serves; a minority waits).
+         */
+        merge_policy: z.enum(['helper', 'keep-higher', 'refuse-to-split']).default('helper'),
       })
       .strict()
       .default({ strategy: 'static', preempt: false, merge_direction: 'priority', merge_policy: 'helper' }),

@@ -2,7 +2,12 @@ import { assert } from './assert.ts'
 import type { PlantedBug } from './planted-bugs.ts'
 import type { MergeDirection, NodeId, Strategy } from './types.ts'
 
-export type MergePolicy = 'helper' | 'keep-higher'
+/**
+ * `helper`/`keep-higher`: both sides of a partition may serve, the heal merges or keeps the higher.
+ * `refuse-to-split`: a node serves only while a strict majority of the members supports it, so at most
+ * one node serves at any time; a minority side has no server (availability traded for one copy).
+ */
+export type MergePolicy = 'helper' | 'keep-higher' | 'refuse-to-split'
 
 export interface CoreConfig {
   id: NodeId
@@ -13,6 +18,14 @@ export interface CoreConfig {
   merge_direction: MergeDirection
   /** What to do on partition heal: run the merge helper, or keep the winner and save the loser aside. */
   merge_policy: MergePolicy
+  /**
+   * refuse-to-split only: a node that stops supporting one node (its server, or the node it voted for)
+   * supports nobody for this long before it supports another, and a supporter counts only while its
+   * newest state naming the supported node is younger than fence_ms / 2. Must exceed fence_ms / 2 plus
+   * the message latency plus a tick, so no node is ever counted by two nodes at once; the default also
+   * exceeds failure detection (~0.6-1 s) plus a heartbeat.
+   */
+  fence_ms: number
   heartbeat_interval_ms: number
   /** A new node waits this long to hear of a server before it elects one. */
   join_wait_ms: number
@@ -40,6 +53,7 @@ export const DEFAULT_CORE_CONFIG: Omit<CoreConfig, 'id' | 'priority'> = {
   preempt: false,
   merge_direction: 'priority',
   merge_policy: 'helper',
+  fence_ms: 2000,
   heartbeat_interval_ms: 200,
   join_wait_ms: 1500,
   election_timeout_ms: 1000,
@@ -60,4 +74,8 @@ export function checkCoreConfig(config: CoreConfig): void {
   assert(config.snapshot_interval_ms > 0, 'snapshot_interval_ms must be > 0')
   assert(config.restart_budget >= 0, 'restart_budget must be >= 0')
   assert(config.lineage_segments >= 2, 'lineage_segments must be >= 2')
+  assert(
+    config.merge_policy !== 'refuse-to-split' || config.fence_ms >= 4 * config.heartbeat_interval_ms,
+    'fence_ms must be >= 4 heartbeats (supporters are counted from states younger than fence_ms / 2)',
+  )
 }

@@ -38,6 +38,10 @@ export type TimelineName =
   | 'merge_started'
   | 'merge_finished'
   | 'merge_failed'
+  /** refuse-to-split: a serving node lost the support of a majority and stopped its service. */
+  | 'quorum_lost'
+  /** refuse-to-split: this node would claim but waits for a majority's support (logged once per election). */
+  | 'election_waits_for_quorum'
 
 /** Outputs of the core: what the runtime (or the simulator) must do. */
 export type CoreEffect =
@@ -52,6 +56,7 @@ export type CoreEffect =
   | { type: 'take-snapshot'; snapshot: SnapshotRef; final: boolean }
   /** Loser side of a heal: archive changes since `fork`, hand them to `winner`, wait for its confirmation. */
   | { type: 'run-merge'; winner: NodeId; fork: ForkPoint | null; attempt: number }
-  | { type: 'persist'; term: number }
+  /** `members`: every node this one has heard of (refuse-to-split counts majorities of them across restarts). */
+  | { type: 'persist'; term: number; members?: NodeId[] }
   | { type: 'exit' }
   | { type: 'timeline'; name: TimelineName; role: Role; term: number; fields: Record<string, unknown> }

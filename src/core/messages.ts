@@ -38,6 +38,8 @@ export const state_message = z
     health: z.enum(['ok', 'degraded', 'down', 'unknown']),
     /** False while the node must not be elected (it resigned recently). */
     eligible: z.boolean(),
+    /** refuse-to-split: the node this one supports (its server, or the node it votes for); absent otherwise. */
+    vote: node_id.nullable().optional(),
   })
   .strict()
 

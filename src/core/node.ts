@@ -24,6 +24,8 @@ export interface NodeStartOptions {
   /** Newest complete snapshot already in the local store. */
   held?: SnapshotRef | null
   load?: number
+  /** Nodes heard of in an earlier run (refuse-to-split: a restarted node still knows the majority's size). */
+  members?: NodeId[]
 }
 
 interface Election {
@@ -31,6 +33,10 @@ interface Election {
   excluded: Set<NodeId>
   /** A node that refused this node's claim as outranking it: wait for it until the deadline. */
   wait_for: NodeId | null
+  /** refuse-to-split: the best contender this node sees, whom it votes for. */
+  top: NodeId | null
+  /** refuse-to-split: 'election_waits_for_quorum' was logged for this election. */
+  waits_logged: boolean
 }
 
 interface Restore {
@@ -93,6 +99,16 @@ export class NodeCore {
   private answering_reported = false
   private effects: CoreEffect[] = []
   private now_ms: number
+  /** refuse-to-split: every node heard of, in this run or an earlier one. */
+  private readonly members_ = new Set<NodeId>()
+  /** refuse-to-split: the node this one supports (serving: itself; candidate: its server; electing: its vote). */
+  private support_: NodeId | null = null
+  /** refuse-to-split: since when this node supports nobody (a restart starts a gap: its old support is unknown). */
+  private gap_since_ms: number
+  /** refuse-to-split: a leaving server named its successor, so its supporters move there without a gap. */
+  private direct_switch: { from: NodeId; to: NodeId } | null = null
+  /** refuse-to-split: this node was named successor; it claims once a majority supports it. */
+  private pending_handover: { snapshot: SnapshotRef; source: NodeId } | null = null
 
   constructor(options: NodeStartOptions) {
     checkCoreConfig(options.config)
@@ -105,6 +121,17 @@ export class NodeCore {
     this.now_ms = options.now_ms
     this.joined_at_ms = options.now_ms
     this.next_heartbeat_ms = options.now_ms
+    this.gap_since_ms = options.now_ms
+    for (const id of options.members ?? []) if (id !== this.id) this.members_.add(id)
+  }
+
+  /** A serving node that stopped its service to hand over (the successor may already restore). */
+  get handingOver(): boolean {
+    return this.handover !== null
+  }
+  /** refuse-to-split: the node this one supports now. */
+  get support(): NodeId | null {
+    return this.support_
   }
 
   get role(): Role {
@@ -180,6 +207,7 @@ export class NodeCore {
         this.load_ = event.load
         break
     }
+    if (this.refuses()) this.keepQuorum()
     this.checkInvariants()
     return this.effects
   }
@@ -188,6 +216,17 @@ export class NodeCore {
 
   private onTick(): void {
     const now = this.now_ms
+    const handover = this.handover
+    if (this.refuses() && now >= this.next_heartbeat_ms && handover?.successor && handover.final) {
+      // The successor claims only once a majority supports it: repeat the news a lost message withheld.
+      const msg: HandoverMessage = {
+        type: 'handover',
+        term: this.term_,
+        to: handover.successor,
+        snapshot: handover.final,
+      }
+      this.effects.push({ type: 'broadcast', msg })
+    }
     if (now >= this.next_heartbeat_ms) this.broadcastState()
     if (
       this.role_ === 'candidate' &&
@@ -199,6 +238,9 @@ export class NodeCore {
     if (this.role_ === 'electing' && this.election && now >= this.election.deadline_ms) {
       this.election.deadline_ms = now + this.config.election_timeout_ms
       this.election.wait_for = null
+      this.evaluateElection()
+    } else if (this.role_ === 'electing' && this.refuses()) {
+      // Supports age and gaps end with time alone: look again at every tick.
       this.evaluateElection()
     }
     if (this.role_ === 'server' && this.handover === null) {
@@ -239,9 +281,16 @@ export class NodeCore {
         head: null,
         health: 'unknown',
         last_heard_ms: this.now_ms,
+        vote: null,
+        vote_heard_ms: 0,
         ineligible_until_ms: 0,
       }
       this.peers_.set(id, info)
+      if (!this.members_.has(id)) {
+        this.members_.add(id)
+        if (this.refuses())
+          this.effects.push({ type: 'persist', term: this.max_term_, members: [...this.members_] })
+      }
     }
     return info
   }
@@ -333,6 +382,8 @@ export class NodeCore {
     info.head = msg.head
     info.health = msg.health
     info.ineligible_until_ms = msg.eligible ? 0 : Number.POSITIVE_INFINITY
+    info.vote = msg.vote ?? null
+    info.vote_heard_ms = this.now_ms
     if (msg.role === 'server') this.onServerSeen(info)
     else if (this.server_ === info.id && (this.role_ === 'candidate' || this.role_ === 'electing')) {
       if (msg.role === 'merging' && msg.server !== null && msg.server !== this.id) {
@@ -469,6 +520,9 @@ export class NodeCore {
   private onHandover(from: PeerInfo, msg: HandoverMessage): void {
     from.role = 'leaving'
     this.handover_to = msg.to
+    // Only straight from the leaving server: a second hand-over (the first successor went silent) must
+    // not move support away from a successor that may already count it.
+    this.direct_switch = this.support_ === from.id ? { from: from.id, to: msg.to } : null
     const current = this.liveServer()
     if (current && current.id !== from.id) {
       // This node follows another live server: the leaving one will find it and merge into it.
@@ -480,6 +534,11 @@ export class NodeCore {
       return
     }
     if (this.role_ !== 'candidate' && this.role_ !== 'electing') return
+    if (this.refuses()) {
+      // Claim once the leaving server's supporters, told of the hand-over too, support this node.
+      this.pending_handover = { snapshot: msg.snapshot, source: from.id }
+      return
+    }
     this.claim(msg.snapshot, [from.id])
   }
 
@@ -519,14 +578,24 @@ export class NodeCore {
   private startElection(excluded: Set<NodeId>, wait_for: NodeId | null = null): void {
     this.server_ = null
     this.handover_to = null
-    this.election = { deadline_ms: this.now_ms + this.config.election_timeout_ms, excluded, wait_for }
+    this.direct_switch = null
+    this.pending_handover = null
+    this.election = {
+      deadline_ms: this.now_ms + this.config.election_timeout_ms,
+      excluded,
+      wait_for,
+      top: null,
+      waits_logged: false,
+    }
     this.setRole('electing')
     this.evaluateElection()
   }
 
   private evaluateElection(): void {
     if (this.role_ !== 'electing' || this.election === null) return
-    const contenders = this.eligible(this.election.excluded)
+    // refuse-to-split: votes must converge on one node, so every voter ranks the same set; a lost
+    // server is unreachable (not eligible) anyway, a resigned one ineligible for its cooldown.
+    const contenders = this.eligible(this.refuses() ? new Set() : this.election.excluded)
     const top =
       this.config.planted_bug === 'lower-priority-wins'
         ? contenders.reduce<Contender | null>(
@@ -534,9 +603,17 @@ export class NodeCore {
             null,
           )
         : best(this.config.strategy, contenders)
+    this.election.top = top?.id ?? null
     if (top?.id !== this.id) return
     const wait_for = this.election.wait_for !== null ? this.peers_.get(this.election.wait_for) : undefined
     if (wait_for?.reachable) return
+    if (this.refuses() && !this.hasQuorum(this.id)) {
+      if (!this.election.waits_logged) {
+        this.election.waits_logged = true
+        this.timeline('election_waits_for_quorum', this.quorumFields())
+      }
+      return
+    }
     const [snapshot, sources] = this.newestCollectable(new Set())
     this.claim(snapshot, sources)
   }
@@ -839,6 +916,105 @@ export class NodeCore {
     if (after === 'exit') this.startHandover('exit')
   }
 
+  // ---------------------------------------------------------------- refuse-to-split
+
+  private refuses(): boolean {
+    return this.config.merge_policy === 'refuse-to-split'
+  }
+
+  /** Whom this node would support now: itself while serving, its server, or its election's best. */
+  private desiredSupport(): NodeId | null {
+    if (this.serving()) return this.id
+    // A leaving server named its successor: support it at once, so it has its majority when it claims.
+    if (this.role_ === 'candidate') return this.handover_to ?? this.server_
+    if (this.role_ === 'electing') return this.election?.top ?? null
+    return null
+  }
+
+  /** Members: this node and every node heard of that has not left. */
+  private memberCount(): number {
+    let n = 1
+    for (const id of this.members_) if (this.peers_.get(id)?.role !== 'leaving') n += 1
+    return n
+  }
+
+  /** Supporters of `id`: this node if it supports it, and peers whose state naming it is fresh. */
+  private supporters(id: NodeId): number {
+    let n = this.support_ === id ? 1 : 0
+    for (const p of this.peers_.values()) {
+      if (!p.reachable || p.role === 'leaving' || p.vote !== id) continue
+      if (this.now_ms - p.vote_heard_ms < this.config.fence_ms / 2) n += 1
+    }
+    return n
+  }
+
+  private hasQuorum(id: NodeId): boolean {
+    return 2 * this.supporters(id) > this.memberCount()
+  }
+
+  private quorumFields(): Record<string, unknown> {
+    return {
+      supporters: this.supporters(this.id),
+      members: this.memberCount(),
+      fence_ms: this.config.fence_ms,
+    }
+  }
+
+  /**
+   * Support changes pass through a gap of `fence_ms` supporting nobody (except along a hand-over), and a
+   * supporter counts for `fence_ms / 2` after its state: no node is ever counted by two nodes at once,
+   * so two strict majorities of support (two servers) cannot exist at the same time. A serving node
+   * that no longer has one stops at once.
+   */
+  private keepQuorum(): void {
+    this.updateSupport()
+    const pending = this.pending_handover
+    if (pending !== null && this.handover_to === this.id && this.hasQuorum(this.id)) {
+      this.pending_handover = null
+      if (this.role_ === 'candidate' || this.role_ === 'electing')
+        this.claim(pending.snapshot, [pending.source])
+      this.updateSupport()
+    }
+    const serving = this.role_ === 'server' || this.role_ === 'restoring'
+    if (!serving || this.handover !== null) return
+    if (this.hasQuorum(this.id)) return
+    this.timeline('quorum_lost', {
+      ...this.quorumFields(),
+      // Like keep-higher's archive: changes not yet replicated stay on this disk, nothing is deleted.
+      state: 'kept in place: the state directory is left as it is',
+    })
+    if (this.role_ === 'restoring') {
+      this.restore = null
+      this.effects.push({ type: 'cancel-restore' })
+    }
+    this.effects.push({ type: 'stop-service', reason: 'lost quorum' })
+    this.health_ = 'unknown'
+    this.head_ = null
+    this.startElection(new Set())
+    this.updateSupport()
+  }
+
+  private updateSupport(): void {
+    const desired = this.desiredSupport()
+    if (desired === this.support_) return
+    const direct = this.direct_switch
+    if (direct !== null && this.support_ === direct.from && desired === direct.to) {
+      this.support_ = desired
+      this.direct_switch = null
+      this.broadcastState()
+      return
+    }
+    if (this.support_ !== null) {
+      this.support_ = null
+      this.gap_since_ms = this.now_ms
+      this.broadcastState()
+    }
+    if (desired !== null && this.now_ms - this.gap_since_ms >= this.config.fence_ms) {
+      this.support_ = desired
+      this.broadcastState()
+    }
+  }
+
   // ---------------------------------------------------------------- plumbing
 
   private setRole(role: Role): void {
@@ -864,6 +1040,7 @@ export class NodeCore {
       health: this.health_,
       eligible: this.selfEligible(),
     }
+    if (this.refuses()) msg.vote = this.support_
     // Only the newest state matters: replace a state broadcast queued earlier in this step.
     this.effects = this.effects.filter((e) => !(e.type === 'broadcast' && e.msg.type === 'state'))
     this.effects.push({ type: 'broadcast', msg })

@@ -51,6 +51,9 @@ export interface PeerInfo {
   health: Health
   /** Virtual or real time of the last message from this peer. */
   last_heard_ms: number
+  /** refuse-to-split: the node this peer supports, from its newest state, and when that state arrived. */
+  vote: NodeId | null
+  vote_heard_ms: number
   /** Peer resigned and must not be elected before this time. */
   ineligible_until_ms: number
 }

@@ -9,6 +9,7 @@ import { stringify } from 'yaml'
 import { initNode } from '../cli/commands/init.ts'
 import { encodeInvite } from '../config/invite.ts'
 import { loadConfig, parseConfig } from '../config/load.ts'
+import type { MergePolicy } from '../core/config.ts'
 import { controlRequest } from '../runtime/control-client.ts'
 import { nodePaths } from '../runtime/paths.ts'
 import { checkPortFree } from '../runtime/preflight.ts'
@@ -31,7 +32,7 @@ export interface LocalFederationOptions {
   /** Node i gets priority priorities[i] (default: decreasing, node 0 highest). */
   priorities?: number[]
   /** Heal policy: merge through the service's helper (default) or keep the loser's changes aside. */
-  merge_policy?: 'helper' | 'keep-higher'
+  merge_policy?: MergePolicy
   /** Extra `sustain join` arguments for node i (e.g. --metrics PORT). */
   join_args?: (index: number) => string[]
 }

@@ -135,6 +135,8 @@ export class SustainNode {
         preempt: config.election.preempt,
         merge_direction: config.election.merge_direction,
         merge_policy: config.election.merge_policy,
+        // Supporters count for fence_ms / 2 after their newest state: at least 5 heartbeats.
+        fence_ms: Math.max(DEFAULT_CORE_CONFIG.fence_ms, 10 * config.timing.heartbeat_interval_ms),
         heartbeat_interval_ms: config.timing.heartbeat_interval_ms,
         join_wait_ms: config.timing.join_wait_ms,
         election_timeout_ms: config.timing.election_timeout_ms,
@@ -555,7 +557,8 @@ export class SustainNode {
 
   /** Loser side of a heal: merge through the helper, or keep the changes aside (policy or no helper). */
   private async runMerge(winner: string, fork: ForkPoint | null, attempt: number): Promise<void> {
-    if (this.options.config.election.merge_policy === 'keep-higher' || this.options.driver === null) {
+    // refuse-to-split keeps one server at a time; should two still meet, the loser's state is kept aside.
+    if (this.options.config.election.merge_policy !== 'helper' || this.options.driver === null) {
       await this.keepLoserState(winner, fork?.id ?? null)
       return
     }

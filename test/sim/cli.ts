@@ -1,13 +1,15 @@
 import { parseArgs } from 'node:util'
+import type { MergePolicy } from '../../src/core/config.ts'
 import { PLANTED_BUGS, type PlantedBug } from '../../src/core/planted-bugs.ts'
 import type { Strategy } from '../../src/core/types.ts'
 import { runScenario } from './scenario.ts'
 
 const USAGE = `usage: npm run sim -- [--seeds N] [--nodes K] [--seed S] [--strategy static|freshest|capacity]
-                       [--first F] [--plant BUG] [--verbose]
+                       [--first F] [--plant BUG] [--policy helper|refuse-to-split] [--verbose]
   --seeds N   run N seeded scenarios (seeds F .. F+N-1, default 1000 from 1)
   --seed S    replay one seed exactly and print its event log
-  --plant BUG plant a known bug (${PLANTED_BUGS.join(', ')})`
+  --plant BUG plant a known bug (${PLANTED_BUGS.join(', ')})
+  --policy P  merge policy (default helper); refuse-to-split adds the one-serving-node invariant`
 
 const { values } = parseArgs({
   options: {
@@ -17,6 +19,7 @@ const { values } = parseArgs({
     first: { type: 'string', default: '1' },
     strategy: { type: 'string' },
     plant: { type: 'string' },
+    policy: { type: 'string', default: 'helper' },
     verbose: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -49,9 +52,15 @@ if (planted_bug !== undefined && !PLANTED_BUGS.includes(planted_bug)) {
   process.exit(2)
 }
 
+const merge_policy = values.policy as MergePolicy
+if (!['helper', 'keep-higher', 'refuse-to-split'].includes(merge_policy)) {
+  process.stderr.write(`sim: --policy must be helper, keep-higher or refuse-to-split, got ${merge_policy}\n`)
+  process.exit(2)
+}
+
 if (values.seed !== undefined) {
   const seed = positiveInt('seed', values.seed, 0, 2 ** 32 - 1)
-  const result = runScenario(seed, { nodes, strategy, planted_bug })
+  const result = runScenario(seed, { nodes, strategy, planted_bug, merge_policy })
   for (const line of result.log) process.stdout.write(`${line}\n`)
   if (result.violation) process.stdout.write(`VIOLATION ${result.violation.message}\n`)
   process.stdout.write(`seeds: 1, violations: ${result.violation ? 1 : 0}\n`)
@@ -66,7 +75,7 @@ let elections = 0
 let merges = 0
 const started = performance.now()
 for (let seed = first; seed < first + seeds; seed++) {
-  const result = runScenario(seed, { nodes, strategy, planted_bug })
+  const result = runScenario(seed, { nodes, strategy, planted_bug, merge_policy })
   simulated_ms += result.simulated_ms
   elections += result.elections
   merges += result.merges

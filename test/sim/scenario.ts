@@ -1,3 +1,4 @@
+import type { MergePolicy } from '../../src/core/config.ts'
 import type { PlantedBug } from '../../src/core/planted-bugs.ts'
 import type { Strategy } from '../../src/core/types.ts'
 import type { PartitionKind } from './network.ts'
@@ -8,6 +9,8 @@ export interface ScenarioOptions {
   nodes: number
   strategy?: Strategy
   planted_bug?: PlantedBug
+  /** Default `helper` (no draw from the seed, so existing seeds replay unchanged). */
+  merge_policy?: MergePolicy
   /** Simulated length of the fault phase and of the quiet phase after the full heal. */
   chaos_ms?: number
   quiet_ms?: number
@@ -36,10 +39,18 @@ export function runScenario(seed: number, options: ScenarioOptions): ScenarioRes
   const strategy = options.strategy ?? rng.pick(STRATEGIES)
   const merge_direction = rng.chance(0.5) ? 'priority' : 'newest-term'
   const world = new World(
-    { nodes: options.nodes, strategy, merge_direction, planted_bug: options.planted_bug },
+    {
+      nodes: options.nodes,
+      strategy,
+      merge_direction,
+      merge_policy: options.merge_policy,
+      planted_bug: options.planted_bug,
+    },
     rng,
   )
-  world.log.push(`seed ${seed} nodes ${options.nodes} strategy ${strategy} merge ${merge_direction}`)
+  world.log.push(
+    `seed ${seed} nodes ${options.nodes} strategy ${strategy} merge ${merge_direction} policy ${options.merge_policy ?? 'helper'}`,
+  )
   const chaos_ms = options.chaos_ms ?? 50_000
   const quiet_ms = options.quiet_ms ?? 40_000
   const server = () => world.nodes.findIndex((n) => n.alive && n.core.role === 'server')

@@ -1,5 +1,5 @@
 import { PhiAccrual } from '../../overlay/phi-accrual.ts'
-import { type CoreConfig, DEFAULT_CORE_CONFIG } from '../../src/core/config.ts'
+import { type CoreConfig, DEFAULT_CORE_CONFIG, type MergePolicy } from '../../src/core/config.ts'
 import type { CoreEffect, CoreEvent } from '../../src/core/io.ts'
 import type { ControlMessage } from '../../src/core/messages.ts'
 import { NodeCore } from '../../src/core/node.ts'
@@ -15,6 +15,8 @@ export interface WorldOptions {
   nodes: number
   strategy: Strategy
   merge_direction: 'priority' | 'newest-term'
+  /** refuse-to-split adds the safety invariant (never two serving nodes) and majority-only liveness. */
+  merge_policy?: MergePolicy
   planted_bug?: PlantedBug
   /** Lineage segments kept; the simulator keeps the schema maximum so fork points stay exact. */
   lineage_segments?: number
@@ -76,6 +78,8 @@ interface SimNode {
   /** Lineage head as the simulator tracks it, independently of the core. */
   head: SnapshotRef | null
   last_term: number
+  /** Members the core persisted (refuse-to-split), handed back on restart like the term. */
+  members: NodeId[]
   resigned_at_ms: number
   leaving: boolean
   held_changed_ms: number
@@ -99,6 +103,8 @@ export class World {
   private topology_version = 0
   private components_cache: { version: number; value: { groups: number[][]; cliques: boolean } } | null = null
   private readonly max_steps: number
+  /** When a leaving server last named each node its successor. */
+  private readonly named_successor_ms = new Map<NodeId, number>()
   merges = 0
   steps = 0
   elections = 0
@@ -130,6 +136,7 @@ export class World {
         crash_loop: 0,
         head: null,
         last_term: 0,
+        members: [],
         resigned_at_ms: Number.NEGATIVE_INFINITY,
         leaving: false,
         held_changed_ms: 0,
@@ -152,6 +159,7 @@ export class World {
       priority: node.priority,
       strategy: this.options.strategy,
       merge_direction: this.options.merge_direction,
+      merge_policy: this.options.merge_policy ?? 'helper',
       snapshot_interval_ms: 2000,
       lineage_segments: this.options.lineage_segments ?? 64,
       planted_bug: this.options.planted_bug,
@@ -174,6 +182,7 @@ export class World {
       config: this.coreConfig(node),
       now_ms: this.now_ms,
       persisted: { term: node.last_term },
+      members: node.members,
       held,
       load: node.load,
     })
@@ -489,10 +498,12 @@ export class World {
         return
       }
       case 'broadcast':
+        if (effect.msg.type === 'handover') this.named_successor_ms.set(effect.msg.to, this.now_ms)
         for (const to of this.nodes) if (to !== node) this.send(node, to, effect.msg)
         return
       case 'persist':
         node.last_term = Math.max(node.last_term, effect.term)
+        if (effect.members) node.members = effect.members
         return
       case 'timeline':
         if (effect.name === 'elected') this.elections += 1
@@ -631,6 +642,15 @@ export class World {
     }
     const group = this.groupOf(node.index)
     if (!this.knowledgeCurrent(group)) return
+    // refuse-to-split: a named successor claims once a majority supports it, possibly after a better
+    // node came back; the leaving server's choice, not an election, gave it the service.
+    const named_ms = this.named_successor_ms.get(node.id)
+    if (
+      this.refuses() &&
+      named_ms !== undefined &&
+      this.now_ms - named_ms < DEFAULT_CORE_CONFIG.handover_timeout_ms
+    )
+      return
     const strategy = this.options.strategy
     const contender = (n: SimNode) => ({
       id: n.id,
@@ -642,7 +662,9 @@ export class World {
     for (const i of group) {
       const other = this.nodes[i]!
       if (other === node || other.leaving) continue
-      if (this.now_ms - other.resigned_at_ms < DEFAULT_CORE_CONFIG.resign_cooldown_ms) continue
+      // Eligibility returning at the end of a cooldown is news like any other: it needs time to spread.
+      const cooldown_ms = DEFAULT_CORE_CONFIG.resign_cooldown_ms + BOUNDS.knowledge_ms
+      if (this.now_ms - other.resigned_at_ms < cooldown_ms) continue
       if (other.core.role !== 'candidate' && other.core.role !== 'electing') continue
       if (compareContenders(strategy, contender(other), me) > 0) {
         this.fail(
@@ -691,14 +713,51 @@ export class World {
     }
   }
 
-  /** Component-wide checks: once quiet for the liveness bound, each component has exactly one server. */
+  private refuses(): boolean {
+    return this.options.merge_policy === 'refuse-to-split'
+  }
+
+  /**
+   * refuse-to-split safety, at every step: at most one live node serves (server or restoring; a server
+   * handing over has stopped its service). Nothing is waited for: this holds through every fault.
+   */
+  private checkOneServing(): void {
+    const serving = this.nodes.filter(
+      (n) => n.alive && (n.core.role === 'server' || n.core.role === 'restoring') && !n.core.handingOver,
+    )
+    if (serving.length > 1) {
+      this.fail(
+        'one-serving-node',
+        `${serving.map((n) => `n${n.index}:${n.core.role} t${n.core.term}`).join(' ')} serve at once`,
+      )
+    }
+  }
+
+  /** refuse-to-split: members are every node but those that left and are gone. */
+  private isMajority(group: number[]): boolean {
+    const members = this.nodes.filter((n) => !(n.leaving && !n.alive)).length
+    return 2 * group.length > members
+  }
+
+  /**
+   * Component-wide checks: once quiet for the liveness bound, each component has exactly one server;
+   * under refuse-to-split a component with a strict majority has one and a minority component none.
+   */
   private checkGlobal(): void {
+    if (this.refuses()) this.checkOneServing()
     if (this.now_ms - this.last_disturbance_ms < BOUNDS.liveness_ms) return
     if (this.net.hasLoss()) return
     const { groups, cliques } = this.components()
     if (!cliques) return
     for (const group of groups) {
       const servers = group.filter((i) => this.nodes[i]!.core.role === 'server')
+      if (this.refuses() && !this.isMajority(group)) {
+        if (servers.length > 0) {
+          const roles = group.map((i) => `n${i}:${this.nodes[i]!.core.role}`).join(' ')
+          this.fail('no-server-in-minority', `${servers.length} servers in a minority component: ${roles}`)
+        }
+        continue
+      }
       if (servers.length !== 1) {
         const roles = group.map((i) => `n${i}:${this.nodes[i]!.core.role}`).join(' ')
         this.fail(
