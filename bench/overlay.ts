@@ -50,12 +50,14 @@ function log(msg: string): void {
 
 // ---- replication -----------------------------------------------------------------------------------
 
+/** Reasons of the false peer-downs (suspected, closed, rejected) seen by downsSince. */
+const falseDownReasons: Record<string, number> = {}
+
 /** Peer-down events seen by `nodes` since `marks`: during replication every one is a false suspicion. */
 function downsSince(nodes: NodeProc[], marks: number[]): number {
-  return nodes.reduce(
-    (sum, n, i) => sum + n.events.slice(marks[i]).filter((e) => e.event === 'peer-down').length,
-    0,
-  )
+  const downs = nodes.flatMap((n, i) => n.events.slice(marks[i]).filter((e) => e.event === 'peer-down'))
+  for (const d of downs) falseDownReasons[d['reason']] = (falseDownReasons[d['reason']] ?? 0) + 1
+  return downs.length
 }
 
 let replicationFalseSuspicions = 0
@@ -517,6 +519,8 @@ async function main(): Promise<void> {
       }
       return control
     })
+    // Reasons of the false peer-downs of the replication and bulk-detection runs.
+    result['false_down_reasons'] = falseDownReasons
     if (only === null) await writeResults(result)
     else log(`--only: nothing written. ${JSON.stringify(result)}`)
   } finally {
