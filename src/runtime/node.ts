@@ -81,6 +81,9 @@ export class SustainNode {
   /** Bumped by cancel-restore: a restore task that finds it changed gives up quietly. */
   private restore_generation = 0
   private replicating = new Set<string>()
+  /** Highest term written (or being written) to the persisted state file. */
+  private persisted_term = 0
+  private persist_queue: Promise<unknown> = Promise.resolve()
   /** Tells the service's helper when the node learns of a split, a heal or a newer snapshot. */
   private helper_info: HelperInfo | null = null
   /** Last time every known member was reachable (wall clock ms); null if never seen. */
@@ -120,6 +123,7 @@ export class SustainNode {
     })
     this.index = await SnapshotIndex.open(this.paths.index)
     const persisted = await readPersisted(this.paths.persisted)
+    this.persisted_term = persisted.term
     let held: SnapshotRef | null = null
     for (const ref of this.index.refs()) {
       const engine_id = this.index.engineId(ref.id)!
@@ -284,6 +288,7 @@ export class SustainNode {
     if (this.tick_timer) clearInterval(this.tick_timer)
     this.options.driver?.off('event', this.onDriverEvent)
     await this.driver_queue.catch(() => {})
+    await this.persist_queue
     await this.options.driver?.close()
     await this.federation?.close()
     await this.pool?.close()
@@ -306,7 +311,20 @@ export class SustainNode {
     }
     for (const effect of effects) this.execute(effect)
     this.federation.setLocalState({ role: this.core.role, term: this.core.term })
+    this.persistTerm(this.core.maxTerm)
     this.reportInfo()
+  }
+
+  /**
+   * Every term this node has seen outlives a restart, not only the ones it claimed: a node that comes
+   * back must never reuse or undercut a term. Writes are chained, so the file only ever moves forward.
+   */
+  private persistTerm(term: number): void {
+    if (term <= this.persisted_term) return
+    this.persisted_term = term
+    this.persist_queue = this.persist_queue
+      .then(() => writeFileAtomic(this.paths.persisted, `${JSON.stringify({ term })}\n`))
+      .catch((error) => this.log.error({ err: error, term }, 'cannot persist the term'))
   }
 
   /** Only a serving node's helper is told: its service is the one that may refuse or hold while split. */
@@ -364,9 +382,7 @@ export class SustainNode {
         })
         return
       case 'persist':
-        void writeFileAtomic(this.paths.persisted, `${JSON.stringify({ term: effect.term })}\n`).catch(
-          (error) => this.log.error({ err: error }, 'cannot persist the term'),
-        )
+        this.persistTerm(effect.term)
         return
       case 'restore':
         void this.restore(effect.snapshot, ++this.restore_generation)
