@@ -998,7 +998,8 @@ export class NodeCore {
     const desired = this.desiredSupport()
     if (desired === this.support_) return
     const direct = this.direct_switch
-    if (direct !== null && this.support_ === direct.from && desired === direct.to) {
+    const no_gap = this.config.planted_bug === 'no-support-gap'
+    if (no_gap || (direct !== null && this.support_ === direct.from && desired === direct.to)) {
       this.support_ = desired
       this.direct_switch = null
       this.broadcastState()

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { PLANTED_BUGS } from '../../src/core/planted-bugs.ts'
+import { PLANTED_BUG_POLICY, PLANTED_BUGS } from '../../src/core/planted-bugs.ts'
 import { runScenario } from './scenario.ts'
 
 describe('the checker is not vacuous', () => {
@@ -7,7 +7,11 @@ describe('the checker is not vacuous', () => {
     it(`catches the planted bug "${bug}"`, () => {
       let caught: string | null = null
       for (let seed = 1; seed <= 200 && caught === null; seed++) {
-        const result = runScenario(seed, { nodes: 7, planted_bug: bug })
+        const result = runScenario(seed, {
+          nodes: 7,
+          planted_bug: bug,
+          merge_policy: PLANTED_BUG_POLICY[bug],
+        })
         if (result.violation) caught = result.violation.invariant
       }
       expect(caught).not.toBeNull()
