@@ -12,7 +12,7 @@ const KEEP = 2
  * the old ones (so the peer's core has cleared blocks, and the returning node knows none of its
  * index). It must find and collect the peer's newest snapshot: the partition-heal merge depends on it.
  */
-describe('collect after a partition heals (three processes)', () => {
+describe('collect after a partition heals (three processes, a store each)', () => {
   let testnet: LocalTestnet
   let cluster: Cluster
   let a: NodeProc
@@ -63,35 +63,12 @@ describe('collect after a partition heals (three processes)', () => {
     })
     expect(got.digest).toBe(digest)
   }, 120_000)
-})
 
-/**
- * The mirror case: the node that was away is the writer. The others knew its core at an older length, and
- * it garbage-collected blocks between that length and its new one (hypercore then needs keep-tree-nodes.ts
- * to prove the upgrade).
- */
-describe('collect after a partition heals: the isolated node wrote', () => {
-  let testnet: LocalTestnet
-  let cluster: Cluster
-  let a: NodeProc
-  let b: NodeProc
-  let c: NodeProc
-
-  beforeAll(async () => {
-    testnet = await startTestnet(5)
-    cluster = await Cluster.create(testnet.bootstrap)
-    a = cluster.spawn('a')
-    b = cluster.spawn('b')
-    c = cluster.spawn('c')
-    await cluster.ready([a, b, c])
-    await cluster.meshed([a, b, c])
-  })
-
-  afterAll(async () => {
-    await cluster?.cleanup()
-    await testnet?.destroy()
-  })
-
+  /**
+   * The mirror case: the node that was away is the writer. The others knew its core at an older length,
+   * and it garbage-collected blocks between that length and its new one (hypercore then needs
+   * keep-tree-nodes.ts to prove the upgrade).
+   */
   it('the others collect the newest snapshot the returning writer took while away', async () => {
     const ids: string[] = []
     const publish = async (id: string) => {
@@ -108,7 +85,7 @@ describe('collect after a partition heals: the isolated node wrote', () => {
     const mark = b.events.length
     const isolated = b.request('isolate', { duration_ms: ISOLATION_MS }, ISOLATION_MS + 10_000)
     await b.waitFor((e) => e.event === 'isolation' && e.isolated, 5000, 'isolated', mark)
-    for (let i = 0; i < SNAPSHOTS_WHILE_AWAY; i++) await publish(`away-${i}`)
+    for (let i = 0; i < SNAPSHOTS_WHILE_AWAY; i++) await publish(`b-away-${i}`)
     await isolated
     await a.waitFor((e) => e.event === 'peer-up' && e.key === b.key, 10_000, 'b back', mark)
     const newest = ids.at(-1)!
