@@ -40,6 +40,8 @@ export const state_message = z
     eligible: z.boolean(),
     /** refuse-to-split: the node this one supports (its server, or the node it votes for); absent otherwise. */
     vote: node_id.nullable().optional(),
+    /** refuse-to-split: how many members the sender counts (a restarted node learns the size from it). */
+    members: z.number().int().positive().max(100_000).optional(),
   })
   .strict()
 

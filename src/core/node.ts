@@ -283,6 +283,7 @@ export class NodeCore {
         last_heard_ms: this.now_ms,
         vote: null,
         vote_heard_ms: 0,
+        members: 0,
         ineligible_until_ms: 0,
       }
       this.peers_.set(id, info)
@@ -383,6 +384,7 @@ export class NodeCore {
     info.health = msg.health
     info.ineligible_until_ms = msg.eligible ? 0 : Number.POSITIVE_INFINITY
     info.vote = msg.vote ?? null
+    info.members = msg.members ?? 0
     info.vote_heard_ms = this.now_ms
     if (msg.role === 'server') this.onServerSeen(info)
     else if (this.server_ === info.id && (this.role_ === 'candidate' || this.role_ === 'electing')) {
@@ -931,8 +933,19 @@ export class NodeCore {
     return null
   }
 
-  /** Members: this node and every node heard of that has not left. */
+  /**
+   * Members: this node and every node heard of that has not left, or more if a reachable peer counts
+   * more (a node restarted without its persisted members learns the size; counting more is only
+   * ever safer).
+   */
   private memberCount(): number {
+    let n = this.ownMemberCount()
+    for (const p of this.peers_.values()) if (p.reachable && p.role !== 'leaving') n = Math.max(n, p.members)
+    return n
+  }
+
+  /** What this node reports: its own view only, so counts never feed each other after a node left. */
+  private ownMemberCount(): number {
     let n = 1
     for (const id of this.members_) if (this.peers_.get(id)?.role !== 'leaving') n += 1
     return n
@@ -1041,7 +1054,10 @@ export class NodeCore {
       health: this.health_,
       eligible: this.selfEligible(),
     }
-    if (this.refuses()) msg.vote = this.support_
+    if (this.refuses()) {
+      msg.vote = this.support_
+      msg.members = this.ownMemberCount()
+    }
     // Only the newest state matters: replace a state broadcast queued earlier in this step.
     this.effects = this.effects.filter((e) => !(e.type === 'broadcast' && e.msg.type === 'state'))
     this.effects.push({ type: 'broadcast', msg })

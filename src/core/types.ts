@@ -54,6 +54,8 @@ export interface PeerInfo {
   /** refuse-to-split: the node this peer supports, from its newest state, and when that state arrived. */
   vote: NodeId | null
   vote_heard_ms: number
+  /** refuse-to-split: members this peer counts (0: not told). */
+  members: number
   /** Peer resigned and must not be elected before this time. */
   ineligible_until_ms: number
 }

@@ -3,7 +3,7 @@ import { DEFAULT_CORE_CONFIG } from '../../src/core/config.ts'
 import type { CoreEffect, CoreEvent, TimelineName } from '../../src/core/io.ts'
 import { NodeCore } from '../../src/core/node.ts'
 import type { NodeId } from '../../src/core/types.ts'
-import { A, B, C, makeNode } from './helpers.ts'
+import { A, B, C, makeNode, state } from './helpers.ts'
 
 const FENCE_MS = DEFAULT_CORE_CONFIG.fence_ms
 const TICK_MS = 50
@@ -172,5 +172,23 @@ describe('merge_policy refuse-to-split', () => {
     const restarted = new NodeCore({ config, now_ms: 0, members: [B, C] })
     for (let t = 0; t <= 20_000; t += TICK_MS) restarted.handle({ type: 'tick', now_ms: t })
     expect(restarted.role).toBe('electing')
+  })
+
+  it('a node that lost its members learns the size from a peer: 2 votes of 5 members are no majority', () => {
+    const config = { ...DEFAULT_CORE_CONFIG, id: A, priority: 50, merge_policy: 'refuse-to-split' as const }
+    const roles = (peer_members: number) => {
+      const amnesiac = new NodeCore({ config, now_ms: 0 })
+      const seen = new Set<string>()
+      for (let t = 0; t <= 20_000; t += TICK_MS) {
+        const msg = state('electing', { priority: 10, vote: t >= FENCE_MS ? A : null, members: peer_members })
+        amnesiac.handle({ type: 'message', from: B, msg, now_ms: t })
+        amnesiac.handle({ type: 'tick', now_ms: t })
+        seen.add(amnesiac.role)
+      }
+      return seen
+    }
+    expect(roles(5).has('restoring')).toBe(false)
+    // The same two votes are a majority of 3: the size, not the votes, held the claim back.
+    expect(roles(3).has('restoring')).toBe(true)
   })
 })
