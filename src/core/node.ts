@@ -994,7 +994,7 @@ export class NodeCore {
     this.timeline('quorum_lost', {
       ...this.quorumFields(),
       // Like keep-higher's archive: changes not yet replicated stay on this disk, nothing is deleted.
-      state: 'kept in place: the state directory is left as it is',
+      state: 'left in place: changes not yet replicated stay on this disk until a restore replaces them',
     })
     if (this.role_ === 'restoring') {
       this.restore = null
