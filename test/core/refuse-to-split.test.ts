@@ -10,7 +10,8 @@ const TICK_MS = 50
 
 /**
  * A few real cores joined by an instant network that can be split: every effect is routed at once,
- * a split tells both sides `peer-down` (as the failure detector would), restores finish 100 ms later.
+ * a split tells both sides `peer-down` (as the failure detector would), restores and snapshots finish
+ * 100 ms later.
  */
 class Cluster {
   readonly nodes: NodeCore[]
@@ -32,7 +33,8 @@ class Cluster {
     return !this.cut.has([a, b].sort().join())
   }
 
-  private handle(node: NodeCore, event: CoreEvent): void {
+  /** Hands `event` to `node` and routes everything that follows. */
+  handle(node: NodeCore, event: CoreEvent): void {
     const queue: Array<[NodeCore, CoreEffect[]]> = [[node, node.handle(event)]]
     for (let steps = 0; queue.length > 0; steps++) {
       expect(steps).toBeLessThan(10_000)
@@ -42,7 +44,8 @@ class Cluster {
           this.events.push({ node: from.id, name: effect.name, at_ms: this.now_ms })
         if (effect.type === 'stop-service')
           this.stops.push({ node: from.id, reason: effect.reason, at_ms: this.now_ms })
-        if (effect.type === 'restore') this.restores.push({ node: from, at_ms: this.now_ms + 100, effect })
+        if (effect.type === 'restore' || effect.type === 'take-snapshot')
+          this.restores.push({ node: from, at_ms: this.now_ms + 100, effect })
         if (effect.type !== 'broadcast' && effect.type !== 'send') continue
         for (const to of this.nodes) {
           if (to === from || !this.linked(from.id, to.id)) continue
@@ -77,13 +80,11 @@ class Cluster {
       const due = this.restores.filter((r) => r.at_ms <= this.now_ms)
       this.restores = this.restores.filter((r) => r.at_ms > this.now_ms)
       for (const r of due) {
-        if (r.effect.type !== 'restore') continue
-        this.handle(r.node, {
-          type: 'restore-done',
-          ok: true,
-          snapshot: r.effect.snapshot,
-          now_ms: this.now_ms,
-        })
+        const now_ms = this.now_ms
+        if (r.effect.type === 'restore')
+          this.handle(r.node, { type: 'restore-done', ok: true, snapshot: r.effect.snapshot, now_ms })
+        if (r.effect.type === 'take-snapshot')
+          this.handle(r.node, { type: 'snapshot-stored', snapshot: r.effect.snapshot, now_ms })
       }
       for (const node of this.nodes) this.handle(node, { type: 'tick', now_ms: this.now_ms })
       check()
@@ -165,6 +166,18 @@ describe('merge_policy refuse-to-split', () => {
     cluster.run(cluster.now_ms + 10_000, () => expect(cluster.serving().length).toBeLessThanOrEqual(1))
     expect(cluster.serving()).toHaveLength(1)
     expect(cluster.nodes.map((n) => n.server)).toEqual([A, A])
+  })
+
+  it('leave on the server: the named successor claims once the supporters moved to it, never alongside', () => {
+    const cluster = threeWithServerA()
+    const leave_ms = cluster.now_ms
+    cluster.handle(cluster.node(A), { type: 'leave', now_ms: leave_ms })
+    cluster.run(leave_ms + 10_000, () => expect(cluster.serving().length).toBeLessThanOrEqual(1))
+    expect(cluster.node(B).role).toBe('server')
+    expect(cluster.node(C).server).toBe(B)
+    expect(cluster.node(A).role).toBe('leaving')
+    // Support moved straight from the leaving server to its successor: no fence_ms wait.
+    expect(cluster.first(B, 'elected', leave_ms)! - leave_ms).toBeLessThan(FENCE_MS)
   })
 
   it('a restarted node remembers the members it knew and does not serve alone', () => {
