@@ -129,10 +129,6 @@ export class NodeCore {
   get handingOver(): boolean {
     return this.handover !== null
   }
-  /** refuse-to-split: the node this one supports now. */
-  get support(): NodeId | null {
-    return this.support_
-  }
 
   get role(): Role {
     return this.role_
@@ -993,7 +989,7 @@ export class NodeCore {
     if (this.hasQuorum(this.id)) return
     this.timeline('quorum_lost', {
       ...this.quorumFields(),
-      // Like keep-higher's archive: changes not yet replicated stay on this disk, nothing is deleted.
+      // Nothing is deleted here: the runtime only stops the service (see HELPERS.md, merge_policy).
       state: 'left in place: changes not yet replicated stay on this disk until a restore replaces them',
     })
     if (this.role_ === 'restoring') {
