@@ -52,7 +52,8 @@ export type CoreEffect =
   /** Collect `snapshot` (null: none exists, start empty) from `sources`, materialise it, start the service. */
   | { type: 'restore'; snapshot: SnapshotRef | null; sources: NodeId[] }
   | { type: 'cancel-restore' }
-  | { type: 'stop-service'; reason: string }
+  /** `keep_aside`: copy the state directory aside after the stop (it may hold unreplicated changes). */
+  | { type: 'stop-service'; reason: string; keep_aside?: boolean }
   | { type: 'take-snapshot'; snapshot: SnapshotRef; final: boolean }
   /** Loser side of a heal: archive changes since `fork`, hand them to `winner`, wait for its confirmation. */
   | { type: 'run-merge'; winner: NodeId; fork: ForkPoint | null; attempt: number }

@@ -989,14 +989,14 @@ export class NodeCore {
     if (this.hasQuorum(this.id)) return
     this.timeline('quorum_lost', {
       ...this.quorumFields(),
-      // Nothing is deleted here: the runtime only stops the service (see HELPERS.md, merge_policy).
-      state: 'left in place: changes not yet replicated stay on this disk until a restore replaces them',
+      // Changes not yet replicated are copied aside by the runtime (kept/, see HELPERS.md, merge_policy).
+      state: 'copied aside after the stop',
     })
     if (this.role_ === 'restoring') {
       this.restore = null
       this.effects.push({ type: 'cancel-restore' })
     }
-    this.effects.push({ type: 'stop-service', reason: 'lost quorum' })
+    this.effects.push({ type: 'stop-service', reason: 'lost quorum', keep_aside: true })
     this.health_ = 'unknown'
     this.head_ = null
     this.startElection(new Set())

@@ -27,7 +27,7 @@ import type { Logger } from '../util/log.ts'
 import { HelperInfo } from './helper-info.ts'
 import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
-import { readPersisted } from './persisted.ts'
+import { type PersistedFile, readPersisted } from './persisted.ts'
 import { SnapshotIndex } from './snapshot-index.ts'
 import { collectSnapshot, publishedManifest, publishSnapshot } from './snapshot-replication.ts'
 import type { NodeStatus } from './status.ts'
@@ -81,8 +81,8 @@ export class SustainNode {
   /** Bumped by cancel-restore: a restore task that finds it changed gives up quietly. */
   private restore_generation = 0
   private replicating = new Set<string>()
-  /** Highest term written (or being written) to the persisted state file. */
-  private persisted_term = 0
+  /** What was written (or is being written) to the persisted state file. */
+  private persisted: PersistedFile = { term: 0, members: [] }
   private persist_queue: Promise<unknown> = Promise.resolve()
   /** Tells the service's helper when the node learns of a split, a heal or a newer snapshot. */
   private helper_info: HelperInfo | null = null
@@ -123,7 +123,7 @@ export class SustainNode {
     })
     this.index = await SnapshotIndex.open(this.paths.index)
     const persisted = await readPersisted(this.paths.persisted)
-    this.persisted_term = persisted.term
+    this.persisted = persisted
     let held: SnapshotRef | null = null
     for (const ref of this.index.refs()) {
       const engine_id = this.index.engineId(ref.id)!
@@ -150,6 +150,7 @@ export class SustainNode {
       },
       now_ms: this.now(),
       persisted,
+      members: persisted.members,
       held,
     })
     this.federation = new Federation({
@@ -311,20 +312,26 @@ export class SustainNode {
     }
     for (const effect of effects) this.execute(effect)
     this.federation.setLocalState({ role: this.core.role, term: this.core.term })
-    this.persistTerm(this.core.maxTerm)
+    this.persistState(this.core.maxTerm)
     this.reportInfo()
   }
 
   /**
-   * Every term this node has seen outlives a restart, not only the ones it claimed: a node that comes
-   * back must never reuse or undercut a term. Writes are chained, so the file only ever moves forward.
+   * Every term this node has seen outlives a restart, not only the ones it claimed (a node that comes
+   * back must never reuse or undercut a term), and so does every member it has heard of (refuse-to-split
+   * must not count a majority of too few). Writes are chained, so the file only ever moves forward.
    */
-  private persistTerm(term: number): void {
-    if (term <= this.persisted_term) return
-    this.persisted_term = term
+  private persistState(term: number, members?: string[]): void {
+    const fresh = [...new Set(members ?? [])].filter((m) => !this.persisted.members.includes(m))
+    if (term <= this.persisted.term && fresh.length === 0) return
+    this.persisted = {
+      term: Math.max(term, this.persisted.term),
+      members: [...this.persisted.members, ...fresh].sort(),
+    }
+    const state = this.persisted
     this.persist_queue = this.persist_queue
-      .then(() => writeFileAtomic(this.paths.persisted, `${JSON.stringify({ term })}\n`))
-      .catch((error) => this.log.error({ err: error, term }, 'cannot persist the term'))
+      .then(() => writeFileAtomic(this.paths.persisted, `${JSON.stringify(state)}\n`))
+      .catch((error) => this.log.error({ err: error, term }, 'cannot persist the term and members'))
   }
 
   /** Only a serving node's helper is told: its service is the one that may refuse or hold while split. */
@@ -382,7 +389,7 @@ export class SustainNode {
         })
         return
       case 'persist':
-        this.persistTerm(effect.term)
+        this.persistState(effect.term, effect.members)
         return
       case 'restore':
         void this.restore(effect.snapshot, ++this.restore_generation)
@@ -395,7 +402,11 @@ export class SustainNode {
         return
       case 'stop-service':
         if (this.options.driver)
-          void this.onDriver((d) => d.stop(effect.reason)).catch((error) => this.warn(error))
+          void this.onDriver(async (d) => {
+            await d.stop(effect.reason)
+            if (effect.keep_aside)
+              await this.keepStateAside(effect.reason, {}, 'changes not replicated before the stop')
+          }).catch((error) => this.warn(error))
         return
       case 'take-snapshot':
         void this.takeSnapshot(effect.snapshot)
@@ -606,6 +617,21 @@ export class SustainNode {
       this.log.warn({ event: 'merge_refused', from, id: msg.id, reason: result.reason }, 'merge failed here')
   }
 
+  /** Copies the stopped service's state directory to kept/<time>-<label>/ and reports where: never dropped. */
+  private async keepStateAside(label: string, fields: Record<string, unknown>, what: string): Promise<void> {
+    const aside = join(
+      this.paths.kept,
+      `${new Date().toISOString().replace(/[:.]/g, '-')}-${label.replace(/\W+/g, '-')}`,
+    )
+    await mkdir(this.paths.kept, { recursive: true })
+    await cp(this.paths.service_state, aside, { recursive: true, errorOnExist: true }).catch(
+      (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error
+      },
+    )
+    this.log.warn({ event: 'state_kept_aside', path: aside, ...fields }, `${what}: kept in ${aside}`)
+  }
+
   /**
    * The loser of a heal without a merge helper (policy keep-higher, and until helpers merge): its state
    * since the fork is copied aside into the data directory and reported, never dropped.
@@ -616,20 +642,10 @@ export class SustainNode {
     try {
       await this.onDriver(async (driver) => {
         await driver.stop('merge')
-        const state_dir = this.paths.service_state
-        const aside = join(
-          this.paths.kept,
-          `${new Date().toISOString().replace(/[:.]/g, '-')}-fork-${fork ?? 'none'}`,
-        )
-        await mkdir(this.paths.kept, { recursive: true })
-        await cp(state_dir, aside, { recursive: true, errorOnExist: true }).catch(
-          (error: NodeJS.ErrnoException) => {
-            if (error.code !== 'ENOENT') throw error
-          },
-        )
-        this.log.warn(
-          { event: 'state_kept_aside', path: aside, winner, fork },
-          `this node's changes since the split are kept in ${aside}; merge them into the service on ${winner.slice(0, 8)}`,
+        await this.keepStateAside(
+          `fork-${fork ?? 'none'}`,
+          { winner, fork },
+          `changes since the split, to merge into the service on ${winner.slice(0, 8)}`,
         )
       })
     } catch (error) {

@@ -1,9 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DEFAULT_CORE_CONFIG } from '../../src/core/config.ts'
 import { LocalFederation, type LogRecord } from '../../src/demo/local-federation.ts'
+import { nodePaths } from '../../src/runtime/paths.ts'
 
 let federation: LocalFederation | null = null
 let dir = ''
@@ -39,6 +40,11 @@ describe('merge_policy refuse-to-split end to end (real node processes, loopback
     await server.isolate(ISOLATION_MS)
     const lost = await server.waitFor(event('quorum_lost', isolated_ms), 10_000, 'the isolated server stops')
     expect(lost.members).toBe(3)
+    // What it had not replicated yet is copied aside, never dropped; the members it counts outlive a restart.
+    const kept = await server.waitFor(event('state_kept_aside', isolated_ms), 10_000, 'its state set aside')
+    expect((await readdir(String(kept.path))).length).toBeGreaterThan(0)
+    const persisted = JSON.parse(await readFile(nodePaths(server.data_dir).persisted, 'utf8'))
+    expect(persisted.members).toHaveLength(2)
     const others = federation.nodes.filter((n) => n !== server)
     const { node: successor, record: elected } = await LocalFederation.first(
       others,
