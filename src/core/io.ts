@@ -17,6 +17,11 @@ export type CoreEvent =
   /** An operator (or a helper) asks for a snapshot now; ignored unless this node serves. */
   | { type: 'snapshot-now'; now_ms: number }
   | { type: 'load'; load: number; now_ms: number }
+  /**
+   * The overlay is up: the join wait (hearing of a server before electing one) counts from here, not
+   * from the core's construction (starting the overlay can take a second or more on a loaded machine).
+   */
+  | { type: 'joined'; now_ms: number }
 
 /** `answering`: the service passed its first probe. `unusable`: its current state cannot be used. */
 export type DriverEventKind = 'answering' | 'exited' | 'probe-failed' | 'unusable'

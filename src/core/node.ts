@@ -84,7 +84,7 @@ export class NodeCore {
   private head_: SnapshotRef | null = null
   private load_: number
   private health_: Health = 'unknown'
-  private readonly joined_at_ms: number
+  private joined_at_ms: number
   private election: Election | null = null
   private restore: Restore | null = null
   private merge: Merge | null = null
@@ -201,6 +201,9 @@ export class NodeCore {
       case 'load':
         assert(event.load >= 0, 'load must be >= 0')
         this.load_ = event.load
+        break
+      case 'joined':
+        this.joined_at_ms = this.now_ms
         break
     }
     if (this.refuses()) this.keepQuorum()

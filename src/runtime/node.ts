@@ -208,6 +208,7 @@ export class SustainNode {
     }
     this.options.driver?.on('event', this.onDriverEvent)
     await this.federation.start()
+    this.dispatch({ type: 'joined', now_ms: this.now() })
     this.log.info(
       { event: 'node_started', key: this.id, term: persisted.term, held: held?.id ?? null },
       'node started',

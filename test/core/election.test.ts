@@ -13,6 +13,15 @@ describe('election', () => {
     expect(node.role).toBe('server')
   })
 
+  it('the join wait counts from when the overlay is up (joined), not from the core's construction', () => {
+    const node = makeNode(A, 10)
+    node.handle({ type: 'joined', now_ms: 1200 }) // the overlay took 1.2 s to start
+    node.handle({ type: 'tick', now_ms: 1600 })
+    expect(node.role).toBe('candidate')
+    node.handle({ type: 'tick', now_ms: 2700 })
+    expect(node.role).toBe('restoring')
+  })
+
   it('the highest priority reachable candidate claims when the server fails; others wait', () => {
     const high = makeNode(A, 30)
     const low = makeNode(B, 20)
