@@ -13,7 +13,7 @@ describe('election', () => {
     expect(node.role).toBe('server')
   })
 
-  it('the join wait counts from when the overlay is up (joined), not from the core's construction', () => {
+  it('the join wait counts from when the overlay is up (joined), not from the construction of the core', () => {
     const node = makeNode(A, 10)
     node.handle({ type: 'joined', now_ms: 1200 }) // the overlay took 1.2 s to start
     node.handle({ type: 'tick', now_ms: 1600 })
