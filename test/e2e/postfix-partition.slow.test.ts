@@ -19,7 +19,7 @@ async function subjectsByPython(path: string): Promise<string[]> {
   return JSON.parse(stdout) as string[]
 }
 
-const after = (name: string, t: number) => (r: LogRecord) => r.event === name && Number(r.time) >= t
+const since = (name: string, t: number) => (r: LogRecord) => r.event === name && Number(r.time) >= t
 
 let federation: LocalFederation | null = null
 let dir = ''
@@ -60,7 +60,7 @@ describe('real Postfix on three nodes: partition, both sides serve, heal, merge'
     await server.isolate(25_000)
     const { node: successor } = await LocalFederation.first(
       fed.nodes.filter((n) => n !== server),
-      after('service_answering', cut_ms),
+      since('service_answering', cut_ms),
       60_000,
       'a server on the other side',
     )
@@ -70,8 +70,8 @@ describe('real Postfix on three nodes: partition, both sides serve, heal, merge'
     // Heal: by priority (the default) the lower-priority server merges into the higher through the mbox
     // helper. Node i has priority (3 - i) * 10, so the lower index wins.
     const [winner, loser] = server.index < successor.index ? [server, successor] : [successor, server]
-    await loser.waitFor(after('merge_finished', cut_ms), 120_000, 'the merge')
-    await winner.waitFor(after('merge_applied', cut_ms), 10_000, 'the merge applied on the winner')
+    await loser.waitFor(since('merge_finished', cut_ms), 120_000, 'the merge')
+    await winner.waitFor(since('merge_applied', cut_ms), 10_000, 'the merge applied on the winner')
     const mbox = join(nodePaths(winner.data_dir).service_state, 'spool', 'alice')
     const subjects = await subjectsByPython(mbox)
     const counts = new Map<string, number>()
