@@ -21,6 +21,7 @@ import {
   withRecipeInputs,
 } from './recipes.ts'
 import { rendezvousHolders } from './rendezvous.ts'
+import { patchUpgradeSync } from './upgrade-sync.ts'
 import { WriterFirst } from './writer-first.ts'
 
 /**
@@ -207,6 +208,7 @@ export class SnapshotStore extends EventEmitter {
       placements: new Map(),
     }
     this.views.set(writer, view)
+    core.once('peer-add', patchUpgradeSync)
     await core.ready()
     if (writer !== this.selfKey) {
       const v = view
