@@ -1,5 +1,5 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
-import { connect, createServer, type Socket } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -14,18 +14,11 @@ import {
   loadServiceManifest,
   type ProcessDriver,
 } from '../../src/drivers/process/index.ts'
+import { freePort } from '../../src/util/free-port.ts'
 import { createLogger } from '../../src/util/log.ts'
 import { nextEvent } from '../drivers/fixtures.ts'
 
 const SERVICE_DIR = resolve(import.meta.dirname, '../../examples/mail')
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
-  const port = (server.address() as { port: number }).port
-  await new Promise<void>((ok) => server.close(() => ok()))
-  return port
-}
 
 let dir: string
 let port: number

@@ -1,6 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs'
 import { readdir } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { finished } from 'node:stream/promises'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -11,20 +10,13 @@ import {
   loadServiceManifest,
   type ProcessDriver,
 } from '../../src/drivers/process/index.ts'
+import { freePort } from '../../src/util/free-port.ts'
 import { createLogger } from '../../src/util/log.ts'
 import { nextEvent } from '../drivers/fixtures.ts'
 import { tempDir } from './fixtures.ts'
 import { readMboxWithPython } from './python-mbox.ts'
 
 const SERVICE_DIR = resolve(import.meta.dirname, '../../examples/mail')
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
-  const port = (server.address() as { port: number }).port
-  await new Promise<void>((ok) => server.close(() => ok()))
-  return port
-}
 
 const drivers: ProcessDriver[] = []
 afterEach(async () => {

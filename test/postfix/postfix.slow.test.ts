@@ -1,6 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs'
 import { access, chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { finished } from 'node:stream/promises'
@@ -12,19 +11,12 @@ import {
   loadServiceManifest,
   type ProcessDriver,
 } from '../../src/drivers/process/index.ts'
+import { freePort } from '../../src/util/free-port.ts'
 import { createLogger } from '../../src/util/log.ts'
 import { nextEvent } from '../drivers/fixtures.ts'
 import { readMboxWithPython } from '../helpers/python-mbox.ts'
 
 const SERVICE_DIR = resolve(import.meta.dirname, '../../examples/postfix')
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
-  const port = (server.address() as { port: number }).port
-  await new Promise<void>((ok) => server.close(() => ok()))
-  return port
-}
 
 interface Instance {
   driver: ProcessDriver

@@ -8,14 +8,8 @@ import type { Manifest } from '../../snapshot/manifest.ts'
 import { SnapshotStore } from '../../snapshot/store.ts'
 import type { QemuDriver } from '../../src/drivers/qemu/driver.ts'
 import { HostKeyMismatchError, runSshHelper } from '../../src/drivers/ssh-helper.ts'
-import {
-  type CounterReading,
-  freePort,
-  type GuestFixture,
-  guestFixture,
-  nextEvent,
-  readCounter,
-} from './guest.ts'
+import { freePort } from '../../src/util/free-port.ts'
+import { type CounterReading, type GuestFixture, guestFixture, nextEvent, readCounter } from './guest.ts'
 
 const MIB = 1024 * 1024
 const MEMORY_BYTES = 128 * MIB

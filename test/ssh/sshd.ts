@@ -1,9 +1,9 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { freePort } from '../../src/util/free-port.ts'
 
 const run = promisify(execFile)
 export const SSHD = '/usr/sbin/sshd'
@@ -16,14 +16,6 @@ export interface TestSshd {
   /** `SHA256:...` of the server's host key, as ssh-keygen prints it. */
   host_key_sha256: string
   stop(): Promise<void>
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
-  const port = (server.address() as { port: number }).port
-  await new Promise<void>((ok) => server.close(() => ok()))
-  return port
 }
 
 async function keygen(path: string): Promise<void> {

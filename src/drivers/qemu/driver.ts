@@ -2,12 +2,12 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { constants } from 'node:fs'
 import { access, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { directoryImageWriter, type ImageWriter } from '../../../snapshot/atomic-file.ts'
 import type { ImagePart } from '../../../snapshot/image.ts'
+import { freePort } from '../../util/free-port.ts'
 import type { Logger } from '../../util/log.ts'
 import type { Capture, DriverEvent, HelperOptions, HelperResult, ServiceDriver } from '../driver.ts'
 import { logLines } from '../process/line-log.ts'
@@ -508,15 +508,4 @@ function exists(path: string, mode = constants.F_OK): Promise<boolean> {
     () => true,
     () => false,
   )
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
 }
