@@ -8,6 +8,7 @@ import { directoryImageWriter, type ImageWriter } from '../../../snapshot/atomic
 import { imageFromDirectory } from '../../../snapshot/image.ts'
 import type { Logger } from '../../util/log.ts'
 import type { Capture, DriverEvent, HelperOptions, HelperResult, ServiceDriver } from '../driver.ts'
+import { judgeProbe, STARTING_PROBE_INTERVAL_MS } from '../probe-verdict.ts'
 import { logLines } from './line-log.ts'
 import type { ServiceManifest } from './manifest.ts'
 import { groupMembers, signalGroup, waitGroupGone, waitStopped } from './process-group.ts'
@@ -35,8 +36,6 @@ export interface ProcessDriverOptions {
   die_with_node?: boolean
 }
 
-/** While not yet answering after a start, probe this often (faster answering after a failover). */
-const STARTING_PROBE_INTERVAL_MS = 100
 /** How long a SIGSTOPped group may take to show every thread stopped before the capture gives up. */
 const STOP_SETTLE_TIMEOUT_MS = 2000
 const SETPRIV = '/usr/bin/setpriv'
@@ -210,25 +209,13 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       }
     }
     if (this.current !== running || running.stopping) return
-    const meaningful = !this.paused && epoch === this.pause_epoch
-    if (meaningful && ok && !running.answering) {
-      running.answering = true
-      if (!running.answered_once) {
-        running.answered_once = true
-        const start_to_answering_ms = Math.round(performance.now() - running.started_ms)
-        this.log.info(
-          { event: 'service_answering', start_to_answering_ms },
-          `service answering after ${start_to_answering_ms} ms`,
-        )
-      } else this.log.info({ event: 'service_answering' }, 'service answering again')
-      this.emitEvent({ kind: 'answering' })
-    } else if (meaningful && !ok && running.answering) {
-      running.answering = false
-      this.log.warn({ event: 'probe_failed', reason }, `service probe failed: ${reason}`)
-      this.emitEvent({ kind: 'probe-failed', reason })
-    }
-    const interval = running.answering ? this.manifest.probe_interval_ms : STARTING_PROBE_INTERVAL_MS
-    this.scheduleProbe(running, Math.min(interval, this.manifest.probe_interval_ms))
+    const verdict = judgeProbe(
+      running,
+      { meaningful: !this.paused && epoch === this.pause_epoch, reason: ok ? null : reason },
+      { what: 'service', log: this.log, probe_interval_ms: this.manifest.probe_interval_ms },
+    )
+    if (verdict.event) this.emitEvent(verdict.event)
+    this.scheduleProbe(running, verdict.next_probe_ms)
   }
 
   async stop(reason: string): Promise<void> {

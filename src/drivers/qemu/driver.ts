@@ -10,6 +10,7 @@ import type { ImagePart } from '../../../snapshot/image.ts'
 import { freePort } from '../../util/free-port.ts'
 import type { Logger } from '../../util/log.ts'
 import type { Capture, DriverEvent, HelperOptions, HelperResult, ServiceDriver } from '../driver.ts'
+import { judgeProbe, STARTING_PROBE_INTERVAL_MS } from '../probe-verdict.ts'
 import { logLines } from '../process/line-log.ts'
 import { HelperError } from '../process/run-helper.ts'
 import { runSshHelper, type SshHelperTarget, shellQuote, sshFingerprint } from '../ssh-helper.ts'
@@ -42,7 +43,6 @@ const QMP_CONNECT_TIMEOUT_MS = 15_000
 const INCOMING_TIMEOUT_MS = 120_000
 const MIGRATE_TIMEOUT_MS = 120_000
 const MIGRATE_POLL_MS = 5
-const STARTING_PROBE_INTERVAL_MS = 100
 /** QEMU's default migration bandwidth cap (128 MiB/s) would stretch the pause; the stream goes to a file. */
 const MIGRATE_MAX_BANDWIDTH = 64 * 1024 * 1024 * 1024
 const SETPRIV = '/usr/bin/setpriv'
@@ -323,25 +323,13 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
       reason = (error as Error).message
     }
     if (this.current !== running || running.stopping || running.failed) return
-    const meaningful = !paused && !running.pausing
-    if (meaningful && !reason && !running.answering) {
-      running.answering = true
-      if (!running.answered_once) {
-        running.answered_once = true
-        const start_to_answering_ms = Math.round(performance.now() - running.started_ms)
-        this.log.info(
-          { event: 'service_answering', start_to_answering_ms },
-          `guest service answering after ${start_to_answering_ms} ms`,
-        )
-      }
-      this.emit('event', { kind: 'answering' } satisfies DriverEvent)
-    } else if (meaningful && reason && running.answering) {
-      running.answering = false
-      this.log.warn({ event: 'probe_failed', reason }, `guest service probe failed: ${reason}`)
-      this.emit('event', { kind: 'probe-failed', reason } satisfies DriverEvent)
-    }
-    const interval = running.answering ? this.manifest.probe_interval_ms : STARTING_PROBE_INTERVAL_MS
-    this.scheduleProbe(running, Math.min(interval, this.manifest.probe_interval_ms))
+    const verdict = judgeProbe(
+      running,
+      { meaningful: !paused && !running.pausing, reason: reason || null },
+      { what: 'guest service', log: this.log, probe_interval_ms: this.manifest.probe_interval_ms },
+    )
+    if (verdict.event) this.emit('event', verdict.event)
+    this.scheduleProbe(running, verdict.next_probe_ms)
   }
 
   async stop(reason: string): Promise<void> {
