@@ -86,7 +86,9 @@ export class SustainNode {
   private persist_queue: Promise<unknown> = Promise.resolve()
   /** Tells the service's helper when the node learns of a split, a heal or a newer snapshot. */
   private helper_info: HelperInfo | null = null
-  /** Last time every known member was reachable (wall clock ms); null if never seen. */
+  /** Some known member is unreachable (as of the last peer event). */
+  private split = false
+  /** Last time every known member was reachable (wall clock ms), kept while split; null if never seen. */
   private all_online_ms: number | null = null
   private readonly listeners = new Set<(notice: NodeNotice) => void>()
   private stopped = false
@@ -169,10 +171,12 @@ export class SustainNode {
       block_timeout_ms: 1000,
       collect_attempts: 10,
     })
-    this.federation.on('peer-up', (key: string) =>
-      this.dispatch({ type: 'peer-up', peer: key, now_ms: this.now() }),
-    )
+    this.federation.on('peer-up', (key: string) => {
+      this.notePeers()
+      this.dispatch({ type: 'peer-up', peer: key, now_ms: this.now() })
+    })
     this.federation.on('peer-down', (key: string, reason: string) => {
+      this.notePeers()
       const why = reason === 'closed' ? 'closed' : 'suspected'
       this.dispatch({ type: 'peer-down', peer: key, reason: why, now_ms: this.now() })
     })
@@ -323,6 +327,7 @@ export class SustainNode {
    * must not count a majority of too few). Writes are chained, so the file only ever moves forward.
    */
   private persistState(term: number, members?: string[]): void {
+    if (members === undefined && term <= this.persisted.term) return // the per-event common case
     const fresh = [...new Set(members ?? [])].filter((m) => !this.persisted.members.includes(m))
     if (term <= this.persisted.term && fresh.length === 0) return
     this.persisted = {
@@ -337,14 +342,20 @@ export class SustainNode {
 
   /** Only a serving node's helper is told: its service is the one that may refuse or hold while split. */
   private reportInfo(): void {
-    const peers = this.federation.peers()
-    const split = peers.unreachable.length > 0
-    if (!split) this.all_online_ms = Date.now()
     if (!this.helper_info || this.core.role !== 'server' || !this.options.driver?.running) return
-    const newest = this.index
-      .refs()
-      .reduce<number | null>((m, r) => Math.max(m ?? r.time_ms, r.time_ms), null)
-    this.helper_info.update({ split, newest_snapshot_ms: newest, all_online_ms: this.all_online_ms })
+    this.helper_info.update({
+      split: this.split,
+      newest_snapshot_ms: this.core.held?.time_ms ?? null,
+      all_online_ms: this.split ? this.all_online_ms : Date.now(),
+    })
+  }
+
+  /** On every peer up or down (not per tick): whether some known member is unreachable, and since when. */
+  private notePeers(): void {
+    const split = this.federation.peers().unreachable.length > 0
+    // Everyone was online until now: this event either ends a split or starts one.
+    if (!split || !this.split) this.all_online_ms = Date.now()
+    this.split = split
   }
 
   private readonly onDriverEvent = (event: DriverEvent): void => {
