@@ -1,9 +1,8 @@
 import { execFile } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { sendMail } from '../../examples/mail/smtp-client.ts'
 import {
   childrenOf,
@@ -12,35 +11,16 @@ import {
   type LogRecord,
 } from '../../src/demo/local-federation.ts'
 import { nodePaths } from '../../src/runtime/paths.ts'
+import { localFederations } from './fixtures.ts'
 
 const run = promisify(execFile)
 const BIN = new URL('../../bin/sustain.js', import.meta.url).pathname
 
-let federation: LocalFederation | null = null
-let dir = ''
+const startFederation = localFederations()
 
-async function start(
-  nodes: number,
-  base_port: number,
-  join_args?: (i: number) => string[],
-): Promise<LocalFederation> {
-  dir = await mkdtemp(join(tmpdir(), 'sustain-e2e-'))
-  federation = new LocalFederation({
-    dir,
-    nodes,
-    base_port,
-    snapshot_interval_ms: 500,
-    ...(join_args ? { join_args } : {}),
-  })
-  await federation.start()
-  return federation
+function start(nodes: number, base_port: number, join_args?: (i: number) => string[]) {
+  return startFederation({ nodes, base_port, snapshot_interval_ms: 500, ...(join_args ? { join_args } : {}) })
 }
-
-afterEach(async () => {
-  await federation?.stop()
-  federation = null
-  await rm(dir, { recursive: true, force: true })
-})
 
 /** Sends `count` numbered mails to `node`, returning the numbers acknowledged (250 after DATA). */
 async function mail(node: LocalNode, first: number, count: number): Promise<number[]> {
@@ -171,15 +151,12 @@ describe('failover end to end (real node processes, real mail service, loopback 
   })
 
   it('with merge_policy keep-higher the loser keeps its changes aside in its data directory and reports them', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sustain-e2e-'))
-    federation = new LocalFederation({
-      dir,
+    const federation = await startFederation({
       nodes: 3,
       base_port: 2660,
       snapshot_interval_ms: 500,
       merge_policy: 'keep-higher',
     })
-    await federation.start()
     const { winner, loser, loser_only, stopped_ms } = await splitByFreezing(federation)
     const kept = await loser.waitFor(event('state_kept_aside', stopped_ms), 30_000, 'loser keeps its state')
     await loser.waitFor(event('merge_finished', stopped_ms), 30_000, 'merge finished')

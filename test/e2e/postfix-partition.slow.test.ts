@@ -1,12 +1,11 @@
 import { execFile } from 'node:child_process'
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { sendMail } from '../../examples/mail/smtp-client.ts'
 import { LocalFederation, type LogRecord } from '../../src/demo/local-federation.ts'
 import { nodePaths } from '../../src/runtime/paths.ts'
+import { localFederations } from './fixtures.ts'
 
 const run = promisify(execFile)
 const POSTFIX = new URL('../../examples/postfix', import.meta.url).pathname
@@ -21,20 +20,11 @@ async function subjectsByPython(path: string): Promise<string[]> {
 
 const since = (name: string, t: number) => (r: LogRecord) => r.event === name && Number(r.time) >= t
 
-let federation: LocalFederation | null = null
-let dir = ''
-afterAll(async () => {
-  await federation?.stop()
-  if (!process.env.SUSTAIN_KEEP_TEST_DIRS) await rm(dir, { recursive: true, force: true })
-})
+const startFederation = localFederations()
 
 describe('real Postfix on three nodes: partition, both sides serve, heal, merge', () => {
   it('after the merge one server remains and every acknowledged message is in its mailbox exactly once', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sustain-postfix-'))
-    await chmod(dir, 0o711) // Postfix's own users must traverse down to the state directories
-    federation = new LocalFederation({ dir, nodes: 3, service_dir: POSTFIX, snapshot_interval_ms: 1000 })
-    const fed = federation
-    await fed.start()
+    const fed = await startFederation({ nodes: 3, service_dir: POSTFIX, snapshot_interval_ms: 1000 })
     const server = await fed.server(120_000)
     const acked: string[] = []
     const mail = async (port: number, subject: string) => {

@@ -1,19 +1,11 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { readdir, readFile } from 'node:fs/promises'
+import { describe, expect, it } from 'vitest'
 import { DEFAULT_CORE_CONFIG } from '../../src/core/config.ts'
 import { LocalFederation, type LogRecord } from '../../src/demo/local-federation.ts'
 import { nodePaths } from '../../src/runtime/paths.ts'
+import { localFederations } from './fixtures.ts'
 
-let federation: LocalFederation | null = null
-let dir = ''
-
-afterEach(async () => {
-  await federation?.stop()
-  federation = null
-  await rm(dir, { recursive: true, force: true })
-})
+const startFederation = localFederations()
 
 const event =
   (name: string, after_ms = 0) =>
@@ -25,15 +17,12 @@ const ISOLATION_MS = 15_000
 
 describe('merge_policy refuse-to-split end to end (real node processes, loopback testnet)', () => {
   it('the isolated server stops its service; the other two elect one server after the fence; one server after the heal', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sustain-e2e-'))
-    federation = new LocalFederation({
-      dir,
+    const federation = await startFederation({
       nodes: 3,
       base_port: 2720,
       snapshot_interval_ms: 500,
       merge_policy: 'refuse-to-split',
     })
-    await federation.start()
     const server = await federation.server(60_000)
     await server.waitFor((r) => r.event === 'snapshot_taken', 10_000, 'a snapshot')
     const isolated_ms = Date.now()
