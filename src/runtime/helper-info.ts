@@ -25,12 +25,12 @@ export interface HelperInfoDeps {
  * process per snapshot, so a change of the newest snapshot alone waits out `snapshot_interval_ms`.
  */
 export class HelperInfo {
-  private delivered: string | null = null
+  /** The state the helper last took (exit 0). */
+  private delivered: InfoState | null = null
   private latest: InfoState | null = null
   private running = false
   private unsupported = false
   private closed = false
-  private delivered_split: boolean | null = null
   private last_run_ms = Number.NEGATIVE_INFINITY
   private wait: { timer: NodeJS.Timeout; resolve: () => void } | null = null
 
@@ -38,10 +38,9 @@ export class HelperInfo {
 
   update(state: InfoState): void {
     if (this.unsupported || this.closed) return
-    // all_online_ms moves on every report while everyone is online: it rides along, it is not a change.
-    if (key(state) === (this.latest ? key(this.latest) : this.delivered)) return
+    if (same(state, this.latest ?? this.delivered)) return
     this.latest = state
-    if (this.wait && state.split !== this.delivered_split) this.endWait() // a split or heal goes out at once
+    if (this.wait && state.split !== this.delivered?.split) this.endWait() // a split or heal goes out at once
     if (!this.running) void this.drain()
   }
 
@@ -58,7 +57,7 @@ export class HelperInfo {
 
   /** How long a snapshot-only change must still wait (0 for a split or heal, or once the interval passed). */
   private waitFor(state: InfoState): number {
-    if (state.split !== this.delivered_split) return 0
+    if (state.split !== this.delivered?.split) return 0
     return Math.max(0, this.last_run_ms + this.deps.snapshot_interval_ms - performance.now())
   }
 
@@ -78,7 +77,7 @@ export class HelperInfo {
         if (wait_ms > 0) await this.pause(wait_ms)
         const state = this.latest
         this.latest = null
-        if (!state || this.closed || key(state) === this.delivered) continue
+        if (!state || this.closed || same(state, this.delivered)) continue
         this.last_run_ms = performance.now()
         const result = await this.deps
           .run('info', [], {
@@ -92,8 +91,7 @@ export class HelperInfo {
         } else if (result.code !== 0) {
           this.deps.log.warn({ code: result.code, stderr: result.stderr.trim() }, 'helper info failed')
         } else {
-          this.delivered = key(state)
-          this.delivered_split = state.split
+          this.delivered = state
           this.deps.log.debug({ ...state }, 'helper informed')
         }
       }
@@ -103,6 +101,7 @@ export class HelperInfo {
   }
 }
 
-function key(state: InfoState): string {
-  return `${state.split ? 1 : 0}:${state.newest_snapshot_ms ?? ''}`
+/** all_online_ms moves on every report while everyone is online: it rides along, it is not a change. */
+function same(a: InfoState, b: InfoState | null): boolean {
+  return b !== null && a.split === b.split && a.newest_snapshot_ms === b.newest_snapshot_ms
 }
