@@ -5,6 +5,7 @@
  * --only prints its figures and writes nothing). Each figure records the 1-minute load average when
  * its phase started: other engineers share the machine.
  */
+import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -71,15 +72,23 @@ interface ReplicationTrial {
   cpu_ms_per_mib: number
   /** Longest main-thread event-loop stall of any node (the control plane has a thread of its own). */
   loop_delay_max_ms: number
+  /** The data connections at the end, over all nodes: on TCP lanes / on the hyperswarm data plane. */
+  lanes: number
+  planes: number
 }
 /** Peer-down events during the bulk-detection runs before the fault (publish and transfer). */
 let bulkFalseSuspicions = 0
 
-async function overlayReplication(testnet: LocalTestnet, readers: number): Promise<ReplicationTrial> {
+/** `lane` false: the snapshot data travels on the hyperswarm data plane (UDX), as where TCP is blocked. */
+async function overlayReplication(
+  testnet: LocalTestnet,
+  readers: number,
+  lane = true,
+): Promise<ReplicationTrial> {
   const cluster = await Cluster.create(testnet.bootstrap)
   try {
-    const server = cluster.spawn('server', { priority: 100 })
-    const candidates = Array.from({ length: readers }, (_, i) => cluster.spawn(`c${i}`))
+    const server = cluster.spawn('server', { priority: 100, lane })
+    const candidates = Array.from({ length: readers }, (_, i) => cluster.spawn(`c${i}`, { lane }))
     const all = [server, ...candidates]
     await cluster.ready(all)
     await cluster.meshed(all)
@@ -108,6 +117,8 @@ async function overlayReplication(testnet: LocalTestnet, readers: number): Promi
       uploads_per_download: round(sum('uploads') / Math.max(1, sum('downloads')), 2),
       cpu_ms_per_mib: round(cpu_ms / ((readers * REPLICATION_BYTES) / MiB)),
       loop_delay_max_ms: round(Math.max(...stats.map((st) => st['loop_delay_max_ms']))),
+      lanes: stats.reduce((n, st) => n + st['data_transports'].lane, 0),
+      planes: stats.reduce((n, st) => n + st['data_transports'].plane, 0),
     }
   } finally {
     await cluster.cleanup()
@@ -340,6 +351,7 @@ async function writeResults(result: Record<string, any>): Promise<void> {
     `| replication of ${REPLICATION_BYTES / MiB} MiB to 1 candidate | ${r.mb_per_s_1} MB/s (${r.vs_naive_1}x plain hypercore, ${r.fraction_of_tcp_1} of TCP) | >= 2x plain hypercore | ${r.load_avg.one} |`,
     `| replication to 4 candidates at once, aggregate | ${r.mb_per_s_4} MB/s (${r.four_vs_one}x the figure to 1; ${r.uploads_per_download_4} blocks uploaded per block downloaded, ${r.uploads_per_download_1} to 1) | >= the figure to 1 | ${r.load_avg.four} |`,
     `| CPU of all nodes per MiB delivered, to 1 / to 4 | ${r.cpu_ms_per_mib_1} / ${r.cpu_ms_per_mib_4} ms | not growing with fan-out | ${r.load_avg.one} / ${r.load_avg.four} |`,
+    `| the same over the hyperswarm data plane only (lane off, as where TCP is blocked), to 1 / to 4 aggregate | ${r.data_plane_mb_per_s_1} / ${r.data_plane_mb_per_s_4} MB/s (${r.data_plane_vs_naive_1}x plain hypercore; to 4 ${r.data_plane_four_vs_one}x to 1) | — | ${r.load_avg.data_plane} |`,
     `| plain hypercore, default settings, 64 KiB blocks, 1 reader | ${r.naive_hypercore_mb_per_s} MB/s | baseline | ${r.load_avg.naive} |`,
     `| plain TCP copy over loopback | ${r.tcp_mb_per_s} MB/s | reference | ${r.load_avg.tcp} |`,
     `| detection after SIGKILL, p50 / p99 (${d.runs} runs x ${CANDIDATES} candidates) | ${d.sigkill_p50_ms} / ${d.sigkill_p99_ms} ms | p99 < 1000 ms | ${d.load_avg} |`,
@@ -354,7 +366,8 @@ async function writeResults(result: Record<string, any>): Promise<void> {
         `| control plane per node, ${c.nodes} nodes (idle) | ${c.frame_bytes_sent_per_s} B/s of frames, ${c.control_wire_bytes_written_per_s} B/s on the control plane's wire (${c.wire_bytes_written_per_s} B/s both planes) | — | ${c.load_avg} |`,
     ),
     '',
-    `MB/s here means MiB/s. Replication time runs from the candidate learning of the snapshot to holding all of it. Replication figures are medians of ${REPLICATION_ROUNDS} interleaved rounds (TCP, plain hypercore, overlay to 1, to 4; per round: TCP ${r.rounds.tcp.join(', ')}; plain hypercore ${r.rounds.naive.join(', ')}; to 1 ${r.rounds.one.join(', ')}; to 4 ${r.rounds.four.join(', ')} MB/s); load averages are ranges over the trials.`,
+    `MB/s here means MiB/s. Replication time runs from the candidate learning of the snapshot to holding all of it. Replication figures are medians of ${REPLICATION_ROUNDS} interleaved rounds (TCP, plain hypercore, overlay to 1, to 4; per round: TCP ${r.rounds.tcp.join(', ')}; plain hypercore ${r.rounds.naive.join(', ')}; to 1 ${r.rounds.one.join(', ')}; to 4 ${r.rounds.four.join(', ')}; data plane only, to 1 ${r.rounds.data_plane_one.join(', ')}, to 4 ${r.rounds.data_plane_four.join(', ')} MB/s); load averages are ranges over the trials.`,
+    'The overlay figures travel on the data lane (a direct TCP connection, Noise-encrypted like hyperswarm, overlay/lane.ts) where the peer is reachable; the data-plane row is the fallback over hyperswarm UDX.',
     'Control traffic (admission, pings, control messages) runs on its own hyperswarm, apart from replication.',
     '',
     '',
@@ -400,11 +413,20 @@ const range = (values: number[]) =>
  */
 async function replicationPhase(testnet: LocalTestnet) {
   log(`replication of ${REPLICATION_BYTES / MiB} MiB, ${REPLICATION_ROUNDS} interleaved rounds`)
-  const loads = { tcp: [] as number[], naive: [] as number[], one: [] as number[], four: [] as number[] }
+  const loads = {
+    tcp: [] as number[],
+    naive: [] as number[],
+    one: [] as number[],
+    four: [] as number[],
+    plane: [] as number[],
+  }
   const tcp: number[] = []
   const naive: number[] = []
   const one: ReplicationTrial[] = []
   const four: ReplicationTrial[] = []
+  /** To 1 and to 4 with the lane off: the hyperswarm data plane alone. */
+  const planeOne: ReplicationTrial[] = []
+  const planeFour: ReplicationTrial[] = []
   for (let r = 0; r < REPLICATION_ROUNDS; r++) {
     loads.tcp.push(load1())
     tcp.push(await tcpCopy())
@@ -414,16 +436,30 @@ async function replicationPhase(testnet: LocalTestnet) {
     one.push(await overlayReplication(testnet, 1))
     loads.four.push(load1())
     four.push(await overlayReplication(testnet, 4))
+    loads.plane.push(load1())
+    planeOne.push(await overlayReplication(testnet, 1, false))
+    planeFour.push(await overlayReplication(testnet, 4, false))
     log(
-      `round ${r + 1}: naive ${round(naive.at(-1)!)}, 1: ${JSON.stringify(one.at(-1))}, 4: ${JSON.stringify(four.at(-1))}`,
+      `round ${r + 1}: naive ${round(naive.at(-1)!)}, 1: ${JSON.stringify(one.at(-1))}, 4: ${JSON.stringify(four.at(-1))}, data plane 1: ${JSON.stringify(planeOne.at(-1))}, 4: ${JSON.stringify(planeFour.at(-1))}`,
     )
   }
+  // Every connection of the lane trials was a lane, and none of the data-plane trials was.
+  assert(
+    [...one, ...four].every((t) => t.planes === 0 && t.lanes > 0),
+    'a lane trial used the data plane',
+  )
+  assert(
+    [...planeOne, ...planeFour].every((t) => t.lanes === 0 && t.planes > 0),
+    'a data-plane trial used a lane',
+  )
   const m = (trials: ReplicationTrial[], f: keyof ReplicationTrial) =>
     round(median(trials.map((t) => t[f])), 2)
   const mb_1 = median(one.map((t) => t.mb_per_s))
   const mb_4 = median(four.map((t) => t.mb_per_s))
   const mb_naive = median(naive)
   const mb_tcp = median(tcp)
+  const plane_1 = median(planeOne.map((t) => t.mb_per_s))
+  const plane_4 = median(planeFour.map((t) => t.mb_per_s))
   return {
     mb_per_s_1: round(mb_1),
     mb_per_s_4: round(mb_4),
@@ -438,11 +474,17 @@ async function replicationPhase(testnet: LocalTestnet) {
     cpu_ms_per_mib_4: m(four, 'cpu_ms_per_mib'),
     loop_delay_max_ms_1: round(Math.max(...one.map((t) => t.loop_delay_max_ms))),
     loop_delay_max_ms_4: round(Math.max(...four.map((t) => t.loop_delay_max_ms))),
+    data_plane_mb_per_s_1: round(plane_1),
+    data_plane_mb_per_s_4: round(plane_4),
+    data_plane_vs_naive_1: round(plane_1 / mb_naive, 2),
+    data_plane_four_vs_one: round(plane_4 / plane_1, 2),
     rounds: {
       tcp: tcp.map((x) => round(x)),
       naive: naive.map((x) => round(x)),
       one: one.map((t) => round(t.mb_per_s)),
       four: four.map((t) => round(t.mb_per_s)),
+      data_plane_one: planeOne.map((t) => round(t.mb_per_s)),
+      data_plane_four: planeFour.map((t) => round(t.mb_per_s)),
     },
     bytes: REPLICATION_BYTES,
     load_avg: {
@@ -450,6 +492,7 @@ async function replicationPhase(testnet: LocalTestnet) {
       naive: range(loads.naive),
       one: range(loads.one),
       four: range(loads.four),
+      data_plane: range(loads.plane),
     },
   }
 }

@@ -1,11 +1,11 @@
 import { EventEmitter, once } from 'node:events'
 import { isMainThread, Worker } from 'node:worker_threads'
-import type { ControlPlaneOptions, ControlStats } from './control-plane.ts'
+import type { ControlPlaneOptions, ControlStats, HelloAdvert } from './control-plane.ts'
 import type { OverlayLog } from './sessions.ts'
 
 /** Messages from the main thread to the control worker. */
 export type ToControl =
-  | { t: 'init'; options: ControlPlaneOptions }
+  | { t: 'init'; options: ControlPlaneOptions; advert: HelloAdvert }
   | { t: 'local'; state: { role: string; term: number } }
   | { t: 'send'; key: string; frame: Uint8Array }
   | { t: 'broadcast'; frame: Uint8Array }
@@ -26,7 +26,7 @@ export type FromControl =
 
 /** What the Federation needs of its control plane, inline (ControlPlane) or in a worker (ControlWorker). */
 export interface ControlApi extends EventEmitter {
-  start(): Promise<void>
+  start(advert: HelloAdvert): Promise<void>
   close(): Promise<void>
   setLocalState(state: { role: string; term: number }): void
   send(key: string, frame: Buffer): void
@@ -72,12 +72,14 @@ export class ControlWorker extends EventEmitter implements ControlApi {
   private readonly started: Promise<void>
   private exited = false
 
-  constructor(options: ControlPlaneOptions, log: OverlayLog) {
+  constructor(
+    private readonly options: ControlPlaneOptions,
+    log: OverlayLog,
+  ) {
     super()
     this.worker = prewarmed ?? new Worker(ENTRY)
     prewarmed = null
     this.worker.ref()
-    this.worker.postMessage({ t: 'init', options } satisfies ToControl)
     this.worker.on('exit', () => {
       this.exited = true
     })
@@ -111,7 +113,8 @@ export class ControlWorker extends EventEmitter implements ControlApi {
     )
   }
 
-  start(): Promise<void> {
+  start(advert: HelloAdvert): Promise<void> {
+    this.worker.postMessage({ t: 'init', options: this.options, advert } satisfies ToControl)
     return this.started
   }
 

@@ -19,6 +19,14 @@ export interface HelloInfo {
   priority: number
   role: string
   term: number
+  /** The peer's data lane (lane.ts): its advertised port at the address its control connection came from. */
+  lane?: { host: string; port: number }
+}
+
+/** What this node's hello tells about it beyond the options (known only once the node listens). */
+export interface HelloAdvert {
+  /** TCP port of this node's data lane; null: no lane. */
+  lane_port: number | null
 }
 
 /** Plain data (it crosses into the control worker). */
@@ -77,6 +85,7 @@ export class ControlPlane extends EventEmitter {
   private readonly table = new PeerTable()
   private readonly detectors = new Map<string, PhiAccrual>()
   private local = { role: 'candidate', term: 0 }
+  private advert: HelloAdvert = { lane_port: null }
   private timers: NodeJS.Timeout[] = []
   private last_check_ms = performance.now()
   private closing = false
@@ -116,7 +125,8 @@ export class ControlPlane extends EventEmitter {
     })
   }
 
-  async start(): Promise<void> {
+  async start(advert: HelloAdvert): Promise<void> {
+    this.advert = { ...advert }
     await this.plane.start()
     this.timers.push(setInterval(() => this.ping(), this.opts.heartbeat_interval_ms))
     this.timers.push(setInterval(() => this.check(), CHECK_INTERVAL_MS))
@@ -183,6 +193,7 @@ export class ControlPlane extends EventEmitter {
       name: this.opts.name,
       priority: this.opts.priority,
       ...this.local,
+      ...(this.advert.lane_port !== null ? { lane_port: this.advert.lane_port } : {}),
     }
     return encodeFrame(FrameKind.Hello, body, this.opts.max_frame_bytes)
   }
@@ -243,6 +254,8 @@ export class ControlPlane extends EventEmitter {
     detector.heartbeat(now)
     this.detectors.set(key, detector)
     const info: HelloInfo = { name: hello.name, priority: hello.priority, role: hello.role, term: hello.term }
+    const host = session.conn.rawStream?.remoteHost
+    if (hello.lane_port !== undefined && host) info.lane = { host, port: hello.lane_port }
     this.table.up(key, info, now)
     this.plane.admitted(session.conn_key)
     this.log.info({ peer: key, name: info.name, priority: info.priority }, 'peer admitted')

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { parentPort } from 'node:worker_threads'
 import type { FromControl, ToControl } from './control-link.ts'
-import { ControlPlane, type ControlPlaneOptions } from './control-plane.ts'
+import { ControlPlane, type ControlPlaneOptions, type HelloAdvert } from './control-plane.ts'
 import type { OverlayLog } from './sessions.ts'
 
 assert(parentPort, 'control-worker.ts runs as a worker thread')
@@ -38,14 +38,14 @@ const asBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffs
 let plane: ControlPlane | null = null
 let statsTimer: NodeJS.Timeout | null = null
 
-function init(options: ControlPlaneOptions): void {
+function init(options: ControlPlaneOptions, advert: HelloAdvert): void {
   assert(plane === null, 'control worker initialised twice')
   const p = new ControlPlane(revive(options), log)
   plane = p
   for (const name of ['peer-up', 'peer-down', 'heard', 'message', 'suspicion', 'admission-refused']) {
     p.on(name, (...args: unknown[]) => post({ t: 'event', name, args }))
   }
-  p.start().then(
+  p.start(advert).then(
     () => {
       post({ t: 'started' })
       statsTimer = setInterval(() => post({ t: 'stats', stats: p.stats() }), STATS_INTERVAL_MS)
@@ -56,7 +56,7 @@ function init(options: ControlPlaneOptions): void {
 
 port.on('message', (message: ToControl) => {
   if (message.t === 'init') {
-    init(message.options)
+    init(message.options, message.advert)
     return
   }
   assert(plane !== null, `control worker got ${message.t} before init`)

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { HostPort, KeyPair } from 'hyperdht'
+import type { SecretStream } from 'hyperswarm'
 import type { Logger } from '../src/util/log.ts'
 import { type ControlApi, ControlWorker, prewarmControlWorker } from './control-link.ts'
 import { ControlPlane, type ControlPlaneOptions, type HelloInfo } from './control-plane.ts'
@@ -13,6 +14,7 @@ import {
   FrameKind,
 } from './frames.ts'
 import { assertIdentity, controlKeyPair, deriveAdmissionKey, deriveBlockKey, deriveTopic } from './keys.ts'
+import { Lane } from './lane.ts'
 import { type PeerDownReason, PeerTable, type PeerTableView } from './peer-table.ts'
 import { DEFAULT_PHI_OPTIONS, type PhiAccrualOptions } from './phi-accrual.ts'
 import { Plane } from './plane.ts'
@@ -61,6 +63,14 @@ export interface FederationOptions {
   rediscover_interval_ms?: number
   /** Run the control plane in a worker thread (default) or on the caller's thread. */
   control_in_worker?: boolean
+  /** Carry snapshot data on a direct TCP lane where the peer's lane is reachable (lane.ts). */
+  lane?: boolean
+  /** TCP port the lane listens on (0: any free port). */
+  lane_port?: number
+  /** Port peers are told to dial (a port forwarded to lane_port); 0: lane_port as bound. */
+  lane_advertised_port?: number
+  /** A lane dial (TCP connect plus Noise handshake) that takes longer fails over to the data plane. */
+  lane_connect_timeout_ms?: number
 }
 
 const DEFAULTS = {
@@ -75,6 +85,10 @@ const DEFAULTS = {
   suspicion_report_interval_ms: 250,
   rediscover_interval_ms: 5000,
   control_in_worker: true,
+  lane: true,
+  lane_port: 0,
+  lane_advertised_port: 0,
+  lane_connect_timeout_ms: 3000,
 }
 
 /**
@@ -104,6 +118,9 @@ const MEND_INTERVAL_MS = 20
  * dropped while its peer-down was still on its way here: the peer's new data connection was reset.
  */
 const MEND_GRACE_MS = 1000
+/** After a failed lane dial, wait this long before the next (doubling per failure, up to the max). */
+const LANE_RETRY_MS = 1000
+const LANE_RETRY_MAX_MS = 60_000
 /** UDP receive buffer of the data plane (bulk replication); see Plane.sizeBuffers. */
 const DATA_RECV_BUFFER_BYTES = 8 * 1024 * 1024
 
@@ -112,6 +129,8 @@ const DATA_RECV_BUFFER_BYTES = 8 * 1024 * 1024
  * Two hyperswarms (planes): the control plane (control-plane.ts, in a worker thread of its own) carries
  * admission, pings and control messages; the data plane (here) carries admission and then hypercore
  * replication only, so bulk transfer never delays a heartbeat, neither on the wire nor in the event loop.
+ * Where a peer's data lane (a direct TCP connection, lane.ts) is reachable, its data travels there and
+ * the data plane's hyperswarm is not used for that peer.
  * A peer is up while its control connection is admitted and heard from.
  *
  * Events:
@@ -136,7 +155,13 @@ export class Federation extends EventEmitter {
   private readonly connected = new Map<string, number>()
   private readonly control: ControlApi
   private readonly data: Plane
-  /** Data-plane connections: admission, then replication. */
+  private readonly lane: Lane | null
+  /** The port this node's lane listens on, once started (null: no lane). */
+  lane_port: number | null = null
+  /** Peers' lane addresses (from their hellos) and our dials to them. */
+  private readonly laneAddresses = new Map<string, { host: string; port: number }>()
+  private readonly laneDials = new Map<string, { inflight: boolean; failures: number; next_ms: number }>()
+  /** Data connections (data plane and lane): admission, then replication. */
   private readonly dataSessions: Sessions
   private started = false
   private timers: NodeJS.Timeout[] = []
@@ -229,7 +254,18 @@ export class Federation extends EventEmitter {
       topic: deriveTopic(options.secret),
       rediscover_interval_ms: this.opts.rediscover_interval_ms,
       onConnection: (conn) => this.dataSessions.accept(conn),
+      refuseDial: (key) => this.laneSession(key) !== null,
     })
+    this.lane = this.opts.lane
+      ? new Lane({
+          keyPair: options.keyPair,
+          host: this.opts.host,
+          port: this.opts.lane_port,
+          connect_timeout_ms: this.opts.lane_connect_timeout_ms,
+          log: this.opts.log,
+          onConnection: (conn) => this.dataSessions.accept(conn),
+        })
+      : null
     this.store.on('snapshot', (info) => this.emit('snapshot', info))
     this.store.on('snapshot-held', (info) => this.emit('snapshot-held', info))
   }
@@ -239,7 +275,9 @@ export class Federation extends EventEmitter {
     assert(!this.started, 'already started')
     this.started = true
     await this.store.ready()
-    await Promise.all([this.control.start(), this.data.start()])
+    this.lane_port = this.lane ? await this.lane.start() : null
+    const advertised = this.lane_port === null ? null : this.opts.lane_advertised_port || this.lane_port
+    await Promise.all([this.control.start({ lane_port: advertised }), this.data.start()])
     this.control.setLocalState(this.local)
     this.timers.push(setInterval(() => this.mendDataPlane(), MEND_INTERVAL_MS))
   }
@@ -252,7 +290,7 @@ export class Federation extends EventEmitter {
     this.timers = []
     this.endIsolation()
     this.dataSessions.close()
-    await Promise.all([this.control.close(), this.data.close()])
+    await Promise.all([this.control.close(), this.data.close(), this.lane?.close()])
     await this.store.close()
   }
 
@@ -273,6 +311,7 @@ export class Federation extends EventEmitter {
       this.opts.log.warn({ duration_ms }, 'isolated (test nemesis): every connection dropped')
       this.control.isolate()
       this.data.isolate()
+      this.lane?.isolate()
       this.emit('isolation', { isolated: true })
     }
     const ended = new Promise<void>((resolve) => done.push(resolve))
@@ -288,6 +327,7 @@ export class Federation extends EventEmitter {
     if (!this.closing) {
       this.control.rejoin()
       this.data.rejoin()
+      this.lane?.rejoin()
       this.opts.log.warn('isolation ended: reconnecting')
       this.emit('isolation', { isolated: false })
     }
@@ -334,7 +374,7 @@ export class Federation extends EventEmitter {
   } {
     const control = this.control.stats()
     let data_wire_bytes_written = 0
-    for (const conn of this.data.connections()) {
+    for (const conn of this.dataConnections()) {
       data_wire_bytes_written += (conn as { rawBytesWritten?: number }).rawBytesWritten ?? 0
     }
     return { ...control, wire_bytes_written: control.control_wire_bytes_written + data_wire_bytes_written }
@@ -364,7 +404,19 @@ export class Federation extends EventEmitter {
   /** Test aid: tear the transport out from under every connection of both planes (no goodbye). */
   cutConnections(): void {
     this.control.cut()
-    for (const conn of this.data.connections()) cutTransport(conn)
+    for (const conn of this.dataConnections()) cutTransport(conn)
+  }
+
+  private *dataConnections(): Iterable<SecretStream> {
+    yield* this.data.connections()
+    if (this.lane) yield* this.lane.connections()
+  }
+
+  /** How many admitted data connections travel on lanes (the rest on the data plane). */
+  dataTransports(): { lane: number; plane: number } {
+    let lane = 0
+    for (const session of this.dataSessions.admitted.values()) if (this.lane?.carries(session.conn)) lane++
+    return { lane, plane: this.dataSessions.admitted.size - lane }
   }
 
   // ---- control-plane events ----------------------------------------------------------------------
@@ -373,6 +425,8 @@ export class Federation extends EventEmitter {
     if (this.closing) return
     if (!this.connected.has(key)) this.connected.set(key, performance.now())
     const wasReachable = this.table.get(key)?.reachable === true
+    if (info.lane) this.laneAddresses.set(key, info.lane)
+    else this.laneAddresses.delete(key)
     this.table.up(key, info, performance.now())
     this.store.follow(key)
     if (!wasReachable) this.emit('peer-up', key, info)
@@ -396,6 +450,7 @@ export class Federation extends EventEmitter {
     if (reason !== 'suspected') this.connected.delete(key)
     if (!this.table.down(key, reason)) return
     this.opts.log.info({ peer: key, reason }, 'peer down')
+    this.laneDials.delete(key) // a peer that comes back gets a fresh lane dial
     this.dropData(key)
     this.emit('peer-down', key, reason)
     if (!this.closing) this.store.replace()
@@ -406,7 +461,17 @@ export class Federation extends EventEmitter {
   /** A member proved the secret on a data connection; only now does it replicate. */
   private admitData(session: Session): void {
     const key = session.conn_key // on the data plane the Noise key is the identity
-    this.dataSessions.admit(session, key)
+    const onLane = this.lane?.carries(session.conn) === true
+    if (!onLane && this.laneSession(key)) {
+      this.dataSessions.dismiss(session) // the lane carries this peer's data already
+      return
+    }
+    this.dataSessions.admit(session, key) // a lane session replaces a data-plane one
+    if (onLane) {
+      const dial = this.laneDials.get(key)
+      if (dial) dial.failures = 0
+      this.opts.log.info({ peer: key }, 'data lane up')
+    }
     this.data.admitted(key)
     this.data.undial(key)
     this.store.corestore.replicate(session.conn) // a refused peer never sees snapshot data
@@ -431,9 +496,46 @@ export class Federation extends EventEmitter {
   private mendDataPlane(): void {
     const now = performance.now()
     for (const [key, since_ms] of this.connected) {
-      if (now - since_ms < MEND_GRACE_MS) continue
-      if (this.dataSessions.admitted.has(key) || !this.table.get(key)?.reachable) continue
-      if (key < this.key) this.data.dial(key)
+      if (key > this.key || !this.table.get(key)?.reachable) continue
+      if (this.laneSession(key)) continue
+      this.dialLane(key, now)
+      if (now - since_ms < MEND_GRACE_MS || this.dataSessions.admitted.has(key)) continue
+      this.data.dial(key)
     }
+  }
+
+  /** The admitted session of `key` if it travels on a lane. */
+  private laneSession(key: string): Session | null {
+    const session = this.dataSessions.admitted.get(key)
+    return session && !session.closed && this.lane?.carries(session.conn) ? session : null
+  }
+
+  /**
+   * Dial the peer's lane unless a dial is under way or backing off. Dials are spaced LANE_RETRY_MS
+   * apart even when they succeed, so a lane the peer keeps closing is not redialled in a tight loop.
+   */
+  private dialLane(key: string, now_ms: number): void {
+    const address = this.laneAddresses.get(key)
+    if (!this.lane || !address || this.isolation) return
+    let dial = this.laneDials.get(key)
+    if (!dial) {
+      dial = { inflight: false, failures: 0, next_ms: 0 }
+      this.laneDials.set(key, dial)
+    }
+    if (dial.inflight || now_ms < dial.next_ms) return
+    const state = dial
+    state.inflight = true
+    void this.lane.dial(key, address.host, address.port).then((ok) => {
+      state.inflight = false
+      if (!ok) state.failures++
+      const backoff_ms = Math.min(LANE_RETRY_MAX_MS, LANE_RETRY_MS * 2 ** Math.max(0, state.failures - 1))
+      state.next_ms = performance.now() + backoff_ms
+      if (!ok && state.failures === 1) {
+        this.opts.log.info(
+          { peer: key, host: address.host, port: address.port },
+          'data lane unreachable: the hyperswarm data plane carries this peer',
+        )
+      }
+    })
   }
 }

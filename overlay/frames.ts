@@ -34,6 +34,8 @@ export interface HelloBody {
   priority: number
   role: string
   term: number
+  /** TCP port of the sender's data lane (lane.ts), reached at the address this connection comes from. */
+  lane_port?: number
 }
 
 export interface AdmitBody {
@@ -87,12 +89,16 @@ function isShortString(value: unknown, max_chars: number): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= max_chars
 }
 
+function isPort(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) > 0 && (value as number) < 65536
+}
+
 function isTerm(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
 }
 
 function checkHello(body: Record<string, unknown>): Decoded {
-  const { proof, identity, binding, name, priority, role, term } = body
+  const { proof, identity, binding, name, priority, role, term, lane_port } = body
   if (!(proof instanceof Uint8Array)) return { ok: false, reason: 'hello: proof is not bytes' }
   if (!(identity instanceof Uint8Array)) return { ok: false, reason: 'hello: identity is not bytes' }
   if (!(binding instanceof Uint8Array)) return { ok: false, reason: 'hello: binding is not bytes' }
@@ -101,10 +107,11 @@ function checkHello(body: Record<string, unknown>): Decoded {
     return { ok: false, reason: 'hello: bad priority' }
   if (!isShortString(role, MAX_ROLE_CHARS)) return { ok: false, reason: 'hello: bad role' }
   if (!isTerm(term)) return { ok: false, reason: 'hello: bad term' }
+  if (lane_port !== undefined && !isPort(lane_port)) return { ok: false, reason: 'hello: bad lane port' }
   return {
     ok: true,
     kind: FrameKind.Hello,
-    body: { proof, identity, binding, name, priority, role, term },
+    body: { proof, identity, binding, name, priority, role, term, ...(lane_port ? { lane_port } : {}) },
   }
 }
 

@@ -36,6 +36,8 @@ export interface PlaneOptions {
   recv_buffer_bytes?: number
   /** A new connection (never called while isolated or closing). */
   onConnection: (conn: SecretStream) => void
+  /** Our own dials to a peer for which this is true are refused (it is reached another way). */
+  refuseDial?: (key: string) => boolean
 }
 
 /**
@@ -118,14 +120,15 @@ export class Plane {
   }
 
   /**
-   * Refuses our own dials only (hyperswarm passes payload null for them): to held peers, and to everyone
-   * while isolated. Incoming connections are never refused here: a refused dial is not answered, so the
+   * Refuses our own dials only (hyperswarm passes payload null for them): to held peers, to peers
+   * `refuseDial` names, and to everyone while isolated. Incoming connections are never refused here: a refused dial is not answered, so the
    * dialler's connection (and its duplicate-connection slot for us) hangs ~8 s. While isolated, incoming
    * connections are accepted and closed at once instead, which the dialler sees immediately.
    */
   private firewalled(remotePublicKey: Buffer, payload: unknown): boolean {
     if (payload !== null) return false
-    return this.isolated || this.dialHold.isHeld(remotePublicKey.toString('hex'))
+    const key = remotePublicKey.toString('hex')
+    return this.isolated || this.dialHold.isHeld(key) || this.opts.refuseDial?.(key) === true
   }
 
   private rediscover(): void {

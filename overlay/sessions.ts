@@ -171,10 +171,7 @@ export class Sessions {
     }
     this.opts.log.warn({ peer: session.conn_key, plane: session.plane, reason }, 'peer refused')
     this.opts.onRefused(session.conn_key, reason)
-    session.closed = true
-    this.pending.delete(session)
-    if (session.admission_timer) clearTimeout(session.admission_timer)
-    session.conn.destroy()
+    this.dismiss(session)
   }
 
   /** Close a connection for a protocol violation. */
@@ -186,6 +183,15 @@ export class Sessions {
     if (session.closed) return
     this.opts.log.warn({ peer: session.key, plane: session.plane, reason }, 'peer dropped')
     this.markClosed(session, 'rejected')
+    session.conn.destroy()
+  }
+
+  /** Close a session not yet admitted quietly (no log, no onRefused): it is not needed. */
+  dismiss(session: Session): void {
+    if (session.closed || session.admitted) return
+    session.closed = true
+    this.pending.delete(session)
+    if (session.admission_timer) clearTimeout(session.admission_timer)
     session.conn.destroy()
   }
 

@@ -215,3 +215,17 @@ declare module 'hypercore/lib/session-state.js' {
     createWriteBatch(): { deleteTreeNode(index: number): void }
   }
 }
+
+declare module '@hyperswarm/secret-stream' {
+  import type { Duplex } from 'node:stream'
+  import type { KeyPair } from 'hyperdht'
+  import type { SecretStream as Conn } from 'hyperswarm'
+
+  /** The Noise secret stream hyperswarm wraps its connections in; here over any duplex (a TCP socket). */
+  const NoiseSecretStream: new (
+    isInitiator: boolean,
+    rawStream: Duplex,
+    options?: { keyPair?: KeyPair; remotePublicKey?: Buffer },
+  ) => Conn
+  export default NoiseSecretStream
+}

@@ -27,6 +27,19 @@ export const config_schema = z
         bootstrap: z.array(host_port).default([]),
         /** Address every DHT node of this process binds. */
         host: z.string().default('127.0.0.1'),
+        /**
+         * Snapshot data on a direct TCP lane to each peer whose lane is reachable (on `host`); the
+         * hyperswarm data plane (hole punching) carries it where not. `port` 0: any free port;
+         * `advertised_port`: the port peers dial when a router forwards it to `port` (0: `port` itself).
+         */
+        lane: z
+          .object({
+            enabled: z.boolean().default(true),
+            port: z.number().int().min(0).max(65_535).default(0),
+            advertised_port: z.number().int().min(0).max(65_535).default(0),
+          })
+          .strict()
+          .default({ enabled: true, port: 0, advertised_port: 0 }),
       })
       .strict(),
     election: z

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import net from 'node:net'
+import NoiseSecretStream from '@hyperswarm/secret-stream'
 import c from 'compact-encoding'
 import Corestore from 'corestore'
 import HyperDHT from 'hyperdht'
@@ -56,6 +58,13 @@ export class Intruder extends EventEmitter {
       await d.flushed()
       await d.refresh()
     }
+  }
+
+  /** Reach a member's data lane directly (its TCP port found by a port scan, say). */
+  async dialLane(host: string, port: number): Promise<void> {
+    const conn = new NoiseSecretStream(true, net.connect({ host, port }), { keyPair: this.swarm.keyPair })
+    conn.on('error', () => {})
+    if (await conn.opened) this.onConnection(conn)
   }
 
   private onConnection(conn: SecretStream): void {
