@@ -21,6 +21,7 @@ import {
   withRecipeInputs,
 } from './recipes.ts'
 import { rendezvousHolders } from './rendezvous.ts'
+import { patchServeCache } from './serve-cache.ts'
 import { patchUpgradeSync } from './upgrade-sync.ts'
 import { WriterFirst } from './writer-first.ts'
 
@@ -209,6 +210,7 @@ export class SnapshotStore extends EventEmitter {
     }
     this.views.set(writer, view)
     core.once('peer-add', patchUpgradeSync)
+    core.once('peer-add', patchServeCache)
     await core.ready()
     if (writer !== this.selfKey) {
       const v = view
