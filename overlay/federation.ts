@@ -412,10 +412,17 @@ export class Federation extends EventEmitter {
     if (this.lane) yield* this.lane.connections()
   }
 
+  /** What carries snapshot data to and from `key`: its lane, the hyperswarm data plane, or nothing yet. */
+  dataTransport(key: string): 'lane' | 'hyperswarm' | null {
+    const session = this.dataSessions.admitted.get(key)
+    if (!session || session.closed) return null
+    return this.lane?.carries(session.conn) ? 'lane' : 'hyperswarm'
+  }
+
   /** How many admitted data connections travel on lanes (the rest on the data plane). */
   dataTransports(): { lane: number; plane: number } {
     let lane = 0
-    for (const session of this.dataSessions.admitted.values()) if (this.lane?.carries(session.conn)) lane++
+    for (const key of this.dataSessions.admitted.keys()) if (this.dataTransport(key) === 'lane') lane++
     return { lane, plane: this.dataSessions.admitted.size - lane }
   }
 

@@ -9,7 +9,7 @@ function ago(ms: number | null): string {
 export function formatStatus(status: NodeStatus): string {
   const me = status.node
   const rows = [
-    ['', 'name', 'key', 'prio', 'role', 'term', 'reachable', 'heard', 'snapshot'],
+    ['', 'name', 'key', 'prio', 'role', 'term', 'reachable', 'heard', 'snapshot', 'data'],
     [
       '*',
       me.name,
@@ -20,6 +20,7 @@ export function formatStatus(status: NodeStatus): string {
       'self',
       '-',
       status.snapshot?.id.split(':').slice(1).join(':') ?? '-',
+      '-',
     ],
     ...status.peers
       .sort((a, b) => Number(b.role === 'server') - Number(a.role === 'server') || b.priority - a.priority)
@@ -33,6 +34,7 @@ export function formatStatus(status: NodeStatus): string {
         p.reachable ? 'yes' : 'no',
         ago(p.last_heard_ms_ago),
         p.snapshot?.split(':').slice(1).join(':') ?? '-',
+        p.data ?? '-',
       ]),
   ]
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))

@@ -277,6 +277,7 @@ export class SustainNode {
         snapshot: p.snapshot?.id ?? null,
         health: p.health,
         phi: this.phi.has(p.id) ? Number(this.phi.get(p.id)!.toFixed(2)) : null,
+        data: this.federation.dataTransport(p.id),
       })),
       snapshot: newest
         ? {

@@ -25,6 +25,8 @@ export interface NodeStatus {
     health: Health
     /** Suspicion from the overlay's failure detector (phi); null before the first report. */
     phi: number | null
+    /** What carries snapshot data to and from it: a direct TCP lane, hyperswarm, or nothing yet. */
+    data: 'lane' | 'hyperswarm' | null
   }>
   snapshot: { id: string; age_ms: number | null; size_bytes: number; held: number } | null
   replicating: string[]

@@ -110,6 +110,12 @@ describe('failover end to end (real node processes, real mail service, loopback 
     const metrics = await (await fetch(`http://127.0.0.1:${metrics_port + successor.index}/metrics`)).text()
     expect(metrics).toContain('sustain_role{role="server"} 1')
     expect(metrics).toMatch(/sustain_failover_stage_seconds\{stage="service_answering"\} \d/)
+    // Snapshot data between the survivors travels on their direct TCP lane, the dead server's on nothing.
+    const peers = (await successor.status())!.peers
+    expect(peers.map((p) => [p.reachable, p.data]).sort()).toEqual([
+      [false, null],
+      [true, 'lane'],
+    ])
   })
 
   /**

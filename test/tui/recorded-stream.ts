@@ -59,6 +59,7 @@ export function status(
       reachable: p.reachable ?? true,
       last_heard_ms_ago: p.heard ?? 120,
       phi: null,
+      data: (p.reachable ?? true) ? ('lane' as const) : null,
       snapshot: p.snapshot ?? null,
       health: p.health ?? 'unknown',
     })),
