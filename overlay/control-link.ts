@@ -1,12 +1,12 @@
 import { EventEmitter, once } from 'node:events'
 import { isMainThread, Worker } from 'node:worker_threads'
-import type { ControlPlaneOptions, ControlStats, HelloAdvert } from './control-plane.ts'
+import type { ControlPlaneOptions, ControlStats, HelloAdvert, LocalState } from './control-plane.ts'
 import type { OverlayLog } from './sessions.ts'
 
 /** Messages from the main thread to the control worker. */
 export type ToControl =
   | { t: 'init'; options: ControlPlaneOptions; advert: HelloAdvert }
-  | { t: 'local'; state: { role: string; term: number } }
+  | { t: 'local'; state: LocalState }
   | { t: 'send'; key: string; frame: Uint8Array }
   | { t: 'broadcast'; frame: Uint8Array }
   | { t: 'drop'; key: string; reason: string }
@@ -28,7 +28,7 @@ export type FromControl =
 export interface ControlApi extends EventEmitter {
   start(advert: HelloAdvert): Promise<void>
   close(): Promise<void>
-  setLocalState(state: { role: string; term: number }): void
+  setLocalState(state: LocalState): void
   send(key: string, frame: Buffer): void
   broadcast(frame: Buffer): void
   drop(key: string, reason: string): void
@@ -71,6 +71,8 @@ export class ControlWorker extends EventEmitter implements ControlApi {
   }
   private readonly started: Promise<void>
   private exited = false
+  private initialised = false
+  private localBeforeStart: ToControl | null = null
 
   constructor(
     private readonly options: ControlPlaneOptions,
@@ -115,11 +117,20 @@ export class ControlWorker extends EventEmitter implements ControlApi {
 
   start(advert: HelloAdvert): Promise<void> {
     this.worker.postMessage({ t: 'init', options: this.options, advert } satisfies ToControl)
+    this.initialised = true
+    if (this.localBeforeStart) this.post(this.localBeforeStart)
+    this.localBeforeStart = null
     return this.started
   }
 
   private post(message: ToControl): void {
-    if (!this.exited) this.worker.postMessage(message)
+    if (this.exited) return
+    // Before 'init' the worker has no plane: only the newest local state matters then, sent after it.
+    if (!this.initialised) {
+      if (message.t === 'local') this.localBeforeStart = message
+      return
+    }
+    this.worker.postMessage(message)
   }
 
   async close(): Promise<void> {
@@ -131,8 +142,8 @@ export class ControlWorker extends EventEmitter implements ControlApi {
     await this.worker.terminate()
   }
 
-  setLocalState(state: { role: string; term: number }): void {
-    this.post({ t: 'local', state: { role: state.role, term: state.term } })
+  setLocalState(state: LocalState): void {
+    this.post({ t: 'local', state: { role: state.role, term: state.term, published: state.published } })
   }
 
   send(key: string, frame: Buffer): void {

@@ -21,6 +21,23 @@ export interface HelloInfo {
   term: number
   /** The peer's data lane (lane.ts): its advertised port at the address its control connection came from. */
   lane?: { host: string; port: number }
+  /** Length of the peer's snapshot core after its last whole publish (frames.ts PingBody). */
+  published?: number
+}
+
+/** What a peer's ping told; `published` absent: a peer that does not announce its publishes. */
+export interface HeardState {
+  role: string
+  term: number
+  published?: number | undefined
+}
+
+/** What this node tells in its hello and every ping. */
+export interface LocalState {
+  role: string
+  term: number
+  /** Length of this node's snapshot core after its last whole publish; 0: none. */
+  published: number
 }
 
 /** What this node's hello tells about it beyond the options (known only once the node listens). */
@@ -73,7 +90,7 @@ const LOCAL_PAUSE_MS = 100
  * Events (times are epoch ms, comparable across threads):
  *   'peer-up'     (key, hello: HelloInfo)       admitted, or heard again after suspicion
  *   'peer-down'   (key, reason: PeerDownReason)
- *   'heard'       (key, state: {role, term})   a ping whose role or term differs from the last one
+ *   'heard'       (key, state: HeardState)     a ping whose role, term or published length differs
  *   'message'     (key, body)                  a control frame (envelope checked, not yet validated)
  *   'suspicion'   (key, phi, last_heard_epoch_ms)  periodic
  *   'admission-refused' (conn_key, reason)
@@ -84,7 +101,9 @@ export class ControlPlane extends EventEmitter {
   private readonly sessions: Sessions
   private readonly table = new PeerTable()
   private readonly detectors = new Map<string, PhiAccrual>()
-  private local = { role: 'candidate', term: 0 }
+  private local: LocalState = { role: 'candidate', term: 0, published: 0 }
+  /** Each peer's last announced published length (none: a peer that does not announce). */
+  private readonly published = new Map<string, number | undefined>()
   private advert: HelloAdvert = { lane_port: null }
   private timers: NodeJS.Timeout[] = []
   private last_check_ms = performance.now()
@@ -142,8 +161,8 @@ export class ControlPlane extends EventEmitter {
     await this.plane.close()
   }
 
-  setLocalState(state: { role: string; term: number }): void {
-    this.local = { role: state.role, term: state.term }
+  setLocalState(state: LocalState): void {
+    this.local = { role: state.role, term: state.term, published: state.published }
   }
 
   /** Send an encoded frame to one admitted peer. */
@@ -215,10 +234,14 @@ export class ControlPlane extends EventEmitter {
         return
       case FrameKind.Ping: {
         const entry = this.table.get(session.key)
+        const { role, term } = decoded.body
+        const published = decoded.body.published ?? this.published.get(session.key)
         const changed =
-          entry !== undefined && (entry.role !== decoded.body.role || entry.term !== decoded.body.term)
+          entry !== undefined &&
+          (entry.role !== role || entry.term !== term || this.published.get(session.key) !== published)
         this.table.heard(session.key, now, decoded.body)
-        if (changed) this.emit('heard', session.key, { role: decoded.body.role, term: decoded.body.term })
+        this.published.set(session.key, published)
+        if (changed) this.emit('heard', session.key, { role, term, published } satisfies HeardState)
         return
       }
       case FrameKind.Control:
@@ -254,6 +277,8 @@ export class ControlPlane extends EventEmitter {
     detector.heartbeat(now)
     this.detectors.set(key, detector)
     const info: HelloInfo = { name: hello.name, priority: hello.priority, role: hello.role, term: hello.term }
+    if (hello.published !== undefined) info.published = hello.published
+    this.published.set(key, hello.published)
     const host = session.conn.rawStream?.remoteHost
     if (hello.lane_port !== undefined && host) info.lane = { host, port: hello.lane_port }
     this.table.up(key, info, now)

@@ -5,7 +5,7 @@ import type { HostPort, KeyPair } from 'hyperdht'
 import type { SecretStream } from 'hyperswarm'
 import type { Logger } from '../src/util/log.ts'
 import { type ControlApi, ControlWorker, prewarmControlWorker } from './control-link.ts'
-import { ControlPlane, type ControlPlaneOptions, type HelloInfo } from './control-plane.ts'
+import { ControlPlane, type ControlPlaneOptions, type HeardState, type HelloInfo } from './control-plane.ts'
 import {
   type AdmitBody,
   type ControlMessage,
@@ -206,9 +206,10 @@ export class Federation extends EventEmitter {
       : new ControlPlane(controlOptions, options.log)
     this.control.on('peer-up', (key: string, info: HelloInfo) => this.onPeerUp(key, info))
     this.control.on('peer-down', (key: string, reason: PeerDownReason) => this.peerDown(key, reason))
-    this.control.on('heard', (key: string, state: { role: string; term: number }) =>
-      this.table.heard(key, performance.now(), state),
-    )
+    this.control.on('heard', (key: string, state: HeardState) => {
+      this.table.heard(key, performance.now(), state)
+      if (state.published !== undefined) this.store.announced(key, state.published)
+    })
     this.control.on('message', (key: string, body: unknown) => this.onMessage(key, body))
     this.control.on('suspicion', (key: string, phi_value: number, last_heard_epoch_ms: number) => {
       const entry = this.table.get(key)
@@ -268,6 +269,10 @@ export class Federation extends EventEmitter {
       : null
     this.store.on('snapshot', (info) => this.emit('snapshot', info))
     this.store.on('snapshot-held', (info) => this.emit('snapshot-held', info))
+    // Peers read our new index on our next ping.
+    this.store.on('published', () => {
+      if (this.started && !this.closing) this.advertise()
+    })
   }
 
   /** Open the store, join both planes' topics and wait until the announces are flushed. */
@@ -278,7 +283,7 @@ export class Federation extends EventEmitter {
     this.lane_port = this.lane ? await this.lane.start() : null
     const advertised = this.lane_port === null ? null : this.opts.lane_advertised_port || this.lane_port
     await Promise.all([this.control.start({ lane_port: advertised }), this.data.start()])
-    this.control.setLocalState(this.local)
+    this.advertise()
     this.timers.push(setInterval(() => this.mendDataPlane(), MEND_INTERVAL_MS))
   }
 
@@ -336,8 +341,13 @@ export class Federation extends EventEmitter {
 
   /** Role and term this node advertises in its hello and pings (set by the runtime). */
   setLocalState(state: { role: string; term: number }): void {
-    this.local = { ...state }
-    this.control.setLocalState(this.local)
+    this.local = { role: state.role, term: state.term }
+    this.advertise()
+  }
+
+  /** Role, term and the length after our last whole publish, for our hello and pings. */
+  private advertise(): void {
+    this.control.setLocalState({ ...this.local, published: this.store.publishedLength() })
   }
 
   peers(): PeerTableView {
@@ -434,6 +444,7 @@ export class Federation extends EventEmitter {
     const wasReachable = this.table.get(key)?.reachable === true
     if (info.lane) this.laneAddresses.set(key, info.lane)
     else this.laneAddresses.delete(key)
+    if (info.published !== undefined) this.store.announced(key, info.published)
     this.table.up(key, info, performance.now())
     this.store.follow(key)
     if (!wasReachable) this.emit('peer-up', key, info)

@@ -36,6 +36,8 @@ export interface HelloBody {
   term: number
   /** TCP port of the sender's data lane (lane.ts), reached at the address this connection comes from. */
   lane_port?: number
+  /** As in PingBody. */
+  published?: number
 }
 
 export interface AdmitBody {
@@ -45,6 +47,11 @@ export interface AdmitBody {
 export interface PingBody {
   role: string
   term: number
+  /**
+   * Length of the sender's snapshot core after its last whole publish (its last block is an index); a
+   * peer reads that index instead of guessing from the tail, which mid-publish is a blob (store.ts).
+   */
+  published?: number
 }
 
 /** A control message: a plain object with a string `type`. */
@@ -93,12 +100,13 @@ function isPort(value: unknown): value is number {
   return Number.isInteger(value) && (value as number) > 0 && (value as number) < 65536
 }
 
-function isTerm(value: unknown): value is number {
+/** A term or a hypercore length. */
+function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
 }
 
 function checkHello(body: Record<string, unknown>): Decoded {
-  const { proof, identity, binding, name, priority, role, term, lane_port } = body
+  const { proof, identity, binding, name, priority, role, term, lane_port, published } = body
   if (!(proof instanceof Uint8Array)) return { ok: false, reason: 'hello: proof is not bytes' }
   if (!(identity instanceof Uint8Array)) return { ok: false, reason: 'hello: identity is not bytes' }
   if (!(binding instanceof Uint8Array)) return { ok: false, reason: 'hello: binding is not bytes' }
@@ -106,12 +114,24 @@ function checkHello(body: Record<string, unknown>): Decoded {
   if (typeof priority !== 'number' || !Number.isFinite(priority))
     return { ok: false, reason: 'hello: bad priority' }
   if (!isShortString(role, MAX_ROLE_CHARS)) return { ok: false, reason: 'hello: bad role' }
-  if (!isTerm(term)) return { ok: false, reason: 'hello: bad term' }
+  if (!isCount(term)) return { ok: false, reason: 'hello: bad term' }
   if (lane_port !== undefined && !isPort(lane_port)) return { ok: false, reason: 'hello: bad lane port' }
+  if (published !== undefined && !isCount(published))
+    return { ok: false, reason: 'hello: bad published length' }
   return {
     ok: true,
     kind: FrameKind.Hello,
-    body: { proof, identity, binding, name, priority, role, term, ...(lane_port ? { lane_port } : {}) },
+    body: {
+      proof,
+      identity,
+      binding,
+      name,
+      priority,
+      role,
+      term,
+      ...(lane_port ? { lane_port } : {}),
+      ...(published !== undefined ? { published } : {}),
+    },
   }
 }
 
@@ -122,10 +142,16 @@ function checkAdmit(body: Record<string, unknown>): Decoded {
 }
 
 function checkPing(body: Record<string, unknown>): Decoded {
-  const { role, term } = body
+  const { role, term, published } = body
   if (!isShortString(role, MAX_ROLE_CHARS)) return { ok: false, reason: 'ping: bad role' }
-  if (!isTerm(term)) return { ok: false, reason: 'ping: bad term' }
-  return { ok: true, kind: FrameKind.Ping, body: { role, term } }
+  if (!isCount(term)) return { ok: false, reason: 'ping: bad term' }
+  if (published !== undefined && !isCount(published))
+    return { ok: false, reason: 'ping: bad published length' }
+  return {
+    ok: true,
+    kind: FrameKind.Ping,
+    body: { role, term, ...(published !== undefined ? { published } : {}) },
+  }
 }
 
 /** Decode and check one frame; never throws. */

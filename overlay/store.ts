@@ -108,6 +108,12 @@ interface WriterView {
   byBlock: Map<number, IndexEntry>
   scanning: Promise<void> | null
   rescan: boolean
+  /**
+   * The writer's core length after its last whole publish, as it announced (0: nothing yet; null: a
+   * writer that does not announce). Its last block is an index: the scan reads it, never a tail that
+   * may be a blob mid-publish.
+   */
+  announced: number | null
   /** Per snapshot id: the placement in force and its download. */
   placements: Map<string, { signature: string; download: Download | null; held: boolean }>
 }
@@ -152,7 +158,8 @@ async function withTimeout<T>(promise: Promise<T>, timeout_ms: number, what: str
 
 /**
  * Events: `snapshot` ({ writer, id, bytes_total }) when a remote writer's new snapshot becomes known;
- * `snapshot-held` ({ writer, id }) when this node holds its share of it (everything, or its placement).
+ * `snapshot-held` ({ writer, id }) when this node holds its share of it (everything, or its placement);
+ * `published` ({ id, length }) when this node's own publish is whole (its core is `length` long).
  */
 export class SnapshotStore extends EventEmitter {
   readonly corestore: Corestore
@@ -206,6 +213,7 @@ export class SnapshotStore extends EventEmitter {
       byBlock: new Map(),
       scanning: null,
       rescan: false,
+      announced: null,
       placements: new Map(),
     }
     this.views.set(writer, view)
@@ -214,11 +222,43 @@ export class SnapshotStore extends EventEmitter {
     await core.ready()
     if (writer !== this.selfKey) {
       const v = view
-      core.on('append', () => void this.scan(v))
+      // A writer that announces its publishes is read when it does; one that never did (an older
+      // version) on every append, guessing from the tail.
+      core.on('append', () => {
+        if (v.announced === null) void this.scan(v)
+      })
       core.on('peer-add', () => void this.scan(v))
       void this.scan(v)
     }
     return view
+  }
+
+  /**
+   * `writer` announced that its core is `length` long after its last whole publish (its pings carry it):
+   * read that index. Connected during a publish, a reader that looked at every append's tail fetched the
+   * last blob of each append (a quarter of the data with 1 MiB blobs in 4 MiB appends), also blobs its
+   * placement does not hold.
+   */
+  announced(writer: string, length: number): void {
+    assert(Number.isSafeInteger(length) && length >= 0, 'announced length must be a count')
+    if (this.closed || writer === this.selfKey) return
+    this.view(writer).then(
+      (view) => {
+        if (view.announced !== null && length <= view.announced) return
+        view.announced = length
+        void this.scan(view)
+      },
+      (error) => this.options.log.warn({ err: error, writer }, 'cannot open writer core'),
+    )
+  }
+
+  /** Length of this node's core after its last whole publish (0: nothing published). */
+  publishedLength(): number {
+    const own = this.views.get(this.selfKey)
+    if (!own) return 0
+    let last = -1
+    for (const block of own.byBlock.keys()) last = Math.max(last, block)
+    return last + 1
   }
 
   /** Start following a writer (called for every admitted peer). */
@@ -267,7 +307,7 @@ export class SnapshotStore extends EventEmitter {
   }
 
   private async scanOnce(view: WriterView): Promise<void> {
-    const last = view.core.length - 1
+    const last = (view.announced ?? view.core.length) - 1
     if (last < 0 || view.byBlock.has(last)) return
     const tail = await this.block(view, last)
     if (tail?.[0] !== TAG_INDEX) return // mid-publish: the next append ends with an index
@@ -411,6 +451,7 @@ export class SnapshotStore extends EventEmitter {
     own.byId.set(entry.id, entry)
     own.byBlock.set(entry.block, entry)
     for (const [hash, pos] of added) this.published.set(hash, pos)
+    this.emit('published', { id: entry.id, length: core.length })
     return entry
   }
 

@@ -79,4 +79,25 @@ describe('replicated snapshot store', () => {
     expect(got.digest).toBe(published.digest)
     expect(got.bytes_total).toBe(24 * MiB)
   })
+
+  /**
+   * Before writers announced their publishes, a reader connected during one read the tail of every
+   * append to see if it was the index: the last blob of each 4 MiB append, held or not by its placement.
+   */
+  it('r = 1, candidates connected during the publish: together they fetch every blob once, no more', async () => {
+    cluster = await Cluster.create(testnet.bootstrap)
+    const nodes: NodeProc[] = [0, 1, 2].map((i) => cluster!.spawn(`p${i}`, { replication_factor: 1 }))
+    await cluster.ready(nodes)
+    await cluster.meshed(nodes)
+    const [writer, ...others] = nodes as [NodeProc, ...NodeProc[]]
+    const published = await writer.request('publish', { id: 'share', size_bytes: 32 * MiB }, 60_000)
+    expect(published.blobs).toBe(32)
+    await Promise.all(
+      others.map((n) => n.waitFor((e) => e.event === 'snapshot-held' && e.id === 'share', 60_000, 'held')),
+    )
+    const counts = await Promise.all(others.map((n) => n.request('local-blocks', { writer: writer.key })))
+    // Each holds its share of the 32 blobs plus the manifest and the index it read.
+    for (const c of counts) expect(c.held).toBeLessThan(c.length)
+    expect(counts.reduce((sum, c) => sum + c.held - 2, 0)).toBe(32)
+  })
 })

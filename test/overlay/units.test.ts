@@ -52,6 +52,28 @@ describe('frames', () => {
     expect(admit.ok && admit.kind === FrameKind.Admit && Buffer.from(admit.body.proof).equals(proof)).toBe(
       true,
     )
+    // The optional announcements: a published length on pings and hellos, a lane port on hellos.
+    expect(decodeFrame(encodeFrame(FrameKind.Ping, { role: 'server', term: 7, published: 42 }))).toEqual({
+      ok: true,
+      kind: FrameKind.Ping,
+      body: { role: 'server', term: 7, published: 42 },
+    })
+    for (const published of [-1, 1.5, '3', 2 ** 60]) {
+      const bad = decodeFrame(encodeFrame(FrameKind.Ping, { role: 'server', term: 7, published }))
+      expect(bad).toEqual({ ok: false, reason: 'ping: bad published length' })
+    }
+    const base = { proof, identity, binding, name: 'n', priority: 2, role: 'candidate', term: 0 }
+    const announcing = decodeFrame(encodeFrame(FrameKind.Hello, { ...base, lane_port: 4100, published: 9 }))
+    expect(announcing.ok && announcing.kind === FrameKind.Hello && announcing.body).toMatchObject({
+      lane_port: 4100,
+      published: 9,
+    })
+    for (const lane_port of [0, 70_000, 'x']) {
+      expect(decodeFrame(encodeFrame(FrameKind.Hello, { ...base, lane_port }))).toEqual({
+        ok: false,
+        reason: 'hello: bad lane port',
+      })
+    }
     // A hello without the identity binding (the version 1 shape) is refused.
     expect(
       decodeFrame(encodeFrame(FrameKind.Hello, { proof, name: 'n', priority: 2, role: 'c', term: 0 })).ok,
