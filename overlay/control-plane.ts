@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { HostPort, KeyPair } from 'hyperdht'
-import { type Decoded, encodeFrame, FrameKind, type HelloBody } from './frames.ts'
+import { type Decoded, encodeFrame, FrameKind, type HelloBody, type PingBody } from './frames.ts'
 import {
   controlKeyPair,
   deriveAdmissionKey,
@@ -74,6 +74,8 @@ export interface ControlStats {
 type WellFormed = Exclude<Decoded, { ok: false }>
 
 const CHECK_INTERVAL_MS = 20
+/** See ControlPlane.ping. */
+const PUBLISHED_PINGS = 10
 /**
  * A gap between two checks longer than the interval plus this means this thread itself was paused (a
  * blocked event loop, CPU starvation, SIGSTOP). Timers run before I/O in Node's event loop, so right
@@ -105,6 +107,8 @@ export class ControlPlane extends EventEmitter {
   /** Each peer's last announced published length (none: a peer that does not announce). */
   private readonly published = new Map<string, number | undefined>()
   private advert: HelloAdvert = { lane_port: null }
+  /** The published length our pings announce, pings left that still carry it, pings since. */
+  private pinged = { published: 0, left: 0, count: 0 }
   private timers: NodeJS.Timeout[] = []
   private last_check_ms = performance.now()
   private closing = false
@@ -301,9 +305,19 @@ export class ControlPlane extends EventEmitter {
     }
   }
 
+  /**
+   * Pings carry `published` for the first PUBLISHED_PINGS after it changed and in every
+   * PUBLISHED_PINGS-th one (a peer admitted meanwhile has it from our hello): in every ping it was a
+   * quarter of the control plane's bytes.
+   */
   private ping(): void {
     if (this.closing) return
-    this.broadcast(encodeFrame(FrameKind.Ping, this.local, this.opts.max_frame_bytes))
+    const { role, term, published } = this.local
+    if (published !== this.pinged.published) this.pinged = { published, left: PUBLISHED_PINGS, count: 0 }
+    this.pinged.left--
+    const tell = this.pinged.left >= 0 || ++this.pinged.count % PUBLISHED_PINGS === 0
+    const body: PingBody = tell ? { role, term, published } : { role, term }
+    this.broadcast(encodeFrame(FrameKind.Ping, body, this.opts.max_frame_bytes))
   }
 
   private check(): void {

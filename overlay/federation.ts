@@ -121,6 +121,8 @@ const MEND_GRACE_MS = 1000
 /** After a failed lane dial, wait this long before the next (doubling per failure, up to the max). */
 const LANE_RETRY_MS = 1000
 const LANE_RETRY_MAX_MS = 60_000
+/** The smaller key dials a peer's lane too when the greater key's dials got none up this long. */
+const LANE_SECOND_DIAL_MS = 5000
 /** UDP receive buffer of the data plane (bulk replication); see Plane.sizeBuffers. */
 const DATA_RECV_BUFFER_BYTES = 8 * 1024 * 1024
 
@@ -142,6 +144,7 @@ const DATA_RECV_BUFFER_BYTES = 8 * 1024 * 1024
  *   'snapshot'        ({ writer, id, bytes_total })         a remote writer published a snapshot
  *   'snapshot-held'   ({ writer, id })                      this node holds its share of it
  *   'isolation'       ({ isolated: boolean })               test nemesis started / ended (isolate())
+ *   'data-connection' (key: string, 'lane' | 'hyperswarm')  a data connection to `key` was admitted
  */
 export class Federation extends EventEmitter {
   readonly key: string
@@ -480,8 +483,11 @@ export class Federation extends EventEmitter {
   private admitData(session: Session): void {
     const key = session.conn_key // on the data plane the Noise key is the identity
     const onLane = this.lane?.carries(session.conn) === true
-    if (!onLane && this.laneSession(key)) {
-      this.dataSessions.dismiss(session) // the lane carries this peer's data already
+    const current = this.laneSession(key)
+    // The lane carries this peer's data already; of two lanes (both sides dialled), both sides keep
+    // the one the greater key dialled, so they never each close the one the other kept.
+    if (current && (!onLane || this.laneDialler(current) > this.laneDialler(session))) {
+      this.dataSessions.dismiss(session)
       return
     }
     this.dataSessions.admit(session, key) // a lane session replaces a data-plane one
@@ -495,6 +501,7 @@ export class Federation extends EventEmitter {
     this.store.corestore.replicate(session.conn) // a refused peer never sees snapshot data
     this.store.follow(key)
     this.opts.log.debug({ peer: key }, 'data connection admitted')
+    this.emit('data-connection', key, onLane ? 'lane' : 'hyperswarm')
   }
 
   /**
@@ -510,16 +517,26 @@ export class Federation extends EventEmitter {
   /**
    * Every reachable peer needs a data connection too (snapshots, merge archives). Where it is missing,
    * the side with the greater key dials it until admitted; one dialler, so no simultaneous-dial race.
+   * Lanes: the greater key dials first; the other side dials too once LANE_SECOND_DIAL_MS have passed
+   * without a lane (the greater side may sit behind a NAT that lets it dial out but not be dialled).
    */
   private mendDataPlane(): void {
     const now = performance.now()
     for (const [key, since_ms] of this.connected) {
-      if (key > this.key || !this.table.get(key)?.reachable) continue
-      if (this.laneSession(key)) continue
+      if (!this.table.get(key)?.reachable || this.laneSession(key)) continue
+      if (key > this.key) {
+        if (now - since_ms >= LANE_SECOND_DIAL_MS) this.dialLane(key, now)
+        continue
+      }
       this.dialLane(key, now)
       if (now - since_ms < MEND_GRACE_MS || this.dataSessions.admitted.has(key)) continue
       this.data.dial(key)
     }
+  }
+
+  /** Key of the side that dialled a lane session. */
+  private laneDialler(session: Session): string {
+    return session.conn.isInitiator ? this.key : session.conn_key
   }
 
   /** The admitted session of `key` if it travels on a lane. */

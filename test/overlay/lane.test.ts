@@ -4,6 +4,7 @@ import net from 'node:net'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { FrameKind } from '../../overlay/frames.ts'
+import { identityFromSeed } from '../../overlay/keys.ts'
 import { type LocalTestnet, startTestnet } from '../../overlay/testnet.ts'
 import { Cluster, type NodeProc, withTimeout } from './harness.ts'
 import { Intruder } from './intruder.ts'
@@ -84,6 +85,42 @@ describe('data lane (direct TCP between members; processes on a local testnet)',
       for (const s of sockets) s.destroy()
       silent.close()
     }
+  })
+
+  it('a lane the greater key cannot reach is dialled from the other side', async () => {
+    // A port that refuses: the greater key's dials to the smaller key's advertised port all fail, as
+    // for a node behind a NAT without a forward; the smaller key can still reach the greater's lane.
+    const closed = net.createServer()
+    closed.listen(0, '127.0.0.1')
+    await once(closed, 'listening')
+    const dead_port = (closed.address() as net.AddressInfo).port
+    await new Promise((resolve) => closed.close(resolve))
+    const seeds = [randomBytes(32), randomBytes(32)].sort((a, b) =>
+      identityFromSeed(a)
+        .publicKey.toString('hex')
+        .localeCompare(identityFromSeed(b).publicKey.toString('hex')),
+    )
+    cluster = await Cluster.create(testnet.bootstrap)
+    const smaller = cluster.spawn('smaller', {
+      seed: seeds[0]!.toString('hex'),
+      lane_advertised_port: dead_port,
+    })
+    const greater = cluster.spawn('greater', { seed: seeds[1]!.toString('hex'), priority: 100 })
+    await cluster.ready([smaller, greater])
+    expect(smaller.key < greater.key).toBe(true)
+    await cluster.meshed([smaller, greater])
+    const onLane = (n: NodeProc, peer: NodeProc) =>
+      n.waitFor(
+        (e) => e.event === 'data-connection' && e.key === peer.key && e.transport === 'lane',
+        30_000,
+        'lane',
+      )
+    await Promise.all([onLane(smaller, greater), onLane(greater, smaller)])
+    await replicate(greater, [smaller], 'reverse-lane', 4 * MiB)
+    expect(await transports([smaller, greater])).toEqual([
+      { lane: 1, plane: 0 },
+      { lane: 1, plane: 0 },
+    ])
   })
 
   it('refuses outsiders and garbage on its lane port; its members are unaffected', async () => {
