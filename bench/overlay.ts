@@ -1,8 +1,9 @@
 /**
  * Overlay benchmark (issue 4). Run inside the loopback-only namespace:
- *   bash test/loopback-only.sh npx tsx bench/overlay.ts [--quick] [--only replication,detection,bulk,false,control]
+ *   bash test/loopback-only.sh npx tsx bench/overlay.ts [--quick] [--only replication,detection,bulk,false,control [--merge]]
  * Writes bench/results/overlay.json and the `## Overlay` section of bench/RESULTS.md (a run with
- * --only prints its figures and writes nothing). Each figure records the 1-minute load average when
+ * --only prints its figures and writes nothing; with --merge too, its phases replace theirs in the
+ * previous results, and the table says which phases were re-run). Each figure records the 1-minute load average when
  * its phase started: other engineers share the machine.
  */
 import assert from 'node:assert/strict'
@@ -24,6 +25,8 @@ import { Cluster, type NodeProc, withTimeout } from '../test/overlay/harness.ts'
 const quick = process.argv.includes('--quick')
 const onlyArg = process.argv.indexOf('--only')
 const only = onlyArg >= 0 ? new Set((process.argv[onlyArg + 1] ?? '').split(',')) : null
+const merge = process.argv.includes('--merge')
+assert(!merge || only !== null, '--merge goes with --only')
 const runs = (section: string) => only === null || only.has(section)
 const MiB = 1024 * 1024
 const REPLICATION_BYTES = (quick ? 64 : 256) * MiB
@@ -347,7 +350,7 @@ async function writeResults(result: Record<string, any>): Promise<void> {
   const rows = [
     '## Overlay',
     '',
-    `\`npm run bench:overlay${quick ? ' -- --quick' : ''}\` on ${result['machine']}, ${result['date']}, inside the loopback-only namespace. All processes share the cores; other engineers' work loads the machine too, so each figure shows the 1-minute load average when its phase started.`,
+    `\`npm run bench:overlay${quick ? ' -- --quick' : ''}\` on ${result['machine']}, ${result['date']}${result['rerun'] ? ` (phases ${result['rerun'].phases.join(', ')} re-run on ${result['rerun'].date} with \`--only … --merge\`)` : ''}, inside the loopback-only namespace. All processes share the cores; other engineers' work loads the machine too, so each figure shows the 1-minute load average when its phase started.`,
     '',
     '| metric | value | target | load avg |',
     '|---|---|---|---|',
@@ -568,7 +571,12 @@ async function main(): Promise<void> {
     // Reasons of the false peer-downs of the replication and bulk-detection runs.
     result['false_down_reasons'] = falseDownReasons
     if (only === null) await writeResults(result)
-    else log(`--only: nothing written. ${JSON.stringify(result)}`)
+    else if (merge) {
+      const previous = JSON.parse(await readFile(join(RESULTS_DIR, 'overlay.json'), 'utf8'))
+      assert.equal(previous.quick, quick, '--merge needs previous results of the same --quick mode')
+      const rerun = { date: result['date'], phases: [...only] }
+      await writeResults({ ...previous, ...result, date: previous.date, rerun })
+    } else log(`--only: nothing written. ${JSON.stringify(result)}`)
   } finally {
     await testnet.destroy()
   }
