@@ -21,6 +21,7 @@ import {
   withRecipeInputs,
 } from './recipes.ts'
 import { rendezvousHolders } from './rendezvous.ts'
+import { patchSecretStreamFrames } from './secret-stream-frames.ts'
 import { patchServeCache } from './serve-cache.ts'
 import { patchUpgradeSync } from './upgrade-sync.ts'
 import { WriterFirst } from './writer-first.ts'
@@ -119,6 +120,8 @@ interface WriterView {
 }
 
 const packr = new Packr({ useRecords: false })
+// Frames of every data connection, lanes and hyperswarm's alike, are encrypted where protomux encoded them.
+patchSecretStreamFrames()
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex')
