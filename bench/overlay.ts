@@ -15,11 +15,9 @@ import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import Corestore from 'corestore'
-import HyperDHT from 'hyperdht'
-import Hyperswarm, { type SecretStream } from 'hyperswarm'
 import { type LocalTestnet, startTestnet } from '../overlay/testnet.ts'
 import { writeFileAtomic } from '../src/util/atomic-write.ts'
+import { withMallocTunables } from '../src/util/malloc-tunables.ts'
 import { Cluster, type NodeProc, withTimeout } from '../test/overlay/harness.ts'
 
 const quick = process.argv.includes('--quick')
@@ -37,6 +35,7 @@ const CANDIDATES = 3
 const BULK_DETECTION_RUNS = quick ? 2 : 5
 const REPLICATION_ROUNDS = quick ? 1 : 3
 const NAIVE_WRITER = fileURLToPath(new URL('../test/overlay/fixtures/naive-writer.ts', import.meta.url))
+const NAIVE_READER = fileURLToPath(new URL('../test/overlay/fixtures/naive-reader.ts', import.meta.url))
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 const now_wall = () => performance.timeOrigin + performance.now()
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits
@@ -156,45 +155,47 @@ async function tcpCopy(): Promise<number> {
   return REPLICATION_BYTES / MiB / elapsed_s
 }
 
-async function naiveHypercore(testnet: LocalTestnet): Promise<number> {
+/**
+ * Plain hypercore, writer and reader each in a process of its own. `tuned`: both start with the malloc
+ * settings Sustain's nodes get (src/util/malloc-tunables.ts), to show what they are worth on their own;
+ * otherwise with glibc's defaults.
+ */
+async function naiveHypercore(testnet: LocalTestnet, tuned = false): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'sustain-naive-'))
+  const { GLIBC_TUNABLES: _, ...plain } = process.env
+  const env = tuned ? withMallocTunables(plain) : plain
+  const bootstrap = JSON.stringify(testnet.bootstrap)
   const writer = spawn(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      NAIVE_WRITER,
-      join(dir, 'w'),
-      JSON.stringify(testnet.bootstrap),
-      String(REPLICATION_BYTES),
-    ],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
+    ['--import', 'tsx', NAIVE_WRITER, join(dir, 'w'), bootstrap, String(REPLICATION_BYTES)],
+    { stdio: ['pipe', 'pipe', 'inherit'], env },
   )
-  const store = new Corestore(join(dir, 'r'))
-  const swarm = new Hyperswarm({
-    dht: new HyperDHT({ bootstrap: testnet.bootstrap, host: '127.0.0.1', firewalled: false }),
-  })
+  let reader: ChildProcess | null = null
   try {
-    const line = await withTimeout(
-      once(createInterface({ input: writer.stdout! }), 'line') as Promise<[string]>,
-      300_000,
-      'naive writer ready',
+    const line = async (child: ChildProcess, what: string) =>
+      JSON.parse(
+        (
+          await withTimeout(
+            once(createInterface({ input: child.stdout! }), 'line') as Promise<[string]>,
+            600_000,
+            what,
+          )
+        )[0],
+      )
+    const { key, length } = (await line(writer, 'naive writer ready')) as { key: string; length: number }
+    reader = spawn(
+      process.execPath,
+      ['--import', 'tsx', NAIVE_READER, join(dir, 'r'), bootstrap, key, String(length)],
+      { stdio: ['ignore', 'pipe', 'inherit'], env },
     )
-    const { key, length } = JSON.parse(line[0]) as { key: string; length: number }
-    const core = store.get({ key: Buffer.from(key, 'hex') })
-    await core.ready()
-    swarm.on('connection', (conn: SecretStream) => {
-      conn.on('error', () => {})
-      store.replicate(conn)
-    })
-    swarm.join(core.discoveryKey, { server: false, client: true })
-    if (core.peers.length === 0) await withTimeout(once(core, 'peer-add'), 30_000, 'naive peer')
-    const start = performance.now()
-    await withTimeout(core.download({ start: 0, end: length }).done(), 600_000, 'naive download')
-    return REPLICATION_BYTES / MiB / ((performance.now() - start) / 1000)
+    const { ms } = (await line(reader, 'naive download')) as { ms: number }
+    return REPLICATION_BYTES / MiB / (ms / 1000)
   } finally {
-    await swarm.destroy()
-    await store.close()
+    if (reader && reader.exitCode === null) {
+      await withTimeout(once(reader, 'exit'), 10_000, 'naive reader exit').catch(() =>
+        reader?.kill('SIGKILL'),
+      )
+    }
     writer.stdin!.end()
     await withTimeout(once(writer, 'exit'), 10_000, 'naive writer exit').catch(() => writer.kill('SIGKILL'))
     await rm(dir, { recursive: true, force: true })
@@ -359,6 +360,7 @@ async function writeResults(result: Record<string, any>): Promise<void> {
     `| CPU of all nodes per MiB delivered, to 1 / to 4 | ${r.cpu_ms_per_mib_1} / ${r.cpu_ms_per_mib_4} ms | not growing with fan-out | ${r.load_avg.one} / ${r.load_avg.four} |`,
     `| the same over the hyperswarm data plane only (lane off, as where TCP is blocked), to 1 / to 4 aggregate | ${r.data_plane_mb_per_s_1} / ${r.data_plane_mb_per_s_4} MB/s (${r.data_plane_vs_naive_1}x plain hypercore; to 4 ${r.data_plane_four_vs_one}x to 1) | — | ${r.load_avg.data_plane} |`,
     `| plain hypercore, default settings, 64 KiB blocks, 1 reader | ${r.naive_hypercore_mb_per_s} MB/s | baseline | ${r.load_avg.naive} |`,
+    `| the same with the malloc settings Sustain's nodes start with (GLIBC_TUNABLES) | ${r.naive_tuned_hypercore_mb_per_s} MB/s (the figure to 1 is ${r.vs_naive_tuned_1}x it) | — | ${r.load_avg.naive_tuned} |`,
     `| plain TCP copy over loopback | ${r.tcp_mb_per_s} MB/s | reference | ${r.load_avg.tcp} |`,
     `| detection after SIGKILL, p50 / p99 (${d.runs} runs x ${CANDIDATES} candidates) | ${d.sigkill_p50_ms} / ${d.sigkill_p99_ms} ms | p99 < 1000 ms | ${d.load_avg} |`,
     `| detection after SIGSTOP, p50 / p99 | ${d.sigstop_p50_ms} / ${d.sigstop_p99_ms} ms | p99 < 1000 ms | ${d.load_avg} |`,
@@ -372,7 +374,7 @@ async function writeResults(result: Record<string, any>): Promise<void> {
         `| control plane per node, ${c.nodes} nodes (idle) | ${c.frame_bytes_sent_per_s} B/s of frames, ${c.control_wire_bytes_written_per_s} B/s on the control plane's wire (${c.wire_bytes_written_per_s} B/s both planes) | — | ${c.load_avg} |`,
     ),
     '',
-    `MB/s here means MiB/s. Replication time runs from the candidate learning of the snapshot to holding all of it; candidates start once the server holds the whole snapshot (as the plain-hypercore reader does), so nothing is fetched before the clock starts (before this session candidates were connected during the publish and fetched up to a quarter of the data early, which inflated the figures by up to a third). Replication figures are medians of ${REPLICATION_ROUNDS} interleaved rounds (TCP, plain hypercore, overlay to 1, to 4; per round: TCP ${r.rounds.tcp.join(', ')}; plain hypercore ${r.rounds.naive.join(', ')}; to 1 ${r.rounds.one.join(', ')}; to 4 ${r.rounds.four.join(', ')}; data plane only, to 1 ${r.rounds.data_plane_one.join(', ')}, to 4 ${r.rounds.data_plane_four.join(', ')} MB/s); load averages are ranges over the trials.`,
+    `MB/s here means MiB/s. Replication time runs from the candidate learning of the snapshot to holding all of it; candidates start once the server holds the whole snapshot, as the plain-hypercore reader does (connected during the publish, they would fetch up to a quarter of the data before the clock starts). Writer and reader of every trial are processes of their own. Sustain's node processes start with the malloc settings of src/util/malloc-tunables.ts (as \`sustain demo\` and the README's unit do); the plain-hypercore baseline runs with glibc's defaults, and once more with the same settings. Replication figures are medians of ${REPLICATION_ROUNDS} interleaved rounds (TCP, plain hypercore, the same tuned, overlay to 1, to 4; per round: TCP ${r.rounds.tcp.join(', ')}; plain hypercore ${r.rounds.naive.join(', ')}; tuned ${r.rounds.naive_tuned.join(', ')}; to 1 ${r.rounds.one.join(', ')}; to 4 ${r.rounds.four.join(', ')}; data plane only, to 1 ${r.rounds.data_plane_one.join(', ')}, to 4 ${r.rounds.data_plane_four.join(', ')} MB/s); load averages are ranges over the trials.`,
     'The overlay figures travel on the data lane (a direct TCP connection, Noise-encrypted like hyperswarm, overlay/lane.ts) where the peer is reachable; the data-plane row is the fallback over hyperswarm UDX.',
     'Control traffic (admission, pings, control messages) runs on its own hyperswarm, apart from replication.',
     '',
@@ -422,12 +424,14 @@ async function replicationPhase(testnet: LocalTestnet) {
   const loads = {
     tcp: [] as number[],
     naive: [] as number[],
+    naiveTuned: [] as number[],
     one: [] as number[],
     four: [] as number[],
     plane: [] as number[],
   }
   const tcp: number[] = []
   const naive: number[] = []
+  const naiveTuned: number[] = []
   const one: ReplicationTrial[] = []
   const four: ReplicationTrial[] = []
   /** To 1 and to 4 with the lane off: the hyperswarm data plane alone. */
@@ -438,6 +442,8 @@ async function replicationPhase(testnet: LocalTestnet) {
     tcp.push(await tcpCopy())
     loads.naive.push(load1())
     naive.push(await naiveHypercore(testnet))
+    loads.naiveTuned.push(load1())
+    naiveTuned.push(await naiveHypercore(testnet, true))
     loads.one.push(load1())
     one.push(await overlayReplication(testnet, 1))
     loads.four.push(load1())
@@ -463,6 +469,7 @@ async function replicationPhase(testnet: LocalTestnet) {
   const mb_1 = median(one.map((t) => t.mb_per_s))
   const mb_4 = median(four.map((t) => t.mb_per_s))
   const mb_naive = median(naive)
+  const mb_naive_tuned = median(naiveTuned)
   const mb_tcp = median(tcp)
   const plane_1 = median(planeOne.map((t) => t.mb_per_s))
   const plane_4 = median(planeFour.map((t) => t.mb_per_s))
@@ -471,6 +478,8 @@ async function replicationPhase(testnet: LocalTestnet) {
     mb_per_s_4: round(mb_4),
     tcp_mb_per_s: round(mb_tcp),
     naive_hypercore_mb_per_s: round(mb_naive),
+    naive_tuned_hypercore_mb_per_s: round(mb_naive_tuned),
+    vs_naive_tuned_1: round(mb_1 / mb_naive_tuned, 2),
     vs_naive_1: round(mb_1 / mb_naive, 2),
     four_vs_one: round(mb_4 / mb_1, 2),
     fraction_of_tcp_1: round(mb_1 / mb_tcp, 3),
@@ -487,6 +496,7 @@ async function replicationPhase(testnet: LocalTestnet) {
     rounds: {
       tcp: tcp.map((x) => round(x)),
       naive: naive.map((x) => round(x)),
+      naive_tuned: naiveTuned.map((x) => round(x)),
       one: one.map((t) => round(t.mb_per_s)),
       four: four.map((t) => round(t.mb_per_s)),
       data_plane_one: planeOne.map((t) => round(t.mb_per_s)),
@@ -496,6 +506,7 @@ async function replicationPhase(testnet: LocalTestnet) {
     load_avg: {
       tcp: range(loads.tcp),
       naive: range(loads.naive),
+      naive_tuned: range(loads.naiveTuned),
       one: range(loads.one),
       four: range(loads.four),
       data_plane: range(loads.plane),

@@ -15,6 +15,7 @@ import { nodePaths } from '../runtime/paths.ts'
 import { checkPortFree } from '../runtime/preflight.ts'
 import type { NodeStatus } from '../runtime/status.ts'
 import { writeFileAtomic } from '../util/atomic-write.ts'
+import { withMallocTunables } from '../util/malloc-tunables.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const BIN = join(ROOT, 'bin', 'sustain.js')
@@ -68,6 +69,7 @@ export class LocalNode extends EventEmitter {
     this.log_file = createWriteStream(join(this.data_dir, 'node.log'), { flags: 'a' })
     const child = spawn(process.execPath, [BIN, 'join', ...this.args], {
       detached: true, // own process group: killing the group takes the service too, like a machine dying
+      env: withMallocTunables(),
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     this.child = child

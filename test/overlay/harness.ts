@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { withMallocTunables } from '../../src/util/malloc-tunables.ts'
 import type { NodeConfig } from './fixtures/node.ts'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/node.ts', import.meta.url))
@@ -41,7 +42,7 @@ export class NodeProc extends EventEmitter {
     // NODE_OPTIONS refuses --cpu-prof).
     const extra = (process.env['SUSTAIN_FIXTURE_NODE_ARGS'] ?? '').split(' ').filter(Boolean)
     this.child = spawn(process.execPath, [...extra, '--import', 'tsx', FIXTURE], {
-      env: { ...process.env, SUSTAIN_OVERLAY_NODE: JSON.stringify(config) },
+      env: { ...withMallocTunables(), SUSTAIN_OVERLAY_NODE: JSON.stringify(config) },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     })
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)))
