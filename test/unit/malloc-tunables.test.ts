@@ -16,7 +16,7 @@ describe('malloc tunables (src/util/malloc-tunables.ts)', () => {
     expect(withMallocTunables({})['GLIBC_TUNABLES']).toBe(MALLOC_TUNABLES.join(':'))
     const own = withMallocTunables({ GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=1:glibc.pthread.rseq=0' })
     expect(own['GLIBC_TUNABLES']).toBe(
-      'glibc.malloc.trim_threshold=1:glibc.pthread.rseq=0:glibc.malloc.mmap_threshold=33554432',
+      'glibc.malloc.trim_threshold=1:glibc.pthread.rseq=0:glibc.malloc.mmap_threshold=33554432:glibc.malloc.arena_max=2',
     )
     expect(mallocTunablesActive({})).toBe(false)
     expect(mallocTunablesActive({ GLIBC_TUNABLES: 'glibc.pthread.rseq=0' })).toBe(false)
@@ -30,5 +30,6 @@ describe('malloc tunables (src/util/malloc-tunables.ts)', () => {
     const tuned = parsed(withMallocTunables(plain))
     expect(tuned['glibc.malloc.mmap_threshold']).toBe(32 * 1024 * 1024)
     expect(tuned['glibc.malloc.trim_threshold']).toBe(64 * 1024 * 1024)
+    expect(tuned['glibc.malloc.arena_max']).toBe(2)
   })
 })
