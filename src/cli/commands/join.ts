@@ -125,7 +125,7 @@ export function registerJoin(program: Command): void {
         level: updated.log.level,
         destination: options.json ? undefined : humanLogStream(),
       })
-      if (runsOnGlibc() && !mallocTunablesActive()) {
+      if (!mallocTunablesActive() && runsOnGlibc()) {
         log.info(
           { GLIBC_TUNABLES: MALLOC_TUNABLES.join(':') },
           'started without the malloc settings for snapshot traffic: replication costs ~25 % more CPU (README, Running nodes)',
