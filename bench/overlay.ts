@@ -177,16 +177,12 @@ async function naiveHypercore(testnet: LocalTestnet, tuned = false): Promise<num
   )
   let reader: ChildProcess | null = null
   try {
-    const line = async (child: ChildProcess, what: string) =>
-      JSON.parse(
-        (
-          await withTimeout(
-            once(createInterface({ input: child.stdout! }), 'line') as Promise<[string]>,
-            600_000,
-            what,
-          )
-        )[0],
-      )
+    /** The first line a child prints, as JSON. */
+    const line = async (child: ChildProcess, what: string) => {
+      const lines = createInterface({ input: child.stdout! })
+      const [text] = (await withTimeout(once(lines, 'line'), 600_000, what)) as [string]
+      return JSON.parse(text)
+    }
     const { key, length } = (await line(writer, 'naive writer ready')) as { key: string; length: number }
     reader = spawn(
       process.execPath,

@@ -17,21 +17,28 @@ export const MALLOC_TUNABLES = [
   'glibc.malloc.arena_max=2',
 ]
 
-const NAME = /^([^=]+)=/
+/** Names of the tunables in a GLIBC_TUNABLES value ("name=value:name=value"). */
+function names(tunables: readonly string[]): Set<string> {
+  return new Set(tunables.map((t) => t.slice(0, t.indexOf('='))))
+}
+
+function present(env: NodeJS.ProcessEnv): string[] {
+  return (env['GLIBC_TUNABLES'] ?? '').split(':').filter((t) => t.includes('='))
+}
 
 /**
  * `env` with MALLOC_TUNABLES added to its GLIBC_TUNABLES. Tunables already there win: an operator's
  * own malloc settings are kept, and so are unrelated ones.
  */
 export function withMallocTunables(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const present = (env['GLIBC_TUNABLES'] ?? '').split(':').filter((t) => t !== '')
-  const names = new Set(present.map((t) => NAME.exec(t)?.[1]))
-  const added = MALLOC_TUNABLES.filter((t) => !names.has(NAME.exec(t)?.[1]))
-  return { ...env, GLIBC_TUNABLES: [...present, ...added].join(':') }
+  const own = present(env)
+  const set = names(own)
+  const added = MALLOC_TUNABLES.filter((t) => !set.has(t.slice(0, t.indexOf('='))))
+  return { ...env, GLIBC_TUNABLES: [...own, ...added].join(':') }
 }
 
 /** Whether this process started with the malloc settings (or its operator's own values for them). */
 export function mallocTunablesActive(env: NodeJS.ProcessEnv = process.env): boolean {
-  const present = new Set((env['GLIBC_TUNABLES'] ?? '').split(':').map((t) => NAME.exec(t)?.[1]))
-  return MALLOC_TUNABLES.every((t) => present.has(NAME.exec(t)?.[1]))
+  const set = names(present(env))
+  return [...names(MALLOC_TUNABLES)].every((name) => set.has(name))
 }
