@@ -10,6 +10,7 @@ import { Packr } from 'msgpackr'
 import { writeFileAtomic } from '../src/util/atomic-write.ts'
 import type { Logger } from '../src/util/log.ts'
 import './keep-tree-nodes.ts' // before any core is cleared
+import { patchLaneWindow } from './lane-window.ts'
 import {
   type BlobRecipe,
   type BlobRef,
@@ -222,6 +223,7 @@ export class SnapshotStore extends EventEmitter {
     this.views.set(writer, view)
     core.once('peer-add', patchUpgradeSync)
     core.once('peer-add', patchServeCache)
+    core.once('peer-add', patchLaneWindow)
     await core.ready()
     if (writer !== this.selfKey) {
       const v = view

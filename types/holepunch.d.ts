@@ -123,6 +123,7 @@ declare module 'hypercore' {
   export default class Hypercore extends EventEmitter {
     static key(manifest: HypercoreManifest | Buffer, options?: { version?: number }): Buffer
     static discoveryKey(key: Buffer): Buffer
+    constructor(storage: string, key?: Buffer)
     readonly key: Buffer
     readonly discoveryKey: Buffer
     readonly length: number
@@ -142,6 +143,8 @@ declare module 'hypercore' {
     clear(start: number, end?: number): Promise<unknown>
     update(options?: { wait?: boolean }): Promise<boolean>
     download(range?: { start?: number; end?: number; blocks?: number[]; linear?: boolean }): Download
+    /** A replication stream (initiator or not), or replication over an existing secret stream. */
+    replicate(stream: boolean | import('node:stream').Duplex | object): import('node:stream').Duplex
     close(): Promise<void>
     on(event: 'append', listener: () => void): this
     on(event: 'peer-add' | 'peer-remove', listener: (peer: HypercorePeer) => void): this

@@ -15,6 +15,7 @@ import { nodePaths } from '../runtime/paths.ts'
 import { checkPortFree } from '../runtime/preflight.ts'
 import type { NodeStatus } from '../runtime/status.ts'
 import { writeFileAtomic } from '../util/atomic-write.ts'
+import { withHeapFlags } from '../util/heap-flags.ts'
 import { withMallocTunables } from '../util/malloc-tunables.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -67,7 +68,7 @@ export class LocalNode extends EventEmitter {
   start(): void {
     if (this.running) throw new Error(`${this.name} is already running`)
     this.log_file = createWriteStream(join(this.data_dir, 'node.log'), { flags: 'a' })
-    const child = spawn(process.execPath, [BIN, 'join', ...this.args], {
+    const child = spawn(process.execPath, [...withHeapFlags(), BIN, 'join', ...this.args], {
       detached: true, // own process group: killing the group takes the service too, like a machine dying
       env: withMallocTunables(),
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { withHeapFlags } from '../../src/util/heap-flags.ts'
 import { withMallocTunables } from '../../src/util/malloc-tunables.ts'
 import type { NodeConfig } from './fixtures/node.ts'
 
@@ -41,7 +42,7 @@ export class NodeProc extends EventEmitter {
     // SUSTAIN_FIXTURE_NODE_ARGS: extra node flags for profiling (e.g. "--cpu-prof --cpu-prof-dir=DIR";
     // NODE_OPTIONS refuses --cpu-prof).
     const extra = (process.env['SUSTAIN_FIXTURE_NODE_ARGS'] ?? '').split(' ').filter(Boolean)
-    this.child = spawn(process.execPath, [...extra, '--import', 'tsx', FIXTURE], {
+    this.child = spawn(process.execPath, [...withHeapFlags(extra), '--import', 'tsx', FIXTURE], {
       env: { ...withMallocTunables(), SUSTAIN_OVERLAY_NODE: JSON.stringify(config) },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     })
