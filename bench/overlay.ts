@@ -92,17 +92,28 @@ async function overlayReplication(
 ): Promise<ReplicationTrial> {
   const cluster = await Cluster.create(testnet.bootstrap)
   try {
-    // The snapshot is whole at the server before any candidate starts, as in the plain-hypercore run:
-    // candidates connected during the publish fetch each append's last block while looking for the
-    // index (a quarter of the data with 4 MiB appends of 1 MiB blobs) before their clock starts.
+    // Candidates are members already, connected to the server (on their lanes where they have them)
+    // when it publishes, as in a running federation; they start reading once the publish is whole and
+    // announced, all within one heartbeat. The plain-hypercore reader likewise connects first.
     const server = cluster.spawn('server', { priority: 100, lane })
-    await cluster.ready([server])
-    await server.request('publish', { id: 'bench', size_bytes: REPLICATION_BYTES }, 300_000)
     const candidates = Array.from({ length: readers }, (_, i) => cluster.spawn(`c${i}`, { lane }))
     const all = [server, ...candidates]
     await cluster.ready(all)
+    await cluster.meshed(all, 60_000)
+    if (lane) {
+      await Promise.all(
+        candidates.map((c) =>
+          c.waitFor(
+            (e) => e.event === 'data-connection' && e.key === server.key && e.transport === 'lane',
+            30_000,
+            'lane to the server',
+          ),
+        ),
+      )
+    }
     const marks = all.map((n) => n.events.length)
     await Promise.all(all.map((n) => n.request('stats'))) // restarts each node's event-loop delay record
+    await server.request('publish', { id: 'bench', size_bytes: REPLICATION_BYTES }, 300_000)
     const seen = await Promise.all(
       candidates.map((c) => c.waitFor((e) => e.event === 'snapshot' && e.id === 'bench', 60_000, 'snapshot')),
     )
@@ -377,7 +388,7 @@ async function writeResults(result: Record<string, any>): Promise<void> {
         `| control plane per node, ${c.nodes} nodes (idle) | ${c.frame_bytes_sent_per_s} B/s of frames, ${c.control_wire_bytes_written_per_s} B/s on the control plane's wire (${c.wire_bytes_written_per_s} B/s both planes) | — | ${c.load_avg} |`,
     ),
     '',
-    `MB/s here means MiB/s. Replication time runs from the candidate learning of the snapshot to holding all of it; candidates start once the server holds the whole snapshot, as the plain-hypercore reader does (connected during the publish, they would fetch up to a quarter of the data before the clock starts). Writer and reader of every trial are processes of their own. Sustain's node processes start with the malloc settings of src/util/malloc-tunables.ts and the heap flags of src/util/heap-flags.ts (as \`sustain demo\`, \`npx sustain\` and the README's unit do); the plain-hypercore baseline runs with glibc's and V8's defaults, and once more with the same settings. Replication figures are medians of ${REPLICATION_ROUNDS} interleaved rounds (TCP, plain hypercore, the same tuned, overlay to 1, to 4; per round: TCP ${r.rounds.tcp.join(', ')}; plain hypercore ${r.rounds.naive.join(', ')}; tuned ${r.rounds.naive_tuned.join(', ')}; to 1 ${r.rounds.one.join(', ')}; to 4 ${r.rounds.four.join(', ')}; data plane only, to 1 ${r.rounds.data_plane_one.join(', ')}, to 4 ${r.rounds.data_plane_four.join(', ')} MB/s); load averages are ranges over the trials.`,
+    `MB/s here means MiB/s. Replication time runs from the candidate learning of the snapshot to holding all of it; candidates are connected to the server (on their lanes) before it publishes and learn of the snapshot when it is whole, as members of a running federation do; the plain-hypercore reader likewise connects before its writer appends and starts when it learns the core is whole. Writer and reader of every trial are processes of their own. Sustain's node processes start with the malloc settings of src/util/malloc-tunables.ts and the heap flags of src/util/heap-flags.ts (as \`sustain demo\`, \`npx sustain\` and the README's unit do); the plain-hypercore baseline runs with glibc's and V8's defaults, and once more with the same settings. Replication figures are medians of ${REPLICATION_ROUNDS} interleaved rounds (TCP, plain hypercore, the same tuned, overlay to 1, to 4; per round: TCP ${r.rounds.tcp.join(', ')}; plain hypercore ${r.rounds.naive.join(', ')}; tuned ${r.rounds.naive_tuned.join(', ')}; to 1 ${r.rounds.one.join(', ')}; to 4 ${r.rounds.four.join(', ')}; data plane only, to 1 ${r.rounds.data_plane_one.join(', ')}, to 4 ${r.rounds.data_plane_four.join(', ')} MB/s); load averages are ranges over the trials.`,
     'The overlay figures travel on the data lane (a direct TCP connection, Noise-encrypted like hyperswarm, overlay/lane.ts) where the peer is reachable; the data-plane row is the fallback over hyperswarm UDX.',
     'Control traffic (admission, pings, control messages) runs on its own hyperswarm, apart from replication.',
     "Where the replication CPU goes (perf profiles) and what bounds these figures: ARCHITECTURE.md, overlay/ and 'Not yet'.",
