@@ -17,8 +17,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { type LocalTestnet, startTestnet } from '../overlay/testnet.ts'
 import { writeFileAtomic } from '../src/util/atomic-write.ts'
-import { withHeapFlags } from '../src/util/heap-flags.ts'
-import { withMallocTunables } from '../src/util/malloc-tunables.ts'
+import { forSnapshotTraffic } from '../src/util/process-settings.ts'
 import { Cluster, type NodeProc, withTimeout } from '../test/overlay/harness.ts'
 
 const quick = process.argv.includes('--quick')
@@ -173,15 +172,16 @@ async function tcpCopy(): Promise<number> {
 }
 
 /**
- * Plain hypercore, writer and reader each in a process of its own. `tuned`: both start with the malloc
- * settings and heap flags Sustain's nodes get (src/util/malloc-tunables.ts, src/util/heap-flags.ts), to
- * show what they are worth on their own; otherwise with glibc's and V8's defaults.
+ * Plain hypercore, writer and reader each in a process of its own. `tuned`: both start with the process
+ * settings Sustain's nodes get (src/util/process-settings.ts: heap flags, malloc settings, hardware
+ * crc32c), to show what they are worth on their own; otherwise with node's and glibc's defaults.
  */
 async function naiveHypercore(testnet: LocalTestnet, tuned = false): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'sustain-naive-'))
-  const { GLIBC_TUNABLES: _, ...plain } = process.env
-  const env = tuned ? withMallocTunables(plain) : plain
-  const node_args = tuned ? withHeapFlags(['--import', 'tsx']) : ['--import', 'tsx']
+  const { GLIBC_TUNABLES: _, LD_PRELOAD: __, ...plain } = process.env
+  const { args: node_args, env } = tuned
+    ? forSnapshotTraffic(['--import', 'tsx'], plain)
+    : { args: ['--import', 'tsx'], env: plain }
   const bootstrap = JSON.stringify(testnet.bootstrap)
   const writer = spawn(
     process.execPath,
@@ -374,7 +374,7 @@ async function writeResults(result: Record<string, any>): Promise<void> {
     `| CPU of all nodes per MiB delivered, to 1 / to 4 (cores they kept busy: ${r.cores_busy_1} / ${r.cores_busy_4} of ${cpus().length}) | ${r.cpu_ms_per_mib_1} / ${r.cpu_ms_per_mib_4} ms | not growing with fan-out | ${r.load_avg.one} / ${r.load_avg.four} |`,
     `| the same over the hyperswarm data plane only (lane off, as where TCP is blocked), to 1 / to 4 aggregate | ${r.data_plane_mb_per_s_1} / ${r.data_plane_mb_per_s_4} MB/s (${r.data_plane_vs_naive_1}x plain hypercore; to 4 ${r.data_plane_four_vs_one}x to 1) | — | ${r.load_avg.data_plane} |`,
     `| plain hypercore, default settings, 64 KiB blocks, 1 reader | ${r.naive_hypercore_mb_per_s} MB/s | baseline | ${r.load_avg.naive} |`,
-    `| the same with the malloc settings and heap flags Sustain's nodes start with | ${r.naive_tuned_hypercore_mb_per_s} MB/s (the figure to 1 is ${r.vs_naive_tuned_1}x it) | — | ${r.load_avg.naive_tuned} |`,
+    `| the same with the process settings Sustain's nodes start with (heap flags, malloc, crc32c) | ${r.naive_tuned_hypercore_mb_per_s} MB/s (the figure to 1 is ${r.vs_naive_tuned_1}x it) | — | ${r.load_avg.naive_tuned} |`,
     `| plain TCP copy over loopback | ${r.tcp_mb_per_s} MB/s | reference | ${r.load_avg.tcp} |`,
     `| detection after SIGKILL, p50 / p99 (${d.runs} runs x ${CANDIDATES} candidates) | ${d.sigkill_p50_ms} / ${d.sigkill_p99_ms} ms | p99 < 1000 ms | ${d.load_avg} |`,
     `| detection after SIGSTOP, p50 / p99 | ${d.sigstop_p50_ms} / ${d.sigstop_p99_ms} ms | p99 < 1000 ms | ${d.load_avg} |`,
@@ -388,7 +388,7 @@ async function writeResults(result: Record<string, any>): Promise<void> {
         `| control plane per node, ${c.nodes} nodes (idle) | ${c.frame_bytes_sent_per_s} B/s of frames, ${c.control_wire_bytes_written_per_s} B/s on the control plane's wire (${c.wire_bytes_written_per_s} B/s both planes) | — | ${c.load_avg} |`,
     ),
     '',
-    `MB/s here means MiB/s. Replication time runs from the candidate learning of the snapshot to holding all of it; candidates are connected to the server (on their lanes) before it publishes and learn of the snapshot when it is whole, as members of a running federation do; the plain-hypercore reader likewise connects before its writer appends and starts when it learns the core is whole. Writer and reader of every trial are processes of their own. Sustain's node processes start with the malloc settings of src/util/malloc-tunables.ts and the heap flags of src/util/heap-flags.ts (as \`sustain demo\`, \`npx sustain\` and the README's unit do); the plain-hypercore baseline runs with glibc's and V8's defaults, and once more with the same settings. Replication figures are medians of ${REPLICATION_ROUNDS} interleaved rounds (TCP, plain hypercore, the same tuned, overlay to 1, to 4; per round: TCP ${r.rounds.tcp.join(', ')}; plain hypercore ${r.rounds.naive.join(', ')}; tuned ${r.rounds.naive_tuned.join(', ')}; to 1 ${r.rounds.one.join(', ')}; to 4 ${r.rounds.four.join(', ')}; data plane only, to 1 ${r.rounds.data_plane_one.join(', ')}, to 4 ${r.rounds.data_plane_four.join(', ')} MB/s); load averages are ranges over the trials.`,
+    `MB/s here means MiB/s. Replication time runs from the candidate learning of the snapshot to holding all of it; candidates are connected to the server (on their lanes) before it publishes and learn of the snapshot when it is whole, as members of a running federation do; the plain-hypercore reader likewise connects before its writer appends and starts when it learns the core is whole. Writer and reader of every trial are processes of their own. Sustain's node processes start with the settings of src/util/process-settings.ts (V8 heap flags, glibc malloc settings, RocksDB's crc32c in hardware; as \`sustain demo\` and the README's unit do); the plain-hypercore baseline runs with the defaults, and once more with the same settings. Replication figures are medians of ${REPLICATION_ROUNDS} interleaved rounds (TCP, plain hypercore, the same tuned, overlay to 1, to 4; per round: TCP ${r.rounds.tcp.join(', ')}; plain hypercore ${r.rounds.naive.join(', ')}; tuned ${r.rounds.naive_tuned.join(', ')}; to 1 ${r.rounds.one.join(', ')}; to 4 ${r.rounds.four.join(', ')}; data plane only, to 1 ${r.rounds.data_plane_one.join(', ')}, to 4 ${r.rounds.data_plane_four.join(', ')} MB/s); load averages are ranges over the trials.`,
     'The overlay figures travel on the data lane (a direct TCP connection, Noise-encrypted like hyperswarm, overlay/lane.ts) where the peer is reachable; the data-plane row is the fallback over hyperswarm UDX.',
     'Control traffic (admission, pings, control messages) runs on its own hyperswarm, apart from replication.',
     "Where the replication CPU goes (perf profiles) and what bounds these figures: ARCHITECTURE.md, overlay/ and 'Not yet'.",

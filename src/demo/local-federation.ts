@@ -15,8 +15,7 @@ import { nodePaths } from '../runtime/paths.ts'
 import { checkPortFree } from '../runtime/preflight.ts'
 import type { NodeStatus } from '../runtime/status.ts'
 import { writeFileAtomic } from '../util/atomic-write.ts'
-import { withHeapFlags } from '../util/heap-flags.ts'
-import { withMallocTunables } from '../util/malloc-tunables.ts'
+import { forSnapshotTraffic } from '../util/process-settings.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const BIN = join(ROOT, 'bin', 'sustain.js')
@@ -68,9 +67,10 @@ export class LocalNode extends EventEmitter {
   start(): void {
     if (this.running) throw new Error(`${this.name} is already running`)
     this.log_file = createWriteStream(join(this.data_dir, 'node.log'), { flags: 'a' })
-    const child = spawn(process.execPath, [...withHeapFlags(), BIN, 'join', ...this.args], {
+    const node = forSnapshotTraffic()
+    const child = spawn(process.execPath, [...node.args, BIN, 'join', ...this.args], {
       detached: true, // own process group: killing the group takes the service too, like a machine dying
-      env: withMallocTunables(),
+      env: node.env,
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     this.child = child

@@ -5,8 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { withHeapFlags } from '../../src/util/heap-flags.ts'
-import { withMallocTunables } from '../../src/util/malloc-tunables.ts'
+import { forSnapshotTraffic } from '../../src/util/process-settings.ts'
 import type { NodeConfig } from './fixtures/node.ts'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/node.ts', import.meta.url))
@@ -42,8 +41,9 @@ export class NodeProc extends EventEmitter {
     // SUSTAIN_FIXTURE_NODE_ARGS: extra node flags for profiling (e.g. "--cpu-prof --cpu-prof-dir=DIR";
     // NODE_OPTIONS refuses --cpu-prof).
     const extra = (process.env['SUSTAIN_FIXTURE_NODE_ARGS'] ?? '').split(' ').filter(Boolean)
-    this.child = spawn(process.execPath, [...withHeapFlags(extra), '--import', 'tsx', FIXTURE], {
-      env: { ...withMallocTunables(), SUSTAIN_OVERLAY_NODE: JSON.stringify(config) },
+    const node = forSnapshotTraffic(extra)
+    this.child = spawn(process.execPath, [...node.args, '--import', 'tsx', FIXTURE], {
+      env: { ...node.env, SUSTAIN_OVERLAY_NODE: JSON.stringify(config) },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     })
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)))

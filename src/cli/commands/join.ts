@@ -7,9 +7,8 @@ import { loadConfig, parseConfig } from '../../config/load.ts'
 import type { SustainConfig } from '../../config/schema.ts'
 import { runNode } from '../../runtime/run.ts'
 import { writeFileAtomic } from '../../util/atomic-write.ts'
-import { HEAP_FLAGS, heapFlagsActive } from '../../util/heap-flags.ts'
 import { createLogger } from '../../util/log.ts'
-import { MALLOC_TUNABLES, mallocTunablesActive } from '../../util/malloc-tunables.ts'
+import { missingSettings } from '../../util/process-settings.ts'
 import { CliError } from '../cli-error.ts'
 import { defaultDataDir, nodePaths } from '../data-dir.ts'
 import { humanLogStream } from '../human-log.ts'
@@ -35,12 +34,6 @@ function parseBootstrap(text: string): Array<{ host: string; port: number }> {
     }
     return { host: match[1]!, port: Number(match[2]) }
   })
-}
-
-/** glibc (not musl, not macOS): only there do the GLIBC_TUNABLES mean anything. */
-function runsOnGlibc(): boolean {
-  const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header
-  return typeof header?.glibcVersionRuntime === 'string'
 }
 
 /** The config to run: from a token (initialising the data dir on first use) or from a config file. */
@@ -126,18 +119,7 @@ export function registerJoin(program: Command): void {
         level: updated.log.level,
         destination: options.json ? undefined : humanLogStream(),
       })
-      if (!mallocTunablesActive() && runsOnGlibc()) {
-        log.info(
-          { GLIBC_TUNABLES: MALLOC_TUNABLES.join(':') },
-          'started without the malloc settings for snapshot traffic: replication costs ~25 % more CPU (README, Running nodes)',
-        )
-      }
-      if (!heapFlagsActive()) {
-        log.info(
-          { node_flags: HEAP_FLAGS.join(' ') },
-          'node started without the heap flags for snapshot traffic: replication costs ~20 % more CPU in garbage collection (README, Running nodes)',
-        )
-      }
+      for (const { fix, why } of missingSettings()) log.info(fix, `${why} (README, Running nodes)`)
       try {
         await runNode(
           data,
