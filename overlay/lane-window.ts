@@ -1,5 +1,5 @@
-import assert from 'node:assert/strict'
 import net from 'node:net'
+import { patchPeerMethod } from './peer-patch.ts'
 
 /** The parts of hypercore's internal replicator Peer this patch touches (hypercore 11.37). */
 interface ReplicatorPeer {
@@ -14,27 +14,21 @@ interface ReplicatorPeer {
  */
 export const LANE_INFLIGHT_BLOCKS = 6
 
-const patched = new WeakSet<object>()
-
 /**
  * Hypercore keeps 48 blocks requested from a peer whose stream is not UDX (it cannot read a round-trip
  * time there): with 1 MiB blocks, 48 MiB queued per candidate in the writer's socket buffers, re-read and
  * re-allocated, which churned the writer's memory into a major GC every ~100 ms while sending to 4
  * candidates (bench/RESULTS.md). On a lane the window is LANE_INFLIGHT_BLOCKS; hyperswarm's UDX
  * connections keep hypercore's RTT-scaled window.
- * Patches the Peer class once, given any of its instances (from a core's 'peer-add').
  */
 export function patchLaneWindow(peer: object): void {
-  const proto = Object.getPrototypeOf(peer) as ReplicatorPeer
-  if (patched.has(proto)) return
-  patched.add(proto)
-  const getMaxInflight = proto.getMaxInflight
-  assert.equal(
-    typeof getMaxInflight,
-    'function',
-    'hypercore Peer has no getMaxInflight: re-check lane-window.ts',
+  patchPeerMethod<ReplicatorPeer, 'getMaxInflight'>(
+    peer,
+    'getMaxInflight',
+    'lane-window.ts',
+    (getMaxInflight) =>
+      function (this: ReplicatorPeer) {
+        return this.stream.rawStream instanceof net.Socket ? LANE_INFLIGHT_BLOCKS : getMaxInflight.call(this)
+      },
   )
-  proto.getMaxInflight = function (this: ReplicatorPeer) {
-    return this.stream.rawStream instanceof net.Socket ? LANE_INFLIGHT_BLOCKS : getMaxInflight.call(this)
-  }
 }

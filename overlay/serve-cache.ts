@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { patchPeerMethod } from './peer-patch.ts'
 
 /** The parts of hypercore's internal replicator Peer this patch touches (hypercore 11.37). */
 interface ReplicatorPeer {
@@ -72,7 +73,6 @@ export class ServedBlocks {
 }
 
 const caches = new WeakMap<object, ServedBlocks>()
-const patched = new WeakSet<object>()
 
 /**
  * Serve a block several peers ask for at about the same time from one storage read. Sending a snapshot
@@ -80,29 +80,29 @@ const patched = new WeakSet<object>()
  * the storage threads, a third of the writer's work (bench/RESULTS.md). A block's bytes never change once
  * written (our cores never truncate, and the fork is part of the key), so a cached read is as good as a
  * fresh one; a cleared block is refused before its read (the bitfield check precedes it).
- * Patches the Peer class once, given any of its instances (from a core's 'peer-add').
  */
 export function patchServeCache(peer: object): void {
-  const proto = Object.getPrototypeOf(peer) as ReplicatorPeer
-  if (patched.has(proto)) return
-  patched.add(proto)
-  const getProof = proto._getProof
-  assert.equal(typeof getProof, 'function', 'hypercore Peer has no _getProof: re-check serve-cache.ts')
-  proto._getProof = function (this: ReplicatorPeer, batch, msg, pushing) {
-    const wanted = msg.block?.index
-    if (wanted === undefined || pushing) return getProof.call(this, batch, msg, pushing)
-    let cache = caches.get(this.core)
-    if (!cache) {
-      cache = new ServedBlocks()
-      caches.set(this.core, cache)
-    }
-    const served = cache
-    const read = batch.getBlock
-    const fork = this.core.state.fork
-    batch.getBlock = (index: number) =>
-      index === wanted
-        ? served.get(`${fork}:${index}`, () => read.call(batch, index))
-        : read.call(batch, index)
-    return getProof.call(this, batch, msg, pushing)
-  }
+  patchPeerMethod<ReplicatorPeer, '_getProof'>(
+    peer,
+    '_getProof',
+    'serve-cache.ts',
+    (getProof) =>
+      function (this: ReplicatorPeer, batch, msg, pushing) {
+        const wanted = msg.block?.index
+        if (wanted === undefined || pushing) return getProof.call(this, batch, msg, pushing)
+        let cache = caches.get(this.core)
+        if (!cache) {
+          cache = new ServedBlocks()
+          caches.set(this.core, cache)
+        }
+        const served = cache
+        const read = batch.getBlock
+        const fork = this.core.state.fork
+        batch.getBlock = (index: number) =>
+          index === wanted
+            ? served.get(`${fork}:${index}`, () => read.call(batch, index))
+            : read.call(batch, index)
+        return getProof.call(this, batch, msg, pushing)
+      },
+  )
 }
