@@ -33,7 +33,7 @@ const FALSE_SUSPICION_MS = (quick ? 30 : 120) * 1000
 const CONTROL_WINDOW_MS = (quick ? 5 : 10) * 1000
 const CANDIDATES = 3
 const BULK_DETECTION_RUNS = quick ? 2 : 5
-const REPLICATION_ROUNDS = quick ? 1 : 3
+const REPLICATION_ROUNDS = quick ? 1 : 5
 const NAIVE_WRITER = fileURLToPath(new URL('../test/overlay/fixtures/naive-writer.ts', import.meta.url))
 const NAIVE_READER = fileURLToPath(new URL('../test/overlay/fixtures/naive-reader.ts', import.meta.url))
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
@@ -388,7 +388,7 @@ async function writeResults(result: Record<string, any>): Promise<void> {
         `| control plane per node, ${c.nodes} nodes (idle) | ${c.frame_bytes_sent_per_s} B/s of frames, ${c.control_wire_bytes_written_per_s} B/s on the control plane's wire (${c.wire_bytes_written_per_s} B/s both planes) | — | ${c.load_avg} |`,
     ),
     '',
-    `MB/s here means MiB/s. Replication time runs from the candidate learning of the snapshot to holding all of it; candidates are connected to the server (on their lanes) before it publishes and learn of the snapshot when it is whole, as members of a running federation do; the plain-hypercore reader likewise connects before its writer appends and starts when it learns the core is whole. Writer and reader of every trial are processes of their own. Sustain's node processes start with the settings of src/util/process-settings.ts (V8 heap flags, glibc malloc settings, RocksDB's crc32c in hardware; as \`sustain demo\` and the README's unit do); the plain-hypercore baseline runs with the defaults, and once more with the same settings. Replication figures are medians of ${REPLICATION_ROUNDS} interleaved rounds (TCP, plain hypercore, the same tuned, overlay to 1, to 4; per round: TCP ${r.rounds.tcp.join(', ')}; plain hypercore ${r.rounds.naive.join(', ')}; tuned ${r.rounds.naive_tuned.join(', ')}; to 1 ${r.rounds.one.join(', ')}; to 4 ${r.rounds.four.join(', ')}; data plane only, to 1 ${r.rounds.data_plane_one.join(', ')}, to 4 ${r.rounds.data_plane_four.join(', ')} MB/s); load averages are ranges over the trials.`,
+    `MB/s here means MiB/s. Replication time runs from the candidate learning of the snapshot to holding all of it; candidates are connected to the server (on their lanes) before it publishes and learn of the snapshot when it is whole, as members of a running federation do; the plain-hypercore reader likewise connects before its writer appends and starts when it learns the core is whole. Writer and reader of every trial are processes of their own. Sustain's node processes start with the settings of src/util/process-settings.ts (V8 heap flags, glibc malloc settings, RocksDB's crc32c in hardware; as \`sustain demo\` and the README's unit do); the plain-hypercore baseline runs with the defaults, and once more with the same settings. Replication figures are medians of ${REPLICATION_ROUNDS} interleaved rounds (TCP, plain hypercore, the same tuned, overlay to 1 and to 4 taking turns to go first; per round: TCP ${r.rounds.tcp.join(', ')}; plain hypercore ${r.rounds.naive.join(', ')}; tuned ${r.rounds.naive_tuned.join(', ')}; to 1 ${r.rounds.one.join(', ')}; to 4 ${r.rounds.four.join(', ')}; data plane only, to 1 ${r.rounds.data_plane_one.join(', ')}, to 4 ${r.rounds.data_plane_four.join(', ')} MB/s); load averages are ranges over the trials.`,
     'The overlay figures travel on the data lane (a direct TCP connection, Noise-encrypted like hyperswarm, overlay/lane.ts) where the peer is reachable; the data-plane row is the fallback over hyperswarm UDX.',
     'Control traffic (admission, pings, control messages) runs on its own hyperswarm, apart from replication.',
     "Where the replication CPU goes (perf profiles) and what bounds these figures: ARCHITECTURE.md, overlay/ and 'Not yet'.",
@@ -459,10 +459,11 @@ async function replicationPhase(testnet: LocalTestnet) {
     naive.push(await naiveHypercore(testnet))
     loads.naiveTuned.push(load1())
     naiveTuned.push(await naiveHypercore(testnet, true))
-    loads.one.push(load1())
-    one.push(await overlayReplication(testnet, 1))
-    loads.four.push(load1())
-    four.push(await overlayReplication(testnet, 4))
+    // To 1 and to 4 take turns going first, so neither always follows the same trial.
+    for (const readers of r % 2 === 0 ? [1, 4] : [4, 1]) {
+      ;(readers === 1 ? loads.one : loads.four).push(load1())
+      ;(readers === 1 ? one : four).push(await overlayReplication(testnet, readers))
+    }
     loads.plane.push(load1())
     planeOne.push(await overlayReplication(testnet, 1, false))
     planeFour.push(await overlayReplication(testnet, 4, false))
