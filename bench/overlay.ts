@@ -99,17 +99,7 @@ async function overlayReplication(
     const all = [server, ...candidates]
     await cluster.ready(all)
     await cluster.meshed(all, 60_000)
-    if (lane) {
-      await Promise.all(
-        candidates.map((c) =>
-          c.waitFor(
-            (e) => e.event === 'data-connection' && e.key === server.key && e.transport === 'lane',
-            30_000,
-            'lane to the server',
-          ),
-        ),
-      )
-    }
+    if (lane) await Promise.all(candidates.map((c) => c.laneTo(server)))
     const marks = all.map((n) => n.events.length)
     await Promise.all(all.map((n) => n.request('stats'))) // restarts each node's event-loop delay record
     await server.request('publish', { id: 'bench', size_bytes: REPLICATION_BYTES }, 300_000)

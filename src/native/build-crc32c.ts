@@ -8,14 +8,13 @@ import { mkdir, rename, rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { CRC32C_LIBRARY } from './crc32c-preload.ts'
+import { CRC32C_LIBRARY, CRC32C_PLATFORM } from './crc32c-preload.ts'
 
 const SOURCE = fileURLToPath(new URL('./rocksdb-crc32c.c', import.meta.url))
 
 /** Compile the library (atomically: a temp file renamed into place). Returns why not, or null when built. */
 export async function buildCrc32c(compiler = process.env['CC'] ?? 'cc'): Promise<string | null> {
-  if (process.platform !== 'linux' || process.arch !== 'x64')
-    return `not Linux x86-64 (${process.platform} ${process.arch})`
+  if (!CRC32C_PLATFORM) return `not Linux x86-64 (${process.platform} ${process.arch})`
   await mkdir(dirname(CRC32C_LIBRARY), { recursive: true })
   const temp = `${CRC32C_LIBRARY}.${process.pid}.tmp`
   try {

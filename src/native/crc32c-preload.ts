@@ -9,9 +9,20 @@ function entries(value: string | undefined): string[] {
   return (value ?? '').split(/[ :]/).filter(Boolean)
 }
 
-/** Whether the library is built and can be preloaded (LD_PRELOAD cannot name a path with a space or colon). */
+/** The library is x86-64 code for glibc's loader. */
+export const CRC32C_PLATFORM = process.platform === 'linux' && process.arch === 'x64'
+
+/** Why the library cannot be preloaded here, or null when it can. */
+export function crc32cUnavailable(): string | null {
+  if (!CRC32C_PLATFORM) return 'only built for Linux x86-64'
+  if (/[ :]/.test(CRC32C_LIBRARY))
+    return `LD_PRELOAD cannot name a path with a space or colon: ${CRC32C_LIBRARY}`
+  if (!existsSync(CRC32C_LIBRARY)) return 'not built: run `npm run build:native` (needs a C compiler)'
+  return null
+}
+
 export function crc32cAvailable(): boolean {
-  return !/[ :]/.test(CRC32C_LIBRARY) && existsSync(CRC32C_LIBRARY)
+  return crc32cUnavailable() === null
 }
 
 /** `env` with the library added to LD_PRELOAD (kept first: other entries stay), when it is available. */

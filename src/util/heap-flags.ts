@@ -4,8 +4,9 @@
  * ~12 MB old generation then sits exactly at the limit where V8 also starts a full collection, so a node
  * replicating did a major GC every ~100 ms (the trace says "external memory pressure", then "allocation
  * limit", 16 MB slack against a 16 MB young generation). A 128 MB initial old-generation limit leaves room:
- * major GCs while replicating 256 MiB to 4 candidates fell ~50-65 per node to 0-1 on candidates and
- * ~8-15 on the writer, and CPU per MiB delivered ~17-22 -> ~14 ms (bench/RESULTS.md).
+ * replicating 256 MiB to 4 candidates (lane window already in place, paired runs), major GCs fell from up to
+ * 28 per candidate to 0-1 and from 49-65 on the writer to 8-19, and CPU per MiB delivered from
+ * 16.9-21.9 to 13.5-15.1 ms.
  * V8 reads the flag only at start (and refuses it in NODE_OPTIONS), so it goes on the command line of
  * the processes we start; bin/sustain.js carries it in its shebang.
  */

@@ -1,4 +1,4 @@
-import { CRC32C_LIBRARY, crc32cActive, crc32cAvailable, withCrc32c } from '../native/crc32c-preload.ts'
+import { CRC32C_LIBRARY, crc32cActive, crc32cUnavailable, withCrc32c } from '../native/crc32c-preload.ts'
 import { HEAP_FLAGS, heapFlagsActive, withHeapFlags } from './heap-flags.ts'
 import { MALLOC_TUNABLES, mallocTunablesActive, withMallocTunables } from './malloc-tunables.ts'
 
@@ -42,8 +42,9 @@ export function missingSettings(): MissingSetting[] {
     })
   }
   if (!crc32cActive()) {
+    const unavailable = crc32cUnavailable()
     missing.push({
-      fix: crc32cAvailable() ? { LD_PRELOAD: CRC32C_LIBRARY } : { build: 'npm run build:native' },
+      fix: unavailable === null ? { LD_PRELOAD: CRC32C_LIBRARY } : { crc32c: unavailable },
       why: 'RocksDB checksums with its software crc32c: ~13 % more CPU while replicating',
     })
   }

@@ -90,6 +90,15 @@ export class NodeProc extends EventEmitter {
     )
   }
 
+  /** Resolve once this node's data connection to `peer` runs on a TCP lane. */
+  laneTo(peer: NodeProc, timeout_ms = 30_000): Promise<NodeEvent> {
+    return this.waitFor(
+      (e) => e.event === 'data-connection' && e.key === peer.key && e.transport === 'lane',
+      timeout_ms,
+      `lane to ${peer.name}`,
+    )
+  }
+
   request<T = any>(cmd: string, args: Record<string, unknown> = {}, timeout_ms = 30_000): Promise<T> {
     const req = this.nextReq++
     const reply = new Promise<T>((resolve, reject) => this.pending.set(req, { resolve, reject }))

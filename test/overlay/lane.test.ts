@@ -109,13 +109,7 @@ describe('data lane (direct TCP between members; processes on a local testnet)',
     await cluster.ready([smaller, greater])
     expect(smaller.key < greater.key).toBe(true)
     await cluster.meshed([smaller, greater])
-    const onLane = (n: NodeProc, peer: NodeProc) =>
-      n.waitFor(
-        (e) => e.event === 'data-connection' && e.key === peer.key && e.transport === 'lane',
-        30_000,
-        'lane',
-      )
-    await Promise.all([onLane(smaller, greater), onLane(greater, smaller)])
+    await Promise.all([smaller.laneTo(greater), greater.laneTo(smaller)])
     await replicate(greater, [smaller], 'reverse-lane', 4 * MiB)
     expect(await transports([smaller, greater])).toEqual([
       { lane: 1, plane: 0 },
