@@ -1,11 +1,12 @@
 import { defineConfig } from 'vitest/config'
 
-// The default suite (`npm test`) stays under ~10 minutes on 2 cores. Slow suites (real QEMU, real
-// Postfix) live in files named *.slow.test.ts and run through their own scripts (see package.json).
+// The default suite (`npm test`) needs nothing but Node and npm, and stays under ~10 minutes on 2 cores.
+// Suites that need Debian packages (*.system.test.ts) or also take long (*.slow.test.ts: real QEMU, real
+// Postfix) run under `npm run test:system` (vitest.system.config.ts).
 export default defineConfig({
   test: {
     include: ['test/**/*.test.{ts,tsx}'],
-    exclude: ['**/node_modules/**', 'test/**/*.slow.test.{ts,tsx}'],
+    exclude: ['**/node_modules/**', 'test/**/*.slow.test.{ts,tsx}', 'test/**/*.system.test.{ts,tsx}'],
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -6,7 +6,7 @@
  * (perf). rocksdb-native exports rocksdb::crc32c::Extend and calls it through its PLT, so this definition,
  * preloaded, replaces it. Same function (CRC-32C, Castagnoli; RocksDB's Extend(crc, buf, size) returns the
  * crc of the data crc covered followed by buf), computed with the crc32 instruction: files written with
- * either implementation read with the other (test/native/crc32c.test.ts).
+ * either implementation read with the other (test/native/crc32c.system.test.ts).
  * On a CPU without SSE4.2 it falls back to a table, as RocksDB itself would.
  */
 #include <stddef.h>

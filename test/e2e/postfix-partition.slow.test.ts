@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { sendMail } from '../../examples/mail/smtp-client.ts'
 import { LocalFederation, type LogRecord } from '../../src/demo/local-federation.ts'
 import { nodePaths } from '../../src/runtime/paths.ts'
+import { requireTools } from '../system/requirements.ts'
 import { localFederations } from './fixtures.ts'
 
 const run = promisify(execFile)
@@ -24,6 +25,7 @@ const startFederation = localFederations()
 
 describe('real Postfix on three nodes: partition, both sides serve, heal, merge', () => {
   it('after the merge one server remains and every acknowledged message is in its mailbox exactly once', async () => {
+    requireTools('postfix', 'python3')
     const fed = await startFederation({ nodes: 3, service_dir: POSTFIX, snapshot_interval_ms: 1000 })
     const server = await fed.server(120_000)
     const acked: string[] = []

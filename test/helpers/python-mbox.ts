@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
+import { requireTools } from '../system/requirements.ts'
 
 const run = promisify(execFile)
 
@@ -16,6 +17,7 @@ export interface PythonMessage {
  * check the helpers with their own code.
  */
 export async function readMboxWithPython(path: string): Promise<PythonMessage[]> {
+  requireTools('python3')
   const script = `
 import json, mailbox, sys
 out = []

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs'
-import { access, chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { finished } from 'node:stream/promises'
@@ -15,6 +15,7 @@ import { freePort } from '../../src/util/free-port.ts'
 import { createLogger } from '../../src/util/log.ts'
 import { nextEvent } from '../drivers/fixtures.ts'
 import { readMboxWithPython } from '../helpers/python-mbox.ts'
+import { requireTools } from '../system/requirements.ts'
 
 const SERVICE_DIR = resolve(import.meta.dirname, '../../examples/postfix')
 
@@ -67,9 +68,7 @@ async function waitDelivered(spool: string, expected: string[]): Promise<string[
 }
 
 beforeAll(async () => {
-  await access('/usr/sbin/postfix').catch(() => {
-    throw new Error('postfix is not installed: see examples/postfix/README.md')
-  })
+  requireTools('postfix', 'python3') // examples/postfix/README.md
   dir = await mkdtemp(join(tmpdir(), 'sustain-postfix-'))
   await chmod(dir, 0o755) // Postfix's daemons and the virtual agent (not root) go through it
 })

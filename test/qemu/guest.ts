@@ -10,6 +10,7 @@ import { probeBanner } from '../../src/drivers/qemu/banner-probe.ts'
 import { createQemuDriver, type QemuDriver } from '../../src/drivers/qemu/driver.ts'
 import { loadQemuManifest } from '../../src/drivers/qemu/manifest.ts'
 import { createLogger, type Logger } from '../../src/util/log.ts'
+import { requireTools } from '../system/requirements.ts'
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/qemu-guest/', import.meta.url))
 
@@ -24,6 +25,7 @@ export interface GuestFixture {
 }
 
 export async function guestFixture(): Promise<GuestFixture> {
+  requireTools('qemu', 'qemu-img', 'busybox', 'dropbear', 'cpio', 'kernel')
   const dir = await mkdtemp(join(tmpdir(), 'sustain-qemu-test-'))
   const service_dir = join(dir, 'service')
   await mkdir(service_dir)

@@ -1,12 +1,13 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
-import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { freePort } from '../../src/util/free-port.ts'
+import { REQUIREMENTS, requireTools } from '../system/requirements.ts'
 
 const run = promisify(execFile)
-export const SSHD = '/usr/sbin/sshd'
+export const SSHD = REQUIREMENTS.sshd.what
 
 export interface TestSshd {
   port: number
@@ -27,9 +28,7 @@ async function keygen(path: string): Promise<void> {
  * foreground (-D) as our child and stopped by its pid. Resolves once it says it listens.
  */
 export async function startSshd(dir: string): Promise<TestSshd> {
-  await access(SSHD).catch(() => {
-    throw new Error(`${SSHD} is missing: apt-get install -y openssh-server`)
-  })
+  requireTools('sshd', 'ssh-keygen')
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 }) // privilege separation directory
   await keygen(join(dir, 'host_key'))
   await keygen(join(dir, 'client_key'))

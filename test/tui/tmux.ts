@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
+import { requireTools } from '../system/requirements.ts'
 
 const run = promisify(execFile)
 export const BIN = new URL('../../bin/sustain.js', import.meta.url).pathname
@@ -11,7 +12,10 @@ export const TERMINAL_ENV =
   'env -u CI -u CONTINUOUS_INTEGRATION -u NO_COLOR -u FORCE_COLOR TERM=xterm-256color'
 export const SESSION = 'ui'
 
-export const tmux = (...args: string[]) => run('tmux', ['-L', TMUX_SERVER, ...args], { timeout: 10_000 })
+export function tmux(...args: string[]) {
+  requireTools('tmux')
+  return run('tmux', ['-L', TMUX_SERVER, ...args], { timeout: 10_000 })
+}
 
 export async function screen(): Promise<string> {
   const { stdout } = await tmux('capture-pane', '-p', '-t', SESSION)

@@ -6,6 +6,7 @@ import { ArchiveError, readArchive } from '../../helpers/archive.ts'
 import { mboxRecord, parseMbox } from '../../helpers/mbox/format.ts'
 import { dotlockPath, lockMailbox, takeDotlock } from '../../helpers/mbox/lock.ts'
 import { archiveMboxSpool, mergeMboxSpool } from '../../helpers/mbox/spool.ts'
+import { requireTools } from '../system/requirements.ts'
 import { chunked, collect, deliver, messageText, type TestMessage, tempDir } from './fixtures.ts'
 import { readMboxWithPython } from './python-mbox.ts'
 
@@ -297,6 +298,7 @@ describe('mbox spool merge', () => {
   })
 
   it('holds an fcntl lock that other programs (Python’s fcntl.lockf) see', async () => {
+    requireTools('python3')
     const { winner } = await sides([], [msg('w', 1)], [])
     const path = join(winner, 'alice')
     const tryLock = () =>
