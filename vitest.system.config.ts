@@ -8,6 +8,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.slow.test.{ts,tsx}', 'test/**/*.system.test.{ts,tsx}'],
     exclude: ['**/node_modules/**'],
+    globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
     fileParallelism: false,
     testTimeout: 300_000,

@@ -1,5 +1,6 @@
 import { EventEmitter, once } from 'node:events'
 import { isMainThread, Worker } from 'node:worker_threads'
+import { workerEntry } from '../src/util/worker-entry.ts'
 import type { ControlPlaneOptions, ControlStats, HelloAdvert, LocalState } from './control-plane.ts'
 import type { OverlayLog } from './sessions.ts'
 
@@ -39,7 +40,7 @@ export interface ControlApi extends EventEmitter {
 }
 
 const CLOSE_TIMEOUT_MS = 10_000
-const ENTRY = new URL('./control-worker-entry.mjs', import.meta.url)
+const ENTRY = workerEntry('control-worker', new URL('./control-worker-entry.mjs', import.meta.url))
 let prewarmed: Worker | null = null
 
 /**

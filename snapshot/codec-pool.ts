@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
+import { workerEntry } from '../src/util/worker-entry.ts'
 import { recycle } from './buffers.ts'
 import type { DecodeInput, EncodeInput, EncodeOutput, WriteTarget } from './codec.ts'
 import * as codec from './codec.ts'
@@ -82,7 +83,7 @@ class WorkerCodecPool extends BasePool implements CodecPool {
   constructor(readonly threads: number) {
     super()
     this.window = threads * WINDOW_PER_THREAD
-    const entry = new URL('./codec-worker-entry.mjs', import.meta.url)
+    const entry = workerEntry('codec-worker', new URL('./codec-worker-entry.mjs', import.meta.url))
     this.slots = Array.from({ length: threads }, () => ({ worker: new Worker(entry), inflight: 0 }))
     this.started = Promise.all(
       this.slots.map(

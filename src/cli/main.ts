@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
-import { ConfigError } from '../config/load.ts'
+import { ConfigError } from '../config/config-error.ts'
 import { CliError } from './cli-error.ts'
 import { registerCommands } from './commands/index.ts'
 

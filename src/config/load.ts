@@ -1,15 +1,10 @@
 import { readFile } from 'node:fs/promises'
 import { parse as parseYaml } from 'yaml'
+import { ConfigError } from './config-error.ts'
 import { describeSchemaIssue } from './describe-issue.ts'
 import { config_schema, type SustainConfig } from './schema.ts'
 
-/** A config problem a person can fix: names the file, the field, the value and what was expected. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message)
-    this.name = 'ConfigError'
-  }
-}
+export { ConfigError }
 
 /** Validates a parsed config object; throws a ConfigError listing every problem. */
 export function parseConfig(input: unknown, source = 'config'): SustainConfig {

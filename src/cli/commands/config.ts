@@ -1,6 +1,4 @@
 import type { Command } from 'commander'
-import { federationKey } from '../../config/invite.ts'
-import { loadConfig } from '../../config/load.ts'
 import { defaultDataDir, nodePaths } from '../data-dir.ts'
 
 export function registerConfig(program: Command): void {
@@ -10,6 +8,8 @@ export function registerConfig(program: Command): void {
     .description('validate a config file; names every wrong field, its value and what was expected')
     .option('-d, --data <dir>', 'node data directory (when no file is given)', defaultDataDir())
     .action(async (file: string | undefined, options: { data: string }) => {
+      const { loadConfig } = await import('../../config/load.ts')
+      const { federationKey } = await import('../../config/invite.ts')
       const path = file ?? nodePaths(options.data).config
       const loaded = await loadConfig(path)
       process.stdout.write(

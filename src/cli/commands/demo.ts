@@ -1,7 +1,4 @@
 import type { Command } from 'commander'
-import { runDemo } from '../../demo/demo.ts'
-import { runDemoInUi } from '../../tui/demo-ui.ts'
-import { canDrawScreen } from '../../tui/run-ui.tsx'
 import { CliError } from '../cli-error.ts'
 import { integerOption } from '../options.ts'
 
@@ -18,6 +15,9 @@ export function registerDemo(program: Command): void {
     )
     .option('--keep', 'keep the data directories (logs, mailboxes) and print where they are')
     .action(async (options: { nodes: number; keep?: boolean; headless?: boolean }) => {
+      const { runDemo } = await import('../../demo/demo.ts')
+      const { runDemoInUi } = await import('../../tui/demo-ui.ts')
+      const { canDrawScreen } = await import('../../tui/run-ui.tsx')
       const demo = { nodes: options.nodes, keep: options.keep ?? false }
       let summary: Awaited<ReturnType<typeof runDemo>>
       if (options.headless || !canDrawScreen()) summary = await runDemo(demo)

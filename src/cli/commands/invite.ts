@@ -1,6 +1,4 @@
 import type { Command } from 'commander'
-import { encodeInvite } from '../../config/invite.ts'
-import { loadConfig } from '../../config/load.ts'
 import { defaultDataDir, nodePaths } from '../data-dir.ts'
 
 export function registerInvite(program: Command): void {
@@ -9,6 +7,8 @@ export function registerInvite(program: Command): void {
     .description('print a token that lets another machine join this federation (it carries the secret)')
     .option('-d, --data <dir>', 'node data directory', defaultDataDir())
     .action(async (options: { data: string }) => {
+      const { loadConfig } = await import('../../config/load.ts')
+      const { encodeInvite } = await import('../../config/invite.ts')
       const config = await loadConfig(nodePaths(options.data).config)
       const token = encodeInvite({
         name: config.federation.name,

@@ -1,70 +1,7 @@
-import { stat } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { stringify } from 'yaml'
-import { decodeInvite } from '../../config/invite.ts'
-import { loadConfig, parseConfig } from '../../config/load.ts'
-import type { SustainConfig } from '../../config/schema.ts'
-import { runNode } from '../../runtime/run.ts'
-import { writeFileAtomic } from '../../util/atomic-write.ts'
-import { createLogger } from '../../util/log.ts'
-import { missingSettings } from '../../util/process-settings.ts'
-import { CliError } from '../cli-error.ts'
-import { defaultDataDir, nodePaths } from '../data-dir.ts'
-import { humanLogStream } from '../human-log.ts'
+import { defaultDataDir } from '../data-dir.ts'
 import { integerOption } from '../options.ts'
-import { initNode } from './init.ts'
-
-interface JoinOptions {
-  data?: string
-  name?: string
-  priority?: number
-  service?: string
-  port?: number
-  bootstrap?: string
-  json?: boolean
-  metrics?: number
-}
-
-function parseBootstrap(text: string): Array<{ host: string; port: number }> {
-  return text.split(',').map((entry) => {
-    const match = /^([^:\s]+):(\d{1,5})$/.exec(entry.trim())
-    if (!match || Number(match[2]) < 1 || Number(match[2]) > 65_535) {
-      throw new CliError(`--bootstrap wants host:port[,host:port...], got "${entry}"`)
-    }
-    return { host: match[1]!, port: Number(match[2]) }
-  })
-}
-
-/** The config to run: from a token (initialising the data dir on first use) or from a config file. */
-async function resolveConfig(
-  target: string,
-  options: JoinOptions,
-): Promise<{ data: string; config: SustainConfig }> {
-  if (target.startsWith('sustain1.')) {
-    const invite = decodeInvite(target)
-    const data = options.data ?? defaultDataDir()
-    const paths = nodePaths(data)
-    if ((await stat(paths.config).catch(() => null)) === null) {
-      await initNode({
-        data,
-        name: options.name ?? `node-${Math.random().toString(16).slice(2, 6)}`,
-        priority: options.priority ?? 100,
-        federation: invite.name,
-        invite: target,
-      })
-    }
-    const config = await loadConfig(paths.config)
-    if (config.federation.secret !== invite.secret) {
-      throw new CliError(`${paths.config} belongs to another federation than this token; use another --data`)
-    }
-    return { data, config }
-  }
-  if ((await stat(target).catch(() => null)) === null) {
-    throw new CliError(`"${target}" is neither an invite token (sustain1.…) nor a config file`)
-  }
-  return { data: options.data ?? dirname(resolve(target)), config: await loadConfig(target) }
-}
+import type { JoinOptions } from './join-run.ts'
 
 export function registerJoin(program: Command): void {
   program
@@ -86,53 +23,7 @@ export function registerJoin(program: Command): void {
       integerOption('metrics', 1, 65_535),
     )
     .action(async (target: string, options: JoinOptions) => {
-      const { data, config } = await resolveConfig(target, options)
-      const updated = parseConfig(
-        {
-          ...config,
-          node: {
-            name: options.name ?? config.node.name,
-            priority: options.priority ?? config.node.priority,
-          },
-          federation: {
-            ...config.federation,
-            bootstrap: options.bootstrap ? parseBootstrap(options.bootstrap) : config.federation.bootstrap,
-          },
-          service:
-            options.service !== undefined
-              ? { dir: resolve(options.service), port: options.port ?? config.service?.port ?? 2525 }
-              : config.service && options.port !== undefined
-                ? { ...config.service, port: options.port }
-                : config.service,
-        },
-        'the config with the command-line options',
-      )
-      if (updated.federation.bootstrap.length === 0) {
-        throw new CliError(
-          'no DHT bootstrap nodes: pass --bootstrap host:port (the demo starts a local testnet)',
-        )
-      }
-      // Options given once are kept, so a restart with the same data dir runs the same node.
-      await writeFileAtomic(nodePaths(data).config, stringify(updated), { mode: 0o600 })
-      const log = createLogger({
-        name: updated.node.name,
-        level: updated.log.level,
-        destination: options.json ? undefined : humanLogStream(),
-      })
-      for (const { fix, why } of missingSettings()) log.info(fix, `${why} (README, Running nodes)`)
-      try {
-        await runNode(
-          data,
-          updated,
-          log,
-          options.metrics !== undefined ? { metrics_port: options.metrics } : {},
-        )
-      } catch (error) {
-        const message = (error as Error).message
-        if (/another node is running|could not be locked/i.test(message)) {
-          throw new CliError(`data directory ${data} is in use by another node`)
-        }
-        throw new CliError(message)
-      }
+      const { runJoin } = await import('./join-run.ts')
+      await runJoin(target, options)
     })
 }

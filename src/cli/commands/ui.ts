@@ -1,6 +1,5 @@
 import { access } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { runUi } from '../../tui/run-ui.tsx'
 import { defaultDataDir, nodePaths } from '../data-dir.ts'
 
 export function registerUi(program: Command): void {
@@ -16,6 +15,7 @@ export function registerUi(program: Command): void {
       await access(socket_path).catch(() =>
         process.stderr.write(`sustain: no node answers on ${socket_path} yet; waiting for it\n`),
       )
+      const { runUi } = await import('../../tui/run-ui.tsx')
       await runUi({ socket_path })
     })
 }
