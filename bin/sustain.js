@@ -34,7 +34,9 @@ if (!from_sources && stale === null) {
   await import('../dist/cli.js')
 } else {
   if (stale !== null) {
-    process.stderr.write(`sustain: running the TypeScript sources (${stale}; \`npm run build\` compiles them)\n`)
+    process.stderr.write(
+      `sustain: running the TypeScript sources (${stale}; \`npm run build\` compiles them)\n`,
+    )
   }
   const { register } = await import('tsx/esm/api')
   register()
