@@ -1,5 +1,6 @@
 import { Packr } from 'msgpackr'
 import { deriveTopic } from '../../overlay/keys.ts'
+import { hostPortText, parseHostPort } from './host-port.ts'
 import { ConfigError } from './load.ts'
 
 /**
@@ -11,7 +12,8 @@ export interface Invite {
   name: string
   key: string
   secret: string
-  bootstrap: Array<{ host: string; port: number }>
+  /** `host:port` each. */
+  bootstrap: string[]
 }
 
 const PREFIX = 'sustain1.'
@@ -22,7 +24,13 @@ export function federationKey(secret_hex: string): string {
 }
 
 export function encodeInvite(invite: Omit<Invite, 'key'>): string {
-  const body = packr.pack({ v: 1, n: invite.name, s: Buffer.from(invite.secret, 'hex'), b: invite.bootstrap })
+  // {host, port} in the token: the form every version of `sustain join` reads.
+  const b = invite.bootstrap.map((text) => {
+    const node = parseHostPort(text)
+    if (node === null) throw new ConfigError(`bootstrap node "${text}" is not host:port`)
+    return node
+  })
+  const body = packr.pack({ v: 1, n: invite.name, s: Buffer.from(invite.secret, 'hex'), b })
   return PREFIX + Buffer.from(body).toString('base64url')
 }
 
@@ -40,12 +48,11 @@ export function decodeInvite(token: string): Invite {
   if (b?.v !== 1) throw bad(`unsupported version ${JSON.stringify(b?.v)}`)
   if (typeof b.n !== 'string' || b.n.length === 0) throw bad('no federation name')
   if (!(b.s instanceof Uint8Array) || b.s.byteLength !== 32) throw bad('the secret is not 32 bytes')
-  const bootstrap = Array.isArray(b.b) ? b.b : []
-  for (const node of bootstrap) {
-    const ok =
-      typeof node?.host === 'string' && Number.isInteger(node?.port) && node.port > 0 && node.port < 65_536
-    if (!ok) throw bad(`bootstrap entry ${JSON.stringify(node)} is not {host, port}`)
-  }
+  const bootstrap = (Array.isArray(b.b) ? (b.b as unknown[]) : []).map((node) => {
+    const text = hostPortText(node)
+    if (text === null) throw bad(`bootstrap entry ${JSON.stringify(node)} is not host:port`)
+    return text
+  })
   const secret = Buffer.from(b.s).toString('hex')
   return { name: b.n, key: federationKey(secret), secret, bootstrap }
 }

@@ -1,10 +1,17 @@
 import { z } from 'zod'
+import { HOST_PORT_FORM, hostPortText } from './host-port.ts'
 
 /**
  * The node config file (YAML or JSON). Every field has a default except the federation secret, which
  * `sustain init` writes; timings name their unit.
  */
-const host_port = z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65_535) }).strict()
+/** A DHT bootstrap node: read as `host:port` or {host, port}, kept (and written back) as `host:port`. */
+const host_port = z.unknown().transform((value, ctx) => {
+  const text = hostPortText(value)
+  if (text !== null) return text
+  ctx.addIssue({ code: 'custom', message: `expected ${HOST_PORT_FORM}`, input: value })
+  return z.NEVER
+})
 
 export const config_schema = z
   .object({
@@ -23,7 +30,7 @@ export const config_schema = z
       .object({
         name: z.string().min(1).max(64),
         secret: z.string().regex(/^[0-9a-f]{64}$/, '64 hex characters (32 bytes)'),
-        /** DHT bootstrap nodes; empty means a local testnet (demo, tests). */
+        /** DHT bootstrap nodes (`host:port`); empty means a local testnet (demo, tests). */
         bootstrap: z.array(host_port).default([]),
         /** Address every DHT node of this process binds. */
         host: z.string().default('127.0.0.1'),

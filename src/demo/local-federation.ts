@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
 import { initNode } from '../cli/init-node.ts'
+import { formatHostPort, type HostPort } from '../config/host-port.ts'
 import { encodeInvite } from '../config/invite.ts'
 import { loadConfig, parseConfig } from '../config/load.ts'
 import type { MergePolicy } from '../core/config.ts'
@@ -219,7 +220,8 @@ export async function withTimeout<T>(promise: Promise<T>, timeout_ms: number, wh
 export class LocalFederation {
   readonly nodes: LocalNode[] = []
   private testnet: ChildProcess | null = null
-  bootstrap: Array<{ host: string; port: number }> = []
+  /** The testnet's nodes, `host:port` each. */
+  bootstrap: string[] = []
 
   constructor(readonly options: LocalFederationOptions) {}
 
@@ -232,7 +234,7 @@ export class LocalFederation {
     const first = createInterface({ input: this.testnet.stdout! })
     const [line] = (await withTimeout(once(first, 'line'), 20_000, 'the testnet')) as [string]
     first.close()
-    this.bootstrap = (JSON.parse(line) as { bootstrap: Array<{ host: string; port: number }> }).bootstrap
+    this.bootstrap = (JSON.parse(line) as { bootstrap: HostPort[] }).bootstrap.map(formatHostPort)
     const service_dir = options.service_dir ?? join(ROOT, 'examples', 'mail')
     const base_port = options.base_port ?? (await freePortRange(options.nodes))
     let token = ''

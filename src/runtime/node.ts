@@ -7,6 +7,7 @@ import { type CodecPool, createCodecPool } from '../../snapshot/codec-pool.ts'
 import { SnapshotEngine } from '../../snapshot/engine.ts'
 import { deltaBytes } from '../../snapshot/manifest.ts'
 import { SnapshotStore } from '../../snapshot/store.ts'
+import { parseHostPort } from '../config/host-port.ts'
 import type { SustainConfig } from '../config/schema.ts'
 import { assert } from '../core/assert.ts'
 import { DEFAULT_CORE_CONFIG } from '../core/config.ts'
@@ -158,7 +159,7 @@ export class SustainNode {
     this.federation = new Federation({
       keyPair: this.options.keyPair,
       secret: Buffer.from(config.federation.secret, 'hex'),
-      bootstrap: config.federation.bootstrap,
+      bootstrap: config.federation.bootstrap.map((text) => parseHostPort(text)!), // valid: the schema's
       host: config.federation.host,
       lane: config.federation.lane.enabled,
       lane_port: config.federation.lane.port,

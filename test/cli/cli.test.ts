@@ -81,6 +81,36 @@ describe('sustain CLI', () => {
     expect(result.stderr).toContain('field federation.secret: got "nothex"')
   })
 
+  it('bootstrap nodes: host:port strings, {host, port} objects read too; a bad one names the form expected', async () => {
+    const a = join(dir, 'boot-a')
+    await sustain('init', '--data', a)
+    const config = join(a, 'sustain.yaml')
+    const text = await readFile(config, 'utf8')
+    // The form of older config files: objects. The invite carries them to the new node as host:port.
+    await writeFile(
+      config,
+      text.replace(
+        'bootstrap: []',
+        'bootstrap:\n    - { host: 10.0.0.2, port: 49737 }\n    - 10.0.0.3:49738',
+      ),
+    )
+    const check = await sustain('config', 'check', config)
+    expect(check.stdout).toMatch(/bootstrap 10\.0\.0\.2:49737 10\.0\.0\.3:49738\)/)
+    const b = join(dir, 'boot-b')
+    await sustain('init', '--data', b, '--invite', (await sustain('invite', '--data', a)).stdout.trim())
+    expect(await readFile(join(b, 'sustain.yaml'), 'utf8')).toMatch(
+      /bootstrap:\n\s+- 10\.0\.0\.2:49737\n\s+- 10\.0\.0\.3:49738\n/,
+    )
+    const bad = join(dir, 'boot-bad.yaml')
+    await writeFile(bad, text.replace('bootstrap: []', 'bootstrap: ["10.0.0.2", { host: x }, "h:70000"]'))
+    const result = await sustain('config', 'check', bad)
+    expect(result.code).toBe(1)
+    const form = 'expected a "host:port" string such as "192.0.2.7:49737" ({host, port} is read too)'
+    expect(result.stderr).toContain(`field federation.bootstrap.0: got "10.0.0.2", ${form}`)
+    expect(result.stderr).toContain(`field federation.bootstrap.1: got {"host":"x"}, ${form}`)
+    expect(result.stderr).toContain(`field federation.bootstrap.2: got "h:70000", ${form}`)
+  })
+
   it('a bad option value gets one clear line', async () => {
     const result = await sustain('init', '--data', join(dir, 'x'), '--priority', 'high')
     expect(result.code).not.toBe(0)

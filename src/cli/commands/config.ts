@@ -12,9 +12,11 @@ export function registerConfig(program: Command): void {
       const { federationKey } = await import('../../config/invite.ts')
       const path = file ?? nodePaths(options.data).config
       const loaded = await loadConfig(path)
+      const bootstrap = loaded.federation.bootstrap
       process.stdout.write(
         `${path}: valid (node ${loaded.node.name}, priority ${loaded.node.priority}, ` +
-          `federation ${loaded.federation.name} ${federationKey(loaded.federation.secret).slice(0, 16)}…)\n`,
+          `federation ${loaded.federation.name} ${federationKey(loaded.federation.secret).slice(0, 16)}…, ` +
+          `bootstrap ${bootstrap.length > 0 ? bootstrap.join(' ') : 'none'})\n`,
       )
     })
 }

@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { stringify } from 'yaml'
+import { hostPortText } from '../../config/host-port.ts'
 import { decodeInvite } from '../../config/invite.ts'
 import { loadConfig, parseConfig } from '../../config/load.ts'
 import type { SustainConfig } from '../../config/schema.ts'
@@ -24,13 +25,11 @@ export interface JoinOptions {
   metrics?: number
 }
 
-function parseBootstrap(text: string): Array<{ host: string; port: number }> {
+function parseBootstrap(text: string): string[] {
   return text.split(',').map((entry) => {
-    const match = /^([^:\s]+):(\d{1,5})$/.exec(entry.trim())
-    if (!match || Number(match[2]) < 1 || Number(match[2]) > 65_535) {
-      throw new CliError(`--bootstrap wants host:port[,host:port...], got "${entry}"`)
-    }
-    return { host: match[1]!, port: Number(match[2]) }
+    const node = hostPortText(entry)
+    if (node === null) throw new CliError(`--bootstrap wants host:port[,host:port...], got "${entry}"`)
+    return node
   })
 }
 
