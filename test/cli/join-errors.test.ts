@@ -10,9 +10,11 @@ const run = promisify(execFile)
 const BIN = new URL('../../bin/sustain.js', import.meta.url).pathname
 const MAIL = new URL('../../examples/mail', import.meta.url).pathname
 
-async function sustain(...args: string[]) {
+async function sustain(...args: (string | NodeJS.ProcessEnv)[]) {
+  const env = { ...process.env, ...(args.find((a) => typeof a === 'object') ?? {}) }
+  const argv = args.filter((a) => typeof a === 'string')
   try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { timeout: 30_000 })
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...argv], { timeout: 30_000, env })
     return { code: 0, stdout, stderr }
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string }
@@ -89,6 +91,23 @@ describe('sustain join: errors a person can cause get one clear line and a non-z
     )
     expect(result.code).not.toBe(0)
     expect(oneLine(result.stderr)).toEqual([expect.stringMatching(/no-such-binary.*no such file/)])
+  })
+
+  it('a native fast path missing is one log line, not an error', async () => {
+    await sustain('init', '--data', join(dir, 'e'))
+    const result = await sustain(
+      'join',
+      join(dir, 'e', 'sustain.yaml'),
+      '--service',
+      MAIL,
+      '--port',
+      String(busy_port),
+      '--bootstrap',
+      '127.0.0.1:9',
+      { MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true' },
+    )
+    expect(result.stderr).toMatch(/msgpack decodes strings in JavaScript.*fallback.*msgpackr-extract/)
+    expect(oneLine(result.stderr)).toEqual([expect.stringContaining(`port ${busy_port} is in use`)])
   })
 
   it('no bootstrap nodes', async () => {

@@ -7,6 +7,7 @@ import { loadConfig, parseConfig } from '../../config/load.ts'
 import type { SustainConfig } from '../../config/schema.ts'
 import { runNode } from '../../runtime/run.ts'
 import { writeFileAtomic } from '../../util/atomic-write.ts'
+import { pureJsFallbacks } from '../../util/fast-paths.ts'
 import { createLogger } from '../../util/log.ts'
 import { missingSettings } from '../../util/process-settings.ts'
 import { CliError } from '../cli-error.ts'
@@ -97,6 +98,7 @@ export async function runJoin(target: string, options: JoinOptions): Promise<voi
     destination: options.json ? undefined : humanLogStream(),
   })
   for (const { fix, why } of missingSettings()) log.info(fix, `${why} (README, Running nodes)`)
+  for (const { module, why, fix } of pureJsFallbacks()) log.info({ fallback: module, fix }, why)
   try {
     await runNode(data, updated, log, options.metrics !== undefined ? { metrics_port: options.metrics } : {})
   } catch (error) {
