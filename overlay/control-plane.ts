@@ -50,7 +50,8 @@ export interface HelloAdvert {
 export interface ControlPlaneOptions {
   keyPair: KeyPair
   secret: Uint8Array
-  bootstrap: HostPort[]
+  /** DHT bootstrap nodes; undefined: the public DHT's. */
+  bootstrap: HostPort[] | undefined
   host: string
   name: string
   priority: number

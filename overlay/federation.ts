@@ -35,8 +35,8 @@ export interface FederationOptions {
   keyPair: KeyPair
   /** 32-byte federation secret. */
   secret: Uint8Array
-  /** DHT bootstrap nodes (a local testnet's, or the deployment's). */
-  bootstrap: HostPort[]
+  /** DHT bootstrap nodes (a local testnet's, or the deployment's); undefined: the public DHT's. */
+  bootstrap: HostPort[] | undefined
   /** Address every DHT socket binds to. */
   host?: string
   storageDir: string

@@ -25,7 +25,8 @@ export interface PlaneOptions {
   name: string
   keyPair: KeyPair
   topic: Buffer
-  bootstrap: HostPort[]
+  /** DHT bootstrap nodes; undefined: the public DHT's. */
+  bootstrap: HostPort[] | undefined
   host: string
   log: OverlayLog
   rediscover_interval_ms: number

@@ -24,6 +24,8 @@ declare module 'hyperdht' {
   export default class HyperDHT extends EventEmitter {
     constructor(options?: HyperDHTOptions)
     static keyPair(seed?: Buffer): KeyPair
+    /** A persistent DHT node on a fixed host:port that other nodes bootstrap from (dht-rpc). */
+    static bootstrapper(port: number, host: string, options?: HyperDHTOptions): HyperDHT
     readonly defaultKeyPair: KeyPair
     fullyBootstrapped(): Promise<void>
     address(): { host: string; port: number }

@@ -35,6 +35,13 @@ export const config_schema = z
         /** Address every DHT node of this process binds. */
         host: z.string().default('127.0.0.1'),
         /**
+         * Also serve as a DHT bootstrap node on `host`:this port (0: not), so a federation on a LAN needs
+         * no other DHT: `sustain init` sets it and lists the address in `bootstrap` (src/runtime/dht-bootstrap.ts).
+         */
+        serve_bootstrap_port: z.number().int().min(0).max(65_535).default(0),
+        /** With no bootstrap nodes: use the public hyperswarm DHT (internet; an explicit choice). */
+        public_dht: z.boolean().default(false),
+        /**
          * Snapshot data on a direct TCP lane to each peer whose lane is reachable (on `host`); the
          * hyperswarm data plane (hole punching) carries it where not. `port` 0: any free port;
          * `advertised_port`: the port peers dial when a router forwards it to `port` (0: `port` itself).

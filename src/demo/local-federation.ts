@@ -247,6 +247,7 @@ export class LocalFederation {
         name,
         priority,
         federation: 'demo',
+        serve_bootstrap_port: 0, // the testnet is the DHT
         ...(i > 0 ? { invite: token } : {}),
       })
       const path = nodePaths(data_dir).config

@@ -7,7 +7,6 @@ import { type CodecPool, createCodecPool } from '../../snapshot/codec-pool.ts'
 import { SnapshotEngine } from '../../snapshot/engine.ts'
 import { deltaBytes } from '../../snapshot/manifest.ts'
 import { SnapshotStore } from '../../snapshot/store.ts'
-import { parseHostPort } from '../config/host-port.ts'
 import type { SustainConfig } from '../config/schema.ts'
 import { assert } from '../core/assert.ts'
 import { DEFAULT_CORE_CONFIG } from '../core/config.ts'
@@ -25,6 +24,7 @@ import type { NodeId, SnapshotRef } from '../core/types.ts'
 import type { DriverEvent, ServiceDriver } from '../drivers/driver.ts'
 import { writeFileAtomic } from '../util/atomic-write.ts'
 import type { Logger } from '../util/log.ts'
+import { bootstrapNodes } from './dht-bootstrap.ts'
 import { HelperInfo } from './helper-info.ts'
 import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
@@ -159,7 +159,7 @@ export class SustainNode {
     this.federation = new Federation({
       keyPair: this.options.keyPair,
       secret: Buffer.from(config.federation.secret, 'hex'),
-      bootstrap: config.federation.bootstrap.map((text) => parseHostPort(text)!), // valid: the schema's
+      bootstrap: bootstrapNodes(config),
       host: config.federation.host,
       lane: config.federation.lane.enabled,
       lane_port: config.federation.lane.port,

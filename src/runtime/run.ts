@@ -1,10 +1,12 @@
 import { mkdir } from 'node:fs/promises'
 import type { Server } from 'node:net'
+import type HyperDHT from 'hyperdht'
 import { readIdentity } from '../config/identity.ts'
 import type { SustainConfig } from '../config/schema.ts'
 import type { Logger } from '../util/log.ts'
 import { claimSocket, startControlServer } from './control-server.ts'
 import { createDriver } from './create-driver.ts'
+import { serveBootstrap } from './dht-bootstrap.ts'
 import { startMetrics } from './metrics.ts'
 import { SustainNode } from './node.ts'
 import { nodePaths } from './paths.ts'
@@ -27,6 +29,7 @@ export async function runNode(
   const node = new SustainNode({ data_dir, config, keyPair, log, driver })
   let control: Server | null = null
   let metrics: Server | null = null
+  let bootstrap_server: HyperDHT | null = null
   const stop = (signal: string) => {
     log.info({ event: 'signal', signal }, `stopping on ${signal}`)
     void node.close()
@@ -34,6 +37,7 @@ export async function runNode(
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   try {
+    bootstrap_server = await serveBootstrap(config, log)
     await node.start()
     control = await startControlServer(node, paths.socket, log)
     if (options.metrics_port !== undefined) {
@@ -48,6 +52,7 @@ export async function runNode(
     process.off('SIGINT', stop)
     process.off('SIGTERM', stop)
     await node.close()
+    await bootstrap_server?.destroy()
     for (const server of [control, metrics]) {
       await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
     }

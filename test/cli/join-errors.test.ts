@@ -111,7 +111,7 @@ describe('sustain join: errors a person can cause get one clear line and a non-z
   })
 
   it('no bootstrap nodes', async () => {
-    await sustain('init', '--data', join(dir, 'd'))
+    await sustain('init', '--data', join(dir, 'd'), '--serve-bootstrap', '0')
     const result = await sustain('join', join(dir, 'd', 'sustain.yaml'))
     expect(result.code).not.toBe(0)
     expect(result.stderr).toMatch(/no DHT bootstrap nodes/)

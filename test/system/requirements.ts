@@ -57,6 +57,8 @@ export const REQUIREMENTS = {
   busybox: program('/bin/busybox', ['busybox-static'], 'test/qemu (the guest)'),
   dropbear: program('/usr/sbin/dropbear', ['dropbear-bin'], 'test/qemu (the guest)'),
   cpio: program('cpio', ['cpio'], 'test/qemu (the guest)'),
+  ip: program('ip', ['iproute2'], 'test/lan (network namespaces)'),
+  nsenter: program('nsenter', ['util-linux'], 'test/lan (network namespaces)'),
   kernel: {
     what: '/boot/vmlinuz-*',
     packages: ['linux-image-amd64'],

@@ -87,8 +87,12 @@ export async function runJoin(target: string, options: JoinOptions): Promise<voi
     },
     'the config with the command-line options',
   )
-  if (updated.federation.bootstrap.length === 0) {
-    throw new CliError('no DHT bootstrap nodes: pass --bootstrap host:port (the demo starts a local testnet)')
+  if (updated.federation.bootstrap.length === 0 && !updated.federation.public_dht) {
+    throw new CliError(
+      'no DHT bootstrap nodes: pass --bootstrap host:port, join with an invite of a node that serves one ' +
+        '(`sustain init` of a new federation does: federation.serve_bootstrap_port), or set ' +
+        'federation.public_dht: true for the public DHT',
+    )
   }
   // Options given once are kept, so a restart with the same data dir runs the same node.
   await writeFileAtomic(nodePaths(data).config, stringify(updated), { mode: 0o600 })
