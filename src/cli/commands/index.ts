@@ -6,6 +6,7 @@ import { registerInit } from './init.ts'
 import { registerInvite } from './invite.ts'
 import { registerJoin } from './join.ts'
 import { registerNodeControl } from './node-control.ts'
+import { registerService } from './service.ts'
 import { registerUi } from './ui.ts'
 
 /** Every subcommand registers itself here; only commands that work are listed. */
@@ -18,4 +19,5 @@ export function registerCommands(program: Command): void {
   registerConfig(program)
   registerImageCommands(program)
   registerUi(program)
+  registerService(program)
 }
