@@ -13,6 +13,8 @@ export function nodePaths(data_dir: string) {
     overlay: join(dir, 'overlay'),
     index: join(dir, 'snapshot-index.bin'),
     persisted: join(dir, 'state.json'),
+    /** The failover timeline, one JSON line per stage (`sustain logs`; runtime/timeline-file.ts). */
+    timeline: join(dir, 'timeline.jsonl'),
     /** A heal loser's changes since the split, when no helper merged them. */
     kept: join(dir, 'kept'),
     /** The service's state directory while this node runs it. */

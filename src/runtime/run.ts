@@ -10,6 +10,7 @@ import { serveBootstrap } from './dht-bootstrap.ts'
 import { startMetrics } from './metrics.ts'
 import { SustainNode } from './node.ts'
 import { nodePaths } from './paths.ts'
+import { recordTimeline } from './timeline-file.ts'
 
 /**
  * Runs one node in this process until it exits (leave) or is told to stop (SIGINT/SIGTERM: the swarm is
@@ -27,6 +28,7 @@ export async function runNode(
   await mkdir(paths.dir, { recursive: true })
   const driver = await createDriver(config, data_dir, log)
   const node = new SustainNode({ data_dir, config, keyPair, log, driver })
+  const stopRecording = await recordTimeline(node, paths.timeline)
   let control: Server | null = null
   let metrics: Server | null = null
   let bootstrap_server: HyperDHT | null = null
@@ -52,6 +54,7 @@ export async function runNode(
     process.off('SIGINT', stop)
     process.off('SIGTERM', stop)
     await node.close()
+    await stopRecording()
     await bootstrap_server?.destroy()
     for (const server of [control, metrics]) {
       await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))

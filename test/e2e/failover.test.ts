@@ -47,6 +47,22 @@ const event =
   (r: LogRecord) =>
     r.event === name && Number(r.time) >= after_ms
 
+/** Stage names the node in `data_dir` recorded since `since_ms` (`sustain logs --json`), once all of `want` are there. */
+async function failoverStages(data_dir: string, since_ms: number, want: string[]): Promise<string[]> {
+  let names: string[] = []
+  for (let i = 0; i < 50 && !want.every((w) => names.includes(w)); i++) {
+    if (i > 0) await new Promise((resolve) => setTimeout(resolve, 200)) // the file is appended just after the log line
+    const { stdout } = await run(process.execPath, [BIN, 'logs', '--data', data_dir, '--json'])
+    names = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { time: string; name: string })
+      .filter((r) => Date.parse(r.time) >= since_ms)
+      .map((r) => r.name)
+  }
+  return names
+}
+
 describe('failover end to end (real node processes, real mail service, loopback testnet)', () => {
   it('a crashed service is restarted in place, without an election', async () => {
     const fed = await start(3, 2610)
@@ -110,6 +126,12 @@ describe('failover end to end (real node processes, real mail service, loopback 
     const metrics = await (await fetch(`http://127.0.0.1:${metrics_port + successor.index}/metrics`)).text()
     expect(metrics).toContain('sustain_role{role="server"} 1')
     expect(metrics).toMatch(/sustain_failover_stage_seconds\{stage="service_answering"\} \d/)
+    // `sustain logs` shows the failover from the successor's own record of it, stage by stage, in order.
+    const stages = ['server_suspected', 'elected', 'restored', 'service_answering']
+    const recorded = await failoverStages(successor.data_dir, killed_ms, stages)
+    expect(recorded.filter((name) => stages.includes(name))).toEqual(stages)
+    const { stdout: shown } = await run(process.execPath, [BIN, 'logs', '--data', successor.data_dir])
+    expect(shown).toMatch(/\+\d+ ms {2}service_answering +server term \d+/)
     // Snapshot data between the survivors travels on their direct TCP lane, the dead server's on nothing.
     const peers = (await successor.status())!.peers
     expect(peers.map((p) => [p.reachable, p.data]).sort()).toEqual([

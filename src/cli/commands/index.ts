@@ -5,6 +5,7 @@ import { registerImageCommands } from './image.ts'
 import { registerInit } from './init.ts'
 import { registerInvite } from './invite.ts'
 import { registerJoin } from './join.ts'
+import { registerLogs } from './logs.ts'
 import { registerNodeControl } from './node-control.ts'
 import { registerService } from './service.ts'
 import { registerUi } from './ui.ts'
@@ -20,4 +21,5 @@ export function registerCommands(program: Command): void {
   registerImageCommands(program)
   registerUi(program)
   registerService(program)
+  registerLogs(program)
 }
