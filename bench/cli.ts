@@ -4,7 +4,8 @@
  * (the variant that goes first rotates), after one unmeasured warm-up round each (tsx's transform
  * cache, the page cache). Writes bench/results/cli.json and the "## CLI start" section of
  * bench/RESULTS.md.
- * Variants: `compiled` (bin/sustain.js running dist/, what `npm ci` leaves), `tsx` (the same bin with
+ * Variants: `compiled` (bin/sustain.js running dist/, what `npm ci` leaves), `npx` (the same through
+ * `npx sustain`, as README writes it: npm's own start-up on top), `tsx` (the same bin with
  * SUSTAIN_SOURCES=1: the sources through tsx, as in development) and, with --baseline COMMIT (default:
  * the commit before the compiled CLI), `baseline`: that commit's bin/sustain.js from `git archive`; and
  * `node`, the floor: `node -e 0` timed the same way.
@@ -36,7 +37,9 @@ if (!Number.isInteger(ROUNDS) || ROUNDS < 3 || ROUNDS > 200) throw new Error('--
 
 interface Variant {
   name: string
-  /** node's arguments for the CLI's arguments. */
+  /** The program started (node unless said). */
+  command?: string
+  /** Its arguments for the CLI's arguments. */
   argv(args: string[]): string[]
   env: NodeJS.ProcessEnv
 }
@@ -45,7 +48,8 @@ interface Variant {
 function timed(variant: Variant, args: string[]): Promise<number> {
   const started = performance.now()
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, variant.argv(args), { env: variant.env, timeout: 60_000 }, (error) => {
+    const options = { env: variant.env, cwd: ROOT, timeout: 60_000 }
+    execFile(variant.command ?? process.execPath, variant.argv(args), options, (error) => {
       if (error) reject(new Error(`${variant.name} ${args.join(' ')}: ${error.message}`))
       else resolve(performance.now() - started)
     })
@@ -91,6 +95,7 @@ try {
   const variants: Variant[] = [
     { name: 'compiled', argv: (args) => [bin, ...args], env },
     { name: 'tsx', argv: (args) => [bin, ...args], env: { ...env, SUSTAIN_SOURCES: '1' } },
+    { name: 'npx', command: 'npx', argv: (args) => ['sustain', ...args], env }, // compiled, through npm's npx
     { name: 'node', argv: () => ['-e', '0'], env }, // the floor: node starting and exiting
   ]
   if (values.baseline !== 'none') {
@@ -153,6 +158,7 @@ async function writeSection(results: {
     tsx: 'bin/sustain.js, sources through tsx (SUSTAIN_SOURCES=1)',
     baseline: `${results.baseline_commit}: bin/sustain.js through tsx, every command loaded`,
     node: 'the floor: `node -e 0` in place of the command',
+    npx: '`npx sustain` in the checkout: compiled, plus npm starting npx',
   }
   const rows = (['version', 'status'] as const).flatMap((command) =>
     Object.entries(results.variants).map(([name, r]) => [
@@ -171,7 +177,7 @@ async function writeSection(results: {
     '## CLI start',
     [
       `\`npm run bench:cli\`, ${results.generated_at}, ${results.machine.cpus} CPUs (${results.machine.cpu_model}), load 1m ${results.load_1m.before}-${results.load_1m.after}.`,
-      'Wall time from spawn to exit of `node bin/sustain.js ...`, each variant in turn, the first one rotating',
+      "Wall time from spawn to exit of each variant's command line, each variant in turn, the first one rotating",
       `per round, ${results.rounds} rounds after one unmeasured warm-up; \`status\` asks the running node of a`,
       '2-node local federation. Spread: interquartile range and min-max.',
       '',

@@ -5,6 +5,7 @@ import { hostPortText } from '../../config/host-port.ts'
 import { decodeInvite } from '../../config/invite.ts'
 import { loadConfig, parseConfig } from '../../config/load.ts'
 import type { SustainConfig } from '../../config/schema.ts'
+import { servedBootstrap } from '../../runtime/dht-bootstrap.ts'
 import { runNode } from '../../runtime/run.ts'
 import { writeFileAtomic } from '../../util/atomic-write.ts'
 import { pureJsFallbacks } from '../../util/fast-paths.ts'
@@ -67,6 +68,11 @@ async function resolveConfig(
 /** `sustain join`: resolve the config, keep the command-line options in it, run the node until it stops. */
 export async function runJoin(target: string, options: JoinOptions): Promise<void> {
   const { data, config } = await resolveConfig(target, options)
+  // --bootstrap names the others; a node serving one keeps its own, which its invites carry.
+  const self = servedBootstrap(config)
+  const bootstrap = options.bootstrap
+    ? [...new Set([...parseBootstrap(options.bootstrap), ...(self === null ? [] : [self])])]
+    : config.federation.bootstrap
   const updated = parseConfig(
     {
       ...config,
@@ -76,7 +82,7 @@ export async function runJoin(target: string, options: JoinOptions): Promise<voi
       },
       federation: {
         ...config.federation,
-        bootstrap: options.bootstrap ? parseBootstrap(options.bootstrap) : config.federation.bootstrap,
+        bootstrap,
       },
       service:
         options.service !== undefined
