@@ -83,7 +83,7 @@ describe('sustain CLI', () => {
 
   it('bootstrap nodes: host:port strings, {host, port} objects read too; a bad one names the form expected', async () => {
     const a = join(dir, 'boot-a')
-    await sustain('init', '--data', a)
+    await sustain('init', '--data', a, '--serve-bootstrap', '0')
     const config = join(a, 'sustain.yaml')
     const text = await readFile(config, 'utf8')
     // The form of older config files: objects. The invite carries them to the new node as host:port.
