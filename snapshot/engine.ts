@@ -50,6 +50,8 @@ export interface TakeResult {
   /** The new base when this snapshot triggered a rebase (same content as `manifest`). */
   rebased?: Manifest
   gc?: GcStats
+  /** Chunks stored as bytes because the codec could not compute their delta (see codec.ts). */
+  codec_refusals: number
 }
 
 export function shouldRebase(
@@ -122,6 +124,7 @@ export class SnapshotEngine {
     const hash_alg = this.options.hash_alg ?? 'sha256'
     const chunk_bytes = this.options.chunk_bytes ?? DEFAULT_CHUNK_BYTES
     const total_bytes = await knownImageBytes(parts)
+    let codec_refusals = 0
     const encoded = await encodeImage(parts, {
       pool: store.pool,
       alg: hash_alg,
@@ -130,6 +133,9 @@ export class SnapshotEngine {
       sink: { put: (hash, bytes) => store.writeBlobTrusted(toHex(hash), bytes) },
       ...(total_bytes !== undefined ? { total_bytes } : {}),
       ...(options.on_progress ? { on_progress: options.on_progress } : {}),
+      on_refused: () => {
+        codec_refusals++
+      },
     })
     const time_ms = options.time_ms ?? Date.now()
     const seq = this.nextSeq(options.term)
@@ -148,7 +154,7 @@ export class SnapshotEngine {
       parts: encoded,
     }
     await store.writeManifest(manifest)
-    const result: TakeResult = { manifest }
+    const result: TakeResult = { manifest, codec_refusals }
     if (baseId) {
       const rebased = await this.maybeRebase(manifest, baseId)
       if (rebased) result.rebased = rebased

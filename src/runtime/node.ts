@@ -469,6 +469,7 @@ export class SustainNode {
           pause_ms: Number(capture.pause_ms.toFixed(2)),
           total_ms: Math.round(this.now() - started),
           delta_bytes: stored.size_bytes,
+          ...(result.codec_refusals > 0 ? { raw_chunks_codec_refused: result.codec_refusals } : {}),
         },
         'snapshot taken',
       )
