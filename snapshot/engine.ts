@@ -60,6 +60,11 @@ export interface TakeOptions {
   parent?: string | null
   time_ms?: number
   on_progress?: Progress
+  /**
+   * Encode a new base (every chunk raw) instead of deltas against the parent's base: the way out after a
+   * snapshot against that base failed. The parent link (lineage) stays.
+   */
+  fresh_base?: boolean
 }
 
 export interface TakeResult {
@@ -149,7 +154,7 @@ export class SnapshotEngine {
           : store.info(options.parent)
     if (options.parent && !parent)
       throw new SnapshotError(`parent snapshot ${options.parent} is not in the store`)
-    const baseId = await this.chooseBase(parent)
+    const baseId = options.fresh_base ? null : await this.chooseBase(parent)
     const hash_alg = this.options.hash_alg ?? 'sha256'
     const chunk_bytes = this.options.chunk_bytes ?? DEFAULT_CHUNK_BYTES
     const total_bytes = await knownImageBytes(parts)
