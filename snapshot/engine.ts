@@ -21,20 +21,26 @@ export interface RebasePolicy {
   max_total_delta_ratio: number
   /**
    * Rebase when more than this share of the chunks of one part (of at least MIN_LAYOUT_CHUNKS) differ
-   * from the base in most of their pages (DELTA or RAW, not PAGES): the part's layout moved (a QEMU
-   * migration stream grew, or shifted where pages turned zero or non-zero), and every later snapshot would
-   * pay a delta of every chunk against the stale base. Scattered page writes (PAGES chunks) are left to
-   * the byte ratios: rebasing on them would write a new base on every holder for a small delta.
-   * Measured on the example guest's stream (81 MB, settled): 18.5 MB per snapshot against the base taken
-   * during boot, 0.04-0.33 MB against the previous snapshot.
+   * from the base in most of their pages (DELTA or RAW, not PAGES) and the snapshot's delta exceeds
+   * `layout_min_delta_ratio` of the base image: the part's layout moved (a QEMU migration stream grew,
+   * or shifted where pages turned zero or non-zero), and every later snapshot would pay that delta again
+   * against the stale base. Measured on the example guest's stream (81 MB, settled): 18.5 MB per
+   * snapshot against the base taken during boot, 0.04-0.35 MB against a recent one.
    */
   max_changed_chunk_share: number
+  /**
+   * A small shift (a few page records) moves every chunk after it but costs only ~4 KiB per chunk:
+   * below this share of the base image a moved layout is not worth a new base on every holder (the
+   * settled example guest shifts in most 5 s periods; rebasing each time wrote ~40 MB per holder).
+   */
+  layout_min_delta_ratio: number
 }
 
 export const DEFAULT_REBASE_POLICY: RebasePolicy = {
   max_delta_ratio: 0.5,
   max_total_delta_ratio: 2,
   max_changed_chunk_share: 0.5,
+  layout_min_delta_ratio: 0.05,
 }
 
 /** Parts smaller than this (in chunks) say nothing about a layout: one changed chunk would be "most". */
@@ -221,7 +227,8 @@ export class SnapshotEngine {
     const moved = movedPart(snapshot.parts, this.policy.max_changed_chunk_share)
     let reason: string
     if (shouldRebase(this.policy, base.image_bytes, delta, total)) reason = 'delta size'
-    else if (moved !== undefined) reason = `layout of ${moved} moved`
+    else if (moved !== undefined && delta > this.policy.layout_min_delta_ratio * base.image_bytes)
+      reason = `layout of ${moved} moved`
     else return undefined
     const seq = this.nextSeq(snapshot.term)
     const rebased: Manifest = {

@@ -5,22 +5,10 @@ import { init, WASI_ERRNO, xd3_encode_memory, xd3_smatch_cfg } from 'xdelta3-was
 import { fileImageWriter } from '../../snapshot/atomic-file.ts'
 import { ChunkKind, encodeChunk, ready } from '../../snapshot/codec.ts'
 import { imageFromFile } from '../../snapshot/image.ts'
-import { MAX_CHUNK_BYTES } from '../../snapshot/limits.ts'
-import { type Fixture, fixture, seededBytes } from './helpers.ts'
+import { type Fixture, fixture, refusedChunk } from './helpers.ts'
 
-/**
- * 1 MiB of a 16-symbol alphabet: every position matches somewhere, so xdelta3's instruction buffer
- * grows past its fixed 16 MiB heap (ENOMEM), against a base chunk of the same kind or against nothing.
- * Found by probing: 2, 4 and 16 symbols fail at 1 MiB, 16 symbols pass at 768 KiB.
- */
-function smallAlphabet(seed: number): Buffer {
-  const out = seededBytes(seed, MAX_CHUNK_BYTES)
-  for (let i = 0; i < out.length; i++) out[i]! &= 0x0f
-  return out
-}
-
-const target = smallAlphabet(1)
-const base = smallAlphabet(2)
+const target = refusedChunk(1)
+const base = refusedChunk(2)
 
 let f: Fixture
 beforeAll(async () => {
@@ -55,7 +43,7 @@ describe('a chunk whose delta xdelta3-wasm cannot compute', () => {
     const first = await f.write('first.img', base)
     const taken = await f.engine.take(imageFromFile(first), { term: 1 })
     expect(taken.manifest.base).toBeNull()
-    const image = Buffer.concat([target, smallAlphabet(3)])
+    const image = Buffer.concat([target, refusedChunk(3)])
     const next = await f.write('next.img', image)
     const result = await f.engine.take(imageFromFile(next), { term: 1 })
     expect(result.codec_refusals).toBe(2)

@@ -7,16 +7,9 @@ import { toHex } from '../../snapshot/hash.ts'
 import { imageFromFile } from '../../snapshot/image.ts'
 import { MAX_CHUNK_BYTES } from '../../snapshot/limits.ts'
 import { SnapshotStore } from '../../snapshot/store.ts'
-import { type Fixture, fixture, seededBytes } from './helpers.ts'
+import { type Fixture, fixture, refusedChunk, seededBytes } from './helpers.ts'
 
 const OTHER = 'cd'.repeat(32)
-
-/** 1 MiB of a 16-symbol alphabet: xdelta3-wasm runs out of memory on it (codec-refusal.test.ts). */
-function refusedChunk(seed: number): Buffer {
-  const out = seededBytes(seed, MAX_CHUNK_BYTES)
-  for (let i = 0; i < out.length; i++) out[i]! &= 0x0f
-  return out
-}
 
 let f: Fixture
 beforeAll(async () => {
