@@ -110,6 +110,9 @@ describe('failover end to end (real node processes, real mail service, loopback 
     const metrics = await (await fetch(`http://127.0.0.1:${metrics_port + successor.index}/metrics`)).text()
     expect(metrics).toContain('sustain_role{role="server"} 1')
     expect(metrics).toMatch(/sustain_failover_stage_seconds\{stage="service_answering"\} \d/)
+    // What a failover would restore now: the snapshot the remaining candidate holds (never none here).
+    expect(metrics).toMatch(/\nsustain_recovery_point_age_seconds \d/)
+    expect(metrics).toMatch(/\nsustain_recovery_point_stuck [01]\n/)
     // Snapshot data between the survivors travels on their direct TCP lane, the dead server's on nothing.
     const peers = (await successor.status())!.peers
     expect(peers.map((p) => [p.reachable, p.data]).sort()).toEqual([
