@@ -101,18 +101,34 @@ export interface EncodeOutput {
   base_hash?: Uint8Array
   /** DELTA/PAGES: hash of the blob (computed here, off the main thread). */
   blob_hash?: Uint8Array
+  /** Why the codec could not compute a delta (ENOMEM...): the chunk (or its pages) is stored as bytes. */
+  refused?: string
 }
 
-function xdeltaEncode(target: Uint8Array, source: Uint8Array): Uint8Array | undefined {
+/**
+ * A delta strictly smaller than the target, or why there is none: `not-smaller`, or `refused` when
+ * xdelta3-wasm cannot compute one at all. Its heap is a fixed 16 MiB and its instruction buffer grows
+ * with the number of matches, so a 1 MiB chunk of many short matches (small alphabets, shifted page
+ * tables) fails with ENOMEM; the caller then stores the chunk's bytes, which is always possible.
+ */
+type DeltaAttempt = { delta: Uint8Array; refused?: undefined } | { delta?: undefined; refused?: string }
+
+function xdeltaEncode(target: Uint8Array, source: Uint8Array): DeltaAttempt {
   if (target.byteLength > MAX_CHUNK_BYTES || source.byteLength > MAX_CHUNK_BYTES) {
     throw new Error(`xdelta3-wasm input above ${MAX_CHUNK_BYTES} bytes`)
   }
   // Only a delta strictly smaller than the target is worth keeping; ENOSPC says it is not.
   const limit = Math.max(target.byteLength - 1, 0)
-  const result = xd3_encode_memory(target, source, limit, xd3_smatch_cfg.DEFAULT)
-  if (result.ret === WASI_ERRNO.ENOSPC) return undefined
-  if (result.ret !== 0) throw new Error(`xdelta3 encode failed: ${result.str}`)
-  return result.output
+  let result: ReturnType<typeof xd3_encode_memory>
+  try {
+    result = xd3_encode_memory(target, source, limit, xd3_smatch_cfg.DEFAULT)
+  } catch (error) {
+    // A trap inside the wasm module: no delta, the raw bytes still make a correct chunk.
+    return { refused: `xdelta3 trapped: ${(error as Error).message}` }
+  }
+  if (result.ret === WASI_ERRNO.ENOSPC) return {}
+  if (result.ret !== 0) return { refused: `xdelta3 encode failed: ${result.str}` }
+  return { delta: result.output }
 }
 
 function xdeltaDecode(delta: Uint8Array, source: Uint8Array, size_bytes: number): Uint8Array {
@@ -160,16 +176,22 @@ function pageSpan(chunk_bytes: number, pages: readonly number[]): number {
   return total
 }
 
-function encodePages(data: Uint8Array, base: Uint8Array, pages: readonly number[]): Uint8Array {
+function encodePages(
+  data: Uint8Array,
+  base: Uint8Array,
+  pages: readonly number[],
+): { blob: Uint8Array; refused?: string } {
   const target = gatherPages(data, pages, 0)
-  const vcdiff = xdeltaEncode(target, gatherPages(base, pages, 1))
+  const attempt = xdeltaEncode(target, gatherPages(base, pages, 1))
+  const vcdiff = attempt.delta
   const payload = vcdiff ?? target
   const header = Buffer.allocUnsafe(12 + 4 * pages.length)
   header.writeUInt32LE(PAGES_MAGIC, 0)
   header.writeUInt32LE(vcdiff ? PAYLOAD_VCDIFF : PAYLOAD_RAW, 4)
   header.writeUInt32LE(pages.length, 8)
   for (const [i, page] of pages.entries()) header.writeUInt32LE(page, 12 + 4 * i)
-  return Buffer.concat([header, payload])
+  const blob = Buffer.concat([header, payload])
+  return attempt.refused ? { blob, refused: attempt.refused } : { blob }
 }
 
 /**
@@ -225,12 +247,13 @@ function encodeKind(input: EncodeInput): EncodeOutput {
   const { alg } = input
   const data = bytesOf(input.data, 0)
   const hash = hashBytes(alg, data)
+  const raw = (refused: string | undefined): EncodeOutput =>
+    refused ? { kind: ChunkKind.RAW, hash, blob: data, refused } : { kind: ChunkKind.RAW, hash, blob: data }
   if (input.base === undefined) {
-    if (input.try_empty_source && data.byteLength > 0) {
-      const delta = xdeltaEncode(data, new Uint8Array(0))
-      if (delta) return { kind: ChunkKind.DELTA, hash, blob: delta, base_hash: emptyHash(alg) }
-    }
-    return { kind: ChunkKind.RAW, hash, blob: data }
+    if (!input.try_empty_source || data.byteLength === 0) return raw(undefined)
+    const attempt = xdeltaEncode(data, new Uint8Array(0))
+    if (attempt.delta) return { kind: ChunkKind.DELTA, hash, blob: attempt.delta, base_hash: emptyHash(alg) }
+    return raw(attempt.refused)
   }
   if (input.base_hash && sameHash(hash, input.base_hash)) return { kind: ChunkKind.SAME, hash }
   const base = bytesOf(input.base, 1)
@@ -249,14 +272,16 @@ function encodeKind(input: EncodeInput): EncodeOutput {
     const pages = changedPages(data, base)
     const pageCount = Math.ceil(data.byteLength / PAGE_BYTES)
     if (pages.length <= pageCount * PAGES_MAX_SHARE) {
-      const blob = encodePages(data, base, pages)
-      if (blob.byteLength < data.byteLength) return { kind: ChunkKind.PAGES, hash, blob, base_hash: baseHash }
-      return { kind: ChunkKind.RAW, hash, blob: data }
+      const { blob, refused } = encodePages(data, base, pages)
+      if (blob.byteLength >= data.byteLength) return raw(refused)
+      const out: EncodeOutput = { kind: ChunkKind.PAGES, hash, blob, base_hash: baseHash }
+      if (refused) out.refused = refused
+      return out
     }
   }
-  const delta = xdeltaEncode(data, base)
-  if (delta) return { kind: ChunkKind.DELTA, hash, blob: delta, base_hash: baseHash }
-  return { kind: ChunkKind.RAW, hash, blob: data }
+  const attempt = xdeltaEncode(data, base)
+  if (attempt.delta) return { kind: ChunkKind.DELTA, hash, blob: attempt.delta, base_hash: baseHash }
+  return raw(attempt.refused)
 }
 
 export interface DecodeInput {

@@ -37,6 +37,8 @@ export interface EncodeOptions {
   sink: BlobSink
   total_bytes?: number
   on_progress?: Progress
+  /** A chunk the codec could not delta-encode (ENOMEM...): it was stored as bytes instead. */
+  on_refused?: (part: string, index: number, reason: string) => void
 }
 
 /** Chunk, hash and delta-encode every part against the base; new blobs go to the sink. Streams. */
@@ -104,6 +106,7 @@ async function encodeOne(
     }
     throw error
   }
+  if (out.refused) options.on_refused?.(part, index, out.refused)
   if (out.kind === ChunkKind.RAW) {
     await sink.put(out.hash, out.blob!)
     recycle(out.blob)

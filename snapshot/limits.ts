@@ -1,6 +1,7 @@
 /**
  * xdelta3-wasm runs in a fixed 16 MiB heap: one call with inputs above 1 MiB fails with ENOMEM
  * (measured: exactly 1 MiB works, 1 MiB + 100 bytes does not). Chunks are therefore at most 1 MiB.
+ * Even within 1 MiB a chunk of many short matches runs out (see codec.ts): such a chunk is stored raw.
  */
 export const MAX_CHUNK_BYTES = 1 << 20
 

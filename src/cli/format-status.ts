@@ -51,5 +51,25 @@ export function formatStatus(status: NodeStatus): string {
   const snap = status.snapshot
     ? `newest snapshot ${status.snapshot.id.slice(0, 8)}…:${status.snapshot.id.split(':').slice(1).join(':')}, ${status.snapshot.size_bytes} bytes, age ${ago(status.snapshot.age_ms)}, ${status.snapshot.held} held`
     : 'no snapshot yet'
-  return `server: ${server}; service health: ${me.health}\n${snap}\n\n${table}\n`
+  return `server: ${server}; service health: ${me.health}\n${snap}\n${recoveryLine(status)}\n\n${table}\n`
+}
+
+/** What a failover would restore now; says plainly when snapshots stopped reaching the candidates. */
+export function recoveryLine(status: NodeStatus): string {
+  const point = status.recovery_point
+  const failures = status.snapshot_failures
+  const why =
+    failures.consecutive > 0
+      ? `; ${failures.consecutive} snapshot(s) failed in a row: ${failures.last_reason}`
+      : ''
+  const where = point.holders === 0 ? 'on the server only' : `on ${point.holders} candidate(s)`
+  if (point.stuck) {
+    const lost =
+      point.age_ms === null
+        ? 'no snapshot reached a candidate: a failover now restores nothing'
+        : `newest snapshot ${where} is ${ago(point.age_ms)} old (limit ${ago(point.limit_ms)}): a failover now loses that much`
+    return `RECOVERY POINT STUCK: ${lost}${why}`
+  }
+  if (point.id === null) return `recovery point: none yet${why}`
+  return `recovery point: ${point.id.slice(0, 8)}…:${point.id.split(':').slice(1).join(':')} ${where}, age ${ago(point.age_ms)}${why}`
 }

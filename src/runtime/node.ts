@@ -29,13 +29,17 @@ import { HelperInfo } from './helper-info.ts'
 import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
 import { type PersistedFile, readPersisted } from './persisted.ts'
+import { type RecoveryPoint, recoveryPoint } from './recovery-point.ts'
 import { SnapshotIndex } from './snapshot-index.ts'
 import { collectSnapshot, publishedManifest, publishSnapshot } from './snapshot-replication.ts'
+import { SnapshotRetry } from './snapshot-retry.ts'
 import type { NodeStatus } from './status.ts'
 import { logTimeline } from './timeline-log.ts'
 
 /** A helper's `info` hears of newer snapshots at most this often; of splits and heals at once. */
 const HELPER_INFO_SNAPSHOT_INTERVAL_MS = 10_000
+/** How often the recovery point's age is checked (an error is logged when it gets stuck). */
+const RECOVERY_CHECK_INTERVAL_MS = 1000
 
 export interface NodeOptions {
   data_dir: string
@@ -72,6 +76,12 @@ export class SustainNode {
   private engine!: SnapshotEngine
   private index!: SnapshotIndex
   private tick_timer: NodeJS.Timeout | null = null
+  private recovery_timer: NodeJS.Timeout | null = null
+  /** When the stuck recovery point was last logged (null: not stuck). */
+  private stuck_logged_ms: number | null = null
+  /** Since when this node serves (for "stuck": a young service has no snapshot yet). */
+  private serving_since_ms: number | null = null
+  private snapshot_retry!: SnapshotRetry
   /** Serialises everything that touches the service (start, stop, capture, restore). */
   private driver_queue: Promise<unknown> = Promise.resolve()
   /**
@@ -117,6 +127,7 @@ export class SustainNode {
   async start(): Promise<void> {
     const { config } = this.options
     this.started_ms = this.now()
+    this.snapshot_retry = new SnapshotRetry(config.timing.snapshot_interval_ms)
     this.pool = createCodecPool()
     this.store = await SnapshotStore.open(this.paths.snapshots, this.pool)
     this.engine = new SnapshotEngine({
@@ -225,6 +236,7 @@ export class SustainNode {
       () => this.dispatch({ type: 'tick', now_ms: this.now() }),
       this.options.tick_ms ?? 50,
     )
+    this.recovery_timer = setInterval(() => this.checkRecoveryPoint(), RECOVERY_CHECK_INTERVAL_MS)
   }
 
   /** Subscribe to timeline and progress notices; returns the unsubscribe function. */
@@ -280,6 +292,8 @@ export class SustainNode {
         phi: this.phi.has(p.id) ? Number(this.phi.get(p.id)!.toFixed(2)) : null,
         data: this.federation.dataTransport(p.id),
       })),
+      recovery_point: this.recoveryPoint(),
+      snapshot_failures: this.snapshot_retry.failures,
       snapshot: newest
         ? {
             id: newest.id,
@@ -297,6 +311,7 @@ export class SustainNode {
     this.stopped = true
     this.helper_info?.close()
     if (this.tick_timer) clearInterval(this.tick_timer)
+    if (this.recovery_timer) clearInterval(this.recovery_timer)
     this.options.driver?.off('event', this.onDriverEvent)
     await this.driver_queue.catch(() => {})
     await this.persist_queue
@@ -321,6 +336,8 @@ export class SustainNode {
       return
     }
     for (const effect of effects) this.execute(effect)
+    if (this.core.role !== 'server') this.serving_since_ms = null
+    else this.serving_since_ms ??= event.now_ms
     this.federation.setLocalState({ role: this.core.role, term: this.core.term })
     this.persistState(this.core.maxTerm)
     this.reportInfo()
@@ -426,7 +443,7 @@ export class SustainNode {
           }).catch((error) => this.warn(error))
         return
       case 'take-snapshot':
-        void this.takeSnapshot(effect.snapshot)
+        void this.takeSnapshot(effect.snapshot, effect.final)
         return
       case 'run-merge':
         void this.runMerge(effect.winner, effect.fork, effect.attempt)
@@ -443,7 +460,17 @@ export class SustainNode {
 
   // ---------------------------------------------------------------- snapshots
 
-  private async takeSnapshot(ref: SnapshotRef): Promise<void> {
+  private async takeSnapshot(ref: SnapshotRef, final: boolean): Promise<void> {
+    const attempt = this.snapshot_retry.next(this.now(), final)
+    if (!attempt.take) {
+      // Not captured at all: the service is not paused for a snapshot that would fail the same way.
+      this.log.debug(
+        { event: 'snapshot_skipped', id: ref.id, retry_in_ms: attempt.retry_in_ms },
+        attempt.reason,
+      )
+      this.dispatch({ type: 'snapshot-failed', id: ref.id, reason: attempt.reason, now_ms: this.now() })
+      return
+    }
     try {
       const started = this.now()
       const capture = await this.onDriver((d) => d.capture())
@@ -452,7 +479,12 @@ export class SustainNode {
         const head = this.core.head
         const parent = head ? this.index.engineId(head.id) : undefined
         result = await this.onStore(() =>
-          this.engine.take(capture.parts, { term: ref.term, parent: parent ?? null, time_ms: ref.time_ms }),
+          this.engine.take(capture.parts, {
+            term: ref.term,
+            parent: parent ?? null,
+            time_ms: ref.time_ms,
+            fresh_base: attempt.fresh_base,
+          }),
         )
       } finally {
         await capture.release()
@@ -463,6 +495,7 @@ export class SustainNode {
       await publishSnapshot(this.federation.store, this.store, stored, manifest)
       await this.index.add(stored, manifest.id)
       this.last_snapshot_ms = this.now()
+      this.snapshot_retry.succeeded()
       this.log.info(
         {
           event: 'snapshot_taken',
@@ -470,15 +503,70 @@ export class SustainNode {
           pause_ms: Number(capture.pause_ms.toFixed(2)),
           total_ms: Math.round(this.now() - started),
           delta_bytes: stored.size_bytes,
+          ...(result.codec_refusals > 0 ? { raw_chunks_codec_refused: result.codec_refusals } : {}),
+          ...(result.rebase_reason ? { rebased: result.rebase_reason } : {}),
+          ...(attempt.fresh_base ? { fresh_base: true } : {}),
         },
         'snapshot taken',
       )
       this.dispatch({ type: 'snapshot-stored', snapshot: stored, now_ms: this.now() })
       await this.collectGarbage()
     } catch (error) {
-      this.log.warn({ err: error, id: ref.id }, 'snapshot failed')
+      this.snapshot_retry.failed(String((error as Error)?.message ?? error), this.now())
+      const failures = this.snapshot_retry.failures.consecutive
+      // The next attempt changes strategy (a fresh base), then backs off: say so with the failure.
+      this.log.warn(
+        { err: error, id: ref.id, consecutive_failures: failures, fresh_base: attempt.fresh_base },
+        failures === 1 ? 'snapshot failed; the next one encodes a fresh base' : 'snapshot failed again',
+      )
       this.dispatch({ type: 'snapshot-failed', id: ref.id, reason: String(error), now_ms: this.now() })
     }
+  }
+
+  /** What a failover would restore now, and whether it has stopped moving (see recovery-point.ts). */
+  private recoveryPoint(): RecoveryPoint {
+    return recoveryPoint({
+      now_ms: this.now(),
+      interval_ms: this.options.config.timing.snapshot_interval_ms,
+      self: { id: this.id, role: this.core.role, held: this.core.held },
+      server: this.core.server,
+      peers: this.core.peers(),
+      serving_since_ms: this.serving_since_ms,
+    })
+  }
+
+  /** A recovery point that stopped moving is an error: logged when it sticks, again every limit, and when it moves. */
+  private checkRecoveryPoint(): void {
+    if (this.stopped) return
+    const point = this.recoveryPoint()
+    const now = this.now()
+    if (!point.stuck) {
+      if (this.stuck_logged_ms !== null)
+        this.log.info(
+          { event: 'recovery_point_moving', id: point.id, age_ms: point.age_ms },
+          'recovery point moves again',
+        )
+      this.stuck_logged_ms = null
+      return
+    }
+    if (this.stuck_logged_ms !== null && now - this.stuck_logged_ms < point.limit_ms) return
+    this.stuck_logged_ms = now
+    const failures = this.snapshot_retry.failures
+    this.log.error(
+      {
+        event: 'recovery_point_stuck',
+        id: point.id,
+        age_ms: point.age_ms,
+        limit_ms: point.limit_ms,
+        holders: point.holders,
+        ...(failures.consecutive > 0
+          ? { consecutive_failures: failures.consecutive, last_failure: failures.last_reason }
+          : {}),
+      },
+      point.age_ms === null
+        ? 'no snapshot has reached a candidate: a failover now restores nothing'
+        : `recovery point stuck: a failover now loses ${Math.round(point.age_ms / 1000)} s of service state`,
+    )
   }
 
   /** Fetch a snapshot another node published into the local store; true when it is complete here. */

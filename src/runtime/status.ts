@@ -1,4 +1,6 @@
 import type { Health, Role } from '../core/types.ts'
+import type { RecoveryPoint } from './recovery-point.ts'
+import type { SnapshotFailures } from './snapshot-retry.ts'
 
 /** What `sustain status --json` prints and the UI shows: one node's view of the federation. */
 export interface NodeStatus {
@@ -28,6 +30,10 @@ export interface NodeStatus {
     /** What carries snapshot data to and from it: a direct TCP lane, hyperswarm, or nothing yet. */
     data: 'lane' | 'hyperswarm' | null
   }>
+  /** What a failover would restore now (the newest snapshot a candidate holds) and whether it is stuck. */
+  recovery_point: RecoveryPoint
+  /** This node's own snapshot attempts failing in a row (0 when the last one succeeded). */
+  snapshot_failures: SnapshotFailures
   snapshot: { id: string; age_ms: number | null; size_bytes: number; held: number } | null
   replicating: string[]
 }

@@ -204,6 +204,18 @@ function applyStatus(s: Draft, status: NodeStatus): void {
       s.fault_ms = null
     }
   }
+  const point = status.recovery_point
+  if (before !== null && point.stuck !== before.recovery_point.stuck) {
+    if (point.stuck)
+      add(
+        s,
+        point.age_ms === null
+          ? 'recovery point stuck: no snapshot has reached a candidate'
+          : `recovery point stuck: newest replicated snapshot is ${formatDuration(point.age_ms)} old`,
+        'fault',
+      )
+    else add(s, 'recovery point moves again', 'good')
+  }
   if (before !== null) {
     for (const old of before.peers) {
       if (!status.peers.some((p) => p.key === old.key))

@@ -132,6 +132,9 @@ describe('failover end to end (real node processes, real mail service, loopback 
     expect(recorded.filter((name) => stages.includes(name))).toEqual(stages)
     const { stdout: shown } = await run(process.execPath, [BIN, 'logs', '--data', successor.data_dir])
     expect(shown).toMatch(/\+\d+ ms {2}service_answering +server term \d+/)
+    // What a failover would restore now: the snapshot the remaining candidate holds (never none here).
+    expect(metrics).toMatch(/\nsustain_recovery_point_age_seconds \d/)
+    expect(metrics).toMatch(/\nsustain_recovery_point_stuck [01]\n/)
     // Snapshot data between the survivors travels on their direct TCP lane, the dead server's on nothing.
     const peers = (await successor.status())!.peers
     expect(peers.map((p) => [p.reachable, p.data]).sort()).toEqual([

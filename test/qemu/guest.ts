@@ -88,8 +88,8 @@ export interface CounterReading {
 }
 
 /** What the guest's counter service answers on its forwarded port. */
-export async function readCounter(port: number): Promise<CounterReading> {
-  const line = await probeBanner(port, /^sustain-counter /, 5000)
+export async function readCounter(port: number, timeout_ms = 5000): Promise<CounterReading> {
+  const line = await probeBanner(port, /^sustain-counter /, timeout_ms)
   const match = /^sustain-counter (\d+) uptime ([\d.]+) boot ([0-9a-f-]+)/.exec(line)
   if (!match) throw new Error(`unexpected answer: ${line}`)
   return { counter: Number(match[1]), uptime_s: Number(match[2]), boot_id: match[3]! }

@@ -35,7 +35,9 @@ beforeAll(async () => {
   f = await guestFixture()
   pool = createCodecPool({ threads: 1 })
   store = await SnapshotStore.open(join(f.dir, 'store'), pool)
-  engine = new SnapshotEngine({ store, node: NODE })
+  // Every snapshot here is a delta against the first (asserted below): no rebase, not even when a
+  // stream shift moves most chunks (the layout rule is exercised by snapshot-from-boot.slow.test.ts).
+  engine = new SnapshotEngine({ store, node: NODE, rebase: { max_changed_chunk_share: 1 } })
 })
 afterAll(async () => {
   await f?.cleanup()

@@ -25,6 +25,17 @@ export function seededBytes(seed: number, length: number): Buffer {
   return out
 }
 
+/**
+ * 1 MiB of a 16-symbol alphabet: every position matches somewhere, so xdelta3-wasm's instruction buffer
+ * outgrows its fixed 16 MiB heap (ENOMEM), against a base chunk of the same kind or against nothing.
+ * Found by probing: 2, 4 and 16 symbols fail at 1 MiB, 16 symbols pass at 768 KiB.
+ */
+export function refusedChunk(seed: number): Buffer {
+  const out = seededBytes(seed, 1 << 20)
+  for (let i = 0; i < out.length; i++) out[i]! &= 0x0f
+  return out
+}
+
 /** Overwrite `count` distinct 4 KiB pages chosen by `seed` with new bytes. */
 export function changePages(image: Buffer, seed: number, count: number): Buffer {
   const out = Buffer.from(image)

@@ -35,6 +35,7 @@ export function status(
     server: string | null
     snapshot: string | null
     health?: 'ok' | 'unknown'
+    recovery?: Partial<NodeStatus['recovery_point']>
   },
   peers: PeerSpec[],
 ): NodeStatus {
@@ -66,6 +67,16 @@ export function status(
     snapshot:
       self.snapshot === null ? null : { id: self.snapshot, age_ms: null, size_bytes: 48_128, held: 3 },
     replicating: [],
+    recovery_point: {
+      id: null,
+      time_ms: null,
+      age_ms: null,
+      holders: 0,
+      limit_ms: 15_000,
+      stuck: false,
+      ...self.recovery,
+    },
+    snapshot_failures: { consecutive: 0, last_reason: null, last_ms: null },
   }
 }
 

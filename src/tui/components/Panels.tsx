@@ -5,7 +5,7 @@ import type { Theme } from '../theme.ts'
 import { type NodeRow, serverName, serverSnapshot } from '../view.ts'
 
 /** The server's newest snapshot and how many nodes hold it; this node's newest, its size and count kept. */
-export function SnapshotLine(props: { state: UiState; rows: NodeRow[] }) {
+export function SnapshotLine(props: { state: UiState; rows: NodeRow[]; theme: Theme }) {
   const status = props.state.status
   if (status === null) return <Text wrap="truncate"> </Text>
   const newest = serverSnapshot(status)
@@ -23,10 +23,14 @@ export function SnapshotLine(props: { state: UiState; rows: NodeRow[] }) {
       ? 'none here'
       : `here ${shortSnapshot(mine.id)} ${formatBytes(mine.size_bytes)}, ${mine.held} kept` +
         (mine.age_ms === null ? '' : `, taken ${formatDuration(mine.age_ms)} ago`)
+  const point = status.recovery_point
+  const recovery = point.age_ms === null ? '' : ` · recovery point ${formatDuration(point.age_ms)} old`
   return (
     <Text wrap="truncate">
       <Text bold>Snapshots </Text>
+      {point.stuck ? <Text color={props.theme.bad}>RECOVERY POINT STUCK · </Text> : null}
       {head} · {here}
+      {recovery}
     </Text>
   )
 }

@@ -116,7 +116,7 @@ export function Screen(props: ScreenProps) {
           <Text wrap="truncate">no status yet</Text>
         </Box>
       )}
-      <SnapshotLine state={state} rows={rows} />
+      <SnapshotLine state={state} rows={rows} theme={theme} />
       {transfers.map((t) => (
         <TransferLine key={`${t.what}:${t.id}`} transfer={t} columns={props.columns} theme={theme} />
       ))}
