@@ -8,7 +8,7 @@ import { parseServiceManifest } from '../../src/drivers/process/manifest.ts'
 import { createLogger, type Logger } from '../../src/util/log.ts'
 
 /** A service made of bash scripts: MODE picks how it runs (see SERVICE). */
-const SERVICE = `#!/usr/bin/env bash
+export const SERVICE = `#!/usr/bin/env bash
 echo "service $$ starting in mode \${SERVICE_MODE:-plain}"
 echo "stderr line" >&2
 # The service runs in a PID namespace of its own: $! is a pid in it. /proc (the host's) names each

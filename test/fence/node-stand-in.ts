@@ -17,7 +17,7 @@ const driver = await createDriver(config, data_dir, log)
 if (!driver) throw new Error('no service in the config')
 driver.on('event', (event) => log.info({ event: 'driver', ...event }, 'driver event'))
 await driver.start()
-process.stdout.write(`${JSON.stringify({ pid: (driver as { pid: number | null }).pid })}\n`)
+process.stdout.write(`${JSON.stringify({ pid: (driver as unknown as { pid: number | null }).pid })}\n`)
 process.once('SIGTERM', () => {
   void driver.close().then(() => process.exit(0))
 })

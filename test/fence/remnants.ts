@@ -112,8 +112,12 @@ export async function waitServiceGone(
     const left = remnants(tree, under)
     if (left.length === 0 && !(await portOpen(port))) return performance.now() - since
     if (performance.now() > deadline) {
-      const what = left.map((pid) => `${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ')}`)
-      throw new Error(`after ${timeout_ms} ms the service is not gone: ${what.join('; ') || `port ${port} open`}`)
+      const what = left.map(
+        (pid) => `${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ')}`,
+      )
+      throw new Error(
+        `after ${timeout_ms} ms the service is not gone: ${what.join('; ') || `port ${port} open`}`,
+      )
     }
     await new Promise((resolve) => setTimeout(resolve, 1))
   }
@@ -123,8 +127,9 @@ const STAND_IN = fileURLToPath(new URL('./node-stand-in.ts', import.meta.url))
 
 export interface StandIn {
   child: ChildProcess
-  /** The service's leader (the fence's first process). */
+  /** The service's leader (the fence's first process) and its start time. */
   leader: number
+  leader_start: string | undefined
   /** The stand-in's JSON log lines so far. */
   records: Record<string, unknown>[]
 }
@@ -142,7 +147,7 @@ export async function startStandIn(
     detached: true,
   })
   const records: Record<string, unknown>[] = []
-  const stand_in = { child, leader: 0, records }
+  const stand_in: StandIn = { child, leader: 0, leader_start: undefined, records }
   started.push(stand_in)
   let stderr = ''
   child.stderr!.on('data', (chunk: Buffer) => {
@@ -177,17 +182,41 @@ export async function startStandIn(
     clearTimeout(timer)
   }
   stand_in.leader = (JSON.parse(stdout.split('\n')[0]!) as { pid: number }).pid
+  stand_in.leader_start = stat(stand_in.leader)?.start
   return stand_in
 }
 
 /** Ends every stand-in this test started, with its group (the fence then ends the services). */
 export async function stopStandIns(started: StandIn[]): Promise<void> {
-  for (const { child } of started.splice(0)) {
-    if (child.exitCode !== null || child.signalCode !== null) continue
-    const exited = once(child, 'exit')
-    try {
-      process.kill(-child.pid!, 'SIGKILL')
-    } catch {}
-    await exited
+  for (const { child, leader, leader_start } of started.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit')
+      try {
+        process.kill(-child.pid!, 'SIGKILL')
+      } catch {}
+      await exited
+    }
+    // Were the fence broken, its service would still run: end its group too (the test then fails).
+    if (leader > 1 && leader_start !== undefined && stat(leader)?.start === leader_start) {
+      try {
+        process.kill(-leader, 'SIGKILL')
+      } catch {}
+    }
+  }
+}
+
+/** Waits (bounded, polling) for a log record of the stand-in matching `match`. */
+export async function waitRecord(
+  stand_in: StandIn,
+  match: (record: Record<string, unknown>) => boolean,
+  timeout_ms: number,
+  what: string,
+): Promise<Record<string, unknown>> {
+  const deadline = performance.now() + timeout_ms
+  for (;;) {
+    const found = stand_in.records.find(match)
+    if (found) return found
+    if (performance.now() > deadline) throw new Error(`no ${what} within ${timeout_ms} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }

@@ -19,6 +19,11 @@ export type FenceMode = 'pid-namespace' | 'user-pid-namespace' | 'pdeathsig' | '
 export const SETPRIV = '/usr/bin/setpriv'
 export const UNSHARE = '/usr/bin/unshare'
 const FLOCK = '/usr/bin/flock'
+/**
+ * bash, not dash: dash vforks, and a vforking parent waits in state D until its child execs; a capture's
+ * SIGSTOP landing in that window stops the child before its exec and the parent never shows stopped.
+ */
+const SHELL = '/bin/bash'
 /** A shim's exit code when another run of the service holds the state directory's lock. */
 export const STATE_IN_USE_EXIT = 75
 
@@ -28,7 +33,7 @@ const NAMESPACE_ARGS = ['--pid', '--fork', '--kill-child=SIGKILL']
  * The shim takes the state directory's lock on fd 9 (inherited by the whole service: the lock is free
  * only once every process of the service is gone) and refuses to start a second copy. As a namespace's
  * init it runs the service as a child and waits (init ignores signals it has no handler for, so the
- * service, not the shim, receives the stop's SIGTERM; a waiting dash reaps the orphans it inherits); as
+ * service, not the shim, receives the stop's SIGTERM; a waiting bash reaps the orphans it inherits); as
  * a plain process it execs, keeping the pdeathsig.
  */
 function shim(init: boolean): string {
@@ -74,7 +79,7 @@ export function fencedArgv(
   command: string,
   args: readonly string[],
 ): [string, string[]] {
-  const shell = (init: boolean) => ['/bin/sh', '-c', shim(init), 'sustain-fence', lock_path, command, ...args]
+  const shell = (init: boolean) => [SHELL, '-c', shim(init), 'sustain-fence', lock_path, command, ...args]
   switch (mode) {
     case 'pid-namespace':
       return [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', UNSHARE, ...NAMESPACE_ARGS, '--', ...shell(true)]]
