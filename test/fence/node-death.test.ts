@@ -10,6 +10,7 @@ import { sendMail } from '../../examples/mail/smtp-client.ts'
 import { freePort } from '../../src/util/free-port.ts'
 import { SERVICE } from '../drivers/fixtures.ts'
 import {
+  mailLoad,
   portOpen,
   processTree,
   remnants,
@@ -63,37 +64,6 @@ async function waitLines(path: string, count: number): Promise<number[]> {
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
   throw new Error(`${path} never had ${count} lines`)
-}
-
-/** Sends mail to `port` in a loop (bounded) until stopped; counts acknowledgements and failures. */
-function mailLoad(port: number) {
-  let stopped = false
-  const counts = { acked: 0, failed: 0 }
-  const done = (async () => {
-    for (let i = 0; i < 10_000 && !stopped; i++) {
-      try {
-        await sendMail({
-          port,
-          from: 'load@example.org',
-          to: ['alice@example.org'],
-          subject: `m-${i}`,
-          text: 'x',
-          timeout_ms: 1000,
-        })
-        counts.acked++
-      } catch {
-        counts.failed++
-        await new Promise((resolve) => setTimeout(resolve, 5))
-      }
-    }
-  })()
-  return {
-    counts,
-    stop: async () => {
-      stopped = true
-      await done
-    },
-  }
 }
 
 function kill(stand_in: StandIn, scope: 'pid' | 'group'): void {

@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { connect } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { sendMail } from '../../examples/mail/smtp-client.ts'
 
 /**
  * What is left of a service, read from /proc without the code under test: its processes as listed
@@ -98,7 +99,9 @@ export function portOpen(port: number): Promise<boolean> {
 
 /**
  * Polls (every 1 ms, bounded) until no remnant runs and the port refuses connections; resolves the
- * milliseconds since `since` (performance.now()), or throws naming what is left.
+ * milliseconds from `since` (performance.now()) to the first poll that found the listed processes gone
+ * and the port closed, confirmed by a full scan of /proc (slower, so not part of every poll), or throws
+ * naming what is left.
  */
 export async function waitServiceGone(
   tree: ReadonlyMap<number, string>,
@@ -109,17 +112,28 @@ export async function waitServiceGone(
 ): Promise<number> {
   const deadline = since + timeout_ms
   for (;;) {
-    const left = remnants(tree, under)
-    if (left.length === 0 && !(await portOpen(port))) return performance.now() - since
+    const listed_alive = [...tree].some(([pid, start]) => {
+      const p = stat(pid)
+      return live(p) && p.start === start
+    })
+    const at = performance.now()
+    if (!listed_alive && !(await portOpen(port)) && remnants(tree, under).length === 0) return at - since
     if (performance.now() > deadline) {
-      const what = left.map(
-        (pid) => `${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ')}`,
-      )
+      const left = remnants(tree, under)
+      const what = left.map((pid) => `${pid} ${commandLine(pid)}`)
       throw new Error(
         `after ${timeout_ms} ms the service is not gone: ${what.join('; ') || `port ${port} open`}`,
       )
     }
     await new Promise((resolve) => setTimeout(resolve, 1))
+  }
+}
+
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ')
+  } catch {
+    return '(gone)'
   }
 }
 
@@ -218,5 +232,36 @@ export async function waitRecord(
     if (found) return found
     if (performance.now() > deadline) throw new Error(`no ${what} within ${timeout_ms} ms`)
     await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+/** Sends mail to `port` in a loop (bounded) until stopped; counts acknowledgements and failures. */
+export function mailLoad(port: number) {
+  let stopped = false
+  const counts = { acked: 0, failed: 0 }
+  const done = (async () => {
+    for (let i = 0; i < 100_000 && !stopped; i++) {
+      try {
+        await sendMail({
+          port,
+          from: 'load@example.org',
+          to: ['alice@example.org'],
+          subject: `m-${i}`,
+          text: 'x',
+          timeout_ms: 2000,
+        })
+        counts.acked++
+      } catch {
+        counts.failed++
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+    }
+  })()
+  return {
+    counts,
+    stop: async () => {
+      stopped = true
+      await done
+    },
   }
 }

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { sendMail } from '../../examples/mail/smtp-client.ts'
 import { freePort } from '../../src/util/free-port.ts'
 import {
+  mailLoad,
   portOpen,
   processTree,
   type StandIn,
@@ -41,31 +42,6 @@ function comm(pid: number): Promise<string> {
   )
 }
 
-/** Mail sent in a loop (bounded) until stopped. */
-function mailLoad(port: number) {
-  let stopped = false
-  const counts = { acked: 0, failed: 0 }
-  const done = (async () => {
-    for (let i = 0; i < 10_000 && !stopped; i++) {
-      try {
-        await sendMail({
-          port,
-          from: 'load@example.org',
-          to: ['alice@example.org'],
-          subject: `m-${i}`,
-          text: 'x',
-          timeout_ms: 2000,
-        })
-        counts.acked++
-      } catch {
-        counts.failed++
-        await new Promise((resolve) => setTimeout(resolve, 5))
-      }
-    }
-  })()
-  return { counts, stop: () => ((stopped = true), done) }
-}
-
 describe('real Postfix never outlives its node', () => {
   for (const scope of ['pid', 'group'] as const) {
     it(`SIGKILL of the node's ${scope} while a client sends: master and every daemon end, the port closes`, async () => {
@@ -75,7 +51,7 @@ describe('real Postfix never outlives its node', () => {
       const stand_in = await startStandIn(SERVICE_DIR, data_dir, port, stand_ins)
       await waitRecord(stand_in, answering, 30_000, 'answering')
       const load = mailLoad(port)
-      cleanups.push(async () => void (await load.stop()))
+      cleanups.push(load.stop)
       while (load.counts.acked < 5) await new Promise((resolve) => setTimeout(resolve, 10))
       const tree = processTree(stand_in.leader)
       const names = await Promise.all([...tree.keys()].map(comm))
