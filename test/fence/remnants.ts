@@ -235,10 +235,14 @@ export async function waitRecord(
   }
 }
 
-/** Sends mail to `port` in a loop (bounded) until stopped; counts acknowledgements and failures. */
-export function mailLoad(port: number) {
+/**
+ * Sends mail to `port` in a loop (bounded) until stopped; counts acknowledgements and failures, and
+ * keeps each acknowledged subject with when its 250 arrived (Date.now()).
+ */
+export function mailLoad(port: number, prefix = 'm') {
   let stopped = false
   const counts = { acked: 0, failed: 0 }
+  const acked: { subject: string; at_ms: number }[] = []
   const done = (async () => {
     for (let i = 0; i < 100_000 && !stopped; i++) {
       try {
@@ -246,11 +250,12 @@ export function mailLoad(port: number) {
           port,
           from: 'load@example.org',
           to: ['alice@example.org'],
-          subject: `m-${i}`,
+          subject: `${prefix}-${i}`,
           text: 'x',
           timeout_ms: 2000,
         })
         counts.acked++
+        acked.push({ subject: `${prefix}-${i}`, at_ms: Date.now() })
       } catch {
         counts.failed++
         await new Promise((resolve) => setTimeout(resolve, 5))
@@ -259,6 +264,7 @@ export function mailLoad(port: number) {
   })()
   return {
     counts,
+    acked,
     stop: async () => {
       stopped = true
       await done
