@@ -177,6 +177,32 @@ describe('a node that restarts finds what an earlier run left', () => {
     })
   }
 
+  it('leaves alone a process whose pid the record names but whose start time differs (a reused pid)', async () => {
+    const dir = await tempDir()
+    const data_dir = join(dir, 'data')
+    await mkdir(join(data_dir, 'service', 'state'), { recursive: true })
+    const bystander = spawn('sleep', ['1000'], { stdio: 'ignore', detached: true })
+    cleanups.push(async () => {
+      const exited = once(bystander, 'exit')
+      bystander.kill('SIGKILL')
+      await exited
+    })
+    await once(bystander, 'spawn')
+    const record = {
+      version: 1,
+      pid: bystander.pid,
+      start_ticks: (await startTicks(bystander.pid!)) - 1,
+      boot_id: (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim(),
+      node_pid: 1,
+      started_at: new Date().toISOString(),
+    }
+    await writeFile(join(data_dir, 'service', '.state.service.json'), JSON.stringify(record))
+    const stand_in = await startStandIn(MAIL, data_dir, await freePort(), stand_ins)
+    expect(stand_in.records.some((r) => r['event'] === 'leftover_found')).toBe(false)
+    expect(stand_in.records.some((r) => r['event'] === 'service_record_stale')).toBe(true)
+    expect(bystander.exitCode === null && bystander.signalCode === null).toBe(true)
+  })
+
   it('stops a process that holds the state lock before serving', async () => {
     const dir = await tempDir()
     const data_dir = join(dir, 'data')
