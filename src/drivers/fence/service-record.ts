@@ -2,6 +2,7 @@ import { readFileSync, rmSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { writeFileAtomic } from '../../util/atomic-write.ts'
+import type { Logger } from '../../util/log.ts'
 import { bootId, procInfo } from './proc.ts'
 
 /**
@@ -32,7 +33,11 @@ export interface ServiceRecord {
   started_at: string
 }
 
-export async function writeServiceRecord(paths: FencePaths, pid: number): Promise<void> {
+/**
+ * Never throws: the service runs (and dies with its node) either way; without a record a later start
+ * finds a leftover by its lock and port only, which the warning says.
+ */
+export async function writeServiceRecord(paths: FencePaths, pid: number, log: Logger): Promise<void> {
   const info = procInfo(pid)
   if (!info) return // already gone: its exit handler forgets it
   const record: ServiceRecord = {
@@ -43,7 +48,14 @@ export async function writeServiceRecord(paths: FencePaths, pid: number): Promis
     node_pid: process.pid,
     started_at: new Date().toISOString(),
   }
-  await writeFileAtomic(paths.record, `${JSON.stringify(record)}\n`)
+  try {
+    await writeFileAtomic(paths.record, `${JSON.stringify(record)}\n`)
+  } catch (error) {
+    log.warn(
+      { event: 'service_record_unwritten', path: paths.record, reason: (error as Error).message },
+      'the service record could not be written',
+    )
+  }
 }
 
 /**

@@ -184,7 +184,7 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
     })
     this.current = running
     // The next start of this node finds it by this record if the node dies and the fence fails.
-    await writeServiceRecord(this.fence, pgid)
+    await writeServiceRecord(this.fence, pgid, this.log)
     this.log.info(
       { event: 'service_started', service_pid: pgid, command: this.manifest.command, fence: mode },
       'service started',
