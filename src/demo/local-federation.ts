@@ -93,16 +93,18 @@ export class LocalNode extends EventEmitter {
     })
   }
 
-  /** Signal the whole process group (node and service). */
   /**
-   * Signal the node's process group and its service's (the driver runs the service in a group of its
-   * own): SIGKILL or SIGSTOP then hit the machine as a whole, as a crash or a freeze would.
+   * `machine` (default): signal the node's process group and its service's (the driver runs the service
+   * in a group of its own): SIGKILL or SIGSTOP then hit the machine as a whole, as a crash or a freeze
+   * would. `node`: the node process alone, as an OOM kill or a crash of the node would end it.
    */
-  signal(signal: NodeJS.Signals): void {
+  signal(signal: NodeJS.Signals, scope: 'machine' | 'node' = 'machine'): void {
     if (!this.child?.pid) return
-    for (const group of [this.child.pid, ...childrenOf(this.child.pid)]) {
+    const targets =
+      scope === 'node' ? [this.child.pid] : [-this.child.pid, ...childrenOf(this.child.pid).map((g) => -g)]
+    for (const target of targets) {
       try {
-        process.kill(-group, signal)
+        process.kill(target, signal)
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code
         if (code !== 'ESRCH' && code !== 'EPERM') throw error

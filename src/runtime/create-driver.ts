@@ -1,5 +1,6 @@
 import type { SustainConfig } from '../config/schema.ts'
 import type { ServiceDriver } from '../drivers/driver.ts'
+import { reclaimLeftovers } from '../drivers/fence/index.ts'
 import { createProcessDriver, loadServiceManifest } from '../drivers/process/index.ts'
 import { createQemuDriver, loadQemuManifest, manifestDriverKind } from '../drivers/qemu/index.ts'
 import type { Logger } from '../util/log.ts'
@@ -20,6 +21,8 @@ export async function createDriver(
     port,
     log: log.child({ module: 'service' }),
   }
+  // Before anything else uses the state directory or the port: stop what an earlier run left on them.
+  await reclaimLeftovers(options)
   if ((await manifestDriverKind(dir)) === 'qemu') {
     const manifest = await loadQemuManifest(dir)
     await checkPortFree(port)

@@ -8,18 +8,26 @@ import { parseServiceManifest } from '../../src/drivers/process/manifest.ts'
 import { createLogger, type Logger } from '../../src/util/log.ts'
 
 /** A service made of bash scripts: MODE picks how it runs (see SERVICE). */
-const SERVICE = `#!/usr/bin/env bash
+export const SERVICE = `#!/usr/bin/env bash
 echo "service $$ starting in mode \${SERVICE_MODE:-plain}"
 echo "stderr line" >&2
+# The service runs in a PID namespace of its own: $! is a pid in it. /proc (the host's) names each
+# process by its pid outside, which is what the tests look at.
+child() { ( read -r pid _ < /proc/self/stat; echo "$pid" >> "$SUSTAIN_STATE_DIR/children"; exec "$@" ) & }
 case "\${SERVICE_MODE:-plain}" in
   plain) exec sleep 1000 ;;
   children)
-    sleep 1000 & echo $! >> "$SUSTAIN_STATE_DIR/children"
-    sleep 1000 & echo $! >> "$SUSTAIN_STATE_DIR/children"
+    child sleep 1000
+    child sleep 1000
     wait ;;
   stubborn)
     trap '' TERM
-    sleep 1000 & echo $! >> "$SUSTAIN_STATE_DIR/children"
+    child sleep 1000
+    wait ;;
+  escape)
+    # A daemon's double fork: a new session, out of the service's process group, its parent gone.
+    child setsid sleep 1000
+    ( child setsid sleep 1000 ) # double fork: its parent is gone at once
     wait ;;
 esac
 `

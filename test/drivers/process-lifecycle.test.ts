@@ -1,5 +1,7 @@
-import { readFile, rm, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { alive, type Fixture, fixture, gone, nextEvent } from './fixtures.ts'
 
@@ -114,6 +116,32 @@ describe('process driver lifecycle', () => {
     process.kill(driver.pid!, 'SIGKILL')
     await exited
     for (const pid of children) expect(await gone(pid)).toBe(true)
+  })
+})
+
+describe('process driver fence', () => {
+  it('never starts a second copy over a state directory whose lock another run holds', async () => {
+    await mkdir(dirname(f.state_dir), { recursive: true })
+    const lock = join(dirname(f.state_dir), '.state.lock')
+    const holder = spawn('flock', ['-x', lock, 'sleep', '1000'], { stdio: 'ignore', detached: true })
+    try {
+      // flock holds the lock once it runs its command (a child).
+      for (let i = 0; i < 500; i++) {
+        const children = await readFile(`/proc/${holder.pid}/task/${holder.pid}/children`, 'utf8')
+        if (children.trim()) break
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      const driver = await f.driver({ helper: undefined })
+      const exited = nextEvent(driver, 'exited')
+      await driver.start()
+      expect(await exited).toMatchObject({ code: 75 })
+      expect(f.records.some((r) => /state directory in use/.test(String(r['msg'])))).toBe(true)
+      expect(f.records.some((r) => /starting in mode/.test(String(r['msg'])))).toBe(false) // never ran
+    } finally {
+      const gone = once(holder, 'exit')
+      process.kill(-holder.pid!, 'SIGKILL')
+      await gone
+    }
   })
 })
 

@@ -11,6 +11,7 @@ import {
   type LogRecord,
 } from '../../src/demo/local-federation.ts'
 import { nodePaths } from '../../src/runtime/paths.ts'
+import { mailLoad, processTree, waitServiceGone } from '../fence/remnants.ts'
 import { localFederations } from './fixtures.ts'
 
 const run = promisify(execFile)
@@ -84,6 +85,31 @@ describe('failover end to end (real node processes, real mail service, loopback 
     expect(after).toEqual([4, 5])
     for (const node of fed.nodes) expect(node.records.some(event('elected', crashed_ms))).toBe(false)
     expect(subjects(await server.mailbox('alice'))).toEqual(new Set([1, 2, 3, 4, 5]))
+  })
+
+  it("SIGKILL of the server's node process alone, under mail load: its service ends, its port closes, a candidate takes over", async () => {
+    const fed = await start(3, 2670)
+    const server = await fed.server(60_000)
+    await server.waitFor((r) => r.event === 'driver' && r.kind === 'answering', 30_000, 'answering')
+    const load = mailLoad(server.port)
+    try {
+      while (load.counts.acked < 5) await new Promise((resolve) => setTimeout(resolve, 10))
+      const [leader] = childrenOf(server.pid!)
+      const tree = processTree(leader!)
+      const killed_ms = Date.now()
+      const killed_at = performance.now()
+      server.signal('SIGKILL', 'node')
+      await waitServiceGone(tree, join(server.data_dir, 'service'), server.port, killed_at, 5000)
+      const acked = load.counts.acked
+      const successor = await fed.server(30_000)
+      expect(successor).not.toBe(server)
+      await successor.waitFor(event('restored', killed_ms), 10_000, 'restored')
+      await mail(successor, 1000, 1)
+      // The dead node's port took nothing after its service went (checked after the failover).
+      expect(load.counts.acked).toBe(acked)
+    } finally {
+      await load.stop()
+    }
   })
 
   it('server SIGKILL: a candidate restores the newest replicated snapshot and the service answers', async () => {

@@ -1,13 +1,21 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { EventEmitter, once } from 'node:events'
-import { constants } from 'node:fs'
-import { access, mkdir } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { directoryImageWriter, type ImageWriter } from '../../../snapshot/atomic-file.ts'
 import { imageFromDirectory } from '../../../snapshot/image.ts'
 import type { Logger } from '../../util/log.ts'
 import type { Capture, DriverEvent, HelperOptions, HelperResult, ServiceDriver } from '../driver.ts'
+import {
+  detectFenceMode,
+  type FenceMode,
+  type FencePaths,
+  fencedArgv,
+  fencePaths,
+  forgetServiceRecord,
+  writeServiceRecord,
+} from '../fence/index.ts'
 import { judgeProbe, STARTING_PROBE_INTERVAL_MS } from '../probe-verdict.ts'
 import { logLines } from './line-log.ts'
 import type { ServiceManifest } from './manifest.ts'
@@ -32,13 +40,16 @@ export interface ProcessDriverOptions {
    * (pre-copy migration). Default true.
    */
   precopy?: boolean
-  /** Kill the service when this node process dies (setpriv --pdeathsig, when installed). Default true. */
+  /**
+   * End every process of the service when this node process dies, and hold the state directory's lock
+   * (fence/fence-command.ts). Default true; false runs the command as it is (for tests of what a
+   * service left running does to a node's next start).
+   */
   die_with_node?: boolean
 }
 
 /** How long a SIGSTOPped group may take to show every thread stopped before the capture gives up. */
 const STOP_SETTLE_TIMEOUT_MS = 2000
-const SETPRIV = '/usr/bin/setpriv'
 
 export function createProcessDriver(options: ProcessDriverOptions): ProcessDriver {
   return new ProcessDriver(options)
@@ -71,7 +82,7 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
   private pause_epoch = 0
   private paused = false
   private closed = false
-  private setpriv: boolean | undefined
+  private readonly fence: FencePaths
 
   constructor(private readonly options: ProcessDriverOptions) {
     super()
@@ -82,13 +93,17 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
     const staging_dir =
       options.staging_dir ?? join(dirname(this.state_dir), `.${basename(this.state_dir)}.staging`)
     this.staging = new StagingArea(resolve(staging_dir), this.state_dir)
+    this.fence = fencePaths(this.state_dir)
   }
 
   get running(): boolean {
     return this.current !== null
   }
 
-  /** The service's pid (also its process group id) while it runs. */
+  /**
+   * The pid of the service's leader while it runs (also its process group id): the fence's first
+   * process, whose exit is the service's; the service's own processes run in a PID namespace below it.
+   */
   get pid(): number | null {
     return this.current?.pgid ?? null
   }
@@ -108,13 +123,8 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
     }
   }
 
-  private async setprivAvailable(): Promise<boolean> {
-    if (this.options.die_with_node === false) return false
-    this.setpriv ??= await access(SETPRIV, constants.X_OK).then(
-      () => true,
-      () => false,
-    )
-    return this.setpriv
+  private async fenceMode(): Promise<FenceMode> {
+    return this.options.die_with_node === false ? 'none' : await detectFenceMode()
   }
 
   async start(): Promise<void> {
@@ -127,12 +137,10 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       `service command of ${this.manifest.name}:`,
     )
     await mkdir(this.state_dir, { recursive: true })
-    // setpriv sets the parent-death signal, then execs the command (same pid): a SIGKILLed node does not
-    // leave its service running and holding the port.
-    const argv = (await this.setprivAvailable())
-      ? [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', command, ...args]]
-      : [command, args]
-    const child = spawn(argv[0] as string, argv[1] as string[], {
+    // A SIGKILLed node does not leave its service running, holding the port and taking requests.
+    const mode = await this.fenceMode()
+    const [file, argv] = fencedArgv(mode, this.fence.lock, command, args)
+    const child = spawn(file, argv, {
       cwd: this.service_dir,
       env: this.context(),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -166,6 +174,7 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       if (this.current === running) this.current = null
       // Whatever the leader left behind in its group goes with it (a restart must find the port free).
       signalGroup(pgid, 'SIGKILL')
+      forgetServiceRecord(this.fence, pgid)
       this.log.info(
         { event: 'service_exited', service_pid: pgid, code, signal, expected: running.stopping },
         'service exited',
@@ -174,8 +183,10 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       if (!running.stopping) this.emitEvent({ kind: 'exited', code, signal })
     })
     this.current = running
+    // The next start of this node finds it by this record if the node dies and the fence fails.
+    await writeServiceRecord(this.fence, pgid, this.log)
     this.log.info(
-      { event: 'service_started', service_pid: pgid, command: this.manifest.command },
+      { event: 'service_started', service_pid: pgid, command: this.manifest.command, fence: mode },
       'service started',
     )
     if (this.manifest.helper) this.scheduleProbe(running, STARTING_PROBE_INTERVAL_MS)

@@ -30,6 +30,14 @@ function readProcStat(path: string): ProcStat | undefined {
   return { state: fields[0] ?? '?', pgrp: Number(fields[2]) }
 }
 
+function procText(pid: number, name: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/${name}`, 'latin1').trim()
+  } catch {
+    return '?'
+  }
+}
+
 /** Every process in the group (Linux /proc). Processes forked after the scan are not listed. */
 export function groupMembers(pgid: number): number[] {
   const members: number[] = []
@@ -66,8 +74,13 @@ export async function waitStopped(pids: readonly number[], timeout_ms: number): 
   for (let round = 0; ; round++) {
     if (pids.every(threadsQuiet)) return
     if (performance.now() > deadline) {
+      const busy = pids.filter((pid) => !threadsQuiet(pid))
+      const states = busy.map(
+        (pid) =>
+          `${pid} ${readProcStat(`/proc/${pid}/stat`)?.state ?? 'gone'} ${procText(pid, 'comm')} ${procText(pid, 'wchan')}`,
+      )
       throw new Error(
-        `service did not stop within ${timeout_ms} ms of SIGSTOP (a thread stays in a system call)`,
+        `service did not stop within ${timeout_ms} ms of SIGSTOP (a thread stays in a system call: ${states.join(', ')})`,
       )
     }
     // Yield without a timer's 1 ms granularity first; back off if a thread is stuck in the kernel.

@@ -10,8 +10,17 @@ import type { ImagePart } from '../../../snapshot/image.ts'
 import { freePort } from '../../util/free-port.ts'
 import type { Logger } from '../../util/log.ts'
 import type { Capture, DriverEvent, HelperOptions, HelperResult, ServiceDriver } from '../driver.ts'
+import {
+  detectFenceMode,
+  type FencePaths,
+  fencedArgv,
+  fencePaths,
+  forgetServiceRecord,
+  writeServiceRecord,
+} from '../fence/index.ts'
 import { judgeProbe, STARTING_PROBE_INTERVAL_MS } from '../probe-verdict.ts'
 import { logLines } from '../process/line-log.ts'
+import { signalGroup } from '../process/process-group.ts'
 import { HelperError } from '../process/run-helper.ts'
 import { runSshHelper, type SshHelperTarget, shellQuote, sshFingerprint } from '../ssh-helper.ts'
 import { type Accel, type AccelChoice, chooseAccel } from './accel.ts'
@@ -45,7 +54,6 @@ const MIGRATE_TIMEOUT_MS = 120_000
 const MIGRATE_POLL_MS = 5
 /** QEMU's default migration bandwidth cap (128 MiB/s) would stretch the pause; the stream goes to a file. */
 const MIGRATE_MAX_BANDWIDTH = 64 * 1024 * 1024 * 1024
-const SETPRIV = '/usr/bin/setpriv'
 
 export function createQemuDriver(options: QemuDriverOptions): QemuDriver {
   return new QemuDriver(options)
@@ -75,6 +83,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
   private readonly service_dir: string
   private readonly state_dir: string
   private readonly staging_root: string
+  private readonly fence: FencePaths
   private readonly log: Logger
   private readonly manifest: QemuServiceManifest
   private readonly qemu: string
@@ -91,6 +100,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     this.service_dir = resolve(options.service_dir)
     this.state_dir = resolve(options.state_dir)
     this.staging_root = join(dirname(this.state_dir), `.${basename(this.state_dir)}.qemu-staging`)
+    this.fence = fencePaths(this.state_dir)
     this.log = options.log
     this.manifest = options.manifest
     this.qemu = options.qemu_binary ?? 'qemu-system-x86_64'
@@ -102,7 +112,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     return this.current !== null
   }
 
-  /** QEMU's pid while it runs. */
+  /** The pid of QEMU's fence leader while it runs (its exit is QEMU's; QEMU runs in a PID namespace below). */
   get pid(): number | null {
     return this.current?.child.pid ?? null
   }
@@ -165,12 +175,11 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
       ...(this.ssh_port !== undefined ? { ssh_port: this.ssh_port } : {}),
       ...(incoming ? { incoming } : {}),
     })
-    // setpriv: a SIGKILLed node does not leave its guest running and holding the ports.
-    const setpriv = await exists(SETPRIV, constants.X_OK)
-    const [command, argv] = setpriv
-      ? [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', this.qemu, ...args]]
-      : [this.qemu, args]
-    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
+    // A SIGKILLed node does not leave its guest running, holding the ports and its disks.
+    const mode = await detectFenceMode()
+    const [command, argv] = fencedArgv(mode, this.fence.lock, this.qemu, args)
+    // Its own process group: signals reach QEMU through the fence's leader (which passes none on).
+    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
     await new Promise<void>((ok, fail) => {
       child.once('spawn', ok)
       child.once('error', (error: NodeJS.ErrnoException) =>
@@ -199,6 +208,8 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     let gone = false
     child.on('exit', (code, signal) => {
       gone = true
+      signalGroup(child.pid!, 'SIGKILL')
+      forgetServiceRecord(this.fence, child.pid!)
       if (running.probe_timer) clearTimeout(running.probe_timer)
       running.qmp?.close()
       if (this.current === running) this.current = null
@@ -213,6 +224,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
       }
     })
     this.current = running
+    await writeServiceRecord(this.fence, child.pid!, this.log)
     try {
       running.qmp = await Qmp.connect(qmp_socket, QMP_CONNECT_TIMEOUT_MS, () => gone)
       running.qmp.on('event', (event: QmpEvent) => this.onQmpEvent(running, event))
@@ -220,7 +232,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
       if (incoming) await this.continueIncoming(running, incoming)
     } catch (error) {
       running.stopping = true
-      child.kill('SIGKILL')
+      signalGroup(child.pid!, 'SIGKILL')
       await running.exited
       throw new Error(`guest ${this.manifest.name} did not start: ${(error as Error).message}`)
     }
@@ -288,7 +300,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
       case 'RESET':
         // QEMU is ending (-no-reboot): report now, the exit follows and is not reported again.
         fail({ kind: 'exited', code: null, signal: null })
-        running.child.kill('SIGKILL')
+        signalGroup(running.child.pid!, 'SIGKILL')
         return
       case 'STOP':
         if (!running.pausing) fail({ kind: 'probe-failed', reason: 'the guest was stopped' })
@@ -340,8 +352,11 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     this.log.info({ event: 'service_stopping', reason }, `stopping guest (${reason})`)
     // The guest's state is its disks (and the snapshots): power it off at once, like a cut cable.
     const quit = running.qmp?.execute('quit', undefined, 1000).catch(() => {})
-    const term = setTimeout(() => running.child.kill('SIGTERM'), 1000)
-    const kill = setTimeout(() => running.child.kill('SIGKILL'), 1000 + this.manifest.stop_timeout_ms)
+    const term = setTimeout(() => signalGroup(running.child.pid!, 'SIGTERM'), 1000)
+    const kill = setTimeout(
+      () => signalGroup(running.child.pid!, 'SIGKILL'),
+      1000 + this.manifest.stop_timeout_ms,
+    )
     try {
       await running.exited
     } finally {
