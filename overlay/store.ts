@@ -50,6 +50,12 @@ const MAX_BLOB_BYTES = 8 * 1024 * 1024
  * Long: on a starved machine a live writer can go seconds without serving one block.
  */
 const WRITER_STALL_MS = 10_000
+/**
+ * The same while a collect (a restore: the service is down) waits on the core. A live writer serves a
+ * restore's block in milliseconds here (bench/RESULTS.md, "Restore block wait"); 1 s is the per-block
+ * timeout the runtime gives a restore anyway, so the valve opens before a block's first retry.
+ */
+const WRITER_URGENT_STALL_MS = 1000
 
 interface IndexBody {
   id: string
@@ -118,6 +124,8 @@ interface WriterView {
   announced: number | null
   /** Per snapshot id: the placement in force and its download. */
   placements: Map<string, { signature: string; download: Download | null; held: boolean }>
+  /** Woken when a scan adds entries (a collect waiting for a snapshot it was told of). */
+  waiters: Set<() => void>
 }
 
 const packr = new Packr({ useRecords: false })
@@ -219,6 +227,7 @@ export class SnapshotStore extends EventEmitter {
       rescan: false,
       announced: null,
       placements: new Map(),
+      waiters: new Set(),
     }
     this.views.set(writer, view)
     core.once('peer-add', patchUpgradeSync)
@@ -332,6 +341,8 @@ export class SnapshotStore extends EventEmitter {
         this.emit('snapshot', { writer: view.writer, id: e.id, bytes_total: e.bytes_total })
       }
     }
+    for (const wake of view.waiters) wake()
+    view.waiters.clear()
     this.place(view)
   }
 
@@ -352,21 +363,39 @@ export class SnapshotStore extends EventEmitter {
 
   /** Per remote writer: take its blocks from the writer while it is connected (writer-first.ts). */
   private readonly downloadPolicies = new Map<string, WriterFirst>()
+  /** Writers whose pings say they are leaving. */
+  private readonly leavingWriters = new Set<string>()
 
-  private place(view: WriterView): void {
-    if (this.closed || view.writer === this.selfKey) return
-    if (!this.downloadPolicies.has(view.writer)) {
+  /** A peer's role as its pings tell it: a leaving writer is not waited on (writer-first.ts). */
+  writerRole(writer: string, role: string): void {
+    const leaving = role === 'leaving'
+    if (leaving) this.leavingWriters.add(writer)
+    else this.leavingWriters.delete(writer)
+    this.downloadPolicies.get(writer)?.setLeaving(leaving)
+  }
+
+  private downloadPolicy(view: WriterView): WriterFirst {
+    let policy = this.downloadPolicies.get(view.writer)
+    if (!policy) {
       const wanting = () => [...view.placements.values()].some((p) => !p.held)
       const onFallback = () =>
         this.options.log.warn({ writer: view.writer }, 'writer serves nothing: fetching from every peer')
-      const policy = new WriterFirst(view.core, {
+      policy = new WriterFirst(view.core, {
         writer: view.writer,
         stall_ms: WRITER_STALL_MS,
+        urgent_stall_ms: WRITER_URGENT_STALL_MS,
         wanting,
         onFallback,
       })
+      policy.setLeaving(this.leavingWriters.has(view.writer))
       this.downloadPolicies.set(view.writer, policy)
     }
+    return policy
+  }
+
+  private place(view: WriterView): void {
+    if (this.closed || view.writer === this.selfKey) return
+    this.downloadPolicy(view)
     for (const entry of view.byId.values()) {
       if (this.forgotten.has(entry.id)) continue
       const blocks = this.myBlocks(view, entry)
@@ -472,6 +501,22 @@ export class SnapshotStore extends EventEmitter {
     options: CollectOptions = {},
   ): Promise<CollectResult> {
     const view = await this.view(writer)
+    // A restore waits on these blocks: a writer that serves nothing is not waited on for long.
+    const release = writer === this.selfKey || this.closed ? () => {} : this.downloadPolicy(view).urgent()
+    try {
+      return await this.collectFrom(view, id, sink, onProgress, options)
+    } finally {
+      release()
+    }
+  }
+
+  private async collectFrom(
+    view: WriterView,
+    id: string,
+    sink: (hash: string, bytes: Uint8Array) => Promise<void>,
+    onProgress: (progress: CollectProgress) => void,
+    options: CollectOptions,
+  ): Promise<CollectResult> {
     const entry = await this.findEntry(view, id)
     const manifestBlock = await this.fetchVerified(view, entry.manifest, TAG_MANIFEST, null)
     const progress = { bytes_done: 0, bytes_total: entry.bytes_total }
@@ -518,11 +563,25 @@ export class SnapshotStore extends EventEmitter {
       await withTimeout(view.core.update({ wait: true }), Math.max(1, left_ms), 'update').catch(() => {})
       await this.scan(view)
       if (!view.byId.has(id) && view.core.peers.length > 0) {
+        // The entry shows up on an append, or on a scan another path started (the writer's announce of
+        // its publish often arrives after the control message that named the snapshot): wait for either.
+        const abort = new AbortController()
+        let wake = () => {}
+        const scanned = new Promise<void>((resolve) => {
+          wake = resolve
+          view.waiters.add(resolve)
+        })
+        const appended = once(view.core, 'append', { signal: abort.signal }).catch(() => {})
         await withTimeout(
-          once(view.core, 'append'),
+          Promise.race([appended, scanned]),
           Math.max(1, deadline - performance.now()),
           'append',
-        ).catch(() => {})
+        )
+          .catch(() => {})
+          .finally(() => {
+            view.waiters.delete(wake)
+            abort.abort()
+          })
       }
     }
     throw new Error(`snapshot ${id} of writer ${view.writer.slice(0, 12)} not found`)
