@@ -100,6 +100,7 @@ export class SustainNode {
   /** Latest phi per peer from the overlay's detector (for status and the UI). */
   private readonly phi = new Map<string, number>()
   private started_ms = 0
+  private restore_progress_ms = 0
 
   constructor(private readonly options: NodeOptions) {
     this.id = options.keyPair.publicKey.toString('hex')
@@ -488,7 +489,10 @@ export class SustainNode {
       this.store,
       writer,
       id,
-      (progress) => this.notify({ kind: 'progress', what, id, ...progress }),
+      (progress) => {
+        this.notify({ kind: 'progress', what, id, ...progress })
+        if (what === 'restore') this.restoreProgressed()
+      },
       (ref) => {
         const checked = snapshot_ref.safeParse(ref)
         if (!checked.success || checked.data.id !== id || checked.data.writer !== writer) {
@@ -560,6 +564,7 @@ export class SustainNode {
       await this.onDriver(async (driver) => {
         if (generation !== this.restore_generation) return
         await driver.stop('restore')
+        this.restoreProgressed()
         if (ref !== null) {
           const engine_id = this.index.engineId(ref.id)!
           const started = this.now()
@@ -568,6 +573,7 @@ export class SustainNode {
             { event: 'state_materialised', id: ref.id, ms: Math.round(this.now() - started) },
             'restored',
           )
+          this.restoreProgressed()
         }
         await driver.start()
       })
@@ -576,6 +582,14 @@ export class SustainNode {
       this.log.warn({ err: error, id: ref?.id ?? null }, 'restore failed')
       done(false, String((error as Error).message ?? error))
     }
+  }
+
+  /** Peers wait for a restore that progresses (core `restore-progress`); at most one event per tick. */
+  private restoreProgressed(): void {
+    const now = this.now()
+    if (now - this.restore_progress_ms < (this.options.tick_ms ?? 50)) return
+    this.restore_progress_ms = now
+    this.dispatch({ type: 'restore-progress', now_ms: now })
   }
 
   private async restartInPlace(from: 'current' | 'snapshot', ref: SnapshotRef | null): Promise<void> {
