@@ -68,6 +68,11 @@ interface IndexBody {
   blobs: BlobRef[]
   /** How many of `blobs` the snapshot itself needs; absent: all (written before recipes). */
   roots?: number
+  /**
+   * 'archive': a merge archive for one winner, who collects it by id. Never placed, never announced as
+   * a snapshot (others do not download it, nobody mistakes it for a snapshot). Absent: a snapshot.
+   */
+  kind?: 'archive'
 }
 
 export interface IndexEntry extends IndexBody {
@@ -81,6 +86,8 @@ export interface PublishInput {
   blobs: string[]
   /** Blobs that may be published as a recipe instead of bytes (see recipes.ts). */
   recipes?: ReadonlyMap<string, BlobRecipe>
+  /** 'archive': a merge archive (see IndexBody.kind); default a snapshot. */
+  kind?: 'archive'
 }
 
 export interface CollectProgress {
@@ -283,8 +290,13 @@ export class SnapshotStore extends EventEmitter {
     )
   }
 
-  /** Snapshots known from one writer (oldest first), forgotten ones excluded. */
+  /** Snapshots known from one writer (oldest first), forgotten ones and merge archives excluded. */
   snapshots(writer: string): IndexEntry[] {
+    return this.entries(writer).filter((e) => e.kind !== 'archive')
+  }
+
+  /** Everything one writer published (oldest first), forgotten entries excluded. */
+  private entries(writer: string): IndexEntry[] {
     const view = this.views.get(writer)
     if (!view) return []
     return [...view.byId.values()].filter((e) => !this.forgotten.has(e.id)).sort((a, b) => a.block - b.block)
@@ -337,7 +349,7 @@ export class SnapshotStore extends EventEmitter {
     for (const e of fresh.reverse()) {
       view.byId.set(e.id, e)
       view.byBlock.set(e.block, e)
-      if (view.writer !== this.selfKey && !this.forgotten.has(e.id)) {
+      if (view.writer !== this.selfKey && !this.forgotten.has(e.id) && e.kind !== 'archive') {
         this.emit('snapshot', { writer: view.writer, id: e.id, bytes_total: e.bytes_total })
       }
     }
@@ -397,7 +409,7 @@ export class SnapshotStore extends EventEmitter {
     if (this.closed || view.writer === this.selfKey) return
     this.downloadPolicy(view)
     for (const entry of view.byId.values()) {
-      if (this.forgotten.has(entry.id)) continue
+      if (this.forgotten.has(entry.id) || entry.kind === 'archive') continue
       const blocks = this.myBlocks(view, entry)
       const signature = blocks.join(',')
       const current = view.placements.get(entry.id)
@@ -418,7 +430,7 @@ export class SnapshotStore extends EventEmitter {
 
   private rebuildPublished(): void {
     this.published.clear()
-    for (const entry of this.snapshots(this.selfKey)) {
+    for (const entry of this.entries(this.selfKey)) {
       for (const ref of entry.blobs) this.published.set(ref[0], ref)
     }
   }
@@ -478,6 +490,7 @@ export class SnapshotStore extends EventEmitter {
     const manifest = next++
     const prev = [...own.byBlock.keys()].reduce((a, b) => Math.max(a, b), -1)
     const body: IndexBody = { id: input.id, prev, manifest, blobs: entries, roots: roots.length }
+    if (input.kind === 'archive') body.kind = 'archive'
     batch.push(tagged(TAG_MANIFEST, input.manifest), tagged(TAG_INDEX, packr.pack(body)))
     await flush()
     const entry = parseIndex(tagged(TAG_INDEX, packr.pack(body)), next)
