@@ -52,7 +52,11 @@ export interface NodeOptions {
 export type NodeNotice =
   | { kind: 'timeline'; name: string; fields: Record<string, unknown>; role: string; term: number }
   | { kind: 'progress'; what: 'restore' | 'replicate'; id: string; bytes_done: number; bytes_total: number }
-  | { kind: 'exit' }
+  /** `leave`: how a requested leave ended (absent when the node stopped for another reason). */
+  | { kind: 'exit'; leave?: LeaveOutcome }
+
+/** A leave ends well when nothing was served or a successor serves; otherwise `reason` says what happened. */
+export type LeaveOutcome = { ok: true; successor: NodeId | null } | { ok: false; reason: string }
 
 /**
  * One Sustain node: the pure core plus the parts that do I/O (overlay, snapshot store, driver). Core
@@ -100,6 +104,9 @@ export class SustainNode {
   /** Latest phi per peer from the overlay's detector (for status and the UI). */
   private readonly phi = new Map<string, number>()
   private started_ms = 0
+  /** Set by leave(): the role then, and how the hand-over ended (from the core's timeline). */
+  private leave_requested: { role: string } | null = null
+  private leave_outcome: LeaveOutcome | null = null
   private restore_progress_ms = 0
 
   constructor(private readonly options: NodeOptions) {
@@ -234,7 +241,37 @@ export class SustainNode {
   }
 
   leave(): void {
+    if (this.leave_requested === null) this.leave_requested = { role: this.core.role }
     this.dispatch({ type: 'leave', now_ms: this.now() })
+  }
+
+  /** What `sustain leave` reports: a hand-over completed, nothing to hand over, or why not. */
+  private leaveOutcome(): LeaveOutcome | undefined {
+    const requested = this.leave_requested
+    if (requested === null) return undefined
+    if (this.leave_outcome) return this.leave_outcome
+    if (requested.role === 'candidate' || requested.role === 'electing') return { ok: true, successor: null }
+    return { ok: false, reason: `the node stopped before the hand-over completed (it was ${requested.role})` }
+  }
+
+  /** The core's hand-over and merge stages decide the outcome of a requested leave. */
+  private noteLeave(name: string, fields: Record<string, unknown>): void {
+    if (this.leave_requested === null) return
+    if (name === 'handover_finished') {
+      const successor = typeof fields.successor === 'string' ? fields.successor : null
+      this.leave_outcome = successor
+        ? { ok: true, successor }
+        : {
+            ok: false,
+            reason: 'no candidate could take over; the final snapshot stays in this data directory',
+          }
+    } else if (name === 'merge_finished') {
+      const winner = String(fields.winner)
+      this.leave_outcome = {
+        ok: false,
+        reason: `another server (${this.peerName(winner) ?? winner.slice(0, 8)}) appeared during the hand-over; this node's changes were merged into it instead`,
+      }
+    }
   }
 
   /**
@@ -303,7 +340,8 @@ export class SustainNode {
     await this.options.driver?.close()
     await this.federation?.close()
     await this.pool?.close()
-    this.notify({ kind: 'exit' })
+    const leave = this.leaveOutcome()
+    this.notify(leave ? { kind: 'exit', leave } : { kind: 'exit' })
     this.resolve_exit()
   }
 
@@ -397,6 +435,7 @@ export class SustainNode {
         return
       case 'timeline':
         logTimeline(this.log, effect)
+        this.noteLeave(effect.name, effect.fields)
         this.notify({
           kind: 'timeline',
           name: effect.name,
