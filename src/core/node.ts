@@ -85,6 +85,10 @@ export class NodeCore {
   private load_: number
   private health_: Health = 'unknown'
   private joined_at_ms: number
+  /** When a node never heard of before last appeared: the first election waits for a quiet spell. */
+  private last_new_peer_ms: number
+  /** No election was started yet in this run (the first one waits for the peers that are coming). */
+  private first_election = true
   private election: Election | null = null
   private restore: Restore | null = null
   private merge: Merge | null = null
@@ -124,6 +128,7 @@ export class NodeCore {
     this.load_ = options.load ?? 0
     this.now_ms = options.now_ms
     this.joined_at_ms = options.now_ms
+    this.last_new_peer_ms = options.now_ms
     this.next_heartbeat_ms = options.now_ms
     this.gap_since_ms = options.now_ms
     for (const id of options.members ?? []) if (id !== this.id) this.members_.add(id)
@@ -234,11 +239,7 @@ export class NodeCore {
       this.effects.push({ type: 'broadcast', msg })
     }
     if (now >= this.next_heartbeat_ms) this.broadcastState()
-    if (
-      this.role_ === 'candidate' &&
-      this.server_ === null &&
-      now - this.joined_at_ms >= this.config.join_wait_ms
-    ) {
+    if (this.role_ === 'candidate' && this.server_ === null && this.joinWaitOver(now)) {
       this.startElection(new Set())
     }
     if (this.role_ === 'electing' && this.election && now >= this.election.deadline_ms) {
@@ -271,6 +272,20 @@ export class NodeCore {
     }
   }
 
+  /**
+   * A node elects once it waited `join_wait_ms` to hear of a server. The first election of a run also
+   * waits until no new node appeared for `join_wait_ms` and every reachable node's state (its priority)
+   * arrived, at most 3 x `join_wait_ms`: nodes started together appear one by one as they boot, and the
+   * first to come up must not take the service before the higher-priority ones are heard.
+   */
+  private joinWaitOver(now: number): boolean {
+    const waited = now - this.joined_at_ms
+    if (waited < this.config.join_wait_ms) return false
+    if (!this.first_election || waited >= 3 * this.config.join_wait_ms) return true
+    if (now - this.last_new_peer_ms < this.config.join_wait_ms) return false
+    return this.peers().every((p) => !p.reachable || p.priority !== Number.NEGATIVE_INFINITY)
+  }
+
   // ---------------------------------------------------------------- peers and messages
 
   private peer(id: NodeId): PeerInfo {
@@ -297,6 +312,7 @@ export class NodeCore {
         progress_ms: 0,
       }
       this.peers_.set(id, info)
+      this.last_new_peer_ms = this.now_ms
       if (!this.members_.has(id)) {
         this.members_.add(id)
         if (this.refuses())
@@ -620,6 +636,7 @@ export class NodeCore {
   }
 
   private startElection(excluded: Set<NodeId>, wait_for: NodeId | null = null): void {
+    this.first_election = false
     this.server_ = null
     this.handover_to = null
     this.direct_switch = null

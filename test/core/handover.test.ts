@@ -121,7 +121,7 @@ describe('planned hand-over', () => {
     const node = makeNode(C, 90)
     node.handle({ type: 'joined', now_ms: 0 })
     node.handle({ type: 'message', from: B, msg: restoringState(1), now_ms: 100 })
-    const effects = node.handle({ type: 'tick', now_ms: DEFAULT_CORE_CONFIG.join_wait_ms + 10 })
+    const effects = node.handle({ type: 'tick', now_ms: 100 + DEFAULT_CORE_CONFIG.join_wait_ms + 10 })
     expect(ofType(effects, 'restore')).toHaveLength(0)
     expect(node.role).toBe('candidate')
     expect(node.server).toBe(B)

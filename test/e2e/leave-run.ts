@@ -162,7 +162,14 @@ export async function leavesInARow(start: StartFederation, count: number): Promi
   const { fed, load } = await loadedFederation(start)
   const results: LeaveResult[] = []
   try {
-    for (let i = 0; i < count; i++) results.push(await leaveAndRejoin(fed, load))
+    for (let i = 0; i < count; i++) {
+      const t = Date.now()
+      const r = await leaveAndRejoin(fed, load)
+      results.push(r)
+      process.stderr.write(
+        `leave ${i + 1}/${count}: ${r.leaver} -> ${r.successor}, exit ${r.exit_code}, gap ${r.gap_ms} ms, claims ${r.claims.join('+')}, ${Date.now() - t} ms with the rejoin\n`,
+      )
+    }
   } finally {
     await load.stop()
   }

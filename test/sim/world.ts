@@ -109,9 +109,9 @@ export class World {
   private readonly max_steps: number
   /** When a leaving server last named each node its successor. */
   private readonly named_successor_ms = new Map<NodeId, number>()
-  /** Per leaving server, the successor it named last; a successor it gave up on (stalled), and when. */
+  /** Per leaving server, the successor it named last; a successor it gave up on (stalled), and by whom. */
   private readonly named_by = new Map<NodeId, NodeId>()
-  private readonly passed_over_ms = new Map<NodeId, number>()
+  private readonly passed_over_by = new Map<NodeId, SimNode>()
   /** The final snapshot a leaving server handed to each successor it named. */
   private readonly named_snapshot = new Map<NodeId, string>()
   merges = 0
@@ -525,7 +525,7 @@ export class World {
           this.named_successor_ms.set(effect.msg.to, this.now_ms)
           this.named_snapshot.set(effect.msg.to, effect.msg.snapshot.id)
           const before = this.named_by.get(node.id)
-          if (before !== undefined && before !== effect.msg.to) this.passed_over_ms.set(before, this.now_ms)
+          if (before !== undefined && before !== effect.msg.to) this.passed_over_by.set(before, node)
           this.named_by.set(node.id, effect.msg.to)
         }
         for (const to of this.nodes) if (to !== node) this.send(node, to, effect.msg)
@@ -715,9 +715,8 @@ export class World {
       const other = this.nodes[i]!
       if (other === node || other.leaving) continue
       // A successor the leaving server gave up on (its restore stalled) is passed over for that hand-over.
-      const passed_ms = this.passed_over_ms.get(other.id)
-      if (passed_ms !== undefined && this.now_ms - passed_ms < DEFAULT_CORE_CONFIG.handover_timeout_ms)
-        continue
+      const passed_by = this.passed_over_by.get(other.id)
+      if (passed_by?.alive && passed_by.core.handingOver) continue
       // Eligibility returning at the end of a cooldown is news like any other: it needs time to spread.
       const cooldown_ms = DEFAULT_CORE_CONFIG.resign_cooldown_ms + BOUNDS.knowledge_ms
       if (this.now_ms - other.resigned_at_ms < cooldown_ms) continue
