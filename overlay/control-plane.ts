@@ -74,6 +74,8 @@ export interface ControlStats {
 
 type WellFormed = Exclude<Decoded, { ok: false }>
 
+/** Bound on the start-up wait for the peers a lookup found (dialled and admitted). */
+const JOIN_SETTLE_MS = 4000
 const CHECK_INTERVAL_MS = 20
 /** See ControlPlane.ping. */
 const PUBLISHED_PINGS = 10
@@ -155,6 +157,21 @@ export class ControlPlane extends EventEmitter {
     this.timers.push(setInterval(() => this.ping(), this.opts.heartbeat_interval_ms))
     this.timers.push(setInterval(() => this.check(), CHECK_INTERVAL_MS))
     this.timers.push(setInterval(() => this.reportSuspicion(), this.opts.suspicion_report_interval_ms))
+    await this.settle()
+  }
+
+  /**
+   * Start-up waits (at most JOIN_SETTLE_MS) until every peer the topic's lookup found was dialled and
+   * every connection made was admitted or refused: the node's first election counts its join wait from
+   * here, so nodes started together hear each other (and each other's priority) before anyone elects.
+   */
+  private async settle(): Promise<void> {
+    const deadline = performance.now() + JOIN_SETTLE_MS
+    await this.plane.flushed(JOIN_SETTLE_MS)
+    for (let i = 0; i < JOIN_SETTLE_MS / 25 && this.sessions.pendingCount > 0; i++) {
+      if (performance.now() >= deadline) break
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
   }
 
   async close(): Promise<void> {

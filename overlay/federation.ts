@@ -212,6 +212,7 @@ export class Federation extends EventEmitter {
     this.control.on('heard', (key: string, state: HeardState) => {
       this.table.heard(key, performance.now(), state)
       if (state.published !== undefined) this.store.announced(key, state.published)
+      this.store.writerRole(key, state.role)
     })
     this.control.on('message', (key: string, body: unknown) => this.onMessage(key, body))
     this.control.on('suspicion', (key: string, phi_value: number, last_heard_epoch_ms: number) => {
@@ -448,6 +449,7 @@ export class Federation extends EventEmitter {
     if (info.lane) this.laneAddresses.set(key, info.lane)
     else this.laneAddresses.delete(key)
     if (info.published !== undefined) this.store.announced(key, info.published)
+    this.store.writerRole(key, info.role)
     this.table.up(key, info, performance.now())
     this.store.follow(key)
     if (!wasReachable) this.emit('peer-up', key, info)

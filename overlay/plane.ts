@@ -105,6 +105,24 @@ export class Plane {
   }
 
   /**
+   * Resolves once the swarm dialled every peer its lookups found (hyperswarm's flush), or after
+   * `timeout_ms` (a dead peer's stale announcement takes ~8 s to fail). True when it flushed in time.
+   */
+  async flushed(timeout_ms: number): Promise<boolean> {
+    const swarm = this.swarm
+    assert(swarm !== null, `${this.opts.name} plane not started`)
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeout_ms)
+    })
+    try {
+      return await Promise.race([swarm.flush().then(() => true), expired])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /**
    * A receiver busy verifying and storing a block drains its socket late; with the default buffer the
    * kernel dropped packets of bulk transfers (4 % retransmitted under load) and UDX's BBR backed off.
    */

@@ -63,6 +63,11 @@ export class Sessions {
 
   constructor(private readonly opts: SessionsOptions) {}
 
+  /** Connections still proving the secret (not yet admitted or refused). */
+  get pendingCount(): number {
+    return this.pending.size
+  }
+
   accept(conn: SecretStream): void {
     const plane = this.opts.plane
     const conn_key = conn.remotePublicKey.toString('hex')

@@ -50,6 +50,12 @@ const MAX_BLOB_BYTES = 8 * 1024 * 1024
  * Long: on a starved machine a live writer can go seconds without serving one block.
  */
 const WRITER_STALL_MS = 10_000
+/**
+ * The same while a collect (a restore: the service is down) waits on the core. A live writer serves a
+ * restore's block in milliseconds here (bench/RESULTS.md, "Restore block wait"); 1 s is the per-block
+ * timeout the runtime gives a restore anyway, so the valve opens before a block's first retry.
+ */
+const WRITER_URGENT_STALL_MS = 1000
 
 interface IndexBody {
   id: string
@@ -62,6 +68,11 @@ interface IndexBody {
   blobs: BlobRef[]
   /** How many of `blobs` the snapshot itself needs; absent: all (written before recipes). */
   roots?: number
+  /**
+   * 'archive': a merge archive for one winner, who collects it by id. Never placed, never announced as
+   * a snapshot (others do not download it, nobody mistakes it for a snapshot). Absent: a snapshot.
+   */
+  kind?: 'archive'
 }
 
 export interface IndexEntry extends IndexBody {
@@ -75,6 +86,8 @@ export interface PublishInput {
   blobs: string[]
   /** Blobs that may be published as a recipe instead of bytes (see recipes.ts). */
   recipes?: ReadonlyMap<string, BlobRecipe>
+  /** 'archive': a merge archive (see IndexBody.kind); default a snapshot. */
+  kind?: 'archive'
 }
 
 export interface CollectProgress {
@@ -118,6 +131,8 @@ interface WriterView {
   announced: number | null
   /** Per snapshot id: the placement in force and its download. */
   placements: Map<string, { signature: string; download: Download | null; held: boolean }>
+  /** Woken when a scan adds entries (a collect waiting for a snapshot it was told of). */
+  waiters: Set<() => void>
 }
 
 const packr = new Packr({ useRecords: false })
@@ -219,6 +234,7 @@ export class SnapshotStore extends EventEmitter {
       rescan: false,
       announced: null,
       placements: new Map(),
+      waiters: new Set(),
     }
     this.views.set(writer, view)
     core.once('peer-add', patchUpgradeSync)
@@ -274,8 +290,13 @@ export class SnapshotStore extends EventEmitter {
     )
   }
 
-  /** Snapshots known from one writer (oldest first), forgotten ones excluded. */
+  /** Snapshots known from one writer (oldest first), forgotten ones and merge archives excluded. */
   snapshots(writer: string): IndexEntry[] {
+    return this.entries(writer).filter((e) => e.kind !== 'archive')
+  }
+
+  /** Everything one writer published (oldest first), forgotten entries excluded. */
+  private entries(writer: string): IndexEntry[] {
     const view = this.views.get(writer)
     if (!view) return []
     return [...view.byId.values()].filter((e) => !this.forgotten.has(e.id)).sort((a, b) => a.block - b.block)
@@ -328,10 +349,12 @@ export class SnapshotStore extends EventEmitter {
     for (const e of fresh.reverse()) {
       view.byId.set(e.id, e)
       view.byBlock.set(e.block, e)
-      if (view.writer !== this.selfKey && !this.forgotten.has(e.id)) {
+      if (view.writer !== this.selfKey && !this.forgotten.has(e.id) && e.kind !== 'archive') {
         this.emit('snapshot', { writer: view.writer, id: e.id, bytes_total: e.bytes_total })
       }
     }
+    for (const wake of view.waiters) wake()
+    view.waiters.clear()
     this.place(view)
   }
 
@@ -352,23 +375,41 @@ export class SnapshotStore extends EventEmitter {
 
   /** Per remote writer: take its blocks from the writer while it is connected (writer-first.ts). */
   private readonly downloadPolicies = new Map<string, WriterFirst>()
+  /** Writers whose pings say they are leaving. */
+  private readonly leavingWriters = new Set<string>()
 
-  private place(view: WriterView): void {
-    if (this.closed || view.writer === this.selfKey) return
-    if (!this.downloadPolicies.has(view.writer)) {
+  /** A peer's role as its pings tell it: a leaving writer is not waited on (writer-first.ts). */
+  writerRole(writer: string, role: string): void {
+    const leaving = role === 'leaving'
+    if (leaving) this.leavingWriters.add(writer)
+    else this.leavingWriters.delete(writer)
+    this.downloadPolicies.get(writer)?.setLeaving(leaving)
+  }
+
+  private downloadPolicy(view: WriterView): WriterFirst {
+    let policy = this.downloadPolicies.get(view.writer)
+    if (!policy) {
       const wanting = () => [...view.placements.values()].some((p) => !p.held)
       const onFallback = () =>
         this.options.log.warn({ writer: view.writer }, 'writer serves nothing: fetching from every peer')
-      const policy = new WriterFirst(view.core, {
+      policy = new WriterFirst(view.core, {
         writer: view.writer,
         stall_ms: WRITER_STALL_MS,
+        urgent_stall_ms: WRITER_URGENT_STALL_MS,
         wanting,
         onFallback,
       })
+      policy.setLeaving(this.leavingWriters.has(view.writer))
       this.downloadPolicies.set(view.writer, policy)
     }
+    return policy
+  }
+
+  private place(view: WriterView): void {
+    if (this.closed || view.writer === this.selfKey) return
+    this.downloadPolicy(view)
     for (const entry of view.byId.values()) {
-      if (this.forgotten.has(entry.id)) continue
+      if (this.forgotten.has(entry.id) || entry.kind === 'archive') continue
       const blocks = this.myBlocks(view, entry)
       const signature = blocks.join(',')
       const current = view.placements.get(entry.id)
@@ -389,7 +430,7 @@ export class SnapshotStore extends EventEmitter {
 
   private rebuildPublished(): void {
     this.published.clear()
-    for (const entry of this.snapshots(this.selfKey)) {
+    for (const entry of this.entries(this.selfKey)) {
       for (const ref of entry.blobs) this.published.set(ref[0], ref)
     }
   }
@@ -449,6 +490,7 @@ export class SnapshotStore extends EventEmitter {
     const manifest = next++
     const prev = [...own.byBlock.keys()].reduce((a, b) => Math.max(a, b), -1)
     const body: IndexBody = { id: input.id, prev, manifest, blobs: entries, roots: roots.length }
+    if (input.kind === 'archive') body.kind = 'archive'
     batch.push(tagged(TAG_MANIFEST, input.manifest), tagged(TAG_INDEX, packr.pack(body)))
     await flush()
     const entry = parseIndex(tagged(TAG_INDEX, packr.pack(body)), next)
@@ -472,6 +514,22 @@ export class SnapshotStore extends EventEmitter {
     options: CollectOptions = {},
   ): Promise<CollectResult> {
     const view = await this.view(writer)
+    // A restore waits on these blocks: a writer that serves nothing is not waited on for long.
+    const release = writer === this.selfKey || this.closed ? () => {} : this.downloadPolicy(view).urgent()
+    try {
+      return await this.collectFrom(view, id, sink, onProgress, options)
+    } finally {
+      release()
+    }
+  }
+
+  private async collectFrom(
+    view: WriterView,
+    id: string,
+    sink: (hash: string, bytes: Uint8Array) => Promise<void>,
+    onProgress: (progress: CollectProgress) => void,
+    options: CollectOptions,
+  ): Promise<CollectResult> {
     const entry = await this.findEntry(view, id)
     const manifestBlock = await this.fetchVerified(view, entry.manifest, TAG_MANIFEST, null)
     const progress = { bytes_done: 0, bytes_total: entry.bytes_total }
@@ -518,11 +576,25 @@ export class SnapshotStore extends EventEmitter {
       await withTimeout(view.core.update({ wait: true }), Math.max(1, left_ms), 'update').catch(() => {})
       await this.scan(view)
       if (!view.byId.has(id) && view.core.peers.length > 0) {
+        // The entry shows up on an append, or on a scan another path started (the writer's announce of
+        // its publish often arrives after the control message that named the snapshot): wait for either.
+        const abort = new AbortController()
+        let wake = () => {}
+        const scanned = new Promise<void>((resolve) => {
+          wake = resolve
+          view.waiters.add(resolve)
+        })
+        const appended = once(view.core, 'append', { signal: abort.signal }).catch(() => {})
         await withTimeout(
-          once(view.core, 'append'),
+          Promise.race([appended, scanned]),
           Math.max(1, deadline - performance.now()),
           'append',
-        ).catch(() => {})
+        )
+          .catch(() => {})
+          .finally(() => {
+            view.waiters.delete(wake)
+            abort.abort()
+          })
       }
     }
     throw new Error(`snapshot ${id} of writer ${view.writer.slice(0, 12)} not found`)

@@ -18,7 +18,9 @@ import type { HypercorePeer } from 'hypercore'
  * know each other's bitfields when the writer goes. (Hypercore's own `paused` flag would also ignore
  * their wants, and a want is sent once: a restoring node then never learned who holds what.) Safety valve: if the writer serves nothing for `stall_ms`
  * while blocks are wanted (a writer that lost or cleared blocks others hold), the other peers are resumed
- * until the writer reconnects.
+ * until the writer reconnects; `urgent_stall_ms` while a collect (a restore) waits. A writer that
+ * announced it is leaving holds nobody: its final snapshot reaches every candidate within milliseconds,
+ * and a restore must not depend on the one node about to go.
  */
 
 /** The parts of hypercore's internal Peer and Replicator this policy uses (hypercore 11.37). */
@@ -38,6 +40,8 @@ export interface WriterFirstOptions {
   /** Writer identity (hex): the Noise key of its data-plane connections. */
   writer: string
   stall_ms: number
+  /** The stall bound while a collect (a restore) waits on this core: latency matters more than copies. */
+  urgent_stall_ms: number
   /** True while this node still wants blocks of this core for its placements. */
   wanting: () => boolean
   /** The stall valve opened: blocks are taken from every peer until the writer reconnects. */
@@ -52,12 +56,17 @@ export class WriterFirst {
   private writerPeer: HypercorePeer | null = null
   private readonly timer: NodeJS.Timeout
   private closed = false
+  /** The writer announced it is leaving: nobody waits on it, every holder serves. */
+  private leaving = false
+  /** Collects waiting on this core now. */
+  private urgent_count = 0
 
   constructor(
     private readonly core: Hypercore,
     private readonly opts: WriterFirstOptions,
   ) {
     assert(opts.stall_ms > 0, 'stall_ms must be > 0')
+    assert(opts.urgent_stall_ms > 0 && opts.urgent_stall_ms <= opts.stall_ms, 'urgent_stall_ms out of range')
     core.on('peer-add', () => this.apply())
     core.on('peer-remove', (peer: HypercorePeer) => {
       this.held.delete(peer as InternalPeer)
@@ -94,7 +103,7 @@ export class WriterFirst {
       this.fallback = false
       this.last_progress_ms = performance.now()
     }
-    if (writer !== null && !this.fallback) {
+    if (writer !== null && !this.fallback && !this.leaving) {
       for (const peer of this.core.peers as InternalPeer[]) {
         if (peer === writer || this.held.has(peer)) continue
         peer.getMaxInflight = NO_REQUESTS
@@ -104,6 +113,25 @@ export class WriterFirst {
       return
     }
     this.resumeAll()
+  }
+
+  /** The writer's role as its pings tell it: a leaving writer is not waited on (its final blocks spread). */
+  setLeaving(leaving: boolean): void {
+    if (leaving === this.leaving) return
+    this.leaving = leaving
+    this.apply()
+  }
+
+  /** A collect waits on this core until the returned release: the stall valve opens after urgent_stall_ms. */
+  urgent(): () => void {
+    this.urgent_count += 1
+    if (this.urgent_count === 1) this.last_progress_ms = performance.now()
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.urgent_count -= 1
+    }
   }
 
   private resumeAll(): void {
@@ -128,7 +156,8 @@ export class WriterFirst {
       this.last_progress_ms = performance.now()
       return
     }
-    if (performance.now() - this.last_progress_ms < this.opts.stall_ms) return
+    const stall_ms = this.urgent_count > 0 ? this.opts.urgent_stall_ms : this.opts.stall_ms
+    if (performance.now() - this.last_progress_ms < stall_ms) return
     this.fallback = true
     this.resumeAll()
     this.opts.onFallback?.()

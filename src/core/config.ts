@@ -38,7 +38,11 @@ export interface CoreConfig {
   /** A resigned node is not elected again for this long. */
   resign_cooldown_ms: number
   merge_retry_ms: number
-  /** A leaving server waits this long for its successor before it tries the next one. */
+  /**
+   * A leaving server waits this long for its successor to claim, and then as long as its restore
+   * progresses, moving on once it has not progressed for this long. The same bound makes a restoring
+   * node one that others do not elect against.
+   */
   handover_timeout_ms: number
   /** Segments kept in a lineage (older ones are dropped; fork points older than that merge from 0). */
   lineage_segments: number

@@ -12,6 +12,8 @@ export type CoreEvent =
   | { type: 'snapshot-stored'; snapshot: SnapshotRef; now_ms: number }
   | { type: 'snapshot-failed'; id: string; reason: string; now_ms: number }
   | { type: 'restore-done'; ok: boolean; snapshot: SnapshotRef | null; reason?: string; now_ms: number }
+  /** The restore moved on (bytes collected, state materialised, service started): peers see it progress. */
+  | { type: 'restore-progress'; now_ms: number }
   | { type: 'merge-done'; ok: boolean; winner: NodeId; reason?: string; now_ms: number }
   | { type: 'leave'; now_ms: number }
   /** An operator (or a helper) asks for a snapshot now; ignored unless this node serves. */

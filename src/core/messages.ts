@@ -42,6 +42,8 @@ export const state_message = z
     vote: node_id.nullable().optional(),
     /** refuse-to-split: how many members the sender counts (a restarted node learns the size from it). */
     members: z.number().int().positive().max(100_000).optional(),
+    /** While restoring: a count that grows as the restore moves on (peers wait while it grows). */
+    progress: z.number().int().nonnegative().optional(),
   })
   .strict()
 

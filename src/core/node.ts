@@ -85,6 +85,10 @@ export class NodeCore {
   private load_: number
   private health_: Health = 'unknown'
   private joined_at_ms: number
+  /** When a node never heard of before last appeared: the first election waits for a quiet spell. */
+  private last_new_peer_ms: number
+  /** No election was started yet in this run (the first one waits for the peers that are coming). */
+  private first_election = true
   private election: Election | null = null
   private restore: Restore | null = null
   private merge: Merge | null = null
@@ -92,6 +96,10 @@ export class NodeCore {
   /** Successor named by a leaving server; its claim is accepted without ranking. */
   private handover_to: NodeId | null = null
   private snapshot_in_flight: string | null = null
+  /** While restoring: grows with every `restore-progress`; peers see it in states. */
+  private restore_progress_ = 0
+  /** The leaving server whose hand-over this node's current claim answers (it may name another). */
+  private claimed_handover_from: NodeId | null = null
   private next_heartbeat_ms: number
   private next_snapshot_ms = 0
   private restarts_ms: number[] = []
@@ -120,6 +128,7 @@ export class NodeCore {
     this.load_ = options.load ?? 0
     this.now_ms = options.now_ms
     this.joined_at_ms = options.now_ms
+    this.last_new_peer_ms = options.now_ms
     this.next_heartbeat_ms = options.now_ms
     this.gap_since_ms = options.now_ms
     for (const id of options.members ?? []) if (id !== this.id) this.members_.add(id)
@@ -187,6 +196,9 @@ export class NodeCore {
       case 'restore-done':
         this.onRestoreDone(event.ok, event.snapshot, event.reason)
         break
+      case 'restore-progress':
+        if (this.role_ === 'restoring') this.restore_progress_ += 1
+        break
       case 'merge-done':
         this.onMergeDone(event.ok, event.winner, event.reason)
         break
@@ -227,11 +239,7 @@ export class NodeCore {
       this.effects.push({ type: 'broadcast', msg })
     }
     if (now >= this.next_heartbeat_ms) this.broadcastState()
-    if (
-      this.role_ === 'candidate' &&
-      this.server_ === null &&
-      now - this.joined_at_ms >= this.config.join_wait_ms
-    ) {
+    if (this.role_ === 'candidate' && this.server_ === null && this.joinWaitOver(now)) {
       this.startElection(new Set())
     }
     if (this.role_ === 'electing' && this.election && now >= this.election.deadline_ms) {
@@ -255,11 +263,27 @@ export class NodeCore {
       if (winner?.reachable && winner.role === 'server') this.runMerge()
       else this.abandonMerge(`winner ${short(this.merge.winner)} no longer serves`)
     }
-    if (this.handover?.successor && now >= this.handover.deadline_ms) {
-      this.handover.tried.add(this.handover.successor)
-      this.handover.successor = null
+    // A successor that claimed is waited for as long as its restore progresses (a big image takes time).
+    const handing = this.handover
+    if (handing?.successor && now >= handing.deadline_ms && !this.progressing(handing.successor)) {
+      handing.tried.add(handing.successor)
+      handing.successor = null
       this.nameSuccessor()
     }
+  }
+
+  /**
+   * A node elects once it waited `join_wait_ms` to hear of a server. The first election of a run also
+   * waits until no new node appeared for `join_wait_ms` and every reachable node's state (its priority)
+   * arrived, at most 3 x `join_wait_ms`: nodes started together appear one by one as they boot, and the
+   * first to come up must not take the service before the higher-priority ones are heard.
+   */
+  private joinWaitOver(now: number): boolean {
+    const waited = now - this.joined_at_ms
+    if (waited < this.config.join_wait_ms) return false
+    if (!this.first_election || waited >= 3 * this.config.join_wait_ms) return true
+    if (now - this.last_new_peer_ms < this.config.join_wait_ms) return false
+    return this.peers().every((p) => !p.reachable || p.priority !== Number.NEGATIVE_INFINITY)
   }
 
   // ---------------------------------------------------------------- peers and messages
@@ -284,8 +308,11 @@ export class NodeCore {
         vote_heard_ms: 0,
         members: 0,
         ineligible_until_ms: 0,
+        progress: 0,
+        progress_ms: 0,
       }
       this.peers_.set(id, info)
+      this.last_new_peer_ms = this.now_ms
       if (!this.members_.has(id)) {
         this.members_.add(id)
         if (this.refuses())
@@ -373,6 +400,10 @@ export class NodeCore {
   }
 
   private onState(info: PeerInfo, msg: StateMessage): void {
+    const progress = msg.progress ?? 0
+    const moved = info.role !== 'restoring' || info.term !== msg.term || info.progress !== progress
+    if (msg.role === 'restoring' && moved) info.progress_ms = this.now_ms
+    info.progress = progress
     info.role = msg.role
     info.term = msg.term
     info.priority = msg.priority
@@ -390,8 +421,9 @@ export class NodeCore {
       if (msg.role === 'merging' && msg.server !== null && msg.server !== this.id) {
         // Our server is merging into another after a heal: follow the winner.
         this.server_ = msg.server
-      } else if (msg.role !== 'restoring' && msg.role !== 'leaving' && this.handover_to === null) {
-        // Our server restarted (faster than detection) or stepped down: it no longer serves.
+      } else if (msg.role !== 'restoring' && msg.role !== 'leaving' && !this.awaitingSuccessor()) {
+        // Our server restarted (faster than detection) or stepped down: it no longer serves. (A server
+        // that handed over steps down once its successor serves; a successor still restoring is awaited.)
         // No exclusion: if it resigned, it says so (`eligible: false`); otherwise it may win again.
         this.timeline('server_suspected', { server: info.id, reason: `now ${msg.role}` })
         this.startElection(new Set())
@@ -462,6 +494,8 @@ export class NodeCore {
   }
 
   private onClaim(claimant: PeerInfo, msg: ClaimMessage): void {
+    claimant.progress = 0
+    claimant.progress_ms = this.now_ms
     claimant.role = 'restoring'
     claimant.term = msg.term
     claimant.priority = msg.priority
@@ -512,6 +546,9 @@ export class NodeCore {
       .filter((c) => c.id === better.id)
       .some((c) => compareContenders(this.config.strategy, c, this.self()) > 0)
     if (better.role !== 'server' && !outranks) return
+    // A named hand-over successor claims by the leaving server's choice, not by rank: only a live server
+    // stops it (a node that outranks it may not know of the hand-over yet).
+    if (this.claimed_handover_from !== null && better.role !== 'server') return
     this.timeline('claim_refused', { by: from.id, better: better.id, reason: msg.reason })
     this.abortRestore(msg.reason)
     if (better.role === 'server') this.follow(better.id)
@@ -519,6 +556,10 @@ export class NodeCore {
   }
 
   private onHandover(from: PeerInfo, msg: HandoverMessage): void {
+    if (this.role_ === 'restoring' && this.claimed_handover_from === from.id && msg.to !== this.id) {
+      // The leaving server gave up on this node (its restore stopped progressing): one successor at a time.
+      this.abortRestore(`hand-over moved to ${short(msg.to)}`)
+    }
     from.role = 'leaving'
     this.handover_to = msg.to
     // Only straight from the leaving server: a second hand-over (the first successor went silent) must
@@ -531,7 +572,9 @@ export class NodeCore {
       return
     }
     if (msg.to !== this.id) {
-      if (this.role_ === 'candidate' || this.role_ === 'electing') this.server_ = from.id
+      // An electing node stops electing: the leaving server chose, and a claim of its own would race
+      // the successor (a second server in a planned hand-over).
+      if (this.role_ === 'candidate' || this.role_ === 'electing') this.follow(from.id)
       return
     }
     if (this.role_ !== 'candidate' && this.role_ !== 'electing') return
@@ -541,6 +584,7 @@ export class NodeCore {
       return
     }
     this.claim(msg.snapshot, [from.id])
+    this.claimed_handover_from = from.id
   }
 
   // ---------------------------------------------------------------- election
@@ -572,11 +616,27 @@ export class NodeCore {
     return out
   }
 
+  /** The successor a leaving server named is restoring (and progressing) or serving. */
+  private awaitingSuccessor(): boolean {
+    if (this.handover_to === null) return false
+    const successor = this.peers_.get(this.handover_to)
+    if (successor?.reachable && successor.role === 'server') return true
+    return this.progressing(this.handover_to)
+  }
+
+  /** A reachable peer restoring whose restore moved within `handover_timeout_ms` (its states say so). */
+  private progressing(id: NodeId): boolean {
+    const p = this.peers_.get(id)
+    if (!p?.reachable || p.role !== 'restoring') return false
+    return this.now_ms - p.progress_ms < this.config.handover_timeout_ms
+  }
+
   private selfEligible(): boolean {
     return this.config.can_serve !== false && this.now_ms >= this.ineligible_until_ms
   }
 
   private startElection(excluded: Set<NodeId>, wait_for: NodeId | null = null): void {
+    this.first_election = false
     this.server_ = null
     this.handover_to = null
     this.direct_switch = null
@@ -606,6 +666,18 @@ export class NodeCore {
         : best(this.config.strategy, contenders)
     this.election.top = top?.id ?? null
     if (top?.id !== this.id) return
+    // A node already restoring (a named successor, or the winner of this election) that is alive and
+    // progressing is followed, not raced: a second claim would make a second server.
+    const restoring = best(
+      this.config.strategy,
+      this.peers()
+        .filter((p) => !this.election!.excluded.has(p.id) && this.progressing(p.id))
+        .map((p) => this.contender(p)),
+    )
+    if (restoring !== null) {
+      this.follow(restoring.id)
+      return
+    }
     const wait_for = this.election.wait_for !== null ? this.peers_.get(this.election.wait_for) : undefined
     if (wait_for?.reachable) return
     if (this.refuses() && !this.hasQuorum(this.id)) {
@@ -628,6 +700,8 @@ export class NodeCore {
     this.election = null
     this.server_ = this.id
     this.handover_to = null
+    this.claimed_handover_from = null
+    this.restore_progress_ = 0
     this.head_ = null
     this.snapshot_in_flight = null
     this.health_ = 'unknown'
@@ -756,7 +830,9 @@ export class NodeCore {
     this.health_ = 'unknown'
     this.head_ = null
     this.ineligible_until_ms = this.now_ms + this.config.resign_cooldown_ms
-    this.startElection(new Set([this.id]))
+    // Not excluded for the whole election: the cooldown ends, and an election that outlasts it (others
+    // wait for this node, the best again) must be able to pick it.
+    this.startElection(new Set())
   }
 
   private takeSnapshot(final: boolean): void {
@@ -983,8 +1059,10 @@ export class NodeCore {
     const pending = this.pending_handover
     if (pending !== null && this.handover_to === this.id && this.hasQuorum(this.id)) {
       this.pending_handover = null
-      if (this.role_ === 'candidate' || this.role_ === 'electing')
+      if (this.role_ === 'candidate' || this.role_ === 'electing') {
         this.claim(pending.snapshot, [pending.source])
+        this.claimed_handover_from = pending.source
+      }
       this.updateSupport()
     }
     const serving = this.role_ === 'server' || this.role_ === 'restoring'
@@ -1057,6 +1135,7 @@ export class NodeCore {
       msg.vote = this.support_
       msg.members = this.ownMemberCount()
     }
+    if (this.role_ === 'restoring') msg.progress = this.restore_progress_
     // Only the newest state matters: replace a state broadcast queued earlier in this step.
     this.effects = this.effects.filter((e) => !(e.type === 'broadcast' && e.msg.type === 'state'))
     this.effects.push({ type: 'broadcast', msg })

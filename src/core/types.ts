@@ -58,4 +58,7 @@ export interface PeerInfo {
   members: number
   /** Peer resigned and must not be elected before this time. */
   ineligible_until_ms: number
+  /** While it restores: its restore's progress count (from its states) and when that last moved. */
+  progress: number
+  progress_ms: number
 }

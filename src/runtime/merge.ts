@@ -93,7 +93,8 @@ export class MergeCoordinator {
     try {
       const where = new Map(chunks.map((c) => [c.hash, c]))
       await deps.federation.publish(
-        { id, manifest: packr.pack(manifest), blobs: manifest.chunks },
+        // An archive, not a snapshot: only the winner collects it (others neither fetch nor index it).
+        { id, manifest: packr.pack(manifest), blobs: manifest.chunks, kind: 'archive' },
         async (hash) => {
           const chunk = where.get(hash)!
           const buffer = Buffer.alloc(chunk.size)

@@ -57,7 +57,11 @@ export interface NodeOptions {
 export type NodeNotice =
   | { kind: 'timeline'; name: string; fields: Record<string, unknown>; role: string; term: number }
   | { kind: 'progress'; what: 'restore' | 'replicate'; id: string; bytes_done: number; bytes_total: number }
-  | { kind: 'exit' }
+  /** `leave`: how a requested leave ended (absent when the node stopped for another reason). */
+  | { kind: 'exit'; leave?: LeaveOutcome }
+
+/** A leave ends well when nothing was served or a successor serves; otherwise `reason` says what happened. */
+export type LeaveOutcome = { ok: true; successor: NodeId | null } | { ok: false; reason: string }
 
 /**
  * One Sustain node: the pure core plus the parts that do I/O (overlay, snapshot store, driver). Core
@@ -111,6 +115,10 @@ export class SustainNode {
   /** Latest phi per peer from the overlay's detector (for status and the UI). */
   private readonly phi = new Map<string, number>()
   private started_ms = 0
+  /** Set by leave(): the role then, and how the hand-over ended (from the core's timeline). */
+  private leave_requested: { role: string } | null = null
+  private leave_outcome: LeaveOutcome | null = null
+  private restore_progress_ms = 0
 
   constructor(private readonly options: NodeOptions) {
     this.id = options.keyPair.publicKey.toString('hex')
@@ -246,7 +254,37 @@ export class SustainNode {
   }
 
   leave(): void {
+    if (this.leave_requested === null) this.leave_requested = { role: this.core.role }
     this.dispatch({ type: 'leave', now_ms: this.now() })
+  }
+
+  /** What `sustain leave` reports: a hand-over completed, nothing to hand over, or why not. */
+  private leaveOutcome(): LeaveOutcome | undefined {
+    const requested = this.leave_requested
+    if (requested === null) return undefined
+    if (this.leave_outcome) return this.leave_outcome
+    if (requested.role === 'candidate' || requested.role === 'electing') return { ok: true, successor: null }
+    return { ok: false, reason: `the node stopped before the hand-over completed (it was ${requested.role})` }
+  }
+
+  /** The core's hand-over and merge stages decide the outcome of a requested leave. */
+  private noteLeave(name: string, fields: Record<string, unknown>): void {
+    if (this.leave_requested === null) return
+    if (name === 'handover_finished') {
+      const successor = typeof fields.successor === 'string' ? fields.successor : null
+      this.leave_outcome = successor
+        ? { ok: true, successor }
+        : {
+            ok: false,
+            reason: 'no candidate could take over; the final snapshot stays in this data directory',
+          }
+    } else if (name === 'merge_finished') {
+      const winner = String(fields.winner)
+      this.leave_outcome = {
+        ok: false,
+        reason: `another server (${this.peerName(winner) ?? winner.slice(0, 8)}) appeared during the hand-over; this node's changes were merged into it instead`,
+      }
+    }
   }
 
   /**
@@ -318,7 +356,8 @@ export class SustainNode {
     await this.options.driver?.close()
     await this.federation?.close()
     await this.pool?.close()
-    this.notify({ kind: 'exit' })
+    const leave = this.leaveOutcome()
+    this.notify(leave ? { kind: 'exit', leave } : { kind: 'exit' })
     this.resolve_exit()
   }
 
@@ -414,6 +453,7 @@ export class SustainNode {
         return
       case 'timeline':
         logTimeline(this.log, effect)
+        this.noteLeave(effect.name, effect.fields)
         this.notify({
           kind: 'timeline',
           name: effect.name,
@@ -577,7 +617,10 @@ export class SustainNode {
       this.store,
       writer,
       id,
-      (progress) => this.notify({ kind: 'progress', what, id, ...progress }),
+      (progress) => {
+        this.notify({ kind: 'progress', what, id, ...progress })
+        if (what === 'restore') this.restoreProgressed()
+      },
       (ref) => {
         const checked = snapshot_ref.safeParse(ref)
         if (!checked.success || checked.data.id !== id || checked.data.writer !== writer) {
@@ -649,6 +692,7 @@ export class SustainNode {
       await this.onDriver(async (driver) => {
         if (generation !== this.restore_generation) return
         await driver.stop('restore')
+        this.restoreProgressed()
         if (ref !== null) {
           const engine_id = this.index.engineId(ref.id)!
           const started = this.now()
@@ -657,6 +701,7 @@ export class SustainNode {
             { event: 'state_materialised', id: ref.id, ms: Math.round(this.now() - started) },
             'restored',
           )
+          this.restoreProgressed()
         }
         await driver.start()
       })
@@ -665,6 +710,14 @@ export class SustainNode {
       this.log.warn({ err: error, id: ref?.id ?? null }, 'restore failed')
       done(false, String((error as Error).message ?? error))
     }
+  }
+
+  /** Peers wait for a restore that progresses (core `restore-progress`); at most one event per tick. */
+  private restoreProgressed(): void {
+    const now = this.now()
+    if (now - this.restore_progress_ms < (this.options.tick_ms ?? 50)) return
+    this.restore_progress_ms = now
+    this.dispatch({ type: 'restore-progress', now_ms: now })
   }
 
   private async restartInPlace(from: 'current' | 'snapshot', ref: SnapshotRef | null): Promise<void> {

@@ -9,17 +9,19 @@ import { LocalFederation, type LocalFederationOptions } from '../../src/demo/loc
  * federation it started is stopped and its directory removed after each test (kept with
  * SUSTAIN_KEEP_TEST_DIRS=1, for reading the node logs).
  */
-export function localFederations(): (
+export function localFederations(): ((
   options: Omit<LocalFederationOptions, 'dir'>,
-) => Promise<LocalFederation> {
+) => Promise<LocalFederation>) & { stopAll: () => Promise<void> } {
   const started: { federation: LocalFederation; dir: string }[] = []
-  afterEach(async () => {
+  /** Stops every federation started so far (also run after each test). */
+  const stopAll = async () => {
     for (const { federation, dir } of started.splice(0)) {
       await federation.stop()
       if (!process.env.SUSTAIN_KEEP_TEST_DIRS) await rm(dir, { recursive: true, force: true })
     }
-  })
-  return async (options) => {
+  }
+  afterEach(stopAll)
+  const start = async (options: Omit<LocalFederationOptions, 'dir'>) => {
     const dir = await mkdtemp(join(tmpdir(), 'sustain-e2e-'))
     await chmod(dir, 0o711) // a service running as its own users (Postfix) must reach its state directory
     const federation = new LocalFederation({ dir, ...options })
@@ -27,4 +29,5 @@ export function localFederations(): (
     await federation.start()
     return federation
   }
+  return Object.assign(start, { stopAll })
 }

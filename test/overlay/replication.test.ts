@@ -100,4 +100,32 @@ describe('replicated snapshot store', () => {
     for (const c of counts) expect(c.held).toBeLessThan(c.length)
     expect(counts.reduce((sum, c) => sum + c.held - 2, 0)).toBe(32)
   })
+
+  /**
+   * A merge archive used to be indexed like a snapshot: every candidate downloaded it and the runtime
+   * tried to read it as a snapshot ("published snapshot wrapper is malformed" on every node).
+   */
+  it('a merge archive is collected by id but never placed or announced as a snapshot', async () => {
+    cluster = await Cluster.create(testnet.bootstrap)
+    const nodes: NodeProc[] = [0, 1, 2].map((i) => cluster!.spawn(`m${i}`))
+    await cluster.ready(nodes)
+    await cluster.meshed(nodes)
+    const [writer, winner, other] = nodes as [NodeProc, NodeProc, NodeProc]
+    const archive = await writer.request('publish', { id: 'merge:x', size_bytes: 2 * MiB, kind: 'archive' })
+    // A snapshot published after it: once the others hold it, they have read the index past the archive.
+    await writer.request('publish', { id: 'after', size_bytes: MiB })
+    await Promise.all(
+      [winner, other].map((n) =>
+        n.waitFor((e) => e.event === 'snapshot-held' && e.id === 'after', 30_000, 'held'),
+      ),
+    )
+    const got = await winner.request('collect', { writer: writer.key, id: 'merge:x' }, 30_000)
+    expect(got.digest).toBe(archive.digest)
+    for (const n of [winner, other]) {
+      expect(n.events.filter((e) => e.id === 'merge:x' && e.event !== 'collected')).toEqual([])
+    }
+    // The bystander fetched the newer snapshot only: its 1 blob, manifest and index, and the archive's index.
+    const held = await other.request('local-blocks', { writer: writer.key })
+    expect(held.held).toBe(4)
+  })
 })

@@ -50,6 +50,7 @@ type Item =
   | { kind: 'snapshot-done'; node: number; inc: number; ref: SnapshotRef; ok: boolean }
   | { kind: 'replicated'; from: number; to: number; inc_to: number; ref: SnapshotRef }
   | { kind: 'restore-done'; node: number; inc: number; gen: number; ref: SnapshotRef | null }
+  | { kind: 'restore-progress'; node: number; inc: number; gen: number }
   | { kind: 'service-up'; node: number; inc: number; gen: number }
   | { kind: 'merge-done'; node: number; inc: number; gen: number; winner: NodeId }
   | { kind: 'fault'; run: () => void }
@@ -85,6 +86,9 @@ interface SimNode {
   held_changed_ms: number
   load_changed_ms: number
   up_since_ms: number
+  /** When this node last claimed, and when its restore last progressed (ground truth, not the core's view). */
+  claimed_ms: number
+  progress_ms: number
 }
 
 /** The deterministic world: real cores, simulated network, drivers and stores; checker after every step. */
@@ -105,6 +109,11 @@ export class World {
   private readonly max_steps: number
   /** When a leaving server last named each node its successor. */
   private readonly named_successor_ms = new Map<NodeId, number>()
+  /** Per leaving server, the successor it named last; a successor it gave up on (stalled), and by whom. */
+  private readonly named_by = new Map<NodeId, NodeId>()
+  private readonly passed_over_by = new Map<NodeId, SimNode>()
+  /** The final snapshot a leaving server handed to each successor it named. */
+  private readonly named_snapshot = new Map<NodeId, string>()
   merges = 0
   steps = 0
   elections = 0
@@ -142,6 +151,8 @@ export class World {
         held_changed_ms: 0,
         load_changed_ms: 0,
         up_since_ms: 0,
+        claimed_ms: 0,
+        progress_ms: 0,
       }
       this.nodes.push(node)
       this.boot(node, rng.int(0, 300))
@@ -374,6 +385,13 @@ export class World {
         })
         return
       }
+      case 'restore-progress': {
+        const node = this.nodes[item.node]!
+        if (!node.alive || node.inc !== item.inc || node.gen !== item.gen) return
+        node.progress_ms = this.now_ms
+        this.deliverCore(node, { type: 'restore-progress', now_ms: this.now_ms })
+        return
+      }
       case 'service-up': {
         const node = this.nodes[item.node]!
         if (!node.alive || node.inc !== item.inc || node.gen !== item.gen || !node.service_up) return
@@ -453,7 +471,12 @@ export class World {
     const effects = node.core.handle(event)
     this.checkNode(node, before_max)
     const claimed = before_role !== 'restoring' && node.core.role === 'restoring'
-    if (claimed) this.checkElection(node, before_max)
+    if (claimed) {
+      this.checkElection(node, before_max)
+      this.checkNoRace(node)
+      node.claimed_ms = this.now_ms
+      node.progress_ms = this.now_ms
+    }
     for (const effect of effects) {
       if (!node.alive) break
       // Only the first restore of a claim must be the newest: a retry follows a failed newer one.
@@ -498,7 +521,13 @@ export class World {
         return
       }
       case 'broadcast':
-        if (effect.msg.type === 'handover') this.named_successor_ms.set(effect.msg.to, this.now_ms)
+        if (effect.msg.type === 'handover') {
+          this.named_successor_ms.set(effect.msg.to, this.now_ms)
+          this.named_snapshot.set(effect.msg.to, effect.msg.snapshot.id)
+          const before = this.named_by.get(node.id)
+          if (before !== undefined && before !== effect.msg.to) this.passed_over_by.set(before, node)
+          this.named_by.set(node.id, effect.msg.to)
+        }
         for (const to of this.nodes) if (to !== node) this.send(node, to, effect.msg)
         return
       case 'persist':
@@ -530,7 +559,30 @@ export class World {
       case 'restore': {
         node.gen += 1
         node.service_up = false
-        const ms = 50 + this.rng.int(0, 1000) * (node.slow_disk ? 3 : 1)
+        let ms = 50 + this.rng.int(0, 1000) * (node.slow_disk ? 3 : 1)
+        // A hand-over successor (it restores the leaving server's final snapshot) sometimes restores a
+        // big image: longer than the hand-over timeout, progressing all along; or it stalls without
+        // progress (then the leaving server must move on, and this node give way).
+        const from_leaving = effect.sources.some((id) => this.nodes.find((n) => n.id === id)?.leaving)
+        if (from_leaving && this.rng.chance(0.3)) {
+          ms = DEFAULT_CORE_CONFIG.handover_timeout_ms + this.rng.int(1000, 4000)
+          for (let t = this.rng.int(300, 900); t < ms; t += this.rng.int(300, 900)) {
+            this.queue.push(this.now_ms + t, {
+              kind: 'restore-progress',
+              node: node.index,
+              inc: node.inc,
+              gen: node.gen,
+            })
+          }
+        } else if (from_leaving && this.rng.chance(0.1)) {
+          // A stalled restore is a fault like a crash: the liveness clock starts again when the leaving
+          // server may give up on it (the next successor then needs its own restore time).
+          ms = DEFAULT_CORE_CONFIG.handover_timeout_ms + this.rng.int(2000, 3000)
+          const index = node.index
+          this.at(this.now_ms + DEFAULT_CORE_CONFIG.handover_timeout_ms, () =>
+            this.disturb(`restore stalled ${index}`),
+          )
+        }
         this.queue.push(this.now_ms + ms, {
           kind: 'restore-done',
           node: node.index,
@@ -662,6 +714,9 @@ export class World {
     for (const i of group) {
       const other = this.nodes[i]!
       if (other === node || other.leaving) continue
+      // A successor the leaving server gave up on (its restore stalled) is passed over for that hand-over.
+      const passed_by = this.passed_over_by.get(other.id)
+      if (passed_by?.alive && passed_by.core.handingOver) continue
       // Eligibility returning at the end of a cooldown is news like any other: it needs time to spread.
       const cooldown_ms = DEFAULT_CORE_CONFIG.resign_cooldown_ms + BOUNDS.knowledge_ms
       if (this.now_ms - other.resigned_at_ms < cooldown_ms) continue
@@ -675,10 +730,33 @@ export class World {
     }
   }
 
+  /**
+   * No node claims while another in its component restores and progresses (claimed long enough ago
+   * for everyone to know): a second claim there is a second server, during a planned hand-over too.
+   */
+  private checkNoRace(node: SimNode): void {
+    const group = this.groupOf(node.index)
+    if (!this.knowledgeCurrent(group)) return
+    const margin_ms = BOUNDS.knowledge_ms
+    for (const i of group) {
+      const other = this.nodes[i]!
+      if (other === node || !other.alive || other.core.role !== 'restoring') continue
+      if (this.now_ms - other.claimed_ms < margin_ms) continue
+      if (this.now_ms - other.progress_ms > DEFAULT_CORE_CONFIG.handover_timeout_ms - margin_ms) continue
+      this.fail(
+        'no-claim-against-progressing-restore',
+        `n${node.index} claimed while n${i} restores (claimed ${this.now_ms - other.claimed_ms} ms ago, progressed ${this.now_ms - other.progress_ms} ms ago)`,
+      )
+    }
+  }
+
   /** A restore starts from the newest complete snapshot the component holds. */
   private checkRestore(node: SimNode, ref: SnapshotRef | null): void {
     const group = this.groupOf(node.index)
     if (!this.knowledgeCurrent(group)) return
+    // A hand-over successor restores the leaving server's final snapshot (its newest acknowledged state),
+    // even when an older fork holds a snapshot of a higher term.
+    if (ref !== null && this.named_snapshot.get(node.id) === ref.id) return
     for (const i of group) {
       const held = this.heldGood(this.nodes[i]!)
       if (held && compareSnapshots(held, ref) > 0 && !this.nodes[i]!.corrupt.has(held.id)) {

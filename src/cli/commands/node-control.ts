@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { controlRequest, NodeNotRunning } from '../../runtime/control-client.ts'
-import type { NodeNotice } from '../../runtime/node.ts'
+import type { LeaveOutcome, NodeNotice } from '../../runtime/node.ts'
 import type { NodeStatus } from '../../runtime/status.ts'
 import { CliError } from '../cli-error.ts'
 import { defaultDataDir, nodePaths } from '../data-dir.ts'
@@ -55,14 +55,27 @@ export function registerNodeControl(program: Command): void {
     .description('leave the federation; a server first hands over (final snapshot, successor answering)')
     .option('-d, --data <dir>', 'node data directory', defaultDataDir())
     .action(async (options: { data: string }) => {
+      let outcome: LeaveOutcome | null = null
       let stopped = false
       await ask(options.data, { cmd: 'leave' }, (line) => {
         const notice = line.notice as NodeNotice | undefined
         if (!notice) return
         const text = describe(notice)
         if (text) process.stdout.write(`${text}\n`)
-        if (notice.kind === 'exit') stopped = true
+        if (notice.kind === 'exit') {
+          stopped = true
+          outcome = notice.leave ?? null
+        }
       })
-      if (!stopped) throw new CliError('the node closed the connection before it stopped')
+      const result = outcome as LeaveOutcome | null
+      if (!stopped)
+        throw new CliError('the node went away without reporting its leave (killed or crashed?); see its log')
+      if (result === null) throw new CliError('the node stopped without reporting how its leave ended')
+      if (!result.ok) throw new CliError(`leave did not hand over: ${result.reason}`)
+      process.stdout.write(
+        result.successor
+          ? `handed over to ${result.successor.slice(0, 8)}\n`
+          : 'left (this node was not serving)\n',
+      )
     })
 }

@@ -1,0 +1,188 @@
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { expect } from 'vitest'
+import type {
+  LocalFederation,
+  LocalFederationOptions,
+  LocalNode,
+  LogRecord,
+} from '../../src/demo/local-federation.ts'
+import { MailLoad } from '../../src/demo/mail-load.ts'
+import { nodePaths } from '../../src/runtime/paths.ts'
+import { readMboxWithPython } from '../helpers/python-mbox.ts'
+
+const run = promisify(execFile)
+const BIN = new URL('../../bin/sustain.js', import.meta.url).pathname
+
+export interface LeaveResult {
+  leaver: string
+  successor: string
+  exit_code: number
+  output: string
+  /** Longest time the load client went without an acknowledgement, from the leave to the CLI's exit. */
+  gap_ms: number
+  /** Nodes that claimed the service (`elected`) between the leave and its end. */
+  claims: string[]
+}
+
+/** `sustain leave` on `node`; resolves with its exit code and output, never throws. */
+export async function leaveCli(node: LocalNode): Promise<{ code: number; output: string }> {
+  return run(process.execPath, [BIN, 'leave', '--data', node.data_dir], { timeout: 120_000 }).then(
+    ({ stdout }) => ({ code: 0, output: stdout }),
+    (error: { code?: number; stdout?: string; stderr?: string }) => ({
+      code: typeof error.code === 'number' ? error.code : -1,
+      output: `${error.stdout ?? ''}${error.stderr ?? ''}`,
+    }),
+  )
+}
+
+export type StartFederation = (options: Omit<LocalFederationOptions, 'dir'>) => Promise<LocalFederation>
+
+const recordTime = (r: LogRecord) => Number(r.time)
+
+/** Who claimed (the `elected` stage) in [from_ms, to_ms], from every node's log. */
+export function claimsBetween(fed: LocalFederation, from_ms: number, to_ms: number): string[] {
+  return fed.nodes.flatMap((n) =>
+    n.records
+      .filter((r) => r.event === 'elected' && recordTime(r) >= from_ms && recordTime(r) <= to_ms)
+      .map(() => n.name),
+  )
+}
+
+/**
+ * The server leaves under load and, once its successor serves, the leaver starts again (it rejoins as a
+ * candidate): the client's longest gap, the CLI's exit code and who claimed in between.
+ */
+export async function leaveAndRejoin(fed: LocalFederation, load: MailLoad): Promise<LeaveResult> {
+  const server = await fed.server(60_000)
+  const started_ms = Date.now()
+  const { code, output } = await leaveCli(server)
+  const ended_ms = Date.now()
+  await server.waitExit(30_000)
+  const successor = await fed.server(60_000)
+  // The client's gap closes at its first acknowledgement after the leave ended.
+  const acked_before = load.acked.size
+  for (let i = 0; i < 400 && load.acked.size === acked_before; i++) await sleep(25)
+  const gap_ms = load.longestGap(started_ms, ended_ms)
+  const claims = claimsBetween(fed, started_ms, Date.now())
+  const restarted_ms = Date.now()
+  server.start()
+  await server.waitFor((r) => r.event === 'node_started' && recordTime(r) >= restarted_ms, 60_000, 'rejoin')
+  // Back in: it holds the newest snapshot of its successor before the next leave.
+  await server.waitFor(
+    (r) => r.event === 'snapshot_collected' && recordTime(r) >= restarted_ms,
+    60_000,
+    'a replicated snapshot after the rejoin',
+  )
+  return { leaver: server.name, successor: successor.name, exit_code: code, output, gap_ms, claims }
+}
+
+/**
+ * Intervals in which each node said it was the server (role_changed records), ending at its next role
+ * change, its exit, or `end_ms`. Two nodes' intervals must never overlap.
+ */
+export function serverOverlaps(
+  fed: LocalFederation,
+  end_ms: number,
+  killed: Map<LocalNode, number[]> = new Map(),
+): string[] {
+  const intervals: Array<{ node: string; from: number; to: number }> = []
+  for (const node of fed.nodes) {
+    let from: number | null = null
+    const kills = [...(killed.get(node) ?? [])]
+    for (const r of node.records) {
+      const t = recordTime(r)
+      // A SIGKILL leaves no record: the interval ends at the kill.
+      while (from !== null && kills.length > 0 && kills[0]! <= t) {
+        intervals.push({ node: node.name, from, to: kills.shift()! })
+        from = null
+      }
+      if (r.event === 'node_started' && from !== null) {
+        intervals.push({ node: node.name, from, to: t })
+        from = null
+      }
+      if (r.event !== 'role_changed') continue
+      if (r.to === 'server' && from === null) from = t
+      else if (r.from === 'server' && from !== null) {
+        intervals.push({ node: node.name, from, to: t })
+        from = null
+      }
+    }
+    if (from !== null) intervals.push({ node: node.name, from, to: kills[0] ?? end_ms })
+  }
+  const overlaps: string[] = []
+  for (const a of intervals)
+    for (const b of intervals)
+      if (a.node < b.node && a.from < b.to && b.from < a.to)
+        overlaps.push(`${a.node} [${a.from}, ${a.to}] and ${b.node} [${b.from}, ${b.to}]`)
+  return overlaps
+}
+
+/** Acknowledged mails missing from `node`'s mailbox, read with Python's mailbox module (not our parser). */
+export async function lostAcknowledged(node: LocalNode, load: MailLoad, prefix = 'load'): Promise<number[]> {
+  const path = join(nodePaths(node.data_dir).service_state, 'mail', 'alice')
+  const messages = await readMboxWithPython(path)
+  const present = new Set(
+    messages
+      .map((m) => m.subject?.match(new RegExp(`^${prefix}-(\\d+)$`))?.[1])
+      .filter(Boolean)
+      .map(Number),
+  )
+  return load.ackedNumbers().filter((n) => !present.has(n))
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+}
+
+/** Four nodes (priorities 50, 40, 30, 20) serving examples/mail; a client mails every 50 ms to any address. */
+export async function loadedFederation(
+  start: StartFederation,
+): Promise<{ fed: LocalFederation; load: MailLoad }> {
+  const fed = await start({ nodes: 4, priorities: [50, 40, 30, 20], snapshot_interval_ms: 500 })
+  await fed.server(60_000)
+  const load = new MailLoad({ ports: fed.nodes.map((n) => n.port), interval_ms: 50 })
+  load.start()
+  return { fed, load }
+}
+
+function report(results: LeaveResult[]): string {
+  const gaps = results.map((r) => r.gap_ms)
+  return `${results.length} leaves, longest client gap per leave (ms): ${gaps.join(', ')}; p50 ${percentile(gaps, 50)}, max ${Math.max(...gaps)}`
+}
+
+/** `count` leaves in a row under load, checked: exit 0, one claim each, no two servers, nothing lost. */
+export async function leavesInARow(start: StartFederation, count: number): Promise<LeaveResult[]> {
+  const { fed, load } = await loadedFederation(start)
+  const results: LeaveResult[] = []
+  try {
+    for (let i = 0; i < count; i++) {
+      const t = Date.now()
+      const r = await leaveAndRejoin(fed, load)
+      results.push(r)
+      process.stderr.write(
+        `leave ${i + 1}/${count}: ${r.leaver} -> ${r.successor}, exit ${r.exit_code}, gap ${r.gap_ms} ms, claims ${r.claims.join('+')}, ${Date.now() - t} ms with the rejoin\n`,
+      )
+    }
+  } finally {
+    await load.stop()
+  }
+  process.stdout.write(`${report(results)}\n`)
+  for (const r of results) {
+    expect({ leaver: r.leaver, code: r.exit_code, output: r.output }).toMatchObject({ code: 0 })
+    expect(r.output).toMatch(/handed over to [0-9a-f]{8}/)
+    // One claim per hand-over: the successor's, nobody else's.
+    expect(r.claims).toEqual([r.successor])
+  }
+  expect(serverOverlaps(fed, Date.now())).toEqual([])
+  const server = await fed.server(30_000)
+  expect(load.acked.size).toBeGreaterThan(count * 10)
+  expect(await lostAcknowledged(server, load)).toEqual([])
+  return results
+}
