@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { HostPort, KeyPair } from 'hyperdht'
 import type { SecretStream } from 'hyperswarm'
+import Protomux from 'protomux'
 import type { Logger } from '../src/util/log.ts'
 import { type ControlApi, ControlWorker, prewarmControlWorker } from './control-link.ts'
 import { ControlPlane, type ControlPlaneOptions, type HeardState, type HelloInfo } from './control-plane.ts'
@@ -430,6 +431,17 @@ export class Federation extends EventEmitter {
     const session = this.dataSessions.admitted.get(key)
     if (!session || session.closed) return null
     return this.lane?.carries(session.conn) ? 'lane' : 'hyperswarm'
+  }
+
+  /**
+   * The protomux of the admitted data connection to `key` (lane or data plane), for channels of other
+   * layers (the front door's forwarding streams); null while none is admitted. Only an admitted
+   * connection is ever returned: a peer that did not prove the secret cannot reach these channels.
+   */
+  dataMux(key: string): Protomux | null {
+    const session = this.dataSessions.admitted.get(key)
+    if (!session || session.closed) return null
+    return Protomux.from(session.conn)
   }
 
   /** How many admitted data connections travel on lanes (the rest on the data plane). */

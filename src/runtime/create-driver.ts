@@ -2,6 +2,7 @@ import type { SustainConfig } from '../config/schema.ts'
 import type { ServiceDriver } from '../drivers/driver.ts'
 import { createProcessDriver, loadServiceManifest } from '../drivers/process/index.ts'
 import { createQemuDriver, loadQemuManifest, manifestDriverKind } from '../drivers/qemu/index.ts'
+import { clientPortEnv } from '../frontdoor/ports.ts'
 import type { Logger } from '../util/log.ts'
 import { nodePaths } from './paths.ts'
 import { checkPortFree, preflightService } from './preflight.ts'
@@ -27,5 +28,5 @@ export async function createDriver(
   }
   const manifest = await loadServiceManifest(dir)
   await preflightService(manifest, dir, port)
-  return createProcessDriver({ ...options, manifest })
+  return createProcessDriver({ ...options, manifest, port_env: clientPortEnv(manifest.client_ports, config.service.ports) })
 }

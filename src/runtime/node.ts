@@ -22,6 +22,9 @@ import { NodeCore } from '../core/node.ts'
 import { compareSnapshots } from '../core/ranking.ts'
 import type { NodeId, SnapshotRef } from '../core/types.ts'
 import type { DriverEvent, ServiceDriver } from '../drivers/driver.ts'
+import { FrontDoor } from '../frontdoor/front-door.ts'
+import type { FrontDoorPort } from '../frontdoor/ports.ts'
+import type { Route } from '../frontdoor/route.ts'
 import { writeFileAtomic } from '../util/atomic-write.ts'
 import type { Logger } from '../util/log.ts'
 import { HelperInfo } from './helper-info.ts'
@@ -43,6 +46,8 @@ export interface NodeOptions {
   log: Logger
   /** The service driver; null for a node that only stores snapshots (it is never elected). */
   driver: ServiceDriver | null
+  /** The front door's ports (loadFrontDoorPorts); none: no front door. */
+  front_door_ports?: FrontDoorPort[]
   /** Time base for the core, in milliseconds. */
   now?: () => number
   tick_ms?: number
@@ -100,6 +105,7 @@ export class SustainNode {
   /** Latest phi per peer from the overlay's detector (for status and the UI). */
   private readonly phi = new Map<string, number>()
   private started_ms = 0
+  private front_door: FrontDoor | null = null
 
   constructor(private readonly options: NodeOptions) {
     this.id = options.keyPair.publicKey.toString('hex')
@@ -214,6 +220,30 @@ export class SustainNode {
       })
     }
     this.options.driver?.on('event', this.onDriverEvent)
+    const ports = this.options.front_door_ports ?? []
+    if (config.front_door && ports.length > 0) {
+      const front_door = new FrontDoor({
+        ports,
+        bind: config.front_door.bind,
+        hold_ms: config.front_door.hold_ms,
+        max_held: config.front_door.max_held,
+        route: () => this.frontDoorRoute(),
+        mux: (key) => this.federation.dataMux(key),
+        log: this.log.child({ module: 'front-door' }),
+      })
+      this.front_door = front_door
+      // Streams from a member travel on its admitted data connection; a new one may carry held clients.
+      this.federation.on('data-connection', (key: string) => {
+        const mux = this.federation.dataMux(key)
+        if (mux) front_door.attach(mux)
+        front_door.update()
+      })
+      await front_door.start()
+      this.log.info(
+        { event: 'front_door_listening', bind: config.front_door.bind, ports: ports.map((p) => [p.name, p.listen_port]) },
+        'front door listening',
+      )
+    }
     await this.federation.start()
     this.dispatch({ type: 'joined', now_ms: this.now() })
     this.log.info(
@@ -288,7 +318,21 @@ export class SustainNode {
           }
         : null,
       replicating: [...this.replicating],
+      ...(this.front_door ? { front_door: this.front_door.snapshot() } : {}),
     }
+  }
+
+  /**
+   * Where the front door sends a new client now: this node's service while it serves and answers; the
+   * server this node follows while that server is reachable and says it serves; else nowhere (held).
+   */
+  private frontDoorRoute(): Route {
+    const core = this.core
+    if (core.role === 'server') return core.health === 'ok' ? { kind: 'local' } : null
+    const server = core.server
+    if (server === null || server === this.id) return null
+    const peer = core.peers().find((p) => p.id === server)
+    return peer?.reachable && peer.role === 'server' ? { kind: 'remote', key: server } : null
   }
 
   async close(): Promise<void> {
@@ -297,6 +341,7 @@ export class SustainNode {
     this.helper_info?.close()
     if (this.tick_timer) clearInterval(this.tick_timer)
     this.options.driver?.off('event', this.onDriverEvent)
+    await this.front_door?.close()
     await this.driver_queue.catch(() => {})
     await this.persist_queue
     await this.options.driver?.close()
@@ -323,6 +368,7 @@ export class SustainNode {
     this.federation.setLocalState({ role: this.core.role, term: this.core.term })
     this.persistState(this.core.maxTerm)
     this.reportInfo()
+    this.front_door?.update()
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { federationKey } from '../../config/invite.ts'
 import { loadConfig } from '../../config/load.ts'
+import { loadFrontDoorPorts } from '../../frontdoor/load-ports.ts'
 import { defaultDataDir, nodePaths } from '../data-dir.ts'
 
 export function registerConfig(program: Command): void {
@@ -12,9 +13,14 @@ export function registerConfig(program: Command): void {
     .action(async (file: string | undefined, options: { data: string }) => {
       const path = file ?? nodePaths(options.data).config
       const loaded = await loadConfig(path)
+      const ports = await loadFrontDoorPorts(loaded)
       process.stdout.write(
         `${path}: valid (node ${loaded.node.name}, priority ${loaded.node.priority}, ` +
-          `federation ${loaded.federation.name} ${federationKey(loaded.federation.secret).slice(0, 16)}…)\n`,
+          `federation ${loaded.federation.name} ${federationKey(loaded.federation.secret).slice(0, 16)}…)` +
+          (ports.length > 0
+            ? `; front door on ${loaded.front_door!.bind}: ${ports.map((p) => `${p.name} ${p.listen_port} -> ${p.service_port}`).join(', ')}`
+            : '') +
+          '\n',
       )
     })
 }
