@@ -66,12 +66,18 @@ export class FlowChannel {
     if (!channel) throw new Error('forward channel cannot be created (connection closed or id in use)')
     this.channel = channel
     // Handlers run inside protomux's decoder: nothing the peer sends may throw out of them.
-    this.data = channel.addMessage<Buffer>({ encoding: c.raw, onmessage: (b) => this.guard(() => this.onData(b)) })
+    this.data = channel.addMessage<Buffer>({
+      encoding: c.raw,
+      onmessage: (b) => this.guard(() => this.onData(b)),
+    })
     this.credit = channel.addMessage<number>({
       encoding: c.uint,
       onmessage: (n) => this.guard(() => this.onCredit(n)),
     })
-    this.end = channel.addMessage<Buffer>({ encoding: c.raw, onmessage: () => this.guard(() => this.handlers.onEnd()) })
+    this.end = channel.addMessage<Buffer>({
+      encoding: c.raw,
+      onmessage: () => this.guard(() => this.handlers.onEnd()),
+    })
   }
 
   /** Open a stream (the side that accepted a client). `handlers.onOpen` runs once the far side accepts. */

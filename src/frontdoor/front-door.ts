@@ -164,8 +164,11 @@ export class FrontDoor {
     if (conn.socket.destroyed) return
     if (!this.held.add(conn, performance.now(), conn.since_ms)) {
       this.stats.refused++
-      this.opts.log.warn({ event: 'front_door_refused', port: conn.port.name, held: this.held.size }, 'too many held')
-      conn.socket.destroy()
+      this.opts.log.warn(
+        { event: 'front_door_refused', port: conn.port.name, held: this.held.size },
+        'too many held',
+      )
+      conn.socket.resetAndDestroy() // refused at once: an RST, as a port nobody listens on would give
       return
     }
     this.retry_timer ??= setInterval(() => this.release(), RETRY_INTERVAL_MS)

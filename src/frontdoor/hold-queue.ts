@@ -35,7 +35,9 @@ export class HoldQueue<T> {
 
   /** Removes and returns every entry (with how long it waited), oldest first. */
   take(now_ms: number): { item: T; held_ms: number; since_ms: number }[] {
-    return this.entries.splice(0).map((e) => ({ item: e.item, held_ms: now_ms - e.since_ms, since_ms: e.since_ms }))
+    return this.entries
+      .splice(0)
+      .map((e) => ({ item: e.item, held_ms: now_ms - e.since_ms, since_ms: e.since_ms }))
   }
 
   items(): T[] {

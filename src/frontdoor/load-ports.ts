@@ -12,11 +12,14 @@ export async function loadFrontDoorPorts(config: SustainConfig): Promise<FrontDo
   if (!config.front_door) return []
   if (!config.service) throw new ConfigError('field front_door: set, but the node has no service section')
   if ((await manifestDriverKind(config.service.dir)) === 'qemu') {
-    throw new ConfigError('field front_door: client ports are declared by process services only (not yet qemu)')
+    throw new ConfigError(
+      'field front_door: client ports are declared by process services only (not yet qemu)',
+    )
   }
   const manifest = await loadServiceManifest(config.service.dir)
   const resolved = resolveFrontDoorPorts(config, manifest.client_ports)
-  if (!resolved.ok) throw new ConfigError(`front door does not fit the service:\n  ${resolved.problems.join('\n  ')}`)
+  if (!resolved.ok)
+    throw new ConfigError(`front door does not fit the service:\n  ${resolved.problems.join('\n  ')}`)
   if (resolved.ports.length === 0) {
     throw new ConfigError(
       `field front_door: set, but ${config.service.dir}/sustain-service.yaml declares no client_ports`,

@@ -39,7 +39,9 @@ export function resolveFrontDoorPorts(
   for (const port of declared) {
     const listen_port = front.ports[port.name]
     if (listen_port === undefined) {
-      problems.push(`field front_door.ports.${port.name}: missing, expected the TCP port this node listens on`)
+      problems.push(
+        `field front_door.ports.${port.name}: missing, expected the TCP port this node listens on`,
+      )
       continue
     }
     const service_port = port.env === 'SUSTAIN_PORT' ? service.port : service.ports?.[port.name]
@@ -49,11 +51,18 @@ export function resolveFrontDoorPorts(
       )
       continue
     }
-    ports.push({ name: port.name, listen_port, service_port, env: port.env, proxy_protocol: port.proxy_protocol })
+    ports.push({
+      name: port.name,
+      listen_port,
+      service_port,
+      env: port.env,
+      proxy_protocol: port.proxy_protocol,
+    })
   }
   const listens = ports.map((p) => p.listen_port)
   const clash = listens.find((p, i) => listens.indexOf(p) !== i)
-  if (clash !== undefined) problems.push(`field front_door.ports: got ${clash} twice, expected one port per client port`)
+  if (clash !== undefined)
+    problems.push(`field front_door.ports: got ${clash} twice, expected one port per client port`)
   for (const p of ports) {
     if (front.bind.startsWith('127.') && p.listen_port === p.service_port) {
       problems.push(

@@ -38,7 +38,11 @@ export function proxyV2Header(source: Endpoint, destination: Endpoint): Buffer {
   const src = unmapped(source.host)
   const dst = unmapped(destination.host)
   const family = net.isIP(src)
-  if (family === 0 || family !== net.isIP(dst) || (family === 6 && (src.includes('.') || dst.includes('.')))) {
+  if (
+    family === 0 ||
+    family !== net.isIP(dst) ||
+    (family === 6 && (src.includes('.') || dst.includes('.')))
+  ) {
     return Buffer.concat([SIGNATURE, Buffer.from([VERSION_2_LOCAL, 0x00, 0x00, 0x00])])
   }
   const addresses =

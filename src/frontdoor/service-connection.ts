@@ -30,7 +30,10 @@ export function connectService(
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true })
     socket.setNoDelay(true)
-    const timer = setTimeout(() => socket.destroy(new Error('service connect timeout')), SERVICE_CONNECT_TIMEOUT_MS)
+    const timer = setTimeout(
+      () => socket.destroy(new Error('service connect timeout')),
+      SERVICE_CONNECT_TIMEOUT_MS,
+    )
     socket.once('error', (error) => {
       clearTimeout(timer)
       reject(error)

@@ -54,7 +54,10 @@ describe('front door end to end (real node processes, real mail service, loopbac
     const survivors = fed.nodes.filter((n) => n !== server)
     await fed.server(60_000)
     const deadline = Date.now() + 30_000
-    while (Date.now() < deadline && [...client.record.acked.values()].filter((t) => t > killed_ms).length < 10) {
+    while (
+      Date.now() < deadline &&
+      [...client.record.acked.values()].filter((t) => t > killed_ms).length < 10
+    ) {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
     const seen = await client.stop()

@@ -20,7 +20,14 @@ export interface ClientRecord {
  * Shares no code with the front door: a checker must not trust what it checks.
  */
 export class MailLoop {
-  readonly record: ClientRecord = { sent: 0, acked: new Map(), refused: 0, failed: 0, outage_ms: 0, slowest_ms: 0 }
+  readonly record: ClientRecord = {
+    sent: 0,
+    acked: new Map(),
+    refused: 0,
+    failed: 0,
+    outage_ms: 0,
+    slowest_ms: 0,
+  }
   private stopping = false
   private readonly done: Promise<void>
 
