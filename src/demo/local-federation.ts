@@ -286,7 +286,9 @@ export class LocalFederation {
                 bind: frontDoorHost(i),
                 ports: { [options.front_door.port_name ?? 'smtp']: front_door_port },
                 ...(options.front_door.hold_ms !== undefined ? { hold_ms: options.front_door.hold_ms } : {}),
-                ...(options.front_door.max_held !== undefined ? { max_held: options.front_door.max_held } : {}),
+                ...(options.front_door.max_held !== undefined
+                  ? { max_held: options.front_door.max_held }
+                  : {}),
               },
             }
           : {}),

@@ -203,11 +203,10 @@ export class FrontDoor {
   private dispatch(conn: ClientConn): void {
     if (conn.socket.destroyed || this.closing) return
     const route = this.opts.route()
-    if (route === null) return this.hold(conn)
-    if (route.kind === 'local') return this.serveLocally(conn)
-    const mux = this.opts.mux(route.key)
-    if (mux === null) return this.hold(conn)
-    this.openStream(conn, mux)
+    const mux = route?.kind === 'remote' ? this.opts.mux(route.key) : null
+    if (route?.kind === 'local') this.serveLocally(conn)
+    else if (mux !== null) this.openStream(conn, mux)
+    else this.hold(conn) // no server known, or no data connection to it yet
   }
 
   private serveLocally(conn: ClientConn): void {
@@ -252,13 +251,17 @@ export class FrontDoor {
         onEnd: () => splice.onEnd(),
         onCredit: () => splice.onCredit(),
         onClose: (opened) => {
-          if (opened) return splice.onClose()
+          if (opened) {
+            splice.onClose()
+            return
+          }
           conn.opening = null
           this.hold(conn) // refused before any service saw it: wait and try again within the bound
         },
       })
     } catch {
-      return this.hold(conn)
+      this.hold(conn)
+      return
     }
     conn.opening = flow
   }

@@ -25,7 +25,7 @@ function ipv6Bytes(host: string): Buffer {
   const right = tail ? tail.split(':') : []
   const groups = [...left, ...Array(8 - left.length - right.length).fill('0'), ...right]
   const out = Buffer.alloc(16)
-  groups.forEach((g, i) => out.writeUInt16BE(Number.parseInt(g, 16), i * 2))
+  for (const [i, g] of groups.entries()) out.writeUInt16BE(Number.parseInt(g, 16), i * 2)
   return out
 }
 

@@ -28,5 +28,9 @@ export async function createDriver(
   }
   const manifest = await loadServiceManifest(dir)
   await preflightService(manifest, dir, port)
-  return createProcessDriver({ ...options, manifest, port_env: clientPortEnv(manifest.client_ports, config.service.ports) })
+  return createProcessDriver({
+    ...options,
+    manifest,
+    port_env: clientPortEnv(manifest.client_ports, config.service.ports),
+  })
 }

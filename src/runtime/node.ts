@@ -240,7 +240,11 @@ export class SustainNode {
       })
       await front_door.start()
       this.log.info(
-        { event: 'front_door_listening', bind: config.front_door.bind, ports: ports.map((p) => [p.name, p.listen_port]) },
+        {
+          event: 'front_door_listening',
+          bind: config.front_door.bind,
+          ports: ports.map((p) => [p.name, p.listen_port]),
+        },
         'front door listening',
       )
     }

@@ -1,5 +1,6 @@
 import { once } from 'node:events'
 import net from 'node:net'
+import type { Writable } from 'node:stream'
 import SecretStream from '@hyperswarm/secret-stream'
 import Protomux from 'protomux'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -50,7 +51,7 @@ function connect(port: number): Promise<net.Socket> {
 }
 
 /** Writes as fast as the socket takes bytes, up to `total`, and reports how many it took before stalling. */
-async function pushUntilStalled(socket: net.Writable, total: number, stall_ms: number): Promise<number> {
+async function pushUntilStalled(socket: Writable, total: number, stall_ms: number): Promise<number> {
   const chunk = Buffer.alloc(64 * 1024, 7)
   let written = 0
   while (written < total) {

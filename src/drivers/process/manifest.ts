@@ -33,7 +33,8 @@ function uniqueClientPorts(ports: ClientPort[], ctx: z.RefinementCtx): void {
   for (const key of ['name', 'env'] as const) {
     const seen = new Set<string>()
     for (const port of ports) {
-      if (seen.has(port[key])) ctx.addIssue({ code: 'custom', message: `two client ports with ${key} ${port[key]}` })
+      if (seen.has(port[key]))
+        ctx.addIssue({ code: 'custom', message: `two client ports with ${key} ${port[key]}` })
       seen.add(port[key])
     }
   }
