@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { sendMail } from '../../examples/mail/smtp-client.ts'
 import type { LocalFederation, LocalNode } from '../../src/demo/local-federation.ts'
-import { MailLoop } from '../frontdoor/smtp-client-loop.ts'
+import { MailLoop } from '../../src/demo/mail-loop.ts'
 import { localFederations } from './fixtures.ts'
 
 const startFederation = localFederations()

@@ -15,9 +15,10 @@ export interface ClientRecord {
 }
 
 /**
- * Sends numbered mails one after another to a fixed address until stopped, retrying a failed one at
- * once (a real client's retry), and records refusals, failures and the longest gap between acks.
- * Shares no code with the front door: a checker must not trust what it checks.
+ * A client that knows one address: sends numbered mails one after another to it until stopped,
+ * retrying a failed one at once (a real client's retry), and records refusals, failures and the
+ * longest gap between acknowledgements. Shares no code with the front door (a checker must not trust
+ * what it checks). Used by `sustain demo` and the front-door tests.
  */
 export class MailLoop {
   readonly record: ClientRecord = {
@@ -29,6 +30,8 @@ export class MailLoop {
     slowest_ms: 0,
   }
   private stopping = false
+  /** Messages of the first 50 failed attempts, for a report. */
+  readonly errors: string[] = []
   private readonly done: Promise<void>
 
   constructor(
@@ -36,6 +39,8 @@ export class MailLoop {
     private readonly port: number,
     private readonly subject_prefix: string,
     private readonly timeout_ms = 15_000,
+    /** Wait between a failed attempt and the next (0: retry at once). */
+    private readonly pause_ms = 0,
   ) {
     this.done = this.run()
   }
@@ -63,8 +68,10 @@ export class MailLoop {
           last_ack = now
           break
         } catch (error) {
+          if (this.errors.length < 50) this.errors.push(String((error as Error).message))
           if (/ECONNREFUSED|ECONNRESET/.test(String((error as Error).message))) this.record.refused++
           else this.record.failed++
+          if (this.pause_ms > 0) await new Promise((resolve) => setTimeout(resolve, this.pause_ms))
         }
       }
     }
