@@ -85,7 +85,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     const sender = new MailLoop(door.host, door.port, 'demo')
     const base = snapshotsTaken(server)
     await server.waitFor(() => snapshotsTaken(server) >= base + 3, 30_000, 'three snapshots while mail flows')
-    say(`${sender.record.acked.size} mails acknowledged, ${snapshotsTaken(server)} snapshots taken and replicated`)
+    say(
+      `${sender.record.acked.size} mails acknowledged, ${snapshotsTaken(server)} snapshots taken and replicated`,
+    )
 
     const killed_ms = Date.now()
     say(`SIGKILL ${server.name} (pid ${server.pid}) and its service`)
