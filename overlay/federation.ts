@@ -72,6 +72,8 @@ export interface FederationOptions {
   lane_advertised_port?: number
   /** A lane dial (TCP connect plus Noise handshake) that takes longer fails over to the data plane. */
   lane_connect_timeout_ms?: number
+  /** This node's front door address told to peers ('': every address, they use ours as they see it). */
+  front_door_host?: string | null
 }
 
 const DEFAULTS = {
@@ -90,6 +92,7 @@ const DEFAULTS = {
   lane_port: 0,
   lane_advertised_port: 0,
   lane_connect_timeout_ms: 3000,
+  front_door_host: null,
 }
 
 /**
@@ -164,6 +167,8 @@ export class Federation extends EventEmitter {
   lane_port: number | null = null
   /** Peers' lane addresses (from their hellos) and our dials to them. */
   private readonly laneAddresses = new Map<string, { host: string; port: number }>()
+  /** Peers' front door addresses (from their hellos). */
+  private readonly frontDoors = new Map<string, string>()
   private readonly laneDials = new Map<string, { inflight: boolean; failures: number; next_ms: number }>()
   /** Data connections (data plane and lane): admission, then replication. */
   private readonly dataSessions: Sessions
@@ -286,7 +291,10 @@ export class Federation extends EventEmitter {
     await this.store.ready()
     this.lane_port = this.lane ? await this.lane.start() : null
     const advertised = this.lane_port === null ? null : this.opts.lane_advertised_port || this.lane_port
-    await Promise.all([this.control.start({ lane_port: advertised }), this.data.start()])
+    await Promise.all([
+      this.control.start({ lane_port: advertised, front_door_host: this.opts.front_door_host }),
+      this.data.start(),
+    ])
     this.advertise()
     this.timers.push(setInterval(() => this.mendDataPlane(), MEND_INTERVAL_MS))
   }
@@ -444,6 +452,11 @@ export class Federation extends EventEmitter {
     return Protomux.from(session.conn)
   }
 
+  /** The front door address a peer told in its hello (null: it has none, or we never heard it). */
+  frontDoorHost(key: string): string | null {
+    return this.frontDoors.get(key) ?? null
+  }
+
   /** How many admitted data connections travel on lanes (the rest on the data plane). */
   dataTransports(): { lane: number; plane: number } {
     let lane = 0
@@ -459,6 +472,8 @@ export class Federation extends EventEmitter {
     const wasReachable = this.table.get(key)?.reachable === true
     if (info.lane) this.laneAddresses.set(key, info.lane)
     else this.laneAddresses.delete(key)
+    if (info.front_door) this.frontDoors.set(key, info.front_door)
+    else this.frontDoors.delete(key)
     if (info.published !== undefined) this.store.announced(key, info.published)
     this.table.up(key, info, performance.now())
     this.store.follow(key)

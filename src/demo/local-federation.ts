@@ -40,7 +40,7 @@ export interface LocalFederationOptions {
    * Give every node a front door for the service's client port `smtp`: node i listens on
    * 127.0.1.(i+1), all on one port (as a deployment would on different machines).
    */
-  front_door?: { hold_ms?: number; max_held?: number; port_name?: string }
+  front_door?: { hold_ms?: number; max_held?: number; port_name?: string; dns_name?: string }
   /** Loopback ports of the service's other client ports on node i (config service.ports). */
   service_ports?: (index: number) => Record<string, number>
 }
@@ -65,7 +65,7 @@ export class LocalNode extends EventEmitter {
     readonly port: number,
     private readonly args: string[],
     /** Where this node's front door accepts clients (null: no front door). */
-    readonly front_door: { host: string; port: number } | null = null,
+    readonly front_door: { host: string; port: number; dns_port: number | null } | null = null,
   ) {
     super()
   }
@@ -249,7 +249,7 @@ export class LocalFederation {
     this.bootstrap = (JSON.parse(line) as { bootstrap: Array<{ host: string; port: number }> }).bootstrap
     const service_dir = options.service_dir ?? join(ROOT, 'examples', 'mail')
     const base_port = options.base_port ?? (await freePortRange(options.nodes))
-    const front_door_port = options.front_door ? await freePortRange(1, frontDoorHost(0)) : 0
+    const front_door_port = options.front_door ? await freePortRange(2, frontDoorHost(0)) : 0
     let token = ''
     for (let i = 0; i < options.nodes; i++) {
       const name = `node-${i}`
@@ -286,6 +286,9 @@ export class LocalFederation {
                 bind: frontDoorHost(i),
                 ports: { [options.front_door.port_name ?? 'smtp']: front_door_port },
                 ...(options.front_door.hold_ms !== undefined ? { hold_ms: options.front_door.hold_ms } : {}),
+                ...(options.front_door.dns_name
+                  ? { dns: { name: options.front_door.dns_name, port: front_door_port + 1 } }
+                  : {}),
                 ...(options.front_door.max_held !== undefined
                   ? { max_held: options.front_door.max_held }
                   : {}),
@@ -295,7 +298,13 @@ export class LocalFederation {
       })
       await writeFileAtomic(path, stringify(tuned), { mode: 0o600 })
       const args = [path, '--json', ...(options.join_args?.(i) ?? [])]
-      const front_door = options.front_door ? { host: frontDoorHost(i), port: front_door_port } : null
+      const front_door = options.front_door
+        ? {
+            host: frontDoorHost(i),
+            port: front_door_port,
+            dns_port: options.front_door.dns_name ? front_door_port + 1 : null,
+          }
+        : null
       this.nodes.push(new LocalNode(i, name, data_dir, tuned.service!.port, args, front_door))
     }
     for (const node of this.nodes) node.start()

@@ -22,6 +22,7 @@ import { NodeCore } from '../core/node.ts'
 import { compareSnapshots } from '../core/ranking.ts'
 import type { NodeId, SnapshotRef } from '../core/types.ts'
 import type { DriverEvent, ServiceDriver } from '../drivers/driver.ts'
+import { DnsServer } from '../frontdoor/dns/server.ts'
 import { FrontDoor } from '../frontdoor/front-door.ts'
 import type { FrontDoorPort } from '../frontdoor/ports.ts'
 import type { Route } from '../frontdoor/route.ts'
@@ -35,6 +36,11 @@ import { SnapshotIndex } from './snapshot-index.ts'
 import { collectSnapshot, publishedManifest, publishSnapshot } from './snapshot-replication.ts'
 import type { NodeStatus } from './status.ts'
 import { logTimeline } from './timeline-log.ts'
+
+/** A bind address that listens on every address of the machine. */
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::'
+}
 
 /** A helper's `info` hears of newer snapshots at most this often; of splits and heals at once. */
 const HELPER_INFO_SNAPSHOT_INTERVAL_MS = 10_000
@@ -106,6 +112,7 @@ export class SustainNode {
   private readonly phi = new Map<string, number>()
   private started_ms = 0
   private front_door: FrontDoor | null = null
+  private dns: DnsServer | null = null
 
   constructor(private readonly options: NodeOptions) {
     this.id = options.keyPair.publicKey.toString('hex')
@@ -176,6 +183,12 @@ export class SustainNode {
       log: this.log.child({ module: 'overlay' }),
       heartbeat_interval_ms: Math.min(100, config.timing.heartbeat_interval_ms),
       phi: { threshold: config.timing.phi_threshold },
+      // Peers put our front door in their DNS answers; a wildcard bind: the address they reach us at.
+      front_door_host: config.front_door
+        ? isWildcard(config.front_door.bind)
+          ? ''
+          : config.front_door.bind
+        : null,
       // A restore must not wait 5 s on a block asked of the dead server: retry other holders after 1 s.
       block_timeout_ms: 1000,
       collect_attempts: 10,
@@ -239,6 +252,22 @@ export class SustainNode {
         front_door.update()
       })
       await front_door.start()
+      const dns = config.front_door.dns
+      if (dns) {
+        this.dns = new DnsServer({
+          host: config.front_door.bind,
+          port: dns.port,
+          zone: () => ({
+            name: dns.name.toLowerCase().replace(/\.$/, ''),
+            ttl_s: dns.ttl_s,
+            addresses: this.frontDoorAddresses(),
+            serial: this.core.maxTerm,
+          }),
+          log: this.log.child({ module: 'dns' }),
+        })
+        await this.dns.start()
+        this.log.info({ event: 'dns_listening', name: dns.name, port: dns.port }, 'answering DNS')
+      }
       this.log.info(
         {
           event: 'front_door_listening',
@@ -327,6 +356,21 @@ export class SustainNode {
   }
 
   /**
+   * Front door addresses of this node and every reachable peer that has one, the server's first (the
+   * name's DNS answer). A wildcard bind has no address of its own to give; peers give it as they see it.
+   */
+  private frontDoorAddresses(): string[] {
+    const bind = this.options.config.front_door?.bind
+    const own = bind && !isWildcard(bind) ? bind : null
+    const reachable = this.federation.peers().reachable.map((p) => p.key)
+    const server = this.core.role === 'server' ? this.id : this.core.server
+    const first = server !== null && (server === this.id || reachable.includes(server)) ? [server] : []
+    const hostOf = (key: string) => (key === this.id ? own : this.federation.frontDoorHost(key))
+    const hosts = [...first, this.id, ...reachable].map(hostOf)
+    return [...new Set(hosts.filter((h): h is string => h !== null))]
+  }
+
+  /**
    * Where the front door sends a new client now: this node's service while it serves and answers; the
    * server this node follows while that server is reachable and says it serves; else nowhere (held).
    */
@@ -346,6 +390,7 @@ export class SustainNode {
     if (this.tick_timer) clearInterval(this.tick_timer)
     this.options.driver?.off('event', this.onDriverEvent)
     await this.front_door?.close()
+    await this.dns?.close()
     await this.driver_queue.catch(() => {})
     await this.persist_queue
     await this.options.driver?.close()
