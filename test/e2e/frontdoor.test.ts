@@ -1,3 +1,6 @@
+import dgram from 'node:dgram'
+import { once } from 'node:events'
+import dnsPacket from 'dns-packet'
 import { describe, expect, it } from 'vitest'
 import { sendMail } from '../../examples/mail/smtp-client.ts'
 import type { LocalFederation, LocalNode } from '../../src/demo/local-federation.ts'
@@ -6,14 +9,15 @@ import { localFederations } from './fixtures.ts'
 
 const startFederation = localFederations()
 
-function door(node: LocalNode): { host: string; port: number } {
+function door(node: LocalNode): NonNullable<LocalNode['front_door']> {
   if (!node.front_door) throw new Error(`${node.name} has no front door`)
   return node.front_door
 }
 
 async function mailTo(node: LocalNode, subject: string): Promise<string> {
   const sent = await sendMail({
-    ...door(node),
+    host: door(node).host,
+    port: door(node).port,
     from: 'client@example.org',
     to: ['alice@example.org'],
     subject,
@@ -27,11 +31,40 @@ async function candidate(fed: LocalFederation, server: LocalNode): Promise<Local
   return fed.nodes.filter((n) => n !== server).at(-1)!
 }
 
+/** The A records a node's DNS answer gives for `name` (asked over UDP). */
+async function resolve(node: LocalNode, name: string): Promise<string[]> {
+  const socket = dgram.createSocket('udp4')
+  try {
+    socket.send(
+      dnsPacket.encode({ type: 'query', id: 42, questions: [{ name, type: 'A' }] }),
+      door(node).dns_port!,
+      door(node).host,
+    )
+    const [reply] = (await once(socket, 'message')) as [Buffer]
+    return (dnsPacket.decode(reply).answers ?? []).map((a) => String((a as { data: unknown }).data))
+  } finally {
+    socket.close()
+  }
+}
+
 describe('front door end to end (real node processes, real mail service, loopback testnet)', () => {
   it('a client of any node, server or not, gets SMTP service; the mail lands on the server', async () => {
-    const fed = await startFederation({ nodes: 3, snapshot_interval_ms: 1000, front_door: {} })
+    const fed = await startFederation({
+      nodes: 3,
+      snapshot_interval_ms: 1000,
+      front_door: { dns_name: 'mail.demo.test' },
+    })
     const server = await fed.server(60_000)
     const other = await candidate(fed, server)
+    // Any node's DNS answer names every front door, the server's first.
+    const deadline = Date.now() + 20_000
+    let addresses: string[] = []
+    while (Date.now() < deadline && addresses.length < 3) {
+      addresses = await resolve(other, 'mail.demo.test')
+      if (addresses.length < 3) await new Promise((r) => setTimeout(r, 200))
+    }
+    expect(addresses[0]).toBe(door(server).host)
+    expect([...addresses].sort()).toEqual(fed.nodes.map((n) => door(n).host).sort())
     expect(await mailTo(other, 'via-candidate')).toMatch(/^250/)
     expect(await mailTo(server, 'via-server')).toMatch(/^250/)
     const mailbox = await server.mailbox('alice')
