@@ -6,8 +6,8 @@ import dnsPacket, { type Packet } from 'dns-packet'
 import { afterEach, describe, expect, it } from 'vitest'
 import { answerQuery, type Zone } from '../../src/frontdoor/dns/answer.ts'
 import { DnsServer } from '../../src/frontdoor/dns/server.ts'
+import { freePort } from '../../src/util/free-port.ts'
 import { createLogger } from '../../src/util/log.ts'
-import { freePort } from './pair.ts'
 
 const zone: Zone = {
   name: 'mail.example.test',

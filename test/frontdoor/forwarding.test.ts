@@ -209,6 +209,29 @@ describe('front door forwarding (real members on a local testnet, a real TCP ser
     expect(service.sockets.length).toBe(1)
   })
 
+  it('PROXY protocol v2: the service learns the client address, not the forwarding node', async () => {
+    service = new TestService()
+    await service.start()
+    pair = await FrontDoorPair.start(testnet, service.port, { proxy_protocol: true })
+    const header = new Promise<Buffer>((resolve) => {
+      service.handler = (socket) => socket.once('data', (b: Buffer) => resolve(b))
+    })
+    // The client comes from its own loopback address, so the forwarding node's cannot be mistaken for it.
+    const client = net.connect({
+      host: '127.0.0.1',
+      port: pair.origin.port.listen_port,
+      localAddress: '127.0.0.77',
+    })
+    await once(client, 'connect')
+    const bytes = await header
+    const parsed = parseProxyV2(bytes)
+    expect(parsed).toEqual({
+      source: `127.0.0.77:${client.localPort}`,
+      destination: `127.0.0.1:${pair.origin.port.listen_port}`,
+    })
+    client.destroy()
+  })
+
   it('a peer that is not admitted cannot open a forwarding stream', async () => {
     const { server } = await setUp()
     const lane_port = server.federation.lane_port!
@@ -234,6 +257,22 @@ describe('front door forwarding (real members on a local testnet, a real TCP ser
     conn.destroy()
   })
 })
+
+/**
+ * A PROXY v2 header's TCP/IPv4 addresses, read by the byte layout of haproxy's proxy-protocol.txt
+ * section 2.2 (written here, not taken from the code under test).
+ */
+function parseProxyV2(bytes: Buffer): { source: string; destination: string } {
+  expect(bytes.subarray(0, 12).toString('hex')).toBe('0d0a0d0a000d0a515549540a')
+  expect(bytes[12]).toBe(0x21) // version 2, PROXY
+  expect(bytes[13]).toBe(0x11) // TCP over IPv4
+  expect(bytes.readUInt16BE(14)).toBe(12)
+  const ip = (at: number) => [...bytes.subarray(at, at + 4)].join('.')
+  return {
+    source: `${ip(16)}:${bytes.readUInt16BE(24)}`,
+    destination: `${ip(20)}:${bytes.readUInt16BE(26)}`,
+  }
+}
 
 /** The far side closed (FIN or RST; the test sockets allow half-open, so a FIN alone does not 'close' them). */
 function closedByPeer(socket: net.Socket): Promise<unknown> {

@@ -1,7 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Federation } from '../../overlay/federation.ts'
@@ -10,16 +8,8 @@ import type { LocalTestnet } from '../../overlay/testnet.ts'
 import { FrontDoor } from '../../src/frontdoor/front-door.ts'
 import type { FrontDoorPort } from '../../src/frontdoor/ports.ts'
 import type { Route } from '../../src/frontdoor/route.ts'
+import { freePort } from '../../src/util/free-port.ts'
 import { createLogger } from '../../src/util/log.ts'
-
-/** A free TCP port on `host` now. */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = net.createServer().listen(0, host)
-  await once(server, 'listening')
-  const { port } = server.address() as net.AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
 
 export interface PairNode {
   federation: Federation
