@@ -9,7 +9,7 @@ export const FORWARD_PROTOCOL = 'sustain/forward/1'
  * flight in each direction, so a client that never reads (or a huge upload) holds at most this much in
  * the relaying nodes, whatever the transport buffers.
  */
-export const WINDOW_BYTES = 128 * 1024
+export const WINDOW_BYTES = 256 * 1024
 /** Largest data message; socket reads are 64 KiB at most, so most chunks go out whole. */
 const MAX_DATA_MESSAGE_BYTES = 64 * 1024
 
