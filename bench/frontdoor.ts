@@ -71,48 +71,62 @@ async function latency(server: LocalNode, entry: LocalNode) {
   return samples
 }
 
-async function outage(fed: LocalFederation, entry: LocalNode) {
-  const door = entry.front_door!
-  const client = new MailLoop(door.host, door.port, 'outage')
-  const gaps: number[] = []
-  const waitAcks = async (n: number, after_ms: number) => {
-    const deadline = Date.now() + 60_000
-    while ([...client.record.acked.values()].filter((t) => t > after_ms).length < n) {
-      if (Date.now() > deadline) throw new Error('the client got no acknowledgements')
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
+/** Waits until `client` has `n` acknowledgements later than `after_ms` (bounded). */
+async function waitAcks(client: MailLoop, n: number, after_ms: number): Promise<void> {
+  const deadline = Date.now() + 60_000
+  while ([...client.record.acked.values()].filter((t) => t > after_ms).length < n) {
+    if (Date.now() > deadline) throw new Error('the client got no acknowledgements')
+    await new Promise((resolve) => setTimeout(resolve, 50))
   }
+}
+
+/**
+ * One SIGKILL run on a fresh federation (a killed node that restarts into a running federation is
+ * another scenario): a client that knows one candidate's front door keeps sending; the gap between
+ * its last acknowledgement before the kill and its first after is the outage.
+ */
+async function outageRun(run: number) {
+  const dir = await mkdtemp(join(tmpdir(), `sustain-bench-frontdoor-${run}-`))
+  const fed = new LocalFederation({ dir, nodes: 3, snapshot_interval_ms: 500, front_door: {} })
+  const release = fed.stopOnSignals()
   try {
-    await waitAcks(5, 0)
-    for (let run = 0; run < RUNS; run++) {
-      const server = await fed.server(60_000)
-      // Elections on a loaded machine may still pick the entry node; its door would die with it.
-      if (server === entry) {
-        process.stderr.write('the client entry node serves now: runs end here\n')
-        break
-      }
+    await fed.start()
+    const server = await fed.server(60_000)
+    const door = fed.nodes.filter((n) => n !== server).at(-1)!.front_door!
+    const client = new MailLoop(door.host, door.port, 'outage')
+    try {
+      await waitAcks(client, 5, 0)
+      const snapshots = () => server.records.filter((r) => r.event === 'snapshot_taken').length
+      const base = snapshots()
+      await server.waitFor(() => snapshots() >= base + 2, 30_000, 'two snapshots while mail flows')
       const killed_ms = Date.now()
       const before = Math.max(...[...client.record.acked.values()].filter((t) => t <= killed_ms))
       server.signal('SIGKILL')
-      await server.waitExit(10_000)
-      await waitAcks(1, killed_ms)
+      await waitAcks(client, 1, killed_ms)
       const first_after = Math.min(...[...client.record.acked.values()].filter((t) => t > killed_ms))
-      gaps.push(first_after - before)
-      // The killed machine comes back and holds a snapshot before the next run.
-      const restarted_ms = Date.now()
-      server.start()
-      await server.waitFor(
-        (r) => r.event === 'snapshot_collected' && Number(r.time) >= restarted_ms,
-        60_000,
-        'the restarted node to hold a snapshot',
-      )
-      await waitAcks(5, Date.now())
-      process.stderr.write(`outage run ${run + 1}/${RUNS}: ${gaps.at(-1)} ms\n`)
+      return { gap_ms: first_after - before, ...(await client.stop()) }
+    } finally {
+      await client.stop()
     }
   } finally {
-    await client.stop()
+    release()
+    await fed.stop()
+    await rm(dir, { recursive: true, force: true })
   }
-  return { gaps, refused: client.record.refused, failed: client.record.failed }
+}
+
+async function outage() {
+  const gaps: number[] = []
+  let refused = 0
+  let failed = 0
+  for (let run = 0; run < RUNS; run++) {
+    const result = await outageRun(run)
+    gaps.push(result.gap_ms)
+    refused += result.refused
+    failed += result.failed
+    process.stderr.write(`outage run ${run + 1}/${RUNS}: ${result.gap_ms} ms, refused ${result.refused}\n`)
+  }
+  return { gaps, refused, failed }
 }
 
 async function discardService(): Promise<net.Server> {
@@ -199,7 +213,8 @@ try {
   const server = await fed.server(60_000)
   const entry = fed.nodes.filter((n) => n !== server).at(-1)!
   const lat = await latency(server, entry)
-  const out = await outage(fed, entry)
+  await fed.stop()
+  const out = await outage()
   const local = await inProcess()
   let keepalived: { default_p50: number | null; fastest_p50: number | null; version?: string } = {
     default_p50: null,
@@ -273,7 +288,7 @@ await replaceSection(
     `other work (load 1m ${(json.load_1m as Record<string, string>).before} before, ${(json.load_1m as Record<string, string>).after} after). ` +
     `3 node processes serving examples/mail; ${TRANSACTIONS} transactions per path, taking turns, each on a fresh connection. ` +
     'Outage: the longest time without an acknowledgement seen by a client that keeps sending mail through one ' +
-    "candidate's front door while the server is SIGKILLed (the killed node restarts between runs). Throughput and idle " +
+    "candidate's front door while the server is SIGKILLed (a fresh federation per run). Throughput and idle " +
     'connections: two members in the bench process on a local testnet (one thread carries both relays and the client; ' +
     'idle bytes count both ends of each connection: an upper bound). keepalived at its fastest interval: not measured.\n\n' +
     `${table}\n`,
