@@ -21,6 +21,8 @@ export interface HelloInfo {
   term: number
   /** The peer's data lane (lane.ts): its advertised port at the address its control connection came from. */
   lane?: { host: string; port: number }
+  /** The peer's front door address (src/frontdoor): its bind address, or where its connection came from. */
+  front_door?: string
   /** Length of the peer's snapshot core after its last whole publish (frames.ts PingBody). */
   published?: number
 }
@@ -44,6 +46,8 @@ export interface LocalState {
 export interface HelloAdvert {
   /** TCP port of this node's data lane; null: no lane. */
   lane_port: number | null
+  /** This node's front door address ('': every address; null: no front door). */
+  front_door_host?: string | null
 }
 
 /** Plain data (it crosses into the control worker). */
@@ -235,6 +239,7 @@ export class ControlPlane extends EventEmitter {
       priority: this.opts.priority,
       ...this.local,
       ...(this.advert.lane_port !== null ? { lane_port: this.advert.lane_port } : {}),
+      ...(typeof this.advert.front_door_host === 'string' ? { front_door: this.advert.front_door_host } : {}),
     }
     return encodeFrame(FrameKind.Hello, body, this.opts.max_frame_bytes)
   }
@@ -303,6 +308,8 @@ export class ControlPlane extends EventEmitter {
     this.published.set(key, hello.published)
     const host = session.conn.rawStream?.remoteHost
     if (hello.lane_port !== undefined && host) info.lane = { host, port: hello.lane_port }
+    const front_door = hello.front_door === '' ? host : hello.front_door
+    if (front_door) info.front_door = front_door
     this.table.up(key, info, now)
     this.plane.admitted(session.conn_key)
     this.log.info({ peer: key, name: info.name, priority: info.priority }, 'peer admitted')

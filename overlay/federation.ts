@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { HostPort, KeyPair } from 'hyperdht'
 import type { SecretStream } from 'hyperswarm'
+import Protomux from 'protomux'
 import type { Logger } from '../src/util/log.ts'
 import { type ControlApi, ControlWorker, prewarmControlWorker } from './control-link.ts'
 import { ControlPlane, type ControlPlaneOptions, type HeardState, type HelloInfo } from './control-plane.ts'
@@ -71,6 +72,8 @@ export interface FederationOptions {
   lane_advertised_port?: number
   /** A lane dial (TCP connect plus Noise handshake) that takes longer fails over to the data plane. */
   lane_connect_timeout_ms?: number
+  /** This node's front door address told to peers ('': every address, they use ours as they see it). */
+  front_door_host?: string | null
 }
 
 const DEFAULTS = {
@@ -89,6 +92,7 @@ const DEFAULTS = {
   lane_port: 0,
   lane_advertised_port: 0,
   lane_connect_timeout_ms: 3000,
+  front_door_host: null,
 }
 
 /**
@@ -163,6 +167,8 @@ export class Federation extends EventEmitter {
   lane_port: number | null = null
   /** Peers' lane addresses (from their hellos) and our dials to them. */
   private readonly laneAddresses = new Map<string, { host: string; port: number }>()
+  /** Peers' front door addresses (from their hellos). */
+  private readonly frontDoors = new Map<string, string>()
   private readonly laneDials = new Map<string, { inflight: boolean; failures: number; next_ms: number }>()
   /** Data connections (data plane and lane): admission, then replication. */
   private readonly dataSessions: Sessions
@@ -286,7 +292,10 @@ export class Federation extends EventEmitter {
     await this.store.ready()
     this.lane_port = this.lane ? await this.lane.start() : null
     const advertised = this.lane_port === null ? null : this.opts.lane_advertised_port || this.lane_port
-    await Promise.all([this.control.start({ lane_port: advertised }), this.data.start()])
+    await Promise.all([
+      this.control.start({ lane_port: advertised, front_door_host: this.opts.front_door_host }),
+      this.data.start(),
+    ])
     this.advertise()
     this.timers.push(setInterval(() => this.mendDataPlane(), MEND_INTERVAL_MS))
   }
@@ -433,6 +442,22 @@ export class Federation extends EventEmitter {
     return this.lane?.carries(session.conn) ? 'lane' : 'hyperswarm'
   }
 
+  /**
+   * The protomux of the admitted data connection to `key` (lane or data plane), for channels of other
+   * layers (the front door's forwarding streams); null while none is admitted. Only an admitted
+   * connection is ever returned: a peer that did not prove the secret cannot reach these channels.
+   */
+  dataMux(key: string): Protomux | null {
+    const session = this.dataSessions.admitted.get(key)
+    if (!session || session.closed) return null
+    return Protomux.from(session.conn)
+  }
+
+  /** The front door address a peer told in its hello (null: it has none, or we never heard it). */
+  frontDoorHost(key: string): string | null {
+    return this.frontDoors.get(key) ?? null
+  }
+
   /** How many admitted data connections travel on lanes (the rest on the data plane). */
   dataTransports(): { lane: number; plane: number } {
     let lane = 0
@@ -448,6 +473,8 @@ export class Federation extends EventEmitter {
     const wasReachable = this.table.get(key)?.reachable === true
     if (info.lane) this.laneAddresses.set(key, info.lane)
     else this.laneAddresses.delete(key)
+    if (info.front_door) this.frontDoors.set(key, info.front_door)
+    else this.frontDoors.delete(key)
     if (info.published !== undefined) this.store.announced(key, info.published)
     this.store.writerRole(key, info.role)
     this.table.up(key, info, performance.now())

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { Packr } from 'msgpackr'
 
 /**
@@ -36,6 +37,8 @@ export interface HelloBody {
   term: number
   /** TCP port of the sender's data lane (lane.ts), reached at the address this connection comes from. */
   lane_port?: number
+  /** The sender's front door address ('' : it listens on every address; use this connection's). */
+  front_door?: string
   /** As in PingBody. */
   published?: number
 }
@@ -106,7 +109,7 @@ function isCount(value: unknown): value is number {
 }
 
 function checkHello(body: Record<string, unknown>): Decoded {
-  const { proof, identity, binding, name, priority, role, term, lane_port, published } = body
+  const { proof, identity, binding, name, priority, role, term, lane_port, front_door, published } = body
   if (!(proof instanceof Uint8Array)) return { ok: false, reason: 'hello: proof is not bytes' }
   if (!(identity instanceof Uint8Array)) return { ok: false, reason: 'hello: identity is not bytes' }
   if (!(binding instanceof Uint8Array)) return { ok: false, reason: 'hello: binding is not bytes' }
@@ -116,6 +119,11 @@ function checkHello(body: Record<string, unknown>): Decoded {
   if (!isShortString(role, MAX_ROLE_CHARS)) return { ok: false, reason: 'hello: bad role' }
   if (!isCount(term)) return { ok: false, reason: 'hello: bad term' }
   if (lane_port !== undefined && !isPort(lane_port)) return { ok: false, reason: 'hello: bad lane port' }
+  if (
+    front_door !== undefined &&
+    !(front_door === '' || (isShortString(front_door, 64) && isIP(front_door) !== 0))
+  )
+    return { ok: false, reason: 'hello: bad front door address' }
   if (published !== undefined && !isCount(published))
     return { ok: false, reason: 'hello: bad published length' }
   return {
@@ -130,6 +138,7 @@ function checkHello(body: Record<string, unknown>): Decoded {
       role,
       term,
       ...(lane_port ? { lane_port } : {}),
+      ...(front_door !== undefined ? { front_door } : {}),
       ...(published !== undefined ? { published } : {}),
     },
   }

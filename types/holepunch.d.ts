@@ -207,9 +207,13 @@ declare module 'protomux' {
       unique?: boolean
       handshake?: unknown
       onopen?: (handshake: unknown) => void
-      onclose?: () => void
+      /** isRemote: the other side closed (or rejected) the channel. */
+      onclose?: (isRemote: boolean) => void
       ondestroy?: () => void
     }): ProtomuxChannel | null
+    /** Called when the remote opens a channel of `protocol` (any id when id is null); awaited. */
+    pair(options: { protocol: string; id?: Buffer | null }, notify: (id: Buffer | null) => unknown): void
+    unpair(options: { protocol: string; id?: Buffer | null }): void
   }
 }
 

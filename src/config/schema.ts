@@ -93,8 +93,34 @@ export const config_schema = z
       .object({
         /** Directory holding sustain-service.yaml (command, helper, probe settings). */
         dir: z.string().min(1),
-        /** Loopback port the service listens on when this node serves. */
+        /** Loopback port the service listens on when this node serves (SUSTAIN_PORT). */
         port: z.number().int().min(1).max(65_535),
+        /** Loopback port of each client port whose `env` is not SUSTAIN_PORT, by port name. */
+        ports: z.record(z.string(), z.number().int().min(1).max(65_535)).optional(),
+      })
+      .strict()
+      .optional(),
+    /**
+     * Where this node accepts the service's clients (src/frontdoor): `ports` maps each client port the
+     * service declares to the TCP port listened on here; a client may use any node. `bind` 127.0.0.1
+     * (the demo) or 0.0.0.0 / an address (a deployment). `hold_ms`: how long a connection waits for a
+     * server while none is known; `max_held`: past this many waiting, new ones are refused at once.
+     */
+    front_door: z
+      .object({
+        bind: z.string().min(1).default('127.0.0.1'),
+        ports: z.record(z.string(), z.number().int().min(1).max(65_535)).default({}),
+        hold_ms: z.number().int().min(0).max(600_000).default(10_000),
+        max_held: z.number().int().min(1).max(100_000).default(1000),
+        /** Answer DNS for `name` (UDP and TCP on `port`) with the reachable front doors, server first. */
+        dns: z
+          .object({
+            name: z.string().regex(/^([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?$/, 'a DNS name'),
+            port: z.number().int().min(1).max(65_535).default(53),
+            ttl_s: z.number().int().min(0).max(5).default(5),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .optional(),

@@ -1,9 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { sendMail } from '../../examples/mail/smtp-client.ts'
 import { nodePaths } from '../runtime/paths.ts'
 import { LocalFederation, type LocalNode, type LogRecord } from './local-federation.ts'
+import { MailLoop } from './mail-loop.ts'
 
 export interface DemoOptions {
   nodes: number
@@ -34,58 +34,17 @@ export interface DemoSummary {
   lost_acknowledged: number
   lost_within_rpo: number
   restored_snapshot: string | null
+  /** The front door the client sends to: the one address it knows (never told which node serves). */
+  client_address: string
+  /** Longest time the client went without an acknowledgement (ms). */
+  client_outage_ms: number
+  /** Connections the client saw refused or reset (a held one is not refused). */
+  refused: number
+  /** Transactions cut by the server's death, then retried by the client. */
+  failed: number
+  /** Longest a connection waited at the client's front door for a server (the node's own figure). */
+  held_max_ms: number | null
   data_dir: string | null
-}
-
-/** Sends numbered mails to whichever node serves, recording when each was acknowledged (250 to DATA). */
-class MailSender {
-  readonly acked = new Map<number, number>()
-  sent = 0
-  private stopping = false
-  private target: LocalNode | null = null
-  private loop: Promise<void> | null = null
-
-  constructor(private readonly federation: LocalFederation) {}
-
-  start(first: LocalNode): void {
-    this.target = first
-    this.loop = this.run()
-  }
-
-  private async run(): Promise<void> {
-    for (let n = 1; !this.stopping && n <= 100_000; n++) {
-      this.sent = n
-      for (let attempt = 0; !this.stopping && attempt < 600; attempt++) {
-        const target = this.target
-        try {
-          if (!target?.running) throw new Error('no server')
-          await sendMail({
-            port: target.port,
-            from: 'demo@example.org',
-            to: ['alice@example.org'],
-            subject: `demo-${n}`,
-            text: `message ${n} of the Sustain demo\n`,
-          })
-          this.acked.set(n, Date.now())
-          break
-        } catch {
-          // The server is gone or not answering yet: find the one that serves now, then retry.
-          this.target = await this.federation.server(2000).catch(() => null)
-          if (!this.target) await new Promise((resolve) => setTimeout(resolve, 100))
-        }
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true
-    await this.loop
-  }
-
-  ackedAfter(time_ms: number): number[] {
-    return [...this.acked].filter(([, at]) => at > time_ms).map(([n]) => n)
-  }
 }
 
 function snapshotsTaken(node: LocalNode): number {
@@ -106,7 +65,7 @@ const isEvent =
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const say = options.say ?? ((line: string) => process.stdout.write(`${line}\n`))
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'sustain-demo-')))
-  const federation = new LocalFederation({ dir, nodes: options.nodes })
+  const federation = new LocalFederation({ dir, nodes: options.nodes, front_door: {} })
   const release = federation.stopOnSignals()
   try {
     say(`starting a local DHT testnet and ${options.nodes} node processes in ${dir}`)
@@ -115,12 +74,20 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     const server = await federation.server(60_000)
     const watched = federation.nodes.find((n) => n !== server)!
     options.onEvent?.({ kind: 'attach', node: watched.name, socket_path: nodePaths(watched.data_dir).socket })
-    say(`${server.name} serves mail on 127.0.0.1:${server.port}; sending mail to alice@example.org`)
-    const sender = new MailSender(federation)
-    sender.start(server)
+    // The client knows one address: the front door of the node started last. It is never told which
+    // node serves; every node forwards to the server.
+    const entry = federation.nodes.at(-1)!
+    const door = entry.front_door!
+    const client_address = `${door.host}:${door.port}`
+    say(
+      `${server.name} serves; the client sends mail to alice@example.org through ${entry.name}'s front door ${client_address}`,
+    )
+    const sender = new MailLoop(door.host, door.port, 'demo')
     const base = snapshotsTaken(server)
     await server.waitFor(() => snapshotsTaken(server) >= base + 3, 30_000, 'three snapshots while mail flows')
-    say(`${sender.acked.size} mails acknowledged, ${snapshotsTaken(server)} snapshots taken and replicated`)
+    say(
+      `${sender.record.acked.size} mails acknowledged, ${snapshotsTaken(server)} snapshots taken and replicated`,
+    )
 
     const killed_ms = Date.now()
     say(`SIGKILL ${server.name} (pid ${server.pid}) and its service`)
@@ -154,33 +121,47 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     )
 
     const deadline = Date.now() + 30_000
-    while (sender.ackedAfter(killed_ms).length < 20 && Date.now() < deadline) {
+    // Acknowledgements that reach the client before the new server answers come from the old one: its
+    // answers already on their way (in a relaying node's buffers) when it died.
+    const answering_ms = Number(answering.time)
+    const ackedAfterKill = () => [...sender.record.acked.values()].filter((at) => at > answering_ms)
+    while (ackedAfterKill().length < 20 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
-    await sender.stop()
-    const first_after = Math.min(...[...sender.acked.values()].filter((at) => at > killed_ms))
+    const seen = await sender.stop()
+    const entry_status = entry.running ? await entry.status() : null
+    const first_after = Math.min(...ackedAfterKill())
     const mailbox = await successor.mailbox('alice')
     const present = new Set([...mailbox.matchAll(/^Subject: demo-(\d+)$/gm)].map((m) => Number(m[1])))
     const snapshot_time_ms = Number(restored.snapshot_time_ms ?? 0)
-    const lost = [...sender.acked].filter(([n]) => !present.has(n))
-    const lost_within_rpo = lost.filter(([, at]) => at >= snapshot_time_ms && at <= killed_ms).length
+    const lost = [...seen.acked].filter(([n]) => !present.has(n))
+    const lost_within_rpo = lost.filter(([, at]) => at >= snapshot_time_ms && at <= answering_ms).length
     const summary: DemoSummary = {
       nodes: options.nodes,
       killed: server.name,
       new_server: successor.name,
       detect_ms,
       failover_ms: Number.isFinite(first_after) ? first_after - killed_ms : null,
-      sent: sender.sent,
-      acknowledged: sender.acked.size,
+      sent: seen.sent,
+      acknowledged: seen.acked.size,
       lost_acknowledged: lost.length,
       lost_within_rpo,
       restored_snapshot: (restored.snapshot as string | null) ?? null,
+      client_address,
+      client_outage_ms: seen.outage_ms,
+      refused: seen.refused,
+      failed: seen.failed,
+      held_max_ms: entry_status?.front_door?.held_max_ms ?? null,
       data_dir: options.keep ? dir : null,
     }
     say(
       `${summary.acknowledged} acknowledged, ${present.size} in the mailbox on ${successor.name}; ` +
         `${summary.lost_acknowledged} lost, of which ${summary.lost_within_rpo} were acknowledged after the ` +
         `newest replicated snapshot (the recovery point); failover ${summary.failover_ms} ms`,
+    )
+    say(
+      `the client went ${summary.client_outage_ms} ms without an acknowledgement; ${summary.refused} connections ` +
+        `refused, ${summary.failed} cut by the kill and retried; longest hold at its front door ${summary.held_max_ms} ms`,
     )
     if (summary.lost_acknowledged !== summary.lost_within_rpo) {
       say(

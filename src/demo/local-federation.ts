@@ -37,6 +37,18 @@ export interface LocalFederationOptions {
   merge_policy?: MergePolicy
   /** Extra `sustain join` arguments for node i (e.g. --metrics PORT). */
   join_args?: (index: number) => string[]
+  /**
+   * Give every node a front door for the service's client port `smtp`: node i listens on
+   * 127.0.1.(i+1), all on one port (as a deployment would on different machines).
+   */
+  front_door?: { hold_ms?: number; max_held?: number; port_name?: string; dns_name?: string }
+  /** Loopback ports of the service's other client ports on node i (config service.ports). */
+  service_ports?: (index: number) => Record<string, number>
+}
+
+/** Front door address of node `index` in a local federation. */
+export function frontDoorHost(index: number): string {
+  return `127.0.1.${index + 1}`
 }
 
 export type LogRecord = Record<string, unknown> & { event?: string; msg?: string }
@@ -53,6 +65,8 @@ export class LocalNode extends EventEmitter {
     readonly data_dir: string,
     readonly port: number,
     private readonly args: string[],
+    /** Where this node's front door accepts clients (null: no front door). */
+    readonly front_door: { host: string; port: number; dns_port: number | null } | null = null,
   ) {
     super()
   }
@@ -185,12 +199,12 @@ export function childrenOf(pid: number): number[] {
 }
 
 /** A run of `count` consecutive loopback ports that are free now (so parallel federations do not clash). */
-async function freePortRange(count: number): Promise<number> {
+async function freePortRange(count: number, host?: string): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 20_000)
     let free = true
     for (let i = 0; i < count && free; i++)
-      free = await checkPortFree(base + i).then(
+      free = await checkPortFree(base + i, host).then(
         () => true,
         () => false,
       )
@@ -239,6 +253,7 @@ export class LocalFederation {
     this.bootstrap = (JSON.parse(line) as { bootstrap: HostPort[] }).bootstrap.map(formatHostPort)
     const service_dir = options.service_dir ?? join(ROOT, 'examples', 'mail')
     const base_port = options.base_port ?? (await freePortRange(options.nodes))
+    const front_door_port = options.front_door ? await freePortRange(2, frontDoorHost(0)) : 0
     let token = ''
     for (let i = 0; i < options.nodes; i++) {
       const name = `node-${i}`
@@ -264,12 +279,38 @@ export class LocalFederation {
           snapshot_interval_ms: options.snapshot_interval_ms ?? 1000,
           heartbeat_interval_ms: options.heartbeat_interval_ms ?? config.timing.heartbeat_interval_ms,
         },
-        service: { dir: service_dir, port: base_port + i },
+        service: {
+          dir: service_dir,
+          port: base_port + i,
+          ...(options.service_ports ? { ports: options.service_ports(i) } : {}),
+        },
         election: { ...config.election, merge_policy: options.merge_policy ?? config.election.merge_policy },
+        ...(options.front_door
+          ? {
+              front_door: {
+                bind: frontDoorHost(i),
+                ports: { [options.front_door.port_name ?? 'smtp']: front_door_port },
+                ...(options.front_door.hold_ms !== undefined ? { hold_ms: options.front_door.hold_ms } : {}),
+                ...(options.front_door.dns_name
+                  ? { dns: { name: options.front_door.dns_name, port: front_door_port + 1 } }
+                  : {}),
+                ...(options.front_door.max_held !== undefined
+                  ? { max_held: options.front_door.max_held }
+                  : {}),
+              },
+            }
+          : {}),
       })
       await writeFileAtomic(path, stringify(tuned), { mode: 0o600 })
       const args = [path, '--json', ...(options.join_args?.(i) ?? [])]
-      this.nodes.push(new LocalNode(i, name, data_dir, tuned.service!.port, args))
+      const front_door = options.front_door
+        ? {
+            host: frontDoorHost(i),
+            port: front_door_port,
+            dns_port: options.front_door.dns_name ? front_door_port + 1 : null,
+          }
+        : null
+      this.nodes.push(new LocalNode(i, name, data_dir, tuned.service!.port, args, front_door))
     }
     for (const node of this.nodes) node.start()
   }

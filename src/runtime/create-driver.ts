@@ -3,6 +3,7 @@ import type { ServiceDriver } from '../drivers/driver.ts'
 import { reclaimLeftovers } from '../drivers/fence/index.ts'
 import { createProcessDriver, loadServiceManifest } from '../drivers/process/index.ts'
 import { createQemuDriver, loadQemuManifest, manifestDriverKind } from '../drivers/qemu/index.ts'
+import { clientPortEnv } from '../frontdoor/ports.ts'
 import type { Logger } from '../util/log.ts'
 import { nodePaths } from './paths.ts'
 import { checkPortFree, preflightService } from './preflight.ts'
@@ -30,5 +31,9 @@ export async function createDriver(
   }
   const manifest = await loadServiceManifest(dir)
   await preflightService(manifest, dir, port)
-  return createProcessDriver({ ...options, manifest })
+  return createProcessDriver({
+    ...options,
+    manifest,
+    port_env: clientPortEnv(manifest.client_ports, config.service.ports),
+  })
 }

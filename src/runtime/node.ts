@@ -22,6 +22,10 @@ import { NodeCore } from '../core/node.ts'
 import { compareSnapshots } from '../core/ranking.ts'
 import type { NodeId, SnapshotRef } from '../core/types.ts'
 import type { DriverEvent, ServiceDriver } from '../drivers/driver.ts'
+import { DnsServer } from '../frontdoor/dns/server.ts'
+import { FrontDoor } from '../frontdoor/front-door.ts'
+import type { FrontDoorPort } from '../frontdoor/ports.ts'
+import type { Route } from '../frontdoor/route.ts'
 import { writeFileAtomic } from '../util/atomic-write.ts'
 import type { Logger } from '../util/log.ts'
 import { bootstrapNodes } from './dht-bootstrap.ts'
@@ -36,6 +40,11 @@ import { SnapshotRetry } from './snapshot-retry.ts'
 import type { NodeStatus } from './status.ts'
 import { logTimeline } from './timeline-log.ts'
 
+/** A bind address that listens on every address of the machine. */
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::'
+}
+
 /** A helper's `info` hears of newer snapshots at most this often; of splits and heals at once. */
 const HELPER_INFO_SNAPSHOT_INTERVAL_MS = 10_000
 /** How often the recovery point's age is checked (an error is logged when it gets stuck). */
@@ -48,6 +57,8 @@ export interface NodeOptions {
   log: Logger
   /** The service driver; null for a node that only stores snapshots (it is never elected). */
   driver: ServiceDriver | null
+  /** The front door's ports (loadFrontDoorPorts); none: no front door. */
+  front_door_ports?: FrontDoorPort[]
   /** Time base for the core, in milliseconds. */
   now?: () => number
   tick_ms?: number
@@ -119,6 +130,8 @@ export class SustainNode {
   private leave_requested: { role: string } | null = null
   private leave_outcome: LeaveOutcome | null = null
   private restore_progress_ms = 0
+  private front_door: FrontDoor | null = null
+  private dns: DnsServer | null = null
 
   constructor(private readonly options: NodeOptions) {
     this.id = options.keyPair.publicKey.toString('hex')
@@ -190,6 +203,12 @@ export class SustainNode {
       log: this.log.child({ module: 'overlay' }),
       heartbeat_interval_ms: Math.min(100, config.timing.heartbeat_interval_ms),
       phi: { threshold: config.timing.phi_threshold },
+      // Peers put our front door in their DNS answers; a wildcard bind: the address they reach us at.
+      front_door_host: config.front_door
+        ? isWildcard(config.front_door.bind)
+          ? ''
+          : config.front_door.bind
+        : null,
       // A restore must not wait 5 s on a block asked of the dead server: retry other holders after 1 s.
       block_timeout_ms: 1000,
       collect_attempts: 10,
@@ -234,6 +253,50 @@ export class SustainNode {
       })
     }
     this.options.driver?.on('event', this.onDriverEvent)
+    const ports = this.options.front_door_ports ?? []
+    if (config.front_door && ports.length > 0) {
+      const front_door = new FrontDoor({
+        ports,
+        bind: config.front_door.bind,
+        hold_ms: config.front_door.hold_ms,
+        max_held: config.front_door.max_held,
+        route: () => this.frontDoorRoute(),
+        mux: (key) => this.federation.dataMux(key),
+        log: this.log.child({ module: 'front-door' }),
+      })
+      this.front_door = front_door
+      // Streams from a member travel on its admitted data connection; a new one may carry held clients.
+      this.federation.on('data-connection', (key: string) => {
+        const mux = this.federation.dataMux(key)
+        if (mux) front_door.attach(mux)
+        front_door.update()
+      })
+      await front_door.start()
+      const dns = config.front_door.dns
+      if (dns) {
+        this.dns = new DnsServer({
+          host: config.front_door.bind,
+          port: dns.port,
+          zone: () => ({
+            name: dns.name.toLowerCase().replace(/\.$/, ''),
+            ttl_s: dns.ttl_s,
+            addresses: this.frontDoorAddresses(),
+            serial: this.core.maxTerm,
+          }),
+          log: this.log.child({ module: 'dns' }),
+        })
+        await this.dns.start()
+        this.log.info({ event: 'dns_listening', name: dns.name, port: dns.port }, 'answering DNS')
+      }
+      this.log.info(
+        {
+          event: 'front_door_listening',
+          bind: config.front_door.bind,
+          ports: ports.map((p) => [p.name, p.listen_port]),
+        },
+        'front door listening',
+      )
+    }
     await this.federation.start()
     this.dispatch({ type: 'joined', now_ms: this.now() })
     this.log.info(
@@ -341,7 +404,36 @@ export class SustainNode {
           }
         : null,
       replicating: [...this.replicating],
+      ...(this.front_door ? { front_door: this.front_door.snapshot() } : {}),
     }
+  }
+
+  /**
+   * Front door addresses of this node and every reachable peer that has one, the server's first (the
+   * name's DNS answer). A wildcard bind has no address of its own to give; peers give it as they see it.
+   */
+  private frontDoorAddresses(): string[] {
+    const bind = this.options.config.front_door?.bind
+    const own = bind && !isWildcard(bind) ? bind : null
+    const reachable = this.federation.peers().reachable.map((p) => p.key)
+    const server = this.core.role === 'server' ? this.id : this.core.server
+    const first = server !== null && (server === this.id || reachable.includes(server)) ? [server] : []
+    const hostOf = (key: string) => (key === this.id ? own : this.federation.frontDoorHost(key))
+    const hosts = [...first, this.id, ...reachable].map(hostOf)
+    return [...new Set(hosts.filter((h): h is string => h !== null))]
+  }
+
+  /**
+   * Where the front door sends a new client now: this node's service while it serves and answers; the
+   * server this node follows while that server is reachable and says it serves; else nowhere (held).
+   */
+  private frontDoorRoute(): Route {
+    const core = this.core
+    if (core.role === 'server') return core.health === 'ok' ? { kind: 'local' } : null
+    const server = core.server
+    if (server === null || server === this.id) return null
+    const peer = core.peers().find((p) => p.id === server)
+    return peer?.reachable && peer.role === 'server' ? { kind: 'remote', key: server } : null
   }
 
   async close(): Promise<void> {
@@ -351,6 +443,8 @@ export class SustainNode {
     if (this.tick_timer) clearInterval(this.tick_timer)
     if (this.recovery_timer) clearInterval(this.recovery_timer)
     this.options.driver?.off('event', this.onDriverEvent)
+    await this.front_door?.close()
+    await this.dns?.close()
     await this.driver_queue.catch(() => {})
     await this.persist_queue
     await this.options.driver?.close()
@@ -380,6 +474,7 @@ export class SustainNode {
     this.federation.setLocalState({ role: this.core.role, term: this.core.term })
     this.persistState(this.core.maxTerm)
     this.reportInfo()
+    this.front_door?.update()
   }
 
   /**

@@ -5,19 +5,19 @@ import { resolveExecutable } from '../drivers/process/resolve-command.ts'
 export class PreflightError extends Error {}
 
 /** The service's port must be free on 127.0.0.1 now, or this node could never serve. */
-export async function checkPortFree(port: number): Promise<void> {
+export async function checkPortFree(port: number, host = '127.0.0.1'): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const server = createServer()
     server.once('error', (error: NodeJS.ErrnoException) =>
       reject(
         new PreflightError(
           error.code === 'EADDRINUSE'
-            ? `port ${port} is in use on 127.0.0.1: choose another --port for this node's service`
-            : `cannot listen on 127.0.0.1:${port}: ${error.message}`,
+            ? `port ${port} is in use on ${host}: choose another --port for this node's service`
+            : `cannot listen on ${host}:${port}: ${error.message}`,
         ),
       ),
     )
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve()))
+    server.listen(port, host, () => server.close(() => resolve()))
   })
 }
 

@@ -3,6 +3,7 @@ import type { Server } from 'node:net'
 import type HyperDHT from 'hyperdht'
 import { readIdentity } from '../config/identity.ts'
 import type { SustainConfig } from '../config/schema.ts'
+import { loadFrontDoorPorts } from '../frontdoor/load-ports.ts'
 import type { Logger } from '../util/log.ts'
 import { claimSocket, startControlServer } from './control-server.ts'
 import { createDriver } from './create-driver.ts'
@@ -26,8 +27,9 @@ export async function runNode(
   await claimSocket(paths.socket) // before opening anything: one node per data directory
   const keyPair = await readIdentity(paths.identity)
   await mkdir(paths.dir, { recursive: true })
+  const front_door_ports = await loadFrontDoorPorts(config)
   const driver = await createDriver(config, data_dir, log)
-  const node = new SustainNode({ data_dir, config, keyPair, log, driver })
+  const node = new SustainNode({ data_dir, config, keyPair, log, driver, front_door_ports })
   const stopRecording = await recordTimeline(node, paths.timeline)
   let control: Server | null = null
   let metrics: Server | null = null

@@ -1,6 +1,7 @@
 import type { Health, Role } from '../core/types.ts'
 import type { RecoveryPoint } from './recovery-point.ts'
 import type { SnapshotFailures } from './snapshot-retry.ts'
+import type { FrontDoorStats } from '../frontdoor/front-door.ts'
 
 /** What `sustain status --json` prints and the UI shows: one node's view of the federation. */
 export interface NodeStatus {
@@ -36,4 +37,6 @@ export interface NodeStatus {
   snapshot_failures: SnapshotFailures
   snapshot: { id: string; age_ms: number | null; size_bytes: number; held: number } | null
   replicating: string[]
+  /** This node's front door (absent when it has none). */
+  front_door?: FrontDoorStats
 }

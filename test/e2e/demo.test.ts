@@ -16,6 +16,12 @@ describe('sustain demo (the README main command)', () => {
     expect(summary.new_server).not.toBe(summary.killed)
     expect(summary.failover_ms).toBeGreaterThan(0)
     expect(summary.lost_acknowledged).toBe(summary.lost_within_rpo)
+    // The client only knows one front door; it was held across the failover, never refused.
+    expect(summary.client_address).toMatch(/^127\.0\.1\.\d+:\d+$/)
+    expect(summary.refused).toBe(0)
+    expect(summary.client_outage_ms).toBeGreaterThan(0)
+    expect(summary.client_outage_ms).toBeLessThan(10_000)
+    expect(summary.held_max_ms).toBeGreaterThan(0)
     expect(stdout).toMatch(/detected after \d+ ms/)
     expect(stdout).toMatch(/service answering at/)
   }, 180_000)

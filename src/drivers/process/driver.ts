@@ -31,6 +31,8 @@ export interface ProcessDriverOptions {
   state_dir: string
   /** Loopback port the service listens on (SUSTAIN_PORT). */
   port: number
+  /** Variables naming the loopback ports of the service's other client ports (SUSTAIN_PORT_<NAME>). */
+  port_env?: Record<string, string>
   log: Logger
   manifest: ServiceManifest
   /** Where capture generations live (same file system as state_dir, for hard links). */
@@ -116,6 +118,7 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
     return {
       ...process.env,
       ...this.manifest.env,
+      ...this.options.port_env,
       SUSTAIN_STATE_DIR: this.state_dir,
       SUSTAIN_PORT: String(this.options.port),
       SUSTAIN_SERVICE_DIR: this.service_dir,

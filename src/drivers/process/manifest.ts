@@ -10,6 +10,36 @@ export const MANIFEST_FILE = 'sustain-service.yaml'
 /** Table 1 of the original design: what a service tolerates while the federation is split. */
 export const service_types = ['type0', 'type1', 'type2', 'type3'] as const
 
+/**
+ * One port the service's clients connect to. The process learns its local port from `env`:
+ * SUSTAIN_PORT (the node's `service.port`) or a variable of its own (the node's `service.ports.NAME`).
+ */
+export const client_port_schema = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a name of lower-case letters, digits, -'),
+    protocol: z.literal('tcp').default('tcp'),
+    env: z
+      .string()
+      .regex(/^SUSTAIN_PORT(_[A-Z0-9_]+)?$/, 'SUSTAIN_PORT or SUSTAIN_PORT_<NAME>')
+      .default('SUSTAIN_PORT'),
+    /** Start each forwarded connection with a PROXY protocol v2 header naming the client. */
+    proxy_protocol: z.boolean().default(false),
+  })
+  .strict()
+
+export type ClientPort = z.infer<typeof client_port_schema>
+
+function uniqueClientPorts(ports: ClientPort[], ctx: z.RefinementCtx): void {
+  for (const key of ['name', 'env'] as const) {
+    const seen = new Set<string>()
+    for (const port of ports) {
+      if (seen.has(port[key]))
+        ctx.addIssue({ code: 'custom', message: `two client ports with ${key} ${port[key]}` })
+      seen.add(port[key])
+    }
+  }
+}
+
 export const manifest_schema = z
   .object({
     version: z.literal(1),
@@ -25,6 +55,8 @@ export const manifest_schema = z
     probe_timeout_ms: z.number().int().min(10).max(600_000).default(2000),
     stop_timeout_ms: z.number().int().min(0).max(600_000).default(3000),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
+    /** The ports clients use; every node's front door accepts them and forwards to the server. */
+    client_ports: z.array(client_port_schema).max(16).default([]).superRefine(uniqueClientPorts),
   })
   .strict()
 

@@ -1,0 +1,296 @@
+/**
+ * Front door benchmark (issue 17): what a client sees.
+ * - latency per SMTP transaction (a fresh connection each) to the service directly, through the
+ *   server's front door and through a candidate's, taking turns (3 node processes, examples/mail);
+ * - client outage after SIGKILL of the server, N runs, for a client that knows one front door
+ *   (a candidate's): the longest time without an acknowledgement, and refused connections;
+ * - throughput of one TCP stream into a discarding service, directly and through a candidate's front
+ *   door (two members in this process on a local testnet, so one thread carries both relays);
+ * - bytes per idle connection held at a front door (1,000 connections, both ends in this process).
+ * Writes bench/results/frontdoor.json and a section of bench/RESULTS.md.
+ * Usage: bash test/loopback-only.sh npx tsx bench/frontdoor.ts [--quick]
+ */
+
+import { once } from 'node:events'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import net from 'node:net'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { parseArgs } from 'node:util'
+import v8 from 'node:v8'
+import vm from 'node:vm'
+import { sendMail } from '../examples/mail/smtp-client.ts'
+import { startTestnet } from '../overlay/testnet.ts'
+import { LocalFederation, type LocalNode } from '../src/demo/local-federation.ts'
+import { MailLoop } from '../src/demo/mail-loop.ts'
+import { FrontDoorPair } from '../test/frontdoor/pair.ts'
+import { markdownTable, replaceSection } from './lib/results-md.ts'
+import { measureKeepalived } from './peers/keepalived.ts'
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } })
+const QUICK = values.quick === true
+const TRANSACTIONS = QUICK ? 100 : 1000
+const RUNS = QUICK ? 3 : 20
+const STREAM_BYTES = (QUICK ? 128 : 1024) * 1024 * 1024
+const IDLE_CONNECTIONS = 1000
+const MiB = 1024 * 1024
+
+function quantile(samples: number[], p: number): number | null {
+  if (samples.length === 0) return null
+  const sorted = [...samples].sort((a, b) => a - b)
+  const v = sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+  return Math.round(v * 100) / 100
+}
+
+async function transaction(host: string, port: number, n: number): Promise<number> {
+  const started = performance.now()
+  await sendMail({
+    host,
+    port,
+    from: 'bench@example.org',
+    to: ['bench@example.org'],
+    subject: `b-${n}`,
+    text: 'x\n',
+  })
+  return performance.now() - started
+}
+
+async function latency(server: LocalNode, entry: LocalNode) {
+  const paths = {
+    direct: { host: '127.0.0.1', port: server.port },
+    via_server: server.front_door!,
+    via_candidate: entry.front_door!,
+  }
+  const samples: Record<keyof typeof paths, number[]> = { direct: [], via_server: [], via_candidate: [] }
+  for (let i = 0; i < TRANSACTIONS; i++) {
+    for (const name of Object.keys(paths) as (keyof typeof paths)[]) {
+      samples[name].push(await transaction(paths[name].host, paths[name].port, i))
+    }
+  }
+  return samples
+}
+
+/** Waits until `client` has `n` acknowledgements later than `after_ms` (bounded). */
+async function waitAcks(client: MailLoop, n: number, after_ms: number): Promise<void> {
+  const deadline = Date.now() + 60_000
+  while ([...client.record.acked.values()].filter((t) => t > after_ms).length < n) {
+    if (Date.now() > deadline) throw new Error('the client got no acknowledgements')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+/**
+ * One SIGKILL run on a fresh federation (a killed node that restarts into a running federation is
+ * another scenario): a client that knows one candidate's front door keeps sending; the gap between
+ * its last acknowledgement before the kill and its first after is the outage.
+ */
+async function outageRun(run: number) {
+  const dir = await mkdtemp(join(tmpdir(), `sustain-bench-frontdoor-${run}-`))
+  const fed = new LocalFederation({ dir, nodes: 3, snapshot_interval_ms: 500, front_door: {} })
+  const release = fed.stopOnSignals()
+  try {
+    await fed.start()
+    const server = await fed.server(60_000)
+    const door = fed.nodes.filter((n) => n !== server).at(-1)!.front_door!
+    const client = new MailLoop(door.host, door.port, 'outage')
+    try {
+      await waitAcks(client, 5, 0)
+      const snapshots = () => server.records.filter((r) => r.event === 'snapshot_taken').length
+      const base = snapshots()
+      await server.waitFor(() => snapshots() >= base + 2, 30_000, 'two snapshots while mail flows')
+      const killed_ms = Date.now()
+      const before = Math.max(...[...client.record.acked.values()].filter((t) => t <= killed_ms))
+      server.signal('SIGKILL')
+      await waitAcks(client, 1, killed_ms)
+      const first_after = Math.min(...[...client.record.acked.values()].filter((t) => t > killed_ms))
+      return { gap_ms: first_after - before, ...(await client.stop()) }
+    } finally {
+      await client.stop()
+    }
+  } finally {
+    release()
+    await fed.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function outage() {
+  const gaps: number[] = []
+  let refused = 0
+  let failed = 0
+  for (let run = 0; run < RUNS; run++) {
+    const result = await outageRun(run)
+    gaps.push(result.gap_ms)
+    refused += result.refused
+    failed += result.failed
+    process.stderr.write(`outage run ${run + 1}/${RUNS}: ${result.gap_ms} ms, refused ${result.refused}\n`)
+  }
+  return { gaps, refused, failed }
+}
+
+async function discardService(): Promise<net.Server> {
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {})
+    socket.resume()
+    socket.on('end', () => socket.end())
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return server
+}
+
+async function stream(port: number): Promise<number> {
+  const socket = net.connect({ host: '127.0.0.1', port })
+  await once(socket, 'connect')
+  const chunk = Buffer.alloc(256 * 1024, 1)
+  const started = performance.now()
+  for (let sent = 0; sent < STREAM_BYTES; sent += chunk.byteLength) {
+    if (!socket.write(chunk)) await once(socket, 'drain')
+  }
+  socket.end()
+  await once(socket, 'close') // the service ends after reading everything
+  return STREAM_BYTES / MiB / ((performance.now() - started) / 1000)
+}
+
+// A full collection before each reading, so the difference is what the connections keep alive.
+v8.setFlagsFromString('--expose-gc')
+const gc = vm.runInNewContext('gc') as () => void
+
+function usedBytes(): number {
+  for (let i = 0; i < 3; i++) gc()
+  const m = process.memoryUsage()
+  return m.heapUsed + m.external + m.arrayBuffers
+}
+
+async function inProcess() {
+  const testnet = await startTestnet(5)
+  const sink = await discardService()
+  const sink_port = (sink.address() as net.AddressInfo).port
+  const pair = await FrontDoorPair.start(testnet, sink_port, {
+    max_held: 2 * IDLE_CONNECTIONS,
+    hold_ms: 600_000,
+  })
+  try {
+    const direct = await stream(sink_port)
+    const via_candidate = await stream(pair.origin.port.listen_port)
+    // Idle connections held (no server known): what one waiting client costs the front door.
+    pair.origin.route = null
+    const before = usedBytes()
+    const sockets: net.Socket[] = []
+    for (let i = 0; i < IDLE_CONNECTIONS; i++) {
+      const s = net.connect({ host: '127.0.0.1', port: pair.origin.port.listen_port })
+      s.on('error', () => {})
+      sockets.push(s)
+      await once(s, 'connect')
+    }
+    while (pair.origin.door.snapshot().held_now < IDLE_CONNECTIONS)
+      await new Promise((r) => setTimeout(r, 20))
+    const per_connection = Math.round((usedBytes() - before) / IDLE_CONNECTIONS)
+    for (const s of sockets) s.destroy()
+    return { direct, via_candidate, bytes_per_idle_connection: per_connection }
+  } finally {
+    await pair.stop()
+    sink.close()
+    await testnet.destroy()
+  }
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'sustain-bench-frontdoor-'))
+const load_before = loadavg()[0]!.toFixed(2)
+// Priorities: the client's entry node (node-2) is the lowest, so it never serves while another lives.
+const fed = new LocalFederation({
+  dir,
+  nodes: 3,
+  priorities: [30, 20, 10],
+  snapshot_interval_ms: 500,
+  front_door: {},
+})
+const release = fed.stopOnSignals()
+let json: Record<string, unknown>
+try {
+  await fed.start()
+  const server = await fed.server(60_000)
+  const entry = fed.nodes.filter((n) => n !== server).at(-1)!
+  const lat = await latency(server, entry)
+  await fed.stop()
+  const out = await outage()
+  const local = await inProcess()
+  let keepalived: { default_p50: number | null; fastest_p50: number | null; version?: string } = {
+    default_p50: null,
+    fastest_p50: null,
+  }
+  try {
+    const measured = await measureKeepalived(QUICK ? 3 : 10)
+    keepalived = { default_p50: measured.takeover_p50_ms, fastest_p50: null, version: measured.version }
+  } catch (error) {
+    process.stderr.write(`keepalived not measured: ${(error as Error).message}\n`)
+  }
+  json = {
+    quick: QUICK,
+    date: new Date().toISOString(),
+    load_1m: { before: load_before, after: loadavg()[0]!.toFixed(2) },
+    latency_ms: {
+      transactions: TRANSACTIONS,
+      direct_p50: quantile(lat.direct, 50),
+      direct_p99: quantile(lat.direct, 99),
+      via_server_p50: quantile(lat.via_server, 50),
+      via_server_p99: quantile(lat.via_server, 99),
+      via_candidate_p50: quantile(lat.via_candidate, 50),
+      via_candidate_p99: quantile(lat.via_candidate, 99),
+    },
+    throughput_mb_per_s: {
+      bytes: STREAM_BYTES,
+      direct: Math.round(local.direct),
+      via_candidate: Math.round(local.via_candidate),
+    },
+    outage: {
+      runs: out.gaps.length,
+      p50_ms: quantile(out.gaps, 50),
+      p99_ms: quantile(out.gaps, 99),
+      refused: out.refused,
+      failed_transactions: out.failed,
+      samples_ms: out.gaps,
+    },
+    keepalived_ms: keepalived,
+    bytes_per_idle_connection: local.bytes_per_idle_connection,
+  }
+} finally {
+  release()
+  await fed.stop()
+  await rm(dir, { recursive: true, force: true })
+}
+await mkdir(new URL('./results/', import.meta.url), { recursive: true })
+await writeFile(new URL('./results/frontdoor.json', import.meta.url), `${JSON.stringify(json, null, 2)}\n`)
+const l = json.latency_ms as Record<string, number>
+const t = json.throughput_mb_per_s as Record<string, number>
+const o = json.outage as Record<string, number>
+const k = json.keepalived_ms as Record<string, number | null>
+const table = markdownTable(
+  ['measure', 'direct / peer', "through the server's front door", "through a candidate's front door"],
+  [
+    ['SMTP transaction p50 ms', l.direct_p50, l.via_server_p50, l.via_candidate_p50],
+    ['SMTP transaction p99 ms', l.direct_p99, l.via_server_p99, l.via_candidate_p99],
+    [`one TCP stream of ${STREAM_BYTES / MiB} MiB, MB/s`, t.direct, '-', t.via_candidate],
+    [
+      `client outage after SIGKILL, ${o.runs} runs: p50 / p99 ms`,
+      k.default_p50 === null ? '-' : `keepalived VIP takeover p50 ${k.default_p50} (advert_int 1)`,
+      '-',
+      `${o.p50_ms} / ${o.p99_ms} (refused ${o.refused})`,
+    ],
+    ['bytes per idle held connection', '-', '-', json.bytes_per_idle_connection],
+  ],
+)
+await replaceSection(
+  new URL('./RESULTS.md', import.meta.url).pathname,
+  '## Front door',
+  `\`npm run bench:frontdoor${QUICK ? ' -- --quick' : ''}\`, ${new Date().toISOString().slice(0, 10)}, 2 cores shared with ` +
+    `other work (load 1m ${(json.load_1m as Record<string, string>).before} before, ${(json.load_1m as Record<string, string>).after} after). ` +
+    `3 node processes serving examples/mail; ${TRANSACTIONS} transactions per path, taking turns, each on a fresh connection. ` +
+    'Outage: the longest time without an acknowledgement seen by a client that keeps sending mail through one ' +
+    "candidate's front door while the server is SIGKILLed (a fresh federation per run). Throughput and idle " +
+    'connections: two members in the bench process on a local testnet (one thread carries both relays and the client; ' +
+    'idle bytes count both ends of each connection: an upper bound). keepalived at its fastest interval: not measured.\n\n' +
+    `${table}\n`,
+)
+process.stdout.write(`${JSON.stringify(json)}\n`)
