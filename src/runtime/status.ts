@@ -1,7 +1,7 @@
 import type { Health, Role } from '../core/types.ts'
+import type { FrontDoorStats } from '../frontdoor/front-door.ts'
 import type { RecoveryPoint } from './recovery-point.ts'
 import type { SnapshotFailures } from './snapshot-retry.ts'
-import type { FrontDoorStats } from '../frontdoor/front-door.ts'
 
 /** What `sustain status --json` prints and the UI shows: one node's view of the federation. */
 export interface NodeStatus {

@@ -30,6 +30,8 @@ function peer(id: string, role: PeerInfo['role'], snapshot: SnapshotRef | null):
     vote_heard_ms: 0,
     members: 0,
     ineligible_until_ms: 0,
+    progress: 0,
+    progress_ms: 0,
   }
 }
 
