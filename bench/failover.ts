@@ -1,29 +1,35 @@
 /**
  * Failover benchmark: a 5-node federation of real node processes serving examples/mail on loopback.
  * Runs server SIGKILL, server SIGSTOP (+ SIGCONT after the takeover) and service crash, N times each,
- * and measures detection, election, restore and the first SMTP banner from the new server; then one
- * `leave` under mail load. Writes bench/results/failover.json and a section of bench/RESULTS.md.
- * Usage: bash test/loopback-only.sh npx tsx bench/failover.ts [--quick] [--runs N]
+ * and measures detection, election, restore and the first SMTP banner from the new server; then
+ * `leave_under_load`: N planned leaves in a row under mail load (bench/leave-under-load.ts). Writes
+ * bench/results/failover.json and a section of bench/RESULTS.md.
+ * Usage: bash test/loopback-only.sh npx tsx bench/failover.ts [--quick] [--runs N] [--leaves N]
+ *        [--only leave]  (the leaves alone: bench/results/failover-leave.json, "Leave under load")
  */
 
-import { execFile } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs, promisify } from 'node:util'
-import { sendMail } from '../examples/mail/smtp-client.ts'
+import { parseArgs } from 'node:util'
 import { childrenOf, LocalFederation, type LocalNode, type LogRecord } from '../src/demo/local-federation.ts'
+import { leaveUnderLoad } from './leave-under-load.ts'
 import { markdownTable, replaceSection } from './lib/results-md.ts'
 import { measureKeepalived } from './peers/keepalived.ts'
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, runs: { type: 'string' } },
+  options: {
+    quick: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    leaves: { type: 'string' },
+    /** `leave`: only the leaves under load (bench/results/failover-leave.json and its RESULTS.md section). */
+    only: { type: 'string' },
+  },
 })
 const RUNS = Number(values.runs ?? (values.quick ? 5 : 20))
+const LEAVES = Number(values.leaves ?? 10)
 const NODES = 5
-const run = promisify(execFile)
-const BIN = new URL('../bin/sustain.js', import.meta.url).pathname
 
 /** Resolves at the first 220 banner from any of `ports` (polled every 25 ms, bounded). */
 async function firstBanner(ports: number[], timeout_ms: number): Promise<{ at: number; port: number }> {
@@ -115,28 +121,6 @@ async function serviceCrash(fed: LocalFederation): Promise<Sample> {
   return { detect_ms: null, elect_ms: null, restore_ms: null, answer_ms: answered.at - t }
 }
 
-async function leaveUnderLoad(
-  fed: LocalFederation,
-): Promise<{ acknowledged: number; lost_acknowledged: number }> {
-  const server = await settle(fed)
-  const acked: number[] = []
-  for (let n = 1; n <= 30; n++) {
-    await sendMail({
-      port: server.port,
-      from: 'b@example.org',
-      to: ['bench@example.org'],
-      subject: `leave-${n}`,
-      text: 'x\n',
-    })
-    acked.push(n)
-  }
-  await run(process.execPath, [BIN, 'leave', '--data', server.data_dir], { timeout: 60_000 })
-  const successor = await fed.server(60_000)
-  const mbox = await successor.mailbox('bench')
-  const present = new Set([...mbox.matchAll(/^Subject: leave-(\d+)$/gm)].map((m) => Number(m[1])))
-  return { acknowledged: acked.length, lost_acknowledged: acked.filter((n) => !present.has(n)).length }
-}
-
 function summarise(samples: Sample[]) {
   const field = (k: keyof Sample) => samples.map((s) => s[k]).filter((v): v is number => v !== null)
   return {
@@ -151,11 +135,55 @@ function summarise(samples: Sample[]) {
   }
 }
 
+function leaveSentence(l: Awaited<ReturnType<typeof leaveUnderLoad>>): string {
+  return (
+    `Leave under load (${l.runs} leaves of the server in a row, each leaver rejoining, a client mailing every 50 ms to ` +
+    `any node's address): outage p50 ${l.outage_p50_ms} ms, max ${l.outage_max_ms} ms; ${l.acknowledged} of ` +
+    `${l.sent_during_leave} mails acknowledged, ${l.lost_acknowledged} lost; two servers ${l.two_servers}; ` +
+    `leave exited non-zero ${l.leave_exit_nonzero}.`
+  )
+}
+
+/** `--only leave`: the leaves under load alone, with the machine's load around them. */
+async function benchLeaves(federation: LocalFederation): Promise<void> {
+  const load_before = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
+  const leave_under_load = await leaveUnderLoad(federation, LEAVES)
+  const load_after = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
+  const json = {
+    machine: { cpus: 2, node: process.version, load_before, load_after },
+    nodes: NODES,
+    leave_under_load,
+  }
+  await mkdir(new URL('./results/', import.meta.url), { recursive: true })
+  await writeFile(
+    new URL('./results/failover-leave.json', import.meta.url),
+    `${JSON.stringify(json, null, 2)}\n`,
+  )
+  await replaceSection(
+    new URL('./RESULTS.md', import.meta.url).pathname,
+    '## Leave under load',
+    `\`npm run bench:failover -- --only leave --leaves ${LEAVES}\`, ${NODES} node processes on 2 cores shared with ` +
+      `other work (load average ${load_before} before, ${load_after} after), ${new Date().toISOString().slice(0, 10)}. ` +
+      `${leaveSentence(leave_under_load)} Outage = the client's longest time without an acknowledgement from the ` +
+      `leave request to the end of the hand-over. Per leave (ms): ${leave_under_load.leaves.map((l) => l.gap_ms).join(', ')}.\n`,
+  )
+  process.stdout.write(`${JSON.stringify({ ...leave_under_load, leaves: undefined })}\n`)
+}
+
 const dir = await mkdtemp(join(tmpdir(), 'sustain-bench-failover-'))
 const fed = new LocalFederation({ dir, nodes: NODES, base_port: 2700, snapshot_interval_ms: 1000 })
 const release = fed.stopOnSignals()
 try {
   await fed.start()
+  if (values.only === 'leave') await benchLeaves(fed)
+  else await benchAll(fed)
+} finally {
+  release()
+  await fed.stop()
+  await rm(dir, { recursive: true, force: true })
+}
+
+async function benchAll(fed: LocalFederation): Promise<void> {
   const results: Record<string, Sample[]> = { sigkill: [], sigstop: [], service_crash: [] }
   for (let i = 0; i < RUNS; i++) {
     results.sigkill!.push(await nodeFault(fed, 'SIGKILL'))
@@ -165,7 +193,7 @@ try {
       `run ${i + 1}/${RUNS}: ${JSON.stringify([results.sigkill!.at(-1), results.sigstop!.at(-1), results.service_crash!.at(-1)])}\n`,
     )
   }
-  const leave = await leaveUnderLoad(fed)
+  const leave_under_load = await leaveUnderLoad(fed, LEAVES)
   // The peer, same machine, same run: keepalived (VRRP) with its default timing, master SIGKILLed.
   const keepalived = await measureKeepalived(RUNS)
   const pauses = fed.nodes.flatMap((n) =>
@@ -178,7 +206,7 @@ try {
     sigkill: summarise(results.sigkill!),
     sigstop: summarise(results.sigstop!),
     service_crash: summarise(results.service_crash!),
-    leave,
+    leave_under_load,
     snapshot_pause_p50_ms: pct(pauses, 50),
     snapshot_pause_p99_ms: pct(pauses, 99),
     snapshots: pauses.length,
@@ -233,17 +261,13 @@ try {
     `\`npm run bench:failover${values.quick ? ' -- --quick' : ''}\`, ${NODES} node processes + services on 2 cores, ` +
       `${new Date().toISOString().slice(0, 10)}. Times from the signal to each stage (answer = first SMTP 220 banner ` +
       `from the new server, probed every 25 ms).\n\n${table}\n\n` +
-      `Leave under load: ${leave.acknowledged} acknowledged, ${leave.lost_acknowledged} lost. Snapshot pause ` +
+      `${leaveSentence(leave_under_load)} Snapshot pause ` +
       `(mail state dir, ${pauses.length} snapshots): p50 ${json.snapshot_pause_p50_ms} ms, p99 ${json.snapshot_pause_p99_ms} ms.\n\n` +
       'keepalived runs in two network namespaces joined by a veth pair, default timing (advert_int 1); its ' +
       'figure is the VIP takeover alone (no service restore). The HA management systems of the original papers ' +
       'restored function in 4 to 9 s (published, not measured here).\n',
   )
   process.stdout.write(
-    `${JSON.stringify({ sigkill: json.sigkill, sigstop: json.sigstop, service_crash: json.service_crash, leave, snapshot_pause_p99_ms: json.snapshot_pause_p99_ms })}\n`,
+    `${JSON.stringify({ sigkill: json.sigkill, sigstop: json.sigstop, service_crash: json.service_crash, leave_under_load: { ...leave_under_load, leaves: undefined }, snapshot_pause_p99_ms: json.snapshot_pause_p99_ms })}\n`,
   )
-} finally {
-  release()
-  await fed.stop()
-  await rm(dir, { recursive: true, force: true })
 }

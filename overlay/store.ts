@@ -51,9 +51,9 @@ const MAX_BLOB_BYTES = 8 * 1024 * 1024
  */
 const WRITER_STALL_MS = 10_000
 /**
- * The same while a collect (a restore: the service is down) waits on the core. A live writer serves a
- * restore's block in milliseconds here (bench/RESULTS.md, "Restore block wait"); 1 s is the per-block
- * timeout the runtime gives a restore anyway, so the valve opens before a block's first retry.
+ * The same while a collect (a restore: the service is down) waits on the core: 1 s, the per-block
+ * timeout the runtime gives a restore anyway, so the valve opens by a block's first retry. Measured in
+ * the 20-leave test (4 nodes, load ~25 on 2 cores): 2239 whole-snapshot collects, p50 77 ms, p99 719 ms.
  */
 const WRITER_URGENT_STALL_MS = 1000
 

@@ -107,6 +107,8 @@ export class SustainNode {
   /** Bumped by cancel-restore: a restore task that finds it changed gives up quietly. */
   private restore_generation = 0
   private replicating = new Set<string>()
+  /** Snapshots a restore is using (collect, materialise): garbage collection keeps them. */
+  private readonly restoring = new Set<string>()
   /** What was written (or is being written) to the persisted state file. */
   private persisted: PersistedFile = { term: 0, members: [] }
   private persist_queue: Promise<unknown> = Promise.resolve()
@@ -759,18 +761,23 @@ export class SustainNode {
 
   /** Keep the newest `snapshots.keep` refs (and what the engine still needs); forget the rest everywhere. */
   private async collectGarbage(): Promise<void> {
-    const refs = this.index.refs().sort((a, b) => compareSnapshots(b, a))
-    const keep = refs.slice(0, this.options.config.snapshots.keep)
-    const drop = refs.slice(this.options.config.snapshots.keep).map((r) => r.id)
-    if (drop.length === 0) return
-    const head = this.core.head
-    const keep_engine = new Set(keep.map((r) => this.index.engineId(r.id)!))
-    if (head && this.index.engineId(head.id)) keep_engine.add(this.index.engineId(head.id)!)
-    await this.onStore(async () => {
-      await this.index.remove(drop.filter((id) => id !== head?.id))
-      await this.store.gc(keep_engine)
+    const limit = this.options.config.snapshots.keep
+    if (this.index.refs().length <= limit) return
+    // Decided inside the store queue: a restore that starts meanwhile protects its snapshot.
+    const dropped = await this.onStore(async () => {
+      const refs = this.index.refs().sort((a, b) => compareSnapshots(b, a))
+      const head = this.core.head
+      // A snapshot being restored stays, whatever its rank: after a fork, snapshots of a higher term (the
+      // other side's) outrank a leaving server's final one, which then vanished under its successor.
+      const pinned = (id: string) => id === head?.id || this.restoring.has(id)
+      const keep = refs.filter((r, i) => i < limit || pinned(r.id))
+      const drop = refs.filter((r, i) => i >= limit && !pinned(r.id)).map((r) => r.id)
+      if (drop.length === 0) return []
+      await this.index.remove(drop)
+      await this.store.gc(new Set(keep.map((r) => this.index.engineId(r.id)!)))
+      return drop
     })
-    await this.federation.forget(drop)
+    if (dropped.length > 0) await this.federation.forget(dropped)
   }
 
   // ---------------------------------------------------------------- service
@@ -780,6 +787,7 @@ export class SustainNode {
       if (generation !== this.restore_generation) return
       this.dispatch({ type: 'restore-done', ok, snapshot: ref, reason, now_ms: this.now() })
     }
+    if (ref !== null) this.restoring.add(ref.id)
     try {
       if (ref !== null && !this.index.has(ref.id))
         await this.onStore(() => this.fetch(ref.writer, ref.id, 'restore'))
@@ -804,6 +812,8 @@ export class SustainNode {
     } catch (error) {
       this.log.warn({ err: error, id: ref?.id ?? null }, 'restore failed')
       done(false, String((error as Error).message ?? error))
+    } finally {
+      if (ref !== null) this.restoring.delete(ref.id)
     }
   }
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'vitest'
 import { localFederations } from './fixtures.ts'
-import { leavesInARow } from './leave-run.ts'
+import { leavesInARow } from './leave-checks.ts'
 
 const startFederation = localFederations()
 

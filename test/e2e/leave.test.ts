@@ -1,15 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { LocalFederation, type LocalNode } from '../../src/demo/local-federation.ts'
 import { localFederations } from './fixtures.ts'
-import {
-  claimsBetween,
-  leaveCli,
-  leavesInARow,
-  loadedFederation,
-  lostAcknowledged,
-  serverOverlaps,
-  sleep,
-} from './leave-run.ts'
+import { leavesInARow, loadedFederation } from './leave-checks.ts'
+import { claimsBetween, leaveCli, lostAcknowledged, serverOverlaps, sleep } from './leave-run.ts'
 
 const startFederation = localFederations()
 

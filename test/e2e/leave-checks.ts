@@ -1,0 +1,57 @@
+import { expect } from 'vitest'
+import type { LocalFederation } from '../../src/demo/local-federation.ts'
+import { MailLoad } from '../../src/demo/mail-load.ts'
+import {
+  type LeaveResult,
+  leaveAndRejoin,
+  lostAcknowledged,
+  percentile,
+  type StartFederation,
+  serverOverlaps,
+} from './leave-run.ts'
+
+/** Four nodes (priorities 50, 40, 30, 20) serving examples/mail; a client mails every 50 ms to any address. */
+export async function loadedFederation(
+  start: StartFederation,
+): Promise<{ fed: LocalFederation; load: MailLoad }> {
+  const fed = await start({ nodes: 4, priorities: [50, 40, 30, 20], snapshot_interval_ms: 500 })
+  await fed.server(60_000)
+  const load = new MailLoad({ ports: fed.nodes.map((n) => n.port), interval_ms: 50 })
+  load.start()
+  return { fed, load }
+}
+
+function report(results: LeaveResult[]): string {
+  const gaps = results.map((r) => r.gap_ms)
+  return `${results.length} leaves, longest client gap per leave (ms): ${gaps.join(', ')}; p50 ${percentile(gaps, 50)}, max ${Math.max(...gaps)}`
+}
+
+/** `count` leaves in a row under load, checked: exit 0, one claim each, no two servers, nothing lost. */
+export async function leavesInARow(start: StartFederation, count: number): Promise<LeaveResult[]> {
+  const { fed, load } = await loadedFederation(start)
+  const results: LeaveResult[] = []
+  try {
+    for (let i = 0; i < count; i++) {
+      const t = Date.now()
+      const r = await leaveAndRejoin(fed, load)
+      results.push(r)
+      process.stderr.write(
+        `leave ${i + 1}/${count}: ${r.leaver} -> ${r.successor}, exit ${r.exit_code}, gap ${r.gap_ms} ms, claims ${r.claims.join('+')}, ${Date.now() - t} ms with the rejoin\n`,
+      )
+    }
+  } finally {
+    await load.stop()
+  }
+  process.stdout.write(`${report(results)}\n`)
+  for (const r of results) {
+    expect({ leaver: r.leaver, code: r.exit_code, output: r.output }).toMatchObject({ code: 0 })
+    expect(r.output).toMatch(/handed over to [0-9a-f]{8}/)
+    // One claim per hand-over: the successor's, nobody else's.
+    expect(r.claims).toEqual([r.successor])
+  }
+  expect(serverOverlaps(fed, Date.now())).toEqual([])
+  const server = await fed.server(30_000)
+  expect(load.acked.size).toBeGreaterThan(count * 10)
+  expect(await lostAcknowledged(server, load)).toEqual([])
+  return results
+}
