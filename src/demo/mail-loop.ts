@@ -1,12 +1,57 @@
-import { sendMail } from '../../examples/mail/smtp-client.ts'
+import SMTPConnection from 'nodemailer/lib/smtp-connection'
+
+/** A failed transaction and whether the service had greeted the client (else: refused, to the client). */
+class TransactionError extends Error {
+  constructor(
+    readonly greeted: boolean,
+    cause: unknown,
+  ) {
+    super(String((cause as Error)?.message ?? cause))
+  }
+}
+
+/**
+ * One SMTP transaction on a fresh connection (EHLO, MAIL, RCPT, DATA, QUIT). Rejects with whether the
+ * failure came before the greeting and EHLO were answered (a refusal as the client sees it) or after
+ * (a transaction cut).
+ */
+async function transaction(host: string, port: number, subject: string, text: string, timeout_ms: number) {
+  const conn = new SMTPConnection({
+    host,
+    port,
+    name: 'sustain-client.localhost',
+    ignoreTLS: true,
+    connectionTimeout: timeout_ms,
+    greetingTimeout: timeout_ms,
+    socketTimeout: timeout_ms,
+  })
+  conn.on('error', () => {}) // reported through the callbacks below
+  try {
+    await new Promise<void>((resolve, reject) =>
+      // Greeted: some answer of the service reached the client (the banner) before the failure.
+      conn.connect((error) =>
+        error ? reject(new TransactionError(conn.lastServerResponse !== false, error)) : resolve(),
+      ),
+    )
+    const message = `From: client@example.org\r\nTo: alice@example.org\r\nSubject: ${subject}\r\n\r\n${text}`
+    await new Promise<void>((resolve, reject) =>
+      conn.send({ from: 'client@example.org', to: ['alice@example.org'] }, message, (error) =>
+        error ? reject(new TransactionError(true, error)) : resolve(),
+      ),
+    )
+    conn.quit()
+  } finally {
+    conn.close()
+  }
+}
 
 /** What a client that only knows one front-door address saw while it kept sending mail. */
 export interface ClientRecord {
   sent: number
   acked: Map<number, number>
-  /** Connections refused (ECONNREFUSED) or reset before any answer. */
+  /** Connections that failed before the service greeted the client (refused, reset, closed, timed out). */
   refused: number
-  /** Transactions that failed after the connection was accepted (server died mid-way), then retried. */
+  /** Transactions that failed after the greeting (their server died mid-way), then retried. */
   failed: number
   /** Longest time between two acknowledgements (ms). */
   outage_ms: number
@@ -52,15 +97,13 @@ export class MailLoop {
       for (let attempt = 0; !this.stopping && attempt < 1000; attempt++) {
         const started = Date.now()
         try {
-          await sendMail({
-            host: this.host,
-            port: this.port,
-            from: 'client@example.org',
-            to: ['alice@example.org'],
-            subject: `${this.subject_prefix}-${n}`,
-            text: `mail ${n}\n`,
-            timeout_ms: this.timeout_ms,
-          })
+          await transaction(
+            this.host,
+            this.port,
+            `${this.subject_prefix}-${n}`,
+            `mail ${n}\r\n`,
+            this.timeout_ms,
+          )
           const now = Date.now()
           this.record.acked.set(n, now)
           this.record.outage_ms = Math.max(this.record.outage_ms, now - last_ack)
@@ -69,8 +112,8 @@ export class MailLoop {
           break
         } catch (error) {
           if (this.errors.length < 50) this.errors.push(String((error as Error).message))
-          if (/ECONNREFUSED|ECONNRESET/.test(String((error as Error).message))) this.record.refused++
-          else this.record.failed++
+          if (error instanceof TransactionError && error.greeted) this.record.failed++
+          else this.record.refused++
           if (this.pause_ms > 0) await new Promise((resolve) => setTimeout(resolve, this.pause_ms))
         }
       }

@@ -41,6 +41,8 @@ export interface FrontDoorStats {
   forwarded_remote: number
   /** Forwarded connections closed because their server (or the stream to it) went away. */
   cut: number
+  /** Forwarded connections whose stream died before any byte moved, held again for the next server. */
+  rerouted: number
   /** Streams this node served for other front doors, and those it refused. */
   streams_accepted: number
   streams_refused: number
@@ -83,6 +85,7 @@ export class FrontDoor {
     forwarded_local: 0,
     forwarded_remote: 0,
     cut: 0,
+    rerouted: 0,
     streams_accepted: 0,
     streams_refused: 0,
   }
@@ -251,6 +254,15 @@ export class FrontDoor {
         onEnd: () => splice.onEnd(),
         onCredit: () => splice.onCredit(),
         onClose: (opened) => {
+          // A stream that dies before any byte went either way (its server died before its first
+          // answer): no service saw anything of this client, so it may wait for the next server.
+          if (opened && !splice.moved && !socket.destroyed) {
+            splice.detach()
+            conn.forwarded = false
+            this.stats.rerouted++
+            this.hold(conn)
+            return
+          }
           if (opened) {
             splice.onClose()
             return

@@ -24,6 +24,11 @@ export class Splice implements FlowHandlers {
   private local_ended = false
   private remote_ended = false
   private done = false
+  /** Some byte went either way: from then on the connection can never be sent elsewhere. */
+  moved = false
+  private detached = false
+  private onSourceData: ((bytes: Buffer) => void) | null = null
+  private onSourceEnd: (() => void) | null = null
 
   constructor(private readonly onDone: (graceful: boolean) => void = () => {}) {}
 
@@ -31,32 +36,53 @@ export class Splice implements FlowHandlers {
     this.flow = flow
     this.ends = ends
     const { source } = ends
-    source.on('data', (bytes: Buffer) => {
+    this.onSourceData = (bytes: Buffer) => {
+      this.moved = true
       flow.sendData(bytes)
       if (!flow.writable) source.pause()
-    })
-    source.once('end', () => {
+    }
+    this.onSourceEnd = () => {
       this.local_ended = true
       flow.sendEnd()
-    })
+    }
+    source.on('data', this.onSourceData)
+    source.once('end', this.onSourceEnd)
     source.resume()
+  }
+
+  /**
+   * Give the local connection back untouched (its stream died before any byte went either way, so no
+   * service saw anything of it and it may go to another server). Only valid while `moved` is false.
+   */
+  detach(): void {
+    if (this.moved || !this.ends) return
+    this.detached = true
+    this.done = true
+    const { source } = this.ends
+    source.pause()
+    if (this.onSourceData) source.off('data', this.onSourceData)
+    if (this.onSourceEnd) source.off('end', this.onSourceEnd)
   }
 
   /** The local connection is gone (socket 'close'): the channel goes too. */
   localClosed(): void {
+    if (this.detached) return
     this.finish(this.local_ended && this.remote_ended)
     this.flow?.close()
   }
 
   onData(bytes: Buffer): void {
     const { flow, ends } = this
-    if (!flow || !ends) return
+    if (!flow || !ends || this.detached) return
+    this.moved = true
     ends.sink.write(bytes, (error) => {
       if (!error) flow.grant(bytes.byteLength)
     })
   }
 
   onEnd(): void {
+    if (this.detached) return
+    this.moved = true
     this.remote_ended = true
     this.ends?.sink.end()
   }
@@ -66,6 +92,7 @@ export class Splice implements FlowHandlers {
   }
 
   onClose(): void {
+    if (this.detached) return
     // Both directions ended: the sink finishes on its own (its last bytes are still draining).
     if (this.local_ended && this.remote_ended) {
       this.finish(true)

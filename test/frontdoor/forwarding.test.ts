@@ -209,6 +209,25 @@ describe('front door forwarding (real members on a local testnet, a real TCP ser
     expect(service.sockets.length).toBe(1)
   })
 
+  it('a stream whose server dies before any byte moved is held again for the next server, not closed', async () => {
+    const { origin, server } = await setUp()
+    service.handler = () => {} // accepts and says nothing yet (a banner not yet sent)
+    const client = await connect(origin.port.listen_port)
+    let closed = false
+    void closedByPeer(client).then(() => {
+      closed = true
+    })
+    await waitUntil(
+      () => service.sockets.length === 1 && origin.door.snapshot().forwarded_remote === 1,
+      10_000,
+    )
+    await server.federation.close()
+    await waitUntil(() => origin.door.snapshot().rerouted === 1, 10_000)
+    expect(origin.door.snapshot()).toMatchObject({ held_now: 1, cut: 0 })
+    expect(closed).toBe(false)
+    client.destroy()
+  })
+
   it('PROXY protocol v2: the service learns the client address, not the forwarding node', async () => {
     service = new TestService()
     await service.start()
