@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type {
@@ -9,7 +10,6 @@ import type {
 } from '../../src/demo/local-federation.ts'
 import type { MailLoad } from '../../src/demo/mail-load.ts'
 import { nodePaths } from '../../src/runtime/paths.ts'
-import { readMboxWithPython } from '../helpers/python-mbox.ts'
 
 const run = promisify(execFile)
 const BIN = new URL('../../bin/sustain.js', import.meta.url).pathname
@@ -23,6 +23,8 @@ export interface LeaveResult {
   gap_ms: number
   /** Nodes that claimed the service (`elected`) between the leave and its end. */
   claims: string[]
+  /** Mails acknowledged after the leave's CLI returned (the client got through to the successor). */
+  acked_after: number
 }
 
 /** `sustain leave` on `node`; resolves with its exit code and output, never throws. */
@@ -64,6 +66,7 @@ export async function leaveAndRejoin(fed: LocalFederation, load: MailLoad): Prom
   const acked_before = load.acked.size
   for (let i = 0; i < 400 && load.acked.size === acked_before; i++) await sleep(25)
   const gap_ms = load.longestGap(started_ms, ended_ms)
+  const acked_after = [...load.acked.values()].filter((t) => t >= ended_ms).length
   const claims = claimsBetween(fed, started_ms, Date.now())
   const restarted_ms = Date.now()
   server.start()
@@ -74,7 +77,15 @@ export async function leaveAndRejoin(fed: LocalFederation, load: MailLoad): Prom
     60_000,
     'a replicated snapshot after the rejoin',
   )
-  return { leaver: server.name, successor: successor.name, exit_code: code, output, gap_ms, claims }
+  return {
+    leaver: server.name,
+    successor: successor.name,
+    exit_code: code,
+    output,
+    gap_ms,
+    claims,
+    acked_after,
+  }
 }
 
 /**
@@ -121,15 +132,18 @@ export function serverOverlaps(
   return overlaps
 }
 
-/** Acknowledged mails missing from `node`'s mailbox, read with Python's mailbox module (not our parser). */
+/**
+ * Acknowledged mails missing from `node`'s mailbox. The mbox is read here with a pattern of its own (each
+ * message's `Subject:` header line), not with Sustain's parser; a mailbox that does not exist holds nothing.
+ */
 export async function lostAcknowledged(node: LocalNode, load: MailLoad, prefix = 'load'): Promise<number[]> {
   const path = join(nodePaths(node.data_dir).service_state, 'mail', 'alice')
-  const messages = await readMboxWithPython(path)
+  const mbox = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return ''
+    throw error
+  })
   const present = new Set(
-    messages
-      .map((m) => m.subject?.match(new RegExp(`^${prefix}-(\\d+)$`))?.[1])
-      .filter(Boolean)
-      .map(Number),
+    [...mbox.matchAll(new RegExp(`^Subject: ${prefix}-(\\d+)$`, 'gm'))].map((m) => Number(m[1])),
   )
   return load.ackedNumbers().filter((n) => !present.has(n))
 }
