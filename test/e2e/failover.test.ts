@@ -11,7 +11,7 @@ import {
   type LogRecord,
 } from '../../src/demo/local-federation.ts'
 import { nodePaths } from '../../src/runtime/paths.ts'
-import { mailLoad, processTree, waitServiceGone } from '../fence/remnants.ts'
+import { killNodeOnly, mailLoad } from '../fence/remnants.ts'
 import { localFederations } from './fixtures.ts'
 
 const run = promisify(execFile)
@@ -94,12 +94,7 @@ describe('failover end to end (real node processes, real mail service, loopback 
     const load = mailLoad(server.port)
     try {
       while (load.counts.acked < 5) await new Promise((resolve) => setTimeout(resolve, 10))
-      const [leader] = childrenOf(server.pid!)
-      const tree = processTree(leader!)
-      const killed_ms = Date.now()
-      const killed_at = performance.now()
-      server.signal('SIGKILL', 'node')
-      await waitServiceGone(tree, join(server.data_dir, 'service'), server.port, killed_at, 5000)
+      const killed_ms = await killNodeOnly(server)
       const acked = load.counts.acked
       const successor = await fed.server(30_000)
       expect(successor).not.toBe(server)

@@ -3,9 +3,9 @@ import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { childrenOf, type LogRecord } from '../../src/demo/local-federation.ts'
+import type { LogRecord } from '../../src/demo/local-federation.ts'
 import { nodePaths } from '../../src/runtime/paths.ts'
-import { mailLoad, processTree, waitServiceGone } from '../fence/remnants.ts'
+import { killNodeOnly, mailLoad } from '../fence/remnants.ts'
 import { localFederations } from './fixtures.ts'
 
 const run = promisify(execFile)
@@ -61,12 +61,7 @@ describe('real Postfix on three nodes: the server node process is SIGKILLed alon
             ),
           ),
       )
-      const [leader] = childrenOf(server.pid!)
-      const tree = processTree(leader!)
-      const killed_ms = Date.now()
-      const killed_at = performance.now()
-      server.signal('SIGKILL', 'node')
-      await waitServiceGone(tree, join(server.data_dir, 'service'), server.port, killed_at, 5000)
+      const killed_ms = await killNodeOnly(server)
       const acked_by_dead = load.acked.length
       await load.stop()
       expect(load.acked.length).toBe(acked_by_dead) // nothing acknowledged once its service was gone

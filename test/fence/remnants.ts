@@ -2,8 +2,10 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { connect } from 'node:net'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { sendMail } from '../../examples/mail/smtp-client.ts'
+import { childrenOf, type LocalNode } from '../../src/demo/local-federation.ts'
 
 /**
  * What is left of a service, read from /proc without the code under test: its processes as listed
@@ -127,6 +129,21 @@ export async function waitServiceGone(
     }
     await new Promise((resolve) => setTimeout(resolve, 1))
   }
+}
+
+/**
+ * SIGKILL of a local federation node's process alone (its service left to the fence), then waits until
+ * every process of its service is gone and its port is closed. Resolves when the kill was sent (epoch ms).
+ */
+export async function killNodeOnly(node: LocalNode, timeout_ms = 5000): Promise<number> {
+  const [leader] = childrenOf(node.pid!)
+  if (leader === undefined) throw new Error(`node ${node.name} has no service process to watch`)
+  const tree = processTree(leader)
+  const killed_ms = Date.now()
+  const killed_at = performance.now()
+  node.signal('SIGKILL', 'node')
+  await waitServiceGone(tree, join(node.data_dir, 'service'), node.port, killed_at, timeout_ms)
+  return killed_ms
 }
 
 function commandLine(pid: number): string {
