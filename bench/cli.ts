@@ -162,7 +162,6 @@ interface CliRun {
   variants: Record<string, Record<'version' | 'status', Summary>>
 }
 
-
 /** Runs kept so far: `{ runs }`, or the single run an earlier version of this bench wrote. */
 async function previousRuns(): Promise<CliRun[]> {
   const text = await readFile(RESULTS_JSON, 'utf8').catch((error: NodeJS.ErrnoException) => {

@@ -1,10 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { sendMail } from '../../examples/mail/smtp-client.ts'
 import { freePort } from '../../src/util/free-port.ts'
@@ -16,29 +15,16 @@ import {
   remnants,
   type StandIn,
   startStandIn,
-  stopStandIns,
   waitRecord,
   waitServiceGone,
 } from './remnants.ts'
-
-const answering = (r: Record<string, unknown>) => r['event'] === 'driver' && r['kind'] === 'answering'
+import { answering, fenceScratch } from './scratch.ts'
 
 const MAIL = fileURLToPath(new URL('../../examples/mail/', import.meta.url))
 /** Generous: the bound itself (kill to gone) is measured in bench/fence.ts, not asserted here. */
 const GONE_TIMEOUT_MS = 5000
 
-const stand_ins: StandIn[] = []
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  await stopStandIns(stand_ins)
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'sustain-fence-'))
-  cleanups.push(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
+const { stand_ins, cleanups, tempDir } = fenceScratch('sustain-fence-')
 
 /** A service made of the driver tests' bash script, in a mode that forks and detaches. */
 async function scriptService(dir: string, mode: string): Promise<string> {

@@ -1,39 +1,25 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { sendMail } from '../../examples/mail/smtp-client.ts'
 import { freePort } from '../../src/util/free-port.ts'
 import {
   mailLoad,
   portOpen,
   processTree,
-  type StandIn,
   startStandIn,
-  stopStandIns,
   waitRecord,
   waitServiceGone,
 } from '../fence/remnants.ts'
+import { answering, fenceScratch } from '../fence/scratch.ts'
 
 const SERVICE_DIR = resolve(import.meta.dirname, '../../examples/postfix')
 const GONE_TIMEOUT_MS = 5000
-const answering = (r: Record<string, unknown>) => r['event'] === 'driver' && r['kind'] === 'answering'
 
-const stand_ins: StandIn[] = []
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  await stopStandIns(stand_ins)
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'sustain-postfix-fence-'))
-  await chmod(dir, 0o711) // Postfix's own users must reach the state directory
-  cleanups.push(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
+// 0711: Postfix's own users must reach the state directory.
+const { stand_ins, cleanups, tempDir } = fenceScratch('sustain-postfix-fence-', 0o711)
 
 function comm(pid: number): Promise<string> {
   return readFile(`/proc/${pid}/comm`, 'utf8').then(

@@ -1,16 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../../src/util/free-port.ts'
-import {
-  portOpen,
-  processTree,
-  type StandIn,
-  startStandIn,
-  stopStandIns,
-  waitRecord,
-  waitServiceGone,
-} from '../fence/remnants.ts'
+import { portOpen, processTree, startStandIn, waitRecord, waitServiceGone } from '../fence/remnants.ts'
+import { answering, fenceScratch } from '../fence/scratch.ts'
 import { type GuestFixture, guestFixture, readCounter } from './guest.ts'
 
 const BOOT_TIMEOUT_MS = 180_000
@@ -23,10 +16,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await f?.cleanup()
 })
-const stand_ins: StandIn[] = []
-afterEach(async () => {
-  await stopStandIns(stand_ins)
-})
+const { stand_ins } = fenceScratch('sustain-qemu-fence-')
 
 describe('a QEMU guest never outlives its node', () => {
   for (const scope of ['pid', 'group'] as const) {
@@ -34,12 +24,7 @@ describe('a QEMU guest never outlives its node', () => {
       const data_dir = join(f.dir, `node-${scope}`)
       const port = await freePort()
       const stand_in = await startStandIn(f.service_dir, data_dir, port, stand_ins, BOOT_TIMEOUT_MS)
-      await waitRecord(
-        stand_in,
-        (r) => r['event'] === 'driver' && r['kind'] === 'answering',
-        BOOT_TIMEOUT_MS,
-        'answering',
-      )
+      await waitRecord(stand_in, answering, BOOT_TIMEOUT_MS, 'answering')
       let reading = true
       let reads = 0
       const load = (async () => {
