@@ -1,30 +1,40 @@
 /**
  * Snapshot engine benchmark: Sustain (xdelta3-wasm, chunked, worker threads) beside native `xdelta3 -e -s`
- * and `zstd --patch-from`, on the same files. `npm run bench:snapshot [-- --quick]`.
- * Writes bench/results/snapshot.json and the "## Snapshot engine" section of bench/RESULTS.md.
- * Sustain runs in a child process (this file with --child) so its peak RSS is its own.
+ * and `zstd --patch-from -T<threads>`, on the same seeded files. `npm run bench:snapshot [-- --quick]
+ * [--rounds N] [--only CASE]`. Every case runs `rounds` times (default 5), the three tools taking turns
+ * to go first; figures are medians with min-max. Sustain runs in a child process (this file with
+ * --child) so its peak RSS is its own; its time counts the worker pool's start-up (what a user waits for
+ * when nothing is warm), and the warm figure is kept beside it. Appends the run to
+ * bench/results/snapshot.json and regenerates bench/RESULTS.md.
  */
 import { spawn } from 'node:child_process'
-import { randomFillSync } from 'node:crypto'
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises'
+import { createCipheriv, createHash } from 'node:crypto'
+import { mkdir, open, rm, stat } from 'node:fs/promises'
 import { availableParallelism, loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { writeFileAtomic } from '../src/util/atomic-write.ts'
+import { parseArgs } from 'node:util'
 import { runMeasured, selfPeakRssMib } from './lib/process-stats.ts'
-import { markdownTable, replaceSection } from './lib/results-md.ts'
+import { keepRun } from './lib/results-file.ts'
+import { type RunMeta, startRun } from './lib/run-meta.ts'
+import { rotation, spread } from './lib/stats.ts'
+import { renderResults } from './render/results-md.ts'
+import type { NativeResult, SnapshotCaseResult, SnapshotRun, SustainResult } from './render/snapshot.ts'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const ROOT = join(HERE, '..')
 const TMP = join(ROOT, '.tmp', 'bench-snapshot')
 const MIB = 1024 * 1024
 const PAGE = 4096
+const THREADS = availableParallelism()
 
 interface Case {
   name: string
   image_mib: number
   changed_pct: number
-  kind: 'pages' | 'append'
+  /** pages: a random run (1 B to 4 KiB) in the given share of 4 KiB pages; runs: 1 MiB runs at random
+   * offsets (not chunk-aligned); append: mbox-like text growing by the share. */
+  kind: 'pages' | 'runs' | 'append'
   /** Also run native xdelta3 and zstd (false for the 4 GiB memory case: zstd --long needs GiBs). */
   natives: boolean
 }
@@ -39,11 +49,12 @@ const FULL: Case[] = [
       natives: true,
     })),
   ),
+  { name: '256MiB-runs-10pct', image_mib: 256, changed_pct: 10, kind: 'runs', natives: true },
   { name: '256MiB-append-1pct', image_mib: 256, changed_pct: 1, kind: 'append', natives: true },
   // Memory does not grow with the image: encode + restore of 4 GiB under 256 MiB RSS (Sustain only).
   { name: '4096MiB-pages-0.1pct', image_mib: 4096, changed_pct: 0.1, kind: 'pages', natives: false },
 ]
-const QUICK = FULL.filter((c) => c.name === '256MiB-pages-1pct')
+const QUICK = FULL.filter((c) => c.name === '256MiB-pages-1pct' || c.name === '256MiB-runs-10pct')
 
 // ---------------------------------------------------------------- child: one Sustain operation
 
@@ -76,20 +87,28 @@ interface ChildResult {
   peak_rss_mib: number
 }
 
+/** Children still running, ended if this process is told to stop (no process outlives the bench). */
+const children = new Set<ReturnType<typeof spawn>>()
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    for (const c of children) c.kill('SIGKILL')
+    void rm(TMP, { recursive: true, force: true }).finally(() => process.exit(128 + 15))
+  })
+}
+
 async function runChild(args: string[]): Promise<ChildResult> {
   const proc = spawn(
     process.execPath,
     ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', ...args],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      cwd: ROOT,
-    },
+    { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT },
   )
+  children.add(proc)
   let stdout = ''
   proc.stdout.on('data', (data: Buffer) => {
     stdout += data.toString()
   })
   const code = await new Promise<number | null>((resolve) => proc.once('close', resolve))
+  children.delete(proc)
   if (code !== 0) throw new Error(`sustain child ${args[0]} exited with ${code}`)
   return JSON.parse(stdout.trim().split('\n').pop()!)
 }
@@ -107,12 +126,22 @@ function prng(seed: number): () => number {
   }
 }
 
-async function writeRandom(path: string, bytes: number): Promise<void> {
+/**
+ * `bytes` of seeded pseudo-random data: AES-256-CTR keystream under a key derived from the seed, so two
+ * runs (and two commits) compare the same bytes, at a few hundred MB/s.
+ */
+function seededBytes(seed: string): (length: number) => Buffer {
+  const key = createHash('sha256').update(`sustain-bench:${seed}`).digest()
+  const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16))
+  return (length) => cipher.update(Buffer.alloc(length))
+}
+
+async function writeSeeded(path: string, bytes: number, seed: string): Promise<void> {
+  const next = seededBytes(seed)
   const handle = await open(path, 'w')
-  const block = Buffer.allocUnsafe(16 * MIB)
-  for (let at = 0; at < bytes; at += block.length) {
-    randomFillSync(block)
-    await handle.write(block, 0, Math.min(block.length, bytes - at), at)
+  for (let at = 0; at < bytes; at += 16 * MIB) {
+    const block = next(Math.min(16 * MIB, bytes - at))
+    await handle.write(block, 0, block.length, at)
   }
   await handle.close()
 }
@@ -169,18 +198,28 @@ async function makeInputs(c: Case, dir: string): Promise<{ base: string; next: s
     await append.close()
     return { base, next }
   }
-  await writeRandom(base, c.image_mib * MIB)
+  await writeSeeded(base, c.image_mib * MIB, c.name)
   await copyFile(base, next)
-  const pages = (c.image_mib * MIB) / PAGE
-  const changed = Math.round((pages * c.changed_pct) / 100)
-  const picked = new Set<number>()
-  while (picked.size < changed) picked.add(Math.floor(random() * pages))
+  const noise = seededBytes(`${c.name}:changes`)
   const handle = await open(next, 'r+')
-  // Each changed page gets a random run of random length at a random place: from a few bytes to all 4 KiB.
-  for (const page of picked) {
-    const length = 1 + Math.floor(random() * PAGE)
-    const offset = Math.floor(random() * (PAGE - length + 1))
-    await handle.write(randomFillSync(Buffer.allocUnsafe(length)), 0, length, page * PAGE + offset)
+  if (c.kind === 'runs') {
+    // 1 MiB runs at random (unaligned) offsets until the share is overwritten; runs may overlap.
+    const runs = Math.round((c.image_mib * c.changed_pct) / 100)
+    for (let i = 0; i < runs; i++) {
+      const offset = Math.floor(random() * (c.image_mib - 1) * MIB)
+      await handle.write(noise(MIB), 0, MIB, offset)
+    }
+  } else {
+    const pages = (c.image_mib * MIB) / PAGE
+    const changed = Math.round((pages * c.changed_pct) / 100)
+    const picked = new Set<number>()
+    while (picked.size < changed) picked.add(Math.floor(random() * pages))
+    // Each changed page gets a random run of random length at a random place: from a few bytes to all 4 KiB.
+    for (const page of picked) {
+      const length = 1 + Math.floor(random() * PAGE)
+      const offset = Math.floor(random() * (PAGE - length + 1))
+      await handle.write(noise(length), 0, length, page * PAGE + offset)
+    }
   }
   await handle.close()
   return { base, next }
@@ -195,10 +234,10 @@ async function sameBytes(a: string, b: string): Promise<boolean> {
 
 // ---------------------------------------------------------------- one case
 
-interface NativeResult {
+interface NativeSample {
   encode_s: number
-  delta_bytes: number
   decode_s: number
+  delta_bytes: number
   peak_rss_mib: number | undefined
   verified: boolean
 }
@@ -208,232 +247,165 @@ async function native(
   base: string,
   next: string,
   dir: string,
-): Promise<NativeResult> {
+): Promise<NativeSample> {
   const delta = join(dir, `${tool}.delta`)
   const out = join(dir, `${tool}.out`)
+  // xdelta3 has no threads; zstd gets as many as Sustain's pool.
   const encodeArgs =
     tool === 'xdelta3'
       ? ['-e', '-f', '-s', base, next, delta]
-      : ['-q', '-f', '--long=31', `--patch-from=${base}`, next, '-o', delta]
+      : ['-q', '-f', `-T${THREADS}`, '--long=31', `--patch-from=${base}`, next, '-o', delta]
   const decodeArgs =
     tool === 'xdelta3'
       ? ['-d', '-f', '-s', base, delta, out]
       : ['-q', '-f', '-d', '--long=31', `--patch-from=${base}`, delta, '-o', out]
   const encode = await runMeasured(tool, encodeArgs)
   const decode = await runMeasured(tool, decodeArgs)
-  const result = {
-    encode_s: round(encode.seconds),
+  const sample = {
+    encode_s: encode.seconds,
+    decode_s: decode.seconds,
     delta_bytes: (await stat(delta)).size,
-    decode_s: round(decode.seconds),
     peak_rss_mib: maxOf(encode.peak_rss_mib, decode.peak_rss_mib),
     verified: await sameBytes(next, out),
   }
   await rm(out, { force: true })
   await rm(delta, { force: true })
-  return result
+  return sample
 }
 
-function round(x: number, digits = 3): number {
-  return Number(x.toFixed(digits))
+interface SustainSample {
+  encode_s: number
+  encode_warm_s: number
+  restore_s: number
+  restore_warm_s: number
+  delta_bytes: number
+  peak_rss_mib: number
+  verified: boolean
+}
+
+async function sustain(base: string, next: string, dir: string): Promise<SustainSample> {
+  const delta = join(dir, 'sustain.delta')
+  const out = join(dir, 'sustain.out')
+  const encode = await runChild(['diff', base, next, delta])
+  const restore = await runChild(['apply', base, delta, out])
+  const sample = {
+    encode_s: encode.pool_start_s + encode.seconds,
+    encode_warm_s: encode.seconds,
+    restore_s: restore.pool_start_s + restore.seconds,
+    restore_warm_s: restore.seconds,
+    delta_bytes: encode.delta_bytes,
+    peak_rss_mib: Math.max(encode.peak_rss_mib, restore.peak_rss_mib),
+    verified: await sameBytes(next, out),
+  }
+  await rm(out, { force: true })
+  await rm(delta, { force: true })
+  return sample
 }
 
 function maxOf(a: number | undefined, b: number | undefined): number | undefined {
   if (a === undefined || b === undefined) return a ?? b
-  return round(Math.max(a, b), 1)
+  return Math.max(a, b)
 }
 
-async function runCase(c: Case) {
+function summarizeNative(samples: NativeSample[]): NativeResult {
+  return {
+    encode_s: spread(samples.map((s) => s.encode_s)),
+    decode_s: spread(samples.map((s) => s.decode_s)),
+    delta_bytes: samples[0]!.delta_bytes,
+    peak_rss_mib: samples.some((s) => s.peak_rss_mib === undefined)
+      ? null
+      : Math.round(Math.max(...samples.map((s) => s.peak_rss_mib!)) * 10) / 10,
+    verified: samples.every((s) => s.verified),
+  }
+}
+
+function summarizeSustain(samples: SustainSample[]): SustainResult {
+  return {
+    encode_s: spread(samples.map((s) => s.encode_s)),
+    encode_warm_s: spread(samples.map((s) => s.encode_warm_s)),
+    restore_s: spread(samples.map((s) => s.restore_s)),
+    restore_warm_s: spread(samples.map((s) => s.restore_warm_s)),
+    delta_bytes: samples[0]!.delta_bytes,
+    peak_rss_mib: Math.round(Math.max(...samples.map((s) => s.peak_rss_mib)) * 10) / 10,
+    verified: samples.every((s) => s.verified),
+  }
+}
+
+async function runCase(c: Case, rounds: number): Promise<SnapshotCaseResult> {
   const dir = join(TMP, c.name)
   await rm(dir, { recursive: true, force: true })
   await mkdir(dir, { recursive: true })
   try {
     process.stderr.write(`${c.name}: preparing inputs\n`)
     const { base, next } = await makeInputs(c, dir)
-    // Other work on the machine slows both sides; the 1-minute load average is kept beside each case.
-    const load_before = round(loadavg()[0]!, 2)
-    process.stderr.write(`${c.name}: sustain (load ${load_before})\n`)
-    const delta = join(dir, 'sustain.delta')
-    const out = join(dir, 'sustain.out')
-    const encode = await runChild(['diff', base, next, delta])
-    const restore = await runChild(['apply', base, delta, out])
-    const sustain = {
-      encode_s: round(encode.seconds),
-      delta_bytes: encode.delta_bytes,
-      restore_s: round(restore.seconds),
-      peak_rss_mib: round(Math.max(encode.peak_rss_mib, restore.peak_rss_mib), 1),
-      verified: await sameBytes(next, out),
-      pool_start_s: round(encode.pool_start_s),
+    const load_before = Math.round(loadavg()[0]! * 100) / 100
+    const tools = c.natives ? (['sustain', 'xdelta3', 'zstd'] as const) : (['sustain'] as const)
+    const samples = {
+      sustain: [] as SustainSample[],
+      xdelta3: [] as NativeSample[],
+      zstd: [] as NativeSample[],
     }
-    await rm(out, { force: true })
-    let xdelta3: NativeResult | null = null
-    let zstd: NativeResult | null = null
-    if (c.natives) {
-      process.stderr.write(`${c.name}: xdelta3\n`)
-      xdelta3 = await native('xdelta3', base, next, dir)
-      process.stderr.write(`${c.name}: zstd\n`)
-      zstd = await native('zstd', base, next, dir)
+    for (let round = 0; round < rounds; round++) {
+      for (const tool of rotation(tools, round)) {
+        process.stderr.write(
+          `${c.name}: round ${round + 1}/${rounds} ${tool} (load ${loadavg()[0]!.toFixed(2)})\n`,
+        )
+        if (tool === 'sustain') samples.sustain.push(await sustain(base, next, dir))
+        else samples[tool].push(await native(tool, base, next, dir))
+      }
     }
-    const result = {
+    const deltaSizes = new Set(samples.sustain.map((s) => s.delta_bytes))
+    if (deltaSizes.size !== 1)
+      throw new Error(`${c.name}: Sustain's delta size differs between rounds: ${[...deltaSizes]}`)
+    return {
       name: c.name,
       image_mib: c.image_mib,
       changed_pct: c.changed_pct,
-      load_avg_1m: [load_before, round(loadavg()[0]!, 2)],
-      sustain,
-      xdelta3,
-      zstd,
+      kind: c.kind,
+      load_1m: [load_before, Math.round(loadavg()[0]! * 100) / 100],
+      sustain: summarizeSustain(samples.sustain),
+      xdelta3: c.natives ? summarizeNative(samples.xdelta3) : null,
+      zstd: c.natives ? summarizeNative(samples.zstd) : null,
     }
-    process.stderr.write(`${JSON.stringify(result)}\n`)
-    return result
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
 }
 
-// ---------------------------------------------------------------- report
-
-type Result = Awaited<ReturnType<typeof runCase>>
-
-function report(results: Result[], quick: boolean): string {
-  const rows = results.flatMap((r) => {
-    const size = r.image_mib * MIB
-    const mbps = (s: number) => (s > 0 ? Math.round(size / 1e6 / s) : '-')
-    const load = r.load_avg_1m ? r.load_avg_1m.join('-') : '-'
-    const rows: (string | number | boolean)[][] = [
-      [
-        r.name,
-        'sustain',
-        r.sustain.encode_s,
-        r.sustain.delta_bytes,
-        r.sustain.restore_s,
-        mbps(r.sustain.restore_s),
-        r.sustain.peak_rss_mib,
-        r.sustain.verified,
-        load,
-      ],
-    ]
-    for (const [tool, n] of [
-      ['xdelta3', r.xdelta3],
-      ['zstd', r.zstd],
-    ] as const) {
-      if (!n) continue
-      rows.push([
-        r.name,
-        tool,
-        n.encode_s,
-        n.delta_bytes,
-        n.decode_s,
-        mbps(n.decode_s),
-        n.peak_rss_mib ?? '-',
-        n.verified,
-        load,
-      ])
-    }
-    return rows
-  })
-  const table = markdownTable(
-    [
-      'case',
-      'tool',
-      'encode s',
-      'delta bytes',
-      'restore s',
-      'restore MB/s',
-      'peak RSS MiB',
-      'verified',
-      'load 1m',
-    ],
-    rows,
-  )
-  const lines = [
-    `Run ${new Date().toISOString()}${quick ? ' (--quick)' : ''} on ${availableParallelism()} cores; \`npm run bench:snapshot\`.`,
-    'Images are random bytes; "pages" cases overwrite a random run (1 B to 4 KiB) inside the given share of',
-    '4 KiB pages at random places; "append" is mbox-like text growing by the given share. Sustain = delta file',
-    'of `sustain image diff` / `image apply` (1 MiB chunks, xdelta3-wasm, worker threads), measured in a child',
-    'process with its worker pool already started (start-up is `pool_start_s` in the JSON), restore without fsync',
-    'like the native tools; native tools via `/usr/bin/time -v`. Restores verified byte for byte against the input.',
-    '"load 1m" is the 1-minute load average before and after the case (2 cores shared with other work).',
-    '',
-    table,
-    '',
-    ...targets(results),
-  ]
-  return lines.join('\n')
-}
-
-function targets(results: Result[]): string[] {
-  const out: string[] = ['Targets:']
-  const key = results.find((r) => r.name === '256MiB-pages-1pct')
-  if (key?.xdelta3) {
-    const speedup = key.xdelta3.encode_s / key.sustain.encode_s
-    const ratio = key.sustain.delta_bytes / key.xdelta3.delta_bytes
-    out.push(
-      `- 256 MiB / 1 %: encode ${speedup.toFixed(2)}x faster than xdelta3 (target >= 2x): ${speedup >= 2 ? 'met' : 'NOT met'}`,
-    )
-    out.push(
-      `- 256 MiB / 1 %: delta ${ratio.toFixed(3)}x xdelta3's bytes (target <= 1.1x): ${ratio <= 1.1 ? 'met' : 'NOT met'}`,
-    )
-  }
-  // The restore target is about the comparison cases; the 4 GiB case is there for memory.
-  const restoreRates = results
-    .filter((r) => r.xdelta3 !== null)
-    .map((r) => (r.image_mib * MIB) / 1e6 / r.sustain.restore_s)
-  const slowest = Math.min(...restoreRates)
-  out.push(
-    `- restore: slowest case ${Math.round(slowest)} MB/s (target >= 500): ${slowest >= 500 ? 'met' : 'NOT met'}`,
-  )
-  for (const r of results.filter((r) => r.xdelta3 === null)) {
-    const rate = (r.image_mib * MIB) / 1e6 / r.sustain.restore_s
-    out.push(`- restore ${r.name} (memory case, no peers): ${Math.round(rate)} MB/s`)
-  }
-  for (const image_mib of [1024, 4096]) {
-    const big = results.filter((r) => r.image_mib === image_mib)
-    if (big.length === 0) continue
-    const peak = Math.max(...big.map((r) => r.sustain.peak_rss_mib))
-    out.push(
-      `- peak RSS on ${image_mib / 1024} GiB cases: ${peak} MiB (target < 256): ${peak < 256 ? 'met' : 'NOT met'}`,
-    )
-  }
-  return out
-}
-
-async function readResults(path: string): Promise<Result[]> {
-  return readFile(path, 'utf8').then(
-    (text) => JSON.parse(text) as Result[],
-    () => [],
-  )
-}
-
-/** Earlier results with the re-run cases replaced (or added), in the order of FULL. */
-function mergeCase(earlier: Result[], fresh: Result[]): Result[] {
-  const byName = new Map(earlier.map((r) => [r.name, r]))
-  for (const r of fresh) byName.set(r.name, r)
-  const order = (name: string) => {
-    const i = FULL.findIndex((c) => c.name === name)
-    return i < 0 ? FULL.length : i
-  }
-  return [...byName.values()].sort((a, b) => order(a.name) - order(b.name))
-}
+// ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2)
-  if (args[0] === '--child') return child(args.slice(1))
-  const quick = args.includes('--quick')
-  // --only NAME runs one case (for tuning); the committed results come from a full run.
-  const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined
-  const results: Result[] = []
+  const argv = process.argv.slice(2)
+  if (argv[0] === '--child') return child(argv.slice(1))
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      rounds: { type: 'string', default: '5' },
+      only: { type: 'string' },
+    },
+  })
+  const rounds = Number(values.rounds)
+  const cases = (values.quick ? QUICK : FULL).filter((c) => !values.only || c.name === values.only)
+  if (cases.length === 0)
+    throw new Error(`no case named ${values.only}; cases: ${FULL.map((c) => c.name).join(', ')}`)
+  const command = ['npm run bench:snapshot --', ...argv].join(' ').replace(/ --$/, '')
+  const finish = startRun(command, rounds)
+  const results: SnapshotCaseResult[] = []
   try {
-    for (const c of quick ? QUICK : FULL) if (!only || c.name === only) results.push(await runCase(c))
+    for (const c of cases) results.push(await runCase(c, rounds))
   } finally {
     await rm(TMP, { recursive: true, force: true })
   }
-  await mkdir(join(HERE, 'results'), { recursive: true })
-  const jsonPath = join(HERE, 'results', 'snapshot.json')
-  // --only re-measures one case inside the committed results instead of replacing them.
-  const merged = only ? mergeCase(await readResults(jsonPath), results) : results
-  await writeFileAtomic(jsonPath, `${JSON.stringify(merged, null, 2)}\n`)
-  const text = report(merged, quick)
-  await replaceSection(join(HERE, 'RESULTS.md'), '## Snapshot engine', text)
-  process.stdout.write(`${text}\n`)
+  const run: SnapshotRun & RunMeta = {
+    quick: values.quick ?? false,
+    threads: THREADS,
+    cases: results,
+    ...finish(),
+  }
+  await keepRun('snapshot.json', run)
+  await renderResults()
+  process.stdout.write(`${JSON.stringify(run, null, 2)}\n`)
 }
 
 await main()

@@ -1,0 +1,5 @@
+import type { Section } from './section.ts'
+import { snapshotSection } from './snapshot.ts'
+
+/** Every section of bench/RESULTS.md, in order. A suite without a results file is left out. */
+export const SECTIONS: readonly Section[] = [snapshotSection]
