@@ -13,7 +13,12 @@ export const RESULTS_DIR = resolve(import.meta.dirname, '..', 'results')
 export type Kept<R> = R & { earlier_runs?: R[] }
 
 export async function readResults<R extends object>(file: string): Promise<Kept<R> | null> {
-  const text = await readFile(join(RESULTS_DIR, file), 'utf8').catch((error: NodeJS.ErrnoException) => {
+  return readResultsIn(RESULTS_DIR, file)
+}
+
+/** The same from another checkout's results directory (bench:compare). */
+export async function readResultsIn<R extends object>(dir: string, file: string): Promise<Kept<R> | null> {
+  const text = await readFile(join(dir, file), 'utf8').catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return null
     throw error
   })

@@ -14,7 +14,7 @@ const PREAMBLE = [
   'machine and load average it ran with, and lists the earlier runs kept in its JSON: a run on a busy',
   'machine is kept beside a quiet one, never replaced by it. Figures are medians with (min-max) over the',
   'rounds stated; a p99 is given only where at least 100 samples support it, otherwise the maximum.',
-  '`npm run bench -- --quick` runs every suite in one go; `bench/compare.sh REV SUITE` measures one suite',
+  '`npm run bench -- --quick` runs every suite in one go; `npm run bench:compare -- REV SUITE` measures one suite',
   'on two commits back to back.',
 ].join('\n')
 

@@ -1,5 +1,6 @@
+import { mergeSection } from './merge.ts'
 import type { Section } from './section.ts'
 import { snapshotSection } from './snapshot.ts'
 
 /** Every section of bench/RESULTS.md, in order. A suite without a results file is left out. */
-export const SECTIONS: readonly Section[] = [snapshotSection]
+export const SECTIONS: readonly Section[] = [snapshotSection, mergeSection]
