@@ -1,6 +1,7 @@
+import { cliSection } from './cli.ts'
 import { mergeSection } from './merge.ts'
 import type { Section } from './section.ts'
 import { snapshotSection } from './snapshot.ts'
 
 /** Every section of bench/RESULTS.md, in order. A suite without a results file is left out. */
-export const SECTIONS: readonly Section[] = [snapshotSection, mergeSection]
+export const SECTIONS: readonly Section[] = [snapshotSection, mergeSection, cliSection]
