@@ -58,7 +58,7 @@ export function runLine(
       load_before || load_after
         ? `load average ${loadText(load_before)} before, ${loadText(load_after)} after`
         : 'load unknown',
-      rounds === undefined ? 'rounds unknown' : `${rounds} rounds per figure`,
+      rounds === undefined ? 'rounds unknown' : `${rounds} ${rounds === 1 ? 'round' : 'rounds'} per figure`,
     ]
     return `\`${command}\`, ${date ?? 'date not recorded'}: recorded before runs kept their commit and load (commit unknown; ${known.join('; ')}).`
   }
@@ -69,7 +69,7 @@ export function runLine(
   return [
     `\`${command}\`, commit ${run.commit}${run.dirty ? ' (with uncommitted changes)' : ''}, ${date ?? 'date not recorded'};`,
     `${machine}; load average ${loadText(load_before)} before, ${loadText(load_after)} after;`,
-    `${rounds ?? '?'} rounds per figure.`,
+    `${rounds ?? '?'} ${rounds === 1 ? 'round' : 'rounds'} per figure.`,
   ].join(' ')
 }
 
