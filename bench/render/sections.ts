@@ -1,7 +1,16 @@
 import { cliSection } from './cli.ts'
+import { failoverSection, leaveSection } from './failover.ts'
 import { mergeSection } from './merge.ts'
 import type { Section } from './section.ts'
+import { simSection } from './sim.ts'
 import { snapshotSection } from './snapshot.ts'
 
 /** Every section of bench/RESULTS.md, in order. A suite without a results file is left out. */
-export const SECTIONS: readonly Section[] = [snapshotSection, mergeSection, cliSection]
+export const SECTIONS: readonly Section[] = [
+  snapshotSection,
+  simSection,
+  failoverSection,
+  leaveSection,
+  mergeSection,
+  cliSection,
+]
