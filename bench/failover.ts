@@ -19,9 +19,9 @@ import { leaveUnderLoad } from './leave-under-load.ts'
 import { keepRun } from './lib/results-file.ts'
 import { benchCommand, type RunMeta, startRun } from './lib/run-meta.ts'
 import { spread } from './lib/stats.ts'
+import { measureKeepalived } from './peers/keepalived.ts'
 import { type FailoverRun, type FaultSample, type LeaveRun, leaveSentence } from './render/failover.ts'
 import { renderResults } from './render/results-md.ts'
-import { measureKeepalived } from './peers/keepalived.ts'
 
 const { values } = parseArgs({
   options: {
