@@ -1,6 +1,7 @@
 import { cliSection } from './cli.ts'
 import { failoverSection, leaveSection } from './failover.ts'
 import { mergeSection } from './merge.ts'
+import { qemuSection } from './qemu.ts'
 import type { Section } from './section.ts'
 import { simSection } from './sim.ts'
 import { snapshotSection } from './snapshot.ts'
@@ -11,6 +12,7 @@ export const SECTIONS: readonly Section[] = [
   simSection,
   failoverSection,
   leaveSection,
+  qemuSection,
   mergeSection,
   cliSection,
 ]
