@@ -1,5 +1,6 @@
 import { cliSection } from './cli.ts'
 import { failoverSection, leaveSection } from './failover.ts'
+import { fenceSection } from './fence.ts'
 import { mergeSection } from './merge.ts'
 import { qemuSection } from './qemu.ts'
 import type { Section } from './section.ts'
@@ -14,5 +15,6 @@ export const SECTIONS: readonly Section[] = [
   leaveSection,
   qemuSection,
   mergeSection,
+  fenceSection,
   cliSection,
 ]
