@@ -1,6 +1,7 @@
 import { cliSection } from './cli.ts'
 import { failoverSection, leaveSection } from './failover.ts'
 import { fenceSection } from './fence.ts'
+import { frontdoorSection } from './frontdoor.ts'
 import { mergeSection } from './merge.ts'
 import { qemuSection } from './qemu.ts'
 import type { Section } from './section.ts'
@@ -16,5 +17,6 @@ export const SECTIONS: readonly Section[] = [
   qemuSection,
   mergeSection,
   fenceSection,
+  frontdoorSection,
   cliSection,
 ]
