@@ -4,6 +4,7 @@ import { fenceSection } from './fence.ts'
 import { frontdoorSection } from './frontdoor.ts'
 import { mergeSection } from './merge.ts'
 import { overlaySection } from './overlay.ts'
+import { pauseSection } from './pause.ts'
 import { qemuSection } from './qemu.ts'
 import type { Section } from './section.ts'
 import { simSection } from './sim.ts'
@@ -16,6 +17,7 @@ export const SECTIONS: readonly Section[] = [
   simSection,
   failoverSection,
   leaveSection,
+  pauseSection,
   qemuSection,
   mergeSection,
   fenceSection,
