@@ -18,7 +18,8 @@ const PREAMBLE = [
   'on two commits back to back.',
 ].join('\n')
 
-async function renderSection(section: Section): Promise<string | null> {
+/** One section from its results file, or null when the suite has none. */
+export async function renderSection(section: Section): Promise<string | null> {
   const kept = await readResults<object>(section.file)
   if (!kept) return null
   const runs = allRuns(kept)
