@@ -1,4 +1,5 @@
 import { markdownTable } from '../lib/results-md.ts'
+import type { RunMeta } from '../lib/run-meta.ts'
 import type { LegacyMeta, Section } from './section.ts'
 
 /** Wall milliseconds of one command line over the rounds (quartiles and range of `samples_ms`). */
@@ -73,10 +74,14 @@ function legacy(run: LegacyCliRun): LegacyMeta {
   }
 }
 
-function summary(run: LegacyCliRun & { date?: string; commit?: string; load_before?: number[] }): string {
+function summary(run: LegacyCliRun & Partial<RunMeta>): string {
   const c = run.variants['compiled']!
   const floor = run.variants['node']
-  const load = run.load_before?.[0] ?? run.load_1m?.before ?? '?'
+  const load = run.load_before
+    ? `${run.load_before[0]}-${run.load_after?.[0] ?? '?'}`
+    : run.load_1m
+      ? `${run.load_1m.before}-${run.load_1m.after}`
+      : '?'
   const pair = (command: CliCommand) => `${c[command].median_ms} / ${floor?.[command].median_ms ?? '-'}`
   return `${run.date ?? run.generated_at ?? 'undated'}, commit ${run.commit ?? '?'}, load 1m ${load}, ${run.rounds ?? '?'} rounds: median ms compiled / floor (\`node -e 0\`): \`--version\` ${pair('version')}, \`status\` ${pair('status')}`
 }

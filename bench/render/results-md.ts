@@ -40,7 +40,7 @@ export async function renderSection(section: Section): Promise<string | null> {
     parts.push('', 'Earlier runs (oldest first):', '')
     for (const run of runs.slice(0, -1)) {
       const notes = (run as WithNotes).notes ?? []
-      parts.push(`- ${section.summary(run)}${notes.length > 0 ? ` Notes: ${notes.join(' ')}` : ''}`)
+      parts.push(`- ${section.summary(run)}${notes.length > 0 ? `. Notes: ${notes.join(' ')}` : ''}`)
     }
   }
   return parts.join('\n')
