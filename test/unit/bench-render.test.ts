@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
-import { RESULTS_DIR } from '../../bench/lib/results-file.ts'
+import { allRuns, RESULTS_DIR, readResults } from '../../bench/lib/results-file.ts'
 import { failoverSection } from '../../bench/render/failover.ts'
 import { renderSection } from '../../bench/render/results-md.ts'
 import { SECTIONS } from '../../bench/render/sections.ts'
@@ -34,6 +34,9 @@ describe('bench/RESULTS.md from bench/results/*.json (bench/render)', () => {
       expect(text, section.file).toMatch(/^`npm run bench[^`]*`, /m)
       expect(text, section.file).not.toMatch(/undefined|NaN|\[object Object\]/)
       expect(unsupportedP99(text!), section.file).toEqual([])
+      // Every run kept (legacy shapes included) gives its one-line summary, as bench:compare prints it.
+      for (const run of allRuns(await readResults<object>(section.file)))
+        expect(section.summary?.(run) ?? '', section.file).not.toMatch(/undefined|NaN|\[object Object\]/)
     }
   })
 
