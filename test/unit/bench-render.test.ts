@@ -1,8 +1,9 @@
-import { readdir } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { allRuns, RESULTS_DIR, readResults } from '../../bench/lib/results-file.ts'
 import { failoverSection } from '../../bench/render/failover.ts'
-import { renderSection } from '../../bench/render/results-md.ts'
+import { renderSection, resultsText } from '../../bench/render/results-md.ts'
 import { SECTIONS } from '../../bench/render/sections.ts'
 
 /** Sample counts a rendered sentence or table row states: "60 samples", "(100 per path)", "50 captures". */
@@ -38,6 +39,13 @@ describe('bench/RESULTS.md from bench/results/*.json (bench/render)', () => {
       for (const run of allRuns(await readResults<object>(section.file)))
         expect(section.summary?.(run) ?? '', section.file).not.toMatch(/undefined|NaN|\[object Object\]/)
     }
+  })
+
+  it('bench/RESULTS.md as committed is exactly what npm run bench:render makes of the JSON', async () => {
+    const committed = await readFile(join(RESULTS_DIR, '..', 'RESULTS.md'), 'utf8')
+    expect(committed === (await resultsText()), 'bench/RESULTS.md differs: run npm run bench:render').toBe(
+      true,
+    )
   })
 
   it('calls the tail of 20 runs the maximum, and gives a p99 only with 100 samples', () => {
