@@ -5,11 +5,12 @@
  * start, as `sustain join` does) starts the service, a client loads it (mail: SMTP sends; guest: reads
  * of its counter port), the node is SIGKILLed, and the time until every process of the service is gone
  * and its port refuses connections is measured from /proc (test/fence/remnants.ts, 1 ms polls).
- * Writes bench/results/fence.json and a section of bench/RESULTS.md.
- * Usage: bash test/loopback-only.sh npx tsx bench/fence.ts [--runs N] [--qemu-runs N] [--only mail,postfix,qemu]
+ * Keeps the run in bench/results/fence.json (earlier runs kept) and regenerates bench/RESULTS.md
+ * (bench/render/fence.ts). `rounds` is the smaller of --runs and --qemu-runs.
+ * Usage: npm run bench:fence [-- --runs N] [--qemu-runs N] [--only mail,postfix,qemu]
  */
 
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -24,7 +25,10 @@ import {
   waitServiceGone,
 } from '../test/fence/remnants.ts'
 import { guestFixture, readCounter } from '../test/qemu/guest.ts'
-import { markdownTable, replaceSection } from './lib/results-md.ts'
+import { keepRun } from './lib/results-file.ts'
+import { benchCommand, type RunMeta, startRun } from './lib/run-meta.ts'
+import type { FenceResult, FenceRun } from './render/fence.ts'
+import { renderResults } from './render/results-md.ts'
 
 const { values } = parseArgs({
   options: {
@@ -37,7 +41,11 @@ const RUNS = Number(values.runs ?? 10)
 /** A guest boots in tens of seconds under TCG: fewer runs. */
 const QEMU_RUNS = Number(values['qemu-runs'] ?? 3)
 const SERVICES = values.only!.split(',')
+const unknown = SERVICES.filter((s) => !['mail', 'postfix', 'qemu'].includes(s))
+if (unknown.length > 0)
+  throw new Error(`--only: unknown service(s) ${unknown.join(', ')}; mail, postfix, qemu`)
 const GONE_TIMEOUT_MS = 10_000
+const TARGET_MS = 500
 const ROOT = resolve(import.meta.dirname, '..')
 
 const round = (value: number, digits = 1) => Number(value.toFixed(digits))
@@ -75,7 +83,12 @@ interface Case {
   load(port: number): { stop(): Promise<void> }
 }
 
-async function measure(c: Case, scope: 'pid' | 'group', dir: string, stand_ins: StandIn[]) {
+async function measure(
+  c: Case,
+  scope: 'pid' | 'group',
+  dir: string,
+  stand_ins: StandIn[],
+): Promise<FenceResult> {
   const samples: number[] = []
   const loads: number[] = []
   for (let run = 0; run < c.runs; run++) {
@@ -106,7 +119,7 @@ async function measure(c: Case, scope: 'pid' | 'group', dir: string, stand_ins: 
     kill: scope,
     ...stats(samples),
     samples_ms: samples.map((s) => round(s, 2)),
-    load_avg_1m: [round(Math.min(...loads), 2), round(Math.max(...loads), 2)],
+    load_avg_1m: [round(Math.min(...loads), 2), round(Math.max(...loads), 2)] as [number, number],
   }
 }
 
@@ -114,6 +127,10 @@ const dir = await mkdtemp(join(tmpdir(), 'sustain-bench-fence-'))
 await chmod(dir, 0o711) // Postfix's own users must reach its state directory
 const stand_ins: StandIn[] = []
 const guest = SERVICES.includes('qemu') ? await guestFixture() : undefined
+const finish = startRun(
+  benchCommand('bench:fence'),
+  Math.min(...SERVICES.map((s) => (s === 'qemu' ? QEMU_RUNS : RUNS))),
+)
 const cleanup = async () => {
   await stopStandIns(stand_ins)
   await guest?.cleanup()
@@ -148,27 +165,14 @@ try {
         ]
       : []),
   ].filter((c) => SERVICES.includes(c.service))
-  const results = []
+  const results: FenceResult[] = []
   for (const c of cases) {
     for (const scope of ['pid', 'group'] as const) results.push(await measure(c, scope, dir, stand_ins))
   }
-  const json = {
-    date: new Date().toISOString(),
-    poll_ms: 1,
-    note: 'kill of the node process to: every process of the service gone (zombies count as gone) and its port closed',
-    results,
-  }
-  await writeFile(join(ROOT, 'bench', 'results', 'fence.json'), `${JSON.stringify(json, null, 2)}\n`)
-  const table = markdownTable(
-    ['service', 'SIGKILL of node', 'runs', 'median ms', 'max ms', 'min ms', 'load avg 1m'],
-    results.map((r) => [r.service, r.kill, r.runs, r.median_ms, r.max_ms, r.min_ms, r.load_avg_1m.join('-')]),
-  )
-  await replaceSection(
-    join(ROOT, 'bench', 'RESULTS.md'),
-    '## Fence: a service never outlives its node (bench/fence.ts)',
-    `${json.date}. Time from SIGKILL of the node process (its pid alone, or its process group) to every process of its service gone and the service port closed, read from /proc every 1 ms, with a client loading the service. Target: 500 ms.\n\n${table}\n`,
-  )
-  say(table)
+  const run: FenceRun & RunMeta = { poll_ms: 1, target_ms: TARGET_MS, results, ...finish() }
+  await keepRun('fence.json', run)
+  await renderResults()
+  say(JSON.stringify(results.map(({ samples_ms: _, ...r }) => r)))
 } finally {
   await cleanup()
 }

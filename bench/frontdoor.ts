@@ -7,14 +7,16 @@
  * - throughput of one TCP stream into a discarding service, directly and through a candidate's front
  *   door (two members in this process on a local testnet, so one thread carries both relays);
  * - bytes per idle connection held at a front door (1,000 connections, both ends in this process).
- * Writes bench/results/frontdoor.json and a section of bench/RESULTS.md.
+ * Keeps the run in bench/results/frontdoor.json (earlier runs kept) and regenerates bench/RESULTS.md
+ * (bench/render/frontdoor.ts). rounds = 1: the throughput is one stream each (the other counts are in
+ * the JSON and the table).
  * Usage: bash test/loopback-only.sh npx tsx bench/frontdoor.ts [--quick]
  */
 
 import { once } from 'node:events'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import net from 'node:net'
-import { loadavg, tmpdir } from 'node:os'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
@@ -25,8 +27,11 @@ import { startTestnet } from '../overlay/testnet.ts'
 import { LocalFederation, type LocalNode } from '../src/demo/local-federation.ts'
 import { MailLoop } from '../src/demo/mail-loop.ts'
 import { FrontDoorPair } from '../test/frontdoor/pair.ts'
-import { markdownTable, replaceSection } from './lib/results-md.ts'
+import { keepRun } from './lib/results-file.ts'
+import { benchCommand, type RunMeta, startRun } from './lib/run-meta.ts'
 import { measureKeepalived } from './peers/keepalived.ts'
+import type { FrontdoorRun } from './render/frontdoor.ts'
+import { renderResults } from './render/results-md.ts'
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } })
 const QUICK = values.quick === true
@@ -197,7 +202,7 @@ async function inProcess() {
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'sustain-bench-frontdoor-'))
-const load_before = loadavg()[0]!.toFixed(2)
+const finish = startRun(benchCommand('bench:frontdoor'), 1)
 // Priorities: the client's entry node (node-2) is the lowest, so it never serves while another lives.
 const fed = new LocalFederation({
   dir,
@@ -207,7 +212,7 @@ const fed = new LocalFederation({
   front_door: {},
 })
 const release = fed.stopOnSignals()
-let json: Record<string, unknown>
+let json: FrontdoorRun & RunMeta
 try {
   await fed.start()
   const server = await fed.server(60_000)
@@ -216,20 +221,23 @@ try {
   await fed.stop()
   const out = await outage()
   const local = await inProcess()
-  let keepalived: { default_p50: number | null; fastest_p50: number | null; version?: string } = {
+  let keepalived: FrontdoorRun['keepalived_ms'] = {
     default_p50: null,
     fastest_p50: null,
   }
   try {
     const measured = await measureKeepalived(QUICK ? 3 : 10)
-    keepalived = { default_p50: measured.takeover_p50_ms, fastest_p50: null, version: measured.version }
+    keepalived = {
+      default_p50: measured.takeover_p50_ms,
+      fastest_p50: null,
+      version: measured.version,
+      runs: measured.runs,
+    }
   } catch (error) {
     process.stderr.write(`keepalived not measured: ${(error as Error).message}\n`)
   }
   json = {
     quick: QUICK,
-    date: new Date().toISOString(),
-    load_1m: { before: load_before, after: loadavg()[0]!.toFixed(2) },
     latency_ms: {
       transactions: TRANSACTIONS,
       direct_p50: quantile(lat.direct, 50),
@@ -247,50 +255,20 @@ try {
     outage: {
       runs: out.gaps.length,
       p50_ms: quantile(out.gaps, 50),
-      p99_ms: quantile(out.gaps, 99),
+      max_ms: out.gaps.length > 0 ? Math.max(...out.gaps) : null,
       refused: out.refused,
       failed_transactions: out.failed,
       samples_ms: out.gaps,
     },
     keepalived_ms: keepalived,
     bytes_per_idle_connection: local.bytes_per_idle_connection,
+    ...finish(),
   }
 } finally {
   release()
   await fed.stop()
   await rm(dir, { recursive: true, force: true })
 }
-await mkdir(new URL('./results/', import.meta.url), { recursive: true })
-await writeFile(new URL('./results/frontdoor.json', import.meta.url), `${JSON.stringify(json, null, 2)}\n`)
-const l = json.latency_ms as Record<string, number>
-const t = json.throughput_mb_per_s as Record<string, number>
-const o = json.outage as Record<string, number>
-const k = json.keepalived_ms as Record<string, number | null>
-const table = markdownTable(
-  ['measure', 'direct / peer', "through the server's front door", "through a candidate's front door"],
-  [
-    ['SMTP transaction p50 ms', l.direct_p50, l.via_server_p50, l.via_candidate_p50],
-    ['SMTP transaction p99 ms', l.direct_p99, l.via_server_p99, l.via_candidate_p99],
-    [`one TCP stream of ${STREAM_BYTES / MiB} MiB, MB/s`, t.direct, '-', t.via_candidate],
-    [
-      `client outage after SIGKILL, ${o.runs} runs: p50 / p99 ms`,
-      k.default_p50 === null ? '-' : `keepalived VIP takeover p50 ${k.default_p50} (advert_int 1)`,
-      '-',
-      `${o.p50_ms} / ${o.p99_ms} (refused ${o.refused})`,
-    ],
-    ['bytes per idle held connection', '-', '-', json.bytes_per_idle_connection],
-  ],
-)
-await replaceSection(
-  new URL('./RESULTS.md', import.meta.url).pathname,
-  '## Front door',
-  `\`npm run bench:frontdoor${QUICK ? ' -- --quick' : ''}\`, ${new Date().toISOString().slice(0, 10)}, 2 cores shared with ` +
-    `other work (load 1m ${(json.load_1m as Record<string, string>).before} before, ${(json.load_1m as Record<string, string>).after} after). ` +
-    `3 node processes serving examples/mail; ${TRANSACTIONS} transactions per path, taking turns, each on a fresh connection. ` +
-    'Outage: the longest time without an acknowledgement seen by a client that keeps sending mail through one ' +
-    "candidate's front door while the server is SIGKILLed (a fresh federation per run). Throughput and idle " +
-    'connections: two members in the bench process on a local testnet (one thread carries both relays and the client; ' +
-    'idle bytes count both ends of each connection: an upper bound). keepalived at its fastest interval: not measured.\n\n' +
-    `${table}\n`,
-)
+await keepRun('frontdoor.json', json)
+await renderResults()
 process.stdout.write(`${JSON.stringify(json)}\n`)

@@ -24,7 +24,7 @@ export interface LeaveUnderLoad {
 
 /**
  * `leaves` planned leaves of the server in a row (each leaver rejoins) while a client that only knows the
- * nodes' addresses mails every 50 ms; the mailbox of the last server is checked with Python's reader.
+ * nodes' addresses mails every 50 ms; the mailbox of the last server is read by its Subject lines (lostAcknowledged).
  */
 export async function leaveUnderLoad(fed: LocalFederation, leaves: number): Promise<LeaveUnderLoad> {
   await fed.server(60_000)

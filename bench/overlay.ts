@@ -1,24 +1,28 @@
 /**
  * Overlay benchmark (issue 4). Run inside the loopback-only namespace:
  *   bash test/loopback-only.sh npx tsx bench/overlay.ts [--quick] [--only replication,detection,bulk,false,control [--merge]]
- * Writes bench/results/overlay.json and the `## Overlay` section of bench/RESULTS.md (a run with
- * --only prints its figures and writes nothing; with --merge too, its phases replace theirs in the
- * previous results, and the table says which phases were re-run). Each figure records the 1-minute load average when
- * its phase started: other engineers share the machine.
+ * Keeps the run in bench/results/overlay.json (earlier runs kept) and regenerates bench/RESULTS.md
+ * (bench/render/overlay.ts). A run with --only prints its figures and writes nothing; with --merge too,
+ * its phases replace theirs in a copy of the newest run, kept as a new run that says which phases were
+ * re-run and which run the others come from. Each figure records the 1-minute load average when its
+ * phase started: other engineers share the machine.
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, connect as tcpConnect } from 'node:net'
-import { cpus, loadavg, tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { type LocalTestnet, startTestnet } from '../overlay/testnet.ts'
-import { writeFileAtomic } from '../src/util/atomic-write.ts'
 import { forSnapshotTraffic } from '../src/util/process-settings.ts'
 import { Cluster, type NodeProc, withTimeout } from '../test/overlay/harness.ts'
+import { allRuns, keepRun, readResults } from './lib/results-file.ts'
+import { benchCommand, type RunMeta, startRun } from './lib/run-meta.ts'
+import type { OverlayRun } from './render/overlay.ts'
+import { renderResults } from './render/results-md.ts'
 
 const quick = process.argv.includes('--quick')
 const onlyArg = process.argv.indexOf('--only')
@@ -36,7 +40,6 @@ const BULK_DETECTION_RUNS = quick ? 2 : 5
 const REPLICATION_ROUNDS = quick ? 1 : 5
 const NAIVE_WRITER = fileURLToPath(new URL('../test/overlay/fixtures/naive-writer.ts', import.meta.url))
 const NAIVE_READER = fileURLToPath(new URL('../test/overlay/fixtures/naive-reader.ts', import.meta.url))
-const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 const now_wall = () => performance.timeOrigin + performance.now()
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits
 /** 1-minute load average now. */
@@ -346,57 +349,9 @@ async function controlBytes(testnet: LocalTestnet, size: number) {
 
 // ---- main ------------------------------------------------------------------------------------------
 
-async function writeResults(result: Record<string, any>): Promise<void> {
-  await writeFileAtomic(join(RESULTS_DIR, 'overlay.json'), `${JSON.stringify(result, null, 2)}\n`)
-  const r = result['replication']
-  const d = result['detection']
-  const b = result['detection_during_replication']
-  const f = result['false_suspicions']
-  const rows = [
-    '## Overlay',
-    '',
-    `\`npm run bench:overlay${quick ? ' -- --quick' : ''}\` on ${result['machine']}, ${result['date']}${result['rerun'] ? ` (phases ${result['rerun'].phases.join(', ')} re-run on ${result['rerun'].date} with \`--only … --merge\`)` : ''}, inside the loopback-only namespace. All processes share the cores; other engineers' work loads the machine too, so each figure shows the 1-minute load average when its phase started.`,
-    '',
-    '| metric | value | target | load avg |',
-    '|---|---|---|---|',
-    `| replication of ${REPLICATION_BYTES / MiB} MiB to 1 candidate | ${r.mb_per_s_1} MB/s (${r.vs_naive_1}x plain hypercore, ${r.fraction_of_tcp_1} of TCP) | >= 2x plain hypercore | ${r.load_avg.one} |`,
-    `| replication to 4 candidates at once, aggregate | ${r.mb_per_s_4} MB/s (${r.four_vs_one}x the figure to 1; ${r.uploads_per_download_4} blocks uploaded per block downloaded, ${r.uploads_per_download_1} to 1) | >= the figure to 1 | ${r.load_avg.four} |`,
-    `| CPU of all nodes per MiB delivered, to 1 / to 4 (cores they kept busy: ${r.cores_busy_1} / ${r.cores_busy_4} of ${cpus().length}) | ${r.cpu_ms_per_mib_1} / ${r.cpu_ms_per_mib_4} ms | not growing with fan-out | ${r.load_avg.one} / ${r.load_avg.four} |`,
-    `| the same over the hyperswarm data plane only (lane off, as where TCP is blocked), to 1 / to 4 aggregate | ${r.data_plane_mb_per_s_1} / ${r.data_plane_mb_per_s_4} MB/s (${r.data_plane_vs_naive_1}x plain hypercore; to 4 ${r.data_plane_four_vs_one}x to 1) | — | ${r.load_avg.data_plane} |`,
-    `| plain hypercore, default settings, 64 KiB blocks, 1 reader | ${r.naive_hypercore_mb_per_s} MB/s | baseline | ${r.load_avg.naive} |`,
-    `| the same with the process settings Sustain's nodes start with (heap flags, malloc, crc32c) | ${r.naive_tuned_hypercore_mb_per_s} MB/s (the figure to 1 is ${r.vs_naive_tuned_1}x it) | — | ${r.load_avg.naive_tuned} |`,
-    `| plain TCP copy over loopback | ${r.tcp_mb_per_s} MB/s | reference | ${r.load_avg.tcp} |`,
-    `| detection after SIGKILL, p50 / p99 (${d.runs} runs x ${CANDIDATES} candidates) | ${d.sigkill_p50_ms} / ${d.sigkill_p99_ms} ms | p99 < 1000 ms | ${d.load_avg} |`,
-    `| detection after SIGSTOP, p50 / p99 | ${d.sigstop_p50_ms} / ${d.sigstop_p99_ms} ms | p99 < 1000 ms | ${d.load_avg} |`,
-    `| detection during bulk replication to ${CANDIDATES} candidates, SIGKILL p50 / p99 (${b.runs} runs) | ${b.sigkill_p50_ms} / ${b.sigkill_p99_ms} ms | p99 < 1000 ms | ${b.load_avg} |`,
-    `| detection during bulk replication, SIGSTOP p50 / p99 | ${b.sigstop_p50_ms} / ${b.sigstop_p99_ms} ms | p99 < 1000 ms | ${b.load_avg} |`,
-    `| false suspicions in ${FALSE_SUSPICION_MS / 1000} s, both cores saturated | ${f.count} | 0 | ${f.load_avg} |`,
-    `| false suspicions during the replication runs (to 1 and to 4; longest main-thread event-loop stall of any node ${r.loop_delay_max_ms_1} / ${r.loop_delay_max_ms_4} ms) | ${result['false_suspicions_during_replication']} | 0 | ${r.load_avg.one} / ${r.load_avg.four} |`,
-    `| false suspicions during the bulk-detection runs, before the fault | ${b.false_suspicions_before_fault} | 0 | ${b.load_avg} |`,
-    ...result['control'].map(
-      (c: any) =>
-        `| control plane per node, ${c.nodes} nodes (idle) | ${c.frame_bytes_sent_per_s} B/s of frames, ${c.control_wire_bytes_written_per_s} B/s on the control plane's wire (${c.wire_bytes_written_per_s} B/s both planes) | — | ${c.load_avg} |`,
-    ),
-    '',
-    `MB/s here means MiB/s. Replication time runs from the candidate learning of the snapshot to holding all of it; candidates are connected to the server (on their lanes) before it publishes and learn of the snapshot when it is whole, as members of a running federation do; the plain-hypercore reader likewise connects before its writer appends and starts when it learns the core is whole. Writer and reader of every trial are processes of their own. Sustain's node processes start with the settings of src/util/process-settings.ts (V8 heap flags, glibc malloc settings, RocksDB's crc32c in hardware; as \`sustain demo\` and the README's unit do); the plain-hypercore baseline runs with the defaults, and once more with the same settings. Replication figures are medians of ${REPLICATION_ROUNDS} interleaved rounds (TCP, plain hypercore, the same tuned, overlay to 1 and to 4 taking turns to go first; per round: TCP ${r.rounds.tcp.join(', ')}; plain hypercore ${r.rounds.naive.join(', ')}; tuned ${r.rounds.naive_tuned.join(', ')}; to 1 ${r.rounds.one.join(', ')}; to 4 ${r.rounds.four.join(', ')}; data plane only, to 1 ${r.rounds.data_plane_one.join(', ')}, to 4 ${r.rounds.data_plane_four.join(', ')} MB/s); load averages are ranges over the trials.`,
-    'The overlay figures travel on the data lane (a direct TCP connection, Noise-encrypted like hyperswarm, overlay/lane.ts) where the peer is reachable; the data-plane row is the fallback over hyperswarm UDX.',
-    'Control traffic (admission, pings, control messages) runs on its own hyperswarm, apart from replication.',
-    "Where the replication CPU goes (perf profiles) and what bounds these figures: ARCHITECTURE.md, overlay/ and 'Not yet'.",
-    '',
-    '',
-  ]
-  const path = join(RESULTS_DIR, '..', 'RESULTS.md')
-  // Re-read right before writing: another engineer owns other sections of this file.
-  let text = await readFile(path, 'utf8').catch(() => '# Benchmark results\n')
-  const section = rows.join('\n')
-  const start = text.indexOf('## Overlay')
-  if (start >= 0) {
-    const next = text.indexOf('\n## ', start + 1)
-    text = text.slice(0, start) + section + (next >= 0 ? text.slice(next + 1) : '')
-  } else {
-    text = `${text.trimEnd()}\n\n${section}`
-  }
-  await writeFileAtomic(path, text)
+async function writeResults(result: OverlayRun & RunMeta): Promise<void> {
+  await keepRun('overlay.json', result)
+  await renderResults()
 }
 
 function detectionSummary(samples: Record<'SIGKILL' | 'SIGSTOP', number[]>, runs: number, load_avg: number) {
@@ -558,11 +513,8 @@ async function bulkDetectionPhase(testnet: LocalTestnet) {
 
 async function main(): Promise<void> {
   const testnet = await startTestnet(5)
-  const result: Record<string, any> = {
-    quick,
-    date: new Date().toISOString().slice(0, 10),
-    machine: `${cpus().length} cores, Node ${process.version}`,
-  }
+  const finish = startRun(benchCommand('bench:overlay'), REPLICATION_ROUNDS)
+  const result: Record<string, any> = { quick }
   const phase = async (name: string, key: string, run: () => Promise<unknown>) => {
     if (!runs(name)) return
     result[key] = await run()
@@ -589,12 +541,24 @@ async function main(): Promise<void> {
     })
     // Reasons of the false peer-downs of the replication and bulk-detection runs.
     result['false_down_reasons'] = falseDownReasons
-    if (only === null) await writeResults(result)
+    const meta = finish()
+    if (only === null) await writeResults({ ...(result as OverlayRun), ...meta })
     else if (merge) {
-      const previous = JSON.parse(await readFile(join(RESULTS_DIR, 'overlay.json'), 'utf8'))
+      const previous = allRuns(await readResults<OverlayRun & Partial<RunMeta>>('overlay.json')).at(-1)
+      assert(previous, '--merge needs a previous run in bench/results/overlay.json')
       assert.equal(previous.quick, quick, '--merge needs previous results of the same --quick mode')
-      const rerun = { date: result['date'], phases: [...only] }
-      await writeResults({ ...previous, ...result, date: previous.date, rerun })
+      const {
+        notes: _,
+        rerun: __,
+        ...base
+      } = previous as OverlayRun & Partial<RunMeta> & { notes?: string[] }
+      const rerun = {
+        phases: [...only],
+        date: meta.date,
+        base_date: previous.date,
+        base_commit: previous.commit ?? null,
+      }
+      await writeResults({ ...base, ...(result as OverlayRun), ...meta, rerun })
     } else log(`--only: nothing written. ${JSON.stringify(result)}`)
   } finally {
     await testnet.destroy()

@@ -1,8 +1,8 @@
 /**
  * Snapshot pause of the process driver: how long the service is SIGSTOPped per capture, on a 100 MiB
  * state directory with 1 % changed between captures (20 small files rewritten, one big mbox appended
- * to). `npx tsx bench/pause.ts [--captures 50] [--quick]`. Prints JSON, writes bench/results/pause.json
- * and the "## Snapshot pause (process driver)" section of bench/RESULTS.md.
+ * to). `npm run bench:pause [-- --captures 50] [--quick]`. Prints JSON, keeps the run in
+ * bench/results/pause.json (earlier runs kept) and regenerates bench/RESULTS.md (bench/render/pause.ts).
  *
  * Modes: `no_precopy` (every change is copied inside the pause: the worst case, changes landing just
  * before the capture), `precopy` (changed files are copied once while the service runs, the pause
@@ -13,14 +13,15 @@
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { appendFile, mkdir, rm, stat, writeFile } from 'node:fs/promises'
-import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createProcessDriver } from '../src/drivers/process/driver.ts'
 import { parseServiceManifest } from '../src/drivers/process/manifest.ts'
-import { writeFileAtomic } from '../src/util/atomic-write.ts'
 import { createLogger } from '../src/util/log.ts'
-import { markdownTable, replaceSection } from './lib/results-md.ts'
+import { keepRun } from './lib/results-file.ts'
+import { benchCommand, type RunMeta, startRun } from './lib/run-meta.ts'
+import type { PauseRun } from './render/pause.ts'
+import { renderResults } from './render/results-md.ts'
 
 const KIB = 1024
 const MIB = 1024 * KIB
@@ -35,7 +36,6 @@ const REWRITE_FILES = 20
 const APPEND_BYTES = 512 * KIB
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const TMP = join(ROOT, '.tmp', 'bench-pause')
-const RESULTS_DIR = join(ROOT, 'bench', 'results')
 
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits
 function percentile(values: number[], p: number): number {
@@ -185,7 +185,7 @@ function cpWhole(runs: number): { p50_ms: number; runs: number } {
 }
 
 async function main(): Promise<void> {
-  const load_at_start = loadavg()[0]!
+  const finish = startRun(benchCommand('bench:pause'), CAPTURES)
   await rm(TMP, { recursive: true, force: true })
   await mkdir(TMP, { recursive: true })
   const state_bytes = await buildState(join(TMP, 'cp-source'))
@@ -196,11 +196,8 @@ async function main(): Promise<void> {
   await rm(join(TMP, 'cp-source'), { recursive: true, force: true })
   const modes = await runModes()
   await rm(TMP, { recursive: true, force: true })
-  const result = {
+  const result: PauseRun & RunMeta = {
     captures: CAPTURES,
-    cores: cpus().length,
-    load_avg_1m_at_start: round(load_at_start, 2),
-    load_avg_1m_at_end: round(loadavg()[0]!, 2),
     state_mib: state_bytes / MIB,
     files: SMALL_FILES + 1,
     mbox_mib_at_start: MBOX_BYTES / MIB,
@@ -213,51 +210,13 @@ async function main(): Promise<void> {
     reflink: false,
     modes,
     cp_a_whole_dir_p50_ms: cp_a.p50_ms,
+    cp_a_runs: cp_a.runs,
     snapshot_pause_p99_ms: modes.precopy_live_writer.pause_p99_ms,
+    ...finish(),
   }
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
-  if (quick) return
-  await mkdir(RESULTS_DIR, { recursive: true })
-  await writeFileAtomic(join(RESULTS_DIR, 'pause.json'), `${JSON.stringify(result, null, 2)}\n`)
-  const rows = Object.entries(modes).map(([name, m]) => [
-    name,
-    m.pause_p50_ms,
-    m.pause_p99_ms,
-    m.pause_max_ms,
-    m.settle_p50_ms,
-    m.copied_mib_p50,
-    m.state_mib_at_end,
-  ])
-  const body = [
-    `\`npx tsx bench/pause.ts\`: ${CAPTURES} captures per mode (the modes take turns) of a ${state_bytes / MIB} MiB state directory ` +
-      `(${SMALL_FILES} files of ${SMALL_BYTES / KIB} KiB, one mbox of ${MBOX_BYTES / MIB} MiB) on ${fs_type}; ` +
-      `before each capture ${REWRITE_FILES} files are rewritten and ${APPEND_BYTES / KIB} KiB appended to the mbox ` +
-      '(1 %). The pause is SIGSTOP to SIGCONT of the service process group. ' +
-      `Machine: ${result.cores} cores shared with other work, load average ${result.load_avg_1m_at_start} ` +
-      `at the start, ${result.load_avg_1m_at_end} at the end.`,
-    '',
-    markdownTable(
-      [
-        'mode',
-        'pause p50 ms',
-        'pause p99 ms',
-        'max ms',
-        'stop settle p50 ms',
-        'copied in pause p50 MiB',
-        'state MiB at end',
-      ],
-      rows,
-    ),
-    '',
-    `Peer: \`cp -a\` of the whole state directory (what a stop-copy-start tool pauses for): ${cp_a.p50_ms} ms p50 ` +
-      '(page cache warm; rsync is not installed here).',
-    '',
-    'no_precopy: every change is copied inside the pause (changes made just before the capture). precopy: ' +
-      'changed files are copied once while the service runs, the pause re-stats and copies what changed since. ' +
-      'precopy_live_writer: the service appends to the mbox all the time, so the pause copies it again. ' +
-      `${fs_type} has no reflink: an appended file is copied whole.`,
-  ].join('\n')
-  await replaceSection(join(ROOT, 'bench', 'RESULTS.md'), '## Snapshot pause (process driver)', body)
+  await keepRun('pause.json', result)
+  await renderResults()
 }
 
 await main()

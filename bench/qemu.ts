@@ -1,7 +1,7 @@
 /**
  * QEMU driver benchmark on the example guest (examples/qemu-guest, 128 MiB, TCG unless KVM proves
- * usable). `npm run bench:qemu [-- --quick]`. Prints JSON, writes bench/results/qemu.json and the
- * "## QEMU" section of bench/RESULTS.md.
+ * usable). `npm run bench:qemu [-- --quick]`. Prints JSON, keeps the run in bench/results/qemu.json
+ * (earlier runs kept) and regenerates bench/RESULTS.md (bench/render/qemu.ts). One pass: rounds = 1.
  *
  * Sustain: snapshots every 5 s from the guest's first second on (while it boots and its migration
  * stream grows: issue 27), with `failed_snapshots` (must be 0); snapshot pause (stop -> migration stream
@@ -12,7 +12,6 @@
  */
 import { execFile, spawn } from 'node:child_process'
 import { copyFile, mkdir, rm, stat } from 'node:fs/promises'
-import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -26,9 +25,11 @@ import { qemuArgs } from '../src/drivers/qemu/command.ts'
 import { createQemuDriver, type QemuDriver } from '../src/drivers/qemu/driver.ts'
 import { loadQemuManifest, type QemuServiceManifest } from '../src/drivers/qemu/manifest.ts'
 import { QmpClient } from '../src/drivers/qemu/qmp.ts'
-import { writeFileAtomic } from '../src/util/atomic-write.ts'
 import { createLogger } from '../src/util/log.ts'
-import { markdownTable, replaceSection } from './lib/results-md.ts'
+import { keepRun } from './lib/results-file.ts'
+import { benchCommand, type RunMeta, startRun } from './lib/run-meta.ts'
+import type { FromBootResult, IntervalResult, QemuRun } from './render/qemu.ts'
+import { renderResults } from './render/results-md.ts'
 
 const MIB = 1024 * 1024
 const quick = process.argv.includes('--quick')
@@ -79,23 +80,6 @@ function waitEvent(driver: QemuDriver, kind: DriverEvent['kind'], timeout_ms: nu
 
 let next_port = 17_400
 const port = () => next_port++
-
-interface IntervalResult {
-  interval_s: number
-  delta_bytes: number[]
-  delta_pct_of_memory_median: number
-}
-
-interface FromBootResult {
-  interval_s: number
-  snapshots: number
-  failed_snapshots: number
-  failures: string[]
-  memory_state_bytes: { first: number; max: number }
-  delta_bytes: number[]
-  codec_refused_chunks: number
-  rebases: string[]
-}
 
 /** Snapshots from the guest's first second on, on a fixed schedule; a failure is counted, not fatal. */
 async function snapshotsFromBoot(
@@ -306,6 +290,7 @@ async function savevmRun(manifest: QemuServiceManifest) {
 }
 
 async function main(): Promise<void> {
+  const finish = startRun(benchCommand('bench:qemu'), 1)
   await rm(TMP, { recursive: true, force: true })
   await mkdir(SERVICE, { recursive: true })
   say('building the guest')
@@ -324,55 +309,16 @@ async function main(): Promise<void> {
   }
   say('peer: QEMU savevm/loadvm')
   const savevm = await savevmRun(manifest)
-  const result = {
-    bench: 'qemu',
+  const result: QemuRun & RunMeta = {
     quick,
-    machine: { cpus: cpus().length, loadavg_1m: round(loadavg()[0]!, 2) },
     guest: { memory_mib: manifest.memory_mib, accel: sustain.accel },
     sustain,
     savevm,
+    ...finish(),
   }
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
-  await mkdir(join(ROOT, 'bench', 'results'), { recursive: true })
-  await writeFileAtomic(join(ROOT, 'bench', 'results', 'qemu.json'), `${JSON.stringify(result, null, 2)}\n`)
-  const memory_bytes = manifest.memory_mib * MIB
-  const rows = [
-    ['guest memory', `${manifest.memory_mib} MiB (${sustain.accel})`, `${manifest.memory_mib} MiB`],
-    [
-      'snapshot pause p50 / max (ms)',
-      `${sustain.pause_ms.p50} / ${sustain.pause_ms.max}`,
-      `${savevm.savevm_pause_ms.p50} / ${savevm.savevm_pause_ms.max}`,
-    ],
-    ['failed snapshots (must be 0)', sustain.failed_snapshots, '-'],
-    [
-      `from boot: ${sustain.from_boot.snapshots} snapshots every ${sustain.from_boot.interval_s} s from 1 s after start`,
-      `${sustain.from_boot.failed_snapshots} failed; memory stream ${sustain.from_boot.memory_state_bytes.first} -> ${sustain.from_boot.memory_state_bytes.max} bytes; delta bytes ${sustain.from_boot.delta_bytes.join(', ')}; ${sustain.from_boot.codec_refused_chunks} chunks stored raw (codec refused); rebases: ${sustain.from_boot.rebases.join('; ') || 'none'}`,
-      '-',
-    ],
-    ['full state (bytes)', sustain.full_state_bytes, '-'],
-    ...sustain.intervals.map((r) => [
-      `delta per snapshot at ${r.interval_s} s (bytes; % of memory)`,
-      `${r.delta_bytes.join(', ')} (${r.delta_pct_of_memory_median} %)`,
-      r.interval_s === 1
-        ? `${savevm.qcow2_growth_bytes_per_savevm} (qcow2 growth per savevm, ${round((100 * savevm.qcow2_growth_bytes_per_savevm) / memory_bytes, 1)} %)`
-        : '-',
-    ]),
-    [
-      'restore to answering (s)',
-      `${sustain.restore_to_answering_s} (materialise ${sustain.restore_materialize_s})`,
-      `${savevm.loadvm_start_to_answering_s} (-loadvm)`,
-    ],
-    ['fresh boot to answering (s; snapshots every 5 s during it)', sustain.boot_to_answering_s, '-'],
-  ]
-  const body = [
-    `\`npm run bench:qemu${quick ? ' -- --quick' : ''}\` on ${cpus().length} cores (load ${result.machine.loadavg_1m}): the example guest (busybox initramfs, counter ticking every 0.5 s).`,
-    'Sustain: stop -> migration stream to a file -> disk copy -> cont; deltas are each snapshot against its base (1 MiB chunks, 4 KiB pages, xdelta3).',
-    'Peer: QEMU `savevm` into the qcow2 disk (internal snapshot, VM paused throughout) and `-loadvm` at start.',
-    'Targets: delta < 5 % of memory at 5 s; restore to answering < 5 s under TCG.',
-    '',
-    markdownTable(['measure', 'Sustain', 'QEMU savevm/loadvm'], rows),
-  ].join('\n')
-  await replaceSection(join(ROOT, 'bench', 'RESULTS.md'), '## QEMU', body)
+  await keepRun('qemu.json', result)
+  await renderResults()
 }
 
 await main()

@@ -1,12 +1,15 @@
-import { mkdir, writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { runScenario } from '../test/sim/scenario.ts'
-import { markdownTable, replaceSection } from './lib/results-md.ts'
+import { keepRun } from './lib/results-file.ts'
+import { benchCommand, type RunMeta, startRun } from './lib/run-meta.ts'
+import { renderResults } from './render/results-md.ts'
+import type { SimCase, SimRun } from './render/sim.ts'
 
 /**
  * Simulator speed: simulated seconds per wall second for 10 and 100 nodes (each seed simulates a
  * 50 s fault phase and a 40 s quiet phase). There is no peer tool for this figure: it says how many
- * seeds a CI minute buys.
+ * seeds a CI minute buys. One pass per case (rounds = 1). `npm run bench:sim [-- --quick]`: keeps the
+ * run in bench/results/sim.json and regenerates bench/RESULTS.md.
  */
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } })
 const cases = [
@@ -14,7 +17,8 @@ const cases = [
   { nodes: 100, seeds: values.quick ? 1 : 3 },
 ]
 
-const results = []
+const finish = startRun(benchCommand('bench:sim'), 1)
+const results: SimCase[] = []
 for (const c of cases) {
   let simulated_ms = 0
   let violations = 0
@@ -40,23 +44,6 @@ for (const c of cases) {
   process.stdout.write(`${JSON.stringify(result)}\n`)
 }
 
-await mkdir(new URL('./results/', import.meta.url), { recursive: true })
-const json = { machine: { cpus: 2, node: process.version }, quick: values.quick, cases: results }
-await writeFile(new URL('./results/sim.json', import.meta.url), `${JSON.stringify(json, null, 2)}\n`)
-const table = markdownTable(
-  ['nodes', 'seeds', 'simulated s', 'wall s', 'simulated s / wall s', 'elections', 'violations'],
-  results.map((r) => [
-    r.nodes,
-    r.seeds,
-    r.simulated_s,
-    r.wall_s,
-    r.simulated_s_per_wall_s,
-    r.elections,
-    r.violations,
-  ]),
-)
-await replaceSection(
-  new URL('./RESULTS.md', import.meta.url).pathname,
-  '## Simulator',
-  `\`npm run bench:sim\`${values.quick ? ' -- --quick' : ''}, one core, ${new Date().toISOString().slice(0, 10)}.\n\n${table}\n`,
-)
+const run: SimRun & RunMeta = { quick: values.quick ?? false, cases: results, ...finish() }
+await keepRun('sim.json', run)
+await renderResults()

@@ -57,3 +57,8 @@ export function startRun(command: string, rounds: number): () => RunMeta {
     load_after: load(),
   })
 }
+
+/** The command line that repeats this run: `npm run <script> -- <its arguments>`. */
+export function benchCommand(script: string, argv: readonly string[] = process.argv.slice(2)): string {
+  return [`npm run ${script}`, ...(argv.length > 0 ? ['--', ...argv] : [])].join(' ')
+}

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { writeFileAtomic } from '../../src/util/atomic-write.ts'
 import { allRuns, RESULTS_DIR, readResults } from '../lib/results-file.ts'
-import { runLine, type Section } from './section.ts'
+import { runLine, type Section, type WithNotes } from './section.ts'
 import { SECTIONS } from './sections.ts'
 
 const PATH = join(RESULTS_DIR, '..', 'RESULTS.md')
@@ -18,36 +18,46 @@ const PREAMBLE = [
   'on two commits back to back.',
 ].join('\n')
 
-async function renderSection(section: Section): Promise<string | null> {
+/** One section from its results file, or null when the suite has none. */
+export async function renderSection(section: Section): Promise<string | null> {
   const kept = await readResults<object>(section.file)
   if (!kept) return null
   const runs = allRuns(kept)
   const newest = runs.at(-1)!
-  const command = `npm run bench:${section.file.replace(/\.json$/, '')}`
+  const command = section.command ?? `npm run bench:${section.file.replace(/\.json$/, '')}`
   const parts = [
     `## ${section.heading}`,
     '',
-    runLine(newest, command),
+    runLine(newest, command, section.legacy?.(newest)),
     '',
     section.method,
     '',
     section.render(newest).trimEnd(),
   ]
+  const notes = (newest as WithNotes).notes ?? []
+  if (notes.length > 0) parts.push('', 'Notes kept with this run:', '', ...notes.map((n) => `- ${n}`))
   if (section.summary && runs.length > 1) {
     parts.push('', 'Earlier runs (oldest first):', '')
-    for (const run of runs.slice(0, -1)) parts.push(`- ${section.summary(run)}`)
+    for (const run of runs.slice(0, -1)) {
+      const notes = (run as WithNotes).notes ?? []
+      parts.push(`- ${section.summary(run)}${notes.length > 0 ? `. Notes: ${notes.join(' ')}` : ''}`)
+    }
   }
   return parts.join('\n')
 }
 
-/** Rewrites bench/RESULTS.md wholly from the results files. */
-export async function renderResults(): Promise<string> {
+/** The text of bench/RESULTS.md from the results files (a suite without one is left out). */
+export async function resultsText(): Promise<string> {
   const sections: string[] = []
   for (const section of SECTIONS) {
     const text = await renderSection(section)
     if (text !== null) sections.push(text)
   }
-  const text = `${[PREAMBLE, ...sections].join('\n\n')}\n`
-  await writeFileAtomic(PATH, text)
+  return `${[PREAMBLE, ...sections].join('\n\n')}\n`
+}
+
+/** Rewrites bench/RESULTS.md wholly from the results files. */
+export async function renderResults(): Promise<string> {
+  await writeFileAtomic(PATH, await resultsText())
   return PATH
 }

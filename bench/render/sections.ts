@@ -1,6 +1,26 @@
+import { cliSection } from './cli.ts'
+import { failoverSection, leaveSection } from './failover.ts'
+import { fenceSection } from './fence.ts'
+import { frontdoorSection } from './frontdoor.ts'
 import { mergeSection } from './merge.ts'
+import { overlaySection } from './overlay.ts'
+import { pauseSection } from './pause.ts'
+import { qemuSection } from './qemu.ts'
 import type { Section } from './section.ts'
+import { simSection } from './sim.ts'
 import { snapshotSection } from './snapshot.ts'
 
 /** Every section of bench/RESULTS.md, in order. A suite without a results file is left out. */
-export const SECTIONS: readonly Section[] = [snapshotSection, mergeSection]
+export const SECTIONS: readonly Section[] = [
+  snapshotSection,
+  overlaySection,
+  simSection,
+  failoverSection,
+  leaveSection,
+  pauseSection,
+  qemuSection,
+  mergeSection,
+  fenceSection,
+  frontdoorSection,
+  cliSection,
+]

@@ -1,0 +1,101 @@
+import { markdownTable } from '../lib/results-md.ts'
+import { type LegacyMeta, type Section, tailLabel } from './section.ts'
+
+const MiB = 1024 * 1024
+
+export interface FrontdoorRun {
+  quick: boolean
+  /** Per path, `transactions` samples each: p99 is what the count supports only from 100 on. */
+  latency_ms: {
+    transactions: number
+    direct_p50: number | null
+    direct_p99: number | null
+    via_server_p50: number | null
+    via_server_p99: number | null
+    via_candidate_p50: number | null
+    via_candidate_p99: number | null
+  }
+  /** One stream each. */
+  throughput_mb_per_s: { bytes: number; direct: number; via_candidate: number }
+  outage: {
+    runs: number
+    p50_ms: number | null
+    /** The longest outage (the first version called it p99: over fewer than 100 runs, the same figure). */
+    max_ms?: number | null
+    p99_ms?: number | null
+    refused: number
+    failed_transactions: number
+    samples_ms: number[]
+  }
+  keepalived_ms: { default_p50: number | null; fastest_p50: number | null; version?: string; runs?: number }
+  bytes_per_idle_connection: number
+}
+
+/** The first version kept its date and 1-minute loads (as strings) in fields of its own. */
+interface LegacyFrontdoorRun extends FrontdoorRun {
+  date?: string
+  load_1m?: { before: string; after: string }
+}
+
+function render(run: FrontdoorRun): string {
+  const l = run.latency_ms
+  const n = l.transactions
+  const tail = tailLabel(n)
+  const o = run.outage
+  const k = run.keepalived_ms
+  const keepalived =
+    k.default_p50 === null
+      ? 'keepalived not measured'
+      : `keepalived ${k.version ?? ''} VIP takeover median ${k.default_p50} (advert_int 1${k.runs ? `, ${k.runs} runs` : ''})`
+  const table = markdownTable(
+    ['measure', 'direct / peer', "through the server's front door", "through a candidate's front door"],
+    [
+      [`SMTP transaction median ms (${n} per path)`, l.direct_p50, l.via_server_p50, l.via_candidate_p50],
+      [`SMTP transaction ${tail} ms (${n} per path)`, l.direct_p99, l.via_server_p99, l.via_candidate_p99],
+      [
+        `one TCP stream of ${run.throughput_mb_per_s.bytes / MiB} MiB, MB/s (one stream each)`,
+        run.throughput_mb_per_s.direct,
+        '-',
+        run.throughput_mb_per_s.via_candidate,
+      ],
+      [
+        `client outage after SIGKILL, ${o.runs} runs: median / ${tailLabel(o.runs)} ms`,
+        keepalived,
+        '-',
+        `${o.p50_ms} / ${o.max_ms ?? o.p99_ms} (refused ${o.refused})`,
+      ],
+      ['bytes per idle held connection', '-', '-', run.bytes_per_idle_connection],
+    ],
+  )
+  const fastest =
+    k.fastest_p50 === null
+      ? 'keepalived at its fastest interval: not measured.'
+      : `keepalived at its fastest interval: VIP takeover median ${k.fastest_p50} ms.`
+  return `${table}\n\n${fastest}`
+}
+
+function summary(run: LegacyFrontdoorRun & { commit?: string; load_before?: number[] }): string {
+  const load = run.load_before?.[0] ?? run.load_1m?.before ?? '?'
+  return `${run.date ?? 'undated'}, commit ${run.commit ?? '?'}, load 1m ${load}${run.quick ? ', --quick' : ''}: transaction through a candidate median ${run.latency_ms.via_candidate_p50} ms (direct ${run.latency_ms.direct_p50}), outage median ${run.outage.p50_ms} ms over ${run.outage.runs} runs`
+}
+
+export const frontdoorSection: Section<FrontdoorRun> = {
+  file: 'frontdoor.json',
+  heading: 'Front door',
+  method: [
+    "3 node processes serving examples/mail; SMTP transactions to the service directly, through the server's",
+    "front door and through a candidate's, the paths taking turns, each transaction on a fresh connection.",
+    'Outage: the longest time without an acknowledgement seen by a client that keeps sending mail through one',
+    "candidate's front door while the server is SIGKILLed (a fresh federation per run). Throughput and idle",
+    'connections: two members in the bench process on a local testnet (one thread carries both relays and the',
+    'client; idle bytes count both ends of each connection: an upper bound). Peer: keepalived moving a VIP.',
+  ].join('\n'),
+  render,
+  summary,
+  legacy: (run: LegacyFrontdoorRun): LegacyMeta => ({
+    command: `npm run bench:frontdoor${run.quick ? ' -- --quick' : ''}`,
+    rounds: 1,
+    load_before: run.load_1m && [Number(run.load_1m.before)],
+    load_after: run.load_1m && [Number(run.load_1m.after)],
+  }),
+}

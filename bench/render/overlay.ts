@@ -1,0 +1,154 @@
+import { type LegacyMeta, type Section, tailLabel } from './section.ts'
+
+const MiB = 1024 * 1024
+/** Candidates of the detection phases (fixed in bench/overlay.ts). */
+const CANDIDATES = 3
+
+/** The overlay bench writes a wide record; every phase may be missing from a run made with --only. */
+export interface OverlayRun {
+  quick: boolean
+  replication?: Record<string, any>
+  false_suspicions_during_replication?: number
+  detection?: Record<string, any>
+  detection_during_replication?: Record<string, any>
+  false_suspicions?: { count: number; reports: number; window_s: number; load_avg: number }
+  control?: Record<string, any>[]
+  false_down_reasons?: Record<string, number>
+  /** Set by `--only … --merge`: the phases re-run; the others come from the run named by base_*. */
+  rerun?: { phases: string[]; date: string; base_date?: string; base_commit?: string | null }
+}
+
+/** The first version kept its date (a day) and machine (text) in RunMeta's field names. */
+interface LegacyOverlayRun extends OverlayRun {
+  machine?: string | { cpus: number; node: string }
+}
+
+/** "p50 / max" or "p50 / p99" of a detection summary, as its sample count supports. */
+function detectionPair(d: Record<string, any>, signal: 'sigkill' | 'sigstop'): string {
+  const n: number = d.samples_per_signal ?? 0
+  const tail = n >= 100 ? d[`${signal}_p99_ms`] : (d[`${signal}_max_ms`] ?? d[`${signal}_p99_ms`])
+  return `${d[`${signal}_p50_ms`]} / ${tail} ms`
+}
+
+function detectionRows(d: Record<string, any>, what: string, runs: string): string[] {
+  const n: number = d.samples_per_signal ?? 0
+  const tail = tailLabel(n)
+  const verdict = (signal: 'sigkill' | 'sigstop') => {
+    const value = n >= 100 ? d[`${signal}_p99_ms`] : (d[`${signal}_max_ms`] ?? d[`${signal}_p99_ms`])
+    return value < 1000 ? 'met' : '**NOT met**'
+  }
+  return [
+    `| ${what} SIGKILL, p50 / ${tail} (${runs}, ${n} samples per signal) | ${detectionPair(d, 'sigkill')} | ${tail} < 1000 ms: ${verdict('sigkill')} | ${d.load_avg} |`,
+    `| ${what} SIGSTOP, p50 / ${tail} | ${detectionPair(d, 'sigstop')} | ${tail} < 1000 ms: ${verdict('sigstop')} | ${d.load_avg} |`,
+  ]
+}
+
+function cores(run: LegacyOverlayRun): number | string {
+  if (typeof run.machine === 'string') return run.machine.split(' ')[0]!
+  return run.machine?.cpus ?? '?'
+}
+
+function render(run: LegacyOverlayRun): string {
+  const r = run.replication
+  const d = run.detection
+  const b = run.detection_during_replication
+  const f = run.false_suspicions
+  const lines: string[] = []
+  if (run.rerun) {
+    const base = run.rerun.base_date
+      ? ` the other phases are from the run of ${run.rerun.base_date}, commit ${run.rerun.base_commit ?? 'unknown'}`
+      : ' the other phases are from the run before'
+    lines.push(
+      `Phases ${run.rerun.phases.join(', ')} re-run on ${run.rerun.date} with \`--only … --merge\`;${base}.`,
+      '',
+    )
+  }
+  lines.push('| metric | value | target | load avg |', '|---|---|---|---|')
+  if (r) {
+    lines.push(
+      `| replication of ${r.bytes / MiB} MiB to 1 candidate | ${r.mb_per_s_1} MB/s (${r.vs_naive_1}x plain hypercore, ${r.fraction_of_tcp_1} of TCP) | >= 2x plain hypercore: ${r.vs_naive_1 >= 2 ? 'met' : '**NOT met**'} | ${r.load_avg.one} |`,
+      `| replication to 4 candidates at once, aggregate | ${r.mb_per_s_4} MB/s (${r.four_vs_one}x the figure to 1; ${r.uploads_per_download_4} blocks uploaded per block downloaded, ${r.uploads_per_download_1} to 1) | >= the figure to 1: ${r.four_vs_one >= 1 ? 'met' : '**NOT met**'} | ${r.load_avg.four} |`,
+      `| CPU of all nodes per MiB delivered, to 1 / to 4 (cores they kept busy: ${r.cores_busy_1} / ${r.cores_busy_4} of ${cores(run)}) | ${r.cpu_ms_per_mib_1} / ${r.cpu_ms_per_mib_4} ms | not growing with fan-out | ${r.load_avg.one} / ${r.load_avg.four} |`,
+      `| the same over the hyperswarm data plane only (lane off, as where TCP is blocked), to 1 / to 4 aggregate | ${r.data_plane_mb_per_s_1} / ${r.data_plane_mb_per_s_4} MB/s (${r.data_plane_vs_naive_1}x plain hypercore; to 4 ${r.data_plane_four_vs_one}x to 1) | — | ${r.load_avg.data_plane} |`,
+      `| plain hypercore, default settings, 64 KiB blocks, 1 reader | ${r.naive_hypercore_mb_per_s} MB/s | baseline | ${r.load_avg.naive} |`,
+      `| the same with the process settings Sustain's nodes start with (heap flags, malloc, crc32c) | ${r.naive_tuned_hypercore_mb_per_s} MB/s (the figure to 1 is ${r.vs_naive_tuned_1}x it) | — | ${r.load_avg.naive_tuned} |`,
+      `| plain TCP copy over loopback | ${r.tcp_mb_per_s} MB/s | reference | ${r.load_avg.tcp} |`,
+    )
+    if (r.naive_same_transport_mb_per_s !== undefined)
+      lines.push(
+        `| plain hypercore with Sustain's block size and transport | ${r.naive_same_transport_mb_per_s} MB/s (the figure to 1 is ${Math.round((r.mb_per_s_1 / r.naive_same_transport_mb_per_s) * 100) / 100}x it) | >= 1.5x: ${r.mb_per_s_1 / r.naive_same_transport_mb_per_s >= 1.5 ? 'met' : '**NOT met**'} | ${r.load_avg.naive_same_transport ?? '-'} |`,
+      )
+  }
+  if (d) lines.push(...detectionRows(d, 'detection after', `${d.runs} runs x ${CANDIDATES} candidates`))
+  if (b)
+    lines.push(
+      ...detectionRows(b, `detection during bulk replication to ${CANDIDATES} candidates,`, `${b.runs} runs`),
+    )
+  if (f)
+    lines.push(
+      `| false suspicions in ${f.window_s} s, both cores saturated | ${f.count} | 0 | ${f.load_avg} |`,
+    )
+  if (r)
+    lines.push(
+      `| false suspicions during the replication runs (to 1 and to 4; longest main-thread event-loop stall of any node ${r.loop_delay_max_ms_1} / ${r.loop_delay_max_ms_4} ms) | ${run.false_suspicions_during_replication} | 0 | ${r.load_avg.one} / ${r.load_avg.four} |`,
+    )
+  if (b)
+    lines.push(
+      `| false suspicions during the bulk-detection runs, before the fault | ${b.false_suspicions_before_fault} | 0 | ${b.load_avg} |`,
+    )
+  for (const c of run.control ?? [])
+    lines.push(
+      `| control plane per node, ${c.nodes} nodes (idle) | ${c.frame_bytes_sent_per_s} B/s of frames, ${c.control_wire_bytes_written_per_s} B/s on the control plane's wire (${c.wire_bytes_written_per_s} B/s both planes) | — | ${c.load_avg} |`,
+    )
+  if (r) {
+    const per = r.rounds
+    lines.push(
+      '',
+      `Replication figures are medians of ${per.tcp.length} interleaved rounds; per round: TCP ${per.tcp.join(', ')}; plain hypercore ${per.naive.join(', ')}; tuned ${per.naive_tuned.join(', ')}; to 1 ${per.one.join(', ')}; to 4 ${per.four.join(', ')}; data plane only, to 1 ${per.data_plane_one.join(', ')}, to 4 ${per.data_plane_four.join(', ')} MB/s.`,
+    )
+  }
+  return lines.join('\n')
+}
+
+function summary(run: LegacyOverlayRun & { date?: string; commit?: string; load_before?: number[] }): string {
+  const r = run.replication
+  const head = `${run.date ?? 'undated'}, commit ${run.commit ?? '?'}, load 1m ${run.load_before?.[0] ?? '?'}${run.quick ? ', --quick' : ''}`
+  return r
+    ? `${head}: to 1 candidate ${r.mb_per_s_1} MB/s (${r.vs_naive_1}x plain hypercore), to 4 ${r.mb_per_s_4} MB/s`
+    : `${head}: phases ${Object.keys(run)
+        .filter((k) =>
+          ['detection', 'detection_during_replication', 'false_suspicions', 'control'].includes(k),
+        )
+        .join(', ')}`
+}
+
+export const overlaySection: Section<OverlayRun> = {
+  file: 'overlay.json',
+  heading: 'Overlay',
+  method: [
+    'Inside the loopback-only namespace; all processes share the cores, so each figure shows the 1-minute load',
+    'average when its phase started (a range over the trials for replication). MB/s here means MiB/s.',
+    'Replication time runs from the candidate learning of the snapshot to holding all of it; candidates are',
+    'connected to the server (on their lanes) before it publishes and learn of the snapshot when it is whole, as',
+    'members of a running federation do; the plain-hypercore reader likewise connects before its writer appends',
+    'and starts when it learns the core is whole. Writer and reader of every trial are processes of their own.',
+    "Sustain's node processes start with the settings of src/util/process-settings.ts (V8 heap flags, glibc",
+    "malloc settings, RocksDB's crc32c in hardware; as `sustain demo` and the README's unit do); the",
+    'plain-hypercore baseline runs with the defaults, and once more with the same settings. Replication rounds',
+    'interleave TCP, plain hypercore, the same tuned, overlay to 1 and to 4 (to 1 and to 4 taking turns to go',
+    'first). The overlay figures travel on the data lane (a direct TCP connection, Noise-encrypted like',
+    'hyperswarm, overlay/lane.ts) where the peer is reachable; the data-plane row is the fallback over',
+    'hyperswarm UDX. Control traffic (admission, pings, control messages) runs on its own hyperswarm, apart from',
+    "replication. Detection: time from the signal to the candidates' peer-down. Where the replication CPU goes",
+    "(perf profiles) and what bounds these figures: ARCHITECTURE.md, overlay/ and 'Not yet'.",
+    'What differs between Sustain and the plain-hypercore baseline: Sustain replicates 1 MiB blocks on its data',
+    "lane (TCP) with its hypercore patches (overlay/peer-patch.ts); the baseline writes 64 KiB blocks over hyperswarm's",
+    'UDX. The data-plane row is over the same transport as the baseline, still with 1 MiB blocks.',
+  ].join('\n'),
+  render,
+  summary,
+  legacy: (run: OverlayRun): LegacyMeta => ({
+    command: `npm run bench:overlay${run.quick ? ' -- --quick' : ''}`,
+    rounds: run.replication?.rounds?.tcp?.length,
+  }),
+}

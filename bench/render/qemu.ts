@@ -1,0 +1,127 @@
+import { markdownTable } from '../lib/results-md.ts'
+import type { LegacyMeta, Section } from './section.ts'
+
+const MIB = 1024 * 1024
+
+export interface IntervalResult {
+  interval_s: number
+  delta_bytes: number[]
+  delta_pct_of_memory_median: number
+}
+
+export interface FromBootResult {
+  interval_s: number
+  snapshots: number
+  failed_snapshots: number
+  failures: string[]
+  memory_state_bytes: { first: number; max: number }
+  delta_bytes: number[]
+  codec_refused_chunks: number
+  rebases: string[]
+}
+
+/** Median and maximum of `samples` pauses (too few for a percentile). */
+export interface PauseFigures {
+  p50: number
+  max: number
+  samples: number
+}
+
+export interface QemuRun {
+  quick: boolean
+  guest: { memory_mib: number; accel: string | null }
+  sustain: {
+    accel: string | null
+    boot_to_answering_s: number
+    failed_snapshots: number
+    from_boot: FromBootResult
+    pause_ms: PauseFigures
+    full_state_bytes: number
+    intervals: IntervalResult[]
+    restore_materialize_s: number
+    restore_to_answering_s: number
+  }
+  savevm: {
+    savevm_pause_ms: PauseFigures
+    qcow2_growth_bytes_per_savevm: number
+    loadvm_start_to_answering_s: number
+  }
+}
+
+/** The first version recorded the 1-minute load at the end, beside the core count. */
+interface LegacyQemuRun extends QemuRun {
+  machine?: { cpus: number; loadavg_1m: number }
+}
+
+const TARGET = { delta_pct_at_5_s: 5, restore_s: 5 }
+
+const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits
+const verdict = (met: boolean) => (met ? 'met' : '**NOT met**')
+
+function render(run: QemuRun): string {
+  const { sustain, savevm } = run
+  const memory_bytes = run.guest.memory_mib * MIB
+  const b = sustain.from_boot
+  const pauses = (p: PauseFigures) => `${p.p50} / ${p.max} (${p.samples} snapshots)`
+  const rows = [
+    ['guest memory', `${run.guest.memory_mib} MiB (${sustain.accel})`, `${run.guest.memory_mib} MiB`],
+    ['snapshot pause median / max (ms)', pauses(sustain.pause_ms), pauses(savevm.savevm_pause_ms)],
+    ['failed snapshots (must be 0)', sustain.failed_snapshots, '-'],
+    [
+      `from boot: ${b.snapshots} snapshots every ${b.interval_s} s from 1 s after start`,
+      `${b.failed_snapshots} failed; memory stream ${b.memory_state_bytes.first} -> ${b.memory_state_bytes.max} bytes; delta bytes ${b.delta_bytes.join(', ')}; ${b.codec_refused_chunks} chunks stored raw (codec refused); rebases: ${b.rebases.join('; ') || 'none'}`,
+      '-',
+    ],
+    ['full state (bytes)', sustain.full_state_bytes, '-'],
+    ...sustain.intervals.map((r) => [
+      `delta per snapshot at ${r.interval_s} s (bytes; median % of memory)`,
+      `${r.delta_bytes.join(', ')} (${r.delta_pct_of_memory_median} %)`,
+      r.interval_s === 1
+        ? `${savevm.qcow2_growth_bytes_per_savevm} (qcow2 growth per savevm, ${round((100 * savevm.qcow2_growth_bytes_per_savevm) / memory_bytes, 1)} %)`
+        : '-',
+    ]),
+    [
+      'restore to answering (s)',
+      `${sustain.restore_to_answering_s} (materialise ${sustain.restore_materialize_s})`,
+      `${savevm.loadvm_start_to_answering_s} (-loadvm)`,
+    ],
+    ['fresh boot to answering (s; snapshots every 5 s during it)', sustain.boot_to_answering_s, '-'],
+  ]
+  const lines = [markdownTable(['measure', 'Sustain', 'QEMU savevm/loadvm'], rows), '', 'Targets:']
+  const at5 = sustain.intervals.find((r) => r.interval_s === 5)
+  if (at5)
+    lines.push(
+      `- delta at 5 s: ${at5.delta_pct_of_memory_median} % of memory (target < ${TARGET.delta_pct_at_5_s} %): ${verdict(at5.delta_pct_of_memory_median < TARGET.delta_pct_at_5_s)}`,
+    )
+  lines.push(
+    `- restore to answering under ${sustain.accel}: ${sustain.restore_to_answering_s} s (target < ${TARGET.restore_s} s): ${verdict(sustain.restore_to_answering_s < TARGET.restore_s)}`,
+    `- failed snapshots: ${sustain.failed_snapshots} (must be 0): ${verdict(sustain.failed_snapshots === 0)}`,
+  )
+  return lines.join('\n')
+}
+
+function summary(run: QemuRun & { date?: string; commit?: string; load_before?: number[] }): string {
+  const s = run.sustain
+  return `${run.date ?? 'undated'}, commit ${run.commit ?? '?'}, load 1m ${run.load_before?.[0] ?? '?'}${run.quick ? ', --quick' : ''}: pause median ${s.pause_ms.p50} ms (savevm ${run.savevm.savevm_pause_ms.p50}), restore to answering ${s.restore_to_answering_s} s, failed snapshots ${s.failed_snapshots}`
+}
+
+export const qemuSection: Section<QemuRun> = {
+  file: 'qemu.json',
+  heading: 'QEMU',
+  method: [
+    'The example guest (examples/qemu-guest: busybox initramfs, 128 MiB, counter ticking every 0.5 s; TCG unless',
+    "KVM proves usable), one pass. Sustain: snapshots every 5 s from the guest's first second on (while it boots and",
+    'its migration stream grows), then a base and deltas at each interval while the counter runs; a snapshot is',
+    'stop -> migration stream to a file -> disk copy -> cont; deltas are each snapshot against its base (1 MiB',
+    'chunks, 4 KiB pages, xdelta3). Restore: materialise base + delta, start with -incoming, cont, until the',
+    'banner answers. Peer: QEMU `savevm` into the qcow2 disk (internal snapshot, VM paused throughout) and',
+    '`-loadvm` at start. Too few pauses for a percentile: median and maximum, with their count.',
+  ].join('\n'),
+  render,
+  summary,
+  legacy: (run: LegacyQemuRun): LegacyMeta => ({
+    command: `npm run bench:qemu${run.quick ? ' -- --quick' : ''}`,
+    rounds: 1,
+    load_after: run.machine ? [run.machine.loadavg_1m] : undefined,
+  }),
+}
