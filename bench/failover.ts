@@ -23,6 +23,10 @@ import { measureKeepalived } from './peers/keepalived.ts'
 import { type FailoverRun, type FaultSample, type LeaveRun, leaveSentence } from './render/failover.ts'
 import { renderResults } from './render/results-md.ts'
 
+/** Sustain pings every 200 ms; keepalived with the same interval has the same detection budget. */
+const KEEPALIVED_SAME_BUDGET_S = 0.2
+/** VRRPv3's smallest interval (one centisecond). */
+const KEEPALIVED_FASTEST_S = 0.01
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -152,8 +156,11 @@ async function benchAll(fed: LocalFederation): Promise<void> {
     )
   }
   const leave_under_load = await leaveUnderLoad(fed, LEAVES)
-  // The peer, same machine, same run: keepalived (VRRP) with its default timing, master SIGKILLed.
-  const keepalived = await measureKeepalived(RUNS)
+  // The peer, same machine, same run: keepalived (VRRP), master SIGKILLed, at its default advert
+  // interval, at Sustain's heartbeat interval (the same detection budget) and at its fastest.
+  const keepalived = await measureKeepalived(RUNS, 1)
+  const keepalived_same_budget = await measureKeepalived(RUNS, KEEPALIVED_SAME_BUDGET_S)
+  const keepalived_fastest = await measureKeepalived(RUNS, KEEPALIVED_FASTEST_S)
   const pauses = fed.nodes.flatMap((n) =>
     n.records.filter((r) => r.event === 'snapshot_taken').map((r) => Number(r.pause_ms)),
   )
@@ -163,7 +170,7 @@ async function benchAll(fed: LocalFederation): Promise<void> {
     samples,
     leave_under_load,
     snapshot_pause_ms: pauses.length > 0 ? spread(pauses, 2) : undefined,
-    peers: { keepalived },
+    peers: { keepalived, keepalived_same_budget, keepalived_fastest },
     ...finish(),
   }
   await keepRun('failover.json', run)

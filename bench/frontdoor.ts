@@ -227,9 +227,10 @@ try {
   }
   try {
     const measured = await measureKeepalived(QUICK ? 3 : 10)
+    const fastest = await measureKeepalived(QUICK ? 3 : 10, 0.01) // VRRPv3's smallest interval
     keepalived = {
       default_p50: measured.takeover_p50_ms,
-      fastest_p50: null,
+      fastest_p50: fastest.takeover_p50_ms,
       version: measured.version,
       runs: measured.runs,
     }
