@@ -17,10 +17,12 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { type LocalTestnet, startTestnet } from '../overlay/testnet.ts'
+import { DEFAULT_CHUNK_BYTES as SUSTAIN_BLOCK_BYTES } from '../snapshot/limits.ts'
 import { forSnapshotTraffic } from '../src/util/process-settings.ts'
 import { Cluster, type NodeProc, withTimeout } from '../test/overlay/harness.ts'
 import { allRuns, keepRun, readResults } from './lib/results-file.ts'
 import { benchCommand, type RunMeta, startRun } from './lib/run-meta.ts'
+import { rotation } from './lib/stats.ts'
 import type { OverlayRun } from './render/overlay.ts'
 import { renderResults } from './render/results-md.ts'
 
@@ -169,7 +171,16 @@ async function tcpCopy(): Promise<number> {
  * settings Sustain's nodes get (src/util/process-settings.ts: heap flags, malloc settings, hardware
  * crc32c), to show what they are worth on their own; otherwise with node's and glibc's defaults.
  */
-async function naiveHypercore(testnet: LocalTestnet, tuned = false): Promise<number> {
+interface NaiveOptions {
+  tuned?: boolean
+  /** Hypercore block size; hypercore's usual 64 KiB unless given (Sustain publishes 1 MiB blocks). */
+  block_bytes?: number
+  /** `swarm`: hyperswarm (UDX); `tcp`: Noise over a loopback TCP connection, as Sustain's data lane. */
+  transport?: 'swarm' | 'tcp'
+}
+
+async function naiveHypercore(testnet: LocalTestnet, options: NaiveOptions = {}): Promise<number> {
+  const { tuned = false, block_bytes = 64 * 1024, transport = 'swarm' } = options
   const dir = await mkdtemp(join(tmpdir(), 'sustain-naive-'))
   const { GLIBC_TUNABLES: _, LD_PRELOAD: __, ...plain } = process.env
   const { args: node_args, env } = tuned
@@ -178,7 +189,15 @@ async function naiveHypercore(testnet: LocalTestnet, tuned = false): Promise<num
   const bootstrap = JSON.stringify(testnet.bootstrap)
   const writer = spawn(
     process.execPath,
-    [...node_args, NAIVE_WRITER, join(dir, 'w'), bootstrap, String(REPLICATION_BYTES)],
+    [
+      ...node_args,
+      NAIVE_WRITER,
+      join(dir, 'w'),
+      bootstrap,
+      String(REPLICATION_BYTES),
+      String(block_bytes),
+      transport,
+    ],
     { stdio: ['pipe', 'pipe', 'inherit'], env },
   )
   let reader: ChildProcess | null = null
@@ -189,10 +208,14 @@ async function naiveHypercore(testnet: LocalTestnet, tuned = false): Promise<num
       const [text] = (await withTimeout(once(lines, 'line'), 600_000, what)) as [string]
       return JSON.parse(text)
     }
-    const { key, length } = (await line(writer, 'naive writer ready')) as { key: string; length: number }
+    const { key, length, port } = (await line(writer, 'naive writer ready')) as {
+      key: string
+      length: number
+      port: number
+    }
     reader = spawn(
       process.execPath,
-      [...node_args, NAIVE_READER, join(dir, 'r'), bootstrap, key, String(length)],
+      [...node_args, NAIVE_READER, join(dir, 'r'), bootstrap, key, String(length), String(port)],
       { stdio: ['ignore', 'pipe', 'inherit'], env },
     )
     const { ms } = (await line(reader, 'naive download')) as { ms: number }
@@ -385,6 +408,8 @@ async function replicationPhase(testnet: LocalTestnet) {
     tcp: [] as number[],
     naive: [] as number[],
     naiveTuned: [] as number[],
+    naiveBig: [] as number[],
+    sameTransport: [] as number[],
     one: [] as number[],
     four: [] as number[],
     plane: [] as number[],
@@ -392,26 +417,38 @@ async function replicationPhase(testnet: LocalTestnet) {
   const tcp: number[] = []
   const naive: number[] = []
   const naiveTuned: number[] = []
+  /** Plain hypercore with Sustain's block size and process settings: on hyperswarm, and on a lane's transport. */
+  const naiveBig: number[] = []
+  const sameTransport: number[] = []
   const one: ReplicationTrial[] = []
   const four: ReplicationTrial[] = []
   /** To 1 and to 4 with the lane off: the hyperswarm data plane alone. */
   const planeOne: ReplicationTrial[] = []
   const planeFour: ReplicationTrial[] = []
-  for (let r = 0; r < REPLICATION_ROUNDS; r++) {
-    loads.tcp.push(load1())
-    tcp.push(await tcpCopy())
-    loads.naive.push(load1())
-    naive.push(await naiveHypercore(testnet))
-    loads.naiveTuned.push(load1())
-    naiveTuned.push(await naiveHypercore(testnet, true))
-    // To 1 and to 4 take turns going first, so neither always follows the same trial.
-    for (const readers of r % 2 === 0 ? [1, 4] : [4, 1]) {
-      ;(readers === 1 ? loads.one : loads.four).push(load1())
-      ;(readers === 1 ? one : four).push(await overlayReplication(testnet, readers))
+  /** One trial: the load when it starts, then its figure. */
+  const trial =
+    <T>(load: number[], into: T[], measure: () => Promise<T>) =>
+    async () => {
+      load.push(load1())
+      into.push(await measure())
     }
-    loads.plane.push(load1())
-    planeOne.push(await overlayReplication(testnet, 1, false))
-    planeFour.push(await overlayReplication(testnet, 4, false))
+  const lane_like = { tuned: true, block_bytes: SUSTAIN_BLOCK_BYTES, transport: 'tcp' } as const
+  const trials = [
+    trial(loads.tcp, tcp, () => tcpCopy()),
+    trial(loads.naive, naive, () => naiveHypercore(testnet)),
+    trial(loads.naiveTuned, naiveTuned, () => naiveHypercore(testnet, { tuned: true })),
+    trial(loads.naiveBig, naiveBig, () =>
+      naiveHypercore(testnet, { tuned: true, block_bytes: SUSTAIN_BLOCK_BYTES }),
+    ),
+    trial(loads.sameTransport, sameTransport, () => naiveHypercore(testnet, lane_like)),
+    trial(loads.one, one, () => overlayReplication(testnet, 1)),
+    trial(loads.four, four, () => overlayReplication(testnet, 4)),
+    trial(loads.plane, planeOne, () => overlayReplication(testnet, 1, false)),
+    trial([], planeFour, () => overlayReplication(testnet, 4, false)),
+  ]
+  for (let r = 0; r < REPLICATION_ROUNDS; r++) {
+    // Every trial takes its turn to go first: none always meets the same drift of the machine's load.
+    for (const run of rotation(trials, r)) await run()
     log(
       `round ${r + 1}: naive ${round(naive.at(-1)!)}, 1: ${JSON.stringify(one.at(-1))}, 4: ${JSON.stringify(four.at(-1))}, data plane 1: ${JSON.stringify(planeOne.at(-1))}, 4: ${JSON.stringify(planeFour.at(-1))}`,
     )
@@ -431,6 +468,8 @@ async function replicationPhase(testnet: LocalTestnet) {
   const mb_4 = median(four.map((t) => t.mb_per_s))
   const mb_naive = median(naive)
   const mb_naive_tuned = median(naiveTuned)
+  const mb_naive_big = median(naiveBig)
+  const mb_same_transport = median(sameTransport)
   const mb_tcp = median(tcp)
   const plane_1 = median(planeOne.map((t) => t.mb_per_s))
   const plane_4 = median(planeFour.map((t) => t.mb_per_s))
@@ -441,6 +480,16 @@ async function replicationPhase(testnet: LocalTestnet) {
     naive_hypercore_mb_per_s: round(mb_naive),
     naive_tuned_hypercore_mb_per_s: round(mb_naive_tuned),
     vs_naive_tuned_1: round(mb_1 / mb_naive_tuned, 2),
+    // Like for like: plain hypercore with Sustain's block size, process settings and lane transport.
+    naive_same_transport_mb_per_s: round(mb_same_transport),
+    vs_naive_same_transport_1: round(mb_1 / mb_same_transport, 2),
+    naive_big_blocks_mb_per_s: round(mb_naive_big),
+    /** Each of Sustain's choices on its own: block size, then transport, then patches and the rest. */
+    gain: {
+      block_size: round(mb_naive_big / mb_naive_tuned, 2),
+      transport: round(mb_same_transport / mb_naive_big, 2),
+      patches_and_rest: round(mb_1 / mb_same_transport, 2),
+    },
     vs_naive_1: round(mb_1 / mb_naive, 2),
     four_vs_one: round(mb_4 / mb_1, 2),
     fraction_of_tcp_1: round(mb_1 / mb_tcp, 3),
@@ -460,6 +509,8 @@ async function replicationPhase(testnet: LocalTestnet) {
       tcp: tcp.map((x) => round(x)),
       naive: naive.map((x) => round(x)),
       naive_tuned: naiveTuned.map((x) => round(x)),
+      naive_big_blocks: naiveBig.map((x) => round(x)),
+      naive_same_transport: sameTransport.map((x) => round(x)),
       one: one.map((t) => round(t.mb_per_s)),
       four: four.map((t) => round(t.mb_per_s)),
       data_plane_one: planeOne.map((t) => round(t.mb_per_s)),
@@ -470,6 +521,8 @@ async function replicationPhase(testnet: LocalTestnet) {
       tcp: range(loads.tcp),
       naive: range(loads.naive),
       naive_tuned: range(loads.naiveTuned),
+      naive_big_blocks: range(loads.naiveBig),
+      naive_same_transport: range(loads.sameTransport),
       one: range(loads.one),
       four: range(loads.four),
       data_plane: range(loads.plane),
