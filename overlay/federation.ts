@@ -14,6 +14,7 @@ import {
   encodeFrame,
   FrameKind,
 } from './frames.ts'
+import { installHypercorePatches } from './hypercore-patches/index.ts'
 import { assertIdentity, controlKeyPair, deriveAdmissionKey, deriveBlockKey, deriveTopic } from './keys.ts'
 import { Lane } from './lane.ts'
 import { type PeerDownReason, PeerTable, type PeerTableView } from './peer-table.ts'
@@ -285,10 +286,11 @@ export class Federation extends EventEmitter {
     })
   }
 
-  /** Open the store, join both planes' topics and wait until the announces are flushed. */
+  /** Install the hypercore patches, open the store, join both planes' topics and wait until the announces are flushed. */
   async start(): Promise<void> {
     assert(!this.started, 'already started')
     this.started = true
+    await installHypercorePatches()
     await this.store.ready()
     this.lane_port = this.lane ? await this.lane.start() : null
     const advertised = this.lane_port === null ? null : this.opts.lane_advertised_port || this.lane_port

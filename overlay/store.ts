@@ -9,8 +9,7 @@ import type { KeyPair } from 'hyperdht'
 import { Packr } from 'msgpackr'
 import { writeFileAtomic } from '../src/util/atomic-write.ts'
 import type { Logger } from '../src/util/log.ts'
-import './keep-tree-nodes.ts' // before any core is cleared
-import { patchLaneWindow } from './lane-window.ts'
+import { assertHypercorePatchesInstalled, WriterFirst } from './hypercore-patches/index.ts'
 import {
   type BlobRecipe,
   type BlobRef,
@@ -22,10 +21,6 @@ import {
   withRecipeInputs,
 } from './recipes.ts'
 import { rendezvousHolders } from './rendezvous.ts'
-import { patchSecretStreamFrames } from './secret-stream-frames.ts'
-import { patchServeCache } from './serve-cache.ts'
-import { patchUpgradeSync } from './upgrade-sync.ts'
-import { WriterFirst } from './writer-first.ts'
 
 /**
  * Replicated snapshot store. Each writer (the node that was server when it took the snapshot) appends to
@@ -136,8 +131,6 @@ interface WriterView {
 }
 
 const packr = new Packr({ useRecords: false })
-// Frames of every data connection, lanes and hyperswarm's alike, are encrypted where protomux encoded them.
-patchSecretStreamFrames()
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex')
@@ -202,6 +195,7 @@ export class SnapshotStore extends EventEmitter {
   }
 
   async ready(): Promise<void> {
+    assertHypercorePatchesInstalled()
     await this.corestore.ready()
     try {
       const meta = JSON.parse(await readFile(this.metaPath, 'utf8')) as { forgotten: string[] }
@@ -237,9 +231,6 @@ export class SnapshotStore extends EventEmitter {
       waiters: new Set(),
     }
     this.views.set(writer, view)
-    core.once('peer-add', patchUpgradeSync)
-    core.once('peer-add', patchServeCache)
-    core.once('peer-add', patchLaneWindow)
     await core.ready()
     if (writer !== this.selfKey) {
       const v = view
@@ -373,12 +364,12 @@ export class SnapshotStore extends EventEmitter {
     return [entry.manifest, ...blobs.map(([, block]) => block)].sort((a, b) => a - b)
   }
 
-  /** Per remote writer: take its blocks from the writer while it is connected (writer-first.ts). */
+  /** Per remote writer: take its blocks from the writer while it is connected (hypercore-patches/writer-first.ts). */
   private readonly downloadPolicies = new Map<string, WriterFirst>()
   /** Writers whose pings say they are leaving. */
   private readonly leavingWriters = new Set<string>()
 
-  /** A peer's role as its pings tell it: a leaving writer is not waited on (writer-first.ts). */
+  /** A peer's role as its pings tell it: a leaving writer is not waited on (hypercore-patches/writer-first.ts). */
   writerRole(writer: string, role: string): void {
     const leaving = role === 'leaving'
     if (leaving) this.leavingWriters.add(writer)
@@ -392,12 +383,18 @@ export class SnapshotStore extends EventEmitter {
       const wanting = () => [...view.placements.values()].some((p) => !p.held)
       const onFallback = () =>
         this.options.log.warn({ writer: view.writer }, 'writer serves nothing: fetching from every peer')
+      const onDisabled = (error: unknown) =>
+        this.options.log.error(
+          { err: error, writer: view.writer },
+          'writer-first download policy failed and is off for this writer: fetching from every peer',
+        )
       policy = new WriterFirst(view.core, {
         writer: view.writer,
         stall_ms: WRITER_STALL_MS,
         urgent_stall_ms: WRITER_URGENT_STALL_MS,
         wanting,
         onFallback,
+        onDisabled,
       })
       policy.setLeaving(this.leavingWriters.has(view.writer))
       this.downloadPolicies.set(view.writer, policy)

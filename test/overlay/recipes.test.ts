@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { installHypercorePatches } from '../../overlay/hypercore-patches/index.ts'
 import { identityFromSeed } from '../../overlay/keys.ts'
 import { type BlobRecipe, CHAIN_BYTES_RATIO, type Derive, MAX_RECIPE_DEPTH } from '../../overlay/recipes.ts'
 import { type CollectProgress, SnapshotStore, sha256Hex } from '../../overlay/store.ts'
@@ -58,6 +59,7 @@ describe('recipe blocks in the replicated store (one node, no network)', () => {
       { have: async (hash) => into.has(hash), derive: extra.derive ?? derive(into) },
     )
 
+  beforeAll(() => installHypercorePatches())
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'sustain-recipes-'))
     local = new Map()
