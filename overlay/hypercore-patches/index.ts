@@ -29,6 +29,11 @@ export const PATCHES: readonly HypercorePatch[] = [
   writerFirst,
 ]
 
+/** Fails, naming the first patch, unless every patched package is at the version its patch was written for. */
+export function checkVersions(version: (pkg: PatchedPackage) => string = installedVersion): void {
+  for (const patch of PATCHES) checkVersion(patch.name, patch.pkg, patch.written_for, version(patch.pkg))
+}
+
 let installing: Promise<void> | null = null
 /** The instances the patches were checked on (their classes are what was patched); null: not installed. */
 let installedOn: Internals | null = null
@@ -41,7 +46,7 @@ export function installHypercorePatches(
   version: (pkg: PatchedPackage) => string = installedVersion,
 ): Promise<void> {
   installing ??= (async () => {
-    for (const patch of PATCHES) checkVersion(patch.name, patch.pkg, patch.written_for, version(patch.pkg))
+    checkVersions(version)
     const probe = await probeInternals()
     try {
       for (const patch of PATCHES) patch.check(probe.internals)

@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import Hypercore from 'hypercore'
 
 type Stream = NodeJS.ReadWriteStream & { destroy(): void; noiseStream: object }
+/** hypercore's replicate with the options our type declaration leaves out (a Noise key pair). */
+type Replicating = { replicate(isInitiator: boolean, options: { keyPair?: object }): Stream }
 
 /**
  * Real hypercores in a temp dir for the patch tests: `writer` and sparse readers of it, each connected
@@ -37,10 +39,13 @@ export class Cores {
     return core
   }
 
-  /** Replicate `a` (initiator) with `b` in memory; returns the two protocol streams. */
-  link(a: Hypercore, b: Hypercore): [Stream, Stream] {
-    const sa = a.replicate(true) as unknown as Stream
-    const sb = b.replicate(false) as unknown as Stream
+  /**
+   * Replicate `a` (initiator) with `b` in memory; returns the two protocol streams. `keys` are the Noise
+   * key pairs of each side (what `b` sees as `remotePublicKey` of `a`); random when absent.
+   */
+  link(a: Hypercore, b: Hypercore, keys: { a?: object; b?: object } = {}): [Stream, Stream] {
+    const sa = (a as unknown as Replicating).replicate(true, { keyPair: keys.a })
+    const sb = (b as unknown as Replicating).replicate(false, { keyPair: keys.b })
     sa.pipe(sb).pipe(sa)
     this.streams.push(sa, sb)
     return [sa, sb]
