@@ -290,8 +290,8 @@ export class Federation extends EventEmitter {
   async start(): Promise<void> {
     assert(!this.started, 'already started')
     this.started = true
-    await installHypercorePatches()
-    await this.store.ready()
+    // Needed from the first replication on; checking them (a probe pair of cores) overlaps the store's opening.
+    await Promise.all([installHypercorePatches(), this.store.ready()])
     this.lane_port = this.lane ? await this.lane.start() : null
     const advertised = this.lane_port === null ? null : this.opts.lane_advertised_port || this.lane_port
     await Promise.all([
@@ -529,7 +529,7 @@ export class Federation extends EventEmitter {
     }
     this.data.admitted(key)
     this.data.undial(key)
-    this.store.corestore.replicate(session.conn) // a refused peer never sees snapshot data
+    this.store.replicate(session.conn) // a refused peer never sees snapshot data
     this.store.follow(key)
     this.opts.log.debug({ peer: key }, 'data connection admitted')
     this.emit('data-connection', key, onLane ? 'lane' : 'hyperswarm')

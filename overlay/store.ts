@@ -195,7 +195,6 @@ export class SnapshotStore extends EventEmitter {
   }
 
   async ready(): Promise<void> {
-    assertHypercorePatchesInstalled()
     await this.corestore.ready()
     try {
       const meta = JSON.parse(await readFile(this.metaPath, 'utf8')) as { forgotten: string[] }
@@ -206,6 +205,12 @@ export class SnapshotStore extends EventEmitter {
     const own = await this.view(this.selfKey)
     await this.scan(own)
     this.rebuildPublished()
+  }
+
+  /** Replicate every core over an admitted data connection (the hypercore patches must be in by now). */
+  replicate(conn: Parameters<Corestore['replicate']>[0]): void {
+    assertHypercorePatchesInstalled()
+    this.corestore.replicate(conn)
   }
 
   /** Open (or return) the view of one writer's core; replication starts on every admitted connection. */
@@ -620,6 +625,7 @@ export class SnapshotStore extends EventEmitter {
 
   /** Forget snapshots: their blocks that no kept snapshot needs are cleared here (every node does the same). */
   async forget(ids: readonly string[]): Promise<void> {
+    assertHypercorePatchesInstalled() // keep-tree-nodes: a clear must not delete tree nodes
     for (const id of ids) this.forgotten.add(id)
     await writeFileAtomic(this.metaPath, JSON.stringify({ forgotten: [...this.forgotten] }))
     for (const view of this.views.values()) {
