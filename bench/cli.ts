@@ -18,9 +18,9 @@ import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { writeFileAtomic } from '../lib/atomic-write.ts'
 import { buildCli } from '../src/cli/build.ts'
 import { LocalFederation } from '../src/demo/local-federation.ts'
-import { writeFileAtomic } from '../src/util/atomic-write.ts'
 import { markdownTable, replaceSection } from './lib/results-md.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))

@@ -154,7 +154,7 @@ async function benchLeaves(federation: LocalFederation): Promise<void> {
     nodes: NODES,
     leave_under_load,
   }
-  await mkdir(new URL('./results/', import.meta.url), { recursive: true })
+  await mkdir(new URL('./results', import.meta.url), { recursive: true })
   await writeFile(
     new URL('./results/failover-leave.json', import.meta.url),
     `${JSON.stringify(json, null, 2)}\n`,
@@ -213,7 +213,7 @@ async function benchAll(fed: LocalFederation): Promise<void> {
     peers: { keepalived },
     samples: results,
   }
-  await mkdir(new URL('./results/', import.meta.url), { recursive: true })
+  await mkdir(new URL('./results', import.meta.url), { recursive: true })
   await writeFile(new URL('./results/failover.json', import.meta.url), `${JSON.stringify(json, null, 2)}\n`)
   const row = (name: string, s: ReturnType<typeof summarise>) => [
     name,

@@ -260,7 +260,7 @@ try {
   await fed.stop()
   await rm(dir, { recursive: true, force: true })
 }
-await mkdir(new URL('./results/', import.meta.url), { recursive: true })
+await mkdir(new URL('./results', import.meta.url), { recursive: true })
 await writeFile(new URL('./results/frontdoor.json', import.meta.url), `${JSON.stringify(json, null, 2)}\n`)
 const l = json.latency_ms as Record<string, number>
 const t = json.throughput_mb_per_s as Record<string, number>

@@ -17,7 +17,7 @@ import { finished } from 'node:stream/promises'
 import { promisify } from 'node:util'
 import { mboxRecord } from '../helpers/mbox/format.ts'
 import { archiveMboxSpool, mergeMboxSpool } from '../helpers/mbox/spool.ts'
-import { writeFileAtomic } from '../src/util/atomic-write.ts'
+import { writeFileAtomic } from '../lib/atomic-write.ts'
 import { markdownTable, replaceSection } from './lib/results-md.ts'
 
 const run = promisify(execFile)

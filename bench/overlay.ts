@@ -15,8 +15,8 @@ import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { writeFileAtomic } from '../lib/atomic-write.ts'
 import { type LocalTestnet, startTestnet } from '../overlay/testnet.ts'
-import { writeFileAtomic } from '../src/util/atomic-write.ts'
 import { forSnapshotTraffic } from '../src/util/process-settings.ts'
 import { Cluster, type NodeProc, withTimeout } from '../test/overlay/harness.ts'
 
@@ -36,7 +36,7 @@ const BULK_DETECTION_RUNS = quick ? 2 : 5
 const REPLICATION_ROUNDS = quick ? 1 : 5
 const NAIVE_WRITER = fileURLToPath(new URL('../test/overlay/fixtures/naive-writer.ts', import.meta.url))
 const NAIVE_READER = fileURLToPath(new URL('../test/overlay/fixtures/naive-reader.ts', import.meta.url))
-const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
+const RESULTS_DIR = fileURLToPath(new URL('./results', import.meta.url))
 const now_wall = () => performance.timeOrigin + performance.now()
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits
 /** 1-minute load average now. */

@@ -16,10 +16,10 @@ import { appendFile, mkdir, rm, stat, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { writeFileAtomic } from '../lib/atomic-write.ts'
+import { createLogger } from '../lib/log.ts'
 import { createProcessDriver } from '../src/drivers/process/driver.ts'
 import { parseServiceManifest } from '../src/drivers/process/manifest.ts'
-import { writeFileAtomic } from '../src/util/atomic-write.ts'
-import { createLogger } from '../src/util/log.ts'
 import { markdownTable, replaceSection } from './lib/results-md.ts'
 
 const KIB = 1024

@@ -40,7 +40,7 @@ for (const c of cases) {
   process.stdout.write(`${JSON.stringify(result)}\n`)
 }
 
-await mkdir(new URL('./results/', import.meta.url), { recursive: true })
+await mkdir(new URL('./results', import.meta.url), { recursive: true })
 const json = { machine: { cpus: 2, node: process.version }, quick: values.quick, cases: results }
 await writeFile(new URL('./results/sim.json', import.meta.url), `${JSON.stringify(json, null, 2)}\n`)
 const table = markdownTable(

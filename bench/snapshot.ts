@@ -10,7 +10,7 @@ import { mkdir, open, readFile, rm, stat } from 'node:fs/promises'
 import { availableParallelism, loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { writeFileAtomic } from '../src/util/atomic-write.ts'
+import { writeFileAtomic } from '../lib/atomic-write.ts'
 import { runMeasured, selfPeakRssMib } from './lib/process-stats.ts'
 import { markdownTable, replaceSection } from './lib/results-md.ts'
 

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks'
 import type { HostPort, KeyPair } from 'hyperdht'
 import type { SecretStream } from 'hyperswarm'
 import Protomux from 'protomux'
-import type { Logger } from '../src/util/log.ts'
+import type { Logger } from '../lib/log.ts'
 import { type ControlApi, ControlWorker, prewarmControlWorker } from './control-link.ts'
 import { ControlPlane, type ControlPlaneOptions, type HeardState, type HelloInfo } from './control-plane.ts'
 import {

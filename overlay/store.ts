@@ -7,8 +7,8 @@ import Corestore from 'corestore'
 import Hypercore, { type Download } from 'hypercore'
 import type { KeyPair } from 'hyperdht'
 import { Packr } from 'msgpackr'
-import { writeFileAtomic } from '../src/util/atomic-write.ts'
-import type { Logger } from '../src/util/log.ts'
+import { writeFileAtomic } from '../lib/atomic-write.ts'
+import type { Logger } from '../lib/log.ts'
 import { assertHypercorePatchesInstalled, WriterFirst } from './hypercore-patches/index.ts'
 import {
   type BlobRecipe,

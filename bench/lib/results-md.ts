@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { writeFileAtomic } from '../../src/util/atomic-write.ts'
+import { writeFileAtomic } from '../../lib/atomic-write.ts'
 
 /** A markdown table; cells are rendered with String(). */
 export function markdownTable(header: readonly string[], rows: readonly (readonly unknown[])[]): string {

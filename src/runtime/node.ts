@@ -1,12 +1,16 @@
 import { cp, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { Federation } from '../../overlay/federation.ts'
-import type { KeyPair } from '../../overlay/keys.ts'
-import { type CodecPool, createCodecPool } from '../../snapshot/codec-pool.ts'
-import { SnapshotEngine } from '../../snapshot/engine.ts'
-import { deltaBytes } from '../../snapshot/manifest.ts'
-import { SnapshotStore } from '../../snapshot/store.ts'
+import { writeFileAtomic } from '../../lib/atomic-write.ts'
+import type { Logger } from '../../lib/log.ts'
+import { Federation, type KeyPair } from '../../overlay/index.ts'
+import {
+  type CodecPool,
+  createCodecPool,
+  deltaBytes,
+  SnapshotEngine,
+  SnapshotStore,
+} from '../../snapshot/index.ts'
 import type { SustainConfig } from '../config/schema.ts'
 import { assert } from '../core/assert.ts'
 import { DEFAULT_CORE_CONFIG } from '../core/config.ts'
@@ -26,8 +30,6 @@ import { DnsServer } from '../frontdoor/dns/server.ts'
 import { FrontDoor } from '../frontdoor/front-door.ts'
 import type { FrontDoorPort } from '../frontdoor/ports.ts'
 import type { Route } from '../frontdoor/route.ts'
-import { writeFileAtomic } from '../util/atomic-write.ts'
-import type { Logger } from '../util/log.ts'
 import { bootstrapNodes } from './dht-bootstrap.ts'
 import { HelperInfo } from './helper-info.ts'
 import { MergeCoordinator } from './merge.ts'

@@ -1,11 +1,26 @@
 import { Packr } from 'msgpackr'
-import type { BlobRecipe, Derive, RecipeStats } from '../../overlay/recipes.ts'
-import type { CollectProgress, IndexEntry, SnapshotStore as OverlayStore } from '../../overlay/store.ts'
-import { ChunkKind } from '../../snapshot/codec.ts'
-import type { TakeResult } from '../../snapshot/engine.ts'
-import { emptyHash, fromHex, HASH_ALGS, type HashAlg, sameHash, toHex } from '../../snapshot/hash.ts'
-import { chunkSize, type Manifest, neededBlobs } from '../../snapshot/manifest.ts'
-import type { SnapshotStore } from '../../snapshot/store.ts'
+import type {
+  BlobRecipe,
+  CollectProgress,
+  Derive,
+  IndexEntry,
+  SnapshotStore as OverlayStore,
+  RecipeStats,
+} from '../../overlay/index.ts'
+import {
+  ChunkKind,
+  chunkSize,
+  emptyHash,
+  fromHex,
+  HASH_ALGS,
+  type HashAlg,
+  type Manifest,
+  neededBlobs,
+  type SnapshotStore,
+  sameHash,
+  type TakeResult,
+  toHex,
+} from '../../snapshot/index.ts'
 import type { SnapshotRef } from '../core/types.ts'
 import { packPublished, unpackPublished } from './snapshot-index.ts'
 

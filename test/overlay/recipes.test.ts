@@ -3,11 +3,11 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { createLogger } from '../../lib/log.ts'
 import { installHypercorePatches } from '../../overlay/hypercore-patches/index.ts'
 import { identityFromSeed } from '../../overlay/keys.ts'
 import { type BlobRecipe, CHAIN_BYTES_RATIO, type Derive, MAX_RECIPE_DEPTH } from '../../overlay/recipes.ts'
 import { type CollectProgress, SnapshotStore, sha256Hex } from '../../overlay/store.ts'
-import { createLogger } from '../../src/util/log.ts'
 
 /** Recipe used here: the blob is its inputs concatenated, then one marker byte. */
 const MARK = Buffer.from([0x5a])
