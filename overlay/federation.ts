@@ -26,8 +26,8 @@ import {
   type CollectResult,
   type IndexEntry,
   type PublishInput,
-  SnapshotStore,
-} from './store.ts'
+  SnapshotFeeds,
+} from './snapshot-feeds.ts'
 
 export type { HelloInfo } from './control-plane.ts'
 
@@ -153,7 +153,7 @@ const DATA_RECV_BUFFER_BYTES = 8 * 1024 * 1024
  */
 export class Federation extends EventEmitter {
   readonly key: string
-  readonly store: SnapshotStore
+  readonly store: SnapshotFeeds
   private readonly opts: Required<Omit<FederationOptions, 'phi'>> & { phi: PhiAccrualOptions }
   /** Public key of this node's control plane (derived from the identity). */
   readonly controlKey: string
@@ -186,7 +186,7 @@ export class Federation extends EventEmitter {
     this.opts = { ...DEFAULTS, ...options, phi }
     this.key = options.keyPair.publicKey.toString('hex')
     this.controlKey = controlKeyPair(options.keyPair).publicKey.toString('hex')
-    this.store = new SnapshotStore({
+    this.store = new SnapshotFeeds({
       storageDir: options.storageDir,
       keyPair: options.keyPair,
       blockKey: deriveBlockKey(options.secret),

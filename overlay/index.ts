@@ -17,6 +17,6 @@ export {
 export type { PeerDownReason, PeerEntry, PeerTableView } from './peer-table.ts'
 export { PhiAccrual, type PhiAccrualOptions } from './phi-accrual.ts'
 export type { BlobRecipe, Derive, RecipeStats } from './recipes.ts'
-export type { CollectProgress, CollectResult, IndexEntry, PublishInput } from './store.ts'
-export { type SnapshotStore, sha256Hex, writerCoreKey } from './store.ts'
+export type { CollectProgress, CollectResult, IndexEntry, PublishInput } from './snapshot-feeds.ts'
+export { type SnapshotFeeds, sha256Hex, writerCoreKey } from './snapshot-feeds.ts'
 export { type LocalTestnet, startTestnet } from './testnet.ts'

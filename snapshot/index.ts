@@ -21,8 +21,10 @@ export { type ImagePart, imageFromDirectory, imageFromFile, openImage } from './
 export { MAX_CHUNK_BYTES, PAGE_BYTES } from './limits.ts'
 export {
   chunkSize,
+  type DeltaRefs,
   decodeManifest,
   deltaBytes,
+  deltaRefs,
   encodeManifest,
   type Manifest,
   type NeededBlob,

@@ -23,7 +23,8 @@ import {
 import { rendezvousHolders } from './rendezvous.ts'
 
 /**
- * Replicated snapshot store. Each writer (the node that was server when it took the snapshot) appends to
+ * The snapshots every writer published, one feed (hypercore) per writer, replicated between members
+ * (the local store of snapshot/ keeps this node's own copies; this is what travels). Each writer (the node that was server when it took the snapshot) appends to
  * its own hypercore, signed with its identity key, so any node can compute the core key of any writer.
  * Block layout, every block tagged by its first byte:
  *   blob      [0][bytes]                 content-addressed by sha256 hex, appended once per writer
@@ -96,7 +97,7 @@ export interface CollectResult {
   stats: RecipeStats
 }
 
-export interface SnapshotStoreOptions {
+export interface SnapshotFeedsOptions {
   storageDir: string
   keyPair: KeyPair
   blockKey: Buffer
@@ -173,7 +174,7 @@ async function withTimeout<T>(promise: Promise<T>, timeout_ms: number, what: str
  * `snapshot-held` ({ writer, id }) when this node holds its share of it (everything, or its placement);
  * `published` ({ id, length }) when this node's own publish is whole (its core is `length` long).
  */
-export class SnapshotStore extends EventEmitter {
+export class SnapshotFeeds extends EventEmitter {
   readonly corestore: Corestore
   readonly selfKey: string
   private readonly views = new Map<string, WriterView>()
@@ -183,7 +184,7 @@ export class SnapshotStore extends EventEmitter {
   private publishing: Promise<unknown> = Promise.resolve()
   private closed = false
 
-  constructor(private readonly options: SnapshotStoreOptions) {
+  constructor(private readonly options: SnapshotFeedsOptions) {
     super()
     assert(options.replication_factor >= 0, 'replication_factor must be >= 0')
     this.corestore = new Corestore(join(options.storageDir, 'corestore'))
