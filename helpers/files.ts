@@ -8,7 +8,7 @@
 import { mkdir, readdir, readFile, stat, utimes } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Readable, Writable } from 'node:stream'
-import { writeFileAtomic } from '../src/util/atomic-write.ts'
+import { writeFileAtomic } from '../lib/atomic-write.ts'
 import { ArchiveError, ArchiveWriter, readArchive } from './archive.ts'
 import { DEFAULT_SKEW_MS } from './mbox/spool.ts'
 

@@ -10,7 +10,7 @@ export {
 export { requestSnapshot } from './control.ts'
 export { archiveFiles, mergeFiles } from './files.ts'
 export { archiveMaildir, mergeMaildir } from './maildir.ts'
-export { lockMailbox, withMailboxLock } from './mbox/lock.ts'
+export { dotlockPath, lockMailbox, takeDotlock, withMailboxLock } from './mbox/lock.ts'
 export { archiveMboxSpool, DEFAULT_SKEW_MS, mergeIntoMailbox, mergeMboxSpool } from './mbox/spool.ts'
 export * from './protocol.ts'
 export {

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, rename, stat, unlink, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable, Writable } from 'node:stream'
-import { fsyncDir } from '../src/util/atomic-write.ts'
+import { fsyncDir } from '../lib/atomic-write.ts'
 import { ArchiveError, ArchiveWriter, readArchive } from './archive.ts'
 import { DEFAULT_SKEW_MS } from './mbox/spool.ts'
 

@@ -1,6 +1,6 @@
 import { EventEmitter, once } from 'node:events'
 import { isMainThread, Worker } from 'node:worker_threads'
-import { workerEntry } from '../src/util/worker-entry.ts'
+import { workerEntry } from '../lib/worker-entry.ts'
 import type { ControlPlaneOptions, ControlStats, HelloAdvert, LocalState } from './control-plane.ts'
 import type { OverlayLog } from './sessions.ts'
 

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks'
 import type { HostPort, KeyPair } from 'hyperdht'
 import type { SecretStream } from 'hyperswarm'
 import Protomux from 'protomux'
-import type { Logger } from '../src/util/log.ts'
+import type { Logger } from '../lib/log.ts'
 import { type ControlApi, ControlWorker, prewarmControlWorker } from './control-link.ts'
 import { ControlPlane, type ControlPlaneOptions, type HeardState, type HelloInfo } from './control-plane.ts'
 import {
@@ -14,6 +14,7 @@ import {
   encodeFrame,
   FrameKind,
 } from './frames.ts'
+import { installHypercorePatches } from './hypercore-patches/index.ts'
 import { assertIdentity, controlKeyPair, deriveAdmissionKey, deriveBlockKey, deriveTopic } from './keys.ts'
 import { Lane } from './lane.ts'
 import { type PeerDownReason, PeerTable, type PeerTableView } from './peer-table.ts'
@@ -25,8 +26,8 @@ import {
   type CollectResult,
   type IndexEntry,
   type PublishInput,
-  SnapshotStore,
-} from './store.ts'
+  SnapshotFeeds,
+} from './snapshot-feeds.ts'
 
 export type { HelloInfo } from './control-plane.ts'
 
@@ -152,7 +153,7 @@ const DATA_RECV_BUFFER_BYTES = 8 * 1024 * 1024
  */
 export class Federation extends EventEmitter {
   readonly key: string
-  readonly store: SnapshotStore
+  readonly store: SnapshotFeeds
   private readonly opts: Required<Omit<FederationOptions, 'phi'>> & { phi: PhiAccrualOptions }
   /** Public key of this node's control plane (derived from the identity). */
   readonly controlKey: string
@@ -185,7 +186,7 @@ export class Federation extends EventEmitter {
     this.opts = { ...DEFAULTS, ...options, phi }
     this.key = options.keyPair.publicKey.toString('hex')
     this.controlKey = controlKeyPair(options.keyPair).publicKey.toString('hex')
-    this.store = new SnapshotStore({
+    this.store = new SnapshotFeeds({
       storageDir: options.storageDir,
       keyPair: options.keyPair,
       blockKey: deriveBlockKey(options.secret),
@@ -285,11 +286,12 @@ export class Federation extends EventEmitter {
     })
   }
 
-  /** Open the store, join both planes' topics and wait until the announces are flushed. */
+  /** Install the hypercore patches, open the store, join both planes' topics and wait until the announces are flushed. */
   async start(): Promise<void> {
     assert(!this.started, 'already started')
     this.started = true
-    await this.store.ready()
+    // Needed from the first replication on; checking them (a probe pair of cores) overlaps the store's opening.
+    await Promise.all([installHypercorePatches(), this.store.ready()])
     this.lane_port = this.lane ? await this.lane.start() : null
     const advertised = this.lane_port === null ? null : this.opts.lane_advertised_port || this.lane_port
     await Promise.all([
@@ -527,7 +529,7 @@ export class Federation extends EventEmitter {
     }
     this.data.admitted(key)
     this.data.undial(key)
-    this.store.corestore.replicate(session.conn) // a refused peer never sees snapshot data
+    this.store.replicate(session.conn) // a refused peer never sees snapshot data
     this.store.follow(key)
     this.opts.log.debug({ peer: key }, 'data connection admitted')
     this.emit('data-connection', key, onLane ? 'lane' : 'hyperswarm')

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { type FileHandle, mkdir, open, rename, rm, stat } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { fsyncDir } from '../src/util/atomic-write.ts'
+import { fsyncDir } from '../lib/atomic-write.ts'
 
 /**
  * A file written as a stream that appears under its final name only when complete: temp file in the

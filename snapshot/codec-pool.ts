@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
-import { workerEntry } from '../src/util/worker-entry.ts'
+import { workerEntry } from '../lib/worker-entry.ts'
 import { recycle } from './buffers.ts'
 import type { DecodeInput, EncodeInput, EncodeOutput, WriteTarget } from './codec.ts'
 import * as codec from './codec.ts'

@@ -15,12 +15,16 @@ export {
 } from './engine.ts'
 export { ChunkError, type ChunkLocation, type ChunkProblem, SnapshotError } from './errors.ts'
 export type { HashAlg } from './hash.ts'
+export { emptyHash, fromHex, HASH_ALGS, sameHash, toHex } from './hash.ts'
 export { compareNewestFirst, formatSnapshotId, parseSnapshotId, type SnapshotIdParts } from './ids.ts'
 export { type ImagePart, imageFromDirectory, imageFromFile, openImage } from './image.ts'
 export { MAX_CHUNK_BYTES, PAGE_BYTES } from './limits.ts'
 export {
+  chunkSize,
+  type DeltaRefs,
   decodeManifest,
   deltaBytes,
+  deltaRefs,
   encodeManifest,
   type Manifest,
   type NeededBlob,

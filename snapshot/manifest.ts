@@ -131,6 +131,25 @@ export function chunkSize(m: Pick<Manifest, 'chunk_bytes'>, part: PartManifest, 
   return Math.min(m.chunk_bytes, part.size_bytes - index * m.chunk_bytes)
 }
 
+/** What a DELTA or PAGES chunk refers to, by name (hex hashes; the wire format keeps one-letter fields). */
+export interface DeltaRefs {
+  /** The delta blob (`b`). */
+  delta_blob: string
+  /** The base chunk the delta applies to (`s`); '' for the empty base. */
+  base_chunk: string
+  /** Size of the delta blob in bytes (`n`). */
+  delta_bytes: number
+}
+
+/** The references of a DELTA or PAGES chunk of manifest `m` (decoded manifests are checked to carry them). */
+export function deltaRefs(m: Pick<Manifest, 'hash_alg'>, c: ChunkEntry): DeltaRefs {
+  if ((c.k !== ChunkKind.DELTA && c.k !== ChunkKind.PAGES) || !c.b || !c.s || c.n === undefined) {
+    throw new Error(`chunk ${toHex(c.h)} is not a delta with its references`)
+  }
+  const base_chunk = sameHash(c.s, emptyHash(m.hash_alg)) ? '' : toHex(c.s)
+  return { delta_blob: toHex(c.b), base_chunk, delta_bytes: c.n }
+}
+
 export interface NeededBlob {
   hash: string
   /** Expected size when the manifest says (delta blobs; RAW/SAME chunks are their chunk size). */
@@ -143,7 +162,6 @@ export interface NeededBlob {
  */
 export function neededBlobs(m: Manifest): Map<string, NeededBlob> {
   const needed = new Map<string, NeededBlob>()
-  const empty = emptyHash(m.hash_alg)
   for (const part of m.parts) {
     part.chunks.forEach((c, index) => {
       if (c.k === ChunkKind.RAW || c.k === ChunkKind.SAME) {
@@ -151,11 +169,11 @@ export function neededBlobs(m: Manifest): Map<string, NeededBlob> {
         needed.set(hash, { hash, size_bytes: chunkSize(m, part, index) })
         return
       }
-      const blob = toHex(c.b!)
-      needed.set(blob, { hash: blob, size_bytes: c.n! })
+      const { delta_blob, base_chunk, delta_bytes } = deltaRefs(m, c)
+      needed.set(delta_blob, { hash: delta_blob, size_bytes: delta_bytes })
       // The base chunk's size is not recorded here; 0 means "unknown" (checked by hash on use).
-      if (!sameHash(c.s!, empty) && !needed.has(toHex(c.s!)))
-        needed.set(toHex(c.s!), { hash: toHex(c.s!), size_bytes: 0 })
+      if (base_chunk !== '' && !needed.has(base_chunk))
+        needed.set(base_chunk, { hash: base_chunk, size_bytes: 0 })
     })
   }
   return needed

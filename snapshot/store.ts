@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, rm, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { writeFileAtomic } from '../src/util/atomic-write.ts'
+import { writeFileAtomic } from '../lib/atomic-write.ts'
 import type { ImageWriter } from './atomic-file.ts'
 import { readWholeFile, recycle } from './buffers.ts'
 import { ChunkKind, type FileSpan } from './codec.ts'

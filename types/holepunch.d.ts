@@ -218,7 +218,7 @@ declare module 'protomux' {
 }
 
 declare module 'hypercore/lib/session-state.js' {
-  /** Internal per-session state of a hypercore; only what overlay/keep-tree-nodes.ts patches. */
+  /** Internal per-session state of a hypercore; only what overlay/hypercore-patches/keep-tree-nodes.ts patches. */
   export default class SessionState {
     clear(...args: unknown[]): Promise<unknown>
     createWriteBatch(): { deleteTreeNode(index: number): void }

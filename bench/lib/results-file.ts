@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { writeFileAtomic } from '../../src/util/atomic-write.ts'
+import { writeFileAtomic } from '../../lib/atomic-write.ts'
 import type { RunMeta } from './run-meta.ts'
 
 export const RESULTS_DIR = resolve(import.meta.dirname, '..', 'results')

@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { writeFileAtomic } from '../../src/util/atomic-write.ts'
+import { writeFileAtomic } from '../../lib/atomic-write.ts'
 import { allRuns, RESULTS_DIR, readResults } from '../lib/results-file.ts'
 import { runLine, type Section, type WithNotes } from './section.ts'
 import { SECTIONS } from './sections.ts'

@@ -8,8 +8,8 @@ import { mkdirSync, readdirSync, unlinkSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { SMTPServer, type SMTPServerAddress } from 'smtp-server'
-import { dotlockPath, takeDotlock } from '../../helpers/mbox/lock.ts'
-import { fsyncDir } from '../../src/util/atomic-write.ts'
+import { dotlockPath, takeDotlock } from '../../helpers/index.ts'
+import { fsyncDir } from '../../lib/atomic-write.ts'
 import { ensureMessageId, mboxRecord } from './mbox.ts'
 
 const port = Number(process.env['SUSTAIN_PORT'])

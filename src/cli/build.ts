@@ -7,15 +7,15 @@
  * only what it imports (`sustain --version` no hyperswarm, `status` only the control socket client).
  * Source files keep finding what lies beside them (package.json, examples, the native library, tsx
  * entries of child processes): each `import.meta.url` in a source becomes that source's own URL,
- * relative to the bundle. Worker threads get compiled entries of their own (src/util/worker-entry.ts).
+ * relative to the bundle. Worker threads get compiled entries of their own (lib/worker-entry.ts).
  */
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as esbuild from 'esbuild'
-import { writeFileAtomic } from '../util/atomic-write.ts'
+import { writeFileAtomic } from '../../lib/atomic-write.ts'
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const DIST = join(ROOT, 'dist')
 
 /** Entry points: the CLI and the scripts of its worker threads (names as worker-entry.ts asks for them). */

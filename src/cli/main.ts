@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { ConfigError } from '../config/config-error.ts'
-import { CliError } from './cli-error.ts'
+import { CliError } from '../util/cli-error.ts'
 import { registerCommands } from './commands/index.ts'
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {

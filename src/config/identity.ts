@@ -1,6 +1,6 @@
 import { chmod, readFile, stat } from 'node:fs/promises'
+import { writeFileAtomic } from '../../lib/atomic-write.ts'
 import { createIdentity, type KeyPair } from '../../overlay/keys.ts'
-import { writeFileAtomic } from '../util/atomic-write.ts'
 import { ConfigError } from './load.ts'
 
 /** A node's ed25519 identity on disk: JSON with hex keys, mode 0600 (it is the node's private key). */

@@ -6,8 +6,9 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
-import { initNode } from '../cli/init-node.ts'
+import { writeFileAtomic } from '../../lib/atomic-write.ts'
 import { formatHostPort, type HostPort } from '../config/host-port.ts'
+import { initNode } from '../config/init-node.ts'
 import { encodeInvite } from '../config/invite.ts'
 import { loadConfig, parseConfig } from '../config/load.ts'
 import type { MergePolicy } from '../core/config.ts'
@@ -15,10 +16,9 @@ import { controlRequest } from '../runtime/control-client.ts'
 import { nodePaths } from '../runtime/paths.ts'
 import { checkPortFree } from '../runtime/preflight.ts'
 import type { NodeStatus } from '../runtime/status.ts'
-import { writeFileAtomic } from '../util/atomic-write.ts'
 import { forSnapshotTraffic } from '../util/process-settings.ts'
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const BIN = join(ROOT, 'bin', 'sustain.js')
 const TESTNET = join(ROOT, 'overlay', 'testnet-main.ts')
 

@@ -1,6 +1,5 @@
 import type { Readable } from 'node:stream'
-import type { ImageWriter } from '../../snapshot/atomic-file.ts'
-import type { ImagePart } from '../../snapshot/image.ts'
+import type { ImagePart, ImageWriter } from '../../snapshot/index.ts'
 
 /**
  * Where the service runs. The process driver (default) and the QEMU driver implement this one

@@ -1,4 +1,4 @@
-import type { Logger } from '../util/log.ts'
+import type { Logger } from '../../lib/log.ts'
 import type { DriverEvent } from './driver.ts'
 
 /** Probe interval until the service first answers, so a restore's "answering" is seen within 100 ms. */

@@ -1,5 +1,5 @@
 import type Protomux from 'protomux'
-import type { Logger } from '../util/log.ts'
+import type { Logger } from '../../lib/log.ts'
 import { FlowChannel, FORWARD_PROTOCOL } from './flow-channel.ts'
 import { decodeForwardId } from './forward-id.ts'
 import type { FrontDoorPort } from './ports.ts'

@@ -1,6 +1,6 @@
 import { chmod, unlink } from 'node:fs/promises'
 import { connect, createServer, type Server, type Socket } from 'node:net'
-import type { Logger } from '../util/log.ts'
+import type { Logger } from '../../lib/log.ts'
 import type { NodeNotice, SustainNode } from './node.ts'
 
 /**

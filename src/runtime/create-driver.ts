@@ -1,10 +1,10 @@
+import type { Logger } from '../../lib/log.ts'
 import type { SustainConfig } from '../config/schema.ts'
 import type { ServiceDriver } from '../drivers/driver.ts'
 import { reclaimLeftovers } from '../drivers/fence/index.ts'
 import { createProcessDriver, loadServiceManifest } from '../drivers/process/index.ts'
 import { createQemuDriver, loadQemuManifest, manifestDriverKind } from '../drivers/qemu/index.ts'
 import { clientPortEnv } from '../frontdoor/ports.ts'
-import type { Logger } from '../util/log.ts'
 import { nodePaths } from './paths.ts'
 import { checkPortFree, preflightService } from './preflight.ts'
 

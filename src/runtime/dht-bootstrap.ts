@@ -1,8 +1,8 @@
 import { once } from 'node:events'
 import HyperDHT from 'hyperdht'
+import type { Logger } from '../../lib/log.ts'
 import { formatHostPort, type HostPort, parseHostPort } from '../config/host-port.ts'
 import type { SustainConfig } from '../config/schema.ts'
-import type { Logger } from '../util/log.ts'
 
 /** The DHT bootstrap nodes this node's planes start from; undefined: the public DHT's. */
 export function bootstrapNodes(config: SustainConfig): HostPort[] | undefined {

@@ -1,6 +1,6 @@
-import { EXIT_UNKNOWN_VERB, HELPER_TIMEOUTS_MS, infoEnv } from '../../helpers/protocol.ts'
-import type { HelperOptions, HelperResult } from '../../src/drivers/driver.ts'
-import type { Logger } from '../util/log.ts'
+import { EXIT_UNKNOWN_VERB, HELPER_TIMEOUTS_MS, infoEnv } from '../../helpers/index.ts'
+import type { Logger } from '../../lib/log.ts'
+import type { HelperOptions, HelperResult } from '../drivers/driver.ts'
 
 /** What the node tells the helper's `info` verb (helpers/HELPERS.md, "Context"). */
 export interface InfoState {

@@ -5,12 +5,12 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { Packr } from 'msgpackr'
-import { EXIT_UNKNOWN_VERB, HELPER_TIMEOUTS_MS, mergeEnv, sinceArgs } from '../../helpers/protocol.ts'
-import type { Federation } from '../../overlay/federation.ts'
+import { EXIT_UNKNOWN_VERB, HELPER_TIMEOUTS_MS, mergeEnv, sinceArgs } from '../../helpers/index.ts'
+import type { Logger } from '../../lib/log.ts'
+import type { Federation } from '../../overlay/index.ts'
 import type { ForkPoint } from '../core/lineage.ts'
 import type { MergeOfferMessage, MergeResultMessage } from '../core/messages.ts'
 import type { ServiceDriver } from '../drivers/driver.ts'
-import type { Logger } from '../util/log.ts'
 
 /** An archive travels as blobs of at most 1 MiB in the loser's hypercore, like snapshot data. */
 const ARCHIVE_CHUNK_BYTES = 1024 * 1024

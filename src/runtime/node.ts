@@ -1,12 +1,16 @@
 import { cp, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { Federation } from '../../overlay/federation.ts'
-import type { KeyPair } from '../../overlay/keys.ts'
-import { type CodecPool, createCodecPool } from '../../snapshot/codec-pool.ts'
-import { SnapshotEngine } from '../../snapshot/engine.ts'
-import { deltaBytes } from '../../snapshot/manifest.ts'
-import { SnapshotStore } from '../../snapshot/store.ts'
+import { writeFileAtomic } from '../../lib/atomic-write.ts'
+import type { Logger } from '../../lib/log.ts'
+import { Federation, type KeyPair } from '../../overlay/index.ts'
+import {
+  type CodecPool,
+  createCodecPool,
+  deltaBytes,
+  SnapshotEngine,
+  SnapshotStore,
+} from '../../snapshot/index.ts'
 import type { SustainConfig } from '../config/schema.ts'
 import { assert } from '../core/assert.ts'
 import { DEFAULT_CORE_CONFIG } from '../core/config.ts'
@@ -26,9 +30,8 @@ import { DnsServer } from '../frontdoor/dns/server.ts'
 import { FrontDoor } from '../frontdoor/front-door.ts'
 import type { FrontDoorPort } from '../frontdoor/ports.ts'
 import type { Route } from '../frontdoor/route.ts'
-import { writeFileAtomic } from '../util/atomic-write.ts'
-import type { Logger } from '../util/log.ts'
 import { bootstrapNodes } from './dht-bootstrap.ts'
+import { DurableOutbox } from './durable-outbox.ts'
 import { HelperInfo } from './helper-info.ts'
 import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
@@ -111,7 +114,15 @@ export class SustainNode {
   private readonly restoring = new Set<string>()
   /** What was written (or is being written) to the persisted state file. */
   private persisted: PersistedFile = { term: 0, members: [] }
-  private persist_queue: Promise<unknown> = Promise.resolve()
+  /** State writes, and the messages that must not leave before them. */
+  private readonly outbox = new DurableOutbox<PersistedFile>(
+    (state) => writeFileAtomic(this.paths.persisted, `${JSON.stringify(state)}\n`),
+    (error) => {
+      // A node that cannot keep its term must not speak with it: stop, as on a broken invariant.
+      this.log.fatal({ err: error }, 'cannot persist the term and members; node stops')
+      void this.close()
+    },
+  )
   /** Tells the service's helper when the node learns of a split, a heal or a newer snapshot. */
   private helper_info: HelperInfo | null = null
   /** Some known member is unreachable (as of the last peer event). */
@@ -448,7 +459,7 @@ export class SustainNode {
     await this.front_door?.close()
     await this.dns?.close()
     await this.driver_queue.catch(() => {})
-    await this.persist_queue
+    await this.outbox.drained()
     await this.options.driver?.close()
     await this.federation?.close()
     await this.pool?.close()
@@ -470,11 +481,15 @@ export class SustainNode {
       void this.close()
       return
     }
+    // Every term and member this event taught the core is queued for disk before anything is sent.
+    for (const effect of effects)
+      if (effect.type === 'persist') this.persistState(effect.term, effect.members)
+    this.persistState(this.core.maxTerm)
     for (const effect of effects) this.execute(effect)
     if (this.core.role !== 'server') this.serving_since_ms = null
     else this.serving_since_ms ??= event.now_ms
-    this.federation.setLocalState({ role: this.core.role, term: this.core.term })
-    this.persistState(this.core.maxTerm)
+    const local = { role: this.core.role, term: this.core.term }
+    this.outbox.send(() => this.federation.setLocalState(local))
     this.reportInfo()
     this.front_door?.update()
   }
@@ -492,10 +507,7 @@ export class SustainNode {
       term: Math.max(term, this.persisted.term),
       members: [...this.persisted.members, ...fresh].sort(),
     }
-    const state = this.persisted
-    this.persist_queue = this.persist_queue
-      .then(() => writeFileAtomic(this.paths.persisted, `${JSON.stringify(state)}\n`))
-      .catch((error) => this.log.error({ err: error, term }, 'cannot persist the term and members'))
+    this.outbox.persist(this.persisted)
   }
 
   /** Only a serving node's helper is told: its service is the one that may refuse or hold while split. */
@@ -543,10 +555,10 @@ export class SustainNode {
   private execute(effect: CoreEffect): void {
     switch (effect.type) {
       case 'send':
-        this.federation.send(effect.to, effect.msg)
+        this.outbox.send(() => this.federation.send(effect.to, effect.msg))
         return
       case 'broadcast':
-        this.federation.broadcast(effect.msg)
+        this.outbox.send(() => this.federation.broadcast(effect.msg))
         return
       case 'timeline':
         logTimeline(this.log, effect)
@@ -560,8 +572,7 @@ export class SustainNode {
         })
         return
       case 'persist':
-        this.persistState(effect.term, effect.members)
-        return
+        return // queued before this event's messages (dispatch)
       case 'restore':
         void this.restore(effect.snapshot, ++this.restore_generation)
         return

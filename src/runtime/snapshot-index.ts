@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { Packr } from 'msgpackr'
+import { writeFileAtomic } from '../../lib/atomic-write.ts'
 import type { SnapshotRef } from '../core/types.ts'
-import { writeFileAtomic } from '../util/atomic-write.ts'
 
 /**
  * Which engine snapshot (snapshot/ store id) holds which core snapshot (the federation-wide ref with its

@@ -1,11 +1,26 @@
 import { Packr } from 'msgpackr'
-import type { BlobRecipe, Derive, RecipeStats } from '../../overlay/recipes.ts'
-import type { CollectProgress, IndexEntry, SnapshotStore as OverlayStore } from '../../overlay/store.ts'
-import { ChunkKind } from '../../snapshot/codec.ts'
-import type { TakeResult } from '../../snapshot/engine.ts'
-import { emptyHash, fromHex, HASH_ALGS, type HashAlg, sameHash, toHex } from '../../snapshot/hash.ts'
-import { chunkSize, type Manifest, neededBlobs } from '../../snapshot/manifest.ts'
-import type { SnapshotStore } from '../../snapshot/store.ts'
+import type {
+  BlobRecipe,
+  CollectProgress,
+  Derive,
+  IndexEntry,
+  RecipeStats,
+  SnapshotFeeds,
+} from '../../overlay/index.ts'
+import {
+  ChunkKind,
+  chunkSize,
+  deltaRefs,
+  emptyHash,
+  fromHex,
+  HASH_ALGS,
+  type HashAlg,
+  type Manifest,
+  neededBlobs,
+  type SnapshotStore,
+  type TakeResult,
+  toHex,
+} from '../../snapshot/index.ts'
 import type { SnapshotRef } from '../core/types.ts'
 import { packPublished, unpackPublished } from './snapshot-index.ts'
 
@@ -34,12 +49,10 @@ export async function baseRecipes(store: SnapshotStore, m: Manifest): Promise<Ma
   const recipes = new Map<string, BlobRecipe>()
   const source = m.derived_from ? await store.getManifest(m.derived_from) : undefined
   if (!source) return recipes
-  const empty = emptyHash(source.hash_alg)
   for (const part of source.parts) {
     part.chunks.forEach((c, index) => {
       if (c.k !== ChunkKind.DELTA && c.k !== ChunkKind.PAGES) return
-      const b = toHex(c.b!)
-      const s = sameHash(c.s!, empty) ? '' : toHex(c.s!)
+      const { delta_blob: b, base_chunk: s, delta_bytes } = deltaRefs(source, c)
       const size = chunkSize(source, part, index)
       const body: ChunkRecipe = { v: 1, alg: source.hash_alg, k: c.k, size, b, s }
       // The old base chunk is published already (its exact size comes from there): `size` is a hint.
@@ -47,7 +60,7 @@ export async function baseRecipes(store: SnapshotStore, m: Manifest): Promise<Ma
         inputs: s === '' ? [b] : [b, s],
         recipe: packr.pack(body),
         size_bytes: size,
-        input_bytes: s === '' ? [c.n!] : [c.n!, size],
+        input_bytes: s === '' ? [delta_bytes] : [delta_bytes, size],
       })
     })
   }
@@ -99,7 +112,7 @@ export function publishedManifest(result: TakeResult): Manifest {
 
 /** Append `manifest` (a take's published manifest) to this node's core under the core's `ref`. */
 export async function publishSnapshot(
-  overlay: OverlayStore,
+  overlay: SnapshotFeeds,
   store: SnapshotStore,
   ref: SnapshotRef,
   manifest: Manifest,
@@ -133,7 +146,7 @@ export interface CollectedSnapshot {
  * derived, the rest fetched (each checked by hash). Throws when it cannot be completed.
  */
 export async function collectSnapshot(
-  overlay: OverlayStore,
+  overlay: SnapshotFeeds,
   store: SnapshotStore,
   writer: string,
   id: string,

@@ -1,5 +1,5 @@
+import type { Logger } from '../../lib/log.ts'
 import type { CoreEffect } from '../core/io.ts'
-import type { Logger } from '../util/log.ts'
 
 type Timeline = Extract<CoreEffect, { type: 'timeline' }>
 

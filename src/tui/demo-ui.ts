@@ -1,5 +1,5 @@
-import { CliError } from '../cli/cli-error.ts'
 import { type DemoOptions, type DemoSummary, runDemo } from '../demo/demo.ts'
+import { CliError } from '../util/cli-error.ts'
 import { DemoFeed } from './demo-feed.ts'
 import { runUi } from './run-ui.tsx'
 

@@ -1,4 +1,4 @@
-import { formatStatus } from '../cli/format-status.ts'
+import { formatStatus } from '../runtime/format-status.ts'
 import type { NodeStatus } from '../runtime/status.ts'
 import { formatClock } from './format.ts'
 import { initialState, reduce, type UiInput, type UiState } from './model.ts'

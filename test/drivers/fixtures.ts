@@ -2,10 +2,10 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
+import { createLogger, type Logger } from '../../lib/log.ts'
 import type { DriverEvent } from '../../src/drivers/driver.ts'
 import { createProcessDriver, type ProcessDriver } from '../../src/drivers/process/driver.ts'
 import { parseServiceManifest } from '../../src/drivers/process/manifest.ts'
-import { createLogger, type Logger } from '../../src/util/log.ts'
 
 /** A service made of bash scripts: MODE picks how it runs (see SERVICE). */
 export const SERVICE = `#!/usr/bin/env bash

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { headerValue, parseMbox } from '../../examples/mail/mbox.ts'
 import { sendMail } from '../../examples/mail/smtp-client.ts'
+import { createLogger } from '../../lib/log.ts'
 import { directoryImageWriter } from '../../snapshot/atomic-file.ts'
 import { createCodecPool } from '../../snapshot/codec-pool.ts'
 import { SnapshotEngine } from '../../snapshot/engine.ts'
@@ -15,7 +16,6 @@ import {
   type ProcessDriver,
 } from '../../src/drivers/process/index.ts'
 import { freePort } from '../../src/util/free-port.ts'
-import { createLogger } from '../../src/util/log.ts'
 import { nextEvent } from '../drivers/fixtures.ts'
 
 const SERVICE_DIR = resolve(import.meta.dirname, '../../examples/mail')

@@ -20,7 +20,7 @@ import {
 } from './remnants.ts'
 import { answering, fenceScratch } from './scratch.ts'
 
-const MAIL = fileURLToPath(new URL('../../examples/mail/', import.meta.url))
+const MAIL = fileURLToPath(new URL('../../examples/mail', import.meta.url))
 /** Generous: the bound itself (kill to gone) is measured in bench/fence.ts, not asserted here. */
 const GONE_TIMEOUT_MS = 5000
 

@@ -5,9 +5,10 @@
  * Prints one JSON line on stdout once the service is started: { "pid": <the service's leader> }.
  * Logs (JSON) go to stderr. Runs until killed; SIGTERM stops the service first.
  */
+
+import { createLogger } from '../../lib/log.ts'
 import type { SustainConfig } from '../../src/config/schema.ts'
 import { createDriver } from '../../src/runtime/create-driver.ts'
-import { createLogger } from '../../src/util/log.ts'
 
 const [service_dir, data_dir, port] = process.argv.slice(2)
 if (!service_dir || !data_dir || !port) throw new Error('usage: node-stand-in.ts SERVICE_DIR DATA_DIR PORT')

@@ -4,10 +4,10 @@ import { once } from 'node:events'
 import net from 'node:net'
 import dnsPacket, { type Packet } from 'dns-packet'
 import { afterEach, describe, expect, it } from 'vitest'
+import { createLogger } from '../../lib/log.ts'
 import { answerQuery, type Zone } from '../../src/frontdoor/dns/answer.ts'
 import { DnsServer } from '../../src/frontdoor/dns/server.ts'
 import { freePort } from '../../src/util/free-port.ts'
-import { createLogger } from '../../src/util/log.ts'
 
 const zone: Zone = {
   name: 'mail.example.test',

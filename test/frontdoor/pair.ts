@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createLogger } from '../../lib/log.ts'
 import { Federation } from '../../overlay/federation.ts'
 import { identityFromSeed } from '../../overlay/keys.ts'
 import type { LocalTestnet } from '../../overlay/testnet.ts'
@@ -9,7 +10,6 @@ import { FrontDoor } from '../../src/frontdoor/front-door.ts'
 import type { FrontDoorPort } from '../../src/frontdoor/ports.ts'
 import type { Route } from '../../src/frontdoor/route.ts'
 import { freePort } from '../../src/util/free-port.ts'
-import { createLogger } from '../../src/util/log.ts'
 
 export interface PairNode {
   federation: Federation

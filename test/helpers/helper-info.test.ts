@@ -1,10 +1,10 @@
 import { chmod, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { createLogger } from '../../lib/log.ts'
 import type { HelperResult } from '../../src/drivers/driver.ts'
 import { runHelper } from '../../src/drivers/process/run-helper.ts'
 import { HelperInfo } from '../../src/runtime/helper-info.ts'
-import { createLogger } from '../../src/util/log.ts'
 import { tempDir } from './fixtures.ts'
 
 /** A shell helper (a real child process) that logs every `info` call's context, or answers `exit_code`. */

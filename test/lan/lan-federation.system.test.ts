@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import type { NodeStatus } from '../../src/runtime/status.ts'
 import { type Lab, startLab } from './lab.ts'
 
-const ROOT = new URL('../../', import.meta.url).pathname
+const ROOT = new URL('../..', import.meta.url).pathname
 const BIN = join(ROOT, 'bin', 'sustain.js')
 
 /** The README's "Three PCs on a LAN" commands, grouped by the `# pcN` comment above them. */

@@ -14,7 +14,7 @@ import {
   encodeFrame,
   FrameKind,
 } from '../../overlay/frames.ts'
-import { writerCoreKey } from '../../overlay/store.ts'
+import { writerCoreKey } from '../../overlay/snapshot-feeds.ts'
 
 export interface IntruderConnection {
   key: string

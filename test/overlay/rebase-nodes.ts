@@ -8,6 +8,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { createLogger } from '../../lib/log.ts'
 import { Federation } from '../../overlay/federation.ts'
 import { identityFromSeed } from '../../overlay/keys.ts'
 import type { BlobRecipe } from '../../overlay/recipes.ts'
@@ -25,7 +26,6 @@ import {
   publishedManifest,
   publishSnapshot,
 } from '../../src/runtime/snapshot-replication.ts'
-import { createLogger } from '../../src/util/log.ts'
 
 export type PublishMode = 'main' | 'resend' | 'recipes'
 

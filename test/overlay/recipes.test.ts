@@ -2,18 +2,19 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { createLogger } from '../../lib/log.ts'
+import { installHypercorePatches } from '../../overlay/hypercore-patches/index.ts'
 import { identityFromSeed } from '../../overlay/keys.ts'
 import { type BlobRecipe, CHAIN_BYTES_RATIO, type Derive, MAX_RECIPE_DEPTH } from '../../overlay/recipes.ts'
-import { type CollectProgress, SnapshotStore, sha256Hex } from '../../overlay/store.ts'
-import { createLogger } from '../../src/util/log.ts'
+import { type CollectProgress, SnapshotFeeds, sha256Hex } from '../../overlay/snapshot-feeds.ts'
 
 /** Recipe used here: the blob is its inputs concatenated, then one marker byte. */
 const MARK = Buffer.from([0x5a])
 
 describe('recipe blocks in the replicated store (one node, no network)', () => {
   let dir: string
-  let store: SnapshotStore
+  let store: SnapshotFeeds
   /** What the "local snapshot store" holds: the publisher reads from it, derive reads inputs from it. */
   let local: Map<string, Uint8Array>
 
@@ -58,10 +59,11 @@ describe('recipe blocks in the replicated store (one node, no network)', () => {
       { have: async (hash) => into.has(hash), derive: extra.derive ?? derive(into) },
     )
 
+  beforeAll(() => installHypercorePatches())
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'sustain-recipes-'))
     local = new Map()
-    store = new SnapshotStore({
+    store = new SnapshotFeeds({
       storageDir: dir,
       keyPair: identityFromSeed(randomBytes(32)),
       blockKey: randomBytes(32),

@@ -4,6 +4,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createLogger } from '../../lib/log.ts'
 import { type LocalTestnet, startTestnet } from '../../overlay/testnet.ts'
 import {
   createProcessDriver,
@@ -11,7 +12,6 @@ import {
   type ProcessDriver,
 } from '../../src/drivers/process/index.ts'
 import { freePort } from '../../src/util/free-port.ts'
-import { createLogger } from '../../src/util/log.ts'
 import { nextEvent } from '../drivers/fixtures.ts'
 import { FrontDoorPair } from '../frontdoor/pair.ts'
 

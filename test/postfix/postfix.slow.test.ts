@@ -6,13 +6,13 @@ import { finished } from 'node:stream/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sendMail } from '../../examples/mail/smtp-client.ts'
 import { mergeEnv, sinceArgs } from '../../helpers/protocol.ts'
+import { createLogger } from '../../lib/log.ts'
 import {
   createProcessDriver,
   loadServiceManifest,
   type ProcessDriver,
 } from '../../src/drivers/process/index.ts'
 import { freePort } from '../../src/util/free-port.ts'
-import { createLogger } from '../../src/util/log.ts'
 import { nextEvent } from '../drivers/fixtures.ts'
 import { readMboxWithPython } from '../helpers/python-mbox.ts'
 import { requireTools } from '../system/requirements.ts'

@@ -5,14 +5,14 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { createLogger, type Logger } from '../../lib/log.ts'
 import type { DriverEvent } from '../../src/drivers/driver.ts'
 import { probeBanner } from '../../src/drivers/qemu/banner-probe.ts'
 import { createQemuDriver, type QemuDriver } from '../../src/drivers/qemu/driver.ts'
 import { loadQemuManifest } from '../../src/drivers/qemu/manifest.ts'
-import { createLogger, type Logger } from '../../src/util/log.ts'
 import { requireTools } from '../system/requirements.ts'
 
-const EXAMPLE = fileURLToPath(new URL('../../examples/qemu-guest/', import.meta.url))
+const EXAMPLE = fileURLToPath(new URL('../../examples/qemu-guest', import.meta.url))
 
 /** The example guest built into a temp service directory (fresh keys, fresh disk). */
 export interface GuestFixture {

@@ -4,8 +4,8 @@ import { ConfigError } from '../../src/config/load.ts'
 import { qemuArgs } from '../../src/drivers/qemu/command.ts'
 import { loadQemuManifest, manifestDriverKind, parseQemuManifest } from '../../src/drivers/qemu/manifest.ts'
 
-const EXAMPLE = fileURLToPath(new URL('../../examples/qemu-guest/', import.meta.url))
-const MAIL = fileURLToPath(new URL('../../examples/mail/', import.meta.url))
+const EXAMPLE = fileURLToPath(new URL('../../examples/qemu-guest', import.meta.url))
+const MAIL = fileURLToPath(new URL('../../examples/mail', import.meta.url))
 
 describe('QEMU service manifest', () => {
   it('reads the example guest manifest with its defaults; tells the driver kind', async () => {

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Command } from 'commander'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { CliError } from '../../src/cli/cli-error.ts'
 import { registerImageCommands } from '../../src/cli/commands/image.ts'
+import { CliError } from '../../src/util/cli-error.ts'
 import { changePages, seededBytes } from './helpers.ts'
 
 let dir: string

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { recoveryLine } from '../../src/cli/format-status.ts'
 import type { PeerInfo, SnapshotRef } from '../../src/core/types.ts'
+import { recoveryLine } from '../../src/runtime/format-status.ts'
 import { recoveryPoint } from '../../src/runtime/recovery-point.ts'
 import { SnapshotRetry } from '../../src/runtime/snapshot-retry.ts'
 import { initialState, reduce } from '../../src/tui/model.ts'

@@ -1,9 +1,9 @@
 import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
+import { createLogger } from '../../lib/log.ts'
 import { DEFAULT_CORE_CONFIG } from '../../src/core/config.ts'
 import { NodeCore } from '../../src/core/node.ts'
 import { logTimeline } from '../../src/runtime/timeline-log.ts'
-import { createLogger } from '../../src/util/log.ts'
 
 describe('timeline log', () => {
   it('writes one JSON record per stage with a monotonic timestamp', () => {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { defaultDataDir, nodePaths } from '../data-dir.ts'
+import { defaultDataDir, nodePaths } from '../../config/data-dir.ts'
 
 export function registerConfig(program: Command): void {
   const config = program.command('config').description('inspect the node config')

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { CliError } from '../cli-error.ts'
+import { CliError } from '../../util/cli-error.ts'
 import { integerOption } from '../options.ts'
 
 export function registerDemo(program: Command): void {

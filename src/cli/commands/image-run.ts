@@ -1,11 +1,15 @@
 import { stat } from 'node:fs/promises'
-import { nullImageWriter } from '../../../snapshot/atomic-file.ts'
-import { createCodecPool } from '../../../snapshot/codec-pool.ts'
-import { applyDelta, diffImages, verifyDeltaFile } from '../../../snapshot/delta-file.ts'
-import type { Progress } from '../../../snapshot/encode.ts'
-import { SnapshotError } from '../../../snapshot/errors.ts'
-import { SnapshotStore } from '../../../snapshot/store.ts'
-import { CliError } from '../cli-error.ts'
+import {
+  applyDelta,
+  createCodecPool,
+  diffImages,
+  nullImageWriter,
+  type Progress,
+  SnapshotError,
+  SnapshotStore,
+  verifyDeltaFile,
+} from '../../../snapshot/index.ts'
+import { CliError } from '../../util/cli-error.ts'
 
 const MIB = 1024 * 1024
 

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import type { Command } from 'commander'
-import { defaultDataDir } from '../data-dir.ts'
-import type { InitOptions } from '../init-node.ts'
+import { defaultDataDir } from '../../config/data-dir.ts'
+import type { InitOptions } from '../../config/init-node.ts'
 import { integerOption } from '../options.ts'
 
 /** Commander's names for the options (camelCase). */
@@ -40,7 +40,7 @@ export function registerInit(program: Command): void {
         ...(serveBootstrap === undefined ? {} : { serve_bootstrap_port: serveBootstrap }),
         ...(publicDht ? { public_dht: true } : {}),
       }
-      const { initNode } = await import('../init-node.ts')
+      const { initNode } = await import('../../config/init-node.ts')
       const done = await initNode(options)
       process.stdout.write(
         `node initialised\n  identity   ${done.identity}\n  config     ${done.config}\n  federation ${done.key}\n` +

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { defaultDataDir } from '../data-dir.ts'
+import { defaultDataDir } from '../../config/data-dir.ts'
 import { integerOption } from '../options.ts'
 import type { JoinOptions } from './join-run.ts'
 

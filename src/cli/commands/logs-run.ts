@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
+import { nodePaths } from '../../config/data-dir.ts'
 import type { TimelineRecord } from '../../runtime/timeline-file.ts'
-import { CliError } from '../cli-error.ts'
-import { nodePaths } from '../data-dir.ts'
+import { CliError } from '../../util/cli-error.ts'
 
 /** A field as a person reads it: keys shortened like `status` shows them, objects as JSON. */
 function value(v: unknown): string {

@@ -1,10 +1,10 @@
 import type { Command } from 'commander'
+import { defaultDataDir, nodePaths } from '../../config/data-dir.ts'
 import { controlRequest, NodeNotRunning } from '../../runtime/control-client.ts'
+import { formatStatus } from '../../runtime/format-status.ts'
 import type { LeaveOutcome, NodeNotice } from '../../runtime/node.ts'
 import type { NodeStatus } from '../../runtime/status.ts'
-import { CliError } from '../cli-error.ts'
-import { defaultDataDir, nodePaths } from '../data-dir.ts'
-import { formatStatus } from '../format-status.ts'
+import { CliError } from '../../util/cli-error.ts'
 
 async function ask(
   data: string,

@@ -1,8 +1,8 @@
 import { join } from 'node:path'
+import { writeFileAtomic } from '../../../lib/atomic-write.ts'
+import { nodePaths } from '../../config/data-dir.ts'
 import { loadConfig } from '../../config/load.ts'
-import { writeFileAtomic } from '../../util/atomic-write.ts'
-import { CliError } from '../cli-error.ts'
-import { nodePaths } from '../data-dir.ts'
+import { CliError } from '../../util/cli-error.ts'
 import { systemdUnit, unitName } from '../systemd-unit.ts'
 
 export async function unitFor(data: string): Promise<{ name: string; text: string }> {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { defaultDataDir } from '../data-dir.ts'
+import { defaultDataDir } from '../../config/data-dir.ts'
 
 export function registerService(program: Command): void {
   const service = program.command('service').description('run the node as a systemd service')

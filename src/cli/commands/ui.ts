@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { defaultDataDir, nodePaths } from '../data-dir.ts'
+import { defaultDataDir, nodePaths } from '../../config/data-dir.ts'
 
 export function registerUi(program: Command): void {
   program

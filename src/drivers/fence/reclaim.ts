@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Logger } from '../../util/log.ts'
+import type { Logger } from '../../../lib/log.ts'
 import { commandLine, environHas, listeningInodes, pidsWithOpen, procInfo, running } from './proc.ts'
 import { type FencePaths, fencePaths, readServiceRecord } from './service-record.ts'
 

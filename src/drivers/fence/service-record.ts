@@ -1,8 +1,8 @@
 import { readFileSync, rmSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
-import { writeFileAtomic } from '../../util/atomic-write.ts'
-import type { Logger } from '../../util/log.ts'
+import { writeFileAtomic } from '../../../lib/atomic-write.ts'
+import type { Logger } from '../../../lib/log.ts'
 import { bootId, procInfo } from './proc.ts'
 
 /**

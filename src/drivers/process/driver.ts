@@ -3,9 +3,8 @@ import { EventEmitter, once } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { directoryImageWriter, type ImageWriter } from '../../../snapshot/atomic-file.ts'
-import { imageFromDirectory } from '../../../snapshot/image.ts'
-import type { Logger } from '../../util/log.ts'
+import type { Logger } from '../../../lib/log.ts'
+import { directoryImageWriter, type ImageWriter, imageFromDirectory } from '../../../snapshot/index.ts'
 import type { Capture, DriverEvent, HelperOptions, HelperResult, ServiceDriver } from '../driver.ts'
 import {
   detectFenceMode,

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream'
-import type { Logger } from '../../util/log.ts'
+import type { Logger } from '../../../lib/log.ts'
 
 export interface LineLogLimits {
   /** Longer lines are cut (the rest of the line is dropped, not logged as another line). */

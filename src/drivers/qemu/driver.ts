@@ -5,10 +5,9 @@ import { access, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/pro
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { directoryImageWriter, type ImageWriter } from '../../../snapshot/atomic-file.ts'
-import type { ImagePart } from '../../../snapshot/image.ts'
+import type { Logger } from '../../../lib/log.ts'
+import { directoryImageWriter, type ImagePart, type ImageWriter } from '../../../snapshot/index.ts'
 import { freePort } from '../../util/free-port.ts'
-import type { Logger } from '../../util/log.ts'
 import type { Capture, DriverEvent, HelperOptions, HelperResult, ServiceDriver } from '../driver.ts'
 import {
   detectFenceMode,

@@ -1,7 +1,7 @@
 import dgram from 'node:dgram'
 import { once } from 'node:events'
 import net, { isIP } from 'node:net'
-import type { Logger } from '../../util/log.ts'
+import type { Logger } from '../../../lib/log.ts'
 import { answerQuery, type Zone } from './answer.ts'
 
 export interface DnsServerOptions {

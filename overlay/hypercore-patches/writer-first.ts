@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict'
 import type Hypercore from 'hypercore'
 import type { HypercorePeer } from 'hypercore'
+import { checkField, checkMethod } from './check.ts'
+import type { Internals } from './internals.ts'
+import { type HypercorePatch, peerClass } from './patch.ts'
 
 /**
  * Download policy of one writer's core: while the writer itself is a peer of its core, take blocks from
@@ -23,7 +26,7 @@ import type { HypercorePeer } from 'hypercore'
  * and a restore must not depend on the one node about to go.
  */
 
-/** The parts of hypercore's internal Peer and Replicator this policy uses (hypercore 11.37). */
+/** The parts of hypercore's internal Peer and Replicator this policy uses. */
 interface InternalPeer extends HypercorePeer {
   remoteLength: number
   getMaxInflight(): number
@@ -46,6 +49,45 @@ export interface WriterFirstOptions {
   wanting: () => boolean
   /** The stall valve opened: blocks are taken from every peer until the writer reconnects. */
   onFallback?: () => void
+  /**
+   * The policy failed (hypercore's internals not as checked): it has resumed every peer and stopped, so
+   * downloads go on as plain hypercore's. Called once.
+   */
+  onDisabled: (error: unknown) => void
+}
+
+const NAME = 'writer-first'
+let checked = false
+
+/**
+ * Not a replacement of hypercore's methods but a policy over its internals (own methods on held peers,
+ * the replicator's request queue): checked at start like the patches, and a WriterFirst refuses to run
+ * unchecked.
+ */
+export const writerFirst: HypercorePatch = {
+  name: NAME,
+  pkg: 'hypercore',
+  written_for: '11.37.1',
+  check(internals: Internals) {
+    checkMethod(NAME, peerClass(internals), 'Peer', 'getMaxInflight')
+    checkMethod(NAME, peerClass(internals), 'Peer', 'getMaxHotswapInflight')
+    checkField(NAME, internals.peer, 'Peer', 'remoteLength', 'number')
+    checkField(NAME, internals.peer, 'Peer', 'remotePublicKey', 'object')
+    checkField(NAME, internals.core, 'Hypercore', 'peers', 'object')
+    checkMethod(NAME, internals.core, 'Hypercore', 'on')
+    checkMethod(NAME, replicatorOf(internals.core), 'Hypercore.core.replicator', 'updateAll')
+    checkMethod(NAME, replicatorOf(internals.core)?._blocks, 'Hypercore.core.replicator._blocks', 'isEmpty')
+  },
+  install() {
+    checked = true
+  },
+  uninstall() {
+    checked = false
+  },
+}
+
+function replicatorOf(core: Hypercore): InternalReplicator | undefined {
+  return (core as unknown as { core?: { replicator?: InternalReplicator } }).core?.replicator
 }
 
 export class WriterFirst {
@@ -65,24 +107,51 @@ export class WriterFirst {
     private readonly core: Hypercore,
     private readonly opts: WriterFirstOptions,
   ) {
+    assert(checked, 'writer-first is not checked: call installHypercorePatches() at start-up')
     assert(opts.stall_ms > 0, 'stall_ms must be > 0')
     assert(opts.urgent_stall_ms > 0 && opts.urgent_stall_ms <= opts.stall_ms, 'urgent_stall_ms out of range')
-    core.on('peer-add', () => this.apply())
-    core.on('peer-remove', (peer: HypercorePeer) => {
-      this.held.delete(peer as InternalPeer)
-      this.apply()
-    })
-    core.on('append', () => this.apply())
+    core.on('peer-add', () => this.guarded(() => this.apply()))
+    core.on('peer-remove', (peer: HypercorePeer) =>
+      this.guarded(() => {
+        this.held.delete(peer as InternalPeer)
+        this.apply()
+      }),
+    )
+    core.on('append', () => this.guarded(() => this.apply()))
     core.on('download', () => {
       this.last_progress_ms = performance.now()
     })
     // Also re-applied on a tick: a writer's length arrives in a sync after its peer-add.
-    this.timer = setInterval(() => {
-      this.apply()
-      this.checkStall()
-    }, TICK_MS)
+    this.timer = setInterval(
+      () =>
+        this.guarded(() => {
+          this.apply()
+          this.checkStall()
+        }),
+      TICK_MS,
+    )
     this.timer.unref()
-    this.apply()
+    this.guarded(() => this.apply())
+  }
+
+  /**
+   * Run policy work from an event or the timer, where a throw would crash the process: a failure
+   * disables the policy (every peer resumed, hypercore's own spreading from then on) and is reported once.
+   */
+  private guarded(work: () => void): void {
+    if (this.closed) return
+    try {
+      work()
+    } catch (error) {
+      this.closed = true
+      clearInterval(this.timer)
+      for (const peer of this.held) {
+        delete (peer as Partial<InternalPeer>).getMaxInflight
+        delete (peer as Partial<InternalPeer>).getMaxHotswapInflight
+      }
+      this.held.clear()
+      this.opts.onDisabled(error)
+    }
   }
 
   private isWriter(peer: HypercorePeer): boolean {
@@ -119,7 +188,7 @@ export class WriterFirst {
   setLeaving(leaving: boolean): void {
     if (leaving === this.leaving) return
     this.leaving = leaving
-    this.apply()
+    this.guarded(() => this.apply())
   }
 
   /** A collect waits on this core until the returned release: the stall valve opens after urgent_stall_ms. */
@@ -146,7 +215,9 @@ export class WriterFirst {
   }
 
   private replicator(): InternalReplicator {
-    return (this.core as unknown as { core: { replicator: InternalReplicator } }).core.replicator
+    const replicator = replicatorOf(this.core)
+    assert(replicator !== undefined, 'hypercore has no core.replicator')
+    return replicator
   }
 
   private checkStall(): void {

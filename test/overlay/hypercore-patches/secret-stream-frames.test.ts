@@ -3,8 +3,9 @@ import { once } from 'node:events'
 import net from 'node:net'
 import SecretStream from '@hyperswarm/secret-stream'
 import Protomux from 'protomux'
-import { afterEach, describe, expect, it } from 'vitest'
-import { patchSecretStreamFrames } from '../../overlay/secret-stream-frames.ts'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { installHypercorePatches, withoutPatch } from '../../../overlay/hypercore-patches/index.ts'
+import { secretStreamFrames } from '../../../overlay/hypercore-patches/secret-stream-frames.ts'
 
 const MiB = 1024 * 1024
 const FRAMES = 24
@@ -35,55 +36,77 @@ async function pair() {
   return { a, b, raw, close }
 }
 
-describe('secret-stream frames (overlay/secret-stream-frames.ts)', () => {
+/**
+ * Allocate FRAMES 1 MiB frames, then write them all: each write but the first queues behind the one
+ * before (far above the stream's high-water mark), as a writer's frames do. Returns what arrived and,
+ * per frame, whether it went to the socket in the memory it was allocated in.
+ */
+async function sendFrames(onClose: (close: () => void) => void) {
+  const conn = await pair()
+  onClose(conn.close)
+  const sent: string[] = []
+  const plains: Buffer[] = []
+  for (let i = 0; i < FRAMES; i++) {
+    const plain: Buffer = conn.a.alloc(MiB)
+    randomBytes(MiB).copy(plain)
+    sent.push(createHash('sha256').update(plain).digest('hex'))
+    plains.push(plain)
+  }
+  const received: string[] = []
+  const all = new Promise<void>((resolve) => {
+    const parts: Buffer[] = []
+    let bytes = 0
+    conn.b.on('data', (data: Buffer) => {
+      parts.push(data)
+      bytes += data.byteLength
+      while (bytes >= MiB) {
+        const whole = Buffer.concat(parts)
+        received.push(createHash('sha256').update(whole.subarray(0, MiB)).digest('hex'))
+        parts.length = 0
+        if (whole.byteLength > MiB) parts.push(whole.subarray(MiB))
+        bytes -= MiB
+      }
+      if (received.length === FRAMES) resolve()
+    })
+  })
+  let refused = 0
+  for (const plain of plains) if (!conn.a.write(plain)) refused += 1
+  await all
+  const big = conn.raw.filter((chunk) => chunk.byteLength > MiB)
+  expect(big).toHaveLength(FRAMES)
+  const inPlace = big.map((chunk, i) => chunk.buffer === plains[i]!.buffer)
+  return { refused, received, sent, inPlace }
+}
+
+describe('secret-stream frames (overlay/hypercore-patches/secret-stream-frames.ts)', () => {
   let close = () => {}
+  beforeAll(() => installHypercorePatches())
   afterEach(() => close())
 
   it('encrypts every allocated frame in place, also frames queued behind backpressure, and delivers them intact', async () => {
-    patchSecretStreamFrames()
-    const conn = await pair()
-    close = conn.close
-    const sent: string[] = []
-    const plains: Buffer[] = []
-    // Allocate every frame first, then write them all: each write but the first queues behind the
-    // one before (1 MiB each, far above the stream's high-water mark), as a writer's frames do.
-    for (let i = 0; i < FRAMES; i++) {
-      const plain: Buffer = conn.a.alloc(MiB)
-      randomBytes(MiB).copy(plain)
-      sent.push(createHash('sha256').update(plain).digest('hex'))
-      plains.push(plain)
-    }
-    const received: string[] = []
-    const all = new Promise<void>((resolve) => {
-      const parts: Buffer[] = []
-      let bytes = 0
-      conn.b.on('data', (data: Buffer) => {
-        parts.push(data)
-        bytes += data.byteLength
-        while (bytes >= MiB) {
-          const whole = Buffer.concat(parts)
-          received.push(createHash('sha256').update(whole.subarray(0, MiB)).digest('hex'))
-          parts.length = 0
-          if (whole.byteLength > MiB) parts.push(whole.subarray(MiB))
-          bytes -= MiB
-        }
-        if (received.length === FRAMES) resolve()
-      })
+    const { refused, received, sent, inPlace } = await sendFrames((c) => {
+      close = c
     })
-    let refused = 0
-    for (const plain of plains) if (!conn.a.write(plain)) refused += 1
-    await all
     expect(refused).toBeGreaterThan(0) // backpressure did build up
     expect(received).toEqual(sent)
     // Each frame went to the socket in the memory it was allocated in: no copy before encryption.
-    const big = conn.raw.filter((chunk) => chunk.byteLength > MiB)
-    expect(big).toHaveLength(FRAMES)
     // (Booleans: a failing diff of two 1 MiB buffers would take minutes to print.)
-    expect(big.map((chunk, i) => chunk.buffer === plains[i]!.buffer)).toEqual(plains.map(() => true))
+    expect(inPlace).toEqual(sent.map(() => true))
+  })
+
+  it('without it, frames queued behind backpressure are copied before encryption', async () => {
+    const { refused, received, sent, inPlace } = await withoutPatch(secretStreamFrames, () =>
+      sendFrames((c) => {
+        close = c
+      }),
+    )
+    expect(refused).toBeGreaterThan(0)
+    expect(received).toEqual(sent)
+    // Only a frame still the stream's last allocation is encrypted where it lies.
+    expect(inPlace.filter((same) => !same).length).toBeGreaterThanOrEqual(FRAMES - 1)
   })
 
   it('carries a protomux channel: a cork batch and lone messages arrive whole and in order', async () => {
-    patchSecretStreamFrames()
     const conn = await pair()
     close = conn.close
     const raw = {

@@ -1,12 +1,12 @@
 import { mkdir, stat } from 'node:fs/promises'
 import { stringify } from 'yaml'
+import { writeFileAtomic } from '../../lib/atomic-write.ts'
 import { createSecret } from '../../overlay/keys.ts'
-import { writeNewIdentity } from '../config/identity.ts'
-import { decodeInvite, federationKey } from '../config/invite.ts'
-import { parseConfig } from '../config/load.ts'
-import { writeFileAtomic } from '../util/atomic-write.ts'
-import { CliError } from './cli-error.ts'
+import { CliError } from '../util/cli-error.ts'
 import { nodePaths } from './data-dir.ts'
+import { writeNewIdentity } from './identity.ts'
+import { decodeInvite, federationKey } from './invite.ts'
+import { parseConfig } from './load.ts'
 
 export interface InitOptions {
   data: string

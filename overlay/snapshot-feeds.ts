@@ -7,10 +7,9 @@ import Corestore from 'corestore'
 import Hypercore, { type Download } from 'hypercore'
 import type { KeyPair } from 'hyperdht'
 import { Packr } from 'msgpackr'
-import { writeFileAtomic } from '../src/util/atomic-write.ts'
-import type { Logger } from '../src/util/log.ts'
-import './keep-tree-nodes.ts' // before any core is cleared
-import { patchLaneWindow } from './lane-window.ts'
+import { writeFileAtomic } from '../lib/atomic-write.ts'
+import type { Logger } from '../lib/log.ts'
+import { assertHypercorePatchesInstalled, WriterFirst } from './hypercore-patches/index.ts'
 import {
   type BlobRecipe,
   type BlobRef,
@@ -22,13 +21,10 @@ import {
   withRecipeInputs,
 } from './recipes.ts'
 import { rendezvousHolders } from './rendezvous.ts'
-import { patchSecretStreamFrames } from './secret-stream-frames.ts'
-import { patchServeCache } from './serve-cache.ts'
-import { patchUpgradeSync } from './upgrade-sync.ts'
-import { WriterFirst } from './writer-first.ts'
 
 /**
- * Replicated snapshot store. Each writer (the node that was server when it took the snapshot) appends to
+ * The snapshots every writer published, one feed (hypercore) per writer, replicated between members
+ * (the local store of snapshot/ keeps this node's own copies; this is what travels). Each writer (the node that was server when it took the snapshot) appends to
  * its own hypercore, signed with its identity key, so any node can compute the core key of any writer.
  * Block layout, every block tagged by its first byte:
  *   blob      [0][bytes]                 content-addressed by sha256 hex, appended once per writer
@@ -101,7 +97,7 @@ export interface CollectResult {
   stats: RecipeStats
 }
 
-export interface SnapshotStoreOptions {
+export interface SnapshotFeedsOptions {
   storageDir: string
   keyPair: KeyPair
   blockKey: Buffer
@@ -136,8 +132,6 @@ interface WriterView {
 }
 
 const packr = new Packr({ useRecords: false })
-// Frames of every data connection, lanes and hyperswarm's alike, are encrypted where protomux encoded them.
-patchSecretStreamFrames()
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex')
@@ -180,7 +174,7 @@ async function withTimeout<T>(promise: Promise<T>, timeout_ms: number, what: str
  * `snapshot-held` ({ writer, id }) when this node holds its share of it (everything, or its placement);
  * `published` ({ id, length }) when this node's own publish is whole (its core is `length` long).
  */
-export class SnapshotStore extends EventEmitter {
+export class SnapshotFeeds extends EventEmitter {
   readonly corestore: Corestore
   readonly selfKey: string
   private readonly views = new Map<string, WriterView>()
@@ -190,7 +184,7 @@ export class SnapshotStore extends EventEmitter {
   private publishing: Promise<unknown> = Promise.resolve()
   private closed = false
 
-  constructor(private readonly options: SnapshotStoreOptions) {
+  constructor(private readonly options: SnapshotFeedsOptions) {
     super()
     assert(options.replication_factor >= 0, 'replication_factor must be >= 0')
     this.corestore = new Corestore(join(options.storageDir, 'corestore'))
@@ -212,6 +206,12 @@ export class SnapshotStore extends EventEmitter {
     const own = await this.view(this.selfKey)
     await this.scan(own)
     this.rebuildPublished()
+  }
+
+  /** Replicate every core over an admitted data connection (the hypercore patches must be in by now). */
+  replicate(conn: Parameters<Corestore['replicate']>[0]): void {
+    assertHypercorePatchesInstalled()
+    this.corestore.replicate(conn)
   }
 
   /** Open (or return) the view of one writer's core; replication starts on every admitted connection. */
@@ -237,9 +237,6 @@ export class SnapshotStore extends EventEmitter {
       waiters: new Set(),
     }
     this.views.set(writer, view)
-    core.once('peer-add', patchUpgradeSync)
-    core.once('peer-add', patchServeCache)
-    core.once('peer-add', patchLaneWindow)
     await core.ready()
     if (writer !== this.selfKey) {
       const v = view
@@ -373,12 +370,12 @@ export class SnapshotStore extends EventEmitter {
     return [entry.manifest, ...blobs.map(([, block]) => block)].sort((a, b) => a - b)
   }
 
-  /** Per remote writer: take its blocks from the writer while it is connected (writer-first.ts). */
+  /** Per remote writer: take its blocks from the writer while it is connected (hypercore-patches/writer-first.ts). */
   private readonly downloadPolicies = new Map<string, WriterFirst>()
   /** Writers whose pings say they are leaving. */
   private readonly leavingWriters = new Set<string>()
 
-  /** A peer's role as its pings tell it: a leaving writer is not waited on (writer-first.ts). */
+  /** A peer's role as its pings tell it: a leaving writer is not waited on (hypercore-patches/writer-first.ts). */
   writerRole(writer: string, role: string): void {
     const leaving = role === 'leaving'
     if (leaving) this.leavingWriters.add(writer)
@@ -392,12 +389,18 @@ export class SnapshotStore extends EventEmitter {
       const wanting = () => [...view.placements.values()].some((p) => !p.held)
       const onFallback = () =>
         this.options.log.warn({ writer: view.writer }, 'writer serves nothing: fetching from every peer')
+      const onDisabled = (error: unknown) =>
+        this.options.log.error(
+          { err: error, writer: view.writer },
+          'writer-first download policy failed and is off for this writer: fetching from every peer',
+        )
       policy = new WriterFirst(view.core, {
         writer: view.writer,
         stall_ms: WRITER_STALL_MS,
         urgent_stall_ms: WRITER_URGENT_STALL_MS,
         wanting,
         onFallback,
+        onDisabled,
       })
       policy.setLeaving(this.leavingWriters.has(view.writer))
       this.downloadPolicies.set(view.writer, policy)
@@ -623,6 +626,7 @@ export class SnapshotStore extends EventEmitter {
 
   /** Forget snapshots: their blocks that no kept snapshot needs are cleared here (every node does the same). */
   async forget(ids: readonly string[]): Promise<void> {
+    assertHypercorePatchesInstalled() // keep-tree-nodes: a clear must not delete tree nodes
     for (const id of ids) this.forgotten.add(id)
     await writeFileAtomic(this.metaPath, JSON.stringify({ forgotten: [...this.forgotten] }))
     for (const view of this.views.values()) {

@@ -1,5 +1,12 @@
-import { describe, expect, it } from 'vitest'
-import { ServedBlocks } from '../../overlay/serve-cache.ts'
+import type Hypercore from 'hypercore'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import {
+  installHypercorePatches,
+  ServedBlocks,
+  withoutPatch,
+} from '../../../overlay/hypercore-patches/index.ts'
+import { serveCache } from '../../../overlay/hypercore-patches/serve-cache.ts'
+import { Cores } from './cores.ts'
 
 const MiB = 1024 * 1024
 
@@ -75,5 +82,61 @@ describe('ServedBlocks (one storage read for a block several peers ask for)', ()
     await r.settle()
     expect(r.calls).toEqual(['0:3', '0:4', '0:3', '0:4'])
     expect(cache.held_bytes).toBe(20)
+  })
+})
+
+const BLOCKS = 32
+const READERS = 3
+
+/**
+ * READERS sparse readers each download the writer's BLOCKS blocks at once. Returns how many times the
+ * writer read a block from its storage (hypercore-storage's read batch, spied on for the writer's core).
+ */
+async function writerReads(cores: Cores): Promise<number> {
+  const blocks = Array.from({ length: BLOCKS }, (_, i) => Buffer.alloc(64 * 1024, i))
+  await cores.writer.append(blocks)
+  const storage = (
+    cores.writer as unknown as { core: { storage: { read(): { destroy(): void }; core: object } } }
+  ).core.storage
+  const batch = storage.read()
+  batch.destroy()
+  const rx = Object.getPrototypeOf(batch) as { getBlock(this: { core: object }, i: number): unknown }
+  const getBlock = rx.getBlock
+  let reads = 0
+  rx.getBlock = function (this: { core: object }, index: number) {
+    if (this.core === storage.core) reads += 1
+    return getBlock.call(this, index)
+  }
+  try {
+    const readers: Hypercore[] = []
+    for (let i = 0; i < READERS; i++) readers.push(await cores.reader(`reader-${i}`))
+    for (const reader of readers) cores.link(cores.writer, reader)
+    await Promise.all(readers.map((r) => r.download({ start: 0, end: BLOCKS }).done()))
+    for (const reader of readers) {
+      for (let i = 0; i < BLOCKS; i++) expect((await reader.get(i))!.equals(blocks[i]!)).toBe(true)
+    }
+  } finally {
+    rx.getBlock = getBlock
+  }
+  return reads
+}
+
+describe('serve cache (overlay/hypercore-patches/serve-cache.ts) on real cores', () => {
+  let cores: Cores | null = null
+  beforeAll(() => installHypercorePatches())
+  afterEach(async () => {
+    await cores?.close()
+    cores = null
+  })
+
+  it('with it, the writer reads each block once however many readers ask for it', async () => {
+    cores = await Cores.open()
+    expect(await writerReads(cores)).toBe(BLOCKS)
+  })
+
+  it('without it, the writer reads each block once per reader', async () => {
+    cores = await Cores.open()
+    const opened = cores
+    expect(await withoutPatch(serveCache, () => writerReads(opened))).toBe(BLOCKS * READERS)
   })
 })

@@ -5,8 +5,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import SecretStream from '@hyperswarm/secret-stream'
 import Hypercore from 'hypercore'
-import { afterEach, describe, expect, it } from 'vitest'
-import { LANE_INFLIGHT_BLOCKS, patchLaneWindow } from '../../overlay/lane-window.ts'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import {
+  installHypercorePatches,
+  LANE_INFLIGHT_BLOCKS,
+  withoutPatch,
+} from '../../../overlay/hypercore-patches/index.ts'
+import { laneWindow } from '../../../overlay/hypercore-patches/lane-window.ts'
 
 const BLOCKS = 64
 const BLOCK_BYTES = 256 * 1024
@@ -24,7 +29,6 @@ async function cores(dir: string) {
   await writer.append(blocks)
   const reader = new Hypercore(join(dir, 'r'), writer.key)
   await reader.ready()
-  reader.once('peer-add', patchLaneWindow)
   return { writer, reader, blocks }
 }
 
@@ -38,35 +42,49 @@ async function download(reader: Hypercore) {
   return { most, max: peer.getMaxInflight() }
 }
 
-describe('lane window (overlay/lane-window.ts)', () => {
-  let cleanup: () => Promise<void> = async () => {}
-  afterEach(() => cleanup())
+/** Download everything over a real loopback TCP connection wrapped in secret streams (a lane). */
+async function overLane(dir: string, cleanups: (() => Promise<void>)[]) {
+  const { writer, reader, blocks } = await cores(dir)
+  const server = net.createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const accepted = once(server, 'connection') as Promise<[net.Socket]>
+  const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
+  const [remote] = await accepted
+  const a = new SecretStream(true, socket)
+  const b = new SecretStream(false, remote)
+  cleanups.push(async () => {
+    a.destroy()
+    b.destroy()
+    server.close()
+    await Promise.all([writer.close(), reader.close()])
+    await rm(dir, { recursive: true, force: true })
+  })
+  writer.replicate(a)
+  reader.replicate(b)
+  return { ...(await download(reader)), reader, blocks }
+}
+
+describe('lane window (overlay/hypercore-patches/lane-window.ts)', () => {
+  const cleanups: (() => Promise<void>)[] = []
+  beforeAll(() => installHypercorePatches())
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0)) await cleanup()
+  })
 
   it('a reader on a TCP lane keeps at most LANE_INFLIGHT_BLOCKS requested, and gets every block', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sustain-lane-window-'))
-    const { writer, reader, blocks } = await cores(dir)
-    const server = net.createServer()
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    const accepted = once(server, 'connection') as Promise<[net.Socket]>
-    const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
-    const [remote] = await accepted
-    const a = new SecretStream(true, socket)
-    const b = new SecretStream(false, remote)
-    cleanup = async () => {
-      a.destroy()
-      b.destroy()
-      server.close()
-      await Promise.all([writer.close(), reader.close()])
-      await rm(dir, { recursive: true, force: true })
-    }
-    writer.replicate(a)
-    reader.replicate(b)
-    const { most, max } = await download(reader)
+    const { most, max, reader, blocks } = await overLane(dir, cleanups)
     expect(max).toBe(LANE_INFLIGHT_BLOCKS)
     expect(most).toBeGreaterThan(1) // requests did overlap...
     expect(most).toBeLessThanOrEqual(LANE_INFLIGHT_BLOCKS) // ...within the window (hypercore's own: 48)
     for (let i = 0; i < BLOCKS; i++) expect((await reader.get(i))!.equals(blocks[i]!)).toBe(true)
+  })
+
+  it("without it, a TCP lane gets hypercore's window of 48 blocks", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sustain-lane-window-'))
+    const { max } = await withoutPatch(laneWindow, () => overLane(dir, cleanups))
+    expect(max).toBe(48)
   })
 
   it("any other stream keeps hypercore's own window", async () => {
@@ -75,12 +93,12 @@ describe('lane window (overlay/lane-window.ts)', () => {
     const a = writer.replicate(true)
     const b = reader.replicate(false)
     a.pipe(b).pipe(a)
-    cleanup = async () => {
+    cleanups.push(async () => {
       a.destroy()
       b.destroy()
       await Promise.all([writer.close(), reader.close()])
       await rm(dir, { recursive: true, force: true })
-    }
+    })
     const { max } = await download(reader)
     expect(max).toBe(48)
   })

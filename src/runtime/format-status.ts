@@ -1,4 +1,4 @@
-import type { NodeStatus } from '../runtime/status.ts'
+import type { NodeStatus } from './status.ts'
 
 function ago(ms: number | null): string {
   if (ms === null) return '-'
