@@ -1,14 +1,17 @@
 /**
  * Snapshot pause of the process driver: how long the service is SIGSTOPped per capture, on a 100 MiB
  * state directory with 1 % changed between captures (20 small files rewritten, one big mbox appended
- * to). `npx tsx bench/pause.ts [--captures 50] [--quick]`. Prints JSON, writes bench/results/pause.json
- * and the "## Snapshot pause (process driver)" section of bench/RESULTS.md.
+ * to). `npx tsx bench/pause.ts [--captures 50] [--quick] [--modes a,b]`. Prints JSON, writes
+ * bench/results/pause.json and the "## Snapshot pause (process driver)" section of bench/RESULTS.md.
+ * The mbox is declared append_only (as the mail example does): its growth is what a capture copies.
  *
  * Modes: `no_precopy` (every change is copied inside the pause: the worst case, changes landing just
  * before the capture), `precopy` (changed files are copied once while the service runs, the pause
  * re-checks), `precopy_live_writer` (as precopy, while the service itself appends to the mbox all the
- * time, so the mbox has always changed again by the pause). Peer: `cp -a` of the whole directory, what
- * a naive stop-copy-start tool pauses for.
+ * time, so the mbox has always changed again by the pause), `no_precopy_append` (1 MiB appended to the
+ * mbox, nothing else, all of it in the pause), `precopy_small_append` (one mail of 4 KiB appended, what
+ * zero-loss mode snapshots for; each capture is also encoded into a snapshot store, timed apart).
+ * Peer: `cp -a` of the whole directory, what a naive stop-copy-start tool pauses for.
  */
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -16,6 +19,9 @@ import { appendFile, mkdir, rm, stat, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createCodecPool } from '../snapshot/codec-pool.ts'
+import { SnapshotEngine } from '../snapshot/engine.ts'
+import { SnapshotStore } from '../snapshot/store.ts'
 import { createProcessDriver } from '../src/drivers/process/driver.ts'
 import { parseServiceManifest } from '../src/drivers/process/manifest.ts'
 import { writeFileAtomic } from '../src/util/atomic-write.ts'
@@ -33,6 +39,8 @@ const SMALL_BYTES = 25 * KIB
 const MBOX_BYTES = 40 * MIB
 const REWRITE_FILES = 20
 const APPEND_BYTES = 512 * KIB
+const APPEND_ONLY_BYTES = 1 * MIB
+const MAIL_BYTES = 4 * KIB
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const TMP = join(ROOT, '.tmp', 'bench-pause')
 const RESULTS_DIR = join(ROOT, 'bench', 'results')
@@ -68,6 +76,14 @@ async function change(state_dir: string, round_no: number): Promise<void> {
   await appendFile(join(state_dir, 'mail', 'alice'), randomBytes(APPEND_BYTES))
 }
 
+/** What each mode changes between captures. */
+async function changeFor(mode: Mode, state_dir: string, round_no: number): Promise<void> {
+  const mbox = join(state_dir, 'mail', 'alice')
+  if (mode === 'no_precopy_append') await appendFile(mbox, randomBytes(APPEND_ONLY_BYTES))
+  else if (mode === 'precopy_small_append') await appendFile(mbox, randomBytes(MAIL_BYTES))
+  else await change(state_dir, round_no)
+}
+
 // The live writer appends 4 KiB to the mbox every 20 ms (200 KiB/s), as a busy mail server would.
 const WRITER = `const fs=require('fs');const p=process.env.SUSTAIN_STATE_DIR+'/mail/alice';const b=Buffer.alloc(4096,120);setInterval(()=>fs.appendFileSync(p,b),20)`
 
@@ -80,10 +96,25 @@ interface ModeResult {
   first_capture_pause_ms: number
   copied_mib_p50: number
   state_mib_at_end: number
+  /** capture() from call to return: pre-copy, pause, and what follows the thaw. */
+  capture_p50_ms: number
+  capture_p99_ms: number
+  /** engine.take of the capture into a snapshot store (precopy_small_append only). */
+  encode_p50_ms?: number
+  encode_p99_ms?: number
 }
 
-type Mode = 'no_precopy' | 'precopy' | 'precopy_live_writer'
-const MODES: Mode[] = ['no_precopy', 'precopy', 'precopy_live_writer']
+const ALL_MODES = [
+  'no_precopy',
+  'precopy',
+  'precopy_live_writer',
+  'no_precopy_append',
+  'precopy_small_append',
+] as const
+type Mode = (typeof ALL_MODES)[number]
+const modes_arg = args.indexOf('--modes')
+const MODES: Mode[] = modes_arg >= 0 ? (args[modes_arg + 1]!.split(',') as Mode[]) : [...ALL_MODES]
+for (const mode of MODES) if (!ALL_MODES.includes(mode)) throw new Error(`unknown mode ${mode}`)
 
 /** One state directory and its driver; the modes take turns, so each sees the same machine load. */
 class ModeRun {
@@ -93,8 +124,11 @@ class ModeRun {
   readonly pauses: number[] = []
   readonly copied: number[] = []
   readonly settles: number[] = []
+  readonly captures: number[] = []
+  readonly encodes: number[] = []
   first_capture_pause_ms = 0
   driver: ReturnType<typeof createProcessDriver> | undefined
+  engine: SnapshotEngine | undefined
 
   constructor(readonly mode: Mode) {
     this.dir = join(TMP, mode)
@@ -114,6 +148,7 @@ class ModeRun {
       name: 'bench',
       type: 'type1',
       command: this.mode === 'precopy_live_writer' ? [process.execPath, '-e', WRITER] : ['sleep', '100000'],
+      append_only: ['mail/*'],
     })
     this.driver = createProcessDriver({
       service_dir: this.dir,
@@ -121,18 +156,30 @@ class ModeRun {
       port: 1,
       log,
       manifest,
-      precopy: this.mode !== 'no_precopy',
+      precopy: !this.mode.startsWith('no_precopy'),
     })
     await this.driver.start()
     const first = await this.driver.capture() // copies everything once: the reference generation
     this.first_capture_pause_ms = first.pause_ms
+    if (this.mode === 'precopy_small_append') {
+      const store = await SnapshotStore.open(join(this.dir, 'store'), pool())
+      this.engine = new SnapshotEngine({ store, node: 'ab'.repeat(32), retain_newest: 3 })
+      await this.engine.take(first.parts, { term: 1 }) // the base
+    }
     await first.release()
   }
 
   async round(i: number): Promise<void> {
-    await change(this.state_dir, i)
+    await changeFor(this.mode, this.state_dir, i)
+    const started = performance.now()
     const capture = await this.driver!.capture()
+    this.captures.push(performance.now() - started)
     this.pauses.push(capture.pause_ms)
+    if (this.engine) {
+      const encode_started = performance.now()
+      await this.engine.take(capture.parts, { term: 1 })
+      this.encodes.push(performance.now() - encode_started)
+    }
     await capture.release()
     const paused = this.records.filter((r) => r['event'] === 'service_paused').at(-1)!
     this.copied.push(Number(paused['copied_bytes']) / MIB)
@@ -150,21 +197,33 @@ class ModeRun {
       first_capture_pause_ms: round(this.first_capture_pause_ms, 1),
       copied_mib_p50: round(percentile(this.copied, 50), 2),
       state_mib_at_end: round((SMALL_FILES * SMALL_BYTES + size) / MIB, 1),
+      capture_p50_ms: round(percentile(this.captures, 50), 1),
+      capture_p99_ms: round(percentile(this.captures, 99), 1),
+      ...(this.encodes.length > 0
+        ? {
+            encode_p50_ms: round(percentile(this.encodes, 50), 1),
+            encode_p99_ms: round(percentile(this.encodes, 99), 1),
+          }
+        : {}),
     }
     say(`${this.mode}: ${JSON.stringify(result)}`)
     return result
   }
 }
 
-async function runModes(): Promise<Record<Mode, ModeResult>> {
+let codec_pool: ReturnType<typeof createCodecPool> | undefined
+const pool = () => (codec_pool ??= createCodecPool())
+
+async function runModes(): Promise<Partial<Record<Mode, ModeResult>>> {
   const runs = MODES.map((mode) => new ModeRun(mode))
   try {
     for (const run of runs) await run.start()
     for (let i = 0; i < CAPTURES; i++) for (const run of runs) await run.round(i)
   } finally {
     for (const run of runs) await run.driver?.close()
+    await codec_pool?.close()
   }
-  const results = {} as Record<Mode, ModeResult>
+  const results: Partial<Record<Mode, ModeResult>> = {}
   for (const run of runs) results[run.mode] = await run.result()
   return results
 }
@@ -211,12 +270,16 @@ async function main(): Promise<void> {
     },
     fs_type,
     reflink: false,
+    append_only: ['mail/*'],
+    appended_kib_append_only: APPEND_ONLY_BYTES / KIB,
+    mail_kib: MAIL_BYTES / KIB,
     modes,
     cp_a_whole_dir_p50_ms: cp_a.p50_ms,
-    snapshot_pause_p99_ms: modes.precopy_live_writer.pause_p99_ms,
+    snapshot_pause_p99_ms: modes.precopy_live_writer?.pause_p99_ms ?? null,
+    small_append_pause_p99_ms: modes.precopy_small_append?.pause_p99_ms ?? null,
   }
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
-  if (quick) return
+  if (quick || MODES.length < ALL_MODES.length) return
   await mkdir(RESULTS_DIR, { recursive: true })
   await writeFileAtomic(join(RESULTS_DIR, 'pause.json'), `${JSON.stringify(result, null, 2)}\n`)
   const rows = Object.entries(modes).map(([name, m]) => [
@@ -226,6 +289,8 @@ async function main(): Promise<void> {
     m.pause_max_ms,
     m.settle_p50_ms,
     m.copied_mib_p50,
+    m.capture_p50_ms,
+    m.encode_p50_ms ?? '',
     m.state_mib_at_end,
   ])
   const body = [
@@ -244,6 +309,8 @@ async function main(): Promise<void> {
         'max ms',
         'stop settle p50 ms',
         'copied in pause p50 MiB',
+        'capture p50 ms',
+        'encode p50 ms',
         'state MiB at end',
       ],
       rows,
@@ -254,8 +321,13 @@ async function main(): Promise<void> {
     '',
     'no_precopy: every change is copied inside the pause (changes made just before the capture). precopy: ' +
       'changed files are copied once while the service runs, the pause re-stats and copies what changed since. ' +
-      'precopy_live_writer: the service appends to the mbox all the time, so the pause copies it again. ' +
-      `${fs_type} has no reflink: an appended file is copied whole.`,
+      'precopy_live_writer: the service appends to the mbox all the time, so the pause copies its growth again. ' +
+      `no_precopy_append: ${APPEND_ONLY_BYTES / KIB} KiB appended to the mbox and nothing else, all in the pause. ` +
+      `precopy_small_append: one mail of ${MAIL_BYTES / KIB} KiB appended (what zero-loss mode snapshots for); ` +
+      'encode is engine.take of that capture into a snapshot store (hash every chunk, delta the changed ones). ' +
+      `The mbox is declared append_only: only its growth is copied from the state directory; ${fs_type} has no ` +
+      'reflink, so its old bytes are copied from the previous generation after the thaw. capture is the whole ' +
+      'capture() call (pre-copy, pause, the rest).',
   ].join('\n')
   await replaceSection(join(ROOT, 'bench', 'RESULTS.md'), '## Snapshot pause (process driver)', body)
 }
