@@ -291,7 +291,9 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       throw error
     }
     const staged = await this.staging.commit(build)
-    const parts = await imageFromDirectory(staged.dir)
+    const parts = (await imageFromDirectory(staged.dir)).map((part) =>
+      'path' in part ? staged.annotate(part) : part,
+    )
     return { parts, pause_ms, release: staged.release }
   }
 

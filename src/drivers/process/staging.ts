@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto'
 import { type BigIntStats, type Dirent, readdirSync, statSync } from 'node:fs'
 import { link, mkdir, rm, unlink } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
+import type { FilePart } from '../../../snapshot/image.ts'
 import { type CopyCapabilities, FileCopier, probeCapabilities } from './file-copy.ts'
 import { guardedEndsKept } from './tail-guard.ts'
 
@@ -36,6 +38,8 @@ interface Entry extends FileKey {
    * generation: only such a file may still be written to (its growth appended), until the build commits.
    */
   own: boolean
+  /** Its first bytes known equal to the previous generation's copy (all of a link, the old size of a growth). */
+  same_bytes: bigint
 }
 
 /** Bytes [0, bytes) of a tail-copied file, still to come from the previous generation's copy. */
@@ -187,7 +191,7 @@ export class StagingBuild {
         this.catalog.delete(name) // removed since the scan (only possible while the service runs)
         return
       }
-      this.catalog.set(name, { ...key, racy: false, in_next: true, own: true })
+      this.catalog.set(name, { ...key, racy: false, in_next: true, own: true, same_bytes: 0n })
       copied_bytes += Number(key.size)
     })
     this.to_link = unchanged
@@ -226,7 +230,8 @@ export class StagingBuild {
       this.catalog.delete(name)
       return -1
     }
-    this.catalog.set(name, { ...key, racy: false, in_next: true, own: true })
+    const same_bytes = entry.own ? entry.same_bytes : entry.size
+    this.catalog.set(name, { ...key, racy: false, in_next: true, own: true, same_bytes })
     return new_bytes - old_bytes
   }
 
@@ -267,13 +272,17 @@ export class StagingBuild {
 
 export interface StagedCopy {
   dir: string
+  /** Names this capture for the snapshot engine, and what it shares with the previous one. */
+  annotate(part: FilePart): FilePart
   release(): Promise<void>
 }
 
 /** The generations of one state directory's captures, under `root` (on the same file system). */
 export class StagingArea {
   private seq = 0
-  private ref: { dir: string; catalog: Map<string, Entry> } | null = null
+  /** Generation tokens are unique to this area's lifetime (an earlier run's generations are removed). */
+  private readonly nonce = randomUUID()
+  private ref: { dir: string; generation: string; catalog: Map<string, Entry> } | null = null
   private readonly released = new Set<string>()
   private building = false
   private ready = false
@@ -290,7 +299,7 @@ export class StagingArea {
 
   /** The next capture copies every file (after a restore replaced the state directory). */
   forget(): void {
-    if (this.ref) this.ref = { dir: this.ref.dir, catalog: new Map() }
+    if (this.ref) this.ref = { dir: this.ref.dir, generation: this.ref.generation, catalog: new Map() }
   }
 
   async begin(): Promise<StagingBuild> {
@@ -308,7 +317,7 @@ export class StagingArea {
       await mkdir(dir)
       const catalog = new Map<string, Entry>()
       for (const [name, entry] of this.ref?.catalog ?? [])
-        catalog.set(name, { ...entry, in_next: false, own: false })
+        catalog.set(name, { ...entry, in_next: false, own: false, same_bytes: entry.size })
       const { fine_timestamps } = this.capabilities!
       return new StagingBuild(
         this.state_dir,
@@ -330,10 +339,21 @@ export class StagingArea {
     if (!this.building) throw new Error('commit without a build')
     this.building = false
     const old = this.ref
-    this.ref = { dir: build.dir, catalog: build.catalog }
+    const generation = `${this.nonce}/${basename(build.dir)}`
+    this.ref = { dir: build.dir, generation, catalog: build.catalog }
     if (old && this.released.has(old.dir)) await this.remove(old.dir)
+    const since = old?.generation
     return {
       dir: build.dir,
+      annotate: (part) => {
+        const entry = build.catalog.get(part.name)
+        const same_bytes = Number(entry?.same_bytes ?? 0n)
+        return {
+          ...part,
+          generation,
+          ...(since !== undefined && same_bytes > 0 ? { unchanged: { since, bytes: same_bytes } } : {}),
+        }
+      },
       release: async () => {
         this.released.add(build.dir)
         if (this.ref?.dir !== build.dir) await this.remove(build.dir)
