@@ -93,6 +93,8 @@ interface ModeResult {
   pause_max_ms: number
   /** SIGSTOP until every thread shows stopped (part of the pause). */
   settle_p50_ms: number
+  /** The stat of every file in the pause (its floor). */
+  scan_p50_ms: number
   first_capture_pause_ms: number
   copied_mib_p50: number
   state_mib_at_end: number
@@ -124,6 +126,7 @@ class ModeRun {
   readonly pauses: number[] = []
   readonly copied: number[] = []
   readonly settles: number[] = []
+  readonly scans: number[] = []
   readonly captures: number[] = []
   readonly encodes: number[] = []
   first_capture_pause_ms = 0
@@ -184,6 +187,7 @@ class ModeRun {
     const paused = this.records.filter((r) => r['event'] === 'service_paused').at(-1)!
     this.copied.push(Number(paused['copied_bytes']) / MIB)
     this.settles.push(Number(paused['settle_ms']))
+    this.scans.push(Number(paused['scan_ms']))
   }
 
   async result(): Promise<ModeResult> {
@@ -194,6 +198,7 @@ class ModeRun {
       pause_p99_ms: round(percentile(this.pauses, 99), 2),
       pause_max_ms: round(Math.max(...this.pauses), 2),
       settle_p50_ms: round(percentile(this.settles, 50), 2),
+      scan_p50_ms: round(percentile(this.scans, 50), 2),
       first_capture_pause_ms: round(this.first_capture_pause_ms, 1),
       copied_mib_p50: round(percentile(this.copied, 50), 2),
       state_mib_at_end: round((SMALL_FILES * SMALL_BYTES + size) / MIB, 1),
@@ -288,6 +293,7 @@ async function main(): Promise<void> {
     m.pause_p99_ms,
     m.pause_max_ms,
     m.settle_p50_ms,
+    m.scan_p50_ms,
     m.copied_mib_p50,
     m.capture_p50_ms,
     m.encode_p50_ms ?? '',
@@ -308,6 +314,7 @@ async function main(): Promise<void> {
         'pause p99 ms',
         'max ms',
         'stop settle p50 ms',
+        'stat scan p50 ms',
         'copied in pause p50 MiB',
         'capture p50 ms',
         'encode p50 ms',

@@ -113,6 +113,8 @@ export interface PassStats {
   /** Bytes read from the state directory: whole files and growths. */
   copied_bytes: number
   removed_files: number
+  /** Of the pass, the stat of every file (the floor of a pause). */
+  scan_ms: number
 }
 
 /** One generation under construction. */
@@ -150,7 +152,9 @@ export class StagingBuild {
   async pass(): Promise<PassStats> {
     // A grown file's own copy is the reference for its next growth: it must be whole by then.
     if (this.to_fill.length > 0 || this.to_unlink.length > 0) throw new Error('pass before finish')
+    const scan_started = performance.now()
     const scan = scanTree(this.state_dir)
+    const scan_ms = Number((performance.now() - scan_started).toFixed(2))
     let removed_files = 0
     for (const [name, entry] of this.catalog) {
       if (scan.has(name)) continue
@@ -195,7 +199,7 @@ export class StagingBuild {
       copied_bytes += Number(key.size)
     })
     this.to_link = unchanged
-    return { files: scan.size, copied_files: whole.length, tail_files, copied_bytes, removed_files }
+    return { files: scan.size, copied_files: whole.length, tail_files, copied_bytes, removed_files, scan_ms }
   }
 
   /**
