@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { watch } from 'node:fs'
 import { appendFile, mkdir, open, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -75,6 +77,20 @@ async function captureExact(
     }
   }
   return { capture, held }
+}
+
+/** Resolves once the file at `path` is larger than `size_bytes` (told by inotify, checked by stat). */
+async function grownPast(path: string, size_bytes: number, timeout_ms = 20_000): Promise<void> {
+  const watcher = watch(path)
+  try {
+    const deadline = performance.now() + timeout_ms
+    while ((await stat(path)).size <= size_bytes) {
+      if (performance.now() > deadline) throw new Error(`${path} did not grow past ${size_bytes}`)
+      await Promise.race([once(watcher, 'change'), new Promise((ok) => setTimeout(ok, 1000))])
+    }
+  } finally {
+    watcher.close()
+  }
 }
 
 describe('capture of growing files', () => {
@@ -182,6 +198,8 @@ describe('capture of growing files', () => {
     const kept: { capture: Capture; bytes: Buffer }[] = []
     let last_size = 0
     for (let round = 0; round < 12; round++) {
+      // The writer has written since the last capture (it may take a while to start on a loaded machine).
+      await grownPast(join(f.state_dir, 'mail', 'log'), Math.max(last_size, 64 * RECORD))
       const capture = await driver.capture()
       const bytes = await readFile(partPath(capture, 'mail/log'))
       expect(bytes.length % RECORD, 'a record split by the freeze').toBe(0)

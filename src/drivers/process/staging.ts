@@ -167,7 +167,9 @@ export class StagingBuild {
     const unchanged: string[] = []
     for (const [name, key] of scan) {
       const entry = this.catalog.get(name)
-      if (entry && !entry.racy && sameKey(entry, key)) {
+      // A racy key may hide a same-size rewrite; an append_only file is never rewritten, and any
+      // append moves its size, so its key holds even within a coarse clock tick.
+      if (entry && (!entry.racy || this.append_only(name)) && sameKey(entry, key)) {
         if (!entry.in_next) unchanged.push(name)
       } else if (entry && entry.ino === key.ino && key.size > entry.size && this.append_only(name)) {
         grown.push([name, key, entry])
