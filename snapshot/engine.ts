@@ -178,7 +178,8 @@ export class SnapshotEngine {
     const baseId = options.fresh_base ? null : await this.chooseBase(parent)
     const hash_alg = this.options.hash_alg ?? 'sha256'
     const chunk_bytes = this.options.chunk_bytes ?? DEFAULT_CHUNK_BYTES
-    const total_bytes = await knownImageBytes(parts)
+    // Only progress needs the total, and it costs a stat per part (thousands for a state directory).
+    const total_bytes = options.on_progress ? await knownImageBytes(parts) : undefined
     let codec_refusals = 0
     let reused_chunks = 0
     const reusable = await this.reusableEntries(parts, parent, baseId, hash_alg, chunk_bytes)
