@@ -331,7 +331,8 @@ async function main(): Promise<void> {
       'precopy_live_writer: the service appends to the mbox all the time, so the pause copies its growth again. ' +
       `no_precopy_append: ${APPEND_ONLY_BYTES / KIB} KiB appended to the mbox and nothing else, all in the pause. ` +
       `precopy_small_append: one mail of ${MAIL_BYTES / KIB} KiB appended (what zero-loss mode snapshots for); ` +
-      'encode is engine.take of that capture into a snapshot store (hash every chunk, delta the changed ones). ' +
+      'encode is engine.take of that capture into a snapshot store keeping 3 (chunks the capture vouches for are ' +
+      'reused unread, the rest hashed and delta-encoded; gc after each). ' +
       `The mbox is declared append_only: only its growth is copied from the state directory; ${fs_type} has no ` +
       'reflink, so its old bytes are copied from the previous generation after the thaw. capture is the whole ' +
       'capture() call (pre-copy, pause, the rest).',
