@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { watch } from 'node:fs'
 import { appendFile, mkdir, open, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises'
-import { getPriority } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { Capture } from '../../src/drivers/driver.ts'
@@ -217,17 +216,6 @@ describe('capture of growing files', () => {
     // The writer never stops, so the pause sees growth nearly every time: copied as tails.
     expect(pauses.filter((r) => Number(r['tail_files']) === 1).length).toBeGreaterThan(0)
     expect(pauses.every((r) => Number(r['copied_files']) === 0)).toBe(true)
-  })
-
-  it('the capture runs at a higher priority only while the service is frozen (as root)', async () => {
-    const driver = await sleeper()
-    const before = getPriority(0)
-    await writeFile(join(f.state_dir, 'mail', 'alice'), randomBytes(KIB))
-    await (await driver.capture()).release()
-    const paused = f.records.filter((r) => r['event'] === 'service_paused').at(-1)!
-    expect(getPriority(0)).toBe(before)
-    if (process.getuid?.() === 0) expect(paused['nice']).toBe(Math.max(-20, before - 10))
-    else expect(paused['nice']).toBe(before)
   })
 
   it('a service killed while frozen for a capture leaves the previous generation intact and usable', async () => {

@@ -20,7 +20,6 @@ import { judgeProbe, STARTING_PROBE_INTERVAL_MS } from '../probe-verdict.ts'
 import { appendOnlyMatcher } from './append-only.ts'
 import { logLines } from './line-log.ts'
 import type { ServiceManifest } from './manifest.ts'
-import { boostWhileFrozen } from './pause-priority.ts'
 import { groupMembers, signalGroup, waitGroupGone, waitStopped } from './process-group.ts'
 import { resolveExecutable } from './resolve-command.ts'
 import { HELPER_UNKNOWN_VERB, HelperError, type HelperSpec, runHelper } from './run-helper.ts'
@@ -306,7 +305,6 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       const members = groupMembers(running.pgid)
       this.paused = true
       this.pause_epoch++
-      const boost = boostWhileFrozen()
       const stopped_at = performance.now()
       let pause_ms = 0
       try {
@@ -320,7 +318,6 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
             event: 'service_paused',
             pause_ms: Number(pause_ms.toFixed(2)),
             settle_ms: Number(settle_ms.toFixed(2)),
-            nice: boost.nice,
             ...stats,
           },
           `service paused ${pause_ms.toFixed(1)} ms for a capture`,
@@ -328,7 +325,6 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
         return { pause_ms, stats }
       } finally {
         signalGroup(running.pgid, 'SIGCONT')
-        boost.undo()
         this.paused = false
         this.pause_epoch++
       }
