@@ -1,14 +1,17 @@
 /**
  * Snapshot pause of the process driver: how long the service is SIGSTOPped per capture, on a 100 MiB
  * state directory with 1 % changed between captures (20 small files rewritten, one big mbox appended
- * to). `npm run bench:pause [-- --captures 50] [--quick]`. Prints JSON, keeps the run in
+ * to). `npm run bench:pause [-- --captures 50] [--quick] [--modes a,b]`. Prints JSON, keeps the run in
  * bench/results/pause.json (earlier runs kept) and regenerates bench/RESULTS.md (bench/render/pause.ts).
+ * The mbox is declared append_only (as the mail example does): its growth is what a capture copies.
  *
  * Modes: `no_precopy` (every change is copied inside the pause: the worst case, changes landing just
  * before the capture), `precopy` (changed files are copied once while the service runs, the pause
  * re-checks), `precopy_live_writer` (as precopy, while the service itself appends to the mbox all the
- * time, so the mbox has always changed again by the pause). Peer: `cp -a` of the whole directory, what
- * a naive stop-copy-start tool pauses for.
+ * time, so the mbox has always changed again by the pause), `no_precopy_append` (1 MiB appended to the
+ * mbox, nothing else, all of it in the pause), `precopy_small_append` (one mail of 4 KiB appended, what
+ * zero-loss mode snapshots for; each capture is also encoded into a snapshot store, timed apart).
+ * Peer: `cp -a` of the whole directory, what a naive stop-copy-start tool pauses for.
  */
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -16,6 +19,9 @@ import { appendFile, mkdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createLogger } from '../lib/log.ts'
+import { createCodecPool } from '../snapshot/codec-pool.ts'
+import { SnapshotEngine } from '../snapshot/engine.ts'
+import { SnapshotStore } from '../snapshot/store.ts'
 import { createProcessDriver } from '../src/drivers/process/driver.ts'
 import { parseServiceManifest } from '../src/drivers/process/manifest.ts'
 import { keepRun } from './lib/results-file.ts'
@@ -34,6 +40,8 @@ const SMALL_BYTES = 25 * KIB
 const MBOX_BYTES = 40 * MIB
 const REWRITE_FILES = 20
 const APPEND_BYTES = 512 * KIB
+const APPEND_ONLY_BYTES = 1 * MIB
+const MAIL_BYTES = 4 * KIB
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const TMP = join(ROOT, '.tmp', 'bench-pause')
 
@@ -68,6 +76,14 @@ async function change(state_dir: string, round_no: number): Promise<void> {
   await appendFile(join(state_dir, 'mail', 'alice'), randomBytes(APPEND_BYTES))
 }
 
+/** What each mode changes between captures. */
+async function changeFor(mode: Mode, state_dir: string, round_no: number): Promise<void> {
+  const mbox = join(state_dir, 'mail', 'alice')
+  if (mode === 'no_precopy_append') await appendFile(mbox, randomBytes(APPEND_ONLY_BYTES))
+  else if (mode === 'precopy_small_append') await appendFile(mbox, randomBytes(MAIL_BYTES))
+  else await change(state_dir, round_no)
+}
+
 // The live writer appends 4 KiB to the mbox every 20 ms (200 KiB/s), as a busy mail server would.
 const WRITER = `const fs=require('fs');const p=process.env.SUSTAIN_STATE_DIR+'/mail/alice';const b=Buffer.alloc(4096,120);setInterval(()=>fs.appendFileSync(p,b),20)`
 
@@ -77,13 +93,30 @@ interface ModeResult {
   pause_max_ms: number
   /** SIGSTOP until every thread shows stopped (part of the pause). */
   settle_p50_ms: number
+  /** The stat of every file in the pause (its floor). */
+  scan_p50_ms: number
   first_capture_pause_ms: number
   copied_mib_p50: number
   state_mib_at_end: number
+  /** capture() from call to return: pre-copy, pause, and what follows the thaw. */
+  capture_p50_ms: number
+  capture_p99_ms: number
+  /** engine.take of the capture into a snapshot store (precopy_small_append only). */
+  encode_p50_ms?: number
+  encode_p99_ms?: number
 }
 
-type Mode = 'no_precopy' | 'precopy' | 'precopy_live_writer'
-const MODES: Mode[] = ['no_precopy', 'precopy', 'precopy_live_writer']
+const ALL_MODES = [
+  'no_precopy',
+  'precopy',
+  'precopy_live_writer',
+  'no_precopy_append',
+  'precopy_small_append',
+] as const
+type Mode = (typeof ALL_MODES)[number]
+const modes_arg = args.indexOf('--modes')
+const MODES: Mode[] = modes_arg >= 0 ? (args[modes_arg + 1]!.split(',') as Mode[]) : [...ALL_MODES]
+for (const mode of MODES) if (!ALL_MODES.includes(mode)) throw new Error(`unknown mode ${mode}`)
 
 /** One state directory and its driver; the modes take turns, so each sees the same machine load. */
 class ModeRun {
@@ -93,8 +126,12 @@ class ModeRun {
   readonly pauses: number[] = []
   readonly copied: number[] = []
   readonly settles: number[] = []
+  readonly scans: number[] = []
+  readonly captures: number[] = []
+  readonly encodes: number[] = []
   first_capture_pause_ms = 0
   driver: ReturnType<typeof createProcessDriver> | undefined
+  engine: SnapshotEngine | undefined
 
   constructor(readonly mode: Mode) {
     this.dir = join(TMP, mode)
@@ -114,6 +151,7 @@ class ModeRun {
       name: 'bench',
       type: 'type1',
       command: this.mode === 'precopy_live_writer' ? [process.execPath, '-e', WRITER] : ['sleep', '100000'],
+      append_only: ['mail/*'],
     })
     this.driver = createProcessDriver({
       service_dir: this.dir,
@@ -121,22 +159,35 @@ class ModeRun {
       port: 1,
       log,
       manifest,
-      precopy: this.mode !== 'no_precopy',
+      precopy: !this.mode.startsWith('no_precopy'),
     })
     await this.driver.start()
     const first = await this.driver.capture() // copies everything once: the reference generation
     this.first_capture_pause_ms = first.pause_ms
+    if (this.mode === 'precopy_small_append') {
+      const store = await SnapshotStore.open(join(this.dir, 'store'), pool())
+      this.engine = new SnapshotEngine({ store, node: 'ab'.repeat(32), retain_newest: 3 })
+      await this.engine.take(first.parts, { term: 1 }) // the base
+    }
     await first.release()
   }
 
   async round(i: number): Promise<void> {
-    await change(this.state_dir, i)
+    await changeFor(this.mode, this.state_dir, i)
+    const started = performance.now()
     const capture = await this.driver!.capture()
+    this.captures.push(performance.now() - started)
     this.pauses.push(capture.pause_ms)
+    if (this.engine) {
+      const encode_started = performance.now()
+      await this.engine.take(capture.parts, { term: 1 })
+      this.encodes.push(performance.now() - encode_started)
+    }
     await capture.release()
     const paused = this.records.filter((r) => r['event'] === 'service_paused').at(-1)!
     this.copied.push(Number(paused['copied_bytes']) / MIB)
     this.settles.push(Number(paused['settle_ms']))
+    this.scans.push(Number(paused['scan_ms']))
   }
 
   async result(): Promise<ModeResult> {
@@ -147,24 +198,37 @@ class ModeRun {
       pause_p99_ms: round(percentile(this.pauses, 99), 2),
       pause_max_ms: round(Math.max(...this.pauses), 2),
       settle_p50_ms: round(percentile(this.settles, 50), 2),
+      scan_p50_ms: round(percentile(this.scans, 50), 2),
       first_capture_pause_ms: round(this.first_capture_pause_ms, 1),
       copied_mib_p50: round(percentile(this.copied, 50), 2),
       state_mib_at_end: round((SMALL_FILES * SMALL_BYTES + size) / MIB, 1),
+      capture_p50_ms: round(percentile(this.captures, 50), 1),
+      capture_p99_ms: round(percentile(this.captures, 99), 1),
+      ...(this.encodes.length > 0
+        ? {
+            encode_p50_ms: round(percentile(this.encodes, 50), 1),
+            encode_p99_ms: round(percentile(this.encodes, 99), 1),
+          }
+        : {}),
     }
     say(`${this.mode}: ${JSON.stringify(result)}`)
     return result
   }
 }
 
-async function runModes(): Promise<Record<Mode, ModeResult>> {
+let codec_pool: ReturnType<typeof createCodecPool> | undefined
+const pool = () => (codec_pool ??= createCodecPool())
+
+async function runModes(): Promise<Partial<Record<Mode, ModeResult>>> {
   const runs = MODES.map((mode) => new ModeRun(mode))
   try {
     for (const run of runs) await run.start()
     for (let i = 0; i < CAPTURES; i++) for (const run of runs) await run.round(i)
   } finally {
     for (const run of runs) await run.driver?.close()
+    await codec_pool?.close()
   }
-  const results = {} as Record<Mode, ModeResult>
+  const results: Partial<Record<Mode, ModeResult>> = {}
   for (const run of runs) results[run.mode] = await run.result()
   return results
 }
@@ -208,10 +272,14 @@ async function main(): Promise<void> {
     },
     fs_type,
     reflink: false,
+    append_only: ['mail/*'],
+    appended_kib_append_only: APPEND_ONLY_BYTES / KIB,
+    mail_kib: MAIL_BYTES / KIB,
     modes,
     cp_a_whole_dir_p50_ms: cp_a.p50_ms,
     cp_a_runs: cp_a.runs,
-    snapshot_pause_p99_ms: modes.precopy_live_writer.pause_p99_ms,
+    snapshot_pause_p99_ms: modes.precopy_live_writer?.pause_p99_ms ?? null,
+    small_append_pause_p99_ms: modes.precopy_small_append?.pause_p99_ms ?? null,
     ...finish(),
   }
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)

@@ -39,6 +39,11 @@ export interface EncodeOptions {
   on_progress?: Progress
   /** A chunk the codec could not delta-encode (ENOMEM...): it was stored as bytes instead. */
   on_refused?: (part: string, index: number, reason: string) => void
+  /**
+   * The entry of a chunk known to be unchanged from the parent (same bytes, same base): used as it is,
+   * the chunk is neither read nor hashed. Undefined: encode it.
+   */
+  reuse?: (part: ImagePart, index: number, length: number) => ChunkEntry | undefined
 }
 
 /** Chunk, hash and delta-encode every part against the base; new blobs go to the sink. Streams. */
@@ -63,6 +68,13 @@ export async function encodeImage(
       const at = index++
       const length = chunkLength(data)
       size_bytes += length
+      const reused = options.reuse?.(part, at, length)
+      if (reused) {
+        done_bytes += length
+        options.on_progress?.(done_bytes, options.total_bytes)
+        await window.push(Promise.resolve(reused))
+        continue
+      }
       await window.push(
         encodeOne(part.name, at, data, options).then((entry) => {
           done_bytes += length

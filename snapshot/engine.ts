@@ -6,7 +6,7 @@ import { type HashAlg, toHex } from './hash.ts'
 import { formatSnapshotId } from './ids.ts'
 import { type ImagePart, knownImageBytes } from './image.ts'
 import { DEFAULT_CHUNK_BYTES } from './limits.ts'
-import type { Manifest, PartManifest } from './manifest.ts'
+import type { ChunkEntry, Manifest, PartManifest } from './manifest.ts'
 import { retainedSnapshots } from './retention.ts'
 import type { GcStats, SnapshotInfo, SnapshotStore } from './store.ts'
 
@@ -82,6 +82,8 @@ export interface TakeResult {
   gc?: GcStats
   /** Chunks stored as bytes because the codec could not compute their delta (see codec.ts). */
   codec_refusals: number
+  /** Chunks whose entry was taken from the parent unread (the capture said they did not change). */
+  reused_chunks: number
 }
 
 export function shouldRebase(
@@ -107,10 +109,23 @@ export function movedPart(parts: readonly PartManifest[], share: number): string
   return undefined
 }
 
+/** The capture generation every file part names, if they all name the same one. */
+function captureGeneration(parts: readonly ImagePart[]): string | undefined {
+  let generation: string | undefined
+  for (const part of parts) {
+    if (!('path' in part) || part.generation === undefined) return undefined
+    if (generation !== undefined && part.generation !== generation) return undefined
+    generation = part.generation
+  }
+  return generation
+}
+
 /** Writes snapshots of one node into its store: chooses the base, encodes, rebases, collects garbage. */
 export class SnapshotEngine {
   private readonly policy: RebasePolicy
   private readonly lastSeq = new Map<number, number>()
+  /** The capture generation of the last take and the snapshots it became (itself, a rebase of it). */
+  private last_capture: { generation: string; ids: string[] } | undefined
 
   constructor(private readonly options: EngineOptions) {
     this.policy = { ...DEFAULT_REBASE_POLICY, ...options.rebase }
@@ -163,8 +178,13 @@ export class SnapshotEngine {
     const baseId = options.fresh_base ? null : await this.chooseBase(parent)
     const hash_alg = this.options.hash_alg ?? 'sha256'
     const chunk_bytes = this.options.chunk_bytes ?? DEFAULT_CHUNK_BYTES
-    const total_bytes = await knownImageBytes(parts)
+    // Only progress needs the total, and it costs a stat per part (thousands for a state directory).
+    const total_bytes = options.on_progress ? await knownImageBytes(parts) : undefined
     let codec_refusals = 0
+    let reused_chunks = 0
+    const reusable = await this.reusableEntries(parts, parent, baseId, hash_alg, chunk_bytes)
+    const generation = captureGeneration(parts)
+    this.last_capture = undefined // a failed take leaves nothing to build on
     const encoded = await encodeImage(parts, {
       pool: store.pool,
       alg: hash_alg,
@@ -176,6 +196,15 @@ export class SnapshotEngine {
       on_refused: () => {
         codec_refusals++
       },
+      ...(reusable
+        ? {
+            reuse: (part: ImagePart, index: number, length: number) => {
+              const entry = reusable(part, index, length)
+              if (entry) reused_chunks++
+              return entry
+            },
+          }
+        : {}),
     })
     const time_ms = options.time_ms ?? Date.now()
     const seq = this.nextSeq(options.term)
@@ -194,7 +223,7 @@ export class SnapshotEngine {
       parts: encoded,
     }
     await store.writeManifest(manifest)
-    const result: TakeResult = { manifest, codec_refusals }
+    const result: TakeResult = { manifest, codec_refusals, reused_chunks }
     if (baseId) {
       const rebase = await this.maybeRebase(manifest, baseId)
       if (rebase) {
@@ -202,6 +231,8 @@ export class SnapshotEngine {
         result.rebase_reason = rebase.reason
       }
     }
+    if (generation !== undefined)
+      this.last_capture = { generation, ids: [manifest.id, ...(result.rebased ? [result.rebased.id] : [])] }
     if (this.options.retain_newest !== undefined) {
       const keep = await retainedSnapshots(store.listSnapshots(), this.options.retain_newest, (id) =>
         store.isComplete(id),
@@ -211,6 +242,40 @@ export class SnapshotEngine {
       )
     }
     return result
+  }
+
+  /**
+   * Chunk entries of the parent that stay true for this image: the capture names the parent's capture
+   * as the one its files' first bytes are unchanged from, and the base is the same (or is the parent,
+   * whose RAW chunks become SAME). Anything else, or a parent not complete here: encode everything.
+   */
+  private async reusableEntries(
+    parts: readonly ImagePart[],
+    parent: SnapshotInfo | undefined,
+    baseId: string | null,
+    hash_alg: HashAlg,
+    chunk_bytes: number,
+  ): Promise<((part: ImagePart, index: number, length: number) => ChunkEntry | undefined) | undefined> {
+    const last = this.last_capture
+    if (!last || !parent || baseId === null || !last.ids.includes(parent.id)) return undefined
+    if (!parts.some((part) => 'path' in part && part.unchanged?.since === last.generation)) return undefined
+    const previous = await this.store.getManifest(parent.id)
+    if (!previous || previous.hash_alg !== hash_alg || previous.chunk_bytes !== chunk_bytes) return undefined
+    const parent_is_base = previous.id === baseId
+    if (!parent_is_base && previous.base !== baseId) return undefined
+    if (!(await this.store.isComplete(parent.id))) return undefined
+    const by_name = new Map(previous.parts.map((part) => [part.name, part]))
+    return (part, index, length) => {
+      if (!('path' in part) || part.unchanged?.since !== last.generation) return undefined
+      const old = by_name.get(part.name)
+      const entry = old?.chunks[index]
+      if (!old || !entry || part.unchanged.bytes > old.size_bytes) return undefined
+      const start = index * chunk_bytes
+      // The same span, inside the unchanged bytes: the same content, so the same entry.
+      if (start + length > part.unchanged.bytes) return undefined
+      if (Math.min(chunk_bytes, old.size_bytes - start) !== length) return undefined
+      return parent_is_base ? { k: ChunkKind.SAME, h: entry.h } : entry
+    }
   }
 
   private async maybeRebase(

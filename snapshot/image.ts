@@ -8,9 +8,19 @@ import { isSafePartName } from './manifest.ts'
  * One named part of an image (VM memory stream, a disk image, one file of a state directory), read as a
  * stream: either a file (read by position) or any async byte stream (e.g. a QEMU migration pipe).
  */
-export type ImagePart =
-  | { name: string; path: string }
-  | { name: string; stream: () => AsyncIterable<Uint8Array> }
+export type ImagePart = FilePart | { name: string; stream: () => AsyncIterable<Uint8Array> }
+
+export interface FilePart {
+  name: string
+  path: string
+  /** The capture this file belongs to (an opaque token, unique per capture). */
+  generation?: string
+  /**
+   * The first `bytes` bytes are those of the part of the same name in the capture `since`: the engine
+   * reuses that capture's chunk entries for them instead of reading them (when its snapshot is the parent).
+   */
+  unchanged?: { since: string; bytes: number }
+}
 
 export function imageFromFile(path: string, name = 'image'): ImagePart[] {
   return [{ name, path }]

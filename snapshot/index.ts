@@ -17,7 +17,7 @@ export { ChunkError, type ChunkLocation, type ChunkProblem, SnapshotError } from
 export type { HashAlg } from './hash.ts'
 export { emptyHash, fromHex, HASH_ALGS, sameHash, toHex } from './hash.ts'
 export { compareNewestFirst, formatSnapshotId, parseSnapshotId, type SnapshotIdParts } from './ids.ts'
-export { type ImagePart, imageFromDirectory, imageFromFile, openImage } from './image.ts'
+export { type FilePart, type ImagePart, imageFromDirectory, imageFromFile, openImage } from './image.ts'
 export { MAX_CHUNK_BYTES, PAGE_BYTES } from './limits.ts'
 export {
   chunkSize,

@@ -28,6 +28,7 @@ describe('service manifest', () => {
       probe_interval_ms: 500,
       probe_timeout_ms: 2000,
       stop_timeout_ms: 3000,
+      append_only: [],
       client_ports: [],
     })
   })

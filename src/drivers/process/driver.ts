@@ -16,6 +16,7 @@ import {
   writeServiceRecord,
 } from '../fence/index.ts'
 import { judgeProbe, STARTING_PROBE_INTERVAL_MS } from '../probe-verdict.ts'
+import { appendOnlyMatcher } from './append-only.ts'
 import { logLines } from './line-log.ts'
 import type { ServiceManifest } from './manifest.ts'
 import { groupMembers, signalGroup, waitGroupGone, waitStopped } from './process-group.ts'
@@ -93,7 +94,11 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
     this.manifest = options.manifest
     const staging_dir =
       options.staging_dir ?? join(dirname(this.state_dir), `.${basename(this.state_dir)}.staging`)
-    this.staging = new StagingArea(resolve(staging_dir), this.state_dir)
+    this.staging = new StagingArea(
+      resolve(staging_dir),
+      this.state_dir,
+      appendOnlyMatcher(this.manifest.append_only),
+    )
     this.fence = fencePaths(this.state_dir)
   }
 
@@ -270,7 +275,7 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
         const since_ns = wallClockNs() - RACY_WINDOW_NS
         await build.pass()
         build.markRacy(since_ns)
-        await build.linkUnchanged()
+        await build.finish()
       }
       if (this.current) {
         const paused = await this.paused_pass(build)
@@ -279,13 +284,15 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
         await build.pass() // stopped: nothing writes, no pause needed
       }
       build.markRacy(wallClockNs() - RACY_WINDOW_NS)
-      await build.linkUnchanged()
+      await build.finish() // reads only earlier generations: after the thaw
     } catch (error) {
       await this.staging.abort(build)
       throw error
     }
     const staged = await this.staging.commit(build)
-    const parts = await imageFromDirectory(staged.dir)
+    const parts = (await imageFromDirectory(staged.dir)).map((part) =>
+      'path' in part ? staged.annotate(part) : part,
+    )
     return { parts, pause_ms, release: staged.release }
   }
 

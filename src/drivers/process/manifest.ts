@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { describeSchemaIssue } from '../../config/describe-issue.ts'
 import { ConfigError } from '../../config/load.ts'
+import { appendOnlyGlob } from './append-only.ts'
 
 export const MANIFEST_FILE = 'sustain-service.yaml'
 
@@ -55,6 +56,12 @@ export const manifest_schema = z
     probe_timeout_ms: z.number().int().min(10).max(600_000).default(2000),
     stop_timeout_ms: z.number().int().min(0).max(600_000).default(3000),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
+    /**
+     * Files of the state directory (globs relative to it: `*` within a name, `**` across directories)
+     * that the service only ever appends to while they keep their inode (an mbox, a log, a journal).
+     * A capture copies only what such a file grew by; anything else that changed is copied whole.
+     */
+    append_only: z.array(appendOnlyGlob).max(64).default([]),
     /** The ports clients use; every node's front door accepts them and forwards to the server. */
     client_ports: z.array(client_port_schema).max(16).default([]).superRefine(uniqueClientPorts),
   })

@@ -1,13 +1,20 @@
+import { randomUUID } from 'node:crypto'
 import { type BigIntStats, type Dirent, readdirSync, statSync } from 'node:fs'
 import { link, mkdir, rm, unlink } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
+import type { FilePart } from '../../../snapshot/index.ts'
 import { type CopyCapabilities, FileCopier, probeCapabilities } from './file-copy.ts'
+import { guardedEndsKept } from './tail-guard.ts'
 
 /**
  * Incremental copies of a state directory, one generation per capture. A file whose (inode, size,
  * mtime_ns) is the same as at the previous capture is a hard link to the previous copy, so every
- * generation is a complete tree but only changed files cost a copy. Copies are never modified in place
- * (a changed file is unlinked, then copied anew), so a generation still being read is never touched.
+ * generation is a complete tree but only changed files cost a copy. A file the manifest declares
+ * append-only that kept its inode and grew costs only its growth: the new copy gets the bytes past the
+ * old size from the state directory (in the pause) and the old bytes from the previous copy (a clone,
+ * or filled in after the pause: they come from a copy nothing writes). Copies of a committed generation
+ * are never modified (a changed file is unlinked, then made anew), so a generation being read is never
+ * touched.
  */
 
 interface FileKey {
@@ -26,10 +33,25 @@ interface Entry extends FileKey {
   racy: boolean
   /** The generation being built already holds this file (copied, or linked from the previous one). */
   in_next: boolean
+  /**
+   * That file is a new inode of this build (copied or cloned here), not a link into an earlier
+   * generation: only such a file may still be written to (its growth appended), until the build commits.
+   */
+  own: boolean
+  /** Its first bytes known equal to the previous generation's copy (all of a link, the old size of a growth). */
+  same_bytes: bigint
+}
+
+/** Bytes [0, bytes) of a tail-copied file, still to come from the previous generation's copy. */
+interface PrefixFill {
+  name: string
+  source: string
+  bytes: number
 }
 
 export const RACY_WINDOW_NS = 20_000_000n
 const COPY_CONCURRENCY = 4
+const TAIL_CONCURRENCY = 4
 const LINK_CONCURRENCY = 8
 
 export function wallClockNs(): bigint {
@@ -84,15 +106,23 @@ async function eachLimit<T>(
 
 export interface PassStats {
   files: number
+  /** Files copied whole. */
   copied_files: number
+  /** Append-only files of which only the growth was copied. */
+  tail_files: number
+  /** Bytes read from the state directory: whole files and growths. */
   copied_bytes: number
   removed_files: number
+  /** Of the pass, the stat of every file (the floor of a pause). */
+  scan_ms: number
 }
 
 /** One generation under construction. */
 export class StagingBuild {
   private readonly made_dirs = new Set<string>()
   private to_link: string[] = []
+  private to_unlink: string[] = []
+  private to_fill: PrefixFill[] = []
 
   constructor(
     readonly state_dir: string,
@@ -101,6 +131,7 @@ export class StagingBuild {
     readonly catalog: Map<string, Entry>,
     private readonly copier: FileCopier,
     private readonly fine_timestamps: boolean,
+    private readonly append_only: (name: string) => boolean,
   ) {}
 
   private async ensureParent(name: string): Promise<void> {
@@ -114,28 +145,47 @@ export class StagingBuild {
 
   /**
    * Brings the generation up to date with the state directory: copies what changed since the catalog
-   * was recorded, drops what is gone. Unchanged files still only in the previous generation are linked
-   * later (linkUnchanged), outside the pause.
+   * was recorded (only the growth of append-only files), forgets what is gone. What needs only earlier
+   * generations (old bytes of grown files, links to unchanged files, unlinks of removed ones) waits
+   * for finish(), outside the pause.
    */
   async pass(): Promise<PassStats> {
+    // A grown file's own copy is the reference for its next growth: it must be whole by then.
+    if (this.to_fill.length > 0 || this.to_unlink.length > 0) throw new Error('pass before finish')
+    const scan_started = performance.now()
     const scan = scanTree(this.state_dir)
+    const scan_ms = Number((performance.now() - scan_started).toFixed(2))
     let removed_files = 0
     for (const [name, entry] of this.catalog) {
       if (scan.has(name)) continue
-      if (entry.in_next) await unlink(join(this.dir, name))
+      if (entry.in_next) this.to_unlink.push(name)
       this.catalog.delete(name)
       removed_files++
     }
-    const changed: [string, FileKey][] = []
+    const whole: [string, FileKey][] = []
+    const grown: [string, FileKey, Entry][] = []
     const unchanged: string[] = []
     for (const [name, key] of scan) {
       const entry = this.catalog.get(name)
-      if (entry && !entry.racy && sameKey(entry, key)) {
+      // A racy key may hide a same-size rewrite; an append_only file is never rewritten, and any
+      // append moves its size, so its key holds even within a coarse clock tick.
+      if (entry && (!entry.racy || this.append_only(name)) && sameKey(entry, key)) {
         if (!entry.in_next) unchanged.push(name)
-      } else changed.push([name, key])
+      } else if (entry && entry.ino === key.ino && key.size > entry.size && this.append_only(name)) {
+        grown.push([name, key, entry])
+      } else whole.push([name, key])
     }
     let copied_bytes = 0
-    await eachLimit(changed, COPY_CONCURRENCY, async ([name, key]) => {
+    let tail_files = 0
+    await eachLimit(grown, TAIL_CONCURRENCY, async ([name, key, entry]) => {
+      const bytes = await this.copyGrowth(name, key, entry)
+      if (bytes === null) whole.push([name, key])
+      else if (bytes > 0) {
+        copied_bytes += bytes
+        tail_files++
+      }
+    })
+    await eachLimit(whole, COPY_CONCURRENCY, async ([name, key]) => {
       const target = join(this.dir, name)
       // The old copy may be a hard link shared with the previous generation: replace, never overwrite.
       if (this.catalog.get(name)?.in_next) await unlink(target)
@@ -147,17 +197,65 @@ export class StagingBuild {
         this.catalog.delete(name) // removed since the scan (only possible while the service runs)
         return
       }
-      this.catalog.set(name, { ...key, racy: false, in_next: true })
+      this.catalog.set(name, { ...key, racy: false, in_next: true, own: true, same_bytes: 0n })
       copied_bytes += Number(key.size)
     })
     this.to_link = unchanged
-    return { files: scan.size, copied_files: changed.length, copied_bytes, removed_files }
+    return { files: scan.size, copied_files: whole.length, tail_files, copied_bytes, removed_files, scan_ms }
   }
 
-  /** Hard-links the files that did not change from the previous generation. */
-  async linkUnchanged(): Promise<void> {
+  /**
+   * Copies what an append-only file grew by; null when it must be copied whole instead (its ends differ
+   * from the previous copy: rewritten, not appended to), -1 when it is gone.
+   */
+  private async copyGrowth(name: string, key: FileKey, entry: Entry): Promise<number | null> {
+    const live = join(this.state_dir, name)
+    const target = join(this.dir, name)
+    // The old content: this build's own copy, else the previous generation's (which nothing writes).
+    if (!entry.own && this.ref_dir === null) throw new Error(`${name}: no previous generation`)
+    const reference = entry.own ? target : join(this.ref_dir!, name)
+    const old_bytes = Number(entry.size)
+    const new_bytes = Number(key.size)
+    if (!(await guardedEndsKept(live, reference, old_bytes))) return null
+    try {
+      if (entry.own) await this.copier.copyRange(live, target, old_bytes, new_bytes, 'r+')
+      else {
+        if (entry.in_next) await unlink(target) // a link to the previous copy: never written through
+        await this.ensureParent(name)
+        if (await this.copier.clone(reference, target))
+          await this.copier.copyRange(live, target, old_bytes, new_bytes, 'r+')
+        else {
+          await this.copier.copyRange(live, target, old_bytes, new_bytes, 'wx')
+          this.to_fill.push({ name, source: reference, bytes: old_bytes })
+        }
+      }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+      // Removed since the scan (only while the service runs): drop whatever this build holds of it.
+      await rm(target, { force: true })
+      this.catalog.delete(name)
+      return -1
+    }
+    const same_bytes = entry.own ? entry.same_bytes : entry.size
+    this.catalog.set(name, { ...key, racy: false, in_next: true, own: true, same_bytes })
+    return new_bytes - old_bytes
+  }
+
+  /**
+   * The rest of the generation, from earlier generations only (so it may run while the service does):
+   * old bytes of grown files, hard links to files that did not change, unlinks of removed files.
+   */
+  async finish(): Promise<void> {
+    const fills = this.to_fill
     const names = this.to_link
+    const gone = this.to_unlink
+    this.to_fill = []
     this.to_link = []
+    this.to_unlink = []
+    await eachLimit(gone, LINK_CONCURRENCY, (name) => unlink(join(this.dir, name)))
+    await eachLimit(fills, COPY_CONCURRENCY, (fill) =>
+      this.copier.copyRange(fill.source, join(this.dir, fill.name), 0, fill.bytes, 'r+'),
+    )
     if (names.length === 0) return
     const ref_dir = this.ref_dir
     if (ref_dir === null) throw new Error('unchanged files without a previous generation')
@@ -180,13 +278,17 @@ export class StagingBuild {
 
 export interface StagedCopy {
   dir: string
+  /** Names this capture for the snapshot engine, and what it shares with the previous one. */
+  annotate(part: FilePart): FilePart
   release(): Promise<void>
 }
 
 /** The generations of one state directory's captures, under `root` (on the same file system). */
 export class StagingArea {
   private seq = 0
-  private ref: { dir: string; catalog: Map<string, Entry> } | null = null
+  /** Generation tokens are unique to this area's lifetime (an earlier run's generations are removed). */
+  private readonly nonce = randomUUID()
+  private ref: { dir: string; generation: string; catalog: Map<string, Entry> } | null = null
   private readonly released = new Set<string>()
   private building = false
   private ready = false
@@ -197,11 +299,13 @@ export class StagingArea {
   constructor(
     readonly root: string,
     readonly state_dir: string,
+    /** Names (relative, '/'-separated) of files the service only appends to (manifest append_only). */
+    private readonly append_only: (name: string) => boolean = () => false,
   ) {}
 
   /** The next capture copies every file (after a restore replaced the state directory). */
   forget(): void {
-    if (this.ref) this.ref = { dir: this.ref.dir, catalog: new Map() }
+    if (this.ref) this.ref = { dir: this.ref.dir, generation: this.ref.generation, catalog: new Map() }
   }
 
   async begin(): Promise<StagingBuild> {
@@ -218,7 +322,8 @@ export class StagingArea {
       const dir = join(this.root, String(++this.seq))
       await mkdir(dir)
       const catalog = new Map<string, Entry>()
-      for (const [name, entry] of this.ref?.catalog ?? []) catalog.set(name, { ...entry, in_next: false })
+      for (const [name, entry] of this.ref?.catalog ?? [])
+        catalog.set(name, { ...entry, in_next: false, own: false, same_bytes: entry.size })
       const { fine_timestamps } = this.capabilities!
       return new StagingBuild(
         this.state_dir,
@@ -227,6 +332,7 @@ export class StagingArea {
         catalog,
         this.copier!,
         fine_timestamps,
+        this.append_only,
       )
     } catch (error) {
       this.building = false
@@ -239,10 +345,21 @@ export class StagingArea {
     if (!this.building) throw new Error('commit without a build')
     this.building = false
     const old = this.ref
-    this.ref = { dir: build.dir, catalog: build.catalog }
+    const generation = `${this.nonce}/${basename(build.dir)}`
+    this.ref = { dir: build.dir, generation, catalog: build.catalog }
     if (old && this.released.has(old.dir)) await this.remove(old.dir)
+    const since = old?.generation
     return {
       dir: build.dir,
+      annotate: (part) => {
+        const entry = build.catalog.get(part.name)
+        const same_bytes = Number(entry?.same_bytes ?? 0n)
+        return {
+          ...part,
+          generation,
+          ...(since !== undefined && same_bytes > 0 ? { unchanged: { since, bytes: same_bytes } } : {}),
+        }
+      },
       release: async () => {
         this.released.add(build.dir)
         if (this.ref?.dir !== build.dir) await this.remove(build.dir)
