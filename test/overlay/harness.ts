@@ -91,11 +91,12 @@ export class NodeProc extends EventEmitter {
   }
 
   /** Resolve once this node's data connection to `peer` runs on a TCP lane. */
-  laneTo(peer: NodeProc, timeout_ms = 30_000): Promise<NodeEvent> {
+  laneTo(peer: NodeProc, timeout_ms = 30_000, since = 0): Promise<NodeEvent> {
     return this.waitFor(
       (e) => e.event === 'data-connection' && e.key === peer.key && e.transport === 'lane',
       timeout_ms,
       `lane to ${peer.name}`,
+      since,
     )
   }
 
