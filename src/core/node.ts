@@ -275,6 +275,8 @@ export class NodeCore {
       handing.tried.add(handing.successor)
       handing.successor = null
       this.nameSuccessor()
+    } else if (handing?.final && handing.successor === null && now >= handing.deadline_ms) {
+      this.nameSuccessor() // it waited for another node's restore (see nameSuccessor)
     }
   }
 
@@ -660,6 +662,16 @@ export class NodeCore {
 
   private evaluateElection(): void {
     if (this.role_ !== 'electing' || this.election === null) return
+    // Another live server is reachable (this node followed one server of two, e.g. as a bridge between
+    // partitions, and lost it): follow it rather than make a third; two meeting servers merge anyway.
+    const live = this.peers().filter(
+      (p) => p.reachable && p.role === 'server' && !this.election!.excluded.has(p.id),
+    )
+    if (live.length > 0) {
+      const pick = live.reduce((a, b) => (this.mergeWinner(a, b) === a.id ? a : b))
+      this.follow(pick.id)
+      return
+    }
     // refuse-to-split: votes must converge on one node, so every voter ranks the same set; a lost
     // server is unreachable (not eligible) anyway, a resigned one ineligible for its cooldown.
     const contenders = this.eligible(this.refuses() ? new Set() : this.election.excluded)
@@ -698,6 +710,9 @@ export class NodeCore {
   }
 
   private claim(snapshot: SnapshotRef | null, sources: NodeId[]): void {
+    // A snapshot held or restored names a term too (one replicated from a server whose messages were
+    // lost when it exited): the new lineage's term must exceed its parent's.
+    this.max_term_ = Math.max(this.max_term_, snapshot?.term ?? 0, this.held_?.term ?? 0)
     const term =
       this.config.planted_bug === 'term-not-incremented' ? Math.max(this.max_term_, 1) : this.max_term_ + 1
     this.term_ = term
@@ -928,6 +943,14 @@ export class NodeCore {
     const handover = this.handover
     if (handover === null || handover.final === null) return
     const excluded = new Set([this.id, ...handover.tried])
+    // Another node restores (an election while this one handed over) and progresses: naming a successor
+    // now would race it (a second server). Wait; once it serves, this node merges into it (onServerSeen).
+    // (Also one passed over earlier: it restores by its own claim now.)
+    if (this.peers().some((p) => this.progressing(p.id))) {
+      handover.successor = null
+      handover.deadline_ms = this.now_ms + this.config.handover_timeout_ms
+      return
+    }
     const next = best(this.config.strategy, this.eligible(excluded))
     if (next === null) {
       // Nobody to hand over to: keep or give up the service as asked, the final snapshot stays local.
