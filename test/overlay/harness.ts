@@ -35,7 +35,11 @@ export class NodeProc extends EventEmitter {
   private readonly pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>()
   readonly exited: Promise<number | null>
 
-  constructor(readonly config: NodeConfig) {
+  /** `detached`: the node leads a process group of its own (a benchmark kills the group, as a crash would). */
+  constructor(
+    readonly config: NodeConfig,
+    options: { detached?: boolean } = {},
+  ) {
     super()
     this.setMaxListeners(100)
     // SUSTAIN_FIXTURE_NODE_ARGS: extra node flags for profiling (e.g. "--cpu-prof --cpu-prof-dir=DIR";
@@ -45,6 +49,7 @@ export class NodeProc extends EventEmitter {
     this.child = spawn(process.execPath, [...node.args, '--import', 'tsx', FIXTURE], {
       env: { ...node.env, SUSTAIN_OVERLAY_NODE: JSON.stringify(config) },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      detached: options.detached === true,
     })
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)))
     this.child.on('message', (m: any) => {
@@ -129,16 +134,19 @@ export class Cluster {
     return new Cluster(await mkdtemp(join(tmpdir(), 'sustain-overlay-')), bootstrap)
   }
 
-  spawn(name: string, overrides: Partial<NodeConfig> = {}): NodeProc {
-    const node = new NodeProc({
-      bootstrap: this.bootstrap,
-      secret: this.secret,
-      seed: randomBytes(32).toString('hex'),
-      storageDir: join(this.dir, name),
-      name,
-      priority: this.nodes.length,
-      ...overrides,
-    })
+  spawn(name: string, overrides: Partial<NodeConfig> = {}, options: { detached?: boolean } = {}): NodeProc {
+    const node = new NodeProc(
+      {
+        bootstrap: this.bootstrap,
+        secret: this.secret,
+        seed: randomBytes(32).toString('hex'),
+        storageDir: join(this.dir, name),
+        name,
+        priority: this.nodes.length,
+        ...overrides,
+      },
+      options,
+    )
     this.nodes.push(node)
     return node
   }
