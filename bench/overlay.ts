@@ -27,6 +27,14 @@ const only = onlyArg >= 0 ? new Set((process.argv[onlyArg + 1] ?? '').split(',')
 const merge = process.argv.includes('--merge')
 assert(!merge || only !== null, '--merge goes with --only')
 const runs = (section: string) => only === null || only.has(section)
+/** --phi-min-std N: every node's detector floors its standard deviation at N ms (a trial; never written). */
+const phiArg = process.argv.indexOf('--phi-min-std')
+const phi_min_std = phiArg >= 0 ? Number(process.argv[phiArg + 1]) : null
+assert(
+  phi_min_std === null || (phi_min_std > 0 && only !== null && !merge),
+  '--phi-min-std N > 0, with --only and without --merge',
+)
+const phi = phi_min_std === null ? {} : { phi: { min_std_dev_ms: phi_min_std } }
 const MiB = 1024 * 1024
 const REPLICATION_BYTES = (quick ? 64 : 256) * MiB
 const DETECTION_RUNS = quick ? 5 : 20
@@ -230,7 +238,7 @@ async function detection(
   run: number,
 ): Promise<Detected[]> {
   // A group of its own: SIGKILL hits the server's process group, as a crash of the node and its service.
-  const server = cluster.spawn(`${cause}-${run}`, { priority: 100 }, { detached: true })
+  const server = cluster.spawn(`${cause}-${run}`, { priority: 100, ...phi }, { detached: true })
   await cluster.ready([server])
   await cluster.meshed([server, ...candidates])
   await Promise.all(candidates.map((c) => c.laneTo(server)))
@@ -262,6 +270,16 @@ async function detection(
   if (cause === 'sigstop') server.child.kill('SIGKILL')
   await server.exited
   cluster.nodes.splice(cluster.nodes.indexOf(server), 1)
+  if (cause === 'sigkill' && seen.some((e) => e['reason'] !== 'gone')) {
+    // Why the connection events did not find it: each candidate's lane verdicts about the server.
+    const verdicts = candidates.map((c, i) =>
+      c.events
+        .slice(marks[i])
+        .filter((e) => e.event === 'lane-ended' && e.key === server.key)
+        .map((e) => `${e['verdict']}/${e['redial']}/${e['dials']}@${round(e['at_ms'] - fault_ms)}`),
+    )
+    log(`sigkill run ${run} found by silence; lane verdicts per candidate: ${JSON.stringify(verdicts)}`)
+  }
   // Times are the candidates' own stamps (wall clock, comparable across processes on this host).
   return seen.map((e) => ({
     ms: e['at_ms'] - fault_ms,
@@ -354,8 +372,8 @@ async function falseSuspicions(testnet: LocalTestnet): Promise<{ count: number; 
   const burners: ChildProcess[] = []
   try {
     const nodes = [
-      cluster.spawn('server', { priority: 100 }),
-      ...[1, 2, 3].map((i) => cluster.spawn(`c${i}`)),
+      cluster.spawn('server', { priority: 100, ...phi }),
+      ...[1, 2, 3].map((i) => cluster.spawn(`c${i}`, phi)),
     ]
     await cluster.ready(nodes)
     await cluster.meshed(nodes)
@@ -608,7 +626,7 @@ async function detectionPhase(testnet: LocalTestnet) {
   const cluster = await Cluster.create(testnet.bootstrap)
   const samples = Object.fromEntries(CAUSES.map((c) => [c, [] as Detected[]])) as Record<Cause, Detected[]>
   try {
-    const candidates = Array.from({ length: CANDIDATES }, (_, i) => cluster.spawn(`c${i}`))
+    const candidates = Array.from({ length: CANDIDATES }, (_, i) => cluster.spawn(`c${i}`, phi))
     await cluster.ready(candidates)
     await cluster.meshed(candidates)
     for (let run = 0; run < DETECTION_RUNS; run++) {
