@@ -239,8 +239,8 @@ async function detection(
 ): Promise<Detected[]> {
   // A group of its own: SIGKILL hits the server's process group, as a crash of the node and its service.
   const server = cluster.spawn(`${cause}-${run}`, { priority: 100, ...phi }, { detached: true })
-  await cluster.ready([server])
-  await cluster.meshed([server, ...candidates])
+  await cluster.ready([server], 60_000)
+  await cluster.meshed([server, ...candidates], 60_000)
   await Promise.all(candidates.map((c) => c.laneTo(server)))
   // ~1 s of heartbeat history on every candidate first: 4 suspicion reports (every 250 ms) about the
   // server. Each wait starts after the previous report (other peers' reports are interleaved).
@@ -258,6 +258,8 @@ async function detection(
       }
     }),
   )
+  // What carries each candidate's data to the server at the fault (only a lane gives connection events).
+  const transports = await Promise.all(candidates.map((c) => c.request('transport', { key: server.key })))
   const marks = candidates.map((c) => c.events.length)
   const fault_ms = now_wall()
   if (cause === 'sigkill') process.kill(-server.child.pid!, 'SIGKILL')
@@ -278,7 +280,9 @@ async function detection(
         .filter((e) => e.event === 'lane-ended' && e.key === server.key)
         .map((e) => `${e['verdict']}/${e['redial']}/${e['dials']}@${round(e['at_ms'] - fault_ms)}`),
     )
-    log(`sigkill run ${run} found by silence; lane verdicts per candidate: ${JSON.stringify(verdicts)}`)
+    log(
+      `sigkill run ${run} found by silence; data transport at the fault ${JSON.stringify(transports)}, lane verdicts per candidate: ${JSON.stringify(verdicts)}`,
+    )
   }
   // Times are the candidates' own stamps (wall clock, comparable across processes on this host).
   return seen.map((e) => ({
@@ -294,8 +298,8 @@ async function falseOnResets(testnet: LocalTestnet) {
   try {
     const server = cluster.spawn('server', { priority: 100 })
     const candidates = [1, 2, 3].map((i) => cluster.spawn(`c${i}`))
-    await cluster.ready([server, ...candidates])
-    await cluster.meshed([server, ...candidates])
+    await cluster.ready([server, ...candidates], 60_000)
+    await cluster.meshed([server, ...candidates], 60_000)
     await Promise.all(candidates.map((c) => c.laneTo(server)))
     const marks = candidates.map((c) => c.events.length)
     const load_before = load1()
@@ -375,8 +379,8 @@ async function falseSuspicions(testnet: LocalTestnet): Promise<{ count: number; 
       cluster.spawn('server', { priority: 100, ...phi }),
       ...[1, 2, 3].map((i) => cluster.spawn(`c${i}`, phi)),
     ]
-    await cluster.ready(nodes)
-    await cluster.meshed(nodes)
+    await cluster.ready(nodes, 60_000)
+    await cluster.meshed(nodes, 60_000)
     await nodes[0]!.request('state', { state: { role: 'server', term: 1 } })
     const marks = nodes.map((n) => n.events.length)
     for (let i = 0; i < 2; i++) {
@@ -627,8 +631,8 @@ async function detectionPhase(testnet: LocalTestnet) {
   const samples = Object.fromEntries(CAUSES.map((c) => [c, [] as Detected[]])) as Record<Cause, Detected[]>
   try {
     const candidates = Array.from({ length: CANDIDATES }, (_, i) => cluster.spawn(`c${i}`, phi))
-    await cluster.ready(candidates)
-    await cluster.meshed(candidates)
+    await cluster.ready(candidates, 60_000)
+    await cluster.meshed(candidates, 60_000)
     for (let run = 0; run < DETECTION_RUNS; run++) {
       for (const cause of CAUSES) samples[cause].push(...(await detection(cluster, candidates, cause, run)))
       log(
@@ -692,7 +696,30 @@ async function bulkDetectionPhase(testnet: LocalTestnet) {
   }
 }
 
+/**
+ * `--merge-logged FILE`: the phases a run printed (`[bench:overlay] KEY: {json}` lines of its stderr,
+ * kept in FILE) replace theirs in the previous results, as `--only … --merge` would have written them:
+ * for a run whose later phase failed after these were measured.
+ */
+async function mergeLogged(file: string): Promise<void> {
+  const logged: Record<string, unknown> = {}
+  for (const line of (await readFile(file, 'utf8')).split('\n')) {
+    const m = /^\[bench:overlay\] (\w+): (\{.*\})$/.exec(line)
+    if (m && m[1] !== 'false_down_reasons') logged[m[1]!] = JSON.parse(m[2]!)
+  }
+  assert(Object.keys(logged).length > 0, `no phase results in ${file}`)
+  const previous = JSON.parse(await readFile(join(RESULTS_DIR, 'overlay.json'), 'utf8'))
+  const rerun = { date: new Date().toISOString().slice(0, 10), phases: Object.keys(logged), log: file }
+  await writeResults({ ...previous, ...logged, date: previous.date, rerun })
+  log(`merged ${Object.keys(logged).join(', ')} from ${file}`)
+}
+
 async function main(): Promise<void> {
+  const logArg = process.argv.indexOf('--merge-logged')
+  if (logArg >= 0) {
+    await mergeLogged(process.argv[logArg + 1]!)
+    return
+  }
   const testnet = await startTestnet(5)
   const result: Record<string, any> = {
     quick,
