@@ -696,6 +696,13 @@ async function bulkDetectionPhase(testnet: LocalTestnet) {
   }
 }
 
+/** Phases re-run since the full run: earlier re-runs of the same day stay listed. */
+function rerunPhases(previous: Record<string, any>, phases: string[]): string[] {
+  const today = new Date().toISOString().slice(0, 10)
+  const earlier: string[] = previous['rerun']?.date === today ? previous['rerun'].phases : []
+  return [...new Set([...earlier, ...phases])]
+}
+
 /**
  * `--merge-logged FILE`: the phases a run printed (`[bench:overlay] KEY: {json}` lines of its stderr,
  * kept in FILE) replace theirs in the previous results, as `--only … --merge` would have written them:
@@ -709,7 +716,11 @@ async function mergeLogged(file: string): Promise<void> {
   }
   assert(Object.keys(logged).length > 0, `no phase results in ${file}`)
   const previous = JSON.parse(await readFile(join(RESULTS_DIR, 'overlay.json'), 'utf8'))
-  const rerun = { date: new Date().toISOString().slice(0, 10), phases: Object.keys(logged), log: file }
+  const rerun = {
+    date: new Date().toISOString().slice(0, 10),
+    phases: rerunPhases(previous, Object.keys(logged)),
+    log: file,
+  }
   await writeResults({ ...previous, ...logged, date: previous.date, rerun })
   log(`merged ${Object.keys(logged).join(', ')} from ${file}`)
 }
@@ -761,7 +772,7 @@ async function main(): Promise<void> {
     else if (merge) {
       const previous = JSON.parse(await readFile(join(RESULTS_DIR, 'overlay.json'), 'utf8'))
       assert.equal(previous.quick, quick, '--merge needs previous results of the same --quick mode')
-      const rerun = { date: result['date'], phases: [...only] }
+      const rerun = { date: result['date'], phases: rerunPhases(previous, [...only]) }
       await writeResults({ ...previous, ...result, date: previous.date, rerun })
     } else log(`--only: nothing written. ${JSON.stringify(result)}`)
   } finally {
