@@ -1,6 +1,7 @@
 /**
  * Overlay benchmark (issue 4). Run inside the loopback-only namespace:
- *   bash test/loopback-only.sh npx tsx bench/overlay.ts [--quick] [--only replication,detection,bulk,false,control [--merge]]
+ *   bash test/loopback-only.sh npx tsx bench/overlay.ts [--quick] [--only replication,detection,bulk,resets,false,control [--merge]]
+ *   [--merge-logged FILE]
  * Keeps the run in bench/results/overlay.json (earlier runs kept) and regenerates bench/RESULTS.md
  * (bench/render/overlay.ts). A run with --only prints its figures and writes nothing; with --merge too,
  * its phases replace theirs in a copy of the newest run, kept as a new run that says which phases were
@@ -10,7 +11,7 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, connect as tcpConnect } from 'node:net'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -19,7 +20,8 @@ import { fileURLToPath } from 'node:url'
 import { type LocalTestnet, startTestnet } from '../overlay/testnet.ts'
 import { DEFAULT_CHUNK_BYTES as SUSTAIN_BLOCK_BYTES } from '../snapshot/limits.ts'
 import { forSnapshotTraffic } from '../src/util/process-settings.ts'
-import { Cluster, type NodeProc, withTimeout } from '../test/overlay/harness.ts'
+import { Cluster, type NodeEvent, type NodeProc, withTimeout } from '../test/overlay/harness.ts'
+import { resetTcpOf } from '../test/overlay/reset-tcp.ts'
 import { allRuns, keepRun, readResults } from './lib/results-file.ts'
 import { benchCommand, type RunMeta, startRun } from './lib/run-meta.ts'
 import { rotation } from './lib/stats.ts'
@@ -32,6 +34,14 @@ const only = onlyArg >= 0 ? new Set((process.argv[onlyArg + 1] ?? '').split(',')
 const merge = process.argv.includes('--merge')
 assert(!merge || only !== null, '--merge goes with --only')
 const runs = (section: string) => only === null || only.has(section)
+/** --phi-min-std N: every node's detector floors its standard deviation at N ms (a trial; never written). */
+const phiArg = process.argv.indexOf('--phi-min-std')
+const phi_min_std = phiArg >= 0 ? Number(process.argv[phiArg + 1]) : null
+assert(
+  phi_min_std === null || (phi_min_std > 0 && only !== null && !merge),
+  '--phi-min-std N > 0, with --only and without --merge',
+)
+const phi = phi_min_std === null ? {} : { phi: { min_std_dev_ms: phi_min_std } }
 const MiB = 1024 * 1024
 const REPLICATION_BYTES = (quick ? 64 : 256) * MiB
 const DETECTION_RUNS = quick ? 5 : 20
@@ -39,6 +49,9 @@ const FALSE_SUSPICION_MS = (quick ? 30 : 120) * 1000
 const CONTROL_WINDOW_MS = (quick ? 5 : 10) * 1000
 const CANDIDATES = 3
 const BULK_DETECTION_RUNS = quick ? 2 : 5
+/** Connection resets injected on a healthy server's lanes: for this long, a round every RESET_EVERY_MS. */
+const RESETS_MS = (quick ? 10 : 30) * 1000
+const RESET_EVERY_MS = 500
 const REPLICATION_ROUNDS = quick ? 1 : 5
 const NAIVE_WRITER = fileURLToPath(new URL('../test/overlay/fixtures/naive-writer.ts', import.meta.url))
 const NAIVE_READER = fileURLToPath(new URL('../test/overlay/fixtures/naive-reader.ts', import.meta.url))
@@ -234,15 +247,28 @@ async function naiveHypercore(testnet: LocalTestnet, options: NaiveOptions = {})
 
 // ---- detection -------------------------------------------------------------------------------------
 
+/** Causes of a server's end the detection phase measures (the network cut is the fault lab's). */
+const CAUSES = ['sigkill', 'sigterm', 'uncaught', 'sigstop'] as const
+type Cause = (typeof CAUSES)[number]
+/** One candidate's detection: ms from the fault, and what told it (peer-down reason, or resign). */
+type Detected = { ms: number; path: string }
+
+/** The candidate's first sign that `server` went: a peer-down (its reason) or the server's resign. */
+const detectedBy = (server: NodeProc) => (e: NodeEvent) =>
+  (e.event === 'peer-down' && e.key === server.key) ||
+  (e.event === 'message' && e.from === server.key && e.msg?.type === 'resign')
+
 async function detection(
   cluster: Cluster,
   candidates: NodeProc[],
-  signal: 'SIGKILL' | 'SIGSTOP',
+  cause: Cause,
   run: number,
-): Promise<number[]> {
-  const server = cluster.spawn(`${signal}-${run}`, { priority: 100 })
-  await cluster.ready([server])
-  await cluster.meshed([server, ...candidates])
+): Promise<Detected[]> {
+  // A group of its own: SIGKILL hits the server's process group, as a crash of the node and its service.
+  const server = cluster.spawn(`${cause}-${run}`, { priority: 100, ...phi }, { detached: true })
+  await cluster.ready([server], 60_000)
+  await cluster.meshed([server, ...candidates], 60_000)
+  await Promise.all(candidates.map((c) => c.laneTo(server)))
   // ~1 s of heartbeat history on every candidate first: 4 suspicion reports (every 250 ms) about the
   // server. Each wait starts after the previous report (other peers' reports are interleaved).
   await Promise.all(
@@ -259,18 +285,79 @@ async function detection(
       }
     }),
   )
+  // What carries each candidate's data to the server at the fault (only a lane gives connection events).
+  const transports = await Promise.all(candidates.map((c) => c.request('transport', { key: server.key })))
   const marks = candidates.map((c) => c.events.length)
   const fault_ms = now_wall()
-  server.child.kill(signal)
-  const downs = await Promise.all(
-    candidates.map((c, i) =>
-      c.waitFor((e) => e.event === 'peer-down' && e.key === server.key, 20_000, 'down', marks[i]),
-    ),
+  if (cause === 'sigkill') process.kill(-server.child.pid!, 'SIGKILL')
+  else if (cause === 'sigterm') server.child.kill('SIGTERM')
+  else if (cause === 'sigstop') server.child.kill('SIGSTOP')
+  else void server.request('throw').catch(() => {})
+  const seen = await Promise.all(
+    candidates.map((c, i) => c.waitFor(detectedBy(server), 20_000, `${cause} detected`, marks[i])),
   )
-  if (signal === 'SIGSTOP') server.child.kill('SIGKILL')
+  if (cause === 'sigstop') server.child.kill('SIGKILL')
   await server.exited
   cluster.nodes.splice(cluster.nodes.indexOf(server), 1)
-  return downs.map((d) => d['at_ms'] - fault_ms)
+  if (cause === 'sigkill' && seen.some((e) => e['reason'] !== 'gone')) {
+    // Why the connection events did not find it: each candidate's lane verdicts about the server.
+    const verdicts = candidates.map((c, i) =>
+      c.events
+        .slice(marks[i])
+        .filter((e) => e.event === 'lane-ended' && e.key === server.key)
+        .map((e) => `${e['verdict']}/${e['redial']}/${e['dials']}@${round(e['at_ms'] - fault_ms)}`),
+    )
+    log(
+      `sigkill run ${run} found by silence; data transport at the fault ${JSON.stringify(transports)}, lane verdicts per candidate: ${JSON.stringify(verdicts)}`,
+    )
+  }
+  // Times are the candidates' own stamps (wall clock, comparable across processes on this host).
+  return seen.map((e) => ({
+    ms: e['at_ms'] - fault_ms,
+    path: e.event === 'message' ? 'resign' : String(e['reason']),
+  }))
+}
+
+// ---- false suspicions while a healthy server's lanes are reset from outside ------------------------
+
+async function falseOnResets(testnet: LocalTestnet) {
+  const cluster = await Cluster.create(testnet.bootstrap)
+  try {
+    const server = cluster.spawn('server', { priority: 100 })
+    const candidates = [1, 2, 3].map((i) => cluster.spawn(`c${i}`))
+    await cluster.ready([server, ...candidates], 60_000)
+    await cluster.meshed([server, ...candidates], 60_000)
+    await Promise.all(candidates.map((c) => c.laneTo(server)))
+    const marks = candidates.map((c) => c.events.length)
+    const load_before = load1()
+    let resets = 0
+    let rounds = 0
+    const end = performance.now() + RESETS_MS
+    while (performance.now() < end) {
+      resets += resetTcpOf(server.child.pid!)
+      rounds++
+      await new Promise((r) => setTimeout(r, RESET_EVERY_MS))
+    }
+    // One more second of heartbeats after the last reset: a late verdict counts too.
+    await new Promise((r) => setTimeout(r, 1000))
+    const after = candidates.map((c, i) => c.events.slice(marks[i]))
+    const downs = after.flat().filter((e) => e.event === 'peer-down' && e.key === server.key)
+    const verdicts: Record<string, number> = {}
+    for (const e of after.flat().filter((x) => x.event === 'lane-ended' && x.key === server.key))
+      verdicts[e['verdict']] = (verdicts[e['verdict']] ?? 0) + 1
+    return {
+      false_on_resets: downs.length,
+      reasons: downs.map((d) => d['reason']),
+      window_s: RESETS_MS / 1000,
+      reset_rounds: rounds,
+      connections_reset: resets,
+      lane_verdicts: verdicts,
+      load_before,
+      load_after: load1(),
+    }
+  } finally {
+    await cluster.cleanup()
+  }
 }
 
 /**
@@ -316,11 +403,11 @@ async function falseSuspicions(testnet: LocalTestnet): Promise<{ count: number; 
   const burners: ChildProcess[] = []
   try {
     const nodes = [
-      cluster.spawn('server', { priority: 100 }),
-      ...[1, 2, 3].map((i) => cluster.spawn(`c${i}`)),
+      cluster.spawn('server', { priority: 100, ...phi }),
+      ...[1, 2, 3].map((i) => cluster.spawn(`c${i}`, phi)),
     ]
-    await cluster.ready(nodes)
-    await cluster.meshed(nodes)
+    await cluster.ready(nodes, 60_000)
+    await cluster.meshed(nodes, 60_000)
     await nodes[0]!.request('state', { state: { role: 'server', term: 1 } })
     const marks = nodes.map((n) => n.events.length)
     for (let i = 0; i < 2; i++) {
@@ -531,23 +618,61 @@ async function replicationPhase(testnet: LocalTestnet) {
 }
 
 async function detectionPhase(testnet: LocalTestnet) {
-  log(`detection, ${DETECTION_RUNS} runs per signal`)
-  const load_avg = load1()
+  log(`detection, ${DETECTION_RUNS} runs per cause (${CAUSES.join(', ')})`)
+  const load_before = load1()
   const cluster = await Cluster.create(testnet.bootstrap)
-  const samples: Record<'SIGKILL' | 'SIGSTOP', number[]> = { SIGKILL: [], SIGSTOP: [] }
+  const samples = Object.fromEntries(CAUSES.map((c) => [c, [] as Detected[]])) as Record<Cause, Detected[]>
   try {
-    const candidates = Array.from({ length: CANDIDATES }, (_, i) => cluster.spawn(`c${i}`))
-    await cluster.ready(candidates)
-    await cluster.meshed(candidates)
+    const candidates = Array.from({ length: CANDIDATES }, (_, i) => cluster.spawn(`c${i}`, phi))
+    await cluster.ready(candidates, 60_000)
+    await cluster.meshed(candidates, 60_000)
     for (let run = 0; run < DETECTION_RUNS; run++) {
-      for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
-        samples[signal].push(...(await detection(cluster, candidates, signal, run)))
-      }
+      for (const cause of CAUSES) samples[cause].push(...(await detection(cluster, candidates, cause, run)))
+      log(
+        `run ${run + 1}: ${CAUSES.map(
+          (c) =>
+            `${c} ${samples[c]
+              .slice(-CANDIDATES)
+              .map((d) => `${round(d.ms)}/${d.path}`)
+              .join(' ')}`,
+        ).join('; ')}`,
+      )
     }
   } finally {
     await cluster.cleanup()
   }
-  return detectionSummary(samples, DETECTION_RUNS, load_avg)
+  const ms = (cause: Cause) => samples[cause].map((d) => d.ms)
+  const figure = (cause: Cause, p: number) => round(percentile(ms(cause), p))
+  const paths = Object.fromEntries(
+    CAUSES.map((cause) => {
+      const count: Record<string, number> = {}
+      for (const d of samples[cause]) count[d.path] = (count[d.path] ?? 0) + 1
+      return [cause, count]
+    }),
+  )
+  return {
+    sigkill_p50_ms: figure('sigkill', 50),
+    sigkill_p99_ms: figure('sigkill', 99),
+    sigkill_max_ms: figure('sigkill', 100),
+    sigterm_p50_ms: figure('sigterm', 50),
+    sigterm_p99_ms: figure('sigterm', 99),
+    sigterm_max_ms: figure('sigterm', 100),
+    uncaught_p50_ms: figure('uncaught', 50),
+    uncaught_p99_ms: figure('uncaught', 99),
+    uncaught_max_ms: figure('uncaught', 100),
+    sigstop_p50_ms: figure('sigstop', 50),
+    sigstop_p99_ms: figure('sigstop', 99),
+    sigstop_max_ms: figure('sigstop', 100),
+    cut_p99_ms: null,
+    cut_note: "the server's network cut needs the fault lab (network namespaces): measured there, not here",
+    // Fewer than 100 samples per cause: p99 is the second-highest or the highest sample; max says which.
+    samples_per_cause: samples.sigkill.length,
+    runs: DETECTION_RUNS,
+    paths,
+    load_avg: load_before,
+    load_before,
+    load_after: load1(),
+  }
 }
 
 async function bulkDetectionPhase(testnet: LocalTestnet) {
@@ -564,7 +689,41 @@ async function bulkDetectionPhase(testnet: LocalTestnet) {
   }
 }
 
+/**
+ * `--merge-logged FILE`: the phases a run printed (`[bench:overlay] KEY: {json}` lines of its stderr,
+ * kept in FILE) replace theirs in a copy of the newest run, kept as a new run as `--only … --merge`
+ * would have: for a run whose later phase failed after these were measured.
+ */
+async function mergeLogged(file: string): Promise<void> {
+  const logged: Record<string, unknown> = {}
+  for (const line of (await readFile(file, 'utf8')).split('\n')) {
+    const m = /^\[bench:overlay\] (\w+): (\{.*\})$/.exec(line)
+    if (m && m[1] !== 'false_down_reasons') logged[m[1]!] = JSON.parse(m[2]!)
+  }
+  assert(Object.keys(logged).length > 0, `no phase results in ${file}`)
+  const previous = allRuns(await readResults<OverlayRun & Partial<RunMeta>>('overlay.json')).at(-1)
+  assert(previous, '--merge-logged needs a previous run in bench/results/overlay.json')
+  const { notes: _, rerun: __, ...base } = previous as OverlayRun & Partial<RunMeta> & { notes?: string[] }
+  const meta = startRun(
+    `${benchCommand('bench:overlay')} (phases from the log ${file})`,
+    REPLICATION_ROUNDS,
+  )()
+  const rerun = {
+    phases: Object.keys(logged),
+    date: meta.date,
+    base_date: previous.date,
+    base_commit: previous.commit ?? null,
+  }
+  await writeResults({ ...base, ...(logged as Partial<OverlayRun>), ...meta, rerun })
+  log(`merged ${Object.keys(logged).join(', ')} from ${file}`)
+}
+
 async function main(): Promise<void> {
+  const logArg = process.argv.indexOf('--merge-logged')
+  if (logArg >= 0) {
+    await mergeLogged(process.argv[logArg + 1]!)
+    return
+  }
   const testnet = await startTestnet(5)
   const finish = startRun(benchCommand('bench:overlay'), REPLICATION_ROUNDS)
   const result: Record<string, any> = { quick }
@@ -578,10 +737,15 @@ async function main(): Promise<void> {
     if (runs('replication')) result['false_suspicions_during_replication'] = replicationFalseSuspicions
     await phase('detection', 'detection', () => detectionPhase(testnet))
     await phase('bulk', 'detection_during_replication', () => bulkDetectionPhase(testnet))
+    await phase('resets', 'false_on_resets', async () => {
+      log(`false suspicions while a healthy server's lanes are reset, ${RESETS_MS / 1000} s`)
+      return falseOnResets(testnet)
+    })
     await phase('false', 'false_suspicions', async () => {
       log(`false suspicions, ${FALSE_SUSPICION_MS / 1000} s with both cores saturated`)
       const load_avg = load1()
-      return { ...(await falseSuspicions(testnet)), window_s: FALSE_SUSPICION_MS / 1000, load_avg }
+      const found = await falseSuspicions(testnet)
+      return { ...found, window_s: FALSE_SUSPICION_MS / 1000, load_avg, load_after: load1() }
     })
     await phase('control', 'control', async () => {
       const control = []

@@ -11,6 +11,8 @@ export type ToControl =
   | { t: 'send'; key: string; frame: Uint8Array }
   | { t: 'broadcast'; frame: Uint8Array }
   | { t: 'drop'; key: string; reason: string }
+  | { t: 'gone'; key: string }
+  | { t: 'flush'; id: number; timeout_ms: number }
   | { t: 'isolate' }
   | { t: 'rejoin' }
   | { t: 'cut' }
@@ -23,6 +25,7 @@ export type FromControl =
   | { t: 'closed'; error?: string }
   | { t: 'event'; name: string; args: unknown[] }
   | { t: 'stats'; stats: ControlStats }
+  | { t: 'flushed'; id: number; ok: boolean }
   | { t: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; obj: object; msg: string }
 
 /** What the Federation needs of its control plane, inline (ControlPlane) or in a worker (ControlWorker). */
@@ -33,6 +36,10 @@ export interface ControlApi extends EventEmitter {
   send(key: string, frame: Buffer): void
   broadcast(frame: Buffer): void
   drop(key: string, reason: string): void
+  /** Evidence from elsewhere (a lane) that `key`'s process is gone: down until it is heard again. */
+  gone(key: string): void
+  /** Resolves once every frame sent so far was acknowledged by its peer (true), or after timeout_ms. */
+  flush(timeout_ms: number): Promise<boolean>
   isolate(): void
   rejoin(): void
   cut(): void
@@ -74,6 +81,8 @@ export class ControlWorker extends EventEmitter implements ControlApi {
   private exited = false
   private initialised = false
   private localBeforeStart: ToControl | null = null
+  private flushes = new Map<number, (ok: boolean) => void>()
+  private next_flush = 1
 
   constructor(
     private readonly options: ControlPlaneOptions,
@@ -101,6 +110,10 @@ export class ControlWorker extends EventEmitter implements ControlApi {
             return
           case 'stats':
             this.latest = message.stats
+            return
+          case 'flushed':
+            this.flushes.get(message.id)?.(message.ok)
+            this.flushes.delete(message.id)
             return
           case 'log':
             log[message.level](message.obj, message.msg)
@@ -157,6 +170,27 @@ export class ControlWorker extends EventEmitter implements ControlApi {
 
   drop(key: string, reason: string): void {
     this.post({ t: 'drop', key, reason })
+  }
+
+  gone(key: string): void {
+    this.post({ t: 'gone', key })
+  }
+
+  flush(timeout_ms: number): Promise<boolean> {
+    if (this.exited || !this.initialised) return Promise.resolve(false)
+    const id = this.next_flush++
+    return new Promise<boolean>((resolve) => {
+      // The worker bounds its wait too; this bounds a worker that stopped answering.
+      const timer = setTimeout(() => {
+        this.flushes.delete(id)
+        resolve(false)
+      }, timeout_ms + 50)
+      this.flushes.set(id, (ok) => {
+        clearTimeout(timer)
+        resolve(ok)
+      })
+      this.post({ t: 'flush', id, timeout_ms })
+    })
   }
 
   isolate(): void {

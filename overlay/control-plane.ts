@@ -81,6 +81,8 @@ type WellFormed = Exclude<Decoded, { ok: false }>
 /** Bound on the start-up wait for the peers a lookup found (dialled and admitted). */
 const JOIN_SETTLE_MS = 4000
 const CHECK_INTERVAL_MS = 20
+/** Bound on the wait for last words to be acknowledged when the plane closes. */
+export const LAST_WORDS_FLUSH_MS = 200
 /** See ControlPlane.ping. */
 const PUBLISHED_PINGS = 10
 /**
@@ -180,6 +182,8 @@ export class ControlPlane extends EventEmitter {
 
   async close(): Promise<void> {
     if (this.closing) return
+    // Last words (a resign, a leaving) reach the peers before the connections go: bounded, never hangs.
+    await this.flush(LAST_WORDS_FLUSH_MS)
     this.closing = true
     for (const t of this.timers) clearInterval(t)
     this.timers = []
@@ -201,6 +205,32 @@ export class ControlPlane extends EventEmitter {
     let sent = 0
     for (const s of this.sessions.admitted.values()) if (this.sessions.send(s, frame)) sent++
     return sent
+  }
+
+  /**
+   * Resolves true once every frame written so far was acknowledged by its peer (UDX acks), false after
+   * `timeout_ms` (a dead or frozen peer never acks).
+   */
+  async flush(timeout_ms: number): Promise<boolean> {
+    const conns = [...this.sessions.admitted.values()].map((s) => s.conn)
+    if (conns.length === 0) return true
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeout_ms)
+    })
+    const acked = Promise.all(conns.map((c) => c.flush().catch(() => false))).then((all) =>
+      all.every((ok) => ok === true),
+    )
+    try {
+      return await Promise.race([acked, expired])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Evidence from the data side that `key`'s process is gone: down until a frame from it arrives. */
+  gone(key: string): void {
+    if (this.sessions.admitted.has(key)) this.peerDown(key, 'gone')
   }
 
   /** Drop a peer's connection for a violation found by the caller (an invalid control message). */

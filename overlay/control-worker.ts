@@ -73,6 +73,14 @@ port.on('message', (message: ToControl) => {
     case 'drop':
       plane.drop(message.key, message.reason)
       return
+    case 'gone':
+      plane.gone(message.key)
+      return
+    case 'flush': {
+      const id = message.id
+      void plane.flush(message.timeout_ms).then((ok) => post({ t: 'flushed', id, ok }))
+      return
+    }
     case 'isolate':
       plane.isolate()
       return

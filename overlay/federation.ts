@@ -16,7 +16,7 @@ import {
 } from './frames.ts'
 import { installHypercorePatches } from './hypercore-patches/index.ts'
 import { assertIdentity, controlKeyPair, deriveAdmissionKey, deriveBlockKey, deriveTopic } from './keys.ts'
-import { Lane } from './lane.ts'
+import { Lane, type LaneDialOutcome } from './lane.ts'
 import { type PeerDownReason, PeerTable, type PeerTableView } from './peer-table.ts'
 import { DEFAULT_PHI_OPTIONS, type PhiAccrualOptions } from './phi-accrual.ts'
 import { Plane } from './plane.ts'
@@ -128,6 +128,8 @@ const LANE_RETRY_MS = 1000
 const LANE_RETRY_MAX_MS = 60_000
 /** The smaller key dials a peer's lane too when the greater key's dials got none up this long. */
 const LANE_SECOND_DIAL_MS = 5000
+/** Redials of an ended lane before a verdict (a redial reset before its handshake is tried again). */
+const LANE_CONFIRM_DIALS = 3
 /** UDP receive buffer of the data plane (bulk replication); see Plane.sizeBuffers. */
 const DATA_RECV_BUFFER_BYTES = 8 * 1024 * 1024
 
@@ -150,6 +152,8 @@ const DATA_RECV_BUFFER_BYTES = 8 * 1024 * 1024
  *   'snapshot-held'   ({ writer, id })                      this node holds its share of it
  *   'isolation'       ({ isolated: boolean })               test nemesis started / ended (isolate())
  *   'data-connection' (key: string, 'lane' | 'hyperswarm')  a data connection to `key` was admitted
+ *   'lane-ended'      (key: string, { verdict: 'gone' | 'alive' | 'unknown', redial, dials })  a lane
+ *                     ended from the peer's side and was redialled (see confirmGone)
  */
 export class Federation extends EventEmitter {
   readonly key: string
@@ -171,6 +175,8 @@ export class Federation extends EventEmitter {
   /** Peers' front door addresses (from their hellos). */
   private readonly frontDoors = new Map<string, string>()
   private readonly laneDials = new Map<string, { inflight: boolean; failures: number; next_ms: number }>()
+  /** Peers whose lane ended and whose redial (the confirmation) is under way. */
+  private readonly confirming = new Set<string>()
   /** Data connections (data plane and lane): admission, then replication. */
   private readonly dataSessions: Sessions
   private started = false
@@ -250,9 +256,12 @@ export class Federation extends EventEmitter {
           this.dataSessions.refuse(session, 'bad admission proof')
         } else this.admitData(session)
       },
-      // Liveness is the control plane's business; only a peer that went away is held.
+      // Liveness is the control plane's business, except for the evidence a lane's end gives (below);
+      // only a peer that went away is held.
       onClosed: (session, reason) => {
-        if (reason === 'closed') this.data.closed(session.conn_key)
+        if (reason !== 'closed') return
+        if (this.lane?.carried(session.conn)) void this.confirmGone(session.key)
+        else this.data.closed(session.conn_key)
       },
       onRefused: (key, reason) => this.emit('admission-refused', key, reason),
     })
@@ -302,7 +311,15 @@ export class Federation extends EventEmitter {
     this.timers.push(setInterval(() => this.mendDataPlane(), MEND_INTERVAL_MS))
   }
 
-  /** Teardown: timers, swarms (peers see the close at once), then the store. */
+  /**
+   * Resolves once every control frame sent so far was acknowledged (true), or after `timeout_ms`: the
+   * last words of a process about to exit (its `resign`) reach the peers first.
+   */
+  flushControl(timeout_ms: number): Promise<boolean> {
+    return this.started && !this.closing ? this.control.flush(timeout_ms) : Promise.resolve(false)
+  }
+
+  /** Teardown: timers, swarms (peers see the close at once, after last words are flushed), then the store. */
   async close(): Promise<void> {
     if (this.closing) return
     this.closing = true
@@ -499,13 +516,68 @@ export class Federation extends EventEmitter {
   }
 
   private peerDown(key: string, reason: PeerDownReason): void {
-    if (reason !== 'suspected') this.connected.delete(key)
+    // Silence and lane evidence leave the control connection in place: a peer heard again is up again.
+    if (reason === 'closed' || reason === 'rejected') this.connected.delete(key)
     if (!this.table.down(key, reason)) return
     this.opts.log.info({ peer: key, reason }, 'peer down')
     this.laneDials.delete(key) // a peer that comes back gets a fresh lane dial
     this.dropData(key)
     this.emit('peer-down', key, reason)
     if (!this.closing) this.store.replace()
+  }
+
+  // ---- evidence from connection events -----------------------------------------------------------
+
+  /**
+   * A peer's data lane (TCP) ended from its side (FIN, reset or error; not closed by us). When a process
+   * dies and its machine lives on (crash, OOM kill, SIGKILL), its kernel ends every TCP connection at
+   * once and closes its listening socket, so an immediate redial of the lane is refused: that pair of
+   * events is evidence the process is gone, acted on at once (peer-down 'gone'). A blip on a working
+   * network ends the lane too, but a live process answers the redial (the lane is back, nothing else
+   * happens); a cut network or a frozen process lets the redial time out, which proves nothing: silence
+   * (phi) decides then. A redial that connects and is reset before the handshake (a listener closing
+   * under it) is tried again, at most LANE_CONFIRM_DIALS times.
+   */
+  private async confirmGone(key: string): Promise<void> {
+    const address = this.laneAddresses.get(key)
+    if (!this.lane || !address || this.closing || this.isolation || this.confirming.has(key)) return
+    if (!this.table.get(key)?.reachable) return
+    this.confirming.add(key)
+    const started_ms = performance.now()
+    let outcome: LaneDialOutcome = 'failed'
+    let dials = 0
+    try {
+      while (dials < LANE_CONFIRM_DIALS) {
+        dials++
+        outcome = await this.lane.dial(key, address.host, address.port)
+        if (outcome !== 'reset') break
+      }
+    } finally {
+      this.confirming.delete(key)
+    }
+    const verdict = outcome === 'refused' ? 'gone' : outcome === 'up' ? 'alive' : 'unknown'
+    const fields = {
+      peer: key,
+      verdict,
+      redial: outcome,
+      dials,
+      ms: Math.round(performance.now() - started_ms),
+    }
+    this.emit('lane-ended', key, { verdict, redial: outcome, dials })
+    if (verdict !== 'gone') {
+      this.opts.log.info(
+        fields,
+        verdict === 'alive'
+          ? 'data lane ended; the peer answered: a blip'
+          : 'data lane ended; the redial proved nothing: silence decides',
+      )
+      if (verdict === 'unknown') this.data.closed(key)
+      return
+    }
+    if (this.closing || this.isolation || !this.table.get(key)?.reachable) return
+    this.opts.log.warn(fields, 'peer gone: its data lane ended and the redial was refused')
+    this.control.gone(key)
+    this.peerDown(key, 'gone')
   }
 
   // ---- data plane --------------------------------------------------------------------------------
@@ -591,7 +663,8 @@ export class Federation extends EventEmitter {
     if (dial.inflight || now_ms < dial.next_ms) return
     const state = dial
     state.inflight = true
-    void this.lane.dial(key, address.host, address.port).then((ok) => {
+    void this.lane.dial(key, address.host, address.port).then((outcome) => {
+      const ok = outcome === 'up'
       state.inflight = false
       if (!ok) state.failures++
       const backoff_ms = Math.min(LANE_RETRY_MAX_MS, LANE_RETRY_MS * 2 ** Math.max(0, state.failures - 1))

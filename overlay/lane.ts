@@ -28,9 +28,18 @@ export interface LaneOptions {
   onConnection: (conn: Conn) => void
 }
 
+/**
+ * How a dial ended. `refused`: the far host answered the SYN with a reset (ECONNREFUSED), so nothing
+ * listens at that address now; `reset`: a connection was made but ended before the handshake finished
+ * (e.g. a listener closing under it); `failed`: timed out, another key answered, or another error.
+ */
+export type LaneDialOutcome = 'up' | 'refused' | 'reset' | 'failed'
+
 export class Lane {
   private server: net.Server | null = null
   private readonly conns = new Set<Conn>()
+  /** Every connection this lane ever carried (a closed one is no longer in `conns`). */
+  private readonly carried_ = new WeakSet<Conn>()
   private isolated = false
   private closing = false
 
@@ -58,32 +67,51 @@ export class Lane {
     return this.conns.has(conn)
   }
 
+  /** Whether `conn` travels or travelled on this lane (true after it closed too). */
+  carried(conn: Conn): boolean {
+    return this.carried_.has(conn)
+  }
+
   /**
-   * Dial `key` at host:port. Resolves true once the connection is handed to onConnection; false when
-   * it fails (refused, timed out, or the far end is not `key`), which the caller answers with the
+   * Dial `key` at host:port. Resolves 'up' once the connection is handed to onConnection; otherwise how
+   * it failed (refused, reset, or timed out / another key), which the caller answers with the
    * hyperswarm data plane.
    */
-  async dial(key: string, host: string, port: number): Promise<boolean> {
-    if (this.isolated || this.closing) return false
+  async dial(key: string, host: string, port: number): Promise<LaneDialOutcome> {
+    if (this.isolated || this.closing) return 'failed'
     const expected = Buffer.from(key, 'hex')
     const socket = net.connect({ host, port })
+    let code: string | undefined
+    let connected = false
+    socket.once('connect', () => {
+      connected = true
+    })
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      code ??= error.code
+    })
     const conn = this.wrap(true, socket, expected)
-    const opened = await this.opened(conn)
-    if (!opened) return false
+    const handshake = await this.handshake(conn)
+    if (handshake !== 'ok') {
+      if (code === 'ECONNREFUSED') return 'refused'
+      // Made, then ended before the handshake: not proof of life (a dying listener), not of death. A
+      // handshake that timed out (a frozen process's kernel still accepts) proves nothing either.
+      if (connected && handshake === 'error') return 'reset'
+      return 'failed'
+    }
     if (!conn.remotePublicKey.equals(expected)) {
       this.opts.log.warn(
         { peer: key, answered: conn.remotePublicKey.toString('hex'), host, port },
         'data lane answered by another key',
       )
       conn.destroy()
-      return false
+      return 'failed'
     }
     if (this.isolated || this.closing) {
       conn.destroy()
-      return false
+      return 'failed'
     }
     this.opts.onConnection(conn)
-    return true
+    return 'up'
   }
 
   private incoming(socket: net.Socket): void {
@@ -107,20 +135,30 @@ export class Lane {
     })
     conn.on('error', (error: Error) => this.opts.log.debug({ err: error.message }, 'data lane error'))
     this.conns.add(conn)
+    this.carried_.add(conn)
     conn.once('close', () => this.conns.delete(conn))
     return conn
   }
 
   /** The Noise handshake completes within connect_timeout_ms, or the connection is destroyed. */
   private async opened(conn: Conn): Promise<boolean> {
-    const timer = setTimeout(() => conn.destroy(), this.opts.connect_timeout_ms)
+    return (await this.handshake(conn)) === 'ok'
+  }
+
+  private async handshake(conn: Conn): Promise<'ok' | 'timeout' | 'error'> {
+    let timed_out = false
+    const timer = setTimeout(() => {
+      timed_out = true
+      conn.destroy()
+    }, this.opts.connect_timeout_ms)
     try {
-      return (await conn.opened) === true
+      if ((await conn.opened) === true) return 'ok'
     } catch {
-      return false
+      // below
     } finally {
       clearTimeout(timer)
     }
+    return timed_out ? 'timeout' : 'error'
   }
 
   connections(): Iterable<Conn> {

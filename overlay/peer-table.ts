@@ -3,7 +3,11 @@
  * server is (highest term among peers claiming the server role). Plain data; the Federation updates it.
  */
 
-export type PeerDownReason = 'closed' | 'suspected' | 'rejected'
+/**
+ * `closed`: its control connection ended; `suspected`: silence (phi); `rejected`: dropped for a
+ * violation; `gone`: evidence its process is gone (a lane ended and the redial was refused).
+ */
+export type PeerDownReason = 'closed' | 'suspected' | 'rejected' | 'gone'
 
 export interface PeerEntry {
   key: string

@@ -68,6 +68,8 @@ declare module 'hyperswarm' {
     opened: Promise<boolean>
     setKeepAlive(ms: number): void
     setTimeout(ms: number): void
+    /** Resolves true once every write so far was acknowledged by the remote (UDX), false if destroyed. */
+    flush(): Promise<boolean>
   }
   export interface PeerInfo {
     publicKey: Buffer

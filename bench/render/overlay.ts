@@ -12,6 +12,8 @@ export interface OverlayRun {
   detection?: Record<string, any>
   detection_during_replication?: Record<string, any>
   false_suspicions?: { count: number; reports: number; window_s: number; load_avg: number }
+  /** A healthy server's lanes reset from outside: suspicions that followed (issue 22). */
+  false_on_resets?: Record<string, any>
   control?: Record<string, any>[]
   false_down_reasons?: Record<string, number>
   /** Set by `--only … --merge`: the phases re-run; the others come from the run named by base_*. */
@@ -40,6 +42,37 @@ function detectionRows(d: Record<string, any>, what: string, runs: string): stri
   return [
     `| ${what} SIGKILL, p50 / ${tail} (${runs}, ${n} samples per signal) | ${detectionPair(d, 'sigkill')} | ${tail} < 1000 ms: ${verdict('sigkill')} | ${d.load_avg} |`,
     `| ${what} SIGSTOP, p50 / ${tail} | ${detectionPair(d, 'sigstop')} | ${tail} < 1000 ms: ${verdict('sigstop')} | ${d.load_avg} |`,
+  ]
+}
+
+/** "gone 57, suspected 3": how the samples of one cause were found. */
+function foundBy(count: Record<string, number> | undefined): string {
+  return count
+    ? Object.entries(count)
+        .map(([path, n]) => `${path} ${n}`)
+        .join(', ')
+    : 'not recorded'
+}
+
+/** Detection by cause (runs that record `samples_per_cause`): event paths first, silence last. */
+function causeRows(d: Record<string, any>): string[] {
+  const n: number = d.samples_per_cause
+  const tail = tailLabel(n)
+  const load = `${d.load_before} -> ${d.load_after}`
+  const value = (cause: string) => (n >= 100 ? d[`${cause}_p99_ms`] : d[`${cause}_max_ms`])
+  const row = (cause: string, what: string, target_ms: number | null) => {
+    const verdict =
+      target_ms === null
+        ? '—'
+        : `${tail} <= ${target_ms} ms: ${value(cause) <= target_ms ? 'met' : '**NOT met**'}`
+    return `| detection after ${what}, p50 / ${tail} (${d.runs} runs x ${CANDIDATES} candidates, ${n} samples; found by ${foundBy(d.paths?.[cause])}) | ${d[`${cause}_p50_ms`]} / ${value(cause)} ms | ${verdict} | ${load} |`
+  }
+  return [
+    row('sigkill', "SIGKILL of the server's process group", 100),
+    row('sigterm', 'SIGTERM', 100),
+    row('uncaught', 'an uncaught error in the server', null),
+    row('sigstop', 'SIGSTOP', 500),
+    `| detection after the server's network is cut | ${d.cut_p99_ms ?? `not measured here (${d.cut_note ?? 'needs the fault lab'})`} | ${tail} <= 500 ms | — |`,
   ]
 }
 
@@ -83,7 +116,13 @@ function render(run: LegacyOverlayRun): string {
         `| gain of each of Sustain's choices: 1 MiB blocks / lane transport / patches and the rest of Sustain | ${r.gain.block_size}x / ${r.gain.transport}x / ${r.gain.patches_and_rest}x | — | — |`,
       )
   }
-  if (d) lines.push(...detectionRows(d, 'detection after', `${d.runs} runs x ${CANDIDATES} candidates`))
+  if (d?.samples_per_cause) lines.push(...causeRows(d))
+  else if (d) lines.push(...detectionRows(d, 'detection after', `${d.runs} runs x ${CANDIDATES} candidates`))
+  const resets = run.false_on_resets
+  if (resets)
+    lines.push(
+      `| false suspicions while a healthy server's lanes are reset from outside (\`ss -K\`, ${resets.window_s} s: ${resets.connections_reset} connections reset; redial verdicts ${JSON.stringify(resets.lane_verdicts)}) | ${resets.false_on_resets} | 0 | ${resets.load_before} -> ${resets.load_after} |`,
+    )
   if (b)
     lines.push(
       ...detectionRows(b, `detection during bulk replication to ${CANDIDATES} candidates,`, `${b.runs} runs`),
@@ -145,9 +184,11 @@ export const overlaySection: Section<OverlayRun> = {
     'hyperswarm UDX. Control traffic (admission, pings, control messages) runs on its own hyperswarm, apart from',
     "replication. Detection: time from the signal to the candidates' peer-down. Where the replication CPU goes",
     "(perf profiles) and what bounds these figures: ARCHITECTURE.md, overlay/ and 'Not yet'.",
-    'What differs between Sustain and the plain-hypercore baseline: Sustain replicates 1 MiB blocks on its data',
-    "lane (TCP) with its hypercore patches (overlay/peer-patch.ts); the baseline writes 64 KiB blocks over hyperswarm's",
-    'UDX. The data-plane row is over the same transport as the baseline, still with 1 MiB blocks.',
+    'What differs between Sustain and the plain-hypercore baselines: Sustain replicates 1 MiB blocks on its data',
+    'lane (Noise over TCP) with its hypercore patches (overlay/hypercore-patches/). The like-for-like baseline is',
+    "plain hypercore with 1 MiB blocks, Sustain's process settings and Noise over a loopback TCP connection: only",
+    "the patches and Sustain's own code differ; hypercore's defaults (64 KiB blocks over hyperswarm's UDX) are",
+    'beside it, and the gain of each choice is given apart. The data-plane row is Sustain over UDX.',
   ].join('\n'),
   render,
   summary,

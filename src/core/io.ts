@@ -6,7 +6,12 @@ import type { NodeId, Role, SnapshotRef } from './types.ts'
 export type CoreEvent =
   | { type: 'tick'; now_ms: number }
   | { type: 'peer-up'; peer: NodeId; now_ms: number }
-  | { type: 'peer-down'; peer: NodeId; reason: 'closed' | 'suspected'; now_ms: number }
+  /**
+   * `closed`: its control connection ended (a goodbye at the protocol level); `suspected`: silence
+   * (phi-accrual); `gone`: evidence that its process is gone (a data lane ended and the immediate redial
+   * was refused: nothing listens at its address any more), acted on without waiting for silence.
+   */
+  | { type: 'peer-down'; peer: NodeId; reason: PeerDownCause; now_ms: number }
   | { type: 'message'; from: NodeId; msg: ControlMessage; now_ms: number }
   | { type: 'driver'; kind: DriverEventKind; now_ms: number }
   | { type: 'snapshot-stored'; snapshot: SnapshotRef; now_ms: number }
@@ -24,6 +29,13 @@ export type CoreEvent =
    * from the core's construction (starting the overlay can take a second or more on a loaded machine).
    */
   | { type: 'joined'; now_ms: number }
+  /**
+   * This process is about to exit (SIGTERM/SIGINT/SIGHUP, or an uncaught error): its last words are a
+   * `resign`, so peers elect at once instead of waiting for silence. Nothing is handled after it.
+   */
+  | { type: 'terminate'; reason: string; now_ms: number }
+
+export type PeerDownCause = 'closed' | 'suspected' | 'gone'
 
 /** `answering`: the service passed its first probe. `unusable`: its current state cannot be used. */
 export type DriverEventKind = 'answering' | 'exited' | 'probe-failed' | 'unusable'
@@ -49,6 +61,8 @@ export type TimelineName =
   | 'quorum_lost'
   /** refuse-to-split: this node would claim but waits for a majority's support (logged once per election). */
   | 'election_waits_for_quorum'
+  /** The process terminates (signal or uncaught error): last words sent, nothing handled after. */
+  | 'terminating'
 
 /** Outputs of the core: what the runtime (or the simulator) must do. */
 export type CoreEffect =

@@ -1,6 +1,6 @@
 import { assert } from './assert.ts'
 import { type CoreConfig, checkCoreConfig } from './config.ts'
-import type { CoreEffect, CoreEvent, TimelineName } from './io.ts'
+import type { CoreEffect, CoreEvent, PeerDownCause, TimelineName } from './io.ts'
 import { forkPoint, nextSnapshotRef } from './lineage.ts'
 import type {
   ClaimMessage,
@@ -117,6 +117,8 @@ export class NodeCore {
   private direct_switch: { from: NodeId; to: NodeId } | null = null
   /** refuse-to-split: this node was named successor; it claims once a majority supports it. */
   private pending_handover: { snapshot: SnapshotRef; source: NodeId } | null = null
+  /** The process is exiting (`terminate`): every later event is ignored. */
+  private terminated = false
 
   constructor(options: NodeStartOptions) {
     checkCoreConfig(options.config)
@@ -169,6 +171,7 @@ export class NodeCore {
     assert(event.now_ms >= this.now_ms, `time went backwards: ${event.now_ms} < ${this.now_ms}`)
     this.now_ms = event.now_ms
     this.effects = []
+    if (this.terminated) return this.effects
     switch (event.type) {
       case 'tick':
         this.onTick()
@@ -217,6 +220,9 @@ export class NodeCore {
       case 'joined':
         this.joined_at_ms = this.now_ms
         break
+      case 'terminate':
+        this.onTerminate(event.reason)
+        return this.effects
     }
     if (this.refuses()) this.keepQuorum()
     this.checkInvariants()
@@ -269,6 +275,8 @@ export class NodeCore {
       handing.tried.add(handing.successor)
       handing.successor = null
       this.nameSuccessor()
+    } else if (handing?.final && handing.successor === null && now >= handing.deadline_ms) {
+      this.nameSuccessor() // it waited for another node's restore (see nameSuccessor)
     }
   }
 
@@ -322,7 +330,7 @@ export class NodeCore {
     return info
   }
 
-  private onPeerDown(id: NodeId, reason: 'closed' | 'suspected'): void {
+  private onPeerDown(id: NodeId, reason: PeerDownCause): void {
     const info = this.peer(id)
     if (!info.reachable) return
     info.reachable = false
@@ -654,6 +662,16 @@ export class NodeCore {
 
   private evaluateElection(): void {
     if (this.role_ !== 'electing' || this.election === null) return
+    // Another live server is reachable (this node followed one server of two, e.g. as a bridge between
+    // partitions, and lost it): follow it rather than make a third; two meeting servers merge anyway.
+    const live = this.peers().filter(
+      (p) => p.reachable && p.role === 'server' && !this.election!.excluded.has(p.id),
+    )
+    if (live.length > 0) {
+      const pick = live.reduce((a, b) => (this.mergeWinner(a, b) === a.id ? a : b))
+      this.follow(pick.id)
+      return
+    }
     // refuse-to-split: votes must converge on one node, so every voter ranks the same set; a lost
     // server is unreachable (not eligible) anyway, a resigned one ineligible for its cooldown.
     const contenders = this.eligible(this.refuses() ? new Set() : this.election.excluded)
@@ -692,6 +710,9 @@ export class NodeCore {
   }
 
   private claim(snapshot: SnapshotRef | null, sources: NodeId[]): void {
+    // A snapshot held or restored names a term too (one replicated from a server whose messages were
+    // lost when it exited): the new lineage's term must exceed its parent's.
+    this.max_term_ = Math.max(this.max_term_, snapshot?.term ?? 0, this.held_?.term ?? 0)
     const term =
       this.config.planted_bug === 'term-not-incremented' ? Math.max(this.max_term_, 1) : this.max_term_ + 1
     this.term_ = term
@@ -810,6 +831,11 @@ export class NodeCore {
     this.health_ = 'down'
     this.timeline('fault_seen', { stage: 'service', kind })
     this.restarts_ms = this.restarts_ms.filter((t) => this.now_ms - t < this.config.restart_window_ms)
+    if (kind === 'unusable' && this.head_ === null) {
+      // Nothing to repair from in place (no snapshot yet): restarting would serve the broken state.
+      this.resign('service state unusable and no snapshot to restart from')
+      return
+    }
     if (this.restarts_ms.length >= this.config.restart_budget) {
       this.resign(
         `service failed ${this.restarts_ms.length + 1} times in ${this.config.restart_window_ms} ms`,
@@ -833,6 +859,20 @@ export class NodeCore {
     // Not excluded for the whole election: the cooldown ends, and an election that outlasts it (others
     // wait for this node, the best again) must be able to pick it.
     this.startElection(new Set())
+  }
+
+  /**
+   * Last words of a process that exits: a `resign` (whatever the role: a server's makes its followers
+   * elect at once, a candidate's takes it out of elections under way) and `exit`. The role is kept (a
+   * `leaving` state would shrink the member count; the node comes back, e.g. restarted by systemd).
+   */
+  private onTerminate(reason: string): void {
+    this.terminated = true
+    this.timeline('terminating', { reason })
+    if (this.role_ === 'restoring') this.effects.push({ type: 'cancel-restore' })
+    if (this.serving()) this.effects.push({ type: 'stop-service', reason: `terminating: ${reason}` })
+    this.effects.push({ type: 'broadcast', msg: { type: 'resign', term: this.term_ } })
+    this.effects.push({ type: 'exit' })
   }
 
   private takeSnapshot(final: boolean): void {
@@ -903,6 +943,14 @@ export class NodeCore {
     const handover = this.handover
     if (handover === null || handover.final === null) return
     const excluded = new Set([this.id, ...handover.tried])
+    // Another node restores (an election while this one handed over) and progresses: naming a successor
+    // now would race it (a second server). Wait; once it serves, this node merges into it (onServerSeen).
+    // (Also one passed over earlier: it restores by its own claim now.)
+    if (this.peers().some((p) => this.progressing(p.id))) {
+      handover.successor = null
+      handover.deadline_ms = this.now_ms + this.config.handover_timeout_ms
+      return
+    }
     const next = best(this.config.strategy, this.eligible(excluded))
     if (next === null) {
       // Nobody to hand over to: keep or give up the service as asked, the final snapshot stays local.

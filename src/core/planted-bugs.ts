@@ -1,5 +1,6 @@
 /**
- * Known bugs that tests plant in the core to prove the simulator's checker is not vacuous.
+ * Known bugs that tests plant in the core (or in the simulator's model of the overlay) to prove the
+ * simulator's checker is not vacuous.
  * Never set outside tests: the switch lives in CoreConfig.planted_bug and defaults to none.
  */
 export const PLANTED_BUGS = [
@@ -10,6 +11,11 @@ export const PLANTED_BUGS = [
   'wrong-fork-point',
   /** refuse-to-split: support moves to another node at once, without the fence_ms gap. */
   'no-support-gap',
+  /**
+   * Not in the core: the simulator's model of the overlay acts on a lane that ended without the
+   * confirming redial (overlay/federation.ts confirmGone), so a blip on a live server's lane kills it.
+   */
+  'gone-without-confirmation',
 ] as const
 
 /** Bugs that only exist under a merge policy; the planted-bug test runs them under it. */

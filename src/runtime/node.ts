@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { writeFileAtomic } from '../../lib/atomic-write.ts'
 import type { Logger } from '../../lib/log.ts'
-import { Federation, type KeyPair } from '../../overlay/index.ts'
+import { Federation, type KeyPair, LAST_WORDS_FLUSH_MS } from '../../overlay/index.ts'
 import {
   type CodecPool,
   createCodecPool,
@@ -232,7 +232,7 @@ export class SustainNode {
     })
     this.federation.on('peer-down', (key: string, reason: string) => {
       this.notePeers()
-      const why = reason === 'closed' ? 'closed' : 'suspected'
+      const why = reason === 'closed' || reason === 'gone' ? reason : 'suspected'
       this.dispatch({ type: 'peer-down', peer: key, reason: why, now_ms: this.now() })
     })
     this.merger = new MergeCoordinator({
@@ -327,6 +327,17 @@ export class SustainNode {
   watch(listener: (notice: NodeNotice) => void): () => void {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
+  }
+
+  /**
+   * This process is about to exit (a signal, an uncaught error): the core's last words (a `resign`) go
+   * out at once and the node closes (the overlay flushes them before its connections go). Resolves once
+   * they were acknowledged by every peer or after `flush_ms`, whichever is first; the close goes on.
+   */
+  async terminate(reason: string, flush_ms = LAST_WORDS_FLUSH_MS): Promise<boolean> {
+    if (this.stopped || !this.federation) return false
+    this.dispatch({ type: 'terminate', reason, now_ms: this.now() })
+    return this.federation.flushControl(flush_ms)
   }
 
   leave(): void {

@@ -8,14 +8,15 @@ import { loadFrontDoorPorts } from '../frontdoor/load-ports.ts'
 import { claimSocket, startControlServer } from './control-server.ts'
 import { createDriver } from './create-driver.ts'
 import { serveBootstrap } from './dht-bootstrap.ts'
+import { installLastWords } from './last-words.ts'
 import { startMetrics } from './metrics.ts'
 import { SustainNode } from './node.ts'
 import { nodePaths } from './paths.ts'
 import { recordTimeline } from './timeline-file.ts'
 
 /**
- * Runs one node in this process until it exits (leave) or is told to stop (SIGINT/SIGTERM: the swarm is
- * closed so peers see the node go at once instead of waiting for suspicion).
+ * Runs one node in this process until it exits (leave) or is told to stop (SIGTERM/SIGINT/SIGHUP, or an
+ * uncaught error: last-words.ts; peers hear a resign and elect at once instead of waiting for silence).
  */
 export async function runNode(
   data_dir: string,
@@ -34,12 +35,15 @@ export async function runNode(
   let control: Server | null = null
   let metrics: Server | null = null
   let bootstrap_server: HyperDHT | null = null
-  const stop = (signal: string) => {
-    log.info({ event: 'signal', signal }, `stopping on ${signal}`)
-    void node.close()
-  }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
+  // Last words: a resign goes out (and is flushed, at most 200 ms) before the connections close.
+  const removeLastWords = installLastWords({
+    speak: (reason) => node.terminate(reason),
+    stop: (signal) => {
+      log.info({ event: 'signal', signal }, `stopping on ${signal}`)
+      void node.close()
+    },
+    fatal: (error, origin) => log.fatal({ err: error, origin }, 'uncaught error: resigning and exiting'),
+  })
   try {
     bootstrap_server = await serveBootstrap(config, log)
     await node.start()
@@ -53,8 +57,7 @@ export async function runNode(
     }
     await node.exited
   } finally {
-    process.off('SIGINT', stop)
-    process.off('SIGTERM', stop)
+    removeLastWords()
     await node.close()
     await stopRecording()
     await bootstrap_server?.destroy()

@@ -39,8 +39,52 @@ describe('serving', () => {
 
   it('unusable current state restarts from the newest snapshot', () => {
     const node = serverNode()
+    const taken = ofType(node.handle({ type: 'tick', now_ms: 6700 }), 'take-snapshot')[0]!
+    node.handle({ type: 'snapshot-stored', snapshot: taken.snapshot, now_ms: 6800 })
+    const effects = node.handle({ type: 'driver', kind: 'unusable', now_ms: 7000 })
+    expect(ofType(effects, 'start-service')[0]).toMatchObject({ from: 'snapshot', snapshot: taken.snapshot })
+  })
+
+  it('unusable current state with no snapshot to restart from: resigns at once', () => {
+    const node = serverNode()
     const effects = node.handle({ type: 'driver', kind: 'unusable', now_ms: 2000 })
-    expect(ofType(effects, 'start-service')[0]?.from).toBe('snapshot')
+    expect(ofType(effects, 'start-service')).toEqual([])
+    expect(ofType(effects, 'broadcast').map((e) => e.msg.type)).toContain('resign')
+    expect(node.role).toBe('electing')
+  })
+
+  it('terminate (a signal, an uncaught error): the server stops its service, resigns and exits', () => {
+    const node = serverNode()
+    const effects = node.handle({ type: 'terminate', reason: 'SIGTERM', now_ms: 2000 })
+    const types = effects.map((e) => e.type)
+    expect(types.indexOf('stop-service')).toBeLessThan(types.indexOf('exit'))
+    expect(ofType(effects, 'broadcast').map((e) => e.msg)).toEqual([{ type: 'resign', term: 1 }])
+    expect(ofType(effects, 'exit')).toHaveLength(1)
+    // Nothing is handled after the last words (no election, no snapshot, no state).
+    expect(node.handle({ type: 'tick', now_ms: 9000 })).toEqual([])
+  })
+
+  it('terminate while restoring cancels the restore; a candidate resigns too, keeping its role', () => {
+    const claimant = makeNode(A, 50)
+    claimant.handle({ type: 'tick', now_ms: 1600 })
+    expect(claimant.role).toBe('restoring')
+    const effects = claimant.handle({ type: 'terminate', reason: 'SIGINT', now_ms: 1700 })
+    expect(ofType(effects, 'cancel-restore')).toHaveLength(1)
+    const candidate = makeNode(B, 10)
+    candidate.handle({ type: 'message', from: A, msg: state('server', { server: A }), now_ms: 10 })
+    const last = candidate.handle({ type: 'terminate', reason: 'SIGHUP', now_ms: 20 })
+    expect(ofType(last, 'broadcast').map((e) => e.msg.type)).toEqual(['resign'])
+    expect(ofType(last, 'stop-service')).toEqual([])
+    expect(candidate.role).toBe('candidate')
+  })
+
+  it('a server proved gone by connection events: candidates elect at once, the cause on the timeline', () => {
+    const node = makeNode(B, 10)
+    node.handle({ type: 'message', from: A, msg: state('server', { server: A }), now_ms: 10 })
+    const effects = node.handle({ type: 'peer-down', peer: A, reason: 'gone', now_ms: 20 })
+    const suspected = ofType(effects, 'timeline').find((e) => e.name === 'server_suspected')
+    expect(suspected?.fields).toEqual({ server: A, reason: 'gone' })
+    expect(node.role).toBe('restoring')
   })
 
   it('candidates elect at once when the server resigns', () => {

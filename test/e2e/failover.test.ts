@@ -107,6 +107,24 @@ describe('failover end to end (real node processes, real mail service, loopback 
     }
   })
 
+  it('server SIGTERM: its last words (a resign) start the election at once on every candidate', async () => {
+    const fed = await start(3, 2680)
+    const server = await fed.server(60_000)
+    await server.waitFor((r) => r.event === 'driver' && r.kind === 'answering', 30_000, 'answering')
+    const others = fed.nodes.filter((n) => n !== server)
+    const stopped_ms = Date.now()
+    server.signal('SIGTERM', 'node')
+    await server.waitFor(event('terminating', stopped_ms), 10_000, 'terminating')
+    // Every candidate acts on the resign, not on a closed connection or silence.
+    const suspected = await Promise.all(
+      others.map((n) => n.waitFor(event('server_suspected', stopped_ms), 20_000, 'server suspected')),
+    )
+    for (const r of suspected) expect(r.reason).toBe('resigned')
+    // (The terminating node keeps saying `server` until it has closed, so the successor is found by its record.)
+    await LocalFederation.first(others, event('service_answering', stopped_ms), 30_000, 'successor answering')
+    await server.waitExit(20_000)
+  })
+
   it('server SIGKILL: a candidate restores the newest replicated snapshot and the service answers', async () => {
     const metrics_port = 2690
     const fed = await start(3, 2620, (i) => ['--metrics', String(metrics_port + i)])

@@ -35,7 +35,11 @@ export class NodeProc extends EventEmitter {
   private readonly pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>()
   readonly exited: Promise<number | null>
 
-  constructor(readonly config: NodeConfig) {
+  /** `detached`: the node leads a process group of its own (a benchmark kills the group, as a crash would). */
+  constructor(
+    readonly config: NodeConfig,
+    options: { detached?: boolean } = {},
+  ) {
     super()
     this.setMaxListeners(100)
     // SUSTAIN_FIXTURE_NODE_ARGS: extra node flags for profiling (e.g. "--cpu-prof --cpu-prof-dir=DIR";
@@ -45,6 +49,7 @@ export class NodeProc extends EventEmitter {
     this.child = spawn(process.execPath, [...node.args, '--import', 'tsx', FIXTURE], {
       env: { ...node.env, SUSTAIN_OVERLAY_NODE: JSON.stringify(config) },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      detached: options.detached === true,
     })
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)))
     this.child.on('message', (m: any) => {
@@ -91,11 +96,12 @@ export class NodeProc extends EventEmitter {
   }
 
   /** Resolve once this node's data connection to `peer` runs on a TCP lane. */
-  laneTo(peer: NodeProc, timeout_ms = 30_000): Promise<NodeEvent> {
+  laneTo(peer: NodeProc, timeout_ms = 30_000, since = 0): Promise<NodeEvent> {
     return this.waitFor(
       (e) => e.event === 'data-connection' && e.key === peer.key && e.transport === 'lane',
       timeout_ms,
       `lane to ${peer.name}`,
+      since,
     )
   }
 
@@ -128,16 +134,19 @@ export class Cluster {
     return new Cluster(await mkdtemp(join(tmpdir(), 'sustain-overlay-')), bootstrap)
   }
 
-  spawn(name: string, overrides: Partial<NodeConfig> = {}): NodeProc {
-    const node = new NodeProc({
-      bootstrap: this.bootstrap,
-      secret: this.secret,
-      seed: randomBytes(32).toString('hex'),
-      storageDir: join(this.dir, name),
-      name,
-      priority: this.nodes.length,
-      ...overrides,
-    })
+  spawn(name: string, overrides: Partial<NodeConfig> = {}, options: { detached?: boolean } = {}): NodeProc {
+    const node = new NodeProc(
+      {
+        bootstrap: this.bootstrap,
+        secret: this.secret,
+        seed: randomBytes(32).toString('hex'),
+        storageDir: join(this.dir, name),
+        name,
+        priority: this.nodes.length,
+        ...overrides,
+      },
+      options,
+    )
     this.nodes.push(node)
     return node
   }

@@ -24,6 +24,9 @@ export interface ScenarioResult {
   elections: number
   merges: number
   restores: number
+  /** Lanes that ended while both ends lived on, and peer-downs acted on from connection events. */
+  lane_blips: number
+  gone_verdicts: number
 }
 
 const STRATEGIES: Strategy[] = ['static', 'freshest', 'capacity']
@@ -65,7 +68,11 @@ export function runScenario(seed: number, options: ScenarioOptions): ScenarioRes
       world.at(at, () => {
         const s = server()
         const victim = s >= 0 && rng.chance(0.8) ? s : anyNode()
-        world.crash(victim)
+        // A terminated node resigns first (its resign sometimes lost in flight); a crashed process's
+        // lanes end and redials are refused; a machine that goes leaves silence only.
+        const how = rng.int(0, 99)
+        if (how < 25) world.terminate(victim, rng.chance(0.3))
+        else world.crash(victim, how < 65 ? 'process' : 'machine')
         world.at(heal_at, () => world.restart(victim))
       })
     } else if (kind < 44) {
@@ -107,6 +114,16 @@ export function runScenario(seed: number, options: ScenarioOptions): ScenarioRes
     }
     t += rng.int(1000, 8000)
   }
+  // Lane blips all along, quiet phase included: a lane that ends while both ends live on must change
+  // nothing (the liveness bound is not restarted by them).
+  for (let b = rng.int(200, 3000); b < chaos_ms + quiet_ms; b += rng.int(200, 3000)) {
+    world.at(b, () => {
+      const s = server()
+      const a = s >= 0 && rng.chance(0.7) ? s : anyNode()
+      const other = anyNode()
+      if (other !== a) world.laneBlip(a, other)
+    })
+  }
   world.at(chaos_ms, () => {
     world.net.healAll()
     world.networkChanged('full heal')
@@ -130,5 +147,7 @@ export function runScenario(seed: number, options: ScenarioOptions): ScenarioRes
     elections: world.elections,
     merges: world.merges,
     restores: world.restores,
+    lane_blips: world.lane_blips,
+    gone_verdicts: world.gone_verdicts,
   }
 }

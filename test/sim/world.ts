@@ -45,8 +45,21 @@ export class Violation extends Error {
 
 type Item =
   | { kind: 'tick'; node: number; inc: number }
-  | { kind: 'deliver'; from: number; to: number; inc_from: number; inc_to: number; msg: ControlMessage }
+  | {
+      kind: 'deliver'
+      from: number
+      to: number
+      inc_from: number
+      inc_to: number
+      msg: ControlMessage
+      /** Last words (a terminating node's resign): flushed before the sender exited, so they survive it. */
+      last_words?: boolean
+    }
   | { kind: 'closed'; from: number; to: number; inc_to: number }
+  /** `to` saw its data lane to `from` end (FIN, reset); it redials at once (see overlay confirmGone). */
+  | { kind: 'lane-ended'; from: number; to: number; inc_to: number }
+  /** The redial's answer reached `to`: refused (nothing listens: the process is gone), answered, or none. */
+  | { kind: 'lane-redial'; from: number; to: number; inc_to: number }
   | { kind: 'snapshot-done'; node: number; inc: number; ref: SnapshotRef; ok: boolean }
   | { kind: 'replicated'; from: number; to: number; inc_to: number; ref: SnapshotRef }
   | { kind: 'restore-done'; node: number; inc: number; gen: number; ref: SnapshotRef | null }
@@ -63,6 +76,13 @@ interface SimNode {
   alive: boolean
   /** Incarnation: bumped on every crash/restart so stale scheduled work is ignored. */
   inc: number
+  /**
+   * The machine itself is down (power, kernel panic): its kernel answers nothing, so its connections
+   * end in silence and a redial times out. A process crash (`crash(i, 'process')`) leaves it up.
+   */
+  machine_down: boolean
+  /** When this node last became server (ground truth), for the live-server check. */
+  server_since_ms: number
   core: NodeCore
   detectors: Map<number, PhiAccrual>
   /** Peers this node's detector currently considers up. */
@@ -83,6 +103,8 @@ interface SimNode {
   members: NodeId[]
   resigned_at_ms: number
   leaving: boolean
+  /** The resign of a `terminate` is lost in flight (its flush did not finish before the exit). */
+  last_words_lost: boolean
   held_changed_ms: number
   load_changed_ms: number
   up_since_ms: number
@@ -107,6 +129,15 @@ export class World {
   private topology_version = 0
   private components_cache: { version: number; value: { groups: number[][]; cliques: boolean } } | null = null
   private readonly max_steps: number
+  /**
+   * Pairs joined by a data lane (TCP, both ways), drawn once: the rest reach each other over the
+   * hyperswarm data plane only (UDP: no connection events), as behind a NAT without a forwarded port.
+   */
+  private readonly lanes = new Set<string>()
+  /** The node whose `terminate` is being handled (its resign is its last words). */
+  private speaking: number | null = null
+  lane_blips = 0
+  gone_verdicts = 0
   /** When a leaving server last named each node its successor. */
   private readonly named_successor_ms = new Map<NodeId, number>()
   /** Per leaving server, the successor it named last; a successor it gave up on (stalled), and by whom. */
@@ -125,6 +156,8 @@ export class World {
   ) {
     this.net = new SimNetwork(options.nodes, rng)
     this.max_steps = BOUNDS.max_steps_per_pair_s * options.nodes * options.nodes * 120 + 100_000
+    for (let a = 0; a < options.nodes; a++)
+      for (let b = a + 1; b < options.nodes; b++) if (rng.chance(0.8)) this.lanes.add(`${a}-${b}`)
     for (let i = 0; i < options.nodes; i++) {
       const priority = rng.int(1, 5) * 10
       const node: SimNode = {
@@ -134,6 +167,8 @@ export class World {
         load: rng.int(0, 100),
         alive: true,
         inc: 0,
+        machine_down: false,
+        server_since_ms: Number.POSITIVE_INFINITY,
         core: undefined as unknown as NodeCore,
         detectors: new Map(),
         up: new Set(),
@@ -148,6 +183,7 @@ export class World {
         members: [],
         resigned_at_ms: Number.NEGATIVE_INFINITY,
         leaving: false,
+        last_words_lost: false,
         held_changed_ms: 0,
         load_changed_ms: 0,
         up_since_ms: 0,
@@ -212,20 +248,74 @@ export class World {
     this.queue.push(at_ms, { kind: 'fault', run })
   }
 
-  crash(i: number): void {
+  /**
+   * `process`: the process dies and its machine lives on (SIGKILL, OOM, a crash): its kernel ends its
+   * lanes at once and refuses redials. `machine`: the machine goes (power, panic): silence only.
+   */
+  crash(i: number, how: 'process' | 'machine' = 'machine'): void {
     const node = this.nodes[i]!
     if (!node.alive) return
     node.alive = false
     node.inc += 1
     node.service_up = false
-    this.disturb(`crash ${i}`)
+    node.machine_down = how === 'machine'
+    this.disturb(`crash ${i} (${how})`)
+    if (how === 'process') this.lanesEnd(node)
   }
 
   restart(i: number): void {
     const node = this.nodes[i]!
     if (node.alive) return
     this.disturb(`restart ${i}`)
+    node.machine_down = false
     this.boot(node, 0)
+  }
+
+  /** SIGTERM/SIGINT/SIGHUP: the node's last words (a resign, lost in flight when `lost`), then it exits. */
+  terminate(i: number, lost: boolean): void {
+    const node = this.nodes[i]!
+    if (!node.alive) return
+    this.disturb(`terminate ${i}${lost ? ' (resign lost)' : ''}`)
+    node.last_words_lost = lost
+    this.speaking = i
+    try {
+      this.deliverCore(node, { type: 'terminate', reason: 'SIGTERM', now_ms: this.now_ms })
+    } finally {
+      this.speaking = null
+    }
+  }
+
+  /** A lane between two live nodes ends (a reset on a working network): both ends see it, both live on. */
+  laneBlip(a: number, b: number): void {
+    if (!this.hasLane(a, b) || !this.nodes[a]!.alive || !this.nodes[b]!.alive) return
+    if (!this.net.linked(a, b)) return
+    this.lane_blips += 1
+    this.log.push(`${this.now_ms} lane blip ${a}-${b}`)
+    for (const [from, to] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      this.queue.push(this.now_ms + 1, { kind: 'lane-ended', from, to, inc_to: this.nodes[to]!.inc })
+    }
+  }
+
+  hasLane(a: number, b: number): boolean {
+    return this.lanes.has(a < b ? `${a}-${b}` : `${b}-${a}`)
+  }
+
+  /** A process ended (its machine lives on): every linked peer with a lane to it sees the lane end. */
+  private lanesEnd(node: SimNode): void {
+    for (const to of this.nodes) {
+      if (to === node || !to.alive || !this.hasLane(node.index, to.index)) continue
+      if (!this.net.linked(node.index, to.index)) continue
+      const delay = this.net.latency(node.index, to.index, this.rng)
+      this.queue.push(this.now_ms + delay, {
+        kind: 'lane-ended',
+        from: node.index,
+        to: to.index,
+        inc_to: to.inc,
+      })
+    }
   }
 
   serviceCrash(i: number, loop: number): void {
@@ -304,7 +394,7 @@ export class World {
         const from = this.nodes[item.from]!
         const to = this.nodes[item.to]!
         if (!to.alive || to.inc !== item.inc_to || !this.net.linked(item.from, item.to)) return
-        if (from.inc !== item.inc_from && !from.alive) return
+        if (from.inc !== item.inc_from && !from.alive && !item.last_words) return
         let detector = to.detectors.get(item.from)
         if (!detector) {
           detector = new PhiAccrual({
@@ -337,6 +427,34 @@ export class World {
           reason: 'closed',
           now_ms: this.now_ms,
         })
+        return
+      }
+      case 'lane-ended': {
+        const to = this.nodes[item.to]!
+        if (!to.alive || to.inc !== item.inc_to || !to.up.has(item.from)) return
+        if (this.options.planted_bug === 'gone-without-confirmation') {
+          this.gone(to, item.from)
+          return
+        }
+        // The redial's SYN goes out and its answer (SYN-ACK or reset) comes back: one round trip.
+        const rtt =
+          this.net.latency(item.to, item.from, this.rng) + this.net.latency(item.from, item.to, this.rng)
+        this.queue.push(this.now_ms + rtt, {
+          kind: 'lane-redial',
+          from: item.from,
+          to: item.to,
+          inc_to: to.inc,
+        })
+        return
+      }
+      case 'lane-redial': {
+        const to = this.nodes[item.to]!
+        const from = this.nodes[item.from]!
+        if (!to.alive || to.inc !== item.inc_to || !to.up.has(item.from)) return
+        // Refused only by a live machine with nothing listening: the process is gone. A live process
+        // answers (a blip); a cut link or a machine that is down leaves the redial unanswered.
+        if (from.alive || from.machine_down || !this.net.linked(item.from, item.to)) return
+        this.gone(to, item.from)
         return
       }
       case 'snapshot-done': {
@@ -449,6 +567,19 @@ export class World {
     return this.nodes.some((n) => n !== node && good(n) && this.net.linked(node.index, n.index))
   }
 
+  /** Connection events proved `peer`'s process gone: `node` acts without waiting for silence. */
+  private gone(node: SimNode, peer: number): void {
+    this.gone_verdicts += 1
+    node.up.delete(peer)
+    node.detectors.delete(peer)
+    this.deliverCore(node, {
+      type: 'peer-down',
+      peer: this.nodes[peer]!.id,
+      reason: 'gone',
+      now_ms: this.now_ms,
+    })
+  }
+
   private detect(node: SimNode): void {
     for (const peer of [...node.up]) {
       const detector = node.detectors.get(peer)
@@ -471,9 +602,12 @@ export class World {
     const effects = node.core.handle(event)
     this.checkNode(node, before_max)
     const claimed = before_role !== 'restoring' && node.core.role === 'restoring'
+    if (node.core.role !== 'server') node.server_since_ms = Number.POSITIVE_INFINITY
+    else if (before_role !== 'server') node.server_since_ms = this.now_ms
     if (claimed) {
       this.checkElection(node, before_max)
       this.checkNoRace(node)
+      this.checkNoLiveServer(node)
       node.claimed_ms = this.now_ms
       node.progress_ms = this.now_ms
     }
@@ -485,7 +619,7 @@ export class World {
     }
   }
 
-  private send(from: SimNode, to: SimNode, msg: ControlMessage): void {
+  private send(from: SimNode, to: SimNode, msg: ControlMessage, last_words = false): void {
     if (!to.alive || !this.net.linked(from.index, to.index)) return
     if (this.rng.chance(this.net.lossRate(from.index, to.index))) return
     const delay = this.net.latency(from.index, to.index, this.rng)
@@ -496,6 +630,7 @@ export class World {
       inc_from: from.inc,
       inc_to: to.inc,
       msg,
+      ...(last_words ? { last_words } : {}),
     })
   }
 
@@ -528,7 +663,11 @@ export class World {
           if (before !== undefined && before !== effect.msg.to) this.passed_over_by.set(before, node)
           this.named_by.set(node.id, effect.msg.to)
         }
-        for (const to of this.nodes) if (to !== node) this.send(node, to, effect.msg)
+        {
+          const last_words = effect.msg.type === 'resign' && this.speaking === node.index
+          if (last_words && node.last_words_lost) return
+          for (const to of this.nodes) if (to !== node) this.send(node, to, effect.msg, last_words)
+        }
         return
       case 'persist':
         node.last_term = Math.max(node.last_term, effect.term)
@@ -620,6 +759,7 @@ export class World {
         node.inc += 1
         node.service_up = false
         this.disturb(`exit ${node.index}`)
+        this.lanesEnd(node) // the process exits, its machine lives on
         for (const to of this.nodes) {
           if (to === node || !to.alive || !this.net.linked(node.index, to.index)) continue
           const delay = this.net.latency(node.index, to.index, this.rng)
@@ -745,9 +885,36 @@ export class World {
       if (this.now_ms - other.progress_ms > DEFAULT_CORE_CONFIG.handover_timeout_ms - margin_ms) continue
       this.fail(
         'no-claim-against-progressing-restore',
-        `n${node.index} claimed while n${i} restores (claimed ${this.now_ms - other.claimed_ms} ms ago, progressed ${this.now_ms - other.progress_ms} ms ago)`,
+        `n${node.index} claimed while n${i} restores (claimed ${this.now_ms - other.claimed_ms} ms ago, progressed ${this.now_ms - other.progress_ms} ms ago; as n${node.index} sees it: ${JSON.stringify(this.seen(node, other))})`,
       )
     }
+  }
+
+  /**
+   * No claim while a live server serves in the claimant's component and everyone there knows it: on a
+   * clique without loss, quiet for the knowledge bound, silence never suspects a live server, so no
+   * evidence path (a lane that ended, a resign) may make a second server there either.
+   */
+  private checkNoLiveServer(node: SimNode): void {
+    const group = this.groupOf(node.index)
+    if (!this.knowledgeCurrent(group)) return
+    for (const i of group) {
+      const other = this.nodes[i]!
+      if (other === node || !other.alive || other.core.role !== 'server' || other.core.handingOver) continue
+      if (this.now_ms - other.server_since_ms < BOUNDS.knowledge_ms) continue
+      this.fail(
+        'no-claim-against-live-server',
+        `n${node.index} claimed while n${i} serves (for ${this.now_ms - other.server_since_ms} ms) in its component`,
+      )
+    }
+  }
+
+  /** What `node`'s core knows of `other` (for violation messages). */
+  private seen(node: SimNode, other: SimNode): Record<string, unknown> | null {
+    const p = node.core.peers().find((q) => q.id === other.id)
+    if (!p) return null
+    const { reachable, role, term, progress, progress_ms, last_heard_ms } = p
+    return { reachable, role, term, progress, progress_ms, last_heard_ms, up: node.up.has(other.index) }
   }
 
   /** A restore starts from the newest complete snapshot the component holds. */
