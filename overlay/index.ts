@@ -1,3 +1,4 @@
+export { LAST_WORDS_FLUSH_MS } from './control-plane.ts'
 export {
   Federation,
   type FederationOptions,
@@ -5,7 +6,6 @@ export {
   OVERLAY_PHI_OPTIONS,
   type ValidationResult,
 } from './federation.ts'
-export { LAST_WORDS_FLUSH_MS } from './control-plane.ts'
 export { type ControlMessage, DEFAULT_MAX_FRAME_BYTES, WIRE_VERSION } from './frames.ts'
 export {
   createIdentity,
