@@ -73,12 +73,14 @@ let violations = 0
 let simulated_ms = 0
 let elections = 0
 let merges = 0
+let releases = 0
 const started = performance.now()
 for (let seed = first; seed < first + seeds; seed++) {
   const result = runScenario(seed, { nodes, strategy, planted_bug, merge_policy })
   simulated_ms += result.simulated_ms
   elections += result.elections
   merges += result.merges
+  releases += result.releases
   if (result.violation) {
     violations += 1
     process.stdout.write(`seed ${seed}: ${result.violation.invariant}: ${result.violation.message}\n`)
@@ -87,7 +89,7 @@ for (let seed = first; seed < first + seeds; seed++) {
 }
 const wall_s = (performance.now() - started) / 1000
 process.stdout.write(
-  `simulated ${(simulated_ms / 1000).toFixed(0)} s in ${wall_s.toFixed(1)} s wall; ${elections} elections, ${merges} merges\n`,
+  `simulated ${(simulated_ms / 1000).toFixed(0)} s in ${wall_s.toFixed(1)} s wall; ${elections} elections, ${merges} merges, ${releases} output releases checked\n`,
 )
 process.stdout.write(`seeds: ${seeds}, violations: ${violations}\n`)
 process.exit(violations > 0 ? 1 : 0)
