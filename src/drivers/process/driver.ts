@@ -6,7 +6,14 @@ import { performance } from 'node:perf_hooks'
 import { directoryImageWriter, type ImageWriter } from '../../../snapshot/atomic-file.ts'
 import { imageFromDirectory } from '../../../snapshot/image.ts'
 import type { Logger } from '../../util/log.ts'
-import type { Capture, DriverEvent, HelperOptions, HelperResult, ServiceDriver } from '../driver.ts'
+import type {
+  Capture,
+  CaptureOptions,
+  DriverEvent,
+  HelperOptions,
+  HelperResult,
+  ServiceDriver,
+} from '../driver.ts'
 import {
   detectFenceMode,
   type FenceMode,
@@ -261,7 +268,7 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
     }
   }
 
-  async capture(): Promise<Capture> {
+  async capture(options: CaptureOptions = {}): Promise<Capture> {
     if (this.closed) throw new Error('the driver is closed')
     const build = await this.staging.begin()
     let pause_ms = 0
@@ -274,10 +281,11 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
         await build.linkUnchanged()
       }
       if (this.current) {
-        const paused = await this.paused_pass(build)
+        const paused = await this.paused_pass(build, options.onFrozen)
         pause_ms = paused.pause_ms
       } else {
-        await build.pass() // stopped: nothing writes, no pause needed
+        options.onFrozen?.() // stopped: nothing writes or sends
+        await build.pass() // no pause needed
       }
       build.markRacy(wallClockNs() - RACY_WINDOW_NS)
       await build.linkUnchanged()
@@ -291,7 +299,7 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
   }
 
   /** Quiesce, SIGSTOP, copy what changed, SIGCONT, resume: SIGCONT and resume happen whatever fails. */
-  private async paused_pass(build: Awaited<ReturnType<StagingArea['begin']>>) {
+  private async paused_pass(build: Awaited<ReturnType<StagingArea['begin']>>, onFrozen?: () => void) {
     const running = this.current!
     const quiesced = await this.optionalVerb('quiesce')
     try {
@@ -303,6 +311,7 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       try {
         signalGroup(running.pgid, 'SIGSTOP')
         await waitStopped(members, STOP_SETTLE_TIMEOUT_MS)
+        onFrozen?.()
         const settle_ms = performance.now() - stopped_at
         const stats = await build.pass()
         pause_ms = performance.now() - stopped_at
