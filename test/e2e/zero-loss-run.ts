@@ -1,0 +1,164 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { sendMail } from '../../examples/mail/smtp-client.ts'
+import type { LocalFederation, LocalFederationOptions, LocalNode } from '../../src/demo/local-federation.ts'
+
+/** What the client saw and what the mailbox holds after every fault of one run. */
+export interface ZeroLossOutcome {
+  attempted: number
+  acked: number
+  /** Acknowledged (250 after DATA) but not in the final server's mailbox. */
+  lost: number[]
+  /** In the mailbox more than once (acknowledged or not). */
+  duplicated: number[]
+  /** Connect-to-250 of every acknowledged mail (ms). */
+  latency_ms: number[]
+  /**
+   * Per fault: the random delay it struck after, and whether a snapshot was between its capture and its
+   * store then (the server's last record was its capture pause, not yet `snapshot_taken`).
+   */
+  faults: { kind: 'SIGKILL' | 'SIGSTOP'; delay_ms: number; mid_snapshot: boolean }[]
+}
+
+/**
+ * A client that knows one front door and sends numbered mails one after another; every attempt is a new
+ * number, so a mail whose acknowledgement was cut is never counted twice. Shares no code with the front
+ * door or the snapshot path: what it counts as acknowledged is what its SMTP client got a 250 for.
+ */
+class Client {
+  readonly acked = new Set<number>()
+  readonly latency_ms: number[] = []
+  attempted = 0
+  private stopping = false
+  private readonly loop: Promise<void>
+
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+  ) {
+    this.loop = this.run()
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping && this.attempted < 100_000) {
+      const n = ++this.attempted
+      const started = performance.now()
+      try {
+        await sendMail({
+          host: this.host,
+          port: this.port,
+          from: 'client@example.org',
+          to: ['alice@example.org'],
+          subject: `zl-${n}`,
+          text: `mail ${n}\n`,
+          timeout_ms: 5000,
+        })
+        this.acked.add(n)
+        this.latency_ms.push(performance.now() - started)
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 50)) // a refused or cut attempt: try the next number
+      }
+    }
+  }
+
+  /** Resolves once `count` more mails than now are acknowledged (bounded). */
+  async more(count: number, timeout_ms: number): Promise<void> {
+    const want = this.acked.size + count
+    const deadline = Date.now() + timeout_ms
+    while (this.acked.size < want) {
+      if (Date.now() > deadline) throw new Error(`fewer than ${count} mails acknowledged in ${timeout_ms} ms`)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true
+    await this.loop
+  }
+}
+
+/** How many times each `zl-N` subject is in an mbox file, read directly (no Sustain code). */
+export async function mailboxCounts(path: string): Promise<Map<number, number>> {
+  const text = await readFile(path, 'utf8').catch(() => '')
+  const counts = new Map<number, number>()
+  for (const m of text.matchAll(/^Subject: zl-(\d+)$/gm))
+    counts.set(Number(m[1]), (counts.get(Number(m[1])) ?? 0) + 1)
+  return counts
+}
+
+/** A server other than `not`, as the nodes report it. */
+async function newServer(fed: LocalFederation, not: Set<LocalNode>, timeout_ms: number): Promise<LocalNode> {
+  const deadline = Date.now() + timeout_ms
+  while (Date.now() < deadline) {
+    const server = await fed.server(Math.max(1, deadline - Date.now()))
+    if (!not.has(server)) return server
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`no new server within ${timeout_ms} ms`)
+}
+
+/** A small deterministic generator, so a failing run's fault moments can be replayed from its seed. */
+function lcg(seed: number): () => number {
+  let state = seed >>> 0 || 1
+  return () => {
+    state = (Math.imul(state, 1_664_525) + 1_013_904_223) >>> 0
+    return state / 2 ** 32
+  }
+}
+
+/**
+ * One run: a federation with output commit k=1, mail flowing through the front door of the node that
+ * is never faulted (the lowest priority), and each fault in turn struck at the serving node at a random
+ * moment (0-1500 ms after at least 5 more acknowledgements). After each failover 5 more mails must be
+ * acknowledged. Then the final server's mailbox is read: every acknowledged mail must be there once.
+ */
+export async function zeroLossRun(
+  start: (options: Omit<LocalFederationOptions, 'dir'>) => Promise<LocalFederation>,
+  faults: ('SIGKILL' | 'SIGSTOP')[],
+  seed: number,
+): Promise<ZeroLossOutcome> {
+  const random = lcg(seed)
+  const fed = await start({
+    nodes: faults.length + 2,
+    snapshot_interval_ms: 1000,
+    front_door: {},
+    output_commit: 1,
+  })
+  let server = await fed.server(60_000)
+  const door = fed.nodes.at(-1)!.front_door!
+  const client = new Client(door.host, door.port)
+  const faulted = new Set<LocalNode>()
+  const struck: ZeroLossOutcome['faults'] = []
+  try {
+    for (const kind of faults) {
+      await client.more(5, 60_000)
+      const delay_ms = Math.floor(random() * 1500)
+      await new Promise((resolve) => setTimeout(resolve, delay_ms))
+      const last = server.records.findLast(
+        (r) => r.event === 'snapshot_taken' || r.event === 'service_paused',
+      )
+      struck.push({ kind, delay_ms, mid_snapshot: last?.event === 'service_paused' })
+      server.signal(kind)
+      faulted.add(server)
+      server = await newServer(fed, faulted, 60_000)
+      await client.more(5, 60_000)
+    }
+  } finally {
+    await client.stop()
+  }
+  const counts = await mailboxCounts(join(server.data_dir, 'service', 'state', 'mail', 'alice'))
+  return {
+    attempted: client.attempted,
+    acked: client.acked.size,
+    lost: [...client.acked].filter((n) => (counts.get(n) ?? 0) === 0),
+    duplicated: [...counts].filter(([, c]) => c > 1).map(([n]) => n),
+    latency_ms: client.latency_ms,
+    faults: struck,
+  }
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
