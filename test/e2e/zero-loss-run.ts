@@ -143,6 +143,23 @@ export async function zeroLossRun(
       server = await newServer(fed, faulted, 60_000)
       await client.more(5, 60_000)
     }
+    // A frozen server comes back: it finds a newer server and merges what it holds into it (the mail
+    // helper appends by Message-ID), so an answer it gave just before the freeze is kept either way.
+    for (const node of faulted) {
+      if (!struck.some((f) => f.kind === 'SIGSTOP')) break
+      const resumed_ms = Date.now()
+      node.signal('SIGCONT')
+      await node.waitFor(
+        (r) =>
+          (r.event === 'merge_finished' || r.event === 'role_changed') &&
+          Number(r.time) >= resumed_ms &&
+          r.to !== 'server',
+        60_000,
+        'the resumed server steps down',
+      )
+      server = await fed.server(60_000)
+      await client.more(3, 60_000)
+    }
   } finally {
     await client.stop()
   }
