@@ -14,8 +14,8 @@ export class OutputCommit {
   private seq = 0
   /** Chunks numbered up to this may go to their clients. */
   private released_ = 0
-  /** Capture mark of each snapshot taken, by snapshot id, until released or superseded. */
-  private readonly marks = new Map<string, number>()
+  /** Capture mark of each snapshot taken (and when it froze), by snapshot id, until released or superseded. */
+  private readonly marks = new Map<string, { seq: number; frozen_ms: number }>()
   private readonly gates = new Set<OutputGate>()
   /** A capture was asked for output that arrived since the last freeze. */
   private asked = false
@@ -51,19 +51,22 @@ export class OutputCommit {
 
   /** Called by the capture of snapshot `id` while the service is frozen (nothing it sends can arrive). */
   frozen(id: string): void {
-    this.marks.set(id, this.seq)
+    this.marks.set(id, { seq: this.seq, frozen_ms: performance.now() })
     this.asked = false
   }
 
-  /** `id` is stored on k candidates: release what was read before its freeze. Unknown ids do nothing. */
-  release(id: string): number {
+  /**
+   * `id` is stored on k candidates: release what was read before its freeze. Returns the chunks released
+   * and the time from the freeze (null: an unknown id, or nothing new), for the log.
+   */
+  release(id: string): { chunks: number; commit_ms: number } | null {
     const mark = this.marks.get(id)
-    if (mark === undefined) return 0
-    for (const [other, m] of this.marks) if (m <= mark) this.marks.delete(other)
-    if (mark <= this.released_) return 0
+    if (mark === undefined) return null
+    for (const [other, m] of this.marks) if (m.seq <= mark.seq) this.marks.delete(other)
+    if (mark.seq <= this.released_) return null
     const before = this.released_
-    this.released_ = mark
-    for (const gate of this.gates) gate.releaseUpTo(mark)
-    return mark - before
+    this.released_ = mark.seq
+    for (const gate of this.gates) gate.releaseUpTo(mark.seq)
+    return { chunks: mark.seq - before, commit_ms: performance.now() - mark.frozen_ms }
   }
 }

@@ -623,11 +623,19 @@ export class SustainNode {
         void this.takeSnapshot(effect.snapshot, effect.final)
         return
       case 'release-output': {
-        const chunks = this.output_commit?.release(effect.snapshot.id) ?? 0
-        this.log.debug(
-          { event: 'output_released', id: effect.snapshot.id, chunks, holders: effect.holders },
-          'output released',
-        )
+        const released = this.output_commit?.release(effect.snapshot.id)
+        // One line per snapshot that released something: the freeze-to-release time is the added latency.
+        if (released)
+          this.log.info(
+            {
+              event: 'output_released',
+              id: effect.snapshot.id,
+              chunks: released.chunks,
+              commit_ms: Math.round(released.commit_ms),
+              holders: effect.holders.length,
+            },
+            'output released',
+          )
         return
       }
       case 'run-merge':
@@ -664,15 +672,23 @@ export class SustainNode {
       let result: Awaited<ReturnType<SnapshotEngine['take']>>
       try {
         const head = this.core.head
-        const parent = head ? this.index.engineId(head.id) : undefined
-        result = await this.onStore(() =>
-          this.engine.take(capture.parts, {
+        result = await this.onStore(() => {
+          const parent = head ? this.index.engineId(head.id) : undefined
+          // A parent the store no longer has (seen on a server resumed after SIGSTOP, once snapshots of a
+          // newer term had replicated to it) would fail every retry: encode a full base instead.
+          const missing = parent !== undefined && this.store.info(parent) === undefined
+          if (missing)
+            this.log.warn(
+              { event: 'snapshot_parent_missing', id: ref.id, parent },
+              'the parent snapshot is gone from the store; this one is a full base',
+            )
+          return this.engine.take(capture.parts, {
             term: ref.term,
-            parent: parent ?? null,
+            parent: missing ? null : (parent ?? null),
             time_ms: ref.time_ms,
-            fresh_base: attempt.fresh_base,
-          }),
-        )
+            fresh_base: attempt.fresh_base || missing,
+          })
+        })
       } finally {
         await capture.release()
       }

@@ -1,7 +1,12 @@
-import { readFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { sendMail } from '../../examples/mail/smtp-client.ts'
-import type { LocalFederation, LocalFederationOptions, LocalNode } from '../../src/demo/local-federation.ts'
+import {
+  LocalFederation,
+  type LocalFederationOptions,
+  type LocalNode,
+} from '../../src/demo/local-federation.ts'
 
 /** What the client saw and what the mailbox holds after every fault of one run. */
 export interface ZeroLossOutcome {
@@ -18,6 +23,21 @@ export interface ZeroLossOutcome {
    * store then (the server's last record was its capture pause, not yet `snapshot_taken`).
    */
   faults: { kind: 'SIGKILL' | 'SIGSTOP'; delay_ms: number; mid_snapshot: boolean }[]
+  /** Before the first fault, from the first acknowledgement: what the server did under this load. */
+  steady: { seconds: number; acked: number; snapshots: number; delta_bytes: number }
+}
+
+export interface ZeroLossOptions {
+  faults: ('SIGKILL' | 'SIGSTOP')[]
+  seed: number
+  /** Default 1. */
+  output_commit?: number | 'off'
+  /** Default: one more than the faults plus k (every new server still has k candidates). */
+  nodes?: number
+  /** Mail flows at least this long before the first fault (default 0: 5 acknowledgements). */
+  steady_ms?: number
+  /** A file of this size is put in the first server's state directory (a big service state). */
+  ballast_bytes?: number
 }
 
 /**
@@ -27,6 +47,8 @@ export interface ZeroLossOutcome {
  */
 class Client {
   readonly acked = new Set<number>()
+  /** When each acknowledgement came (Date.now()), in order. */
+  readonly acked_at: number[] = []
   readonly latency_ms: number[] = []
   attempted = 0
   private stopping = false
@@ -54,6 +76,7 @@ class Client {
           timeout_ms: 5000,
         })
         this.acked.add(n)
+        this.acked_at.push(Date.now())
         this.latency_ms.push(performance.now() - started)
       } catch {
         await new Promise((resolve) => setTimeout(resolve, 50)) // a refused or cut attempt: try the next number
@@ -107,31 +130,66 @@ function lcg(seed: number): () => number {
 }
 
 /**
- * One run: a federation with output commit k=1, mail flowing through the front door of the node that
- * is never faulted (the lowest priority), and each fault in turn struck at the serving node at a random
- * moment (0-1500 ms after at least 5 more acknowledgements). After each failover 5 more mails must be
- * acknowledged. Then the final server's mailbox is read: every acknowledged mail must be there once.
+ * One run: a federation with output commit (k=1 unless told), mail flowing through the front door of
+ * the node that is never faulted (the lowest priority), and each fault in turn struck at the serving
+ * node at a random moment (0-1500 ms after at least 5 more acknowledgements). After each failover 5
+ * more mails must be acknowledged. Then the final server's mailbox is read: every acknowledged mail
+ * must be there once.
  */
 export async function zeroLossRun(
   start: (options: Omit<LocalFederationOptions, 'dir'>) => Promise<LocalFederation>,
-  faults: ('SIGKILL' | 'SIGSTOP')[],
-  seed: number,
+  options: ZeroLossOptions,
 ): Promise<ZeroLossOutcome> {
-  const random = lcg(seed)
+  const { faults } = options
+  const random = lcg(options.seed)
+  const output_commit = options.output_commit ?? 1
   const fed = await start({
-    nodes: faults.length + 2,
+    nodes: options.nodes ?? faults.length + 1 + (output_commit === 'off' ? 1 : output_commit),
     snapshot_interval_ms: 1000,
     front_door: {},
-    output_commit: 1,
+    output_commit,
   })
   let server = await fed.server(60_000)
+  if (options.ballast_bytes) {
+    const ballast = join(server.data_dir, 'service', 'state', 'ballast.bin')
+    await writeFile(ballast, randomBytes(options.ballast_bytes))
+    // Mail starts once every candidate holds a snapshot with it (the big state replicated once).
+    const written_ms = Date.now()
+    const taken = await server.waitFor(
+      (r) => r.event === 'snapshot_taken' && Number(r.time) - Number(r.total_ms) >= written_ms,
+      120_000,
+      'a snapshot holding the ballast',
+    )
+    await Promise.all(
+      fed.nodes
+        .filter((n) => n !== server)
+        .map((n) =>
+          n.waitFor((r) => r.event === 'snapshot_collected' && r.id === taken.id, 180_000, 'ballast'),
+        ),
+    )
+  }
   const door = fed.nodes.at(-1)!.front_door!
   const client = new Client(door.host, door.port)
   const faulted = new Set<LocalNode>()
   const struck: ZeroLossOutcome['faults'] = []
+  let steady: ZeroLossOutcome['steady'] = { seconds: 0, acked: 0, snapshots: 0, delta_bytes: 0 }
   try {
     for (const kind of faults) {
       await client.more(5, 60_000)
+      if (struck.length === 0) {
+        if (options.steady_ms) await new Promise((resolve) => setTimeout(resolve, options.steady_ms))
+        const from_ms = client.acked_at[0]!
+        const to_ms = Date.now()
+        const taken = server.records.filter(
+          (r) => r.event === 'snapshot_taken' && Number(r.time) >= from_ms && Number(r.time) <= to_ms,
+        )
+        steady = {
+          seconds: (to_ms - from_ms) / 1000,
+          acked: client.acked_at.filter((t) => t <= to_ms).length,
+          snapshots: taken.length,
+          delta_bytes: taken.reduce((sum, r) => sum + Number(r.delta_bytes ?? 0), 0),
+        }
+      }
       const delay_ms = Math.floor(random() * 1500)
       await new Promise((resolve) => setTimeout(resolve, delay_ms))
       const last = server.records.findLast(
@@ -143,19 +201,17 @@ export async function zeroLossRun(
       server = await newServer(fed, faulted, 60_000)
       await client.more(5, 60_000)
     }
-    // A frozen server comes back: it finds a newer server and merges what it holds into it (the mail
-    // helper appends by Message-ID), so an answer it gave just before the freeze is kept either way.
-    for (const node of faulted) {
-      if (!struck.some((f) => f.kind === 'SIGSTOP')) break
+    // A frozen server comes back: two servers meet, and one merges what it holds into the other (by
+    // priority: the resumed one usually wins; the mail helper appends by Message-ID), so an answer either
+    // gave is kept.
+    if (struck.some((f) => f.kind === 'SIGSTOP')) {
       const resumed_ms = Date.now()
-      node.signal('SIGCONT')
-      await node.waitFor(
-        (r) =>
-          (r.event === 'merge_finished' || r.event === 'role_changed') &&
-          Number(r.time) >= resumed_ms &&
-          r.to !== 'server',
-        60_000,
-        'the resumed server steps down',
+      for (const node of faulted) node.signal('SIGCONT')
+      await LocalFederation.first(
+        fed.nodes,
+        (r) => r.event === 'merge_finished' && Number(r.time) >= resumed_ms,
+        90_000,
+        'the merge after the frozen server came back',
       )
       server = await fed.server(60_000)
       await client.more(3, 60_000)
@@ -171,6 +227,7 @@ export async function zeroLossRun(
     duplicated: [...counts].filter(([, c]) => c > 1).map(([n]) => n),
     latency_ms: client.latency_ms,
     faults: struck,
+    steady,
   }
 }
 

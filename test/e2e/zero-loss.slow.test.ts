@@ -25,7 +25,7 @@ describe('zero-loss mode under faults (output_commit k=1, real nodes)', () => {
   for (let run = 0; run < KILL_RUNS; run++) {
     it(`SIGKILL run ${run + 1} of ${KILL_RUNS}`, async () => {
       const seed = first_seed + run
-      const outcome = await zeroLossRun(startFederation, ['SIGKILL'], seed)
+      const outcome = await zeroLossRun(startFederation, { faults: ['SIGKILL'], seed })
       report(`kill ${run + 1}`, seed, outcome)
       expect(outcome.acked).toBeGreaterThanOrEqual(10)
       expect(outcome.lost).toEqual([])
@@ -36,7 +36,7 @@ describe('zero-loss mode under faults (output_commit k=1, real nodes)', () => {
   for (let run = 0; run < STOP_RUNS; run++) {
     it(`SIGSTOP run ${run + 1} of ${STOP_RUNS}: frozen server, then resumed`, async () => {
       const seed = first_seed + 1000 + run
-      const outcome = await zeroLossRun(startFederation, ['SIGSTOP'], seed)
+      const outcome = await zeroLossRun(startFederation, { faults: ['SIGSTOP'], seed })
       report(`stop ${run + 1}`, seed, outcome)
       expect(outcome.acked).toBeGreaterThanOrEqual(13)
       expect(outcome.lost).toEqual([])
