@@ -24,7 +24,7 @@ export interface ZeroLossOutcome {
    */
   faults: { kind: 'SIGKILL' | 'SIGSTOP'; delay_ms: number; mid_snapshot: boolean }[]
   /** Before the first fault, from the first acknowledgement: what the server did under this load. */
-  steady: { seconds: number; acked: number; snapshots: number; delta_bytes: number }
+  steady: { seconds: number; acked: number; snapshots: number; delta_bytes: number; latency_ms: number[] }
 }
 
 export interface ZeroLossOptions {
@@ -172,7 +172,13 @@ export async function zeroLossRun(
   const client = new Client(door.host, door.port)
   const faulted = new Set<LocalNode>()
   const struck: ZeroLossOutcome['faults'] = []
-  let steady: ZeroLossOutcome['steady'] = { seconds: 0, acked: 0, snapshots: 0, delta_bytes: 0 }
+  let steady: ZeroLossOutcome['steady'] = {
+    seconds: 0,
+    acked: 0,
+    snapshots: 0,
+    delta_bytes: 0,
+    latency_ms: [],
+  }
   try {
     for (const kind of faults) {
       await client.more(5, 60_000)
@@ -183,9 +189,11 @@ export async function zeroLossRun(
         const taken = server.records.filter(
           (r) => r.event === 'snapshot_taken' && Number(r.time) >= from_ms && Number(r.time) <= to_ms,
         )
+        const acked = client.acked_at.filter((t) => t <= to_ms).length
         steady = {
           seconds: (to_ms - from_ms) / 1000,
-          acked: client.acked_at.filter((t) => t <= to_ms).length,
+          acked,
+          latency_ms: client.latency_ms.slice(0, acked),
           snapshots: taken.length,
           delta_bytes: taken.reduce((sum, r) => sum + Number(r.delta_bytes ?? 0), 0),
         }
