@@ -122,7 +122,11 @@ async function newServer(fed: LocalFederation, not: Set<LocalNode>, timeout_ms: 
 
 /** A small deterministic generator, so a failing run's fault moments can be replayed from its seed. */
 function lcg(seed: number): () => number {
-  let state = seed >>> 0 || 1
+  // Scrambled first (murmur3's finaliser): consecutive seeds must not give nearly equal first draws.
+  let state = seed >>> 0
+  state = Math.imul(state ^ (state >>> 16), 0x85eb_ca6b) >>> 0
+  state = Math.imul(state ^ (state >>> 13), 0xc2b2_ae35) >>> 0
+  state = (state ^ (state >>> 16)) >>> 0 || 1
   return () => {
     state = (Math.imul(state, 1_664_525) + 1_013_904_223) >>> 0
     return state / 2 ** 32
