@@ -16,5 +16,5 @@ describe('zero-loss mode end to end (output_commit k=1, real nodes, real mail se
     expect(outcome.acked).toBeGreaterThanOrEqual(15)
     expect(outcome.lost).toEqual([])
     expect(outcome.duplicated).toEqual([])
-  })
+  }, 240_000)
 })
