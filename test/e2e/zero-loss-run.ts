@@ -12,7 +12,11 @@ import {
 export interface ZeroLossOutcome {
   attempted: number
   acked: number
-  /** Acknowledged (250 after DATA) but not in the final server's mailbox. */
+  /** The numbers acknowledged (250 after DATA). */
+  acked_numbers: number[]
+  /** The final server's mbox (still there until the federation is stopped). */
+  mailbox_path: string
+  /** Acknowledged but not in the final server's mailbox. */
   lost: number[]
   /** In the mailbox more than once (acknowledged or not). */
   duplicated: number[]
@@ -231,10 +235,13 @@ export async function zeroLossRun(
   } finally {
     await client.stop()
   }
-  const counts = await mailboxCounts(join(server.data_dir, 'service', 'state', 'mail', 'alice'))
+  const mailbox_path = join(server.data_dir, 'service', 'state', 'mail', 'alice')
+  const counts = await mailboxCounts(mailbox_path)
   return {
     attempted: client.attempted,
     acked: client.acked.size,
+    acked_numbers: [...client.acked].sort((a, b) => a - b),
+    mailbox_path,
     lost: [...client.acked].filter((n) => (counts.get(n) ?? 0) === 0),
     duplicated: [...counts].filter(([, c]) => c > 1).map(([n]) => n),
     latency_ms: client.latency_ms,

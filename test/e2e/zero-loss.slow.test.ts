@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { readMboxWithPython } from '../helpers/python-mbox.ts'
 import { localFederations } from './fixtures.ts'
 import { percentile, type ZeroLossOutcome, zeroLossRun } from './zero-loss-run.ts'
 
@@ -7,6 +8,15 @@ const startFederation = localFederations()
 const KILL_RUNS = 30
 const STOP_RUNS = 5
 const first_seed = Date.now() % 1_000_000
+
+/** The same judgement through Python's mailbox module (an mbox reader that is not ours). */
+async function checkWithPython(o: ZeroLossOutcome): Promise<void> {
+  const counts = new Map<string, number>()
+  for (const m of await readMboxWithPython(o.mailbox_path))
+    if (m.subject) counts.set(m.subject, (counts.get(m.subject) ?? 0) + 1)
+  expect(o.acked_numbers.filter((n) => counts.get(`zl-${n}`) !== 1)).toEqual([])
+  expect([...counts].filter(([, c]) => c > 1)).toEqual([])
+}
 
 function report(what: string, seed: number, o: ZeroLossOutcome): void {
   console.log(
@@ -30,6 +40,7 @@ describe('zero-loss mode under faults (output_commit k=1, real nodes)', () => {
       expect(outcome.acked).toBeGreaterThanOrEqual(10)
       expect(outcome.lost).toEqual([])
       expect(outcome.duplicated).toEqual([])
+      await checkWithPython(outcome)
     }, 240_000)
   }
 
@@ -41,6 +52,7 @@ describe('zero-loss mode under faults (output_commit k=1, real nodes)', () => {
       expect(outcome.acked).toBeGreaterThanOrEqual(13)
       expect(outcome.lost).toEqual([])
       expect(outcome.duplicated).toEqual([])
+      await checkWithPython(outcome)
     }, 300_000)
   }
 })
