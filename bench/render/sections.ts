@@ -9,6 +9,7 @@ import { qemuSection } from './qemu.ts'
 import type { Section } from './section.ts'
 import { simSection } from './sim.ts'
 import { snapshotSection } from './snapshot.ts'
+import { zeroLossSection } from './zero-loss.ts'
 
 /** Every section of bench/RESULTS.md, in order. A suite without a results file is left out. */
 export const SECTIONS: readonly Section[] = [
@@ -22,5 +23,6 @@ export const SECTIONS: readonly Section[] = [
   mergeSection,
   fenceSection,
   frontdoorSection,
+  zeroLossSection,
   cliSection,
 ]

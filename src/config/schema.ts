@@ -13,6 +13,19 @@ const host_port = z.unknown().transform((value, ctx) => {
   return z.NEVER
 })
 
+/** Most candidates a server may wait on (more is a typo: every federation member would have to confirm). */
+export const MAX_OUTPUT_COMMIT_K = 32
+
+/** `off`, or the number k of candidates that must store a snapshot before output it covers is released. */
+const output_commit = z.union([
+  z.literal('off'),
+  z
+    .number()
+    .int('k is a whole number of candidates')
+    .min(1, 'k is at least 1 (or `off`)')
+    .max(MAX_OUTPUT_COMMIT_K, `k is at most ${MAX_OUTPUT_COMMIT_K}`),
+])
+
 export const config_schema = z
   .object({
     version: z.literal(1),
@@ -97,6 +110,11 @@ export const config_schema = z
         port: z.number().int().min(1).max(65_535),
         /** Loopback port of each client port whose `env` is not SUSTAIN_PORT, by port name. */
         ports: z.record(z.string(), z.number().int().min(1).max(65_535)).optional(),
+        /**
+         * Zero-loss mode (ARCHITECTURE.md, Output commit): `off`, or k: the server's front door holds what
+         * the service sends to a client until a snapshot taken after it is stored on k candidates.
+         */
+        output_commit: output_commit.default('off'),
       })
       .strict()
       .optional(),
@@ -134,5 +152,15 @@ export const config_schema = z
       .default({ level: 'info' }),
   })
   .strict()
+  .superRefine((config, ctx) => {
+    // Output is held at the front door: without one, clients reach the service directly and nothing holds it.
+    if (config.service && config.service.output_commit !== 'off' && !config.front_door)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['service', 'output_commit'],
+        message:
+          'output_commit needs a front_door (output is held there); add front_door.ports or set it off',
+      })
+  })
 
 export type SustainConfig = z.infer<typeof config_schema>

@@ -46,6 +46,11 @@ export interface CoreConfig {
   handover_timeout_ms: number
   /** Segments kept in a lineage (older ones are dropped; fork points older than that merge from 0). */
   lineage_segments: number
+  /**
+   * Output commit (zero-loss mode): k, the candidates that must store a snapshot before the output it
+   * covers is released; null: off (output passes at once, loss bounded by the snapshot interval).
+   */
+  output_commit?: number | null
   /** False for a node that only stores snapshots (no service driver): never elected. */
   can_serve?: boolean
   /** Tests only: plant a known bug to check that the simulator catches it. */
@@ -77,6 +82,10 @@ export function checkCoreConfig(config: CoreConfig): void {
   assert(config.election_timeout_ms > 0, 'election_timeout_ms must be > 0')
   assert(config.snapshot_interval_ms > 0, 'snapshot_interval_ms must be > 0')
   assert(config.restart_budget >= 0, 'restart_budget must be >= 0')
+  assert(
+    config.output_commit == null || (Number.isInteger(config.output_commit) && config.output_commit >= 1),
+    'output_commit must be null or an integer >= 1',
+  )
   assert(config.lineage_segments >= 2, 'lineage_segments must be >= 2')
   assert(
     config.merge_policy !== 'refuse-to-split' || config.fence_ms >= 4 * config.heartbeat_interval_ms,

@@ -16,6 +16,8 @@ export type CoreEvent =
   | { type: 'driver'; kind: DriverEventKind; now_ms: number }
   | { type: 'snapshot-stored'; snapshot: SnapshotRef; now_ms: number }
   | { type: 'snapshot-failed'; id: string; reason: string; now_ms: number }
+  /** Output commit: the service sent a client bytes that wait for a snapshot taken after them. */
+  | { type: 'output-waiting'; now_ms: number }
   | { type: 'restore-done'; ok: boolean; snapshot: SnapshotRef | null; reason?: string; now_ms: number }
   /** The restore moved on (bytes collected, state materialised, service started): peers see it progress. */
   | { type: 'restore-progress'; now_ms: number }
@@ -76,6 +78,11 @@ export type CoreEffect =
   /** `keep_aside`: copy the state directory aside after the stop (it may hold unreplicated changes). */
   | { type: 'stop-service'; reason: string; keep_aside?: boolean }
   | { type: 'take-snapshot'; snapshot: SnapshotRef; final: boolean }
+  /**
+   * Output commit: `snapshot` (this server's own) is stored on k candidates: release every byte the
+   * service sent before that snapshot's capture froze it.
+   */
+  | { type: 'release-output'; snapshot: SnapshotRef; holders: NodeId[] }
   /** Loser side of a heal: archive changes since `fork`, hand them to `winner`, wait for its confirmation. */
   | { type: 'run-merge'; winner: NodeId; fork: ForkPoint | null; attempt: number }
   /** `members`: every node this one has heard of (refuse-to-split counts majorities of them across restarts). */

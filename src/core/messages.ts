@@ -67,6 +67,13 @@ export const handover_message = z
   .object({ type: z.literal('handover'), term, to: node_id, snapshot: snapshot_ref })
   .strict()
 
+/**
+ * A node stored (verified, on disk) a snapshot it did not write. Broadcast at once: the writer counts it
+ * toward output commit (k candidates hold it), the others learn what a failover could restore without
+ * waiting for the next state.
+ */
+export const stored_message = z.object({ type: z.literal('stored'), term, snapshot: snapshot_ref }).strict()
+
 export const leaving_message = z.object({ type: z.literal('leaving'), term }).strict()
 
 /**
@@ -101,6 +108,7 @@ export const control_message = z.discriminatedUnion('type', [
   resign_message,
   handover_message,
   leaving_message,
+  stored_message,
   merge_offer_message,
   merge_result_message,
 ])
@@ -111,6 +119,7 @@ export type RefuseMessage = z.infer<typeof refuse_message>
 export type ResignMessage = z.infer<typeof resign_message>
 export type HandoverMessage = z.infer<typeof handover_message>
 export type LeavingMessage = z.infer<typeof leaving_message>
+export type StoredMessage = z.infer<typeof stored_message>
 export type MergeOfferMessage = z.infer<typeof merge_offer_message>
 export type MergeResultMessage = z.infer<typeof merge_result_message>
 export type ControlMessage = z.infer<typeof control_message>

@@ -8,6 +8,7 @@ import type {
   HandoverMessage,
   RefuseMessage,
   StateMessage,
+  StoredMessage,
 } from './messages.ts'
 import { best, type Contender, compareContenders, compareSnapshots, compareStatic } from './ranking.ts'
 import type { Health, NodeId, PeerInfo, Role, SnapshotRef } from './types.ts'
@@ -119,6 +120,12 @@ export class NodeCore {
   private pending_handover: { snapshot: SnapshotRef; source: NodeId } | null = null
   /** The process is exiting (`terminate`): every later event is ignored. */
   private terminated = false
+  /** Output commit: output arrived after the capture in flight froze the service; the next one starts when it is stored. */
+  private output_waiting = false
+  /** Output commit: this server's own snapshots (this term) not yet released, and who stored each. */
+  private readonly confirmations = new Map<string, { snapshot: SnapshotRef; holders: Set<NodeId> }>()
+  /** Output commit: seq of the newest own snapshot (this term) whose output was released. */
+  private released_seq = 0
 
   constructor(options: NodeStartOptions) {
     checkCoreConfig(options.config)
@@ -207,6 +214,9 @@ export class NodeCore {
         break
       case 'leave':
         this.onLeave()
+        break
+      case 'output-waiting':
+        this.onOutputWaiting()
         break
       case 'snapshot-now':
         if (this.role_ === 'server' && this.handover === null && this.snapshot_in_flight === null) {
@@ -373,6 +383,9 @@ export class NodeCore {
         break
       case 'handover':
         this.onHandover(info, msg)
+        break
+      case 'stored':
+        this.onStored(info, msg)
         break
       case 'leaving':
         info.reachable = false
@@ -884,19 +897,68 @@ export class NodeCore {
 
   private onSnapshotStored(snapshot: SnapshotRef): void {
     if (compareSnapshots(snapshot, this.held_) > 0) this.held_ = snapshot
+    if (snapshot.writer !== this.id) {
+      // Its writer counts it toward output commit; the others learn what a failover could restore now.
+      const msg: StoredMessage = { type: 'stored', term: this.term_, snapshot }
+      this.effects.push({ type: 'broadcast', msg })
+      return
+    }
     if (this.snapshot_in_flight !== snapshot.id) return
     this.snapshot_in_flight = null
     assert(snapshot.writer === this.id, 'own snapshot written by another node')
     // Taken before this node stepped down (resigned mid-snapshot): kept as data, not as a lineage head.
-    if (snapshot.term !== this.term_ || (this.role_ !== 'server' && this.handover === null)) return
+    // A merging server may serve again (its merge abandoned): its next snapshot must not reuse this id.
+    const own_lineage = this.role_ === 'server' || this.role_ === 'merging' || this.handover !== null
+    if (snapshot.term !== this.term_ || !own_lineage) return
     this.head_ = snapshot
+    if (this.config.output_commit != null && this.config.planted_bug === 'release-before-stored')
+      this.releaseOutput(snapshot, [])
     const handover = this.handover
+    if (this.role_ === 'server' && handover === null && this.output_waiting) {
+      // Output came after this capture's freeze: the next capture covers it, at once.
+      this.output_waiting = false
+      if (this.health_ !== 'down') this.takeSnapshot(false)
+    }
     if (handover && handover.final === null) {
       if (handover.final_id === snapshot.id) {
         handover.final = snapshot
         this.nameSuccessor()
       } else this.takeFinalSnapshot()
     }
+  }
+
+  // ---------------------------------------------------------------- output commit
+
+  /** Output waits: capture now, or right after the capture in flight (one at a time, coalesced). */
+  private onOutputWaiting(): void {
+    if (this.config.output_commit == null || this.role_ !== 'server' || this.handover !== null) return
+    if (this.snapshot_in_flight !== null) this.output_waiting = true
+    else if (this.health_ !== 'down') this.takeSnapshot(false)
+  }
+
+  /** A peer stored a snapshot: what it could restore from; for this server's own, a confirmation. */
+  private onStored(from: PeerInfo, msg: StoredMessage): void {
+    const snapshot = msg.snapshot
+    if (compareSnapshots(snapshot, from.snapshot) > 0) from.snapshot = snapshot
+    const k = this.config.output_commit
+    if (k == null || snapshot.writer !== this.id || snapshot.term !== this.term_) return
+    if (this.role_ !== 'server' || snapshot.seq <= this.released_seq) return
+    let entry = this.confirmations.get(snapshot.id)
+    if (!entry) {
+      entry = { snapshot, holders: new Set() }
+      this.confirmations.set(snapshot.id, entry)
+    }
+    entry.holders.add(from.id)
+    if (entry.holders.size >= k) this.releaseOutput(snapshot, [...entry.holders])
+  }
+
+  /** Every byte sent before `snapshot` froze the service may go; earlier snapshots need no more waiting. */
+  private releaseOutput(snapshot: SnapshotRef, holders: NodeId[]): void {
+    if (snapshot.seq <= this.released_seq) return
+    this.released_seq = snapshot.seq
+    for (const [id, entry] of this.confirmations)
+      if (entry.snapshot.seq <= snapshot.seq) this.confirmations.delete(id)
+    this.effects.push({ type: 'release-output', snapshot, holders })
   }
 
   // ---------------------------------------------------------------- leave, hand-over, preempt
@@ -1161,6 +1223,12 @@ export class NodeCore {
     const from = this.role_
     this.role_ = role
     if (!this.serving()) this.term_ = this.max_term_
+    if (role !== 'server') {
+      // Held output belongs to the service that ran: a new term releases only what its own snapshots cover.
+      this.output_waiting = false
+      this.confirmations.clear()
+      this.released_seq = 0
+    }
     if (role !== 'electing') this.election = null
     this.timeline('role_changed', { from, to: role })
     this.broadcastState()

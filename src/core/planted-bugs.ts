@@ -16,10 +16,16 @@ export const PLANTED_BUGS = [
    * confirming redial (overlay/federation.ts confirmGone), so a blip on a live server's lane kills it.
    */
   'gone-without-confirmation',
+  /** Output commit: output is released as soon as the server stored its snapshot, before any candidate did. */
+  'release-before-stored',
 ] as const
 
 /** Bugs that only exist under a merge policy; the planted-bug test runs them under it. */
 export const PLANTED_BUG_POLICY: Partial<Record<PlantedBug, 'refuse-to-split'>> = {
   'no-support-gap': 'refuse-to-split',
+}
+/** Bugs that only exist with output commit on; the planted-bug test runs them with k = 1. */
+export const PLANTED_BUG_OUTPUT_COMMIT: Partial<Record<PlantedBug, number>> = {
+  'release-before-stored': 1,
 }
 export type PlantedBug = (typeof PLANTED_BUGS)[number]

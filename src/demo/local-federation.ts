@@ -42,6 +42,8 @@ export interface LocalFederationOptions {
    * 127.0.1.(i+1), all on one port (as a deployment would on different machines).
    */
   front_door?: { hold_ms?: number; max_held?: number; port_name?: string; dns_name?: string }
+  /** Zero-loss mode on every node (config service.output_commit; needs `front_door`): k, or off. */
+  output_commit?: number | 'off'
   /** Loopback ports of the service's other client ports on node i (config service.ports). */
   service_ports?: (index: number) => Record<string, number>
 }
@@ -283,6 +285,7 @@ export class LocalFederation {
           dir: service_dir,
           port: base_port + i,
           ...(options.service_ports ? { ports: options.service_ports(i) } : {}),
+          ...(options.output_commit !== undefined ? { output_commit: options.output_commit } : {}),
         },
         election: { ...config.election, merge_policy: options.merge_policy ?? config.election.merge_policy },
         ...(options.front_door

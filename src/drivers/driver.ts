@@ -25,6 +25,14 @@ export interface Capture {
   release(): Promise<void>
 }
 
+export interface CaptureOptions {
+  /**
+   * Called once while the service is frozen for this capture (nothing it sends can still be on its way
+   * out): output commit marks here which output the snapshot covers.
+   */
+  onFrozen?: () => void
+}
+
 export interface HelperResult {
   code: number
   stdout: Buffer
@@ -50,7 +58,7 @@ export interface ServiceDriver {
   /** Stop the service, keeping its state. Idempotent. Resolves once it is gone. */
   stop(reason: string): Promise<void>
   /** Quiesce (helper), pause, copy what changed, resume: a consistent image of the state. */
-  capture(): Promise<Capture>
+  capture(options?: CaptureOptions): Promise<Capture>
   /** Where a restore writes the state; committing it replaces the current state atomically. */
   stateWriter(): ImageWriter
   /** Run a helper verb next to the service (a local child process, or over SSH in a VM guest). */

@@ -2,8 +2,9 @@ import type Protomux from 'protomux'
 import type { Logger } from '../../lib/log.ts'
 import { FlowChannel, FORWARD_PROTOCOL } from './flow-channel.ts'
 import { decodeForwardId } from './forward-id.ts'
+import type { OutputCommit } from './output-commit.ts'
 import type { FrontDoorPort } from './ports.ts'
-import { connectService } from './service-connection.ts'
+import { connectService, whenDrained } from './service-connection.ts'
 import { Splice } from './splice.ts'
 
 export interface ForwardServerOptions {
@@ -13,6 +14,8 @@ export interface ForwardServerOptions {
   /** Forwarded streams served at once; past it, new ones are refused (the origin retries or closes). */
   max_streams: number
   log: Logger
+  /** Output commit, while it is on: what the service sends waits in its gate until released. */
+  output_commit?: () => OutputCommit | null
   onStream?: (event: 'accepted' | 'refused', reason?: string) => void
 }
 
@@ -55,10 +58,13 @@ export class ForwardServer {
     }
     let service: Awaited<ReturnType<typeof connectService>>
     try {
-      service = await connectService(port.service_port, { host: id.h, port: id.r }, port.proxy_protocol, {
-        host: id.dh,
-        port: id.dr,
-      })
+      service = await connectService(
+        port.service_port,
+        { host: id.h, port: id.r },
+        port.proxy_protocol,
+        { host: id.dh, port: id.dr },
+        this.opts.output_commit?.() ?? null,
+      )
     } catch (error) {
       release()
       return this.refuse(`service connect failed: ${(error as Error).message}`)
@@ -77,7 +83,7 @@ export class ForwardServer {
       sink: service.socket,
       destroy: () => service.socket.destroy(),
     })
-    service.socket.once('close', () => splice.localClosed())
+    whenDrained(service, () => splice.localClosed())
     this.opts.onStream?.('accepted')
   }
 

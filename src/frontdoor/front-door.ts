@@ -8,6 +8,7 @@ import { encodeForwardId } from './forward-id.ts'
 import { ForwardServer } from './forward-server.ts'
 import { HoldQueue } from './hold-queue.ts'
 import { spliceLocal } from './local-splice.ts'
+import type { OutputCommit } from './output-commit.ts'
 import type { FrontDoorPort } from './ports.ts'
 import type { Route } from './route.ts'
 import { connectService } from './service-connection.ts'
@@ -25,6 +26,8 @@ export interface FrontDoorOptions {
   route: () => Route
   /** The admitted data connection to a member, or null while there is none. */
   mux: (key: string) => Protomux | null
+  /** Output commit while it is on (this node serves with it): the service's output is held until released. */
+  output_commit?: () => OutputCommit | null
   log: Logger
 }
 
@@ -97,6 +100,7 @@ export class FrontDoor {
       serving: () => opts.route()?.kind === 'local',
       max_streams: opts.max_held * 4,
       log: opts.log,
+      ...(opts.output_commit ? { output_commit: opts.output_commit } : {}),
       onStream: (event) => {
         if (event === 'accepted') this.stats.streams_accepted++
         else this.stats.streams_refused++
@@ -216,7 +220,13 @@ export class FrontDoor {
     const { socket, port } = conn
     const client = { host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }
     const local = { host: socket.localAddress ?? '', port: socket.localPort ?? 0 }
-    connectService(port.service_port, client, port.proxy_protocol, local).then(
+    connectService(
+      port.service_port,
+      client,
+      port.proxy_protocol,
+      local,
+      this.opts.output_commit?.() ?? null,
+    ).then(
       (service) => {
         if (socket.destroyed) {
           service.socket.destroy()

@@ -28,6 +28,7 @@ import type { NodeId, SnapshotRef } from '../core/types.ts'
 import type { DriverEvent, ServiceDriver } from '../drivers/driver.ts'
 import { DnsServer } from '../frontdoor/dns/server.ts'
 import { FrontDoor } from '../frontdoor/front-door.ts'
+import { OutputCommit } from '../frontdoor/output-commit.ts'
 import type { FrontDoorPort } from '../frontdoor/ports.ts'
 import type { Route } from '../frontdoor/route.ts'
 import { bootstrapNodes } from './dht-bootstrap.ts'
@@ -144,6 +145,10 @@ export class SustainNode {
   private leave_outcome: LeaveOutcome | null = null
   private restore_progress_ms = 0
   private front_door: FrontDoor | null = null
+  /** Zero-loss mode: holds what the service sends until the core releases it (null: output_commit off). */
+  private output_commit: OutputCommit | null = null
+  /** The candidates this server knows of were fewer than k when last looked (logged once per change). */
+  private commit_short = false
   private dns: DnsServer | null = null
 
   constructor(private readonly options: NodeOptions) {
@@ -195,6 +200,7 @@ export class SustainNode {
         snapshot_interval_ms: config.timing.snapshot_interval_ms,
         restart_budget: config.timing.restart_budget,
         restart_window_ms: config.timing.restart_window_ms,
+        output_commit: this.outputCommitK(),
       },
       now_ms: this.now(),
       persisted,
@@ -267,6 +273,12 @@ export class SustainNode {
     }
     this.options.driver?.on('event', this.onDriverEvent)
     const ports = this.options.front_door_ports ?? []
+    if (this.outputCommitK() !== null) {
+      // Asked from a gate's read: the core hears of it once the read is done.
+      this.output_commit = new OutputCommit(() =>
+        queueMicrotask(() => this.dispatch({ type: 'output-waiting', now_ms: this.now() })),
+      )
+    }
     if (config.front_door && ports.length > 0) {
       const front_door = new FrontDoor({
         ports,
@@ -275,6 +287,7 @@ export class SustainNode {
         max_held: config.front_door.max_held,
         route: () => this.frontDoorRoute(),
         mux: (key) => this.federation.dataMux(key),
+        output_commit: () => this.output_commit,
         log: this.log.child({ module: 'front-door' }),
       })
       this.front_door = front_door
@@ -531,8 +544,35 @@ export class SustainNode {
     })
   }
 
+  /** Output commit's k, or null when it is off (or there is no service to hold output of). */
+  private outputCommitK(): number | null {
+    const k = this.options.config.service?.output_commit ?? 'off'
+    return k === 'off' || this.options.driver === null ? null : k
+  }
+
+  /**
+   * Output commit waits for k candidates: with fewer members known, a server's clients get no answer
+   * until more join. Not an error (members come and go); said loudly once each time it starts and ends.
+   */
+  private checkCommitCandidates(): void {
+    const k = this.outputCommitK()
+    if (k === null) return
+    const peers = this.federation.peers()
+    const candidates = peers.reachable.length
+    const short = candidates < k
+    if (short === this.commit_short) return
+    this.commit_short = short
+    if (short)
+      this.log.warn(
+        { event: 'output_commit_short', k, candidates, known: candidates + peers.unreachable.length },
+        `output_commit k=${k} but ${candidates} candidates reachable: a server holds every answer until ${k} are`,
+      )
+    else this.log.info({ event: 'output_commit_ready', k, candidates }, 'enough candidates for output commit')
+  }
+
   /** On every peer up or down (not per tick): whether some known member is unreachable, and since when. */
   private notePeers(): void {
+    this.checkCommitCandidates()
     const split = this.federation.peers().unreachable.length > 0
     // Everyone was online until now: this event either ends a split or starts one.
     if (!split || !this.split) this.all_online_ms = Date.now()
@@ -604,6 +644,22 @@ export class SustainNode {
       case 'take-snapshot':
         void this.takeSnapshot(effect.snapshot, effect.final)
         return
+      case 'release-output': {
+        const released = this.output_commit?.release(effect.snapshot.id)
+        // One line per snapshot that released something: the freeze-to-release time is the added latency.
+        if (released)
+          this.log.info(
+            {
+              event: 'output_released',
+              id: effect.snapshot.id,
+              chunks: released.chunks,
+              commit_ms: Math.round(released.commit_ms),
+              holders: effect.holders.length,
+            },
+            'output released',
+          )
+        return
+      }
       case 'run-merge':
         void this.runMerge(effect.winner, effect.fork, effect.attempt)
         return
@@ -632,19 +688,29 @@ export class SustainNode {
     }
     try {
       const started = this.now()
-      const capture = await this.onDriver((d) => d.capture())
+      const capture = await this.onDriver((d) =>
+        d.capture({ onFrozen: () => this.output_commit?.frozen(ref.id) }),
+      )
       let result: Awaited<ReturnType<SnapshotEngine['take']>>
       try {
         const head = this.core.head
-        const parent = head ? this.index.engineId(head.id) : undefined
-        result = await this.onStore(() =>
-          this.engine.take(capture.parts, {
+        result = await this.onStore(() => {
+          const parent = head ? this.index.engineId(head.id) : undefined
+          // A parent the store no longer has (seen on a server resumed after SIGSTOP, once snapshots of a
+          // newer term had replicated to it) would fail every retry: encode a full base instead.
+          const missing = parent !== undefined && this.store.info(parent) === undefined
+          if (missing)
+            this.log.warn(
+              { event: 'snapshot_parent_missing', id: ref.id, parent },
+              'the parent snapshot is gone from the store; this one is a full base',
+            )
+          return this.engine.take(capture.parts, {
             term: ref.term,
-            parent: parent ?? null,
+            parent: missing ? null : (parent ?? null),
             time_ms: ref.time_ms,
-            fresh_base: attempt.fresh_base,
-          }),
-        )
+            fresh_base: attempt.fresh_base || missing,
+          })
+        })
       } finally {
         await capture.release()
       }

@@ -75,6 +75,7 @@ let elections = 0
 let merges = 0
 let blips = 0
 let gone = 0
+let releases = 0
 const started = performance.now()
 for (let seed = first; seed < first + seeds; seed++) {
   const result = runScenario(seed, { nodes, strategy, planted_bug, merge_policy })
@@ -83,6 +84,7 @@ for (let seed = first; seed < first + seeds; seed++) {
   merges += result.merges
   blips += result.lane_blips
   gone += result.gone_verdicts
+  releases += result.releases
   if (result.violation) {
     violations += 1
     process.stdout.write(`seed ${seed}: ${result.violation.invariant}: ${result.violation.message}\n`)
@@ -91,7 +93,7 @@ for (let seed = first; seed < first + seeds; seed++) {
 }
 const wall_s = (performance.now() - started) / 1000
 process.stdout.write(
-  `simulated ${(simulated_ms / 1000).toFixed(0)} s in ${wall_s.toFixed(1)} s wall; ${elections} elections, ${merges} merges; ${blips} lane blips, ${gone} peer-downs from connection events\n`,
+  `simulated ${(simulated_ms / 1000).toFixed(0)} s in ${wall_s.toFixed(1)} s wall; ${elections} elections, ${merges} merges; ${blips} lane blips, ${gone} peer-downs from connection events; ${releases} output releases checked\n`,
 )
 process.stdout.write(`seeds: ${seeds}, violations: ${violations}\n`)
 process.exit(violations > 0 ? 1 : 0)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { PLANTED_BUG_POLICY, PLANTED_BUGS } from '../../src/core/planted-bugs.ts'
+import { PLANTED_BUG_OUTPUT_COMMIT, PLANTED_BUG_POLICY, PLANTED_BUGS } from '../../src/core/planted-bugs.ts'
 import { runScenario } from './scenario.ts'
 
 describe('the checker is not vacuous', () => {
@@ -11,6 +11,7 @@ describe('the checker is not vacuous', () => {
           nodes: 7,
           planted_bug: bug,
           merge_policy: PLANTED_BUG_POLICY[bug],
+          ...(bug in PLANTED_BUG_OUTPUT_COMMIT ? { output_commit: PLANTED_BUG_OUTPUT_COMMIT[bug] } : {}),
         })
         if (result.violation) caught = result.violation.invariant
       }

@@ -11,6 +11,8 @@ export interface ScenarioOptions {
   planted_bug?: PlantedBug
   /** Default `helper` (no draw from the seed, so existing seeds replay unchanged). */
   merge_policy?: MergePolicy
+  /** Output commit k, or null for off; default: drawn from the seed (off, 1 or 2). */
+  output_commit?: number | null
   /** Simulated length of the fault phase and of the quiet phase after the full heal. */
   chaos_ms?: number
   quiet_ms?: number
@@ -27,6 +29,7 @@ export interface ScenarioResult {
   /** Lanes that ended while both ends lived on, and peer-downs acted on from connection events. */
   lane_blips: number
   gone_verdicts: number
+  releases: number
 }
 
 const STRATEGIES: Strategy[] = ['static', 'freshest', 'capacity']
@@ -41,6 +44,8 @@ export function runScenario(seed: number, options: ScenarioOptions): ScenarioRes
   const rng = new Prng(seed)
   const strategy = options.strategy ?? rng.pick(STRATEGIES)
   const merge_direction = rng.chance(0.5) ? 'priority' : 'newest-term'
+  const output_commit =
+    options.output_commit !== undefined ? options.output_commit : rng.pick([null, 1, 2] as const)
   const world = new World(
     {
       nodes: options.nodes,
@@ -48,11 +53,12 @@ export function runScenario(seed: number, options: ScenarioOptions): ScenarioRes
       merge_direction,
       merge_policy: options.merge_policy,
       planted_bug: options.planted_bug,
+      output_commit,
     },
     rng,
   )
   world.log.push(
-    `seed ${seed} nodes ${options.nodes} strategy ${strategy} merge ${merge_direction} policy ${options.merge_policy ?? 'helper'}`,
+    `seed ${seed} nodes ${options.nodes} strategy ${strategy} merge ${merge_direction} policy ${options.merge_policy ?? 'helper'} output_commit ${output_commit ?? 'off'}`,
   )
   const chaos_ms = options.chaos_ms ?? 50_000
   const quiet_ms = options.quiet_ms ?? 40_000
@@ -149,5 +155,6 @@ export function runScenario(seed: number, options: ScenarioOptions): ScenarioRes
     restores: world.restores,
     lane_blips: world.lane_blips,
     gone_verdicts: world.gone_verdicts,
+    releases: world.releases,
   }
 }

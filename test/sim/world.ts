@@ -20,6 +20,8 @@ export interface WorldOptions {
   planted_bug?: PlantedBug
   /** Lineage segments kept; the simulator keeps the schema maximum so fork points stay exact. */
   lineage_segments?: number
+  /** Output commit k (null: off): servers' services send output at random; releases are checked. */
+  output_commit?: number | null
 }
 
 /** Bounds the checker relies on (simulated milliseconds), stated once so the liveness claim is explicit. */
@@ -89,7 +91,13 @@ interface SimNode {
   up: Set<number>
   /** Complete snapshots on this node's disk (survive restarts), with copies marked corrupt. */
   store: Map<string, SnapshotRef>
+  /** When each snapshot in `store` arrived there (for the released-snapshot restore check). */
+  stored_ms: Map<string, number>
   corrupt: Set<string>
+  /** Output commit, this incarnation: output produced so far, and how much of it each capture froze after. */
+  output_made: number
+  output_released: number
+  output_marks: Map<string, number>
   slow_disk: boolean
   /** Service generation: bumped on start/stop so stale completions are ignored. */
   gen: number
@@ -145,7 +153,11 @@ export class World {
   private readonly passed_over_by = new Map<NodeId, SimNode>()
   /** The final snapshot a leaving server handed to each successor it named. */
   private readonly named_snapshot = new Map<NodeId, string>()
+  /** Output commit: every snapshot some server released output on, by id. */
+  private readonly released = new Map<string, SnapshotRef>()
   merges = 0
+  /** Output commit: releases checked (each against k holders). */
+  releases = 0
   steps = 0
   elections = 0
   restores = 0
@@ -173,7 +185,11 @@ export class World {
         detectors: new Map(),
         up: new Set(),
         store: new Map(),
+        stored_ms: new Map(),
         corrupt: new Set(),
+        output_made: 0,
+        output_released: 0,
+        output_marks: new Map(),
         slow_disk: rng.chance(0.15),
         gen: 0,
         service_up: false,
@@ -210,6 +226,7 @@ export class World {
       snapshot_interval_ms: 2000,
       lineage_segments: this.options.lineage_segments ?? 64,
       planted_bug: this.options.planted_bug,
+      output_commit: this.options.output_commit ?? null,
     }
   }
 
@@ -220,6 +237,9 @@ export class World {
     node.gen += 1
     node.service_up = false
     node.head = null
+    node.output_made = 0
+    node.output_released = 0
+    node.output_marks.clear()
     node.detectors.clear()
     node.up.clear()
     node.up_since_ms = this.now_ms + delay_ms
@@ -385,6 +405,7 @@ export class World {
         if (!node.alive || node.inc !== item.inc) return
         this.detect(node)
         if (node.alive && node.inc === item.inc) this.deliverCore(node, { type: 'tick', now_ms: this.now_ms })
+        if (node.alive && node.inc === item.inc) this.maybeOutput(node)
         if (node.alive && node.inc === item.inc) {
           this.queue.push(this.now_ms + BOUNDS.tick_ms, { kind: 'tick', node: node.index, inc: node.inc })
         }
@@ -554,7 +575,64 @@ export class World {
     })
   }
 
+  /** A serving service answers a client now and then: its output waits at the front door (output commit). */
+  private maybeOutput(node: SimNode): void {
+    if (this.options.output_commit == null || node.core.role !== 'server' || !node.service_up) return
+    if (!this.rng.chance(0.3)) return
+    node.output_made += 1
+    this.deliverCore(node, { type: 'output-waiting', now_ms: this.now_ms })
+  }
+
+  /**
+   * Output commit: a release covers the output made before the snapshot's capture froze the service,
+   * and that snapshot must then be stored by k nodes other than the server.
+   */
+  private checkRelease(node: SimNode, ref: SnapshotRef): void {
+    const k = this.options.output_commit ?? 0
+    const mark = node.output_marks.get(ref.id)
+    if (ref.writer !== node.id || mark === undefined)
+      this.fail(
+        'release-own-capture',
+        `n${node.index} releases on ${ref.id.slice(-8)}, not a capture of its own`,
+      )
+    // A copy corrupted after it was stored (and confirmed) is a later, second fault: it still counts here.
+    const holders = this.nodes.filter((n) => n !== node && n.store.has(ref.id))
+    if (holders.length < k)
+      this.fail(
+        'released-output-stored-on-k',
+        `n${node.index} released output up to ${ref.id.slice(-8)} held by ${holders.length} of k=${k} candidates`,
+      )
+    node.output_released = Math.max(node.output_released, mark)
+    this.releases += 1
+    this.released.set(ref.id, ref)
+  }
+
+  /**
+   * A failover restores at least the newest released snapshot a reachable node holds: that node told
+   * everyone (stored, then states) long enough ago, on a network quiet as long, so the claimant knew.
+   */
+  private checkRestoreCoversReleased(node: SimNode, ref: SnapshotRef | null): void {
+    if (this.released.size === 0 || this.net.hasLoss() || !this.components().cliques) return
+    if (ref !== null && this.named_snapshot.get(node.id) === ref.id) return
+    const settled = (since_ms: number) => this.now_ms - since_ms >= BOUNDS.knowledge_ms
+    if (!settled(this.last_network_change_ms) || !settled(node.up_since_ms)) return
+    for (const i of this.groupOf(node.index)) {
+      const holder = this.nodes[i]!
+      if (!holder.alive || !settled(holder.up_since_ms)) continue
+      for (const released of this.released.values()) {
+        const at = holder.stored_ms.get(released.id)
+        if (at === undefined || holder.corrupt.has(released.id) || !settled(at)) continue
+        if (compareSnapshots(released, ref) > 0)
+          this.fail(
+            'restore-covers-released',
+            `n${node.index} restores ${ref?.id.slice(-8) ?? 'nothing'} but n${i} holds ${released.id.slice(-8)}, on which output was released`,
+          )
+      }
+    }
+  }
+
   private hold(node: SimNode, ref: SnapshotRef): void {
+    if (!node.store.has(ref.id)) node.stored_ms.set(ref.id, this.now_ms)
     node.store.set(ref.id, ref)
     node.corrupt.delete(ref.id)
     node.held_changed_ms = this.now_ms
@@ -614,7 +692,10 @@ export class World {
     for (const effect of effects) {
       if (!node.alive) break
       // Only the first restore of a claim must be the newest: a retry follows a failed newer one.
-      if (effect.type === 'restore' && claimed) this.checkRestore(node, effect.snapshot)
+      if (effect.type === 'restore' && claimed) {
+        this.checkRestore(node, effect.snapshot)
+        this.checkRestoreCoversReleased(node, effect.snapshot)
+      }
       this.execute(node, effect)
     }
   }
@@ -688,7 +769,12 @@ export class World {
             `${this.now_ms} n${node.index} ${effect.fields.from}->${effect.fields.to} t${effect.term}`,
           )
         return
+      case 'release-output':
+        this.checkRelease(node, effect.snapshot)
+        return
       case 'take-snapshot': {
+        // The capture freezes the service now: output made so far is what this snapshot covers.
+        node.output_marks.set(effect.snapshot.id, node.output_made)
         const ms = this.rng.int(10, 80) * (node.slow_disk ? 5 : 1)
         const ref = { ...effect.snapshot, size_bytes: this.rng.int(1, 1 << 20) }
         const ok = !this.rng.chance(0.02)

@@ -5,7 +5,14 @@ import { basename, dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../../../lib/log.ts'
 import { directoryImageWriter, type ImageWriter, imageFromDirectory } from '../../../snapshot/index.ts'
-import type { Capture, DriverEvent, HelperOptions, HelperResult, ServiceDriver } from '../driver.ts'
+import type {
+  Capture,
+  CaptureOptions,
+  DriverEvent,
+  HelperOptions,
+  HelperResult,
+  ServiceDriver,
+} from '../driver.ts'
 import {
   detectFenceMode,
   type FenceMode,
@@ -265,7 +272,7 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
     }
   }
 
-  async capture(): Promise<Capture> {
+  async capture(options: CaptureOptions = {}): Promise<Capture> {
     if (this.closed) throw new Error('the driver is closed')
     const build = await this.staging.begin()
     let pause_ms = 0
@@ -278,10 +285,11 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
         await build.finish()
       }
       if (this.current) {
-        const paused = await this.paused_pass(build)
+        const paused = await this.paused_pass(build, options.onFrozen)
         pause_ms = paused.pause_ms
       } else {
-        await build.pass() // stopped: nothing writes, no pause needed
+        options.onFrozen?.() // stopped: nothing writes or sends
+        await build.pass() // no pause needed
       }
       build.markRacy(wallClockNs() - RACY_WINDOW_NS)
       await build.finish() // reads only earlier generations: after the thaw
@@ -297,7 +305,7 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
   }
 
   /** Quiesce, SIGSTOP, copy what changed, SIGCONT, resume: SIGCONT and resume happen whatever fails. */
-  private async paused_pass(build: Awaited<ReturnType<StagingArea['begin']>>) {
+  private async paused_pass(build: Awaited<ReturnType<StagingArea['begin']>>, onFrozen?: () => void) {
     const running = this.current!
     const quiesced = await this.optionalVerb('quiesce')
     try {
@@ -309,6 +317,7 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       try {
         signalGroup(running.pgid, 'SIGSTOP')
         await waitStopped(members, STOP_SETTLE_TIMEOUT_MS)
+        onFrozen?.()
         const settle_ms = performance.now() - stopped_at
         const stats = await build.pass()
         pause_ms = performance.now() - stopped_at

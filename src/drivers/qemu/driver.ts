@@ -8,7 +8,14 @@ import { performance } from 'node:perf_hooks'
 import type { Logger } from '../../../lib/log.ts'
 import { directoryImageWriter, type ImagePart, type ImageWriter } from '../../../snapshot/index.ts'
 import { freePort } from '../../util/free-port.ts'
-import type { Capture, DriverEvent, HelperOptions, HelperResult, ServiceDriver } from '../driver.ts'
+import type {
+  Capture,
+  CaptureOptions,
+  DriverEvent,
+  HelperOptions,
+  HelperResult,
+  ServiceDriver,
+} from '../driver.ts'
 import {
   detectFenceMode,
   type FencePaths,
@@ -365,14 +372,17 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     await quit
   }
 
-  async capture(): Promise<Capture> {
+  async capture(options: CaptureOptions = {}): Promise<Capture> {
     if (this.closed) throw new Error('the driver is closed')
     const dir = join(this.staging_root, String(++this.capture_seq))
     await rm(dir, { recursive: true, force: true })
     await mkdir(dir, { recursive: true })
     try {
       const running = this.current
-      const pause_ms = running ? await this.capturePaused(running, dir) : await this.captureStopped(dir)
+      if (!running) options.onFrozen?.() // a stopped guest sends nothing
+      const pause_ms = running
+        ? await this.capturePaused(running, dir, options.onFrozen)
+        : await this.captureStopped(dir)
       const parts: ImagePart[] = []
       for (const name of (await readdir(dir)).sort()) parts.push({ name, path: join(dir, name) })
       return { parts, pause_ms, release: () => rm(dir, { recursive: true, force: true }) }
@@ -383,7 +393,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
   }
 
   /** stop -> memory and device state to a file -> disks copied -> cont: one consistent instant. */
-  private async capturePaused(running: Running, dir: string): Promise<number> {
+  private async capturePaused(running: Running, dir: string, onFrozen?: () => void): Promise<number> {
     const qmp = running.qmp
     if (!qmp || running.failed) throw new Error('the guest has failed; nothing consistent to capture')
     const { status } = await qmp.execute<{ status: string }>('query-status')
@@ -394,6 +404,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     let migrate_ms = 0
     try {
       await qmp.execute('stop')
+      onFrozen?.() // the vCPUs are stopped: the guest sends nothing more until `cont`
       await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(memory_path)}` })
       await waitMigration(qmp)
       migrate_ms = performance.now() - stopped_at
