@@ -1,0 +1,161 @@
+import { mkdir, readFile } from 'node:fs/promises'
+import { writeFileAtomic } from '../../src/util/atomic-write.ts'
+import { markdownTable, replaceSection } from '../lib/results-md.ts'
+
+/** One nemesis run, as the issue's JSON shape names it (plus what the timeline measured). */
+export interface FaultRecord {
+  fault: string
+  seed: number
+  /** `off` or the k the nodes ran with. */
+  output_commit: string
+  acknowledged: number
+  /** null when no single mailbox held the checker's marker (the verdict could not be made). */
+  lost: number | null
+  duplicated: number | null
+  outage_ms: number
+  false_failovers: number
+  one_server_after_heal_ms: number | null
+  detection_ms: number | null
+  elections: number
+  fault_ms: number
+  params: Record<string, unknown>
+  lost_acked_before_fault_ms?: number
+}
+
+export interface ScaleFigures {
+  idle_cpu_pct: number
+  rss_mib: number
+  control_bytes_per_s: number
+  failover_ms?: number | null
+}
+
+export interface FaultsJson {
+  commit: string
+  date: string
+  command: string
+  nodes: number
+  seed: number
+  load_before: string
+  load_after: string
+  runs: FaultRecord[]
+  scale: {
+    nodes?: Record<string, ScaleFigures>
+    commit?: string
+    date?: string
+    load_before?: string
+    load_after?: string
+  }
+}
+
+const PATH = new URL('../results/faults.json', import.meta.url)
+const RESULTS_MD = new URL('../RESULTS.md', import.meta.url).pathname
+
+function pct(values: number[], p: number): number | string {
+  if (values.length === 0) return '-'
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
+const sum = (values: (number | null)[]) =>
+  values.some((v) => v === null) ? 'n/a' : values.reduce<number>((a, v) => a + (v ?? 0), 0)
+
+/** The RESULTS.md section, from the JSON alone. */
+export function renderFaults(json: FaultsJson): string {
+  const kinds = [...new Set(json.runs.map((r) => `${r.fault}\u0000${r.output_commit}`))]
+  const rows = kinds.map((kind) => {
+    const [fault, output_commit] = kind.split('\u0000') as [string, string]
+    const runs = json.runs.filter((r) => r.fault === fault && r.output_commit === output_commit)
+    const heal = runs.map((r) => r.one_server_after_heal_ms)
+    return [
+      fault,
+      output_commit,
+      runs.length,
+      sum(runs.map((r) => r.acknowledged)),
+      sum(runs.map((r) => r.lost)),
+      sum(runs.map((r) => r.duplicated)),
+      pct(
+        runs.map((r) => r.outage_ms),
+        50,
+      ),
+      pct(
+        runs.map((r) => r.outage_ms),
+        99,
+      ),
+      sum(runs.map((r) => r.false_failovers)),
+      pct(
+        runs.flatMap((r) => (r.detection_ms === null ? [] : [r.detection_ms])),
+        50,
+      ),
+      heal.some((h) => h === null) ? 'never' : Math.max(...(heal as number[])),
+    ]
+  })
+  const table = markdownTable(
+    [
+      'fault',
+      'output commit',
+      'runs',
+      'acknowledged',
+      'lost',
+      'duplicated',
+      'outage p50 ms',
+      'outage p99 ms',
+      'false failovers',
+      'detection p50 ms',
+      'one server after heal, max ms',
+    ],
+    rows,
+  )
+  const parts = [
+    `\`${json.command}\`, commit ${json.commit}, ${json.date.slice(0, 10)}, ${json.nodes} nodes (real \`sustain join\` ` +
+      `processes with the mail example and front doors, each in its own network namespace on a bridge), seed ${json.seed}; ` +
+      `load average ${json.load_before} before, ${json.load_after} after (2 cores shared with other work). ` +
+      "Acknowledged, lost and duplicated are the checker's (bench/faults/checker.py: smtplib and mailbox, no code of " +
+      'Sustain); outage = the longest time one client went without an acknowledgement; detection = the first ' +
+      '`server_suspected` after the fault; a false failover is an election by a node whose view of the server no ' +
+      'fault touched. Without output commit, mail acknowledged after the newest replicated snapshot may be lost ' +
+      'when the server dies (kill-server).',
+    '',
+    table,
+  ]
+  const scale = json.scale.nodes
+  if (scale && Object.keys(scale).length > 0) {
+    parts.push(
+      '',
+      `Idle nodes (scale), commit ${json.scale.commit}, ${json.scale.date?.slice(0, 10)}, load ${json.scale.load_before} before, ${json.scale.load_after} after:`,
+      '',
+      markdownTable(
+        ['nodes', 'idle CPU % of a core per node', 'RSS MiB per node', 'control bytes/s per node'],
+        Object.entries(scale).map(([n, s]) => [n, s.idle_cpu_pct, s.rss_mib, s.control_bytes_per_s]),
+      ),
+    )
+  }
+  return `${parts.join('\n')}\n`
+}
+
+/** Writes faults.json (keeping the previous scale figures when this run measured none) and RESULTS.md. */
+export async function writeFaultResults(json: FaultsJson): Promise<void> {
+  const previous = await readFile(PATH, 'utf8').then(
+    (text) => JSON.parse(text) as FaultsJson,
+    () => null,
+  )
+  const merged: FaultsJson = {
+    ...json,
+    runs: json.runs.length > 0 ? json.runs : (previous?.runs ?? []),
+    scale: json.scale.nodes ? json.scale : (previous?.scale ?? {}),
+  }
+  if (json.runs.length === 0 && previous) {
+    // A scale-only run keeps the previous fault runs and the figures that describe them.
+    Object.assign(merged, {
+      commit: previous.commit,
+      date: previous.date,
+      command: previous.command,
+      nodes: previous.nodes,
+      seed: previous.seed,
+      load_before: previous.load_before,
+      load_after: previous.load_after,
+    })
+  }
+  await mkdir(new URL('../results/', import.meta.url), { recursive: true })
+  await writeFileAtomic(PATH.pathname, `${JSON.stringify(merged, null, 2)}\n`)
+  await replaceSection(RESULTS_MD, '## Fault lab', renderFaults(merged))
+}

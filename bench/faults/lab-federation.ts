@@ -1,0 +1,109 @@
+import { mkdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parse, stringify } from 'yaml'
+import { initNode } from '../../src/cli/init-node.ts'
+import { encodeInvite } from '../../src/config/invite.ts'
+import { LocalNode } from '../../src/demo/local-federation.ts'
+import { nodePaths } from '../../src/runtime/paths.ts'
+import { writeFileAtomic } from '../../src/util/atomic-write.ts'
+import type { LabHost, LabNet } from './lab-net.ts'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+export const BOOTSTRAP_PORT = 49737
+/** Every node's front door for the mail service's `smtp` port, on its lab address. */
+export const DOOR_PORT = 25
+/** The service's own port, on each node's loopback (each namespace has its own). */
+const SERVICE_PORT = 2525
+
+export interface LabNodeOptions {
+  /** `off`, or a number k: passed to the service as `output_commit` (the key the output-commit work adds). */
+  output_commit: string
+  snapshot_interval_ms: number
+}
+
+/** One node of the lab: a `sustain join` process in its host's namespace (LocalNode does the process). */
+export class LabNode extends LocalNode {
+  /** Wall-clock offset this node runs under (faketime), so its timeline lines can be put back in order. */
+  clock_offset_ms = 0
+
+  constructor(
+    index: number,
+    data_dir: string,
+    config_path: string,
+    readonly host: LabHost,
+    private readonly lab: LabNet,
+  ) {
+    super(index, `n${index}`, data_dir, SERVICE_PORT, [config_path, '--json'], null, lab.launcher(host))
+  }
+
+  /** The next start runs under `faketime` `offset_ms` ahead (negative: behind), or at the true time (0). */
+  setClock(offset_ms: number): void {
+    this.clock_offset_ms = offset_ms
+    const shift = offset_ms === 0 ? [] : ['faketime', '-f', `${offset_ms > 0 ? '+' : ''}${offset_ms / 1000}s`]
+    this.launcher = [...this.lab.launcher(this.host), ...shift]
+  }
+
+  get door(): string {
+    return `${this.host.address}:${DOOR_PORT}`
+  }
+
+  get mailbox_path(): string {
+    return join(nodePaths(this.data_dir).service_state, 'mail', 'lab')
+  }
+}
+
+/**
+ * Writes node i's data directory like `sustain init` (node 0 a new federation, the others by invite
+ * from `secret`): it serves a DHT bootstrap node on its own lab address, so no single node is the DHT,
+ * has a front door on its lab address and the mail example as its service. Returns the config's path.
+ */
+export async function writeNodeDir(
+  lab: LabNet,
+  data: string,
+  i: number,
+  secret: string | null,
+  options: LabNodeOptions,
+): Promise<{ path: string; secret: string }> {
+  const bootstrap = lab.nodes.map((h) => `${h.address}:${BOOTSTRAP_PORT}`)
+  const host = lab.nodes[i]!
+  await mkdir(data, { recursive: true })
+  await initNode({
+    data,
+    name: `n${i}`,
+    priority: (lab.nodes.length - i) * 10,
+    federation: 'faultlab',
+    host: host.address,
+    serve_bootstrap_port: BOOTSTRAP_PORT,
+    ...(secret !== null ? { invite: encodeInvite({ name: 'faultlab', secret, bootstrap }) } : {}),
+  })
+  const path = nodePaths(data).config
+  const config = parse(await readFile(path, 'utf8')) as Record<string, Record<string, unknown>>
+  config['federation']!['bootstrap'] = bootstrap
+  config['timing'] = { snapshot_interval_ms: options.snapshot_interval_ms }
+  config['service'] = {
+    dir: join(ROOT, 'examples', 'mail'),
+    port: SERVICE_PORT,
+    // Only when on: the key does not exist in the schema until output commit lands.
+    ...(options.output_commit === 'off' ? {} : { output_commit: Number(options.output_commit) }),
+  }
+  config['front_door'] = { bind: host.address, ports: { smtp: DOOR_PORT }, hold_ms: 10_000 }
+  await writeFileAtomic(path, stringify(config), { mode: 0o600 })
+  return { path, secret: String(config['federation']!['secret']) }
+}
+
+export async function createLabNodes(
+  lab: LabNet,
+  dir: string,
+  options: LabNodeOptions,
+): Promise<{ nodes: LabNode[]; secret: string }> {
+  let secret: string | null = null
+  const nodes: LabNode[] = []
+  for (const i of lab.nodes.keys()) {
+    const data = join(dir, `n${i}`)
+    const written = await writeNodeDir(lab, data, i, secret, options)
+    secret = written.secret
+    nodes.push(new LabNode(i, data, written.path, lab.nodes[i]!, lab))
+  }
+  return { nodes, secret: secret ?? '' }
+}
