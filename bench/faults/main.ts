@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util'
 import { withTimeout } from '../../src/demo/local-federation.ts'
 import type { NodeStatus } from '../../src/runtime/status.ts'
 import { Prng } from '../../test/sim/prng.ts'
+import { requireTools } from '../../test/system/requirements.ts'
 import { type FaultRecord, type FaultsJson, writeFaultResults } from './faults-results.ts'
 import { createLabNodes, type LabNode, writeNodeDir } from './lab-federation.ts'
 import { type LabNet, startLabNet } from './lab-net.ts'
@@ -159,6 +160,12 @@ function printTimeline(notes: TimelineEvent[], events: TimelineEvent[], fault_t:
 }
 
 async function main(): Promise<number> {
+  requireTools(
+    'ip',
+    'iptables',
+    'python3',
+    ...(chosen.some((n) => n.name === 'clock-skew') ? (['faketime'] as const) : []),
+  )
   const dir = join(ROOT, '.tmp', 'faults', new Date().toISOString().replace(/[:.]/g, '-'))
   await mkdir(dir, { recursive: true })
   const load_before = await loadavg()
