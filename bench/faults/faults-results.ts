@@ -121,11 +121,25 @@ export function renderFaults(json: FaultsJson): string {
   if (scale && Object.keys(scale).length > 0) {
     parts.push(
       '',
-      `Idle nodes (scale), commit ${json.scale.commit}, ${json.scale.date?.slice(0, 10)}, load ${json.scale.load_before} before, ${json.scale.load_after} after:`,
+      'Idle nodes (`npm run faults -- --scale 5,10`): no client; CPU counts the node and its service, bytes are ' +
+        "both ways on the node's link (heartbeats, DHT, lanes); then the server SIGKILLed. " +
+        `Commit ${json.scale.commit}, ${json.scale.date?.slice(0, 10)}, load ${json.scale.load_before} before, ${json.scale.load_after} after:`,
       '',
       markdownTable(
-        ['nodes', 'idle CPU % of a core per node', 'RSS MiB per node', 'control bytes/s per node'],
-        Object.entries(scale).map(([n, s]) => [n, s.idle_cpu_pct, s.rss_mib, s.control_bytes_per_s]),
+        [
+          'nodes',
+          'idle CPU % of a core per node',
+          'RSS MiB per node',
+          'control bytes/s per node',
+          'server SIGKILL to one server, ms',
+        ],
+        Object.entries(scale).map(([n, s]) => [
+          n,
+          s.idle_cpu_pct,
+          s.rss_mib,
+          s.control_bytes_per_s,
+          s.failover_ms ?? 'never',
+        ]),
       ),
     )
   }

@@ -16,10 +16,11 @@ import { withTimeout } from '../../src/demo/local-federation.ts'
 import type { NodeStatus } from '../../src/runtime/status.ts'
 import { Prng } from '../../test/sim/prng.ts'
 import { requireTools } from '../../test/system/requirements.ts'
-import { type FaultRecord, type FaultsJson, writeFaultResults } from './faults-results.ts'
+import { type FaultRecord, type FaultsJson, type ScaleFigures, writeFaultResults } from './faults-results.ts'
 import { createLabNodes, type LabNode, writeNodeDir } from './lab-federation.ts'
 import { type LabNet, startLabNet } from './lab-net.ts'
 import { type FaultApplied, healAll, NEMESES, type NemesisContext, QUICK } from './nemeses.ts'
+import { measureIdle } from './scale.ts'
 import { readTimelines, type TimelineEvent } from './timelines.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -36,6 +37,8 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
     /** Write no results (the system test's short runs). */
     'no-results': { type: 'boolean', default: false },
+    /** Idle federations of these sizes instead of nemeses (e.g. 5,10): the JSON's scale section. */
+    scale: { type: 'string' },
   },
 })
 const QUICK_RUN = values.quick
@@ -159,7 +162,65 @@ function printTimeline(notes: TimelineEvent[], events: TimelineEvent[], fault_t:
   }
 }
 
+const gitCommit = () =>
+  execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim()
+
+/** `--scale 5,10`: per size, an idle federation measured for a while, then its server SIGKILLed. */
+async function scale(dir: string, sizes: number[]): Promise<number> {
+  const load_before = await loadavg()
+  const lab = await startLabNet(Math.max(...sizes))
+  const figures: Record<string, ScaleFigures> = {}
+  for (const size of sizes) {
+    const sub = { ...lab, nodes: lab.nodes.slice(0, size) }
+    nodes = (
+      await createLabNodes(sub, join(dir, `scale-${size}`), {
+        output_commit: OUTPUT_COMMIT,
+        snapshot_interval_ms: 1000,
+      })
+    ).nodes
+    for (const node of nodes) node.start()
+    const formed = await untilOneServer(240_000, true)
+    if (formed === null) throw new Error(`${size} nodes did not form within 240 s`)
+    await sleep(10_000) // past the joins' bursts
+    const idle = await measureIdle(sub, nodes, QUICK_RUN ? 20_000 : 60_000)
+    const server = nodes[formed.server]!
+    const t = Date.now()
+    server.signal('SIGKILL')
+    await server.waitExit(10_000)
+    const failover = await untilOneServer(120_000)
+    figures[String(size)] = { ...idle, failover_ms: failover === null ? null : Date.now() - t }
+    log(`${size} nodes: ${JSON.stringify(figures[String(size)])}`)
+    await stopAll()
+    nodes = []
+  }
+  const load_after = await loadavg()
+  if (!values['no-results']) {
+    await writeFaultResults({
+      commit: gitCommit(),
+      date: new Date().toISOString(),
+      command: '',
+      nodes: NODES,
+      seed: SEED,
+      load_before,
+      load_after,
+      runs: [],
+      scale: { nodes: figures, commit: gitCommit(), date: new Date().toISOString(), load_before, load_after },
+    })
+  }
+  log(`scale: load ${load_before} before, ${load_after} after`)
+  if (!values.keep) await rm(dir, { recursive: true, force: true })
+  return 0
+}
+
 async function main(): Promise<number> {
+  if (values.scale !== undefined) {
+    const sizes = values.scale.split(',').map(Number)
+    if (sizes.some((n) => !Number.isInteger(n) || n < 2 || n > 20))
+      throw new Error('--scale wants sizes 2 to 20')
+    const dir = join(ROOT, '.tmp', 'faults', `scale-${new Date().toISOString().replace(/[:.]/g, '-')}`)
+    await mkdir(dir, { recursive: true })
+    return scale(dir, sizes)
+  }
   requireTools(
     'ip',
     'iptables',
