@@ -35,15 +35,15 @@ export interface FaultsJson {
   command: string
   nodes: number
   seed: number
-  load_before: string
-  load_after: string
+  load_before: number[]
+  load_after: number[]
   runs: FaultRecord[]
   scale: {
     nodes?: Record<string, ScaleFigures>
     commit?: string
     date?: string
-    load_before?: string
-    load_after?: string
+    load_before?: number[]
+    load_after?: number[]
   }
 }
 
@@ -108,7 +108,7 @@ export function renderFaults(json: FaultsJson): string {
   const parts = [
     `\`${json.command}\`, commit ${json.commit}, ${json.date.slice(0, 10)}, ${json.nodes} nodes (real \`sustain join\` ` +
       `processes with the mail example and front doors, each in its own network namespace on a bridge), seed ${json.seed}; ` +
-      `load average ${json.load_before} before, ${json.load_after} after (2 cores shared with other work). ` +
+      `load average ${json.load_before.join(' ')} before, ${json.load_after.join(' ')} after (2 cores shared with other work). ` +
       "Acknowledged, lost and duplicated are the checker's (bench/faults/checker.py: smtplib and mailbox, no code of " +
       'Sustain); outage = the longest time one client went without an acknowledgement; detection = the first ' +
       '`server_suspected` after the fault; a false failover is an election by a node whose view of the server no ' +
@@ -123,7 +123,7 @@ export function renderFaults(json: FaultsJson): string {
       '',
       'Idle nodes (`npm run faults -- --scale 5,10`): no client; CPU counts the node and its service, bytes are ' +
         "both ways on the node's link (heartbeats, DHT, lanes); then the server SIGKILLed. " +
-        `Commit ${json.scale.commit}, ${json.scale.date?.slice(0, 10)}, load ${json.scale.load_before} before, ${json.scale.load_after} after:`,
+        `Commit ${json.scale.commit}, ${json.scale.date?.slice(0, 10)}, load ${json.scale.load_before?.join(' ')} before, ${json.scale.load_after?.join(' ')} after:`,
       '',
       markdownTable(
         [
@@ -146,10 +146,26 @@ export function renderFaults(json: FaultsJson): string {
   return `${parts.join('\n')}\n`
 }
 
+/** Files written before loads were recorded as numbers held them as one "1 5 15" string. */
+function loadsAsNumbers(json: FaultsJson): FaultsJson {
+  const fix = (load: unknown) =>
+    typeof load === 'string' ? load.split(' ').map(Number) : (load as number[] | undefined)
+  return {
+    ...json,
+    load_before: fix(json.load_before) ?? [],
+    load_after: fix(json.load_after) ?? [],
+    scale: {
+      ...json.scale,
+      load_before: fix(json.scale.load_before),
+      load_after: fix(json.scale.load_after),
+    },
+  }
+}
+
 /** Writes faults.json (keeping the previous scale figures when this run measured none) and RESULTS.md. */
 export async function writeFaultResults(json: FaultsJson): Promise<void> {
   const previous = await readFile(PATH, 'utf8').then(
-    (text) => JSON.parse(text) as FaultsJson,
+    (text) => loadsAsNumbers(JSON.parse(text) as FaultsJson),
     () => null,
   )
   const merged: FaultsJson = {

@@ -1,6 +1,8 @@
-import { mkdir, readFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { parse, stringify } from 'yaml'
 import { initNode } from '../../src/cli/init-node.ts'
 import { encodeInvite } from '../../src/config/invite.ts'
@@ -9,6 +11,7 @@ import { nodePaths } from '../../src/runtime/paths.ts'
 import { writeFileAtomic } from '../../src/util/atomic-write.ts'
 import type { LabHost, LabNet } from './lab-net.ts'
 
+const run = promisify(execFile)
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 export const BOOTSTRAP_PORT = 49737
 /** Every node's front door for the mail service's `smtp` port, on its lab address. */
@@ -20,6 +23,8 @@ export interface LabNodeOptions {
   /** `off`, or a number k: passed to the service as `output_commit` (the key the output-commit work adds). */
   output_commit: string
   snapshot_interval_ms: number
+  /** Each data directory on a tmpfs of this size (MiB) in the lab's mount namespace (the disk-full nemesis). */
+  small_disk_mib?: number
 }
 
 /** One node of the lab: a `sustain join` process in its host's namespace (LocalNode does the process). */
@@ -68,6 +73,9 @@ export async function writeNodeDir(
   const bootstrap = lab.nodes.map((h) => `${h.address}:${BOOTSTRAP_PORT}`)
   const host = lab.nodes[i]!
   await mkdir(data, { recursive: true })
+  if (options.small_disk_mib !== undefined && !(await mounted(data))) {
+    await run('mount', ['-t', 'tmpfs', '-o', `size=${options.small_disk_mib}m,mode=0711`, 'tmpfs', data])
+  }
   await initNode({
     data,
     name: `n${i}`,
@@ -106,4 +114,19 @@ export async function createLabNodes(
     nodes.push(new LabNode(i, data, written.path, lab.nodes[i]!, lab))
   }
   return { nodes, secret: secret ?? '' }
+}
+
+/** Whether a directory is a mount point (the lab's own tmpfs). */
+async function mounted(dir: string): Promise<boolean> {
+  return run('mountpoint', ['-q', dir]).then(
+    () => true,
+    () => false,
+  )
+}
+
+/** Empties a data directory (it may be a mount point, which stays). */
+export async function emptyDir(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [])) {
+    await rm(`${dir}/${name}`, { recursive: true, force: true })
+  }
 }

@@ -17,7 +17,7 @@ import type { NodeStatus } from '../../src/runtime/status.ts'
 import { Prng } from '../../test/sim/prng.ts'
 import { requireTools } from '../../test/system/requirements.ts'
 import { type FaultRecord, type FaultsJson, type ScaleFigures, writeFaultResults } from './faults-results.ts'
-import { createLabNodes, type LabNode, writeNodeDir } from './lab-federation.ts'
+import { createLabNodes, emptyDir, type LabNode, writeNodeDir } from './lab-federation.ts'
 import { type LabNet, startLabNet } from './lab-net.ts'
 import { type FaultApplied, healAll, NEMESES, type NemesisContext, QUICK } from './nemeses.ts'
 import { measureIdle } from './scale.ts'
@@ -47,6 +47,8 @@ const RUNS = Number(values.runs ?? (QUICK_RUN ? 1 : 10))
 const SEED = Number(values.seed ?? Math.floor(Math.random() * 1_000_000))
 const OUTPUT_COMMIT = values['output-commit']
 const HOLD_MS = QUICK_RUN ? 8000 : 15_000
+/** With disk-full chosen, every data directory is a tmpfs this small (the nemesis fills the server's). */
+const SMALL_DISK_MIB = 256
 if (!/^(off|\d+)$/.test(OUTPUT_COMMIT)) throw new Error('--output-commit wants off or a number k')
 if (!Number.isInteger(NODES) || NODES < 2 || NODES > 20) throw new Error('--nodes wants 2 to 20')
 const chosen = NEMESES.filter((n) =>
@@ -57,7 +59,8 @@ if (chosen.length === 0) {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-const loadavg = async () => (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
+/** 1, 5 and 15-minute load averages (as bench/lib/run-meta.ts records them on main). */
+const loadavg = async () => (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).map(Number)
 const started_ms = Date.now()
 const log = (line: string) =>
   process.stdout.write(`[faults +${((Date.now() - started_ms) / 1000).toFixed(1)} s] ${line}\n`)
@@ -207,7 +210,7 @@ async function scale(dir: string, sizes: number[]): Promise<number> {
       scale: { nodes: figures, commit: gitCommit(), date: new Date().toISOString(), load_before, load_after },
     })
   }
-  log(`scale: load ${load_before} before, ${load_after} after`)
+  log(`scale: load ${load_before.join(' ')} before, ${load_after.join(' ')} after`)
   if (!values.keep) await rm(dir, { recursive: true, force: true })
   return 0
 }
@@ -231,13 +234,17 @@ async function main(): Promise<number> {
   await mkdir(dir, { recursive: true })
   const load_before = await loadavg()
   log(
-    `seed ${SEED}, ${NODES} nodes, ${chosen.map((n) => n.name).join(' ')}, ${RUNS} run(s) each, load ${load_before}`,
+    `seed ${SEED}, ${NODES} nodes, ${chosen.map((n) => n.name).join(' ')}, ${RUNS} run(s) each, load ${load_before.join(' ')}`,
   )
   const lab = await startLabNet(NODES)
   log(
     `lab up: nodes ${lab.nodes.map((h) => h.address).join(' ')}, client ${lab.client.address}; no route out`,
   )
-  const options = { output_commit: OUTPUT_COMMIT, snapshot_interval_ms: 1000 }
+  const options = {
+    output_commit: OUTPUT_COMMIT,
+    snapshot_interval_ms: 1000,
+    ...(chosen.some((n) => n.name === 'disk-full') ? { small_disk_mib: SMALL_DISK_MIB } : {}),
+  }
   const created = await createLabNodes(lab, dir, options)
   nodes = created.nodes
   for (const node of nodes) node.start()
@@ -250,9 +257,10 @@ async function main(): Promise<number> {
   for (const nemesis of chosen) {
     for (let r = 0; r < RUNS; r++) {
       const seed = SEED + r
-      const settled = await untilOneServer(90_000, true)
-      if (settled === null) throw new Error(`no single server before ${nemesis.name}`)
       for (const node of nodes) if (!node.running) node.start()
+      const settled = await untilOneServer(90_000, true)
+      if (settled === null)
+        throw new Error(`no single server before ${nemesis.name} seed ${seed}; logs in ${dir}`)
       const notes: TimelineEvent[] = []
       const note = (what: string) => {
         notes.push({ t: Date.now(), who: 'lab', what })
@@ -265,7 +273,7 @@ async function main(): Promise<number> {
         note,
         sleep,
         wipe: async (node) => {
-          await rm(node.data_dir, { recursive: true, force: true })
+          await emptyDir(node.data_dir)
           await writeNodeDir(lab, node.data_dir, node.index, created.secret, options)
         },
       }
@@ -287,6 +295,7 @@ async function main(): Promise<number> {
         String((HOLD_MS * 6) / 1000 + 120),
       ])
       const sent = output(sender, HOLD_MS * 6 + 180_000, 'the checker (send)')
+      sent.catch(() => {}) // awaited below; an error path that never gets there must not crash the lab
       const start_t = Date.now()
       await sleep(2000) // acknowledgements before the fault: the baseline the outage is measured against
       let applied: FaultApplied
@@ -397,7 +406,9 @@ async function main(): Promise<number> {
     }
     await writeFaultResults(json)
   }
-  log(`${runs.length} runs, ${failed} failed; load ${load_before} before, ${load_after} after`)
+  log(
+    `${runs.length} runs, ${failed} failed; load ${load_before.join(' ')} before, ${load_after.join(' ')} after`,
+  )
   process.stdout.write(
     `${JSON.stringify({ summary: { runs: runs.length, failed, seed: SEED, load_before, load_after } })}\n`,
   )

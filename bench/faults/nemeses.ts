@@ -33,6 +33,21 @@ export interface Nemesis {
   run(ctx: NemesisContext, server: number): Promise<FaultApplied>
 }
 
+/**
+ * SIGTERM, as a person stopping a node would; a node not gone within 15 s gets SIGKILL (noted: a node
+ * that logs "node stopped" and does not exit is a finding of its own).
+ */
+async function stopNode(ctx: NemesisContext, node: LabNode): Promise<void> {
+  node.signal('SIGTERM')
+  try {
+    await node.waitExit(15_000)
+  } catch {
+    ctx.note(`n${node.index} did not exit within 15 s of SIGTERM: SIGKILL`)
+    node.signal('SIGKILL')
+    await node.waitExit(10_000)
+  }
+}
+
 const others = (ctx: NemesisContext, i: number) => ctx.nodes.map((n) => n.index).filter((j) => j !== i)
 
 /** `at` drops (a share `probability` of) every packet from `from`: a packet filter in `at`'s namespace. */
@@ -195,8 +210,7 @@ const clockSkew: Nemesis = {
     const victim = ctx.nodes[ctx.rng.pick(others(ctx, server))]!
     const offset_ms = ctx.rng.chance(0.5) ? 60_000 : -60_000
     const restart = async (clock_ms: number) => {
-      victim.signal('SIGTERM')
-      await victim.waitExit(15_000)
+      await stopNode(ctx, victim)
       victim.setClock(clock_ms)
       victim.start()
     }
@@ -221,8 +235,7 @@ const restartWithData: Nemesis = {
   async run(ctx) {
     const victim = ctx.rng.pick(ctx.nodes)
     const fault_t = Date.now()
-    victim.signal('SIGTERM')
-    await victim.waitExit(15_000)
+    await stopNode(ctx, victim)
     ctx.note(`n${victim.index} stopped (SIGTERM)`)
     await ctx.sleep(ctx.hold_ms / 2)
     victim.start()
@@ -257,6 +270,34 @@ const restartEmpty: Nemesis = {
   },
 }
 
+/** The server's data directory (a small tmpfs of the lab's) filled by a ballast file, then freed. */
+const diskFull: Nemesis = {
+  name: 'disk-full',
+  async run(ctx, server) {
+    const node = ctx.nodes[server]!
+    const ballast = `${node.data_dir}/ballast`
+    const avail = await ctx.lab.exec(node.host, ['df', '--output=avail', '-B1', node.data_dir])
+    const bytes = Number(avail.trim().split('\n').at(-1))
+    if (!Number.isFinite(bytes)) throw new Error(`df gave no free size: ${avail}`)
+    const fault_t = Date.now()
+    await ctx.lab.exec(node.host, ['fallocate', '-l', String(bytes), ballast]).catch(() => {})
+    const after = await ctx.lab.exec(node.host, ['df', '--output=avail', '-B1', node.data_dir])
+    ctx.note(
+      `n${server}'s data directory full: ${bytes} bytes of ballast, ${after.trim().split('\n').at(-1)} left`,
+    )
+    await ctx.sleep(ctx.hold_ms)
+    await ctx.lab.exec(node.host, ['rm', '-f', ballast])
+    ctx.note(`n${server}'s ballast removed`)
+    return {
+      fault_t,
+      heal_t: Date.now(),
+      touched: others(ctx, server),
+      pure_partition: false,
+      params: { ballast_bytes: bytes },
+    }
+  },
+}
+
 export const NEMESES: Nemesis[] = [
   partitionServer,
   partitionHalves,
@@ -268,6 +309,7 @@ export const NEMESES: Nemesis[] = [
   clockSkew,
   restartWithData,
   restartEmpty,
+  diskFull,
 ]
 
 /** The quick run's set (CI): the partitions and the process faults. */
