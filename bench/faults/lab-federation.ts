@@ -23,7 +23,7 @@ export interface LabNodeOptions {
   /** `off`, or a number k: passed to the service as `output_commit` (the key the output-commit work adds). */
   output_commit: string
   snapshot_interval_ms: number
-  /** Each data directory on a tmpfs of this size (MiB) in the lab's mount namespace (the disk-full nemesis). */
+  /** Each node's service/ directory on a tmpfs of this size (MiB) in the lab's mount namespace (disk-full). */
   small_disk_mib?: number
 }
 
@@ -73,8 +73,11 @@ export async function writeNodeDir(
   const bootstrap = lab.nodes.map((h) => `${h.address}:${BOOTSTRAP_PORT}`)
   const host = lab.nodes[i]!
   await mkdir(data, { recursive: true })
-  if (options.small_disk_mib !== undefined && !(await mounted(data))) {
-    await run('mount', ['-t', 'tmpfs', '-o', `size=${options.small_disk_mib}m,mode=0711`, 'tmpfs', data])
+  // The service's state directory and its staging area (the process driver keeps both in service/).
+  const service = join(data, 'service')
+  if (options.small_disk_mib !== undefined && !(await mounted(service))) {
+    await mkdir(service, { recursive: true })
+    await run('mount', ['-t', 'tmpfs', '-o', `size=${options.small_disk_mib}m,mode=0711`, 'tmpfs', service])
   }
   await initNode({
     data,
@@ -124,9 +127,11 @@ async function mounted(dir: string): Promise<boolean> {
   )
 }
 
-/** Empties a data directory (it may be a mount point, which stays). */
-export async function emptyDir(dir: string): Promise<void> {
+/** Empties a data directory; a mount point in it (the small disk) stays, emptied. */
+export async function emptyDir(dir: string, depth = 0): Promise<void> {
   for (const name of await readdir(dir).catch(() => [])) {
-    await rm(`${dir}/${name}`, { recursive: true, force: true })
+    const path = join(dir, name)
+    if (depth < 2 && (await mounted(path))) await emptyDir(path, depth + 1)
+    else await rm(path, { recursive: true, force: true })
   }
 }

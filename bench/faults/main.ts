@@ -48,7 +48,7 @@ const SEED = Number(values.seed ?? Math.floor(Math.random() * 1_000_000))
 const OUTPUT_COMMIT = values['output-commit']
 const HOLD_MS = QUICK_RUN ? 8000 : 15_000
 /** With disk-full chosen, every data directory is a tmpfs this small (the nemesis fills the server's). */
-const SMALL_DISK_MIB = 256
+const SMALL_DISK_MIB = 64
 if (!/^(off|\d+)$/.test(OUTPUT_COMMIT)) throw new Error('--output-commit wants off or a number k')
 if (!Number.isInteger(NODES) || NODES < 2 || NODES > 20) throw new Error('--nodes wants 2 to 20')
 const chosen = NEMESES.filter((n) =>

@@ -270,20 +270,22 @@ const restartEmpty: Nemesis = {
   },
 }
 
-/** The server's data directory (a small tmpfs of the lab's) filled by a ballast file, then freed. */
+/** The server's service directory (a small tmpfs of the lab's) filled by a ballast file, then freed. */
 const diskFull: Nemesis = {
   name: 'disk-full',
   async run(ctx, server) {
     const node = ctx.nodes[server]!
-    const ballast = `${node.data_dir}/ballast`
-    const avail = await ctx.lab.exec(node.host, ['df', '--output=avail', '-B1', node.data_dir])
+    const disk = `${node.data_dir}/service`
+    const ballast = `${disk}/ballast`
+    const avail = await ctx.lab.exec(node.host, ['df', '--output=avail', '-B1', disk])
     const bytes = Number(avail.trim().split('\n').at(-1))
     if (!Number.isFinite(bytes)) throw new Error(`df gave no free size: ${avail}`)
     const fault_t = Date.now()
-    await ctx.lab.exec(node.host, ['fallocate', '-l', String(bytes), ballast]).catch(() => {})
-    const after = await ctx.lab.exec(node.host, ['df', '--output=avail', '-B1', node.data_dir])
+    // dd until ENOSPC (bounded by the size of the tmpfs): it fails when the disk is full, as it should.
+    await ctx.lab.exec(node.host, ['dd', 'if=/dev/zero', `of=${ballast}`, 'bs=1M']).catch(() => {})
+    const after = await ctx.lab.exec(node.host, ['df', '--output=avail', '-B1', disk])
     ctx.note(
-      `n${server}'s data directory full: ${bytes} bytes of ballast, ${after.trim().split('\n').at(-1)} left`,
+      `n${server}'s service directory full: ${bytes} bytes of ballast, ${after.trim().split('\n').at(-1)} left`,
     )
     await ctx.sleep(ctx.hold_ms)
     await ctx.lab.exec(node.host, ['rm', '-f', ballast])
