@@ -135,3 +135,11 @@ export async function emptyDir(dir: string, depth = 0): Promise<void> {
     else await rm(path, { recursive: true, force: true })
   }
 }
+
+/** Unmounts the nodes' small disks (disk-full) so their directories can be removed. */
+export async function unmountSmallDisks(nodes: LabNode[]): Promise<void> {
+  for (const node of nodes) {
+    const service = join(node.data_dir, 'service')
+    if (await mounted(service)) await run('umount', [service])
+  }
+}

@@ -17,7 +17,7 @@ import type { NodeStatus } from '../../src/runtime/status.ts'
 import { Prng } from '../../test/sim/prng.ts'
 import { requireTools } from '../../test/system/requirements.ts'
 import { type FaultRecord, type FaultsJson, type ScaleFigures, writeFaultResults } from './faults-results.ts'
-import { createLabNodes, emptyDir, type LabNode, writeNodeDir } from './lab-federation.ts'
+import { createLabNodes, emptyDir, type LabNode, unmountSmallDisks, writeNodeDir } from './lab-federation.ts'
 import { type LabNet, startLabNet } from './lab-net.ts'
 import { type FaultApplied, healAll, NEMESES, type NemesisContext, QUICK } from './nemeses.ts'
 import { measureIdle } from './scale.ts'
@@ -412,6 +412,7 @@ async function main(): Promise<number> {
   process.stdout.write(
     `${JSON.stringify({ summary: { runs: runs.length, failed, seed: SEED, load_before, load_after } })}\n`,
   )
+  await unmountSmallDisks(nodes) // their logs stay in the directory with --keep or a failure
   if (failed === 0 && !values.keep) await rm(dir, { recursive: true, force: true })
   return failed === 0 ? 0 : 1
 }
