@@ -314,11 +314,12 @@ export const NEMESES: Nemesis[] = [
   diskFull,
 ]
 
-/** The quick run's set (CI): the partitions and the process faults. */
+/** The quick run's set (CI): the partitions, the process faults and the full disk. */
 export const QUICK = [
   'partition-server',
   'partition-halves',
   'partition-oneway',
   'kill-server',
   'stop-server',
+  'disk-full',
 ]
