@@ -1,5 +1,6 @@
 import { cliSection } from './cli.ts'
 import { failoverSection, leaveSection } from './failover.ts'
+import { faultsSection } from './faults.ts'
 import { fenceSection } from './fence.ts'
 import { frontdoorSection } from './frontdoor.ts'
 import { mergeSection } from './merge.ts'
@@ -24,5 +25,6 @@ export const SECTIONS: readonly Section[] = [
   fenceSection,
   frontdoorSection,
   zeroLossSection,
+  faultsSection,
   cliSection,
 ]

@@ -135,7 +135,15 @@ export async function takeDotlock(lock_path: string, deadline_ms: number): Promi
   for (let delay_ms = 5; ; delay_ms = Math.min(delay_ms * 2, 200)) {
     try {
       const handle = await open(lock_path, 'wx', 0o600)
-      await handle.writeFile(token).finally(() => handle.close())
+      // A lock whose token could not be written (a full disk) is removed at once: left behind, it
+      // would stop every delivery until it goes stale (found by the fault lab's disk-full nemesis).
+      await handle
+        .writeFile(token)
+        .finally(() => handle.close())
+        .catch(async (error: unknown) => {
+          await unlink(lock_path).catch(() => {})
+          throw error
+        })
       return async () => {
         await unlink(lock_path).catch((error: NodeJS.ErrnoException) => {
           if (error.code !== 'ENOENT') throw error

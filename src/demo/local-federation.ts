@@ -69,6 +69,8 @@ export class LocalNode extends EventEmitter {
     private readonly args: string[],
     /** Where this node's front door accepts clients (null: no front door). */
     readonly front_door: { host: string; port: number; dns_port: number | null } | null = null,
+    /** Argv the node's command runs under (e.g. `ip netns exec NS`, `faketime +60s`): the fault lab's hosts. */
+    public launcher: string[] = [],
   ) {
     super()
   }
@@ -85,7 +87,8 @@ export class LocalNode extends EventEmitter {
     if (this.running) throw new Error(`${this.name} is already running`)
     this.log_file = createWriteStream(join(this.data_dir, 'node.log'), { flags: 'a' })
     const node = forSnapshotTraffic()
-    const child = spawn(process.execPath, [...node.args, BIN, 'join', ...this.args], {
+    const argv = [...this.launcher, process.execPath, ...node.args, BIN, 'join', ...this.args]
+    const child = spawn(argv[0]!, argv.slice(1), {
       detached: true, // own process group: killing the group takes the service too, like a machine dying
       env: node.env,
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -59,6 +59,17 @@ export const REQUIREMENTS = {
   cpio: program('cpio', ['cpio'], 'test/qemu (the guest)'),
   ip: program('ip', ['iproute2'], 'test/lan (network namespaces)'),
   nsenter: program('nsenter', ['util-linux'], 'test/lan (network namespaces)'),
+  unshare: program(
+    'unshare',
+    ['util-linux'],
+    'bench/faults (the fault lab: its own network, mount and PID namespaces)',
+  ),
+  iptables: program(
+    'iptables',
+    ['iptables'],
+    'bench/faults, test/faults (partitions and loss by packet filter)',
+  ),
+  faketime: program('faketime', ['faketime'], 'bench/faults (a node whose clock is 60 s off)'),
   kernel: {
     what: '/boot/vmlinuz-*',
     packages: ['linux-image-amd64'],

@@ -32,7 +32,7 @@ describe('bench/RESULTS.md from bench/results/*.json (bench/render)', () => {
       const text = await renderSection(section)
       expect(text, section.file).not.toBeNull()
       expect(text!.startsWith(`## ${section.heading}\n`), section.file).toBe(true)
-      expect(text, section.file).toMatch(/^`npm run bench[^`]*`, /m)
+      expect(text, section.file).toMatch(/^`npm run (bench|faults)[^`]*`, /m)
       expect(text, section.file).not.toMatch(/undefined|NaN|\[object Object\]/)
       expect(unsupportedP99(text!), section.file).toEqual([])
       // Every run kept (legacy shapes included) gives its one-line summary, as bench:compare prints it.
