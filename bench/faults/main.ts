@@ -66,6 +66,8 @@ const log = (line: string) =>
   process.stdout.write(`[faults +${((Date.now() - started_ms) / 1000).toFixed(1)} s] ${line}\n`)
 
 let nodes: LabNode[] = []
+/** This run's directory (logs, data directories), once chosen. */
+let run_dir: string | null = null
 const children = new Set<ChildProcess>()
 
 /** Ends every process the lab started (nodes by process group, checkers by PID), bounded. */
@@ -88,7 +90,13 @@ async function stopAll(): Promise<void> {
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     log(`${signal}: stopping every lab process`)
-    void stopAll().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143))
+    // An interrupted run has nothing to replay: its directory goes too, unless --keep.
+    const cleanup = async () => {
+      await stopAll()
+      await unmountSmallDisks(nodes).catch(() => {})
+      if (run_dir !== null && !values.keep) await rm(run_dir, { recursive: true, force: true })
+    }
+    void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143))
   })
 }
 
@@ -222,6 +230,7 @@ async function main(): Promise<number> {
       throw new Error('--scale wants sizes 2 to 20')
     const dir = join(ROOT, '.tmp', 'faults', `scale-${new Date().toISOString().replace(/[:.]/g, '-')}`)
     await mkdir(dir, { recursive: true })
+    run_dir = dir
     return scale(dir, sizes)
   }
   requireTools(
@@ -231,7 +240,7 @@ async function main(): Promise<number> {
     ...(chosen.some((n) => n.name === 'clock-skew') ? (['faketime'] as const) : []),
   )
   const dir = join(ROOT, '.tmp', 'faults', new Date().toISOString().replace(/[:.]/g, '-'))
-  await mkdir(dir, { recursive: true })
+  run_dir = dir
   const load_before = await loadavg()
   log(
     `seed ${SEED}, ${NODES} nodes, ${chosen.map((n) => n.name).join(' ')}, ${RUNS} run(s) each, load ${load_before.join(' ')}`,
