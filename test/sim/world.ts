@@ -132,6 +132,10 @@ export class World {
   private readonly parent = new Map<string, string | null>()
   /** Time of the last change that can legitimately disturb roles (network, crash, restart, resign, leave). */
   private last_disturbance_ms = 0
+  /** When the last fault happened: the quiet phase counts from it. */
+  get last_disturbance_at_ms(): number {
+    return this.last_disturbance_ms
+  }
   private last_network_change_ms = 0
   /** Bumped whenever liveness or links change, so components are computed once per change. */
   private topology_version = 0
