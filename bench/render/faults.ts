@@ -1,5 +1,143 @@
-import { FAULTS_METHOD, type FaultsJson, renderFaults } from '../faults/faults-results.ts'
+import { markdownTable } from '../lib/results-md.ts'
 import type { Section } from './section.ts'
+
+/** One nemesis run, as the issue's JSON shape names it (plus what the timeline measured). */
+export interface FaultRecord {
+  fault: string
+  seed: number
+  /** `off` or the k the nodes ran with. */
+  output_commit: string
+  acknowledged: number
+  /** null when no single mailbox held the checker's marker (the verdict could not be made). */
+  lost: number | null
+  duplicated: number | null
+  outage_ms: number
+  false_failovers: number
+  one_server_after_heal_ms: number | null
+  detection_ms: number | null
+  elections: number
+  fault_ms: number
+  params: Record<string, unknown>
+  lost_acked_before_fault_ms?: number
+}
+
+export interface ScaleFigures {
+  idle_cpu_pct: number
+  rss_mib: number
+  control_bytes_per_s: number
+  failover_ms?: number | null
+}
+
+export interface FaultsJson {
+  commit: string
+  date: string
+  command: string
+  nodes: number
+  seed: number
+  load_before: number[]
+  load_after: number[]
+  runs: FaultRecord[]
+  scale: {
+    nodes?: Record<string, ScaleFigures>
+    commit?: string
+    date?: string
+    load_before?: number[]
+    load_after?: number[]
+  }
+}
+
+function pct(values: number[], p: number): number | string {
+  if (values.length === 0) return '-'
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
+const sum = (values: (number | null)[]) =>
+  values.some((v) => v === null) ? 'n/a' : values.reduce<number>((a, v) => a + (v ?? 0), 0)
+
+/** What the lab measures and how: the fixed text of its RESULTS.md section. */
+export const FAULTS_METHOD = [
+  'Real `sustain join` processes with the mail example and front doors, each in its own network namespace on a',
+  "bridge. Acknowledged, lost and duplicated are the checker's (bench/faults/checker.py: smtplib and mailbox, no",
+  'code of Sustain); outage = the longest time one client went without an acknowledgement; detection = the first',
+  '`server_suspected` after the fault; a false failover is an election by a node whose view of the server no',
+  'fault touched. Without output commit, mail acknowledged after the newest replicated snapshot may be lost',
+  'when the server dies (kill-server).',
+].join('\n')
+
+/** The RESULTS.md section's body, from the JSON alone. */
+export function renderFaults(json: FaultsJson): string {
+  const kinds = [...new Set(json.runs.map((r) => `${r.fault}\u0000${r.output_commit}`))]
+  const rows = kinds.map((kind) => {
+    const [fault, output_commit] = kind.split('\u0000') as [string, string]
+    const runs = json.runs.filter((r) => r.fault === fault && r.output_commit === output_commit)
+    const heal = runs.map((r) => r.one_server_after_heal_ms)
+    return [
+      fault,
+      output_commit,
+      runs.length,
+      sum(runs.map((r) => r.acknowledged)),
+      sum(runs.map((r) => r.lost)),
+      sum(runs.map((r) => r.duplicated)),
+      pct(
+        runs.map((r) => r.outage_ms),
+        50,
+      ),
+      // A handful of runs per kind: the tail is the maximum, and is called so.
+      Math.max(...runs.map((r) => r.outage_ms)),
+      sum(runs.map((r) => r.false_failovers)),
+      pct(
+        runs.flatMap((r) => (r.detection_ms === null ? [] : [r.detection_ms])),
+        50,
+      ),
+      heal.some((h) => h === null) ? 'never' : Math.max(...(heal as number[])),
+    ]
+  })
+  const table = markdownTable(
+    [
+      'fault',
+      'output commit',
+      'runs',
+      'acknowledged',
+      'lost',
+      'duplicated',
+      'outage p50 ms',
+      'outage max ms',
+      'false failovers',
+      'detection p50 ms',
+      'one server after heal, max ms',
+    ],
+    rows,
+  )
+  const parts = [table]
+  const scale = json.scale.nodes
+  if (scale && Object.keys(scale).length > 0) {
+    parts.push(
+      '',
+      'Idle nodes (`npm run faults -- --scale 5,10`): no client; CPU counts the node and its service, bytes are ' +
+        "both ways on the node's link (heartbeats, DHT, lanes); then the server SIGKILLed. " +
+        `Commit ${json.scale.commit}, ${json.scale.date?.slice(0, 10)}, load ${json.scale.load_before?.join(' ')} before, ${json.scale.load_after?.join(' ')} after:`,
+      '',
+      markdownTable(
+        [
+          'nodes',
+          'idle CPU % of a core per node',
+          'RSS MiB per node',
+          'control bytes/s per node',
+          'server SIGKILL to one server, ms',
+        ],
+        Object.entries(scale).map(([n, s]) => [
+          n,
+          s.idle_cpu_pct,
+          s.rss_mib,
+          s.control_bytes_per_s,
+          s.failover_ms ?? 'never',
+        ]),
+      ),
+    )
+  }
+  return `${parts.join('\n')}\n`
+}
 
 export const faultsSection: Section<FaultsJson> = {
   file: 'faults.json',
