@@ -32,7 +32,7 @@ const programs = [
     .filter((r) => r.packages.length > 0 && !r.what.includes('*'))
     .map((r) => r.what),
   ...EXTRAS,
-].filter((p) => !['ip', 'nsenter'].includes(p)) // util-linux and iproute2 come with every Debian
+].filter((p) => !['ip', 'nsenter', 'unshare'].includes(p)) // util-linux (essential) and iproute2 come with every Debian
 const hidden = [...new Set(programs.flatMap(located))]
 const empty = join(tmpdir(), `sustain-hidden-${process.pid}`)
 writeFileSync(empty, '', { mode: 0o644 })
