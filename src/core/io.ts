@@ -22,6 +22,11 @@ export type CoreEvent =
   /** The restore moved on (bytes collected, state materialised, service started): peers see it progress. */
   | { type: 'restore-progress'; now_ms: number }
   | { type: 'merge-done'; ok: boolean; winner: NodeId; reason?: string; now_ms: number }
+  /**
+   * Winner side of a heal: the loser's changes since the fork landed in this server's service. Its state
+   * now descends from both lineages, so it must outrank the loser's newest snapshot: a new term.
+   */
+  | { type: 'merged'; from: NodeId; now_ms: number }
   | { type: 'leave'; now_ms: number }
   /** An operator (or a helper) asks for a snapshot now; ignored unless this node serves. */
   | { type: 'snapshot-now'; now_ms: number }
@@ -59,6 +64,8 @@ export type TimelineName =
   | 'merge_started'
   | 'merge_finished'
   | 'merge_failed'
+  /** Winner side: a loser's merge landed; this server continues its lineage in a new term. */
+  | 'merge_landed'
   /** refuse-to-split: a serving node lost the support of a majority and stopped its service. */
   | 'quorum_lost'
   /** refuse-to-split: this node would claim but waits for a majority's support (logged once per election). */

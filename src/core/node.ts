@@ -212,6 +212,9 @@ export class NodeCore {
       case 'merge-done':
         this.onMergeDone(event.ok, event.winner, event.reason)
         break
+      case 'merged':
+        this.onMerged(event.from)
+        break
       case 'leave':
         this.onLeave()
         break
@@ -906,10 +909,13 @@ export class NodeCore {
     if (this.snapshot_in_flight !== snapshot.id) return
     this.snapshot_in_flight = null
     assert(snapshot.writer === this.id, 'own snapshot written by another node')
+    assert(snapshot.term <= this.term_, 'own snapshot from a later term')
     // Taken before this node stepped down (resigned mid-snapshot): kept as data, not as a lineage head.
     // A merging server may serve again (its merge abandoned): its next snapshot must not reuse this id.
+    // A claim clears the snapshot in flight, so one taken in an older term of this same stint (a merge
+    // landed meanwhile, `onMerged`) is still this lineage's head: the next snapshot descends from it.
     const own_lineage = this.role_ === 'server' || this.role_ === 'merging' || this.handover !== null
-    if (snapshot.term !== this.term_ || !own_lineage) return
+    if (!own_lineage) return
     this.head_ = snapshot
     if (this.config.output_commit != null && this.config.planted_bug === 'release-before-stored')
       this.releaseOutput(snapshot, [])
@@ -959,6 +965,30 @@ export class NodeCore {
     for (const [id, entry] of this.confirmations)
       if (entry.snapshot.seq <= snapshot.seq) this.confirmations.delete(id)
     this.effects.push({ type: 'release-output', snapshot, holders })
+  }
+
+  /**
+   * Winner side of a heal: the loser's changes are in this service now. Snapshots rank by term first, so
+   * the loser's newest snapshot (often a higher term) would outrank every later snapshot of this server,
+   * and a failover would restore it and lose what this server accepted. A new term above every term known
+   * makes the next snapshot (taken at once, or right after the one in flight) the newest everywhere.
+   */
+  private onMerged(from: NodeId): void {
+    if (this.role_ !== 'server' || this.handover !== null) return
+    let top = Math.max(this.max_term_, this.held_?.term ?? 0, this.head_?.term ?? 0)
+    for (const p of this.peers_.values())
+      top = Math.max(top, p.term, p.snapshot?.term ?? 0, p.head?.term ?? 0)
+    const term = top + 1
+    this.term_ = term
+    this.max_term_ = term
+    this.effects.push({ type: 'persist', term })
+    // Confirmations count snapshots of one term; a later one releases everything before its freeze.
+    this.confirmations.clear()
+    this.released_seq = 0
+    this.timeline('merge_landed', { from, term })
+    if (this.snapshot_in_flight !== null) this.output_waiting = true
+    else if (this.health_ !== 'down') this.takeSnapshot(false)
+    this.broadcastState()
   }
 
   // ---------------------------------------------------------------- leave, hand-over, preempt

@@ -958,13 +958,14 @@ export class SustainNode {
     this.dispatch({ type: 'merge-done', ok: outcome.ok, winner, reason, now_ms: this.now() })
   }
 
-  /** Winner side: merge what a loser offers, answer, then snapshot so the merged state replicates. */
+  /** Winner side: merge what a loser offers; the core takes a new term and snapshots; then answer. */
   private async acceptMerge(from: string, msg: MergeOfferMessage): Promise<void> {
     const serving = this.core.role === 'server' && this.options.driver !== null
     const result = await this.merger.accept(from, msg, serving)
+    // The core first: its new term goes into the state it broadcasts before the loser stops serving.
+    if (result.ok) this.dispatch({ type: 'merged', from, now_ms: this.now() })
     this.federation.send(from, result)
-    if (result.ok) this.snapshotNow()
-    else
+    if (!result.ok)
       this.log.warn({ event: 'merge_refused', from, id: msg.id, reason: result.reason }, 'merge failed here')
   }
 

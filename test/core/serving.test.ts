@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { forkPoint } from '../../src/core/lineage.ts'
 import type { NodeCore } from '../../src/core/node.ts'
+import { compareSnapshots } from '../../src/core/ranking.ts'
 import { A, B, C, makeNode, ofType, ref, state } from './helpers.ts'
 
 function serverNode(priority = 50, extra = {}): NodeCore {
@@ -142,6 +143,47 @@ describe('serving', () => {
     node.handle({ type: 'merge-done', ok: true, winner: B, now_ms: 11_000 })
     expect(node.role).toBe('candidate')
     expect(node.server).toBe(B)
+  })
+
+  it("a merge that lands gives the winner a term above the loser's, and a snapshot that outranks the loser's", () => {
+    const node = serverNode(90) // term 1
+    const head = ofType(node.handle({ type: 'tick', now_ms: 6700 }), 'take-snapshot')[0]!.snapshot
+    node.handle({ type: 'snapshot-stored', snapshot: head, now_ms: 6800 })
+    // The loser served in a higher term during the split, and its newest snapshot says so.
+    const losers = ref(B, 3, 7)
+    node.handle({
+      type: 'message',
+      from: B,
+      msg: state('server', { priority: 10, term: 3, server: B, head: losers, snapshot: losers }),
+      now_ms: 9500,
+    })
+    expect(node.role).toBe('server') // the higher priority keeps the service; B merges into it
+    const effects = node.handle({ type: 'merged', from: B, now_ms: 9800 })
+    expect(node.term).toBe(4)
+    expect(ofType(effects, 'persist')).toEqual([{ type: 'persist', term: 4 }])
+    const next = ofType(effects, 'take-snapshot')[0]!.snapshot
+    expect(next).toMatchObject({ term: 4, seq: 1 })
+    // It descends from the winner's own head, and ranks above the loser's snapshot everywhere.
+    expect(next.lineage.map((s) => `${s.writer.slice(0, 1)}:${s.term}:${s.seq}`)).toEqual(['a:1:1', 'a:4:1'])
+    expect(compareSnapshots(next, losers)).toBeGreaterThan(0)
+  })
+
+  it('a snapshot in flight when a merge lands stays the lineage head; the next one follows it at once', () => {
+    const node = serverNode(90)
+    const in_flight = ofType(node.handle({ type: 'tick', now_ms: 6700 }), 'take-snapshot')[0]!.snapshot
+    node.handle({
+      type: 'message',
+      from: B,
+      msg: state('server', { priority: 10, term: 3, server: B }),
+      now_ms: 6750,
+    })
+    // Landing while a capture runs: nothing new starts now (one capture at a time).
+    expect(ofType(node.handle({ type: 'merged', from: B, now_ms: 6760 }), 'take-snapshot')).toEqual([])
+    const after = node.handle({ type: 'snapshot-stored', snapshot: in_flight, now_ms: 6800 })
+    expect(node.head?.id).toBe(in_flight.id)
+    const next = ofType(after, 'take-snapshot')[0]!.snapshot
+    expect(next).toMatchObject({ term: 4, seq: 1 })
+    expect(next.lineage.at(-2)).toMatchObject({ writer: A, term: 1, seq: in_flight.seq })
   })
 
   it('with merge_direction newest-term the older term merges even at higher priority', () => {

@@ -546,7 +546,11 @@ export class World {
         if (!node.alive || node.inc !== item.inc || node.gen !== item.gen) return
         const winner = this.nodes.find((n) => n.id === item.winner)!
         const ok = winner.alive && this.net.linked(node.index, winner.index) && winner.core.role === 'server'
-        if (ok) this.merges += 1
+        if (ok) {
+          this.merges += 1
+          // The winner applied the archive before it answered (runtime acceptMerge): it hears first.
+          this.deliverCore(winner, { type: 'merged', from: node.id, now_ms: this.now_ms })
+        }
         this.deliverCore(node, {
           type: 'merge-done',
           ok,
