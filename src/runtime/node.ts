@@ -31,6 +31,7 @@ import { FrontDoor } from '../frontdoor/front-door.ts'
 import { OutputCommit } from '../frontdoor/output-commit.ts'
 import type { FrontDoorPort } from '../frontdoor/ports.ts'
 import type { Route } from '../frontdoor/route.ts'
+import { VirtualIp } from '../frontdoor/vip.ts'
 import { bootstrapNodes } from './dht-bootstrap.ts'
 import { DurableOutbox } from './durable-outbox.ts'
 import { HelperInfo } from './helper-info.ts'
@@ -145,6 +146,8 @@ export class SustainNode {
   private leave_outcome: LeaveOutcome | null = null
   private restore_progress_ms = 0
   private front_door: FrontDoor | null = null
+  /** The service's virtual IP (front_door.vip): held while this node serves. */
+  private vip: VirtualIp | null = null
   /** Zero-loss mode: holds what the service sends until the core releases it (null: output_commit off). */
   private output_commit: OutputCommit | null = null
   /** The candidates this server knows of were fewer than k when last looked (logged once per change). */
@@ -278,6 +281,10 @@ export class SustainNode {
       this.output_commit = new OutputCommit(() =>
         queueMicrotask(() => this.dispatch({ type: 'output-waiting', now_ms: this.now() })),
       )
+    }
+    if (config.front_door?.vip) {
+      this.vip = new VirtualIp(config.front_door.vip, this.log.child({ module: 'vip' }))
+      this.vip.release('start') // not serving yet: a crash while serving may have left it here
     }
     if (config.front_door && ports.length > 0) {
       const front_door = new FrontDoor({
@@ -476,6 +483,7 @@ export class SustainNode {
   async close(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    this.vip?.release('node stopping') // first: no client may reach a node that no longer serves
     this.helper_info?.close()
     if (this.tick_timer) clearInterval(this.tick_timer)
     if (this.recovery_timer) clearInterval(this.recovery_timer)
@@ -505,6 +513,8 @@ export class SustainNode {
       void this.close()
       return
     }
+    // Before anything else of this event: a node that stopped serving drops the VIP first.
+    this.vip?.serve(this.core.role === 'server')
     // Every term and member this event taught the core is queued for disk before anything is sent.
     for (const effect of effects)
       if (effect.type === 'persist') this.persistState(effect.term, effect.members)
