@@ -88,7 +88,10 @@ export class VirtualIp {
     } catch (error) {
       const text = String((error as { stderr?: unknown }).stderr ?? (error as Error).message)
       if (ABSENT.test(text)) return
-      this.log.error({ event: 'vip_release_failed', address: this.cidr, err: text.trim() }, 'virtual IP not removed')
+      this.log.error(
+        { event: 'vip_release_failed', address: this.cidr, err: text.trim() },
+        'virtual IP not removed',
+      )
     }
   }
 
@@ -103,28 +106,44 @@ export class VirtualIp {
     } catch (error) {
       const text = String((error as { stderr?: unknown }).stderr ?? (error as Error).message)
       if (!PRESENT.test(text)) {
-        this.log.error({ event: 'vip_add_failed', address: this.cidr, err: text.trim() }, 'virtual IP not added')
+        this.log.error(
+          { event: 'vip_add_failed', address: this.cidr, err: text.trim() },
+          'virtual IP not added',
+        )
         return
       }
     }
     this.held = true
-    this.log.info({ event: 'vip_taken', address: this.cidr, interface: this.config.interface }, 'virtual IP added')
+    this.log.info(
+      { event: 'vip_taken', address: this.cidr, interface: this.config.interface },
+      'virtual IP added',
+    )
     // -U: unsolicited ARP (sender = target = the address), which neighbours use to update their cache.
-    const arping = spawn('arping', ['-U', '-c', String(GARP_COUNT), '-I', this.config.interface, this.ip_address], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    })
+    const arping = spawn(
+      'arping',
+      ['-U', '-c', String(GARP_COUNT), '-I', this.config.interface, this.ip_address],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    )
     this.arpings.add(arping)
     let stderr = ''
     arping.stderr!.on('data', (chunk: Buffer) => {
       if (stderr.length < 1000) stderr += chunk.toString()
     })
-    arping.on('error', (error) => this.log.error({ event: 'garp_failed', err: error.message }, 'gratuitous ARP failed'))
+    arping.on('error', (error) =>
+      this.log.error({ event: 'garp_failed', err: error.message }, 'gratuitous ARP failed'),
+    )
     arping.on('exit', (code, signal) => {
       this.arpings.delete(arping)
       // arping -U exits 1 as no reply comes to an unsolicited ARP; only its complaints are errors.
       if (signal === null && code !== 0 && stderr.trim() !== '')
         this.log.error({ event: 'garp_failed', code, err: stderr.trim() }, 'gratuitous ARP failed')
-      else this.log.debug({ event: 'garp_sent', address: this.ip_address, count: GARP_COUNT }, 'gratuitous ARP sent')
+      else
+        this.log.debug(
+          { event: 'garp_sent', address: this.ip_address, count: GARP_COUNT },
+          'gratuitous ARP sent',
+        )
     })
   }
 

@@ -23,9 +23,9 @@ describe('front_door.vip', () => {
   it('takes an IPv4 address with or without a prefix, and an interface', () => {
     const vip = { address: '192.168.1.100/24', interface: 'eth0' }
     expect(parseConfig(withVip(vip)).front_door?.vip).toEqual(vip)
-    expect(parseConfig(withVip({ address: '10.0.0.5', interface: 'br-lan.2' })).front_door?.vip?.address).toBe(
-      '10.0.0.5',
-    )
+    expect(
+      parseConfig(withVip({ address: '10.0.0.5', interface: 'br-lan.2' })).front_door?.vip?.address,
+    ).toBe('10.0.0.5')
     expect(vipCidr('10.0.0.5')).toBe('10.0.0.5/32')
     expect(vipCidr('10.0.0.5/24')).toBe('10.0.0.5/24')
   })
@@ -45,6 +45,8 @@ describe('front_door.vip', () => {
 
   it('needs the front door on every address (the VIP comes and goes)', () => {
     const vip = { address: '10.0.0.100/24', interface: 'eth0' }
-    expect(() => parseConfig(withVip(vip, '10.0.0.1'))).toThrow(/front_door.vip needs front_door.bind 0.0.0.0/)
+    expect(() => parseConfig(withVip(vip, '10.0.0.1'))).toThrow(
+      /front_door.vip needs front_door.bind 0.0.0.0/,
+    )
   })
 })
