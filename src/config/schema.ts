@@ -140,6 +140,8 @@ export const config_schema = z
             name: z.string().regex(/^([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?$/, 'a DNS name'),
             port: z.number().int().min(1).max(65_535).default(53),
             ttl_s: z.number().int().min(0).max(5).default(5),
+            /** Also answer mDNS on the LAN (224.0.0.251:5353, from `federation.host`) for NAME.local (dns/mdns.ts). */
+            mdns: z.boolean().default(false),
           })
           .strict()
           .optional(),

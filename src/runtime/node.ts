@@ -26,6 +26,7 @@ import { NodeCore } from '../core/node.ts'
 import { compareSnapshots } from '../core/ranking.ts'
 import type { NodeId, SnapshotRef } from '../core/types.ts'
 import type { DriverEvent, ServiceDriver } from '../drivers/driver.ts'
+import { MdnsResponder, mdnsName } from '../frontdoor/dns/mdns.ts'
 import { DnsServer } from '../frontdoor/dns/server.ts'
 import { FrontDoor } from '../frontdoor/front-door.ts'
 import { OutputCommit } from '../frontdoor/output-commit.ts'
@@ -146,6 +147,7 @@ export class SustainNode {
   private leave_outcome: LeaveOutcome | null = null
   private restore_progress_ms = 0
   private front_door: FrontDoor | null = null
+  private mdns: MdnsResponder | null = null
   /** The service's virtual IP (front_door.vip): held while this node serves. */
   private vip: VirtualIp | null = null
   /** Zero-loss mode: holds what the service sends until the core releases it (null: output_commit off). */
@@ -307,19 +309,31 @@ export class SustainNode {
       await front_door.start()
       const dns = config.front_door.dns
       if (dns) {
+        const zone = (name: string) => ({
+          name,
+          ttl_s: dns.ttl_s,
+          addresses: this.frontDoorAddresses(),
+          serial: this.core.maxTerm,
+        })
         this.dns = new DnsServer({
           host: config.front_door.bind,
           port: dns.port,
-          zone: () => ({
-            name: dns.name.toLowerCase().replace(/\.$/, ''),
-            ttl_s: dns.ttl_s,
-            addresses: this.frontDoorAddresses(),
-            serial: this.core.maxTerm,
-          }),
+          zone: () => zone(dns.name.toLowerCase().replace(/\.$/, '')),
           log: this.log.child({ module: 'dns' }),
         })
         await this.dns.start()
         this.log.info({ event: 'dns_listening', name: dns.name, port: dns.port }, 'answering DNS')
+        if (dns.mdns) {
+          const name = mdnsName(dns.name)
+          const host = config.federation.host
+          this.mdns = new MdnsResponder({
+            zone: () => zone(name),
+            interface: isWildcard(host) ? null : host,
+            log: this.log.child({ module: 'mdns' }),
+          })
+          await this.mdns.start()
+          this.log.info({ event: 'mdns_listening', name }, 'answering mDNS')
+        }
       }
       this.log.info(
         {
@@ -490,6 +504,7 @@ export class SustainNode {
     this.options.driver?.off('event', this.onDriverEvent)
     await this.front_door?.close()
     await this.dns?.close()
+    await this.mdns?.close()
     await this.driver_queue.catch(() => {})
     await this.outbox.drained()
     await this.options.driver?.close()
