@@ -51,6 +51,10 @@ function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::'
 }
 
+function isLoopback(host: string): boolean {
+  return host.startsWith('127.') || host === '::1'
+}
+
 /** A helper's `info` hears of newer snapshots at most this often; of splits and heals at once. */
 const HELPER_INFO_SNAPSHOT_INTERVAL_MS = 10_000
 /** How often the recovery point's age is checked (an error is logged when it gets stuck). */
@@ -472,7 +476,9 @@ export class SustainNode {
    */
   private frontDoorAddresses(): string[] {
     const bind = this.options.config.front_door?.bind
-    const own = bind && !isWildcard(bind) ? bind : null
+    // A wildcard bind listens on the LAN address too (federation.host, where peers reach this node).
+    const lan = this.options.config.federation.host
+    const own = bind && !isWildcard(bind) ? bind : isWildcard(lan) || isLoopback(lan) ? null : lan
     const reachable = this.federation.peers().reachable.map((p) => p.key)
     const server = this.core.role === 'server' ? this.id : this.core.server
     const first = server !== null && (server === this.id || reachable.includes(server)) ? [server] : []

@@ -30,7 +30,7 @@ describe('mDNS answers (RFC 6762)', () => {
       ['A', '127.0.1.1'],
     ])
     for (const a of reply.packet.answers) {
-      expect(a.ttl).toBeLessThanOrEqual(5)
+      expect((a as { ttl?: number }).ttl).toBeLessThanOrEqual(5)
       expect((a as { flush?: boolean }).flush).toBe(true)
     }
     expect(answerMdns(q('mail.local', 'AAAA'), zone, 5353)!.packet.answers).toHaveLength(1)
