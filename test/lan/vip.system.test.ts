@@ -56,6 +56,7 @@ async function writeNode(
     bind: '0.0.0.0',
     ports: { smtp: DOOR_PORT },
     vip: { address: `${VIP}/24`, interface: `lab${i}` },
+    dns: { name: 'mail.viplab.test', port: 53, mdns: true },
   }
   await writeFileAtomic(path, stringify(config), { mode: 0o600 })
   return { path, secret: String(config['federation']!['secret']) }
@@ -84,6 +85,23 @@ const greeting = async () =>
     ])
   ).stdout
 
+/**
+ * The addresses in the first mDNS answer for mail.local that the client (host 2) gets, asked on the
+ * group by multicast-dns (the querier side of the library, from the client's LAN address).
+ */
+const mdnsAsk = async (): Promise<string[]> => {
+  const script = `
+    const m = require('multicast-dns')({ bind: '0.0.0.0', interface: ${JSON.stringify(lab!.hosts[2]!.address)} })
+    const bound = setTimeout(() => process.exit(3), 15000)
+    m.on('response', (p) => {
+      const a = p.answers.filter((r) => r.name === 'mail.local' && r.type === 'A').map((r) => r.data)
+      if (a.length > 0) { process.stdout.write(JSON.stringify(a)); clearTimeout(bound); m.destroy() }
+    })
+    m.on('ready', () => m.query('mail.local', 'A'))`
+  const { stdout } = await lab!.exec(2, ['bash', '-c', `cd ${ROOT} && ${process.execPath} -e "$0"`, script])
+  return JSON.parse(stdout) as string[]
+}
+
 /** Polls a fact of the lab (no event exists for a neighbour entry changing), bounded in count and time. */
 async function until<T>(what: string, probe: () => Promise<T | null>, timeout_ms = 10_000): Promise<T> {
   const deadline = Date.now() + timeout_ms
@@ -99,7 +117,7 @@ const event = (name: string, reason?: string) => (r: Record<string, unknown>) =>
   r['event'] === name && (reason === undefined || r['reason'] === reason)
 
 describe('virtual IP on a LAN (network namespaces on a bridge)', () => {
-  it('the server holds the VIP and announces it; after SIGKILL the new server takes it over, and the old one restarts without it', async () => {
+  it('the server holds the VIP and announces it, mDNS names it first; after SIGKILL the new server takes it over, and the old one restarts without it', async () => {
     requireTools('arping', 'ip')
     lab = await startLab(3) // hosts 0 and 1 run nodes, host 2 is the client
     dir = await mkdtemp(join(tmpdir(), 'sustain-vip-'))
@@ -135,6 +153,8 @@ describe('virtual IP on a LAN (network namespaces on a bridge)', () => {
     const [mac0, mac1] = [await macOf(0), await macOf(1)]
     expect(mac0).not.toBe(mac1)
     expect(await clientNeighbour()).toBe(mac0)
+    // mDNS on the LAN: mail.local names the front doors, the server's first.
+    expect((await mdnsAsk())[0]).toBe(lab.hosts[0]!.address)
 
     // The server's machine dies: its node and service SIGKILLed and its link down (a dead machine
     // answers no ARP; its kernel here would otherwise keep answering for the address it still has).
@@ -148,6 +168,7 @@ describe('virtual IP on a LAN (network namespaces on a bridge)', () => {
       (await clientNeighbour()) === mac1 ? true : null,
     )
     expect(await greeting()).toMatch(/^220 .*Sustain example mail service/)
+    expect(await mdnsAsk()).toEqual([lab.hosts[1]!.address])
 
     // The old server comes back (its stale VIP still on lab0): it does not hold the address.
     expect(await hasVip(0)).toBe(true)
