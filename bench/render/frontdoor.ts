@@ -27,7 +27,15 @@ export interface FrontdoorRun {
     failed_transactions: number
     samples_ms: number[]
   }
-  keepalived_ms: { default_p50: number | null; fastest_p50: number | null; version?: string; runs?: number }
+  keepalived_ms: {
+    default_p50: number | null
+    fastest_p50: number | null
+    version?: string
+    runs?: number
+    /** Why a figure is missing (e.g. no steady state at 10 ms adverts on a loaded machine). */
+    default_error?: string
+    fastest_error?: string
+  }
   bytes_per_idle_connection: number
 }
 
@@ -45,7 +53,7 @@ function render(run: FrontdoorRun): string {
   const k = run.keepalived_ms
   const keepalived =
     k.default_p50 === null
-      ? 'keepalived not measured'
+      ? `keepalived not measured${k.default_error ? ` (${k.default_error})` : ''}`
       : `keepalived ${k.version ?? ''} VIP takeover median ${k.default_p50} (advert_int 1${k.runs ? `, ${k.runs} runs` : ''})`
   const table = markdownTable(
     ['measure', 'direct / peer', "through the server's front door", "through a candidate's front door"],
@@ -69,7 +77,7 @@ function render(run: FrontdoorRun): string {
   )
   const fastest =
     k.fastest_p50 === null
-      ? 'keepalived at its fastest interval: not measured.'
+      ? `keepalived at its fastest interval (advert_int 0.01 s): not measured${k.fastest_error ? ` (${k.fastest_error})` : ''}.`
       : `keepalived at its fastest interval (advert_int 0.01 s, VRRPv3): VIP takeover median ${k.fastest_p50} ms.`
   return `${table}\n\n${fastest}`
 }

@@ -26,6 +26,10 @@ const output_commit = z.union([
     .max(MAX_OUTPUT_COMMIT_K, `k is at most ${MAX_OUTPUT_COMMIT_K}`),
 ])
 
+/** Dotted IPv4 (each part 0-255), optionally `/0`-`/32`. */
+const IPV4_CIDR =
+  /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\/(3[0-2]|[12]?\d))?$/
+
 export const config_schema = z
   .object({
     version: z.literal(1),
@@ -136,6 +140,21 @@ export const config_schema = z
             name: z.string().regex(/^([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?$/, 'a DNS name'),
             port: z.number().int().min(1).max(65_535).default(53),
             ttl_s: z.number().int().min(0).max(5).default(5),
+            /** Also answer mDNS on the LAN (224.0.0.251:5353, from `federation.host`) for NAME.local (dns/mdns.ts). */
+            mdns: z.boolean().default(false),
+          })
+          .strict()
+          .optional(),
+        /**
+         * Virtual IP (LAN, root): the server adds `address` (IPv4, `/prefix` of the LAN, default /32) to
+         * `interface` and announces it by gratuitous ARP; a node that stops serving removes it first.
+         */
+        vip: z
+          .object({
+            address: z
+              .string()
+              .regex(IPV4_CIDR, 'an IPv4 address, optionally with /prefix (e.g. 192.168.1.100/24)'),
+            interface: z.string().regex(/^[A-Za-z0-9_.@-]{1,15}$/, 'a network interface name (e.g. eth0)'),
           })
           .strict()
           .optional(),
@@ -160,6 +179,14 @@ export const config_schema = z
         path: ['service', 'output_commit'],
         message:
           'output_commit needs a front_door (output is held there); add front_door.ports or set it off',
+      })
+    // The front door must accept on the VIP, which only the server has: listen on every address.
+    const door = config.front_door
+    if (door?.vip && door.bind !== '0.0.0.0')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['front_door', 'bind'],
+        message: `front_door.vip needs front_door.bind 0.0.0.0 (the address ${door.vip.address} is on this node only while it serves); got ${door.bind}`,
       })
   })
 

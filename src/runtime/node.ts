@@ -26,11 +26,13 @@ import { NodeCore } from '../core/node.ts'
 import { compareSnapshots } from '../core/ranking.ts'
 import type { NodeId, SnapshotRef } from '../core/types.ts'
 import type { DriverEvent, ServiceDriver } from '../drivers/driver.ts'
+import { MdnsResponder, mdnsName } from '../frontdoor/dns/mdns.ts'
 import { DnsServer } from '../frontdoor/dns/server.ts'
 import { FrontDoor } from '../frontdoor/front-door.ts'
 import { OutputCommit } from '../frontdoor/output-commit.ts'
 import type { FrontDoorPort } from '../frontdoor/ports.ts'
 import type { Route } from '../frontdoor/route.ts'
+import { VirtualIp } from '../frontdoor/vip.ts'
 import { bootstrapNodes } from './dht-bootstrap.ts'
 import { DurableOutbox } from './durable-outbox.ts'
 import { HelperInfo } from './helper-info.ts'
@@ -47,6 +49,10 @@ import { logTimeline } from './timeline-log.ts'
 /** A bind address that listens on every address of the machine. */
 function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::'
+}
+
+function isLoopback(host: string): boolean {
+  return host.startsWith('127.') || host === '::1'
 }
 
 /** A helper's `info` hears of newer snapshots at most this often; of splits and heals at once. */
@@ -145,6 +151,9 @@ export class SustainNode {
   private leave_outcome: LeaveOutcome | null = null
   private restore_progress_ms = 0
   private front_door: FrontDoor | null = null
+  private mdns: MdnsResponder | null = null
+  /** The service's virtual IP (front_door.vip): held while this node serves. */
+  private vip: VirtualIp | null = null
   /** Zero-loss mode: holds what the service sends until the core releases it (null: output_commit off). */
   private output_commit: OutputCommit | null = null
   /** The candidates this server knows of were fewer than k when last looked (logged once per change). */
@@ -279,6 +288,10 @@ export class SustainNode {
         queueMicrotask(() => this.dispatch({ type: 'output-waiting', now_ms: this.now() })),
       )
     }
+    if (config.front_door?.vip) {
+      this.vip = new VirtualIp(config.front_door.vip, this.log.child({ module: 'vip' }))
+      this.vip.release('start') // not serving yet: a crash while serving may have left it here
+    }
     if (config.front_door && ports.length > 0) {
       const front_door = new FrontDoor({
         ports,
@@ -300,19 +313,31 @@ export class SustainNode {
       await front_door.start()
       const dns = config.front_door.dns
       if (dns) {
+        const zone = (name: string) => ({
+          name,
+          ttl_s: dns.ttl_s,
+          addresses: this.frontDoorAddresses(),
+          serial: this.core.maxTerm,
+        })
         this.dns = new DnsServer({
           host: config.front_door.bind,
           port: dns.port,
-          zone: () => ({
-            name: dns.name.toLowerCase().replace(/\.$/, ''),
-            ttl_s: dns.ttl_s,
-            addresses: this.frontDoorAddresses(),
-            serial: this.core.maxTerm,
-          }),
+          zone: () => zone(dns.name.toLowerCase().replace(/\.$/, '')),
           log: this.log.child({ module: 'dns' }),
         })
         await this.dns.start()
         this.log.info({ event: 'dns_listening', name: dns.name, port: dns.port }, 'answering DNS')
+        if (dns.mdns) {
+          const name = mdnsName(dns.name)
+          const host = config.federation.host
+          this.mdns = new MdnsResponder({
+            zone: () => zone(name),
+            interface: isWildcard(host) ? null : host,
+            log: this.log.child({ module: 'mdns' }),
+          })
+          await this.mdns.start()
+          this.log.info({ event: 'mdns_listening', name }, 'answering mDNS')
+        }
       }
       this.log.info(
         {
@@ -451,7 +476,9 @@ export class SustainNode {
    */
   private frontDoorAddresses(): string[] {
     const bind = this.options.config.front_door?.bind
-    const own = bind && !isWildcard(bind) ? bind : null
+    // A wildcard bind listens on the LAN address too (federation.host, where peers reach this node).
+    const lan = this.options.config.federation.host
+    const own = bind && !isWildcard(bind) ? bind : isWildcard(lan) || isLoopback(lan) ? null : lan
     const reachable = this.federation.peers().reachable.map((p) => p.key)
     const server = this.core.role === 'server' ? this.id : this.core.server
     const first = server !== null && (server === this.id || reachable.includes(server)) ? [server] : []
@@ -476,12 +503,14 @@ export class SustainNode {
   async close(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    this.vip?.release('node stopping') // first: no client may reach a node that no longer serves
     this.helper_info?.close()
     if (this.tick_timer) clearInterval(this.tick_timer)
     if (this.recovery_timer) clearInterval(this.recovery_timer)
     this.options.driver?.off('event', this.onDriverEvent)
     await this.front_door?.close()
     await this.dns?.close()
+    await this.mdns?.close()
     await this.driver_queue.catch(() => {})
     await this.outbox.drained()
     await this.options.driver?.close()
@@ -505,6 +534,8 @@ export class SustainNode {
       void this.close()
       return
     }
+    // Before anything else of this event: a node that stopped serving drops the VIP first.
+    this.vip?.serve(this.core.role === 'server')
     // Every term and member this event taught the core is queued for disk before anything is sent.
     for (const effect of effects)
       if (effect.type === 'persist') this.persistState(effect.term, effect.members)

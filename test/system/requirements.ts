@@ -59,6 +59,7 @@ export const REQUIREMENTS = {
   cpio: program('cpio', ['cpio'], 'test/qemu (the guest)'),
   ip: program('ip', ['iproute2'], 'test/lan (network namespaces)'),
   nsenter: program('nsenter', ['util-linux'], 'test/lan (network namespaces)'),
+  arping: program('arping', ['iputils-arping'], 'test/lan/vip (gratuitous ARP for the virtual IP)'),
   unshare: program(
     'unshare',
     ['util-linux'],

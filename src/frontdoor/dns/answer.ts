@@ -41,7 +41,8 @@ function soa(zone: Zone): Answer {
   }
 }
 
-function records(zone: Zone, type: string): Answer[] {
+/** The records of `zone` of one type (A, AAAA, ANY: both, SOA, NS); none for other types. */
+export function records(zone: Zone, type: string): Answer[] {
   const a = zone.addresses.filter((ip) => isIP(ip) === 4)
   const aaaa = zone.addresses.filter((ip) => isIP(ip) === 6)
   const base = { name: zone.name, ttl: zone.ttl_s }
