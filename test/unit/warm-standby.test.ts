@@ -3,8 +3,8 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { swapDirectory } from '../../snapshot/atomic-file.ts'
 import { imageFromDirectory } from '../../snapshot/image.ts'
-import { isTopCandidate, WarmStandby, warmPaths } from '../../src/runtime/warm-standby.ts'
 import type { PeerInfo } from '../../src/core/types.ts'
+import { isTopCandidate, WarmStandby, warmPaths } from '../../src/runtime/warm-standby.ts'
 import { type Fixture, fixture } from '../snapshot/helpers.ts'
 
 /** A real snapshot store; each snapshot is one directory of the "service" (mail files). */
