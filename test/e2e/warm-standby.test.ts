@@ -23,6 +23,7 @@ describe('warm standby end to end (real node processes, real mail service, loopb
         port: server.port,
         from: 'a@example.org',
         to: ['alice@example.org'],
+        subject: `warm-${n}`,
         text: `warm-mail-${n}\n`,
       })
     const asked_ms = Date.now()
