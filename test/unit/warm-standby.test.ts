@@ -90,27 +90,18 @@ describe('warm standby (real snapshot store, real directories)', () => {
 })
 
 describe('isTopCandidate (the core ranking, from the peer table)', () => {
-  const peer = (id: string, priority: number, over: Partial<PeerInfo> = {}): PeerInfo =>
-    ({
-      id,
-      reachable: true,
-      role: 'candidate',
-      term: 1,
-      priority,
-      load: 0,
-      server: 's',
-      snapshot: null,
-      head: null,
-      health: 'ok',
-      last_heard_ms: 0,
-      vote: null,
-      vote_heard_ms: 0,
-      members: 0,
-      ineligible_until_ms: 0,
-      progress: 0,
-      progress_ms: 0,
-      ...over,
-    }) as PeerInfo
+  const defaults = { term: 1, load: 0, server: 's', snapshot: null, head: null, health: 'ok' as const }
+  const quiet = { last_heard_ms: 0, vote: null, vote_heard_ms: 0, members: 0, progress: 0, progress_ms: 0 }
+  const peer = (id: string, priority: number, over: Partial<PeerInfo> = {}): PeerInfo => ({
+    ...defaults,
+    ...quiet,
+    id,
+    priority,
+    reachable: true,
+    role: 'candidate',
+    ineligible_until_ms: 0,
+    ...over,
+  })
   const self = { id: 'b', priority: 20, load: 0, snapshot: null }
   it('the server and unreachable or resigned peers do not count; a higher-priority candidate does', () => {
     expect(isTopCandidate('static', self, [peer('s', 99, { role: 'server' })], 0)).toBe(true)
