@@ -3,6 +3,8 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { swapDirectory } from '../../snapshot/atomic-file.ts'
 import { imageFromDirectory } from '../../snapshot/image.ts'
+import { ConfigError } from '../../src/config/config-error.ts'
+import { parseConfig } from '../../src/config/load.ts'
 import type { PeerInfo } from '../../src/core/types.ts'
 import { isTopCandidate, WarmStandby, warmPaths } from '../../src/runtime/warm-standby.ts'
 import { type Fixture, fixture } from '../snapshot/helpers.ts'
@@ -109,5 +111,22 @@ describe('isTopCandidate (the core ranking, from the peer table)', () => {
     expect(isTopCandidate('static', self, [peer('c', 30, { ineligible_until_ms: 10 })], 0)).toBe(true)
     expect(isTopCandidate('static', self, [peer('c', 30)], 0)).toBe(false)
     expect(isTopCandidate('static', self, [peer('c', 10)], 0)).toBe(true)
+  })
+})
+
+describe('service.standby in the node config', () => {
+  const config = (standby?: unknown) => ({
+    version: 1,
+    node: { name: 'n1' },
+    federation: { name: 'f', secret: 'a'.repeat(64) },
+    service: { dir: '/srv/mail', port: 2525, ...(standby === undefined ? {} : { standby }) },
+  })
+  it('is cold unless set to warm', () => {
+    expect(parseConfig(config()).service?.standby).toBe('cold')
+    expect(parseConfig(config('warm')).service?.standby).toBe('warm')
+  })
+  it.each(['hot', true, 1])('refuses %j, naming the field and what it takes', (value) => {
+    expect(() => parseConfig(config(value))).toThrow(ConfigError)
+    expect(() => parseConfig(config(value))).toThrow(/field service\.standby: got .* expected one of "warm"\|"cold"/)
   })
 })
