@@ -127,6 +127,8 @@ describe('service.standby in the node config', () => {
   })
   it.each(['hot', true, 1])('refuses %j, naming the field and what it takes', (value) => {
     expect(() => parseConfig(config(value))).toThrow(ConfigError)
-    expect(() => parseConfig(config(value))).toThrow(/field service\.standby: got .* expected one of "warm"\|"cold"/)
+    expect(() => parseConfig(config(value))).toThrow(
+      /field service\.standby: got .* expected one of "warm"\|"cold"/,
+    )
   })
 })
