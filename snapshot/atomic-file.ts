@@ -108,6 +108,27 @@ export function fileImageWriter(path: string, options: { durable?: boolean } = {
  * Output for a directory: parts go into a temp directory beside `dir`, which then replaces `dir`
  * (an old `dir` is moved aside first and removed after, so a reader never sees a half-restored tree).
  */
+/**
+ * Puts the complete directory `prepared` in place of `dir` (which may be absent): two renames on one
+ * filesystem, then the parent's fsync; the old tree is removed after. `prepared` must be a sibling of
+ * `dir` or at least on its filesystem.
+ */
+export async function swapDirectory(
+  prepared: string,
+  dir: string,
+  options: { durable?: boolean } = {},
+): Promise<void> {
+  const exists = await stat(dir).then(
+    () => true,
+    () => false,
+  )
+  const old = join(dirname(dir), `.${basename(dir)}.${randomBytes(6).toString('hex')}.old`)
+  if (exists) await rename(dir, old)
+  await rename(prepared, dir)
+  if (options.durable ?? true) await fsyncDir(dirname(dir))
+  if (exists) await rm(old, { recursive: true, force: true })
+}
+
 export function directoryImageWriter(dir: string, options: { durable?: boolean } = {}): ImageWriter {
   const temp = join(dirname(dir), `.${basename(dir)}.${randomBytes(6).toString('hex')}.tmp`)
   const files: AtomicFile[] = []
@@ -121,15 +142,7 @@ export function directoryImageWriter(dir: string, options: { durable?: boolean }
     },
     async commit() {
       await mkdir(temp, { recursive: true })
-      const exists = await stat(dir).then(
-        () => true,
-        () => false,
-      )
-      const old = `${temp}.old`
-      if (exists) await rename(dir, old)
-      await rename(temp, dir)
-      if (options.durable ?? true) await fsyncDir(dirname(dir))
-      if (exists) await rm(old, { recursive: true, force: true })
+      await swapDirectory(temp, dir, options)
     },
     async abort() {
       for (const file of files) await file.abort()

@@ -1,5 +1,11 @@
 /** Public API of the snapshot engine (no network here). */
-export { directoryImageWriter, fileImageWriter, type ImageWriter, nullImageWriter } from './atomic-file.ts'
+export {
+  directoryImageWriter,
+  fileImageWriter,
+  type ImageWriter,
+  nullImageWriter,
+  swapDirectory,
+} from './atomic-file.ts'
 export { ChunkKind } from './codec.ts'
 export { type CodecPool, createCodecPool } from './codec-pool.ts'
 export { applyDelta, diffImages, openDeltaFile, verifyDeltaFile } from './delta-file.ts'
@@ -26,6 +32,7 @@ export {
   deltaBytes,
   deltaRefs,
   encodeManifest,
+  imageBytes,
   type Manifest,
   type NeededBlob,
   neededBlobs,

@@ -4,6 +4,7 @@ import { faultsSection } from './faults.ts'
 import { fenceSection } from './fence.ts'
 import { frontdoorSection } from './frontdoor.ts'
 import { mergeSection } from './merge.ts'
+import { moveSection } from './move.ts'
 import { overlaySection } from './overlay.ts'
 import { pauseSection } from './pause.ts'
 import { qemuSection } from './qemu.ts'
@@ -26,5 +27,6 @@ export const SECTIONS: readonly Section[] = [
   frontdoorSection,
   zeroLossSection,
   faultsSection,
+  moveSection,
   cliSection,
 ]

@@ -119,6 +119,13 @@ export const config_schema = z
          * the service sends to a client until a snapshot taken after it is stored on k candidates.
          */
         output_commit: output_commit.default('off'),
+        /**
+         * `warm`: while this node is the candidate the election would pick first, it keeps the newest
+         * snapshot it collected decoded beside the state directory, and a failover swaps it in instead of
+         * decoding (runtime/warm-standby.ts; costs one more copy of the state on disk and one decode per
+         * snapshot). `cold`: a failover decodes the snapshot.
+         */
+        standby: z.enum(['warm', 'cold']).default('cold'),
       })
       .strict()
       .optional(),

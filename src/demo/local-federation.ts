@@ -46,6 +46,8 @@ export interface LocalFederationOptions {
   output_commit?: number | 'off'
   /** Loopback ports of the service's other client ports on node i (config service.ports). */
   service_ports?: (index: number) => Record<string, number>
+  /** Warm or cold standby on every node (config service.standby; default cold). */
+  standby?: 'warm' | 'cold'
 }
 
 /** Front door address of node `index` in a local federation. */
@@ -289,6 +291,7 @@ export class LocalFederation {
           port: base_port + i,
           ...(options.service_ports ? { ports: options.service_ports(i) } : {}),
           ...(options.output_commit !== undefined ? { output_commit: options.output_commit } : {}),
+          ...(options.standby ? { standby: options.standby } : {}),
         },
         election: { ...config.election, merge_policy: options.merge_policy ?? config.election.merge_policy },
         ...(options.front_door

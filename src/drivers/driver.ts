@@ -61,6 +61,11 @@ export interface ServiceDriver {
   capture(options?: CaptureOptions): Promise<Capture>
   /** Where a restore writes the state; committing it replaces the current state atomically. */
   stateWriter(): ImageWriter
+  /**
+   * Put a complete state directory prepared beside the state directory (a warm standby's copy) in its
+   * place, atomically, while the service is stopped: a restore without the decode.
+   */
+  adoptState(prepared_dir: string): Promise<void>
   /** Run a helper verb next to the service (a local child process, or over SSH in a VM guest). */
   helper(verb: string, args: string[], options?: HelperOptions): Promise<HelperResult>
   on(event: 'event', listener: (event: DriverEvent) => void): this

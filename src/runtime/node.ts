@@ -45,6 +45,7 @@ import { collectSnapshot, publishedManifest, publishSnapshot } from './snapshot-
 import { SnapshotRetry } from './snapshot-retry.ts'
 import type { NodeStatus } from './status.ts'
 import { logTimeline } from './timeline-log.ts'
+import { isTopCandidate, WarmStandby } from './warm-standby.ts'
 
 /** A bind address that listens on every address of the machine. */
 function isWildcard(host: string): boolean {
@@ -159,6 +160,8 @@ export class SustainNode {
   /** The candidates this server knows of were fewer than k when last looked (logged once per change). */
   private commit_short = false
   private dns: DnsServer | null = null
+  /** `service.standby: warm`: the decoded copy a failover to this node swaps in (warm-standby.ts). */
+  private warm: WarmStandby | null = null
 
   constructor(private readonly options: NodeOptions) {
     this.id = options.keyPair.publicKey.toString('hex')
@@ -184,6 +187,8 @@ export class SustainNode {
       retain_newest: config.snapshots.keep,
     })
     this.index = await SnapshotIndex.open(this.paths.index)
+    if (config.service?.standby === 'warm' && this.options.driver)
+      this.warm = new WarmStandby({ state_dir: this.paths.service_state, store: this.store, now: this.now })
     const persisted = await readPersisted(this.paths.persisted)
     this.persisted = persisted
     let held: SnapshotRef | null = null
@@ -870,6 +875,7 @@ export class SustainNode {
     try {
       const ref = await this.onStore(() => this.fetch(writer, id, 'replicate'))
       this.dispatch({ type: 'snapshot-stored', snapshot: ref, now_ms: this.now() })
+      this.warmUp(ref)
       await this.collectGarbage()
     } catch (error) {
       this.log.warn({ err: error, writer, id }, 'replication failed')
@@ -888,7 +894,8 @@ export class SustainNode {
       const head = this.core.head
       // A snapshot being restored stays, whatever its rank: after a fork, snapshots of a higher term (the
       // other side's) outrank a leaving server's final one, which then vanished under its successor.
-      const pinned = (id: string) => id === head?.id || this.restoring.has(id)
+      const pinned = (id: string) =>
+        id === head?.id || this.restoring.has(id) || this.warm?.pinned.has(this.index.engineId(id)!) === true
       const keep = refs.filter((r, i) => i < limit || pinned(r.id))
       const drop = refs.filter((r, i) => i >= limit && !pinned(r.id)).map((r) => r.id)
       if (drop.length === 0) return []
@@ -918,9 +925,19 @@ export class SustainNode {
         if (ref !== null) {
           const engine_id = this.index.engineId(ref.id)!
           const started = this.now()
-          await this.onStore(() => this.store.restore(engine_id, driver.stateWriter()))
+          const warm = await this.warm?.take(ref.id, engine_id, (dir) => driver.adoptState(dir))
+          if (warm?.used)
+            this.timeline('standby_used', { id: ref.id, decode_ms_saved: warm.marker.decode_ms })
+          else if (warm)
+            this.timeline('standby_not_used', { id: ref.id, reason: warm.reason, warm_id: warm.warm_id })
+          if (!warm?.used) await this.onStore(() => this.store.restore(engine_id, driver.stateWriter()))
           this.log.info(
-            { event: 'state_materialised', id: ref.id, ms: Math.round(this.now() - started) },
+            {
+              event: 'state_materialised',
+              id: ref.id,
+              ms: Math.round(this.now() - started),
+              warm: !!warm?.used,
+            },
             'restored',
           )
           this.restoreProgressed()
@@ -934,6 +951,24 @@ export class SustainNode {
     } finally {
       if (ref !== null) this.restoring.delete(ref.id)
     }
+  }
+
+  /** Warm standby: decode a snapshot just collected, if this node is the one an election would pick. */
+  private warmUp(ref: SnapshotRef): void {
+    const { config } = this.options
+    if (!this.warm || this.core.role !== 'candidate' || this.stopped) return
+    const self = { id: this.id, priority: config.node.priority, load: 0, snapshot: this.core.held }
+    if (!isTopCandidate(config.election.strategy, self, this.core.peers(), this.now())) return
+    this.warm.prepare(ref.id, this.index.engineId(ref.id)!).then(
+      (marker) => marker && this.timeline('standby_warmed', { ...marker }),
+      (error: unknown) => this.log.warn({ err: error, id: ref.id }, 'warm standby decode failed'),
+    )
+  }
+
+  /** A runtime stage for the log, the timeline file and watchers. */
+  private timeline(name: string, fields: Record<string, unknown>): void {
+    this.log.info({ event: name, ...fields }, name.replaceAll('_', ' '))
+    this.notify({ kind: 'timeline', name, fields, role: this.core.role, term: this.core.term })
   }
 
   /** Peers wait for a restore that progresses (core `restore-progress`); at most one event per tick. */

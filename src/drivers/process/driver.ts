@@ -4,7 +4,12 @@ import { mkdir } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../../../lib/log.ts'
-import { directoryImageWriter, type ImageWriter, imageFromDirectory } from '../../../snapshot/index.ts'
+import {
+  directoryImageWriter,
+  type ImageWriter,
+  imageFromDirectory,
+  swapDirectory,
+} from '../../../snapshot/index.ts'
 import type {
   Capture,
   CaptureOptions,
@@ -364,6 +369,12 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       },
       abort: () => writer.abort(),
     }
+  }
+
+  async adoptState(prepared_dir: string): Promise<void> {
+    if (this.current) throw new Error('the state directory can be replaced only while the service is stopped')
+    await swapDirectory(prepared_dir, this.state_dir)
+    this.staging.forget() // new inodes: never trust keys of a replaced tree
   }
 
   private helperSpec: Promise<HelperSpec> | undefined

@@ -6,7 +6,12 @@ import { tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../../../lib/log.ts'
-import { directoryImageWriter, type ImagePart, type ImageWriter } from '../../../snapshot/index.ts'
+import {
+  directoryImageWriter,
+  type ImagePart,
+  type ImageWriter,
+  swapDirectory,
+} from '../../../snapshot/index.ts'
 import { freePort } from '../../util/free-port.ts'
 import type {
   Capture,
@@ -454,6 +459,12 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
       },
       abort: () => writer.abort(),
     }
+  }
+
+  /** A warm standby's decoded copy (memory.state on local disk): the start is one `-incoming` of it. */
+  async adoptState(prepared_dir: string): Promise<void> {
+    if (this.current) throw new Error('the guest state can be replaced only while the guest is stopped')
+    await swapDirectory(prepared_dir, this.state_dir)
   }
 
   private async sshTarget(): Promise<SshHelperTarget> {
