@@ -189,11 +189,11 @@ export const config_schema = z
       })
     // The front door must accept on the VIP, which only the server has: listen on every address.
     const door = config.front_door
-    if (door?.vip && door.bind !== '0.0.0.0')
+    if (door?.vip && door.bind !== '0.0.0.0' && door.bind !== '::')
       ctx.addIssue({
         code: 'custom',
         path: ['front_door', 'bind'],
-        message: `front_door.vip needs front_door.bind 0.0.0.0 (the address ${door.vip.address} is on this node only while it serves); got ${door.bind}`,
+        message: `front_door.vip needs front_door.bind 0.0.0.0 or :: (the address ${door.vip.address} is on this node only while it serves); got ${door.bind}`,
       })
   })
 

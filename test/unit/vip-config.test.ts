@@ -45,6 +45,7 @@ describe('front_door.vip', () => {
 
   it('needs the front door on every address (the VIP comes and goes)', () => {
     const vip = { address: '10.0.0.100/24', interface: 'eth0' }
+    expect(parseConfig(withVip(vip, '::')).front_door?.vip).toEqual(vip)
     expect(() => parseConfig(withVip(vip, '10.0.0.1'))).toThrow(
       /front_door.vip needs front_door.bind 0.0.0.0/,
     )
