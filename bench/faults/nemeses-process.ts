@@ -8,9 +8,16 @@ import { childrenOf, type LogRecord } from '../../src/demo/local-federation.ts'
 import type { LabNode } from './lab-federation.ts'
 import { type FaultApplied, type Nemesis, type NemesisContext, others, partition } from './nemeses.ts'
 
-/** The process groups of a node's service (the driver starts it in a group of its own). */
+/**
+ * The process group of a node's service: the `service_pid` of its latest `service_started` record (the
+ * driver starts the service in a group of its own), if that process is still a child of the node (the
+ * node has other children: helpers, the fence).
+ */
 function serviceGroups(node: LabNode): number[] {
-  return node.pid === undefined ? [] : childrenOf(node.pid)
+  if (node.pid === undefined) return []
+  const started = node.records.findLast((r) => r.event === 'service_started')
+  const pid = Number(started?.['service_pid'])
+  return Number.isInteger(pid) && childrenOf(node.pid).includes(pid) ? [pid] : []
 }
 
 function signalGroups(groups: number[], signal: NodeJS.Signals): void {

@@ -473,6 +473,9 @@ export class SustainNode {
     return peer?.reachable && peer.role === 'server' ? { kind: 'remote', key: server } : null
   }
 
+  /** The step close() waits on now (null: not closing, or closed): what a stuck stop is stuck in. */
+  closing_step: string | null = null
+
   async close(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
@@ -480,13 +483,21 @@ export class SustainNode {
     if (this.tick_timer) clearInterval(this.tick_timer)
     if (this.recovery_timer) clearInterval(this.recovery_timer)
     this.options.driver?.off('event', this.onDriverEvent)
-    await this.front_door?.close()
-    await this.dns?.close()
-    await this.driver_queue.catch(() => {})
-    await this.outbox.drained()
-    await this.options.driver?.close()
-    await this.federation?.close()
-    await this.pool?.close()
+    const step = async (name: string, work: Promise<unknown> | undefined) => {
+      this.closing_step = name
+      await work
+    }
+    await step('front door', this.front_door?.close())
+    await step('dns', this.dns?.close())
+    await step(
+      'driver queue',
+      this.driver_queue.catch(() => {}),
+    )
+    await step('outbox', this.outbox.drained())
+    await step('driver', this.options.driver?.close())
+    await step('federation', this.federation?.close())
+    await step('codec pool', this.pool?.close())
+    this.closing_step = null
     const leave = this.leaveOutcome()
     this.notify(leave ? { kind: 'exit', leave } : { kind: 'exit' })
     this.resolve_exit()
