@@ -132,6 +132,8 @@ export class SustainNode {
   private all_online_ms: number | null = null
   private readonly listeners = new Set<(notice: NodeNotice) => void>()
   private stopped = false
+  /** start() has returned (terminate() waits for it). */
+  private start_finished = false
   private resolve_exit!: () => void
   readonly exited: Promise<void> = new Promise((resolve) => {
     this.resolve_exit = resolve
@@ -329,6 +331,7 @@ export class SustainNode {
       { event: 'node_started', key: this.id, term: persisted.term, held: held?.id ?? null },
       'node started',
     )
+    this.start_finished = true
     this.tick_timer = setInterval(
       () => this.dispatch({ type: 'tick', now_ms: this.now() }),
       this.options.tick_ms ?? 50,
@@ -348,7 +351,10 @@ export class SustainNode {
    * they were acknowledged by every peer or after `flush_ms`, whichever is first; the close goes on.
    */
   async terminate(reason: string, flush_ms = LAST_WORDS_FLUSH_MS): Promise<boolean> {
-    if (this.stopped || !this.federation) return false
+    // Not before start() has finished: the core's `exit` would close the node beside a start still
+    // opening things (the close then waited on a control worker never initialised, and the start opened
+    // the overlay after it). A node stopped while starting is closed once the start is done (run.ts).
+    if (this.stopped || !this.federation || !this.start_finished) return false
     this.dispatch({ type: 'terminate', reason, now_ms: this.now() })
     return this.federation.flushControl(flush_ms)
   }
