@@ -40,6 +40,8 @@ const { values } = parseArgs({
     'no-results': { type: 'boolean', default: false },
     /** Idle federations of these sizes instead of nemeses (e.g. 5,10): the JSON's scale section. */
     scale: { type: 'string' },
+    /** Every node's snapshot interval (the lab's default, 1000, is 5 times more often than Sustain's). */
+    'snapshot-interval-ms': { type: 'string', default: '1000' },
   },
 })
 const QUICK_RUN = values.quick
@@ -48,6 +50,9 @@ const RUNS = Number(values.runs ?? (QUICK_RUN ? 1 : 10))
 const SEED = Number(values.seed ?? Math.floor(Math.random() * 1_000_000))
 const OUTPUT_COMMIT = values['output-commit']
 const HOLD_MS = QUICK_RUN ? 8000 : 15_000
+const SNAPSHOT_INTERVAL_MS = Number(values['snapshot-interval-ms'])
+if (!Number.isInteger(SNAPSHOT_INTERVAL_MS) || SNAPSHOT_INTERVAL_MS < 100)
+  throw new Error('--snapshot-interval-ms wants an integer >= 100')
 /** With disk-full chosen, every data directory is a tmpfs this small (the nemesis fills the server's). */
 const SMALL_DISK_MIB = 64
 if (!/^(off|\d+)$/.test(OUTPUT_COMMIT)) throw new Error('--output-commit wants off or a number k')
@@ -187,7 +192,7 @@ async function scale(dir: string, sizes: number[]): Promise<number> {
     nodes = (
       await createLabNodes(sub, join(dir, `scale-${size}`), {
         output_commit: OUTPUT_COMMIT,
-        snapshot_interval_ms: 1000,
+        snapshot_interval_ms: SNAPSHOT_INTERVAL_MS,
       })
     ).nodes
     for (const node of nodes) node.start()
@@ -216,7 +221,14 @@ async function scale(dir: string, sizes: number[]): Promise<number> {
       load_before,
       load_after,
       runs: [],
-      scale: { nodes: figures, commit: gitCommit(), date: new Date().toISOString(), load_before, load_after },
+      scale: {
+        nodes: figures,
+        commit: gitCommit(),
+        date: new Date().toISOString(),
+        load_before,
+        load_after,
+        snapshot_interval_ms: SNAPSHOT_INTERVAL_MS,
+      },
     })
   }
   log(`scale: load ${load_before.join(' ')} before, ${load_after.join(' ')} after`)
@@ -252,7 +264,7 @@ async function main(): Promise<number> {
   )
   const options = {
     output_commit: OUTPUT_COMMIT,
-    snapshot_interval_ms: 1000,
+    snapshot_interval_ms: SNAPSHOT_INTERVAL_MS,
     ...(chosen.some((n) => n.name === 'disk-full') ? { small_disk_mib: SMALL_DISK_MIB } : {}),
   }
   const created = await createLabNodes(lab, dir, options)

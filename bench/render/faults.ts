@@ -43,6 +43,8 @@ export interface FaultsJson {
     date?: string
     load_before?: number[]
     load_after?: number[]
+    /** Every node's snapshot interval during the measurement (absent: 1000, the lab's default). */
+    snapshot_interval_ms?: number
   }
 }
 
@@ -116,7 +118,7 @@ export function renderFaults(json: FaultsJson): string {
       '',
       'Idle nodes (`npm run faults -- --scale 5,10`): no client; CPU counts the node and its service, bytes are ' +
         "both ways on the node's link (heartbeats, DHT, lanes); then the server SIGKILLed. " +
-        `Commit ${json.scale.commit}, ${json.scale.date?.slice(0, 10)}, load ${json.scale.load_before?.join(' ')} before, ${json.scale.load_after?.join(' ')} after:`,
+        `Commit ${json.scale.commit}, ${json.scale.date?.slice(0, 10)}, snapshot interval ${json.scale.snapshot_interval_ms ?? 1000} ms, load ${json.scale.load_before?.join(' ')} before, ${json.scale.load_after?.join(' ')} after:`,
       '',
       markdownTable(
         [
