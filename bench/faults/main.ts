@@ -236,6 +236,11 @@ async function scale(dir: string, sizes: number[]): Promise<number> {
   return 0
 }
 
+/** The one-line command that draws the same faults again (on a fresh federation). */
+const replayLine = (seed: number, name: string) =>
+  `npm run faults -- --seed ${seed} --only ${name} --runs 1 --nodes ${NODES}${QUICK_RUN ? ' --quick' : ''}` +
+  `${OUTPUT_COMMIT !== 'off' ? ` --output-commit ${OUTPUT_COMMIT}` : ''}`
+
 async function main(): Promise<number> {
   if (values.scale !== undefined) {
     const sizes = values.scale.split(',').map(Number)
@@ -281,8 +286,15 @@ async function main(): Promise<number> {
       const seed = SEED + r
       for (const node of nodes) if (!node.running) node.start()
       const settled = await untilOneServer(90_000, true)
-      if (settled === null)
-        throw new Error(`no single server before ${nemesis.name} seed ${seed}; logs in ${dir}`)
+      if (settled === null) {
+        // The previous fault left no settled federation: this run cannot start; the others still can.
+        failed += 1
+        log(
+          `FAILED ${nemesis.name} seed ${seed}: no single quiet server within 90 s before it; logs kept in ${dir}`,
+        )
+        log(`replay: ${replayLine(seed, nemesis.name)}`)
+        continue
+      }
       const notes: TimelineEvent[] = []
       const note = (what: string) => {
         notes.push({ t: Date.now(), who: 'lab', what })
@@ -401,9 +413,7 @@ async function main(): Promise<number> {
       if (problems.length > 0) {
         failed += 1
         log(`FAILED ${nemesis.name} seed ${seed}: ${problems.join('; ')}; logs kept in ${dir}`)
-        log(
-          `replay: npm run faults -- --seed ${seed} --only ${nemesis.name} --runs 1 --nodes ${NODES}${QUICK_RUN ? ' --quick' : ''}`,
-        )
+        log(`replay: ${replayLine(seed, nemesis.name)}`)
       }
       runs.push(record)
     }
