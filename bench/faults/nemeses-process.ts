@@ -66,44 +66,33 @@ async function restart(ctx: NemesisContext, victims: LabNode[]): Promise<void> {
   ctx.note(`${victims.map((n) => `n${n.index}`).join(' ')} restarted with their data directories`)
 }
 
-/** SIGKILL or SIGSTOP of the server's service alone: the node lives on and must notice. */
-function serviceFault(name: string, signal: 'SIGKILL' | 'SIGSTOP'): Nemesis {
+/**
+ * SIGKILL or SIGSTOP of one part of the server's machine: its service alone (the node lives on and must
+ * notice; a killed service is the node's to restart) or its node process alone (the service keeps
+ * running, orphaned or unwatched; a killed node is restarted after the hold).
+ */
+function partFault(name: string, part: 'service' | 'node', signal: 'SIGKILL' | 'SIGSTOP'): Nemesis {
   return {
     name,
     async run(ctx, server) {
       const node = ctx.nodes[server]!
       const groups = serviceGroups(node)
-      if (groups.length === 0) throw new Error(`n${server} serves but runs no service process`)
+      if (part === 'service' && groups.length === 0)
+        throw new Error(`n${server} serves but runs no service process`)
+      const hit = (s: NodeJS.Signals) =>
+        part === 'service' ? signalGroups(groups, s) : node.signal(s, 'node')
       const fault_t = Date.now()
-      signalGroups(groups, signal)
-      ctx.note(`${signal} n${server}'s service alone (process groups ${groups.join(' ')})`)
+      hit(signal)
+      ctx.note(
+        part === 'service'
+          ? `${signal} n${server}'s service alone (process group ${groups.join(' ')})`
+          : `${signal} n${server}'s node process alone (its service, group ${groups.join(' ')}, lives)`,
+      )
       await ctx.sleep(ctx.hold_ms)
       if (signal === 'SIGSTOP') {
-        signalGroups(groups, 'SIGCONT')
-        ctx.note(`SIGCONT n${server}'s service`)
-      }
-      return { fault_t, heal_t: Date.now(), touched: others(ctx, server), pure_partition: false, params: {} }
-    },
-  }
-}
-
-/** SIGKILL or SIGSTOP of the server's node process alone: its service keeps running, orphaned or unwatched. */
-function nodeFault(name: string, signal: 'SIGKILL' | 'SIGSTOP'): Nemesis {
-  return {
-    name,
-    async run(ctx, server) {
-      const node = ctx.nodes[server]!
-      const groups = serviceGroups(node)
-      const fault_t = Date.now()
-      node.signal(signal, 'node')
-      ctx.note(`${signal} n${server}'s node process alone (its service, groups ${groups.join(' ')}, lives)`)
-      await ctx.sleep(ctx.hold_ms)
-      if (signal === 'SIGSTOP') {
-        node.signal('SIGCONT', 'node')
-        ctx.note(`SIGCONT n${server}'s node`)
-      } else {
-        await restart(ctx, [node])
-      }
+        hit('SIGCONT')
+        ctx.note(`SIGCONT n${server}'s ${part}`)
+      } else if (part === 'node') await restart(ctx, [node])
       return { fault_t, heal_t: Date.now(), touched: others(ctx, server), pure_partition: false, params: {} }
     },
   }
@@ -160,55 +149,57 @@ async function untilFrozen(node: LabNode, timeout_ms: number): Promise<number | 
 
 const CAPTURE_WAIT_MS = 30_000
 
-/** SIGKILL of the server's machine while its service is frozen for a capture. */
-const killInCapture: Nemesis = {
-  name: 'kill-in-capture',
-  async run(ctx, server) {
-    const node = ctx.nodes[server]!
-    const frozen = await untilFrozen(node, CAPTURE_WAIT_MS)
-    const fault_t = Date.now()
-    node.signal('SIGKILL')
-    ctx.note(
-      frozen === null
-        ? `SIGKILL n${server}: no capture's freeze seen within ${CAPTURE_WAIT_MS} ms (killed anyway)`
-        : `SIGKILL n${server} while its service (group ${frozen}) was frozen for a capture`,
-    )
-    await ctx.sleep(ctx.hold_ms)
-    await restart(ctx, [node])
-    return {
-      fault_t,
-      heal_t: Date.now(),
-      touched: others(ctx, server),
-      pure_partition: false,
-      params: { in_capture: frozen !== null },
-    }
-  },
+/**
+ * SIGKILL of the server's machine the moment `moment` resolves (it says what it saw, or null when the
+ * moment did not come within CAPTURE_WAIT_MS: killed anyway), held, then restarted.
+ */
+function killServerAt(
+  name: string,
+  moment: (node: LabNode) => Promise<{ note: string; params: Record<string, unknown> } | null>,
+): Nemesis {
+  return {
+    name,
+    async run(ctx, server) {
+      const node = ctx.nodes[server]!
+      const seen = await moment(node)
+      const fault_t = Date.now()
+      node.signal('SIGKILL')
+      ctx.note(
+        seen === null
+          ? `SIGKILL n${server}: the moment did not come within ${CAPTURE_WAIT_MS} ms (killed anyway)`
+          : `SIGKILL n${server} ${seen.note}`,
+      )
+      await ctx.sleep(ctx.hold_ms)
+      await restart(ctx, [node])
+      return {
+        fault_t,
+        heal_t: Date.now(),
+        touched: others(ctx, server),
+        pure_partition: false,
+        params: seen?.params ?? { moment_missed: true },
+      }
+    },
+  }
 }
 
-/** SIGKILL of the server's machine as it logs a snapshot taken: its publication and replication under way. */
-const killInReplication: Nemesis = {
-  name: 'kill-in-replication',
-  async run(ctx, server) {
-    const node = ctx.nodes[server]!
-    const taken = await nextRecord([node], (r) => r.event === 'snapshot_taken', CAPTURE_WAIT_MS)
-    const fault_t = Date.now()
-    node.signal('SIGKILL')
-    ctx.note(
-      taken === null
-        ? `SIGKILL n${server}: no snapshot taken within ${CAPTURE_WAIT_MS} ms (killed anyway)`
-        : `SIGKILL n${server} as it took ${String(taken.record['id'])} (${String(taken.record['delta_bytes'])} bytes to replicate)`,
-    )
-    await ctx.sleep(ctx.hold_ms)
-    await restart(ctx, [node])
-    return {
-      fault_t,
-      heal_t: Date.now(),
-      touched: others(ctx, server),
-      pure_partition: false,
-      params: { snapshot: taken?.record['id'] ?? null },
-    }
-  },
-}
+/** While its service is frozen for a capture. */
+const killInCapture = killServerAt('kill-in-capture', async (node) => {
+  const frozen = await untilFrozen(node, CAPTURE_WAIT_MS)
+  return frozen === null
+    ? null
+    : { note: `while its service (group ${frozen}) was frozen for a capture`, params: { in_capture: true } }
+})
+
+/** As it logs a snapshot taken: its publication and replication under way. */
+const killInReplication = killServerAt('kill-in-replication', async (node) => {
+  const taken = await nextRecord([node], (r) => r.event === 'snapshot_taken', CAPTURE_WAIT_MS)
+  if (taken === null) return null
+  const id = String(taken.record['id'])
+  return {
+    note: `as it took ${id} (${String(taken.record['delta_bytes'])} bytes to replicate)`,
+    params: { snapshot: id },
+  }
+})
 
 /** SIGKILL of the server, then of the node elected in its place as it starts its restore. */
 const killInRestore: Nemesis = {
@@ -269,10 +260,10 @@ const killInMerge: Nemesis = {
 }
 
 export const PROCESS_NEMESES: Nemesis[] = [
-  serviceFault('kill-service', 'SIGKILL'),
-  serviceFault('stop-service', 'SIGSTOP'),
-  nodeFault('kill-node', 'SIGKILL'),
-  nodeFault('stop-node', 'SIGSTOP'),
+  partFault('kill-service', 'service', 'SIGKILL'),
+  partFault('stop-service', 'service', 'SIGSTOP'),
+  partFault('kill-node', 'node', 'SIGKILL'),
+  partFault('stop-node', 'node', 'SIGSTOP'),
   simultaneous(2),
   simultaneous(3),
   killInCapture,
