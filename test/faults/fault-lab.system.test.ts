@@ -87,6 +87,41 @@ describe('the fault lab (npm run faults), network namespaces on a bridge', () =>
     expect(code).toBe(0)
   })
 
+  it('a corrupted blob on the heir, then the server killed (output commit on): the bad blob is refused by its hash, nothing acknowledged lost', async () => {
+    requireTools('ip', 'iptables', 'python3', 'unshare')
+    const records: FaultRecord[] = []
+    const timeline: string[] = []
+    const child = lab([
+      '--quick',
+      '--only',
+      'corrupt-block',
+      '--runs',
+      '1',
+      '--seed',
+      '41',
+      '--output-commit',
+      '1',
+      '--no-results',
+    ])
+    const code = await lines(child, (line) => {
+      const match = /^\[faults [^\]]*\] corrupt-block seed \d+: (\{.*\})$/.exec(line)
+      if (match) records.push(JSON.parse(match[1]!) as FaultRecord)
+      else if (/^\s+-?\d+\.\d+ s /.test(line)) timeline.push(line)
+    })
+    expect(records).toHaveLength(1)
+    const [run] = records
+    expect(run!.acknowledged).toBeGreaterThan(0)
+    expect(run!.lost).toBe(0)
+    expect(run!.duplicated).toBe(0)
+    expect(run!.one_server_after_heal_ms).not.toBeNull()
+    // The heir found the damage itself: a restore refused by the blob's hash.
+    const heir = String((run!.params as Record<string, unknown>)['corrupted_on'])
+    expect(timeline.some((l) => l.includes(` ${heir} `) && /fault_seen .*"stage":"restore"/.test(l))).toBe(
+      true,
+    )
+    expect(code).toBe(0)
+  })
+
   it('refuses to start in a namespace that has a route', async () => {
     requireTools('ip', 'unshare')
     // A namespace of its own with one route (through lo): the lab must refuse before it builds anything.
