@@ -25,6 +25,9 @@ export interface ScaleFigures {
   idle_cpu_pct: number
   rss_mib: number
   control_bytes_per_s: number
+  /** Both ways through the node's namespace (absent in runs before they were counted). */
+  udp_packets_per_s?: number
+  tcp_segments_per_s?: number
   failover_ms?: number | null
 }
 
@@ -126,6 +129,8 @@ export function renderFaults(json: FaultsJson): string {
           'idle CPU % of a core per node',
           'RSS MiB per node',
           'control bytes/s per node',
+          'UDP packets/s per node (hyperswarm)',
+          'TCP segments/s per node (lanes)',
           'server SIGKILL to one server, ms',
         ],
         Object.entries(scale).map(([n, s]) => [
@@ -133,6 +138,8 @@ export function renderFaults(json: FaultsJson): string {
           s.idle_cpu_pct,
           s.rss_mib,
           s.control_bytes_per_s,
+          s.udp_packets_per_s ?? '-',
+          s.tcp_segments_per_s ?? '-',
           s.failover_ms ?? 'never',
         ]),
       ),
