@@ -30,8 +30,13 @@ export const corruptBlock: Nemesis = {
   async run(ctx, server) {
     // The heir: the running candidate of the highest priority (priority falls with the index).
     const heir = ctx.nodes[Math.min(...others(ctx, server).filter((i) => ctx.nodes[i]!.running))]!
-    const collected = await nextRecord([heir], (r) => r.event === 'snapshot_collected', 30_000)
-    const blob = await newestBlob(nodePaths(heir.data_dir).snapshots)
+    // Right after the federation formed the heir may hold no blob yet: a few more snapshots (bounded).
+    let collected: Awaited<ReturnType<typeof nextRecord>> = null
+    let blob: string | null = null
+    for (let i = 0; i < 10 && blob === null; i++) {
+      collected = await nextRecord([heir], (r) => r.event === 'snapshot_collected', 30_000)
+      blob = await newestBlob(nodePaths(heir.data_dir).snapshots)
+    }
     if (blob === null) throw new Error(`n${heir.index} holds no snapshot blob to corrupt`)
     const bytes = await readFile(blob)
     const flips = Math.min(8, bytes.length)

@@ -103,11 +103,14 @@ describe('the fault lab (npm run faults), network namespaces on a bridge', () =>
       '1',
       '--no-results',
     ])
+    const out: string[] = []
     const code = await lines(child, (line) => {
+      out.push(line)
       const match = /^\[faults [^\]]*\] corrupt-block seed \d+: (\{.*\})$/.exec(line)
       if (match) records.push(JSON.parse(match[1]!) as FaultRecord)
       else if (/^\s+-?\d+\.\d+ s /.test(line)) timeline.push(line)
     })
+    if (records.length !== 1) process.stderr.write(`${out.slice(-40).join('\n')}\n`)
     expect(records).toHaveLength(1)
     const [run] = records
     expect(run!.acknowledged).toBeGreaterThan(0)
