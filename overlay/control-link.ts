@@ -149,6 +149,11 @@ export class ControlWorker extends EventEmitter implements ControlApi {
 
   async close(): Promise<void> {
     if (this.exited) return
+    if (!this.initialised) {
+      // No plane was ever started in it: nothing to flush or close, and it would never answer 'close'.
+      await this.worker.terminate()
+      return
+    }
     const closed = once(this, 'closed')
     this.post({ t: 'close' })
     const timeout = new Promise((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS).unref())

@@ -37,7 +37,7 @@ export interface Nemesis {
  * SIGTERM, as a person stopping a node would; a node not gone within 15 s gets SIGKILL (noted: a node
  * that logs "node stopped" and does not exit is a finding of its own).
  */
-async function stopNode(ctx: NemesisContext, node: LabNode): Promise<void> {
+export async function stopNode(ctx: NemesisContext, node: LabNode): Promise<void> {
   node.signal('SIGTERM')
   try {
     await node.waitExit(15_000)
@@ -48,22 +48,22 @@ async function stopNode(ctx: NemesisContext, node: LabNode): Promise<void> {
   }
 }
 
-const others = (ctx: NemesisContext, i: number) => ctx.nodes.map((n) => n.index).filter((j) => j !== i)
+export const others = (ctx: NemesisContext, i: number) => ctx.nodes.map((n) => n.index).filter((j) => j !== i)
 
 /** `at` drops (a share `probability` of) every packet from `from`: a packet filter in `at`'s namespace. */
-async function drop(ctx: NemesisContext, at: number, from: number, probability = 1): Promise<void> {
+export async function drop(ctx: NemesisContext, at: number, from: number, probability = 1): Promise<void> {
   const sample =
     probability < 1 ? ['-m', 'statistic', '--mode', 'random', '--probability', String(probability)] : []
   const source = ctx.nodes[from]!.host.address
   await ctx.lab.exec(ctx.nodes[at]!.host, ['iptables', '-A', 'INPUT', '-s', source, ...sample, '-j', 'DROP'])
 }
 
-async function undrop(ctx: NemesisContext, at: number, from: number): Promise<void> {
+export async function undrop(ctx: NemesisContext, at: number, from: number): Promise<void> {
   const source = ctx.nodes[from]!.host.address
   await ctx.lab.exec(ctx.nodes[at]!.host, ['iptables', '-D', 'INPUT', '-s', source, '-j', 'DROP'])
 }
 
-async function cut(ctx: NemesisContext, a: number, b: number): Promise<void> {
+export async function cut(ctx: NemesisContext, a: number, b: number): Promise<void> {
   await drop(ctx, a, b)
   await drop(ctx, b, a)
 }
@@ -74,7 +74,7 @@ export async function healAll(ctx: Pick<NemesisContext, 'lab' | 'nodes'>): Promi
 }
 
 /** Cuts every link between `side` and the rest, holds, heals. */
-async function partition(ctx: NemesisContext, side: number[], params: Record<string, unknown>) {
+export async function partition(ctx: NemesisContext, side: number[], params: Record<string, unknown>) {
   const rest = ctx.nodes.map((n) => n.index).filter((i) => !side.includes(i))
   const fault_t = Date.now()
   for (const a of side) for (const b of rest) await cut(ctx, a, b)
@@ -86,7 +86,7 @@ async function partition(ctx: NemesisContext, side: number[], params: Record<str
   return { fault_t, heal_t, side, rest, params }
 }
 
-const partitionServer: Nemesis = {
+export const partitionServer: Nemesis = {
   name: 'partition-server',
   async run(ctx, server) {
     const p = await partition(ctx, [server], {})
@@ -94,7 +94,7 @@ const partitionServer: Nemesis = {
   },
 }
 
-const partitionHalves: Nemesis = {
+export const partitionHalves: Nemesis = {
   name: 'partition-halves',
   async run(ctx, server) {
     const order = ctx.rng.shuffle(ctx.nodes.map((n) => n.index))
@@ -112,7 +112,7 @@ const partitionHalves: Nemesis = {
   },
 }
 
-const partitionOneWay: Nemesis = {
+export const partitionOneWay: Nemesis = {
   name: 'partition-oneway',
   async run(ctx, server) {
     // `deaf` stops hearing `speaker`; the speaker still hears the deaf one. Drawn among the server's links.
@@ -136,7 +136,7 @@ const partitionOneWay: Nemesis = {
 }
 
 /** SIGKILL or SIGSTOP of the server's whole machine (node and service process groups). */
-function processFault(name: string, signal: 'SIGKILL' | 'SIGSTOP'): Nemesis {
+export function processFault(name: string, signal: 'SIGKILL' | 'SIGSTOP'): Nemesis {
   return {
     name,
     async run(ctx, server) {
@@ -158,7 +158,7 @@ function processFault(name: string, signal: 'SIGKILL' | 'SIGSTOP'): Nemesis {
   }
 }
 
-const flapping: Nemesis = {
+export const flapping: Nemesis = {
   name: 'flapping',
   async run(ctx, server) {
     // Links cut one by one in random order, each restored after a random time: at most 2 n cuts.
@@ -186,7 +186,7 @@ const flapping: Nemesis = {
   },
 }
 
-const loss: Nemesis = {
+export const loss: Nemesis = {
   name: 'loss',
   async run(ctx) {
     const percent = ctx.rng.int(5, 30)
@@ -204,7 +204,7 @@ const loss: Nemesis = {
 }
 
 /** A node restarted with its wall clock 60 s ahead or behind, then the server isolated and healed. */
-const clockSkew: Nemesis = {
+export const clockSkew: Nemesis = {
   name: 'clock-skew',
   async run(ctx, server) {
     const victim = ctx.nodes[ctx.rng.pick(others(ctx, server))]!
@@ -230,7 +230,7 @@ const clockSkew: Nemesis = {
   },
 }
 
-const restartWithData: Nemesis = {
+export const restartWithData: Nemesis = {
   name: 'restart-data',
   async run(ctx) {
     const victim = ctx.rng.pick(ctx.nodes)
@@ -250,7 +250,7 @@ const restartWithData: Nemesis = {
   },
 }
 
-const restartEmpty: Nemesis = {
+export const restartEmpty: Nemesis = {
   name: 'restart-empty',
   async run(ctx, server) {
     const victim = ctx.nodes[ctx.rng.pick(others(ctx, server))]!
@@ -271,7 +271,7 @@ const restartEmpty: Nemesis = {
 }
 
 /** The server's service directory (a small tmpfs of the lab's) filled by a ballast file, then freed. */
-const diskFull: Nemesis = {
+export const diskFull: Nemesis = {
   name: 'disk-full',
   async run(ctx, server) {
     const node = ctx.nodes[server]!
@@ -299,27 +299,3 @@ const diskFull: Nemesis = {
     }
   },
 }
-
-export const NEMESES: Nemesis[] = [
-  partitionServer,
-  partitionHalves,
-  partitionOneWay,
-  processFault('kill-server', 'SIGKILL'),
-  processFault('stop-server', 'SIGSTOP'),
-  flapping,
-  loss,
-  clockSkew,
-  restartWithData,
-  restartEmpty,
-  diskFull,
-]
-
-/** The quick run's set (CI): the partitions, the process faults and the full disk. */
-export const QUICK = [
-  'partition-server',
-  'partition-halves',
-  'partition-oneway',
-  'kill-server',
-  'stop-server',
-  'disk-full',
-]

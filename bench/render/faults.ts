@@ -25,6 +25,9 @@ export interface ScaleFigures {
   idle_cpu_pct: number
   rss_mib: number
   control_bytes_per_s: number
+  /** Both ways through the node's namespace (absent in runs before they were counted). */
+  udp_packets_per_s?: number
+  tcp_segments_per_s?: number
   failover_ms?: number | null
 }
 
@@ -43,6 +46,8 @@ export interface FaultsJson {
     date?: string
     load_before?: number[]
     load_after?: number[]
+    /** Every node's snapshot interval during the measurement (absent: 1000, the lab's default). */
+    snapshot_interval_ms?: number
   }
 }
 
@@ -116,7 +121,7 @@ export function renderFaults(json: FaultsJson): string {
       '',
       'Idle nodes (`npm run faults -- --scale 5,10`): no client; CPU counts the node and its service, bytes are ' +
         "both ways on the node's link (heartbeats, DHT, lanes); then the server SIGKILLed. " +
-        `Commit ${json.scale.commit}, ${json.scale.date?.slice(0, 10)}, load ${json.scale.load_before?.join(' ')} before, ${json.scale.load_after?.join(' ')} after:`,
+        `Commit ${json.scale.commit}, ${json.scale.date?.slice(0, 10)}, snapshot interval ${json.scale.snapshot_interval_ms ?? 1000} ms, load ${json.scale.load_before?.join(' ')} before, ${json.scale.load_after?.join(' ')} after:`,
       '',
       markdownTable(
         [
@@ -124,6 +129,8 @@ export function renderFaults(json: FaultsJson): string {
           'idle CPU % of a core per node',
           'RSS MiB per node',
           'control bytes/s per node',
+          'UDP packets/s per node (hyperswarm)',
+          'TCP segments/s per node (lanes)',
           'server SIGKILL to one server, ms',
         ],
         Object.entries(scale).map(([n, s]) => [
@@ -131,6 +138,8 @@ export function renderFaults(json: FaultsJson): string {
           s.idle_cpu_pct,
           s.rss_mib,
           s.control_bytes_per_s,
+          s.udp_packets_per_s ?? '-',
+          s.tcp_segments_per_s ?? '-',
           s.failover_ms ?? 'never',
         ]),
       ),

@@ -139,6 +139,8 @@ export class SustainNode {
   private all_online_ms: number | null = null
   private readonly listeners = new Set<(notice: NodeNotice) => void>()
   private stopped = false
+  /** start() has returned (terminate() waits for it). */
+  private start_finished = false
   private resolve_exit!: () => void
   readonly exited: Promise<void> = new Promise((resolve) => {
     this.resolve_exit = resolve
@@ -359,6 +361,7 @@ export class SustainNode {
       { event: 'node_started', key: this.id, term: persisted.term, held: held?.id ?? null },
       'node started',
     )
+    this.start_finished = true
     this.tick_timer = setInterval(
       () => this.dispatch({ type: 'tick', now_ms: this.now() }),
       this.options.tick_ms ?? 50,
@@ -378,7 +381,10 @@ export class SustainNode {
    * they were acknowledged by every peer or after `flush_ms`, whichever is first; the close goes on.
    */
   async terminate(reason: string, flush_ms = LAST_WORDS_FLUSH_MS): Promise<boolean> {
-    if (this.stopped || !this.federation) return false
+    // Not before start() has finished: the core's `exit` would close the node beside a start still
+    // opening things (the close then waited on a control worker never initialised, and the start opened
+    // the overlay after it). A node stopped while starting is closed once the start is done (run.ts).
+    if (this.stopped || !this.federation || !this.start_finished) return false
     this.dispatch({ type: 'terminate', reason, now_ms: this.now() })
     return this.federation.flushControl(flush_ms)
   }
@@ -505,6 +511,9 @@ export class SustainNode {
     return peer?.reachable && peer.role === 'server' ? { kind: 'remote', key: server } : null
   }
 
+  /** The step close() waits on now (null: not closing, or closed): what a stuck stop is stuck in. */
+  closing_step: string | null = null
+
   async close(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
@@ -513,14 +522,22 @@ export class SustainNode {
     if (this.tick_timer) clearInterval(this.tick_timer)
     if (this.recovery_timer) clearInterval(this.recovery_timer)
     this.options.driver?.off('event', this.onDriverEvent)
-    await this.front_door?.close()
-    await this.dns?.close()
-    await this.mdns?.close()
-    await this.driver_queue.catch(() => {})
-    await this.outbox.drained()
-    await this.options.driver?.close()
-    await this.federation?.close()
-    await this.pool?.close()
+    const step = async (name: string, work: Promise<unknown> | undefined) => {
+      this.closing_step = name
+      await work
+    }
+    await step('front door', this.front_door?.close())
+    await step('dns', this.dns?.close())
+    await step('mdns', this.mdns?.close())
+    await step(
+      'driver queue',
+      this.driver_queue.catch(() => {}),
+    )
+    await step('outbox', this.outbox.drained())
+    await step('driver', this.options.driver?.close())
+    await step('federation', this.federation?.close())
+    await step('codec pool', this.pool?.close())
+    this.closing_step = null
     const leave = this.leaveOutcome()
     this.notify(leave ? { kind: 'exit', leave } : { kind: 'exit' })
     this.resolve_exit()

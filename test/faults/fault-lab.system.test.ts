@@ -119,6 +119,48 @@ describe('the fault lab (npm run faults), network namespaces on a bridge', () =>
     expect(code).toBe(0)
   })
 
+  // Skipped until the core fetches a snapshot refused by hash from another holder: today a failed restore
+  // marks the snapshot id failed for every holder (src/core/node.ts, restore failure), so an heir with an
+  // older intact snapshot restores that one and loses what the newer held (1 of 3 runs: 3 lost, seed 41;
+  // ARCHITECTURE, "Not yet"). Unskip with that fix.
+  it.skip('a corrupted blob on the heir, then the server killed (output commit on): the bad blob is refused by its hash, nothing acknowledged lost', async () => {
+    requireTools('ip', 'iptables', 'python3', 'unshare')
+    const records: FaultRecord[] = []
+    const timeline: string[] = []
+    const child = lab([
+      '--quick',
+      '--only',
+      'corrupt-block',
+      '--runs',
+      '1',
+      '--seed',
+      '41',
+      '--output-commit',
+      '1',
+      '--no-results',
+    ])
+    const out: string[] = []
+    const code = await lines(child, (line) => {
+      out.push(line)
+      const match = /^\[faults [^\]]*\] corrupt-block seed \d+: (\{.*\})$/.exec(line)
+      if (match) records.push(JSON.parse(match[1]!) as FaultRecord)
+      else if (/^\s+-?\d+\.\d+ s /.test(line)) timeline.push(line)
+    })
+    if (records.length !== 1) process.stderr.write(`${out.slice(-40).join('\n')}\n`)
+    expect(records).toHaveLength(1)
+    const [run] = records
+    expect(run!.acknowledged).toBeGreaterThan(0)
+    expect(run!.lost).toBe(0)
+    expect(run!.duplicated).toBe(0)
+    expect(run!.one_server_after_heal_ms).not.toBeNull()
+    // The heir found the damage itself: a restore refused by the blob's hash.
+    const heir = String((run!.params as Record<string, unknown>)['corrupted_on'])
+    expect(timeline.some((l) => l.includes(` ${heir} `) && /fault_seen .*"stage":"restore"/.test(l))).toBe(
+      true,
+    )
+    expect(code).toBe(0)
+  })
+
   it('refuses to start in a namespace that has a route', async () => {
     requireTools('ip', 'unshare')
     // A namespace of its own with one route (through lo): the lab must refuse before it builds anything.
