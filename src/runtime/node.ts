@@ -5,6 +5,7 @@ import { writeFileAtomic } from '../../lib/atomic-write.ts'
 import type { Logger } from '../../lib/log.ts'
 import { Federation, type KeyPair, LAST_WORDS_FLUSH_MS } from '../../overlay/index.ts'
 import {
+  ChunkError,
   type CodecPool,
   createCodecPool,
   deltaBytes,
@@ -947,7 +948,7 @@ export class SustainNode {
             this.timeline('standby_used', { id: ref.id, decode_ms_saved: warm.marker.decode_ms })
           else if (warm)
             this.timeline('standby_not_used', { id: ref.id, reason: warm.reason, warm_id: warm.warm_id })
-          if (!warm?.used) await this.onStore(() => this.store.restore(engine_id, driver.stateWriter()))
+          if (!warm?.used) await this.materialise(ref, engine_id, driver)
           this.log.info(
             {
               event: 'state_materialised',
@@ -967,6 +968,34 @@ export class SustainNode {
       done(false, String((error as Error).message ?? error))
     } finally {
       if (ref !== null) this.restoring.delete(ref.id)
+    }
+  }
+
+  /**
+   * Rebuild `ref` into the driver's state. A local blob that fails its hash (a disk flipped bits after
+   * it was collected) is not a reason to give the snapshot up: other holders have it intact. The bad
+   * blobs are removed, the snapshot collected again (each blob checked by hash on the way in) and the
+   * rebuild tried once more; only a second failure reaches the core, which then tries an older one.
+   */
+  private async materialise(ref: SnapshotRef, engine_id: string, driver: ServiceDriver): Promise<void> {
+    try {
+      await this.onStore(() => this.store.restore(engine_id, driver.stateWriter()))
+      return
+    } catch (error) {
+      if (!(error instanceof ChunkError) || error.problem === 'wrong-base') throw error
+      const report = await this.onStore(() => this.store.verify(engine_id))
+      const bad = report.problems.filter((p) => p.problem !== 'missing').map((p) => p.hash)
+      // readBlob removes a blob that fails its hash; a truncated one is removed the same way.
+      await this.onStore(async () => {
+        for (const hash of new Set(bad)) await this.store.readBlob(hash).catch(() => {})
+      })
+      this.timeline('snapshot_repair', { id: ref.id, reason: error.message, bad_blobs: bad.length })
+      await this.index.remove([ref.id])
+      await this.onStore(() => this.fetch(ref.writer, ref.id, 'restore'))
+      const again = this.index.engineId(ref.id)
+      if (again === undefined) throw error
+      await this.onStore(() => this.store.restore(again, driver.stateWriter()))
+      this.timeline('snapshot_repaired', { id: ref.id, bad_blobs: bad.length })
     }
   }
 

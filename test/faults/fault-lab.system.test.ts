@@ -119,11 +119,7 @@ describe('the fault lab (npm run faults), network namespaces on a bridge', () =>
     expect(code).toBe(0)
   })
 
-  // Skipped until the core fetches a snapshot refused by hash from another holder: today a failed restore
-  // marks the snapshot id failed for every holder (src/core/node.ts, restore failure), so an heir with an
-  // older intact snapshot restores that one and loses what the newer held (1 of 3 runs: 3 lost, seed 41;
-  // ARCHITECTURE, "Not yet"). Unskip with that fix.
-  it.skip('a corrupted blob on the heir, then the server killed (output commit on): the bad blob is refused by its hash, nothing acknowledged lost', async () => {
+  it('a corrupted blob on the heir, then the server killed (output commit on): the bad blob is refused by its hash and collected again, nothing acknowledged lost', async () => {
     requireTools('ip', 'iptables', 'python3', 'unshare')
     const records: FaultRecord[] = []
     const timeline: string[] = []
@@ -153,11 +149,9 @@ describe('the fault lab (npm run faults), network namespaces on a bridge', () =>
     expect(run!.lost).toBe(0)
     expect(run!.duplicated).toBe(0)
     expect(run!.one_server_after_heal_ms).not.toBeNull()
-    // The heir found the damage itself: a restore refused by the blob's hash.
+    // The heir found the damage itself (the blob's hash) and collected the snapshot again from a holder.
     const heir = String((run!.params as Record<string, unknown>)['corrupted_on'])
-    expect(timeline.some((l) => l.includes(` ${heir} `) && /fault_seen .*"stage":"restore"/.test(l))).toBe(
-      true,
-    )
+    expect(timeline.some((l) => l.includes(` ${heir} `) && / snapshot_repaired /.test(l))).toBe(true)
     expect(code).toBe(0)
   })
 
