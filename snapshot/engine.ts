@@ -249,6 +249,20 @@ export class SnapshotEngine {
    * as the one its files' first bytes are unchanged from, and the base is the same (or is the parent,
    * whose RAW chunks become SAME). Anything else, or a parent not complete here: encode everything.
    */
+  /** The engine ids the last take became when capture `generation` made it, else an empty list. */
+  lastTakeOf(generation: string): string[] {
+    return this.last_capture?.generation === generation ? this.last_capture.ids : []
+  }
+
+  /**
+   * Capture `generation` holds the same files as capture `same_as`, the last take's (nothing copied,
+   * grown or removed) and was not taken: the next take reuses chunks as if `generation` had made them.
+   */
+  adoptSameCapture(same_as: string, generation: string): void {
+    const last = this.last_capture
+    if (last?.generation === same_as) this.last_capture = { generation, ids: last.ids }
+  }
+
   private async reusableEntries(
     parts: readonly ImagePart[],
     parent: SnapshotInfo | undefined,

@@ -23,6 +23,13 @@ export interface Capture {
   pause_ms: number
   /** Frees whatever the capture holds (a staging copy); call after the snapshot is stored. */
   release(): Promise<void>
+  /** Names this capture's state, for a later capture's `same_as` (absent: the driver cannot tell). */
+  generation?: string
+  /**
+   * Set when the state captured is the one of capture `same_as`, by the rules the driver already trusts
+   * to skip unchanged files (no file copied, grown or removed since): its snapshot holds this state.
+   */
+  same_as?: string
 }
 
 export interface CaptureOptions {

@@ -19,6 +19,8 @@ export class OutputCommit {
   private readonly gates = new Set<OutputGate>()
   /** A capture was asked for output that arrived since the last freeze. */
   private asked = false
+  /** The newest snapshot whose output was released (a capture it covers releases at once). */
+  private released_id: string | null = null
 
   constructor(private readonly onWaiting: () => void) {}
 
@@ -63,6 +65,31 @@ export class OutputCommit {
     const mark = this.marks.get(id)
     if (mark === undefined) return null
     for (const [other, m] of this.marks) if (m.seq <= mark.seq) this.marks.delete(other)
+    this.released_id = id
+    return this.releaseTo(mark)
+  }
+
+  /**
+   * Capture `id` froze the service and found the state snapshot `by` holds (nothing changed since its
+   * capture): what was read before this freeze is covered by `by` too. Released at once when `by` was
+   * released; else `by`'s mark moves up to this freeze, released with it. False (nothing changed here)
+   * when `by` is neither: the caller stores a snapshot of its own instead.
+   */
+  cover(id: string, by: string): { chunks: number; commit_ms: number } | null | false {
+    const mark = this.marks.get(id)
+    if (mark === undefined) return false
+    const target = this.marks.get(by)
+    if (target !== undefined) {
+      this.marks.delete(id)
+      target.seq = Math.max(target.seq, mark.seq)
+      return null
+    }
+    if (by !== this.released_id) return false
+    this.marks.delete(id)
+    return this.releaseTo(mark)
+  }
+
+  private releaseTo(mark: { seq: number; frozen_ms: number }): { chunks: number; commit_ms: number } | null {
     if (mark.seq <= this.released_) return null
     const before = this.released_
     this.released_ = mark.seq

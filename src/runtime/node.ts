@@ -25,7 +25,7 @@ import {
 import { NodeCore } from '../core/node.ts'
 import { compareSnapshots } from '../core/ranking.ts'
 import type { NodeId, SnapshotRef } from '../core/types.ts'
-import type { DriverEvent, ServiceDriver } from '../drivers/driver.ts'
+import type { Capture, DriverEvent, ServiceDriver } from '../drivers/driver.ts'
 import { DnsServer } from '../frontdoor/dns/server.ts'
 import { FrontDoor } from '../frontdoor/front-door.ts'
 import { OutputCommit } from '../frontdoor/output-commit.ts'
@@ -691,6 +691,12 @@ export class SustainNode {
       const capture = await this.onDriver((d) =>
         d.capture({ onFrozen: () => this.output_commit?.frozen(ref.id) }),
       )
+      const captured = this.now()
+      if (!final && this.coveredByHead(ref, capture)) {
+        await capture.release()
+        this.dispatch({ type: 'snapshot-covered', id: ref.id, now_ms: this.now() })
+        return
+      }
       let result: Awaited<ReturnType<SnapshotEngine['take']>>
       try {
         const head = this.core.head
@@ -716,8 +722,10 @@ export class SustainNode {
       }
       const stored: SnapshotRef = { ...ref, size_bytes: deltaBytes(result.manifest) }
       // After a rebase the ref stands for the derived base: the next snapshot's deltas are against it.
+      const encoded = this.now()
       const manifest = publishedManifest(result)
       await publishSnapshot(this.federation.store, this.store, stored, manifest)
+      const published = this.now()
       await this.index.add(stored, manifest.id)
       this.last_snapshot_ms = this.now()
       this.snapshot_retry.succeeded()
@@ -727,6 +735,10 @@ export class SustainNode {
           id: ref.id,
           pause_ms: Number(capture.pause_ms.toFixed(2)),
           total_ms: Math.round(this.now() - started),
+          // Where the time goes (output commit waits for all of it): capture, encode, publish, index.
+          capture_ms: Math.round(captured - started),
+          take_ms: Math.round(encoded - captured),
+          publish_ms: Math.round(published - encoded),
           delta_bytes: stored.size_bytes,
           ...(result.codec_refusals > 0 ? { raw_chunks_codec_refused: result.codec_refusals } : {}),
           ...(result.rebase_reason ? { rebased: result.rebase_reason } : {}),
@@ -746,6 +758,39 @@ export class SustainNode {
       )
       this.dispatch({ type: 'snapshot-failed', id: ref.id, reason: String(error), now_ms: this.now() })
     }
+  }
+
+  /**
+   * Output commit's shortcut: a capture that found the head's state unchanged (no file copied, grown or
+   * removed since the head's capture; most answers of an SMTP transaction write nothing durable) needs
+   * no snapshot of its own: the head holds that state, so what this freeze covers is released with the
+   * head (at once when the head is already stored on k). Only while the head is younger than the
+   * snapshot interval, so an idle service still stores one snapshot per interval (its recovery point
+   * keeps moving). Never for a final snapshot (a hand-over names the one it stored).
+   */
+  private coveredByHead(ref: SnapshotRef, capture: Capture): boolean {
+    const commit = this.output_commit
+    const head = this.core.head
+    const { same_as, generation } = capture
+    if (commit === null || same_as === undefined || generation === undefined) return false
+    if (head === null || head.writer !== this.id || head.term !== ref.term) return false
+    if (ref.time_ms - head.time_ms >= this.options.config.timing.snapshot_interval_ms) return false
+    const engine_id = this.index.engineId(head.id)
+    if (engine_id === undefined || !this.engine.lastTakeOf(same_as).includes(engine_id)) return false
+    const released = commit.cover(ref.id, head.id)
+    if (released === false) return false
+    this.engine.adoptSameCapture(same_as, generation)
+    this.log.info(
+      {
+        event: 'snapshot_covered',
+        id: ref.id,
+        by: head.id,
+        pause_ms: Number(capture.pause_ms.toFixed(2)),
+        ...(released ? { released_chunks: released.chunks, commit_ms: Math.round(released.commit_ms) } : {}),
+      },
+      'capture unchanged since the head snapshot: its output goes with the head',
+    )
+    return true
   }
 
   /** What a failover would restore now, and whether it has stopped moving (see recovery-point.ts). */

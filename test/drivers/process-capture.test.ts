@@ -136,6 +136,47 @@ describe('process driver capture', () => {
     expect(await readFile(partPath(after, 'mail/alice'), 'utf8')).toBe('restored')
   })
 
+  it('names a capture that found nothing changed as the same as the one before (output commit)', async () => {
+    const driver = await f.driver({ helper: undefined })
+    await driver.start()
+    await mkdir(join(f.state_dir, 'mail'), { recursive: true })
+    await writeFile(join(f.state_dir, 'mail', 'alice'), 'one\n')
+    await new Promise((resolve) => setTimeout(resolve, 120)) // out of the racy window
+    const first = await driver.capture()
+    expect(first.generation).toBeDefined()
+    const second = await driver.capture()
+    expect(second.same_as).toBe(first.generation) // nothing copied, grown or removed
+    const third = await driver.capture()
+    expect(third.same_as).toBe(second.generation) // a chain of unchanged captures
+    await appendFile(join(f.state_dir, 'mail', 'alice'), 'two\n')
+    const grown = await driver.capture()
+    expect(grown.same_as).toBeUndefined()
+    await new Promise((resolve) => setTimeout(resolve, 120))
+    const settled = await driver.capture() // the racy growth is copied once more: not "the same" yet
+    const quiet = settled.same_as === undefined ? await driver.capture() : settled
+    expect(quiet.same_as).toBeDefined()
+    await writeFile(join(f.state_dir, 'new'), 'x')
+    expect((await driver.capture()).same_as).toBeUndefined()
+    await rm(join(f.state_dir, 'new'))
+    expect((await driver.capture()).same_as).toBeUndefined() // a removal is a change
+  })
+
+  it('a capture after a restore is never the same as one from before it, even of an empty state', async () => {
+    const driver = await f.driver({ helper: undefined })
+    await driver.start()
+    await writeFile(join(f.state_dir, 'old'), 'old')
+    await new Promise((resolve) => setTimeout(resolve, 120))
+    const before = await driver.capture()
+    await driver.stop('restore')
+    const writer = driver.stateWriter() // an empty image
+    await writer.commit()
+    await driver.start()
+    const after = await driver.capture()
+    expect(names(after)).toEqual([])
+    expect(after.same_as).toBeUndefined()
+    expect(after.generation).not.toBe(before.generation)
+  })
+
   it('the service is stopped during the copy and running again after it', async () => {
     const driver = await f.driver({ helper: undefined }, { precopy: false })
     await driver.start()

@@ -301,7 +301,13 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
     const parts = (await imageFromDirectory(staged.dir)).map((part) =>
       'path' in part ? staged.annotate(part) : part,
     )
-    return { parts, pause_ms, release: staged.release }
+    return {
+      parts,
+      pause_ms,
+      release: staged.release,
+      generation: staged.generation,
+      ...(staged.same_as !== undefined ? { same_as: staged.same_as } : {}),
+    }
   }
 
   /** Quiesce, SIGSTOP, copy what changed, SIGCONT, resume: SIGCONT and resume happen whatever fails. */
