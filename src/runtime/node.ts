@@ -698,9 +698,11 @@ export class SustainNode {
         return
       }
       let result: Awaited<ReturnType<SnapshotEngine['take']>>
+      let store_turn = captured
       try {
         const head = this.core.head
         result = await this.onStore(() => {
+          store_turn = this.now()
           const parent = head ? this.index.engineId(head.id) : undefined
           // A parent the store no longer has (seen on a server resumed after SIGSTOP, once snapshots of a
           // newer term had replicated to it) would fail every retry: encode a full base instead.
@@ -715,6 +717,7 @@ export class SustainNode {
             parent: missing ? null : (parent ?? null),
             time_ms: ref.time_ms,
             fresh_base: attempt.fresh_base || missing,
+            defer_gc: true, // after the snapshot is published (below): output commit waits for it
           })
         })
       } finally {
@@ -737,7 +740,9 @@ export class SustainNode {
           total_ms: Math.round(this.now() - started),
           // Where the time goes (output commit waits for all of it): capture, encode, publish, index.
           capture_ms: Math.round(captured - started),
-          take_ms: Math.round(encoded - captured),
+          store_wait_ms: Math.round(store_turn - captured),
+          take_ms: Math.round(encoded - store_turn),
+          ...Object.fromEntries(Object.entries(result.timings_ms).map(([k, v]) => [`take_${k}_ms`, Math.round(v)])),
           publish_ms: Math.round(published - encoded),
           delta_bytes: stored.size_bytes,
           ...(result.codec_refusals > 0 ? { raw_chunks_codec_refused: result.codec_refusals } : {}),
@@ -747,6 +752,7 @@ export class SustainNode {
         'snapshot taken',
       )
       this.dispatch({ type: 'snapshot-stored', snapshot: stored, now_ms: this.now() })
+      await this.onStore(() => this.engine.collectGarbage())
       await this.collectGarbage()
     } catch (error) {
       this.snapshot_retry.failed(String((error as Error)?.message ?? error), this.now())

@@ -110,6 +110,7 @@ describe('process driver capture', () => {
     const unsupported = await f.driver() // quiesce exits 64: not supported, so no resume either
     await unsupported.start()
     await unsupported.capture()
+    await unsupported.capture() // an unknown verb is not asked again
     const calls2 = (await readFile(f.helper_log, 'utf8'))
       .split('\n')
       .filter((verb) => verb && verb !== 'probe')

@@ -347,12 +347,20 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
     }
   }
 
-  /** Runs an optional helper verb; false when there is no helper or it does not know the verb. */
+  /**
+   * Runs an optional helper verb; false when there is no helper or it does not know the verb. A verb the
+   * helper said it does not know is not asked again while this driver lives: with output commit a
+   * capture runs for nearly every answer, and starting a helper that only exits 64 cost ~100 ms of each
+   * under load (the helper is resolved once per driver too).
+   */
   private async optionalVerb(verb: 'quiesce' | 'resume'): Promise<boolean> {
-    if (!this.manifest.helper) return false
+    if (!this.manifest.helper || this.unknown_verbs.has(verb)) return false
     const result = await this.helper(verb, [], { timeout_ms: this.manifest.probe_timeout_ms })
     if (result.code === 0) return true
-    if (result.code === HELPER_UNKNOWN_VERB) return false
+    if (result.code === HELPER_UNKNOWN_VERB) {
+      this.unknown_verbs.add(verb)
+      return false
+    }
     throw new HelperError(
       `helper ${verb} failed (exit ${result.code}): ${result.stderr.trim().slice(0, 500)}`,
     )
@@ -373,6 +381,8 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
   }
 
   private helperSpec: Promise<HelperSpec> | undefined
+  /** Optional verbs the helper answered "unknown verb" to. */
+  private readonly unknown_verbs = new Set<string>()
 
   async helper(verb: string, args: string[], options?: HelperOptions): Promise<HelperResult> {
     const helper = this.manifest.helper
