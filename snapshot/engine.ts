@@ -274,6 +274,11 @@ export class SnapshotEngine {
    * as the one its files' first bytes are unchanged from, and the base is the same (or is the parent,
    * whose RAW chunks become SAME). Anything else, or a parent not complete here: encode everything.
    */
+  /** The capture generation of the last take when it became engine snapshot `id`. */
+  captureOf(id: string): string | undefined {
+    return this.last_capture?.ids.includes(id) ? this.last_capture.generation : undefined
+  }
+
   /** The engine ids the last take became when capture `generation` made it, else an empty list. */
   lastTakeOf(generation: string): string[] {
     return this.last_capture?.generation === generation ? this.last_capture.ids : []
@@ -285,7 +290,7 @@ export class SnapshotEngine {
    */
   adoptSameCapture(same_as: string, generation: string): void {
     const last = this.last_capture
-    if (last?.generation === same_as) this.last_capture = { generation, ids: last.ids }
+    if (last?.generation === same_as && generation !== same_as) this.last_capture = { generation, ids: last.ids }
   }
 
   private async reusableEntries(

@@ -30,6 +30,8 @@ export interface Capture {
    * to skip unchanged files (no file copied, grown or removed since): its snapshot holds this state.
    */
   same_as?: string
+  /** Asked with `CaptureOptions.same_as` and found so: no parts, nothing to store (a snapshot of it is empty). */
+  parts_omitted?: true
 }
 
 export interface CaptureOptions {
@@ -38,6 +40,12 @@ export interface CaptureOptions {
    * out): output commit marks here which output the snapshot covers.
    */
   onFrozen?: () => void
+  /**
+   * Output commit: the caller takes a capture that finds the state of capture `same_as` unchanged as
+   * covered by that capture's snapshot. A driver that can tell cheaply checks that first, under a short
+   * freeze (calling `onFrozen` in it), and then returns a capture with no parts and `same_as` set.
+   */
+  same_as?: string
 }
 
 export interface HelperResult {

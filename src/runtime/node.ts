@@ -688,15 +688,18 @@ export class SustainNode {
     }
     try {
       const started = this.now()
-      const capture = await this.onDriver((d) =>
-        d.capture({ onFrozen: () => this.output_commit?.frozen(ref.id) }),
-      )
-      const captured = this.now()
+      const onFrozen = () => this.output_commit?.frozen(ref.id)
+      const same_as = final ? undefined : this.headCapture(ref)
+      let capture = await this.onDriver((d) => d.capture({ onFrozen, ...(same_as ? { same_as } : {}) }))
       if (!final && this.coveredByHead(ref, capture)) {
         await capture.release()
         this.dispatch({ type: 'snapshot-covered', id: ref.id, now_ms: this.now() })
         return
       }
+      // Found unchanged but not covered after all: it holds no parts, so take the state itself.
+      if (capture.parts_omitted) capture = await this.onDriver((d) => d.capture({ onFrozen }))
+      assert(!capture.parts_omitted, 'a capture without parts would store an empty state')
+      const captured = this.now()
       let result: Awaited<ReturnType<SnapshotEngine['take']>>
       let store_turn = captured
       try {
@@ -752,8 +755,7 @@ export class SustainNode {
         'snapshot taken',
       )
       this.dispatch({ type: 'snapshot-stored', snapshot: stored, now_ms: this.now() })
-      await this.onStore(() => this.engine.collectGarbage())
-      await this.collectGarbage()
+      await this.collectGarbage(true)
     } catch (error) {
       this.snapshot_retry.failed(String((error as Error)?.message ?? error), this.now())
       const failures = this.snapshot_retry.failures.consecutive
@@ -778,11 +780,8 @@ export class SustainNode {
     const commit = this.output_commit
     const head = this.core.head
     const { same_as, generation } = capture
-    if (commit === null || same_as === undefined || generation === undefined) return false
-    if (head === null || head.writer !== this.id || head.term !== ref.term) return false
-    if (ref.time_ms - head.time_ms >= this.options.config.timing.snapshot_interval_ms) return false
-    const engine_id = this.index.engineId(head.id)
-    if (engine_id === undefined || !this.engine.lastTakeOf(same_as).includes(engine_id)) return false
+    if (commit === null || head === null || same_as === undefined || generation === undefined) return false
+    if (this.headCapture(ref) !== same_as) return false
     const released = commit.cover(ref.id, head.id)
     if (released === false) return false
     this.engine.adoptSameCapture(same_as, generation)
@@ -797,6 +796,20 @@ export class SustainNode {
       'capture unchanged since the head snapshot: its output goes with the head',
     )
     return true
+  }
+
+  /**
+   * The capture generation the head snapshot was taken from, while a capture for `ref` that finds it
+   * unchanged may be covered by the head (output commit on, the head this server's own of this term and
+   * younger than the snapshot interval); else undefined.
+   */
+  private headCapture(ref: SnapshotRef): string | undefined {
+    const head = this.core.head
+    if (this.output_commit === null || head === null) return undefined
+    if (head.writer !== this.id || head.term !== ref.term) return undefined
+    if (ref.time_ms - head.time_ms >= this.options.config.timing.snapshot_interval_ms) return undefined
+    const engine_id = this.index.engineId(head.id)
+    return engine_id === undefined ? undefined : this.engine.captureOf(engine_id)
   }
 
   /** What a failover would restore now, and whether it has stopped moving (see recovery-point.ts). */
@@ -899,11 +912,15 @@ export class SustainNode {
   }
 
   /** Keep the newest `snapshots.keep` refs (and what the engine still needs); forget the rest everywhere. */
-  private async collectGarbage(): Promise<void> {
+  private async collectGarbage(engine_too = false): Promise<void> {
     const limit = this.options.config.snapshots.keep
-    if (this.index.refs().length <= limit) return
-    // Decided inside the store queue: a restore that starts meanwhile protects its snapshot.
+    if (!engine_too && this.index.refs().length <= limit) return
+    // Decided inside the store queue: a restore that starts meanwhile protects its snapshot. Queued at
+    // once (no await before it): a take queued after it would have its snapshot, written but not yet
+    // indexed, removed as unkept (seen once captures got fast enough to queue a take in between).
     const dropped = await this.onStore(async () => {
+      if (engine_too) await this.engine.collectGarbage()
+      if (this.index.refs().length <= limit) return []
       const refs = this.index.refs().sort((a, b) => compareSnapshots(b, a))
       const head = this.core.head
       // A snapshot being restored stays, whatever its rank: after a fork, snapshots of a higher term (the

@@ -162,6 +162,37 @@ describe('process driver capture', () => {
     expect((await driver.capture()).same_as).toBeUndefined() // a removal is a change
   })
 
+  it('asked whether the state is still that of a capture, answers under a short freeze without copying', async () => {
+    const driver = await f.driver({ helper: undefined })
+    await driver.start()
+    await writeFile(join(f.state_dir, 'a'), 'a1')
+    await new Promise((resolve) => setTimeout(resolve, 120))
+    const first = await driver.capture()
+    let frozen = 0
+    const same = await driver.capture({ same_as: first.generation!, onFrozen: () => frozen++ })
+    expect(same).toMatchObject({ parts: [], parts_omitted: true, same_as: first.generation })
+    expect(frozen).toBe(1)
+    await appendFile(join(f.state_dir, 'a'), '+2')
+    const changed = await driver.capture({ same_as: first.generation!, onFrozen: () => frozen++ })
+    expect(changed.parts_omitted).toBeUndefined()
+    expect(changed.same_as).toBeUndefined()
+    expect(await readFile(partPath(changed, 'a'), 'utf8')).toBe('a1+2')
+    expect(frozen).toBe(3) // the check's freeze, then the full capture's
+    // A generation that is not the newest is never "the same".
+    expect((await driver.capture({ same_as: first.generation! })).parts_omitted).toBeUndefined()
+  })
+
+  it('a service whose helper quiesces always gets a full capture (the quiesce may write state)', async () => {
+    const quiet = await f.driver({ env: { QUIESCE: 'yes' } })
+    await quiet.start()
+    await writeFile(join(f.state_dir, 'a'), 'a1')
+    const first = await quiet.capture()
+    const again = await quiet.capture({ same_as: first.generation! })
+    expect(again.parts_omitted).toBeUndefined()
+    expect(names(again)).toContain('a')
+    await quiet.stop('test')
+  })
+
   it('a capture after a restore is never the same as one from before it, even of an empty state', async () => {
     const driver = await f.driver({ helper: undefined })
     await driver.start()

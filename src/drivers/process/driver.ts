@@ -274,6 +274,10 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
 
   async capture(options: CaptureOptions = {}): Promise<Capture> {
     if (this.closed) throw new Error('the driver is closed')
+    if (options.same_as !== undefined) {
+      const same = await this.unchangedCapture(options.same_as, options.onFrozen)
+      if (same) return same
+    }
     const build = await this.staging.begin()
     let pause_ms = 0
     try {
@@ -308,6 +312,35 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       generation: staged.generation,
       ...(staged.same_as !== undefined ? { same_as: staged.same_as } : {}),
     }
+  }
+
+  /**
+   * Output commit's cheap case (most answers change nothing durable): freeze, stat the state directory,
+   * thaw; when nothing changed since generation `same_as` a capture with no parts that names it. Only
+   * without a quiesce verb (a service that flushes on quiesce may hold acknowledged state in memory that
+   * only a full capture's quiesce writes out). Null: take a full capture (its freeze marks again).
+   */
+  private async unchangedCapture(same_as: string, onFrozen?: () => void): Promise<Capture | null> {
+    const running = this.current
+    if (!running || (this.manifest.helper && !this.unknown_verbs.has('quiesce'))) return null
+    const members = groupMembers(running.pgid)
+    this.paused = true
+    this.pause_epoch++
+    const stopped_at = performance.now()
+    let same = false
+    try {
+      signalGroup(running.pgid, 'SIGSTOP')
+      await waitStopped(members, STOP_SETTLE_TIMEOUT_MS)
+      onFrozen?.()
+      same = this.staging.unchangedSince(same_as)
+    } finally {
+      signalGroup(running.pgid, 'SIGCONT')
+      this.paused = false
+      this.pause_epoch++
+    }
+    if (!same) return null
+    const pause_ms = performance.now() - stopped_at
+    return { parts: [], pause_ms, release: async () => {}, generation: same_as, same_as, parts_omitted: true }
   }
 
   /** Quiesce, SIGSTOP, copy what changed, SIGCONT, resume: SIGCONT and resume happen whatever fails. */

@@ -318,6 +318,23 @@ export class StagingArea {
     this.replaced = true
   }
 
+  /**
+   * True when the state directory still holds generation `generation`'s files by the rules a pass trusts
+   * (same paths, each with its key, none racy unless append-only): a capture would copy nothing. Call
+   * while the service is frozen; it reads only directory entries and stats.
+   */
+  unchangedSince(generation: string): boolean {
+    const ref = this.ref
+    if (ref === null || ref.generation !== generation || this.replaced || this.building) return false
+    const scan = scanTree(this.state_dir)
+    if (scan.size !== ref.catalog.size) return false
+    for (const [name, key] of scan) {
+      const entry = ref.catalog.get(name)
+      if (!entry || !sameKey(entry, key) || (entry.racy && !this.append_only(name))) return false
+    }
+    return true
+  }
+
   async begin(): Promise<StagingBuild> {
     if (this.building) throw new Error('a capture is already in progress')
     this.building = true
