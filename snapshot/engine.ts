@@ -290,7 +290,8 @@ export class SnapshotEngine {
    */
   adoptSameCapture(same_as: string, generation: string): void {
     const last = this.last_capture
-    if (last?.generation === same_as && generation !== same_as) this.last_capture = { generation, ids: last.ids }
+    if (last?.generation === same_as && generation !== same_as)
+      this.last_capture = { generation, ids: last.ids }
   }
 
   private async reusableEntries(

@@ -745,7 +745,9 @@ export class SustainNode {
           capture_ms: Math.round(captured - started),
           store_wait_ms: Math.round(store_turn - captured),
           take_ms: Math.round(encoded - store_turn),
-          ...Object.fromEntries(Object.entries(result.timings_ms).map(([k, v]) => [`take_${k}_ms`, Math.round(v)])),
+          ...Object.fromEntries(
+            Object.entries(result.timings_ms).map(([k, v]) => [`take_${k}_ms`, Math.round(v)]),
+          ),
           publish_ms: Math.round(published - encoded),
           delta_bytes: stored.size_bytes,
           ...(result.codec_refusals > 0 ? { raw_chunks_codec_refused: result.codec_refusals } : {}),
