@@ -442,6 +442,7 @@ export class SustainNode {
         : null,
       replicating: [...this.replicating],
       ...(this.front_door ? { front_door: this.front_door.snapshot() } : {}),
+      output_commit: { k: this.outputCommitK(), ...this.output_commit?.stats() },
     }
   }
 
