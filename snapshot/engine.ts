@@ -71,6 +71,11 @@ export interface TakeOptions {
    * snapshot against that base failed. The parent link (lineage) stays.
    */
   fresh_base?: boolean
+  /**
+   * Leave the retention gc to a later `collectGarbage()` call (the caller runs it once the snapshot is
+   * published: it scans every blob, and output commit waits for the snapshot, not for the gc).
+   */
+  defer_gc?: boolean
 }
 
 export interface TakeResult {
@@ -84,6 +89,8 @@ export interface TakeResult {
   codec_refusals: number
   /** Chunks whose entry was taken from the parent unread (the capture said they did not change). */
   reused_chunks: number
+  /** Where the take's time went (ms): choosing parent and base, encoding, manifest and rebase, gc. */
+  timings_ms: { prepare: number; encode: number; finish: number; gc: number }
 }
 
 export function shouldRebase(
@@ -166,6 +173,7 @@ export class SnapshotEngine {
 
   async take(parts: readonly ImagePart[], options: TakeOptions): Promise<TakeResult> {
     const { store } = this
+    const started = performance.now()
     await this.resumeRebase()
     const parent =
       options.parent === undefined
@@ -185,6 +193,7 @@ export class SnapshotEngine {
     const reusable = await this.reusableEntries(parts, parent, baseId, hash_alg, chunk_bytes)
     const generation = captureGeneration(parts)
     this.last_capture = undefined // a failed take leaves nothing to build on
+    const prepared = performance.now()
     const encoded = await encodeImage(parts, {
       pool: store.pool,
       alg: hash_alg,
@@ -206,6 +215,7 @@ export class SnapshotEngine {
           }
         : {}),
     })
+    const encoded_at = performance.now()
     const time_ms = options.time_ms ?? Date.now()
     const seq = this.nextSeq(options.term)
     const manifest: Manifest = {
@@ -223,7 +233,8 @@ export class SnapshotEngine {
       parts: encoded,
     }
     await store.writeManifest(manifest)
-    const result: TakeResult = { manifest, codec_refusals, reused_chunks }
+    const timings_ms = { prepare: prepared - started, encode: encoded_at - prepared, finish: 0, gc: 0 }
+    const result: TakeResult = { manifest, codec_refusals, reused_chunks, timings_ms }
     if (baseId) {
       const rebase = await this.maybeRebase(manifest, baseId)
       if (rebase) {
@@ -233,15 +244,29 @@ export class SnapshotEngine {
     }
     if (generation !== undefined)
       this.last_capture = { generation, ids: [manifest.id, ...(result.rebased ? [result.rebased.id] : [])] }
-    if (this.options.retain_newest !== undefined) {
-      const keep = await retainedSnapshots(store.listSnapshots(), this.options.retain_newest, (id) =>
-        store.isComplete(id),
-      )
-      result.gc = await store.gc(
-        new Set([...keep, manifest.id, ...(result.rebased ? [result.rebased.id] : [])]),
-      )
+    const finished = performance.now()
+    timings_ms.finish = finished - encoded_at
+    if (options.defer_gc !== true) {
+      const gc = await this.collectGarbage([manifest.id, ...(result.rebased ? [result.rebased.id] : [])])
+      if (gc) result.gc = gc
     }
+    timings_ms.gc = performance.now() - finished
     return result
+  }
+
+  /**
+   * Keeps the newest `retain_newest` restorable states (and `also`) and what they need; removes the rest.
+   * Nothing to do (undefined) without `retain_newest`.
+   */
+  async collectGarbage(also: readonly string[] = []): Promise<GcStats | undefined> {
+    if (this.options.retain_newest === undefined) return undefined
+    const { store } = this
+    const all = store.listSnapshots()
+    const keep = new Set([
+      ...(await retainedSnapshots(all, this.options.retain_newest, (id) => store.isComplete(id))),
+      ...also,
+    ])
+    return store.gc(keep)
   }
 
   /**
@@ -249,6 +274,26 @@ export class SnapshotEngine {
    * as the one its files' first bytes are unchanged from, and the base is the same (or is the parent,
    * whose RAW chunks become SAME). Anything else, or a parent not complete here: encode everything.
    */
+  /** The capture generation of the last take when it became engine snapshot `id`. */
+  captureOf(id: string): string | undefined {
+    return this.last_capture?.ids.includes(id) ? this.last_capture.generation : undefined
+  }
+
+  /** The engine ids the last take became when capture `generation` made it, else an empty list. */
+  lastTakeOf(generation: string): string[] {
+    return this.last_capture?.generation === generation ? this.last_capture.ids : []
+  }
+
+  /**
+   * Capture `generation` holds the same files as capture `same_as`, the last take's (nothing copied,
+   * grown or removed) and was not taken: the next take reuses chunks as if `generation` had made them.
+   */
+  adoptSameCapture(same_as: string, generation: string): void {
+    const last = this.last_capture
+    if (last?.generation === same_as && generation !== same_as)
+      this.last_capture = { generation, ids: last.ids }
+  }
+
   private async reusableEntries(
     parts: readonly ImagePart[],
     parent: SnapshotInfo | undefined,

@@ -16,6 +16,11 @@ export type CoreEvent =
   | { type: 'driver'; kind: DriverEventKind; now_ms: number }
   | { type: 'snapshot-stored'; snapshot: SnapshotRef; now_ms: number }
   | { type: 'snapshot-failed'; id: string; reason: string; now_ms: number }
+  /**
+   * Output commit: capture `id` found the state of the lineage head unchanged, so nothing new was stored
+   * (the runtime releases what it covers when the head is stored on k); the capture slot is free.
+   */
+  | { type: 'snapshot-covered'; id: string; now_ms: number }
   /** Output commit: the service sent a client bytes that wait for a snapshot taken after them. */
   | { type: 'output-waiting'; now_ms: number }
   | { type: 'restore-done'; ok: boolean; snapshot: SnapshotRef | null; reason?: string; now_ms: number }

@@ -221,6 +221,9 @@ export class NodeCore {
       case 'output-waiting':
         this.onOutputWaiting()
         break
+      case 'snapshot-covered':
+        this.onSnapshotCovered(event.id)
+        break
       case 'snapshot-now':
         if (this.role_ === 'server' && this.handover === null && this.snapshot_in_flight === null) {
           this.takeSnapshot(false)
@@ -940,6 +943,20 @@ export class NodeCore {
     if (this.config.output_commit == null || this.role_ !== 'server' || this.handover !== null) return
     if (this.snapshot_in_flight !== null) this.output_waiting = true
     else if (this.health_ !== 'down') this.takeSnapshot(false)
+  }
+
+  /** A capture the head already holds ended: the next one starts at once if output came after its freeze. */
+  private onSnapshotCovered(id: string): void {
+    if (this.snapshot_in_flight !== id) return
+    this.snapshot_in_flight = null
+    if (this.handover && this.handover.final === null) {
+      this.takeFinalSnapshot()
+      return
+    }
+    if (this.role_ === 'server' && this.handover === null && this.output_waiting) {
+      this.output_waiting = false
+      if (this.health_ !== 'down') this.takeSnapshot(false)
+    }
   }
 
   /** A peer stored a snapshot: what it could restore from; for this server's own, a confirmation. */

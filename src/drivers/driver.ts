@@ -23,6 +23,15 @@ export interface Capture {
   pause_ms: number
   /** Frees whatever the capture holds (a staging copy); call after the snapshot is stored. */
   release(): Promise<void>
+  /** Names this capture's state, for a later capture's `same_as` (absent: the driver cannot tell). */
+  generation?: string
+  /**
+   * Set when the state captured is the one of capture `same_as`, by the rules the driver already trusts
+   * to skip unchanged files (no file copied, grown or removed since): its snapshot holds this state.
+   */
+  same_as?: string
+  /** Asked with `CaptureOptions.same_as` and found so: no parts, nothing to store (a snapshot of it is empty). */
+  parts_omitted?: true
 }
 
 export interface CaptureOptions {
@@ -31,6 +40,12 @@ export interface CaptureOptions {
    * out): output commit marks here which output the snapshot covers.
    */
   onFrozen?: () => void
+  /**
+   * Output commit: the caller takes a capture that finds the state of capture `same_as` unchanged as
+   * covered by that capture's snapshot. A driver that can tell cheaply checks that first, under a short
+   * freeze (calling `onFrozen` in it), and then returns a capture with no parts and `same_as` set.
+   */
+  same_as?: string
 }
 
 export interface HelperResult {

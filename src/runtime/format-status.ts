@@ -51,7 +51,20 @@ export function formatStatus(status: NodeStatus): string {
   const snap = status.snapshot
     ? `newest snapshot ${status.snapshot.id.slice(0, 8)}…:${status.snapshot.id.split(':').slice(1).join(':')}, ${status.snapshot.size_bytes} bytes, age ${ago(status.snapshot.age_ms)}, ${status.snapshot.held} held`
     : 'no snapshot yet'
-  return `server: ${server}; service health: ${me.health}\n${snap}\n${recoveryLine(status)}\n\n${table}\n`
+  return `server: ${server}; service health: ${me.health}\n${snap}\n${recoveryLine(status)}\n${outputCommitLine(status)}\n\n${table}\n`
+}
+
+/** Zero-loss mode: off, or k and what the front door holds now and when it last released. */
+export function outputCommitLine(status: NodeStatus): string {
+  const oc = status.output_commit
+  if (oc.k === null) return 'output commit: off (loss bounded by the snapshot interval)'
+  const head = `output commit: k=${oc.k}`
+  if (oc.held_bytes === undefined) return head
+  const last =
+    oc.last_release_ms_ago == null
+      ? 'nothing released yet'
+      : `last release ${ago(oc.last_release_ms_ago)} ago (freeze to release ${oc.last_commit_ms} ms)`
+  return `${head}, holding ${oc.held_bytes} bytes on ${oc.connections} connection(s); ${last}; ${oc.covered_captures} capture(s) covered by an earlier snapshot`
 }
 
 /** What a failover would restore now; says plainly when snapshots stopped reaching the candidates. */

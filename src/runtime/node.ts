@@ -26,7 +26,7 @@ import {
 import { NodeCore } from '../core/node.ts'
 import { compareSnapshots } from '../core/ranking.ts'
 import type { NodeId, SnapshotRef } from '../core/types.ts'
-import type { DriverEvent, ServiceDriver } from '../drivers/driver.ts'
+import type { Capture, DriverEvent, ServiceDriver } from '../drivers/driver.ts'
 import { MdnsResponder, mdnsName } from '../frontdoor/dns/mdns.ts'
 import { DnsServer } from '../frontdoor/dns/server.ts'
 import { FrontDoor } from '../frontdoor/front-door.ts'
@@ -479,6 +479,7 @@ export class SustainNode {
         : null,
       replicating: [...this.replicating],
       ...(this.front_door ? { front_door: this.front_door.snapshot() } : {}),
+      output_commit: { k: this.outputCommitK(), ...this.output_commit?.stats() },
     }
   }
 
@@ -742,13 +743,24 @@ export class SustainNode {
     }
     try {
       const started = this.now()
-      const capture = await this.onDriver((d) =>
-        d.capture({ onFrozen: () => this.output_commit?.frozen(ref.id) }),
-      )
+      const onFrozen = () => this.output_commit?.frozen(ref.id)
+      const same_as = final ? undefined : this.headCapture(ref)
+      let capture = await this.onDriver((d) => d.capture({ onFrozen, ...(same_as ? { same_as } : {}) }))
+      if (!final && this.coveredByHead(ref, capture)) {
+        await capture.release()
+        this.dispatch({ type: 'snapshot-covered', id: ref.id, now_ms: this.now() })
+        return
+      }
+      // Found unchanged but not covered after all: it holds no parts, so take the state itself.
+      if (capture.parts_omitted) capture = await this.onDriver((d) => d.capture({ onFrozen }))
+      assert(!capture.parts_omitted, 'a capture without parts would store an empty state')
+      const captured = this.now()
       let result: Awaited<ReturnType<SnapshotEngine['take']>>
+      let store_turn = captured
       try {
         const head = this.core.head
         result = await this.onStore(() => {
+          store_turn = this.now()
           const parent = head ? this.index.engineId(head.id) : undefined
           // A parent the store no longer has (seen on a server resumed after SIGSTOP, once snapshots of a
           // newer term had replicated to it) would fail every retry: encode a full base instead.
@@ -763,6 +775,7 @@ export class SustainNode {
             parent: missing ? null : (parent ?? null),
             time_ms: ref.time_ms,
             fresh_base: attempt.fresh_base || missing,
+            defer_gc: true, // after the snapshot is published (below): output commit waits for it
           })
         })
       } finally {
@@ -770,8 +783,10 @@ export class SustainNode {
       }
       const stored: SnapshotRef = { ...ref, size_bytes: deltaBytes(result.manifest) }
       // After a rebase the ref stands for the derived base: the next snapshot's deltas are against it.
+      const encoded = this.now()
       const manifest = publishedManifest(result)
       await publishSnapshot(this.federation.store, this.store, stored, manifest)
+      const published = this.now()
       await this.index.add(stored, manifest.id)
       this.last_snapshot_ms = this.now()
       this.snapshot_retry.succeeded()
@@ -781,6 +796,14 @@ export class SustainNode {
           id: ref.id,
           pause_ms: Number(capture.pause_ms.toFixed(2)),
           total_ms: Math.round(this.now() - started),
+          // Where the time goes (output commit waits for all of it): capture, encode, publish, index.
+          capture_ms: Math.round(captured - started),
+          store_wait_ms: Math.round(store_turn - captured),
+          take_ms: Math.round(encoded - store_turn),
+          ...Object.fromEntries(
+            Object.entries(result.timings_ms).map(([k, v]) => [`take_${k}_ms`, Math.round(v)]),
+          ),
+          publish_ms: Math.round(published - encoded),
           delta_bytes: stored.size_bytes,
           ...(result.codec_refusals > 0 ? { raw_chunks_codec_refused: result.codec_refusals } : {}),
           ...(result.rebase_reason ? { rebased: result.rebase_reason } : {}),
@@ -789,7 +812,7 @@ export class SustainNode {
         'snapshot taken',
       )
       this.dispatch({ type: 'snapshot-stored', snapshot: stored, now_ms: this.now() })
-      await this.collectGarbage()
+      await this.collectGarbage(true)
     } catch (error) {
       this.snapshot_retry.failed(String((error as Error)?.message ?? error), this.now())
       const failures = this.snapshot_retry.failures.consecutive
@@ -800,6 +823,50 @@ export class SustainNode {
       )
       this.dispatch({ type: 'snapshot-failed', id: ref.id, reason: String(error), now_ms: this.now() })
     }
+  }
+
+  /**
+   * Output commit's shortcut: a capture that found the head's state unchanged (no file copied, grown or
+   * removed since the head's capture; most answers of an SMTP transaction write nothing durable) needs
+   * no snapshot of its own: the head holds that state, so what this freeze covers is released with the
+   * head (at once when the head is already stored on k). Only while the head is younger than the
+   * snapshot interval, so an idle service still stores one snapshot per interval (its recovery point
+   * keeps moving). Never for a final snapshot (a hand-over names the one it stored).
+   */
+  private coveredByHead(ref: SnapshotRef, capture: Capture): boolean {
+    const commit = this.output_commit
+    const head = this.core.head
+    const { same_as, generation } = capture
+    if (commit === null || head === null || same_as === undefined || generation === undefined) return false
+    if (this.headCapture(ref) !== same_as) return false
+    const released = commit.cover(ref.id, head.id)
+    if (released === false) return false
+    this.engine.adoptSameCapture(same_as, generation)
+    this.log.info(
+      {
+        event: 'snapshot_covered',
+        id: ref.id,
+        by: head.id,
+        pause_ms: Number(capture.pause_ms.toFixed(2)),
+        ...(released ? { released_chunks: released.chunks, commit_ms: Math.round(released.commit_ms) } : {}),
+      },
+      'capture unchanged since the head snapshot: its output goes with the head',
+    )
+    return true
+  }
+
+  /**
+   * The capture generation the head snapshot was taken from, while a capture for `ref` that finds it
+   * unchanged may be covered by the head (output commit on, the head this server's own of this term and
+   * younger than the snapshot interval); else undefined.
+   */
+  private headCapture(ref: SnapshotRef): string | undefined {
+    const head = this.core.head
+    if (this.output_commit === null || head === null) return undefined
+    if (head.writer !== this.id || head.term !== ref.term) return undefined
+    if (ref.time_ms - head.time_ms >= this.options.config.timing.snapshot_interval_ms) return undefined
+    const engine_id = this.index.engineId(head.id)
+    return engine_id === undefined ? undefined : this.engine.captureOf(engine_id)
   }
 
   /** What a failover would restore now, and whether it has stopped moving (see recovery-point.ts). */
@@ -903,11 +970,15 @@ export class SustainNode {
   }
 
   /** Keep the newest `snapshots.keep` refs (and what the engine still needs); forget the rest everywhere. */
-  private async collectGarbage(): Promise<void> {
+  private async collectGarbage(engine_too = false): Promise<void> {
     const limit = this.options.config.snapshots.keep
-    if (this.index.refs().length <= limit) return
-    // Decided inside the store queue: a restore that starts meanwhile protects its snapshot.
+    if (!engine_too && this.index.refs().length <= limit) return
+    // Decided inside the store queue: a restore that starts meanwhile protects its snapshot. Queued at
+    // once (no await before it): a take queued after it would have its snapshot, written but not yet
+    // indexed, removed as unkept (seen once captures got fast enough to queue a take in between).
     const dropped = await this.onStore(async () => {
+      if (engine_too) await this.engine.collectGarbage()
+      if (this.index.refs().length <= limit) return []
       const refs = this.index.refs().sort((a, b) => compareSnapshots(b, a))
       const head = this.core.head
       // A snapshot being restored stays, whatever its rank: after a fork, snapshots of a higher term (the

@@ -1,5 +1,6 @@
 import type { Health, Role } from '../core/types.ts'
 import type { FrontDoorStats } from '../frontdoor/front-door.ts'
+import type { OutputCommitStats } from '../frontdoor/output-commit.ts'
 import type { RecoveryPoint } from './recovery-point.ts'
 import type { SnapshotFailures } from './snapshot-retry.ts'
 
@@ -39,4 +40,9 @@ export interface NodeStatus {
   replicating: string[]
   /** This node's front door (absent when it has none). */
   front_door?: FrontDoorStats
+  /**
+   * Zero-loss mode: `k` (null: off). The rest only on a node whose service runs with it on: what its
+   * front door holds now and the last release (zero before it serves).
+   */
+  output_commit: { k: number | null } & Partial<OutputCommitStats>
 }

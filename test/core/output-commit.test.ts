@@ -33,6 +33,24 @@ describe('output commit in the core', () => {
     expect(takes(node.handle({ type: 'snapshot-stored', snapshot: next[0]!, now_ms: 2000 }))).toEqual([])
   })
 
+  it('a capture the head covers frees the slot: output that waited meanwhile starts the next at once', () => {
+    const node = server(1)
+    const [first] = takes(node.handle({ type: 'output-waiting', now_ms: 1800 }))
+    node.handle({ type: 'snapshot-stored', snapshot: first!, now_ms: 1850 })
+    const [second] = takes(node.handle({ type: 'output-waiting', now_ms: 1860 }))
+    expect(second?.seq).toBe(2)
+    expect(takes(node.handle({ type: 'output-waiting', now_ms: 1870 }))).toEqual([]) // in flight
+    // Another id (a stale event) changes nothing.
+    expect(takes(node.handle({ type: 'snapshot-covered', id: 'other', now_ms: 1875 }))).toEqual([])
+    const next = takes(node.handle({ type: 'snapshot-covered', id: second!.id, now_ms: 1880 }))
+    expect(next).toHaveLength(1)
+    expect(node.head?.id).toBe(first!.id) // nothing new was stored: the head stays
+    // Nothing was stored under the covered capture's id: the next capture takes it (as after a failure).
+    expect(next[0]!.seq).toBe(2)
+    // Without waiting output a covered capture starts nothing.
+    expect(takes(node.handle({ type: 'snapshot-covered', id: next[0]!.id, now_ms: 1890 }))).toEqual([])
+  })
+
   it('output commit off: waiting output starts nothing (the interval alone)', () => {
     const node = makeNode(A, 30)
     node.handle({ type: 'tick', now_ms: 1600 })

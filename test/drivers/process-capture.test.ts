@@ -110,6 +110,7 @@ describe('process driver capture', () => {
     const unsupported = await f.driver() // quiesce exits 64: not supported, so no resume either
     await unsupported.start()
     await unsupported.capture()
+    await unsupported.capture() // an unknown verb is not asked again
     const calls2 = (await readFile(f.helper_log, 'utf8'))
       .split('\n')
       .filter((verb) => verb && verb !== 'probe')
@@ -134,6 +135,78 @@ describe('process driver capture', () => {
     const after = await driver.capture()
     expect(names(after)).toEqual(['mail/alice'])
     expect(await readFile(partPath(after, 'mail/alice'), 'utf8')).toBe('restored')
+  })
+
+  it('names a capture that found nothing changed as the same as the one before (output commit)', async () => {
+    const driver = await f.driver({ helper: undefined })
+    await driver.start()
+    await mkdir(join(f.state_dir, 'mail'), { recursive: true })
+    await writeFile(join(f.state_dir, 'mail', 'alice'), 'one\n')
+    await new Promise((resolve) => setTimeout(resolve, 120)) // out of the racy window
+    const first = await driver.capture()
+    expect(first.generation).toBeDefined()
+    const second = await driver.capture()
+    expect(second.same_as).toBe(first.generation) // nothing copied, grown or removed
+    const third = await driver.capture()
+    expect(third.same_as).toBe(second.generation) // a chain of unchanged captures
+    await appendFile(join(f.state_dir, 'mail', 'alice'), 'two\n')
+    const grown = await driver.capture()
+    expect(grown.same_as).toBeUndefined()
+    await new Promise((resolve) => setTimeout(resolve, 120))
+    const settled = await driver.capture() // the racy growth is copied once more: not "the same" yet
+    const quiet = settled.same_as === undefined ? await driver.capture() : settled
+    expect(quiet.same_as).toBeDefined()
+    await writeFile(join(f.state_dir, 'new'), 'x')
+    expect((await driver.capture()).same_as).toBeUndefined()
+    await rm(join(f.state_dir, 'new'))
+    expect((await driver.capture()).same_as).toBeUndefined() // a removal is a change
+  })
+
+  it('asked whether the state is still that of a capture, answers under a short freeze without copying', async () => {
+    const driver = await f.driver({ helper: undefined })
+    await driver.start()
+    await writeFile(join(f.state_dir, 'a'), 'a1')
+    await new Promise((resolve) => setTimeout(resolve, 120))
+    const first = await driver.capture()
+    let frozen = 0
+    const same = await driver.capture({ same_as: first.generation!, onFrozen: () => frozen++ })
+    expect(same).toMatchObject({ parts: [], parts_omitted: true, same_as: first.generation })
+    expect(frozen).toBe(1)
+    await appendFile(join(f.state_dir, 'a'), '+2')
+    const changed = await driver.capture({ same_as: first.generation!, onFrozen: () => frozen++ })
+    expect(changed.parts_omitted).toBeUndefined()
+    expect(changed.same_as).toBeUndefined()
+    expect(await readFile(partPath(changed, 'a'), 'utf8')).toBe('a1+2')
+    expect(frozen).toBe(3) // the check's freeze, then the full capture's
+    // A generation that is not the newest is never "the same".
+    expect((await driver.capture({ same_as: first.generation! })).parts_omitted).toBeUndefined()
+  })
+
+  it('a service whose helper quiesces always gets a full capture (the quiesce may write state)', async () => {
+    const quiet = await f.driver({ env: { QUIESCE: 'yes' } })
+    await quiet.start()
+    await writeFile(join(f.state_dir, 'a'), 'a1')
+    const first = await quiet.capture()
+    const again = await quiet.capture({ same_as: first.generation! })
+    expect(again.parts_omitted).toBeUndefined()
+    expect(names(again)).toContain('a')
+    await quiet.stop('test')
+  })
+
+  it('a capture after a restore is never the same as one from before it, even of an empty state', async () => {
+    const driver = await f.driver({ helper: undefined })
+    await driver.start()
+    await writeFile(join(f.state_dir, 'old'), 'old')
+    await new Promise((resolve) => setTimeout(resolve, 120))
+    const before = await driver.capture()
+    await driver.stop('restore')
+    const writer = driver.stateWriter() // an empty image
+    await writer.commit()
+    await driver.start()
+    const after = await driver.capture()
+    expect(names(after)).toEqual([])
+    expect(after.same_as).toBeUndefined()
+    expect(after.generation).not.toBe(before.generation)
   })
 
   it('the service is stopped during the copy and running again after it', async () => {

@@ -7,6 +7,7 @@ import {
   type LocalFederationOptions,
   type LocalNode,
 } from '../../src/demo/local-federation.ts'
+import { leaveCli } from './leave-run.ts'
 
 /** What the client saw and what the mailbox holds after every fault of one run. */
 export interface ZeroLossOutcome {
@@ -26,13 +27,18 @@ export interface ZeroLossOutcome {
    * Per fault: the random delay it struck after, and whether a snapshot was between its capture and its
    * store then (the server's last record was its capture pause, not yet `snapshot_taken`).
    */
-  faults: { kind: 'SIGKILL' | 'SIGSTOP'; delay_ms: number; mid_snapshot: boolean }[]
+  faults: { kind: ZeroLossFault; delay_ms: number; mid_snapshot: boolean }[]
+  /** Exit code and output of each `sustain leave` (fault kind 'leave'), in order. */
+  leaves: { code: number; output: string }[]
   /** Before the first fault, from the first acknowledgement: what the server did under this load. */
   steady: { seconds: number; acked: number; snapshots: number; delta_bytes: number; latency_ms: number[] }
 }
 
+/** A signal to the serving node's process group, or a planned `sustain leave` of the server. */
+export type ZeroLossFault = 'SIGKILL' | 'SIGSTOP' | 'leave'
+
 export interface ZeroLossOptions {
-  faults: ('SIGKILL' | 'SIGSTOP')[]
+  faults: ZeroLossFault[]
   seed: number
   /** Default 1. */
   output_commit?: number | 'off'
@@ -180,6 +186,7 @@ export async function zeroLossRun(
   const client = new Client(door.host, door.port)
   const faulted = new Set<LocalNode>()
   const struck: ZeroLossOutcome['faults'] = []
+  const leaves: ZeroLossOutcome['leaves'] = []
   let steady: ZeroLossOutcome['steady'] = {
     seconds: 0,
     acked: 0,
@@ -212,9 +219,12 @@ export async function zeroLossRun(
         (r) => r.event === 'snapshot_taken' || r.event === 'service_paused',
       )
       struck.push({ kind, delay_ms, mid_snapshot: last?.event === 'service_paused' })
-      server.signal(kind)
+      // A leave hands over while mail flows: the CLI returns once a successor was named (or failed).
+      const leaving = kind === 'leave' ? leaveCli(server) : null
+      if (kind !== 'leave') server.signal(kind)
       faulted.add(server)
       server = await newServer(fed, faulted, 60_000)
+      if (leaving) leaves.push(await leaving)
       await client.more(5, 60_000)
     }
     // A frozen server comes back: two servers meet, and one merges what it holds into the other (by
@@ -246,6 +256,7 @@ export async function zeroLossRun(
     duplicated: [...counts].filter(([, c]) => c > 1).map(([n]) => n),
     latency_ms: client.latency_ms,
     faults: struck,
+    leaves,
     steady,
   }
 }

@@ -138,3 +138,62 @@ describe('OutputGate with output commit', () => {
     server.close()
   })
 })
+
+describe('OutputCommit.cover: a capture that found the state of a stored snapshot', () => {
+  it('waits for that snapshot when it is not released yet, then goes with it', async () => {
+    const commit = new OutputCommit(() => {})
+    const gate = new OutputGate(commit)
+    const out = collect(gate)
+    gate.write('250 queued\r\n')
+    await settle()
+    commit.frozen('s1') // the capture that stored the mail
+    gate.write('221 bye\r\n')
+    await settle()
+    commit.frozen('s2') // found s1's state unchanged
+    expect(commit.cover('s2', 's1')).toBeNull() // nothing may go before s1 is on k
+    await settle()
+    expect(out.text()).toBe('')
+    commit.release('s2') // s2 is no snapshot any more: its release moves nothing
+    await settle()
+    expect(out.text()).toBe('')
+    commit.release('s1')
+    await settle()
+    expect(out.text()).toBe('250 queued\r\n221 bye\r\n')
+  })
+
+  it('releases at once when that snapshot was released', async () => {
+    const commit = new OutputCommit(() => {})
+    const gate = new OutputGate(commit)
+    const out = collect(gate)
+    commit.frozen('s1')
+    commit.release('s1')
+    gate.write('250 ok\r\n')
+    await settle()
+    commit.frozen('s2')
+    gate.write('250 later\r\n') // after the freeze: not covered by s2
+    await settle()
+    expect(commit.cover('s2', 's1')).toMatchObject({ chunks: 1 })
+    await settle()
+    expect(out.text()).toBe('250 ok\r\n')
+    expect(commit.waiting).toBe(1)
+  })
+
+  it('refuses a snapshot that is neither released nor waiting (the caller stores its own)', async () => {
+    const commit = new OutputCommit(() => {})
+    const gate = new OutputGate(commit)
+    const out = collect(gate)
+    commit.frozen('s1')
+    commit.frozen('s2')
+    commit.release('s2') // s1 is superseded: no longer a mark, not the released one
+    gate.write('250 ok\r\n')
+    await settle()
+    commit.frozen('s3')
+    expect(commit.cover('s3', 's1')).toBe(false)
+    expect(commit.cover('s3', 'unknown')).toBe(false)
+    await settle()
+    expect(out.text()).toBe('')
+    commit.release('s3') // its own mark is still there
+    await settle()
+    expect(out.text()).toBe('250 ok\r\n')
+  })
+})

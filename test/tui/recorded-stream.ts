@@ -77,6 +77,7 @@ export function status(
       ...self.recovery,
     },
     snapshot_failures: { consecutive: 0, last_reason: null, last_ms: null },
+    output_commit: { k: null },
   }
 }
 

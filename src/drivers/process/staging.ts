@@ -123,6 +123,8 @@ export class StagingBuild {
   private to_link: string[] = []
   private to_unlink: string[] = []
   private to_fill: PrefixFill[] = []
+  /** Some pass of this build copied, grew or removed a file: it differs from the previous generation. */
+  changed = false
 
   constructor(
     readonly state_dir: string,
@@ -175,6 +177,7 @@ export class StagingBuild {
         grown.push([name, key, entry])
       } else whole.push([name, key])
     }
+    if (removed_files > 0 || whole.length > 0 || grown.length > 0) this.changed = true
     let copied_bytes = 0
     let tail_files = 0
     await eachLimit(grown, TAIL_CONCURRENCY, async ([name, key, entry]) => {
@@ -278,6 +281,10 @@ export class StagingBuild {
 
 export interface StagedCopy {
   dir: string
+  /** This generation's token. */
+  generation: string
+  /** The previous generation's token when this one holds the same files (nothing copied, grown or removed). */
+  same_as: string | undefined
   /** Names this capture for the snapshot engine, and what it shares with the previous one. */
   annotate(part: FilePart): FilePart
   release(): Promise<void>
@@ -292,6 +299,8 @@ export class StagingArea {
   private readonly released = new Set<string>()
   private building = false
   private ready = false
+  /** The state directory was replaced since the last commit: the next generation is never `same_as`. */
+  private replaced = false
   private copier: FileCopier | undefined
   /** What the file system offers, found on first use. */
   capabilities: CopyCapabilities | undefined
@@ -306,6 +315,24 @@ export class StagingArea {
   /** The next capture copies every file (after a restore replaced the state directory). */
   forget(): void {
     if (this.ref) this.ref = { dir: this.ref.dir, generation: this.ref.generation, catalog: new Map() }
+    this.replaced = true
+  }
+
+  /**
+   * True when the state directory still holds generation `generation`'s files by the rules a pass trusts
+   * (same paths, each with its key, none racy unless append-only): a capture would copy nothing. Call
+   * while the service is frozen; it reads only directory entries and stats.
+   */
+  unchangedSince(generation: string): boolean {
+    const ref = this.ref
+    if (ref === null || ref.generation !== generation || this.replaced || this.building) return false
+    const scan = scanTree(this.state_dir)
+    if (scan.size !== ref.catalog.size) return false
+    for (const [name, key] of scan) {
+      const entry = ref.catalog.get(name)
+      if (!entry || !sameKey(entry, key) || (entry.racy && !this.append_only(name))) return false
+    }
+    return true
   }
 
   async begin(): Promise<StagingBuild> {
@@ -325,7 +352,7 @@ export class StagingArea {
       for (const [name, entry] of this.ref?.catalog ?? [])
         catalog.set(name, { ...entry, in_next: false, own: false, same_bytes: entry.size })
       const { fine_timestamps } = this.capabilities!
-      return new StagingBuild(
+      const build = new StagingBuild(
         this.state_dir,
         dir,
         this.ref?.dir ?? null,
@@ -334,6 +361,8 @@ export class StagingArea {
         fine_timestamps,
         this.append_only,
       )
+      build.changed = this.replaced
+      return build
     } catch (error) {
       this.building = false
       throw error
@@ -344,6 +373,7 @@ export class StagingArea {
   async commit(build: StagingBuild): Promise<StagedCopy> {
     if (!this.building) throw new Error('commit without a build')
     this.building = false
+    this.replaced = false
     const old = this.ref
     const generation = `${this.nonce}/${basename(build.dir)}`
     this.ref = { dir: build.dir, generation, catalog: build.catalog }
@@ -351,6 +381,8 @@ export class StagingArea {
     const since = old?.generation
     return {
       dir: build.dir,
+      generation,
+      same_as: build.changed ? undefined : since,
       annotate: (part) => {
         const entry = build.catalog.get(part.name)
         const same_bytes = Number(entry?.same_bytes ?? 0n)
