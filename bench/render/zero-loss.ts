@@ -96,7 +96,7 @@ export const zeroLossSection: Section<ZeroLossRun> = {
   summary: (run: LegacyZeroLossRun & { date?: string; commit?: string; load_before?: number[] }) => {
     const k1 = run.modes['k1']
     const off = run.modes['off']
-    return `${run.date ?? 'undated'}, commit ${run.commit ?? '?'}, load ${run.load_before?.[0] ?? run.load_1m?.before ?? '?'}: off ${off?.mails_per_s} mails/s, k1 ${k1?.mails_per_s} mails/s, p99 ${k1?.latency_p99_ms} ms, lost with commit ${Object.entries(
+    return `${run.date ?? 'undated'}, commit ${run.commit ?? '?'}, load ${run.load_before?.[0] ?? run.load_1m?.before ?? '?'}: off ${off?.mails_per_s} mails/s, k1 ${k1?.mails_per_s} mails/s, ${tailLabel(k1?.acknowledged ?? 0)} ${k1?.latency_p99_ms} ms, lost with commit ${Object.entries(
       run.modes,
     )
       .filter(([n]) => n !== 'off')
