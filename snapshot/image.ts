@@ -29,7 +29,11 @@ export interface FilePart {
 }
 
 /** Whether [start, end) overlaps one of the sorted, disjoint ranges. */
-export function overlapsRanges(ranges: readonly (readonly [number, number])[], start: number, end: number): boolean {
+export function overlapsRanges(
+  ranges: readonly (readonly [number, number])[],
+  start: number,
+  end: number,
+): boolean {
   let lo = 0
   let hi = ranges.length
   // The first range that ends after `start`: only it can overlap, the ones before end before `start`.

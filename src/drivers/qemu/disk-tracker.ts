@@ -178,7 +178,9 @@ export class DiskTracker {
     const full = jobs.some((j) => j.full)
     this.log.info(
       { event: 'disks_captured', full, changed_bytes: full ? undefined : changed_bytes },
-      full ? 'disks captured whole (no dirty bitmap yet)' : `disks captured by change (${changed_bytes} bytes)`,
+      full
+        ? 'disks captured whole (no dirty bitmap yet)'
+        : `disks captured by change (${changed_bytes} bytes)`,
     )
     return parts
   }
@@ -191,9 +193,8 @@ export class DiskTracker {
 }
 
 async function virtualSizes(qmp: QmpClient): Promise<Map<string, number>> {
-  const blocks = await qmp.execute<{ device: string; inserted?: { image?: { 'virtual-size'?: number } } }[]>(
-    'query-block',
-  )
+  const blocks =
+    await qmp.execute<{ device: string; inserted?: { image?: { 'virtual-size'?: number } } }[]>('query-block')
   const sizes = new Map<string, number>()
   for (const b of blocks) {
     const size = b.inserted?.image?.['virtual-size']
@@ -231,9 +232,13 @@ async function cleanupJobs(qmp: QmpClient, jobs: readonly DiskJob[]): Promise<vo
  * ranges written, sorted.
  */
 async function applyDelta(delta_file: string, mirror: string): Promise<[number, number][]> {
-  const { stdout } = await promisify(execFile)('qemu-img', ['map', '--output=json', '-f', 'qcow2', delta_file], {
-    maxBuffer: 256 * 1024 * 1024,
-  })
+  const { stdout } = await promisify(execFile)(
+    'qemu-img',
+    ['map', '--output=json', '-f', 'qcow2', delta_file],
+    {
+      maxBuffer: 256 * 1024 * 1024,
+    },
+  )
   const entries = JSON.parse(stdout) as MapEntry[]
   const ranges: [number, number][] = []
   const source = await open(delta_file, 'r')
@@ -242,7 +247,8 @@ async function applyDelta(delta_file: string, mirror: string): Promise<[number, 
   try {
     for (const e of entries) {
       if (!e.present && !e.data) continue
-      if (e.data && e.offset === undefined) throw new Error(`${delta_file}: block at ${e.start} has no offset`)
+      if (e.data && e.offset === undefined)
+        throw new Error(`${delta_file}: block at ${e.start} has no offset`)
       for (let at = 0; at < e.length; at += COPY_BYTES) {
         const n = Math.min(COPY_BYTES, e.length - at)
         if (e.data) {

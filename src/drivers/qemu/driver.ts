@@ -30,8 +30,8 @@ import { signalGroup } from '../process/process-group.ts'
 import { HelperError } from '../process/run-helper.ts'
 import { runSshHelper, type SshHelperTarget, shellQuote, sshFingerprint } from '../ssh-helper.ts'
 import { type Accel, type AccelChoice, chooseAccel } from './accel.ts'
-import { probeBanner } from './banner-probe.ts'
 import { captureBackground, enableBackgroundSnapshot } from './background-capture.ts'
+import { probeBanner } from './banner-probe.ts'
 import { diskContentName, diskFileName, MEMORY_STATE_FILE, qemuArgs } from './command.ts'
 import { copySparse } from './copy-sparse.ts'
 import { DiskTracker } from './disk-tracker.ts'
@@ -115,7 +115,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
   private capture_seq = 0
   private closed = false
   private readonly disks: DiskTracker
-  private readonly capture_mode: CaptureMode
+  private capture_mode: CaptureMode
   /** A capture's parts not yet released: the disk mirrors it names must not change under the engine. */
   private unreleased = false
 
@@ -431,7 +431,9 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
         pause_ms = result.pause_ms
         parts.push({ name: MEMORY_STATE_FILE, path: join(dir, MEMORY_STATE_FILE) }, ...result.disk_parts)
       } else {
-        pause_ms = running ? await this.capturePaused(running, dir, options.onFrozen) : await this.captureStopped(dir)
+        pause_ms = running
+          ? await this.capturePaused(running, dir, options.onFrozen)
+          : await this.captureStopped(dir)
         for (const name of (await readdir(dir)).sort()) parts.push({ name, path: join(dir, name) })
       }
       parts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
@@ -439,6 +441,23 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     } catch (error) {
       await release()
       throw error
+    }
+  }
+
+  /**
+   * Switches how the next captures are taken (the benchmark compares both on one guest). QEMU's
+   * background-snapshot capability follows: with it on, a migration restarts a guest stopped for it.
+   */
+  async setCaptureMode(mode: CaptureMode): Promise<void> {
+    this.capture_mode = mode
+    const running = this.current
+    if (!running?.qmp) return
+    if (mode === 'background') running.background = await enableBackgroundSnapshot(running.qmp, this.log)
+    else if (running.background) {
+      await running.qmp.execute('migrate-set-capabilities', {
+        capabilities: [{ capability: 'background-snapshot', state: false }],
+      })
+      running.background = false
     }
   }
 
