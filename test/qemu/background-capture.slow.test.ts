@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
-import { mkdir, readdir, readFile, readlink, rm, statfs, unlink, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, readlink, rm, statfs, unlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { directoryImageWriter } from '../../snapshot/atomic-file.ts'
@@ -23,6 +24,8 @@ import { type GuestFixture, guestFixture, nextEvent, readCounter } from './guest
 
 const NODE = 'ab'.repeat(32)
 const BOOT_TIMEOUT_MS = 240_000
+/** Tests that boot a guest: TCG on 2 cores shared with other work (a boot took 85 s at load 33). */
+const LONG_MS = 600_000
 const MIB = 1024 * 1024
 /** The state directory lives on a private tmpfs (this suite runs in its own mount namespace). */
 const CAN_MOUNT = process.env['SUSTAIN_IN_NETNS'] === '1' && process.getuid?.() === 0
@@ -37,23 +40,25 @@ beforeAll(async () => {
   pool = createCodecPool({ threads: 1 })
   store = await SnapshotStore.open(join(f.dir, 'store'), pool)
   engine = new SnapshotEngine({ store, node: NODE, rebase: { max_changed_chunk_share: 1 } })
-  node_dir = join(f.dir, 'node-a')
-  await mkdir(node_dir, { recursive: true })
+  node_dir = await mkdtemp(join(tmpdir(), 'sustain-vmsize-node-'))
   if (CAN_MOUNT) execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=320m', 'tmpfs', node_dir])
 })
 afterAll(async () => {
   await f?.cleanup()
   if (CAN_MOUNT && node_dir) execFileSync('umount', ['-l', node_dir])
+  if (node_dir) await rm(node_dir, { recursive: true, force: true })
   await pool?.close()
 })
 
-/** The pids of the `cat` (and its shell) QEMU writes a memory stream under `staging` to. */
+/** The pid of the `cat` that writes QEMU's memory stream to a file under `staging` (memory-sink.ts). */
 async function streamReaders(staging: string): Promise<number[]> {
   const pids: number[] = []
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     const target = await readlink(`/proc/${entry}/fd/1`).catch(() => '')
-    if (target.startsWith(staging) && target.endsWith('memory.state')) pids.push(Number(entry))
+    if (!target.startsWith(staging) || !target.endsWith('memory.state.part')) continue
+    const comm = await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '')
+    if (comm.trim() === 'cat') pids.push(Number(entry))
   }
   return pids
 }
@@ -87,14 +92,18 @@ describe('background capture on the example guest (raw disk)', () => {
   let staging: string
   const taken: Manifest[] = []
 
-  it('boots', async () => {
-    port = await freePort()
-    a = await f.driver(join(node_dir, 'state'), port)
-    staging = join(node_dir, '.state.qemu-staging')
-    const answering = nextEvent(a, 'answering', BOOT_TIMEOUT_MS)
-    await a.start()
-    await answering
-  })
+  it(
+    'boots',
+    async () => {
+      port = await freePort()
+      a = await f.driver(join(node_dir, 'state'), port)
+      staging = join(node_dir, '.state.qemu-staging')
+      const answering = nextEvent(a, 'answering', BOOT_TIMEOUT_MS)
+      await a.start()
+      await answering
+    },
+    LONG_MS,
+  )
 
   it('marks output before the instant it captures; the guest runs while its memory is written', async () => {
     let frozen_wall_ms = 0
@@ -136,7 +145,7 @@ describe('background capture on the example guest (raw disk)', () => {
     await whileStreaming(staging, (readers) => {
       for (const pid of readers) process.kill(pid, 'SIGKILL')
     })
-    await expect(failed).rejects.toThrow(/migration failed|exited|Broken pipe|Input\/output/i)
+    await expect(failed).rejects.toThrow(/memory stream could not be written/)
     expect((await readdir(staging)).filter((n) => n !== 'mirror')).toEqual([])
     expect(a.running).toBe(true)
     const reading = await readCounter(port)
@@ -155,7 +164,7 @@ describe('background capture on the example guest (raw disk)', () => {
       // Room for the disk mirror and a part of the memory stream, not for all of it.
       await writeFile(filler, Buffer.alloc(Math.max(0, Number(bavail) * Number(bsize) - 20 * MIB)))
       try {
-        await expect(a.capture()).rejects.toThrow(/migration failed|No space/i)
+        await expect(a.capture()).rejects.toThrow(/memory stream could not be written|not written out/)
       } finally {
         await unlink(filler)
       }
@@ -166,21 +175,25 @@ describe('background capture on the example guest (raw disk)', () => {
     },
   )
 
-  it('restores the newest complete snapshot on another node: the guest continues', async () => {
-    const before = await readCounter(port)
-    taken.push(await a.capture().then(take))
-    const b_port = await freePort()
-    const b = await f.driver(join(f.dir, 'node-b', 'state'), b_port)
-    const restored = await engine.restoreNewest(() => b.stateWriter())
-    expect(restored.id).toBe(taken.at(-1)!.id)
-    const answering = nextEvent(b, 'answering', BOOT_TIMEOUT_MS)
-    await b.start()
-    await answering
-    const reading = await readCounter(b_port)
-    expect(reading.boot_id).toBe(before.boot_id)
-    expect(reading.counter).toBeGreaterThanOrEqual(before.counter)
-    await b.stop('test')
-  })
+  it(
+    'restores the newest complete snapshot on another node: the guest continues',
+    async () => {
+      const before = await readCounter(port)
+      taken.push(await a.capture().then(take))
+      const b_port = await freePort()
+      const b = await f.driver(join(f.dir, 'node-b', 'state'), b_port)
+      const restored = await engine.restoreNewest(() => b.stateWriter())
+      expect(restored.id).toBe(taken.at(-1)!.id)
+      const answering = nextEvent(b, 'answering', BOOT_TIMEOUT_MS)
+      await b.start()
+      await answering
+      const reading = await readCounter(b_port)
+      expect(reading.boot_id).toBe(before.boot_id)
+      expect(reading.counter).toBeGreaterThanOrEqual(before.counter)
+      await b.stop('test')
+    },
+    LONG_MS,
+  )
 
   it('refuses a snapshot whose disk delta lacks a block, naming it', async () => {
     const newest = taken.at(-1)!
@@ -193,76 +206,84 @@ describe('background capture on the example guest (raw disk)', () => {
     )
   })
 
-  it('QEMU killed half way: the capture fails; after the restart the first capture reads the disk whole', async () => {
-    const failed = a.capture()
-    const exited = nextEvent(a, 'exited', 60_000)
-    await whileStreaming(staging, () => process.kill(a.pid!, 'SIGKILL'))
-    await expect(failed).rejects.toThrow()
-    await exited
-    expect(a.running).toBe(false)
-    const resets = records('disk_tracking_reset').length
-    const answering = nextEvent(a, 'answering', BOOT_TIMEOUT_MS)
-    await a.start()
-    await answering
-    const capture = await a.capture()
-    expect((capture.parts.find((p) => p.name === 'data.raw') as FilePart).changed).toBeUndefined()
-    await take(capture)
-    expect(records('disk_tracking_reset').length).toBeGreaterThan(resets)
-    expect(records('disks_captured').at(-1)!['full']).toBe(true)
-    await a.stop('test')
-  })
+  it(
+    'QEMU killed half way: the capture fails; after the restart the first capture reads the disk whole',
+    async () => {
+      const failed = a.capture()
+      const exited = nextEvent(a, 'exited', 60_000)
+      await whileStreaming(staging, () => process.kill(a.pid!, 'SIGKILL'))
+      await expect(failed).rejects.toThrow()
+      await exited
+      expect(a.running).toBe(false)
+      const resets = records('disk_tracking_reset').length
+      const answering = nextEvent(a, 'answering', BOOT_TIMEOUT_MS)
+      await a.start()
+      await answering
+      const capture = await a.capture()
+      expect((capture.parts.find((p) => p.name === 'data.raw') as FilePart).changed).toBeUndefined()
+      await take(capture)
+      expect(records('disk_tracking_reset').length).toBeGreaterThan(resets)
+      expect(records('disks_captured').at(-1)!['full']).toBe(true)
+      await a.stop('test')
+    },
+    LONG_MS,
+  )
 })
 
 describe('background capture of a qcow2 disk', () => {
-  it('captures the content by change and restores it as a qcow2 disk', async () => {
-    const manifest = await loadQemuManifest(f.service_dir)
-    const qcow2 = { ...manifest, disks: [{ name: 'data', format: 'qcow2' as const, size_mib: 64 }] }
-    const port = await freePort()
-    const state_dir = join(f.dir, 'node-q', 'state')
-    const q = createQemuDriver({ service_dir: f.service_dir, state_dir, port, log: f.log, manifest: qcow2 })
-    try {
-      const answering = nextEvent(q, 'answering', BOOT_TIMEOUT_MS)
-      await q.start()
-      await answering
-      const first = await q.capture()
-      expect(first.parts.map((p) => p.name)).toEqual(['data.content.raw', 'memory.state'])
-      await take(first)
-      const before = await readCounter(port)
-      const second = await q.capture()
-      expect((second.parts[0] as FilePart).changed?.ranges.length).toBeGreaterThan(0)
-      const manifest_taken = await take(second)
-      await q.stop('test')
-
-      const r_port = await freePort()
-      const r_state = join(f.dir, 'node-r', 'state')
-      const r = createQemuDriver({
-        service_dir: f.service_dir,
-        state_dir: r_state,
-        port: r_port,
-        log: f.log,
-        manifest: qcow2,
-      })
+  it(
+    'captures the content by change and restores it as a qcow2 disk',
+    async () => {
+      const manifest = await loadQemuManifest(f.service_dir)
+      const qcow2 = { ...manifest, disks: [{ name: 'data', format: 'qcow2' as const, size_mib: 64 }] }
+      const port = await freePort()
+      const state_dir = join(f.dir, 'node-q', 'state')
+      const q = createQemuDriver({ service_dir: f.service_dir, state_dir, port, log: f.log, manifest: qcow2 })
       try {
-        await store.restore(manifest_taken.id, r.stateWriter())
-        const answering_r = nextEvent(r, 'answering', BOOT_TIMEOUT_MS)
-        await r.start()
-        await answering_r
-        expect((await readdir(r_state)).sort()).toEqual(['data.qcow2'])
-        const reading = await readCounter(r_port)
-        expect(reading.boot_id).toBe(before.boot_id)
-        expect(reading.counter).toBeGreaterThanOrEqual(before.counter)
-        const info = JSON.parse(
-          execFileSync('qemu-img', ['info', '--output=json', '-U', join(r_state, 'data.qcow2')], {
-            encoding: 'utf8',
-          }),
-        )
-        expect(info.format).toBe('qcow2')
+        const answering = nextEvent(q, 'answering', BOOT_TIMEOUT_MS)
+        await q.start()
+        await answering
+        const first = await q.capture()
+        expect(first.parts.map((p) => p.name)).toEqual(['data.content.raw', 'memory.state'])
+        await take(first)
+        const before = await readCounter(port)
+        const second = await q.capture()
+        expect((second.parts[0] as FilePart).changed?.ranges.length).toBeGreaterThan(0)
+        const manifest_taken = await take(second)
+        await q.stop('test')
+
+        const r_port = await freePort()
+        const r_state = join(f.dir, 'node-r', 'state')
+        const r = createQemuDriver({
+          service_dir: f.service_dir,
+          state_dir: r_state,
+          port: r_port,
+          log: f.log,
+          manifest: qcow2,
+        })
+        try {
+          await store.restore(manifest_taken.id, r.stateWriter())
+          const answering_r = nextEvent(r, 'answering', BOOT_TIMEOUT_MS)
+          await r.start()
+          await answering_r
+          expect((await readdir(r_state)).sort()).toEqual(['data.qcow2'])
+          const reading = await readCounter(r_port)
+          expect(reading.boot_id).toBe(before.boot_id)
+          expect(reading.counter).toBeGreaterThanOrEqual(before.counter)
+          const info = JSON.parse(
+            execFileSync('qemu-img', ['info', '--output=json', '-U', join(r_state, 'data.qcow2')], {
+              encoding: 'utf8',
+            }),
+          )
+          expect(info.format).toBe('qcow2')
+        } finally {
+          await r.close()
+        }
       } finally {
-        await r.close()
+        await q.close()
+        await rm(dirname(state_dir), { recursive: true, force: true })
       }
-    } finally {
-      await q.close()
-      await rm(dirname(state_dir), { recursive: true, force: true })
-    }
-  })
+    },
+    LONG_MS,
+  )
 })

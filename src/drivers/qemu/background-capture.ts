@@ -1,8 +1,8 @@
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../../../lib/log.ts'
 import type { FilePart } from '../../../snapshot/index.ts'
-import { shellQuote } from '../ssh-helper.ts'
 import type { DiskTracker } from './disk-tracker.ts'
+import { awaitMemoryFile, memorySinkUri } from './memory-sink.ts'
 import type { QmpClient, QmpEvent } from './qmp.ts'
 import { waitMigration } from './wait-migration.ts'
 
@@ -64,7 +64,7 @@ export async function captureBackground(input: BackgroundCaptureInput): Promise<
       // Sent together: QEMU runs them in order without a round trip between (the pause is theirs).
       const stop = qmp.execute('stop')
       const transaction = qmp.execute('transaction', { actions: disks.transaction(jobs) })
-      const migrate = qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(input.memory_path)}` })
+      const migrate = qmp.execute('migrate', { uri: memorySinkUri(input.memory_path) })
       stopped_here = true
       await stop
       await transaction.then(
@@ -75,11 +75,12 @@ export async function captureBackground(input: BackgroundCaptureInput): Promise<
         },
       )
       await migrate
-    } else await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(input.memory_path)}` })
+    } else await qmp.execute('migrate', { uri: memorySinkUri(input.memory_path) })
     migrating = true
     await waitMigration(qmp)
     migrating = false
     resumed_at = performance.now()
+    await awaitMemoryFile(input.memory_path)
   } catch (error) {
     if (migrating) await qmp.execute('migrate_cancel').catch(() => {})
     await disks.abort(qmp, jobs, (error as Error).message)

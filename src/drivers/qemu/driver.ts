@@ -28,7 +28,7 @@ import { judgeProbe, STARTING_PROBE_INTERVAL_MS } from '../probe-verdict.ts'
 import { logLines } from '../process/line-log.ts'
 import { signalGroup } from '../process/process-group.ts'
 import { HelperError } from '../process/run-helper.ts'
-import { runSshHelper, type SshHelperTarget, shellQuote, sshFingerprint } from '../ssh-helper.ts'
+import { runSshHelper, type SshHelperTarget, sshFingerprint } from '../ssh-helper.ts'
 import { type Accel, type AccelChoice, chooseAccel } from './accel.ts'
 import { captureBackground, enableBackgroundSnapshot } from './background-capture.ts'
 import { probeBanner } from './banner-probe.ts'
@@ -36,6 +36,7 @@ import { diskContentName, diskFileName, MEMORY_STATE_FILE, qemuArgs } from './co
 import { copySparse } from './copy-sparse.ts'
 import { DiskTracker } from './disk-tracker.ts'
 import type { QemuServiceManifest } from './manifest.ts'
+import { awaitMemoryFile, memorySinkUri } from './memory-sink.ts'
 import { QmpClient as Qmp, type QmpClient, type QmpEvent } from './qmp.ts'
 import { run } from './run-command.ts'
 import { waitMigration } from './wait-migration.ts'
@@ -498,6 +499,18 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
         `guest paused ${result.pause_ms.toFixed(1)} ms for a background capture`,
       )
       return result
+    } catch (error) {
+      // QEMU stopped answering during a background snapshot (see memory-sink.ts): the guest is hung.
+      if (/no answer in/.test((error as Error).message) && this.current === running && !running.failed) {
+        running.failed = true
+        if (running.probe_timer) clearTimeout(running.probe_timer)
+        this.emit('event', {
+          kind: 'unusable',
+          reason: `QEMU stopped answering during a capture: ${(error as Error).message}`,
+        } satisfies DriverEvent)
+        signalGroup(running.child.pid!, 'SIGKILL')
+      }
+      throw error
     } finally {
       running.snapshotting = false
     }
@@ -516,8 +529,9 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     try {
       await qmp.execute('stop')
       onFrozen?.() // the vCPUs are stopped: the guest sends nothing more until `cont`
-      await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(memory_path)}` })
+      await qmp.execute('migrate', { uri: memorySinkUri(memory_path) })
       await waitMigration(qmp)
+      await awaitMemoryFile(memory_path)
       migrate_ms = performance.now() - stopped_at
       for (const disk of this.manifest.disks) {
         const name = diskFileName(disk)
