@@ -195,27 +195,7 @@ async function sustainRun(manifest: QemuServiceManifest, pool: CodecPool) {
     say(`interval ${interval_s} s: ${JSON.stringify(result)}`)
     intervals.push(result)
   }
-  process.kill(a.pid!, 'SIGKILL')
-  await waitEvent(a, 'exited', 10_000).catch(() => {})
-  await a.close()
-
-  const b_port = port()
-  const b = createQemuDriver({
-    service_dir: SERVICE,
-    state_dir: join(TMP, 'b', 'state'),
-    port: b_port,
-    log,
-    manifest,
-  })
-  const restore_started = performance.now()
-  await engine.restoreNewest(() => b.stateWriter())
-  const materialize_s = (performance.now() - restore_started) / 1000
-  const b_answering = waitEvent(b, 'answering', 120_000)
-  await b.start()
-  await b_answering
-  const restore_to_answering_s = (performance.now() - restore_started) / 1000
-  const accel = b.accel
-  await b.close()
+  const { accel, materialize_s, restore_to_answering_s } = await killAndRestore(a, engine, manifest, 'b')
   return {
     accel,
     boot_to_answering_s: round(boot_to_answering_s, 2),
@@ -316,25 +296,7 @@ async function largeRun(base: QemuServiceManifest, pool: CodecPool): Promise<Lar
     await capture.release()
   }
   say(`large stop-and-copy pauses ${stop_copy.map((p) => round(p)).join(', ')} ms`)
-  process.kill(a.pid!, 'SIGKILL')
-  await waitEvent(a, 'exited', 10_000).catch(() => {})
-  await a.close()
-  const b_port = port()
-  const b = createQemuDriver({
-    service_dir: SERVICE,
-    state_dir: join(TMP, 'large-b', 'state'),
-    port: b_port,
-    log,
-    manifest,
-  })
-  const restore_started = performance.now()
-  await engine.restoreNewest(() => b.stateWriter())
-  const materialize_s = (performance.now() - restore_started) / 1000
-  const b_answering = waitEvent(b, 'answering', 600_000)
-  await b.start()
-  await b_answering
-  const restore_to_answering_s = (performance.now() - restore_started) / 1000
-  await b.close()
+  const { materialize_s, restore_to_answering_s } = await killAndRestore(a, engine, manifest, 'large-b')
   const savevm = await savevmRun(manifest, STOP_COPY_SAMPLES, false)
   const ratios = deltas.map((d, i) => d / changed[i]!)
   return {
@@ -371,6 +333,35 @@ async function readCounter(port: number): Promise<{ uptime_s: number; host_ms: n
   const match = / uptime ([\d.]+) /.exec(line)
   if (!match) throw new Error(`unexpected answer: ${line}`)
   return { uptime_s: Number(match[1]), host_ms }
+}
+
+/** SIGKILLs A's guest, restores the newest snapshot on a new node and starts it until it answers. */
+async function killAndRestore(
+  a: QemuDriver,
+  engine: SnapshotEngine,
+  manifest: QemuServiceManifest,
+  name: string,
+) {
+  process.kill(a.pid!, 'SIGKILL')
+  await waitEvent(a, 'exited', 10_000).catch(() => {})
+  await a.close()
+  const b = createQemuDriver({
+    service_dir: SERVICE,
+    state_dir: join(TMP, name, 'state'),
+    port: port(),
+    log,
+    manifest,
+  })
+  const restore_started = performance.now()
+  await engine.restoreNewest(() => b.stateWriter())
+  const materialize_s = (performance.now() - restore_started) / 1000
+  const b_answering = waitEvent(b, 'answering', 600_000)
+  await b.start()
+  await b_answering
+  const restore_to_answering_s = (performance.now() - restore_started) / 1000
+  const accel = b.accel
+  await b.close()
+  return { accel, materialize_s, restore_to_answering_s }
 }
 
 /** QEMU's own savevm (VM state + disk snapshot inside the qcow2 disks) and -loadvm at start. */

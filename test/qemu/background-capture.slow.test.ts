@@ -235,7 +235,7 @@ describe('background capture of a qcow2 disk', () => {
     'captures the content by change and restores it as a qcow2 disk',
     async () => {
       const manifest = await loadQemuManifest(f.service_dir)
-      const qcow2 = { ...manifest, disks: [{ name: 'data', format: 'qcow2' as const, size_mib: 64 }] }
+      const qcow2 = { ...manifest, disks: [{ name: 'data', format: 'qcow2' as const, size_mib: 8 }] }
       const port = await freePort()
       const state_dir = join(f.dir, 'node-q', 'state')
       const q = createQemuDriver({ service_dir: f.service_dir, state_dir, port, log: f.log, manifest: qcow2 })

@@ -61,15 +61,18 @@ export class DiskTracker {
     return join(this.mirror_dir, diskContentName(disk))
   }
 
-  /** QEMU (re)started: its bitmaps are gone, the mirrors are stale. */
-  reset(reason: string): void {
+  /**
+   * The mirrors no longer match the bitmaps: the next capture reads every disk whole. `qemu_started`:
+   * a new QEMU process, whose disks have no bitmaps (else they stay, and that capture replaces them).
+   */
+  reset(reason: string, qemu_started = false): void {
     if (this.generation !== null || this.bitmaps)
       this.log.info(
         { event: 'disk_tracking_reset', reason },
         `disk change tracking reset (${reason}): the next capture reads every disk whole`,
       )
     this.generation = null
-    this.bitmaps = false
+    if (qemu_started) this.bitmaps = false
   }
 
   /**

@@ -264,7 +264,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     })
     this.current = running
     await writeServiceRecord(this.fence, child.pid!, this.log)
-    this.disks.reset('QEMU started')
+    this.disks.reset('QEMU started: its dirty bitmaps are gone', true)
     try {
       running.qmp = await Qmp.connect(qmp_socket, QMP_CONNECT_TIMEOUT_MS, () => gone)
       running.qmp.on('event', (event: QmpEvent) => this.onQmpEvent(running, event))
