@@ -143,7 +143,7 @@ async function sustainRun(manifest: QemuServiceManifest, pool: CodecPool) {
     manifest,
   })
   const boot_started = performance.now()
-  const answering = waitEvent(a, 'answering', 120_000).then(() => performance.now())
+  const answering = waitEvent(a, 'answering', 600_000).then(() => performance.now())
   await a.start()
   const pauses: number[] = []
   // Snapshots pause the booting guest: boot-to-answering includes those pauses.

@@ -122,23 +122,27 @@ describe('background capture on the example guest (raw disk)', () => {
     expect(records('disks_captured').at(-1)!['full']).toBe(true)
   })
 
-  it('captures the disk by change: only the dirty blocks are copied and read', async () => {
-    const before = (await readCounter(port)).counter
-    for (let i = 0; i < 50 && (await readCounter(port)).counter < before + 2; i++)
-      await new Promise((ok) => setTimeout(ok, 200))
-    const capture = await a.capture()
-    const disk = capture.parts.find((p) => p.name === 'data.raw') as FilePart
-    // The counter rewrites the disk's first 32 bytes: one bitmap granule (64 KiB) changed.
-    expect(disk.changed?.ranges).toEqual([[0, 64 * 1024]])
-    const at_capture = await readFile(disk.path)
-    const result = await engine.take(capture.parts, { term: 1 })
-    await capture.release()
-    expect(result.reused_chunks).toBe(0) // the 1 MiB disk is one chunk, and it changed
-    taken.push(result.manifest)
-    const out = join(f.dir, 'restore-check')
-    await store.restore(result.manifest.id, directoryImageWriter(out))
-    expect((await readFile(join(out, 'data.raw'))).equals(at_capture)).toBe(true)
-  })
+  it(
+    'captures the disk by change: only the dirty blocks are copied and read',
+    async () => {
+      const before = (await readCounter(port)).counter
+      for (let i = 0; i < 50 && (await readCounter(port)).counter < before + 2; i++)
+        await new Promise((ok) => setTimeout(ok, 200))
+      const capture = await a.capture()
+      const disk = capture.parts.find((p) => p.name === 'data.raw') as FilePart
+      // The counter rewrites the disk's first 32 bytes: one bitmap granule (64 KiB) changed.
+      expect(disk.changed?.ranges).toEqual([[0, 64 * 1024]])
+      const at_capture = await readFile(disk.path)
+      const result = await engine.take(capture.parts, { term: 1 })
+      await capture.release()
+      expect(result.reused_chunks).toBe(0) // the 1 MiB disk is one chunk, and it changed
+      taken.push(result.manifest)
+      const out = join(f.dir, 'restore-check')
+      await store.restore(result.manifest.id, directoryImageWriter(out))
+      expect((await readFile(join(out, 'data.raw'))).equals(at_capture)).toBe(true)
+    },
+    LONG_MS,
+  )
 
   it('the stream reader dies half way: the guest runs on, nothing is kept, the next capture is complete', async () => {
     const failed = a.capture()
