@@ -165,6 +165,8 @@ export class DiskTracker {
         const name = diskContentName(j.disk)
         const path = this.mirrorPath(j.disk)
         if (j.full || since === null) {
+          // QEMU's full backup writes the disk's holes as zeros (allocated, measured): make them holes again.
+          await run('fallocate', ['--dig-holes', path])
           parts.push({ name, path, generation })
           continue
         }
