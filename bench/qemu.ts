@@ -235,6 +235,7 @@ async function largeRun(base: QemuServiceManifest, pool: CodecPool): Promise<Lar
     port: a_port,
     log,
     manifest,
+    capture_mode: 'background',
   })
   const answering = waitEvent(a, 'answering', 600_000)
   await a.start()

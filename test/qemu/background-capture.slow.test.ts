@@ -22,6 +22,9 @@ import { type GuestFixture, guestFixture, nextEvent, readCounter } from './guest
  * next capture is complete and restores.
  */
 
+// Background capture is opt-in (the driver's default is stop-copy); this file runs in its own fork.
+process.env['SUSTAIN_QEMU_CAPTURE'] = 'background'
+
 const NODE = 'ab'.repeat(32)
 const BOOT_TIMEOUT_MS = 240_000
 /** Tests that boot a guest: TCG on 2 cores shared with other work (a boot took 85 s at load 33). */
