@@ -4,7 +4,7 @@ import { encodeImage, type Progress } from './encode.ts'
 import { SnapshotError } from './errors.ts'
 import { type HashAlg, toHex } from './hash.ts'
 import { formatSnapshotId } from './ids.ts'
-import { type ImagePart, knownImageBytes } from './image.ts'
+import { type ImagePart, knownImageBytes, overlapsRanges } from './image.ts'
 import { DEFAULT_CHUNK_BYTES } from './limits.ts'
 import type { ChunkEntry, Manifest, PartManifest } from './manifest.ts'
 import { retainedSnapshots } from './retention.ts'
@@ -303,7 +303,9 @@ export class SnapshotEngine {
   ): Promise<((part: ImagePart, index: number, length: number) => ChunkEntry | undefined) | undefined> {
     const last = this.last_capture
     if (!last || !parent || baseId === null || !last.ids.includes(parent.id)) return undefined
-    if (!parts.some((part) => 'path' in part && part.unchanged?.since === last.generation)) return undefined
+    const since = (part: ImagePart) =>
+      'path' in part && (part.unchanged?.since === last.generation || part.changed?.since === last.generation)
+    if (!parts.some(since)) return undefined
     const previous = await this.store.getManifest(parent.id)
     if (!previous || previous.hash_alg !== hash_alg || previous.chunk_bytes !== chunk_bytes) return undefined
     const parent_is_base = previous.id === baseId
@@ -311,13 +313,15 @@ export class SnapshotEngine {
     if (!(await this.store.isComplete(parent.id))) return undefined
     const by_name = new Map(previous.parts.map((part) => [part.name, part]))
     return (part, index, length) => {
-      if (!('path' in part) || part.unchanged?.since !== last.generation) return undefined
+      if (!('path' in part) || !since(part)) return undefined
       const old = by_name.get(part.name)
       const entry = old?.chunks[index]
-      if (!old || !entry || part.unchanged.bytes > old.size_bytes) return undefined
+      if (!old || !entry) return undefined
       const start = index * chunk_bytes
-      // The same span, inside the unchanged bytes: the same content, so the same entry.
-      if (start + length > part.unchanged.bytes) return undefined
+      if (part.unchanged?.since === last.generation) {
+        // The same span, inside the unchanged bytes: the same content, so the same entry.
+        if (part.unchanged.bytes > old.size_bytes || start + length > part.unchanged.bytes) return undefined
+      } else if (part.changed && overlapsRanges(part.changed.ranges, start, start + length)) return undefined
       if (Math.min(chunk_bytes, old.size_bytes - start) !== length) return undefined
       return parent_is_base ? { k: ChunkKind.SAME, h: entry.h } : entry
     }

@@ -20,6 +20,29 @@ export interface FilePart {
    * reuses that capture's chunk entries for them instead of reading them (when its snapshot is the parent).
    */
   unchanged?: { since: string; bytes: number }
+  /**
+   * Only these byte ranges [start, end) (sorted, disjoint) can differ from the part of the same name in
+   * the capture `since`: every chunk outside them reuses that capture's entry unread (a VM disk whose
+   * writes a dirty bitmap tracked). The file has that capture's size.
+   */
+  changed?: { since: string; ranges: readonly (readonly [number, number])[] }
+}
+
+/** Whether [start, end) overlaps one of the sorted, disjoint ranges. */
+export function overlapsRanges(
+  ranges: readonly (readonly [number, number])[],
+  start: number,
+  end: number,
+): boolean {
+  let lo = 0
+  let hi = ranges.length
+  // The first range that ends after `start`: only it can overlap, the ones before end before `start`.
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (ranges[mid]![1] <= start) lo = mid + 1
+    else hi = mid
+  }
+  return lo < ranges.length && ranges[lo]![0] < end
 }
 
 export function imageFromFile(path: string, name = 'image'): ImagePart[] {

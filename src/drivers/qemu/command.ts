@@ -10,6 +10,14 @@ export function diskFileName(disk: QemuServiceManifest['disks'][number]): string
   return `${disk.name}.${disk.format}`
 }
 
+/**
+ * A disk's content in a snapshot taken while the guest ran: raw bytes at their disk offsets (the mirror of
+ * DiskTracker). A raw disk's content is its file; a qcow2 disk's becomes its file again at the next start.
+ */
+export function diskContentName(disk: QemuServiceManifest['disks'][number]): string {
+  return disk.format === 'raw' ? diskFileName(disk) : `${disk.name}.content.raw`
+}
+
 export interface QemuCommandInput {
   manifest: QemuServiceManifest
   accel: Accel
