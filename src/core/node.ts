@@ -975,6 +975,7 @@ export class NodeCore {
    */
   private onMerged(from: NodeId): void {
     if (this.role_ !== 'server' || this.handover !== null) return
+    if (this.config.planted_bug === 'merged-keeps-term') return
     let top = Math.max(this.max_term_, this.held_?.term ?? 0, this.head_?.term ?? 0)
     for (const p of this.peers_.values())
       top = Math.max(top, p.term, p.snapshot?.term ?? 0, p.head?.term ?? 0)
