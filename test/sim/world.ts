@@ -681,8 +681,7 @@ export class World {
     for (const w of this.released_writes) {
       const held = live.some(
         (n) =>
-          n.held_writes.has(w) ||
-          ((n.core.role === 'server' || n.core.role === 'merging') && n.state.has(w)),
+          n.held_writes.has(w) || ((n.core.role === 'server' || n.core.role === 'merging') && n.state.has(w)),
       )
       if (held) continue
       this.released_writes.delete(w)
@@ -1186,7 +1185,8 @@ export class World {
       }
     }
     // One component, quiet for the liveness bound: its one server owes every released write.
-    const only = groups.length === 1 ? groups[0]!.find((i) => this.nodes[i]!.core.role === 'server') : undefined
+    const only =
+      groups.length === 1 ? groups[0]!.find((i) => this.nodes[i]!.core.role === 'server') : undefined
     if (only !== undefined) this.checkReleasedKept(this.nodes[only]!)
   }
 
