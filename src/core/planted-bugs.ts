@@ -23,6 +23,8 @@ export const PLANTED_BUGS = [
    * handling), so the loser's pre-merge snapshot outranks the merged state; a failover loses content.
    */
   'merged-keeps-term',
+  /** Dead fork: candidates never merge a snapshot whose lineage died before a heal merged it. */
+  'dead-fork-ignored',
 ] as const
 
 /** Bugs that only exist under a merge policy; the planted-bug test runs them under it. */
@@ -33,5 +35,6 @@ export const PLANTED_BUG_POLICY: Partial<Record<PlantedBug, 'refuse-to-split'>> 
 export const PLANTED_BUG_OUTPUT_COMMIT: Partial<Record<PlantedBug, number>> = {
   'release-before-stored': 1,
   'merged-keeps-term': 1,
+  'dead-fork-ignored': 1,
 }
 export type PlantedBug = (typeof PLANTED_BUGS)[number]

@@ -67,7 +67,16 @@ type Item =
   | { kind: 'restore-done'; node: number; inc: number; gen: number; ref: SnapshotRef | null }
   | { kind: 'restore-progress'; node: number; inc: number; gen: number }
   | { kind: 'service-up'; node: number; inc: number; gen: number }
-  | { kind: 'merge-done'; node: number; inc: number; gen: number; winner: NodeId }
+  | {
+      kind: 'merge-done'
+      node: number
+      inc: number
+      gen: number
+      winner: NodeId
+      head: SnapshotRef | null
+      /** A candidate merges a dead fork: the archive holds exactly `head`'s content. */
+      dead_fork: boolean
+    }
   | { kind: 'fault'; run: () => void }
 
 interface SimNode {
@@ -174,6 +183,8 @@ export class World {
   /** Released writes every copy of which was unavailable at once (beyond the k-tolerance: excused). */
   excused_writes = 0
   merges = 0
+  /** Merges of dead forks applied by their winner (a subset of `merges`). */
+  dead_fork_merges = 0
   /** Output commit: releases checked (each against k holders). */
   releases = 0
   steps = 0
@@ -272,6 +283,7 @@ export class World {
       persisted: { term: node.last_term },
       members: node.members,
       held,
+      stored: [...node.store.values()],
       load: node.load,
     })
     this.queue.push(this.now_ms + delay_ms, { kind: 'tick', node: node.index, inc: node.inc })
@@ -571,12 +583,23 @@ export class World {
         const node = this.nodes[item.node]!
         if (!node.alive || node.inc !== item.inc || node.gen !== item.gen) return
         const winner = this.nodes.find((n) => n.id === item.winner)!
-        const ok = winner.alive && this.net.linked(node.index, winner.index) && winner.core.role === 'server'
-        if (ok) {
+        const head = item.head
+        // A dead fork is materialised from this node's own copy of its snapshot.
+        const materialised =
+          !item.dead_fork || (head !== null && node.store.has(head.id) && !node.corrupt.has(head.id))
+        const ok =
+          materialised &&
+          winner.alive &&
+          this.net.linked(node.index, winner.index) &&
+          winner.core.role === 'server'
+        // One merge per fork: a dead fork the winner already holds is answered ok, not applied again.
+        if (ok && !(item.dead_fork && head !== null && winner.core.holdsFork(head))) {
           this.merges += 1
-          for (const w of node.state) winner.state.add(w)
+          if (item.dead_fork) this.dead_fork_merges += 1
+          const archived = item.dead_fork ? (this.content.get(head!.id) ?? new Set<number>()) : node.state
+          for (const w of archived) winner.state.add(w)
           // The winner applied the archive before it answered (runtime acceptMerge): it hears first.
-          this.deliverCore(winner, { type: 'merged', from: node.id, now_ms: this.now_ms })
+          this.deliverCore(winner, { type: 'merged', from: node.id, head, now_ms: this.now_ms })
         }
         this.deliverCore(node, {
           type: 'merge-done',
@@ -914,9 +937,14 @@ export class World {
         this.startService(node)
         return
       case 'run-merge': {
-        node.gen += 1
-        node.service_up = false
-        this.checkFork(node, effect.winner, effect.fork?.id ?? null)
+        // A dead fork is merged by a candidate: no service of its own to stop.
+        if (!effect.dead_fork) {
+          node.gen += 1
+          node.service_up = false
+        }
+        const dead_fork = effect.dead_fork === true
+        const head = dead_fork ? effect.head : node.head
+        this.checkFork(node, effect.winner, effect.fork?.id ?? null, head, dead_fork)
         const ms = 100 + this.rng.int(0, 1500)
         this.queue.push(this.now_ms + ms, {
           kind: 'merge-done',
@@ -924,6 +952,8 @@ export class World {
           inc: node.inc,
           gen: node.gen,
           winner: effect.winner,
+          head: effect.head,
+          dead_fork,
         })
         return
       }
@@ -1119,11 +1149,27 @@ export class World {
   }
 
   /** The merge uses the newest snapshot common to both lineages, by the simulator's own records. */
-  private checkFork(loser: SimNode, winner_id: NodeId, fork: string | null): void {
+  /**
+   * A heal's loser merges from the newest snapshot common to both lineages (the winner's merged forks
+   * count as its own), by the simulator's own records. A dead fork's merge may use an older common point
+   * (the candidate's view of the server's head lags; the archive then holds more, which idempotent merge
+   * helpers absorb), never one the winner does not hold: that would drop changes.
+   */
+  private checkFork(
+    loser: SimNode,
+    winner_id: NodeId,
+    fork: string | null,
+    head: SnapshotRef | null,
+    dead_fork: boolean,
+  ): void {
     const winner = this.nodes.find((n) => n.id === winner_id)!
     const theirs = new Set(this.ancestors(winner.head?.id ?? null))
-    const truth = this.ancestors(loser.head?.id ?? null).find((id) => theirs.has(id)) ?? null
-    if (truth !== fork) {
+    for (const seg of winner.head?.merged ?? [])
+      for (const id of this.ancestors(`${seg.writer}:${seg.term}:${seg.seq}`)) theirs.add(id)
+    const mine = this.ancestors(head?.id ?? null)
+    const truth = mine.find((id) => theirs.has(id)) ?? null
+    const held = fork === null || (theirs.has(fork) && mine.includes(fork))
+    if (dead_fork ? !held : truth !== fork) {
       this.fail(
         'merge-fork-point',
         `n${loser.index} merges into n${winner.index} from ${fork} but the fork is ${truth}`,
