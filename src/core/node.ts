@@ -110,6 +110,8 @@ export class NodeCore {
   /** Heads of the lineages in the local store: candidates for a dead-fork merge. */
   private forks_: SnapshotRef[] = []
   private fork_merge: ForkMerge | null = null
+  /** Dead forks merged lately, by id: not offered again until then (the server's next head says it holds them). */
+  private readonly fork_merged_until = new Map<string, number>()
   /** Serving: forks merged into the service since its last snapshot's lineage (carried by the next ones). */
   private merged_in_: Segment[] = []
   private handover: Handover | null = null
@@ -1163,8 +1165,9 @@ export class NodeCore {
       fork.running = false
       if (ok) {
         this.fork_merge = null
-        const merged = closure(fork.head)
-        this.forks_ = this.forks_.filter((f) => !covers(merged, f))
+        // Still remembered: should the server die before a snapshot of the merge reaches a candidate,
+        // this copy is the fork's again, to merge into the next server.
+        this.fork_merged_until.set(fork.head.id, this.now_ms + this.config.merge_retry_ms)
         this.timeline('merge_finished', { winner, dead_fork: fork.head.id, attempts: fork.attempt })
       } else {
         this.timeline('merge_failed', { winner, dead_fork: fork.head.id, reason: reason ?? 'unknown' })
@@ -1213,6 +1216,7 @@ export class NodeCore {
     this.forks_ = this.forks_.filter((f) => !covers(mine, f))
     this.forks_.push(ref)
     if (this.forks_.length > MAX_FORKS) {
+      // The oldest goes (lowest rank): a fork is kept for as long as 16 newer lineage heads allow.
       this.forks_.sort(compareSnapshots)
       this.forks_.shift()
     }
@@ -1241,9 +1245,11 @@ export class NodeCore {
     // what it holds, so the fork point) is on its way. Merging now would archive more than needed.
     if (this.held_?.writer === server.id && compareSnapshots(this.held_, server.head) > 0) return
     const holds = closure(server.head)
-    this.forks_ = this.forks_.filter((f) => !covers(holds, f))
+    for (const [id, until_ms] of this.fork_merged_until)
+      if (this.now_ms >= until_ms) this.fork_merged_until.delete(id)
     for (const f of this.forks_) {
-      if (this.lineageLive(f)) continue
+      // Covered forks stay remembered: the server that holds them may die before its snapshots spread.
+      if (covers(holds, f) || this.fork_merged_until.has(f.id) || this.lineageLive(f)) continue
       const other = this.peers().some(
         (p) =>
           p.reachable &&

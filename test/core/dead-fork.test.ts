@@ -73,6 +73,22 @@ describe('winner of a merge', () => {
 })
 
 describe('dead fork', () => {
+  it('a fork its server held is merged into the next server when that one dies unsnapshotted', () => {
+    const node = candidateFollowingA(serverHead([{ writer: B, term: 3, seq: 7, time_ms: 3007 }]))
+    expect(ofType(node.handle({ type: 'tick', now_ms: 200 }), 'run-merge')).toEqual([])
+    // A dies; C (here: this node) now follows a server that never had the fork.
+    const other = { ...ref(C, 5, 1), lineage: [{ writer: C, term: 5, seq: 1, time_ms: 5001 }] }
+    node.handle({ type: 'peer-down', peer: A, reason: 'gone', now_ms: 300 })
+    node.handle({
+      type: 'message',
+      from: B.replace(/b/g, 'd'),
+      msg: state('server', { priority: 50, term: 5, server: null, head: other, snapshot: other }),
+      now_ms: 400,
+    })
+    const merge = ofType(node.handle({ type: 'tick', now_ms: 500 }), 'run-merge')[0]
+    expect(merge).toMatchObject({ dead_fork: true, head: { id: fork.id } })
+  })
+
   it('a candidate holding a fork its server does not hold, whose writer is gone, merges it and stays candidate', () => {
     const node = candidateFollowingA(serverHead())
     const effects = node.handle({ type: 'tick', now_ms: 200 })
@@ -83,8 +99,9 @@ describe('dead fork', () => {
     expect(node.role).toBe('candidate')
     expect(ofType(node.handle({ type: 'tick', now_ms: 300 }), 'run-merge')).toEqual([])
     node.handle({ type: 'merge-done', ok: true, winner: A, now_ms: 400 })
-    expect(node.forks.map((f) => f.id)).not.toContain(fork.id)
-    expect(ofType(node.handle({ type: 'tick', now_ms: 5000 }), 'run-merge')).toEqual([])
+    expect(ofType(node.handle({ type: 'tick', now_ms: 500 }), 'run-merge')).toEqual([])
+    // Still remembered: until the server's head says it holds the fork, a late one offers it again.
+    expect(node.forks.map((f) => f.id)).toContain(fork.id)
   })
 
   it('a failed dead-fork merge is retried after merge_retry_ms', () => {
@@ -99,7 +116,6 @@ describe('dead fork', () => {
   it('nothing is merged when the server already holds the fork (a merge recorded it)', () => {
     const node = candidateFollowingA(serverHead([{ writer: B, term: 3, seq: 7, time_ms: 3007 }]))
     expect(ofType(node.handle({ type: 'tick', now_ms: 200 }), 'run-merge')).toEqual([])
-    expect(node.forks).toEqual([])
   })
 
   it("nothing is merged while the fork is a live server's lineage (the heal merges it)", () => {

@@ -581,7 +581,9 @@ export class World {
       }
       case 'merge-done': {
         const node = this.nodes[item.node]!
-        if (!node.alive || node.inc !== item.inc || node.gen !== item.gen) return
+        if (!node.alive || node.inc !== item.inc) return
+        // A heal loser's merge ends with its service generation; a dead fork's does not touch the service.
+        if (!item.dead_fork && node.gen !== item.gen) return
         const winner = this.nodes.find((n) => n.id === item.winner)!
         const head = item.head
         // A dead fork is materialised from this node's own copy of its snapshot.
