@@ -1240,7 +1240,8 @@ export class NodeCore {
       return
     }
     if (server?.head == null || this.handover_to !== null) return
-    if (this.config.planted_bug === 'dead-fork-ignored') return
+    const bug = this.config.planted_bug
+    if (bug === 'dead-fork-ignored' || bug === 'merged-keeps-term') return
     // The server's head as last announced is behind a snapshot of it stored here: its state (and with it
     // what it holds, so the fork point) is on its way. Merging now would archive more than needed.
     if (this.held_?.writer === server.id && compareSnapshots(this.held_, server.head) > 0) return

@@ -21,6 +21,7 @@ export const PLANTED_BUGS = [
   /**
    * Partition heal: the merge winner keeps its lower term after a loser's changes landed (no `merged`
    * handling), so the loser's pre-merge snapshot outranks the merged state; a failover loses content.
+   * As in the core before that fix, dead forks are not merged either (that merge would repair the loss).
    */
   'merged-keeps-term',
   /** Dead fork: candidates never merge a snapshot whose lineage died before a heal merged it. */
