@@ -1161,7 +1161,7 @@ export class NodeCore {
 
   private onMergeDone(ok: boolean, winner: NodeId, reason?: string): void {
     const fork = this.fork_merge
-    if (fork !== null && fork.running && fork.winner === winner) {
+    if (fork?.running && fork.winner === winner) {
       fork.running = false
       if (ok) {
         this.fork_merge = null
