@@ -110,8 +110,12 @@ export class NodeCore {
   /** Heads of the lineages in the local store: candidates for a dead-fork merge. */
   private forks_: SnapshotRef[] = []
   private fork_merge: ForkMerge | null = null
-  /** Dead forks merged lately, by id: not offered again until then (the server's next head says it holds them). */
-  private readonly fork_merged_until = new Map<string, number>()
+  /**
+   * Dead forks handed to a server, by id: not offered again to that server in that term for
+   * `merge_retry_ms` (its next head says it holds them), or ever under a policy without merges (the
+   * runtime keeps the fork's state aside instead, once).
+   */
+  private readonly fork_merged = new Map<string, { server: NodeId; term: number; until_ms: number }>()
   /** Serving: forks merged into the service since its last snapshot's lineage (carried by the next ones). */
   private merged_in_: Segment[] = []
   private handover: Handover | null = null
@@ -1167,7 +1171,9 @@ export class NodeCore {
         this.fork_merge = null
         // Still remembered: should the server die before a snapshot of the merge reaches a candidate,
         // this copy is the fork's again, to merge into the next server.
-        this.fork_merged_until.set(fork.head.id, this.now_ms + this.config.merge_retry_ms)
+        const term = this.peers_.get(winner)?.term ?? 0
+        const until_ms = this.now_ms + this.config.merge_retry_ms
+        this.fork_merged.set(fork.head.id, { server: winner, term, until_ms })
         this.timeline('merge_finished', { winner, dead_fork: fork.head.id, attempts: fork.attempt })
       } else {
         this.timeline('merge_failed', { winner, dead_fork: fork.head.id, reason: reason ?? 'unknown' })
@@ -1246,11 +1252,17 @@ export class NodeCore {
     // what it holds, so the fork point) is on its way. Merging now would archive more than needed.
     if (this.held_?.writer === server.id && compareSnapshots(this.held_, server.head) > 0) return
     const holds = closure(server.head)
-    for (const [id, until_ms] of this.fork_merged_until)
-      if (this.now_ms >= until_ms) this.fork_merged_until.delete(id)
+    for (const id of this.fork_merged.keys())
+      if (!this.forks_.some((f) => f.id === id)) this.fork_merged.delete(id)
+    const merges = this.config.merge_policy === 'helper'
+    const handed = (f: SnapshotRef) => {
+      const done = this.fork_merged.get(f.id)
+      if (done === undefined || done.server !== server.id || done.term !== server.term) return false
+      return !merges || this.now_ms < done.until_ms
+    }
     for (const f of this.forks_) {
       // Covered forks stay remembered: the server that holds them may die before its snapshots spread.
-      if (covers(holds, f) || this.fork_merged_until.has(f.id) || this.lineageLive(f)) continue
+      if (covers(holds, f) || handed(f) || this.lineageLive(f)) continue
       const other = this.peers().some(
         (p) =>
           p.reachable &&
