@@ -72,6 +72,10 @@ export type TimelineName =
   | 'merge_failed'
   /** Winner side: a loser's merge landed; this server continues its lineage in a new term. */
   | 'merge_landed'
+  /** Candidate side of a dead fork (a snapshot whose server died before a merge): merge into its server. */
+  | 'dead_fork_merge_started'
+  | 'dead_fork_merged'
+  | 'dead_fork_merge_failed'
   /** refuse-to-split: a serving node lost the support of a majority and stopped its service. */
   | 'quorum_lost'
   /** refuse-to-split: this node would claim but waits for a majority's support (logged once per election). */

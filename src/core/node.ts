@@ -1174,9 +1174,9 @@ export class NodeCore {
         const term = this.peers_.get(winner)?.term ?? 0
         const until_ms = this.now_ms + this.config.merge_retry_ms
         this.fork_merged.set(fork.head.id, { server: winner, term, until_ms })
-        this.timeline('merge_finished', { winner, dead_fork: fork.head.id, attempts: fork.attempt })
+        this.timeline('dead_fork_merged', { winner, dead_fork: fork.head.id, attempts: fork.attempt })
       } else {
-        this.timeline('merge_failed', { winner, dead_fork: fork.head.id, reason: reason ?? 'unknown' })
+        this.timeline('dead_fork_merge_failed', { winner, dead_fork: fork.head.id, reason: reason ?? 'unknown' })
         fork.retry_at_ms = this.now_ms + this.config.merge_retry_ms
       }
       return
@@ -1298,7 +1298,7 @@ export class NodeCore {
     const fork_point = forkPoint(fork.head.lineage, closure(winner?.head ?? null))
     fork.attempt += 1
     fork.running = true
-    this.timeline('merge_started', {
+    this.timeline('dead_fork_merge_started', {
       winner: fork.winner,
       dead_fork: fork.head.id,
       fork: fork_point?.id ?? null,
