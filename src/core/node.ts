@@ -1176,7 +1176,11 @@ export class NodeCore {
         this.fork_merged.set(fork.head.id, { server: winner, term, until_ms })
         this.timeline('dead_fork_merged', { winner, dead_fork: fork.head.id, attempts: fork.attempt })
       } else {
-        this.timeline('dead_fork_merge_failed', { winner, dead_fork: fork.head.id, reason: reason ?? 'unknown' })
+        this.timeline('dead_fork_merge_failed', {
+          winner,
+          dead_fork: fork.head.id,
+          reason: reason ?? 'unknown',
+        })
         fork.retry_at_ms = this.now_ms + this.config.merge_retry_ms
       }
       return
