@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { closure, covers, nextSnapshotRef } from '../../src/core/lineage.ts'
+import { validateControlMessage } from '../../src/core/messages.ts'
 import type { SnapshotRef } from '../../src/core/types.ts'
 import { A, B, C, makeNode, ofType, ref, state } from './helpers.ts'
 
@@ -127,5 +128,24 @@ describe('dead fork', () => {
       now_ms: 150,
     })
     expect(ofType(node.handle({ type: 'tick', now_ms: 200 }), 'run-merge')).toEqual([])
+  })
+})
+
+describe('merge-offer message', () => {
+  it('carries the merged head with its merged segments, and the dead-fork flag; bad segments are refused', () => {
+    const head = serverHead([{ writer: B, term: 3, seq: 7, time_ms: 3007 }])
+    const offer = {
+      type: 'merge-offer',
+      term: 4,
+      id: 'merge:1',
+      fork_id: `${B}:2:3`,
+      fork_time_ms: 2003,
+      bytes: 10,
+      head,
+      dead_fork: true,
+    }
+    expect(validateControlMessage(offer)).toEqual({ ok: true, value: offer })
+    const bad = { ...offer, head: { ...head, merged: [{ writer: B, term: 3, seq: 0, time_ms: 1 }] } }
+    expect(validateControlMessage(bad)).toMatchObject({ ok: false, reason: expect.stringContaining('head') })
   })
 })
