@@ -1165,6 +1165,8 @@ export class World {
     dead_fork: boolean,
   ): void {
     const winner = this.nodes.find((n) => n.id === winner_id)!
+    // A dead fork offered on a stale view to a node that no longer serves is refused there, unapplied.
+    if (dead_fork && (!winner.alive || winner.core.role !== 'server')) return
     const lineage = new Set(this.ancestors(winner.head?.id ?? null))
     const theirs = new Set(lineage)
     for (const seg of winner.head?.merged ?? [])
