@@ -31,7 +31,13 @@ export type CoreEvent =
    * Winner side of a heal: the loser's changes since the fork landed in this server's service. Its state
    * now descends from both lineages, so it must outrank the loser's newest snapshot: a new term.
    */
-  | { type: 'merged'; from: NodeId; now_ms: number }
+  | {
+      type: 'merged'
+      from: NodeId
+      /** The snapshot the merged changes reach (merge-offer `head`): recorded in this lineage's merged segments. */
+      head?: SnapshotRef | null
+      now_ms: number
+    }
   | { type: 'leave'; now_ms: number }
   /** An operator (or a helper) asks for a snapshot now; ignored unless this node serves. */
   | { type: 'snapshot-now'; now_ms: number }
@@ -71,6 +77,10 @@ export type TimelineName =
   | 'merge_failed'
   /** Winner side: a loser's merge landed; this server continues its lineage in a new term. */
   | 'merge_landed'
+  /** Candidate side of a dead fork (a snapshot whose server died before a merge): merge into its server. */
+  | 'dead_fork_merge_started'
+  | 'dead_fork_merged'
+  | 'dead_fork_merge_failed'
   /** refuse-to-split: a serving node lost the support of a majority and stopped its service. */
   | 'quorum_lost'
   /** refuse-to-split: this node would claim but waits for a majority's support (logged once per election). */
@@ -96,7 +106,19 @@ export type CoreEffect =
    */
   | { type: 'release-output'; snapshot: SnapshotRef; holders: NodeId[] }
   /** Loser side of a heal: archive changes since `fork`, hand them to `winner`, wait for its confirmation. */
-  | { type: 'run-merge'; winner: NodeId; fork: ForkPoint | null; attempt: number }
+  | {
+      type: 'run-merge'
+      winner: NodeId
+      fork: ForkPoint | null
+      attempt: number
+      /** What the archive reaches: the loser's lineage head, or the dead fork's snapshot (offer `head`). */
+      head: SnapshotRef | null
+      /**
+       * Dead fork: this node does not serve; materialise `head` from the local store (without starting
+       * the service), archive it since `fork` and offer it. The node stays a candidate throughout.
+       */
+      dead_fork?: boolean
+    }
   /** `members`: every node this one has heard of (refuse-to-split counts majorities of them across restarts). */
   | { type: 'persist'; term: number; members?: NodeId[] }
   | { type: 'exit' }

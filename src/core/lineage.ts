@@ -16,13 +16,56 @@ export function nextSnapshotRef(
   term: number,
   time_ms: number,
   max_segments: number,
+  /** Forks merged into the service since `head` (the winner's `merged` events), carried from now on. */
+  merged_in: Segment[] = [],
 ): SnapshotRef {
   const continues = head !== null && head.writer === writer && head.term === term
   const seq = continues ? head.seq + 1 : 1
   const ancestors = head === null ? [] : continues ? head.lineage.slice(0, -1) : head.lineage
   assert(head === null || head.term <= term, 'snapshot term older than its parent')
   const lineage = [...ancestors, { writer, term, seq, time_ms }].slice(-max_segments)
-  return { id: snapshotId(writer, term, seq), writer, term, seq, time_ms, size_bytes: 0, lineage }
+  const ref: SnapshotRef = {
+    id: snapshotId(writer, term, seq),
+    writer,
+    term,
+    seq,
+    time_ms,
+    size_bytes: 0,
+    lineage,
+  }
+  const merged = mergedSegments(lineage, [...(head?.merged ?? []), ...merged_in], max_segments)
+  if (merged.length > 0) ref.merged = merged
+  return ref
+}
+
+/** The segments a snapshot's state holds: its lineage and the forks merged into it. */
+export function closure(ref: SnapshotRef | null): Segment[] {
+  if (ref === null) return []
+  return ref.merged ? [...ref.lineage, ...ref.merged] : ref.lineage
+}
+
+/** `ref` is in `segments` (a closure): some segment of its writer and term reaches its seq. */
+export function covers(segments: Segment[], ref: SnapshotRef): boolean {
+  return segments.some((s) => s.writer === ref.writer && s.term === ref.term && s.seq >= ref.seq)
+}
+
+/**
+ * The closure segments of `fork` (a merged head, with its own ancestry and merges) as merged segments
+ * beside `lineage`: one per writer and term (the highest seq), none that `lineage` already covers, the
+ * newest terms kept when over `max_segments`.
+ */
+export function mergedSegments(lineage: Segment[], extra: Segment[], max_segments: number): Segment[] {
+  const by_key = new Map<string, Segment>()
+  for (const s of extra) {
+    const key = `${s.writer}:${s.term}`
+    const have = by_key.get(key)
+    if (have === undefined || s.seq > have.seq) by_key.set(key, s)
+  }
+  const out = [...by_key.values()].filter(
+    (s) => !lineage.some((l) => l.writer === s.writer && l.term === s.term && l.seq >= s.seq),
+  )
+  out.sort((a, b) => a.term - b.term || a.seq - b.seq || (a.writer < b.writer ? -1 : 1))
+  return out.slice(-max_segments)
 }
 
 export interface ForkPoint {

@@ -21,6 +21,7 @@ export const snapshot_ref = z
     time_ms,
     size_bytes: z.number().int().nonnegative(),
     lineage: z.array(segment).min(1).max(64),
+    merged: z.array(segment).max(64).optional(),
   })
   .strict()
   .refine((s) => s.id === `${s.writer}:${s.term}:${s.seq}`, 'snapshot id must be writer:term:seq')
@@ -88,6 +89,13 @@ export const merge_offer_message = z
     fork_id: z.string().max(300).nullable(),
     fork_time_ms: time_ms,
     bytes: z.number().int().nonnegative(),
+    /**
+     * The snapshot whose changes the archive holds: the loser's head (its live state may hold more), or
+     * with `dead_fork` exactly this snapshot, materialised by a candidate after its writer died. The
+     * winner records it in its lineage's merged segments; a dead fork it already holds is not applied.
+     */
+    head: snapshot_ref.nullable().optional(),
+    dead_fork: z.boolean().optional(),
   })
   .strict()
 

@@ -1,7 +1,7 @@
 import { assert } from './assert.ts'
 import { type CoreConfig, checkCoreConfig } from './config.ts'
 import type { CoreEffect, CoreEvent, PeerDownCause, TimelineName } from './io.ts'
-import { forkPoint, nextSnapshotRef } from './lineage.ts'
+import { closure, covers, forkPoint, mergedSegments, nextSnapshotRef } from './lineage.ts'
 import type {
   ClaimMessage,
   ControlMessage,
@@ -11,7 +11,7 @@ import type {
   StoredMessage,
 } from './messages.ts'
 import { best, type Contender, compareContenders, compareSnapshots, compareStatic } from './ranking.ts'
-import type { Health, NodeId, PeerInfo, Role, SnapshotRef } from './types.ts'
+import type { Health, NodeId, PeerInfo, Role, Segment, SnapshotRef } from './types.ts'
 
 /** What a node keeps across restarts (the runtime persists it atomically on `persist`). */
 export interface PersistedState {
@@ -24,6 +24,8 @@ export interface NodeStartOptions {
   persisted?: PersistedState
   /** Newest complete snapshot already in the local store. */
   held?: SnapshotRef | null
+  /** Every snapshot in the local store (or at least the heads of its lineages): dead forks are found among them. */
+  stored?: SnapshotRef[]
   load?: number
   /** Nodes heard of in an earlier run (refuse-to-split: a restarted node still knows the majority's size). */
   members?: NodeId[]
@@ -53,6 +55,18 @@ interface Merge {
   running: boolean
   retry_at_ms: number
 }
+
+/** Dead fork: a snapshot this candidate holds whose changes no live server has; it merges them into its server. */
+interface ForkMerge {
+  head: SnapshotRef
+  winner: NodeId
+  attempt: number
+  running: boolean
+  retry_at_ms: number
+}
+
+/** Lineage heads a node remembers from its store (each not in another's closure), newest kept. */
+const MAX_FORKS = 16
 
 interface Handover {
   after: 'exit' | 'candidate'
@@ -93,6 +107,17 @@ export class NodeCore {
   private election: Election | null = null
   private restore: Restore | null = null
   private merge: Merge | null = null
+  /** Heads of the lineages in the local store: candidates for a dead-fork merge. */
+  private forks_: SnapshotRef[] = []
+  private fork_merge: ForkMerge | null = null
+  /**
+   * Dead forks handed to a server, by id: not offered again to that server in that term for
+   * `merge_retry_ms` (its next head says it holds them), or ever under a policy without merges (the
+   * runtime keeps the fork's state aside instead, once).
+   */
+  private readonly fork_merged = new Map<string, { server: NodeId; term: number; until_ms: number }>()
+  /** Serving: forks merged into the service since its last snapshot's lineage (carried by the next ones). */
+  private merged_in_: Segment[] = []
   private handover: Handover | null = null
   /** Successor named by a leaving server; its claim is accepted without ranking. */
   private handover_to: NodeId | null = null
@@ -141,6 +166,8 @@ export class NodeCore {
     this.next_heartbeat_ms = options.now_ms
     this.gap_since_ms = options.now_ms
     for (const id of options.members ?? []) if (id !== this.id) this.members_.add(id)
+    for (const ref of options.stored ?? []) this.addFork(ref)
+    if (this.held_) this.addFork(this.held_)
   }
 
   /** A serving node that stopped its service to hand over (the successor may already restore). */
@@ -166,6 +193,19 @@ export class NodeCore {
   }
   get head(): SnapshotRef | null {
     return this.head_
+  }
+  /** Lineage heads held locally that no other held snapshot's closure covers. */
+  get forks(): readonly SnapshotRef[] {
+    return this.forks_
+  }
+
+  /**
+   * A serving node's state holds `ref` (its lineage or a fork merged into it, including merges since its
+   * last snapshot): a dead fork offered again is answered without applying it (one merge per fork).
+   */
+  holdsFork(ref: SnapshotRef): boolean {
+    if (this.role_ !== 'server') return false
+    return covers([...closure(this.head_), ...this.merged_in_], ref)
   }
   get health(): Health {
     return this.health_
@@ -213,7 +253,7 @@ export class NodeCore {
         this.onMergeDone(event.ok, event.winner, event.reason)
         break
       case 'merged':
-        this.onMerged(event.from)
+        this.onMerged(event.from, event.head ?? null)
         break
       case 'leave':
         this.onLeave()
@@ -278,6 +318,7 @@ export class NodeCore {
       }
       if (this.config.preempt) this.considerPreempt()
     }
+    if (this.role_ === 'candidate') this.considerDeadFork()
     if (this.role_ === 'merging' && this.merge && !this.merge.running && now >= this.merge.retry_at_ms) {
       const winner = this.peers_.get(this.merge.winner)
       // The winner stopped serving meanwhile (it merged into a third server, or restarted): serve again
@@ -743,6 +784,7 @@ export class NodeCore {
     this.claimed_handover_from = null
     this.restore_progress_ = 0
     this.head_ = null
+    this.merged_in_ = []
     this.snapshot_in_flight = null
     this.health_ = 'unknown'
     this.answering_reported = false
@@ -895,7 +937,14 @@ export class NodeCore {
   }
 
   private takeSnapshot(final: boolean): void {
-    const ref = nextSnapshotRef(this.head_, this.id, this.term_, this.now_ms, this.config.lineage_segments)
+    const ref = nextSnapshotRef(
+      this.head_,
+      this.id,
+      this.term_,
+      this.now_ms,
+      this.config.lineage_segments,
+      this.merged_in_,
+    )
     this.snapshot_in_flight = ref.id
     this.next_snapshot_ms = this.now_ms + this.config.snapshot_interval_ms
     this.effects.push({ type: 'take-snapshot', snapshot: ref, final })
@@ -903,6 +952,7 @@ export class NodeCore {
 
   private onSnapshotStored(snapshot: SnapshotRef): void {
     if (compareSnapshots(snapshot, this.held_) > 0) this.held_ = snapshot
+    this.addFork(snapshot)
     if (snapshot.writer !== this.id) {
       // Its writer counts it toward output commit; the others learn what a failover could restore now.
       const msg: StoredMessage = { type: 'stored', term: this.term_, snapshot }
@@ -990,8 +1040,14 @@ export class NodeCore {
    * and a failover would restore it and lose what this server accepted. A new term above every term known
    * makes the next snapshot (taken at once, or right after the one in flight) the newest everywhere.
    */
-  private onMerged(from: NodeId): void {
+  private onMerged(from: NodeId, head: SnapshotRef | null): void {
     if (this.role_ !== 'server' || this.handover !== null) return
+    if (this.config.planted_bug === 'merged-keeps-term') return
+    // The merged changes reach `head`: later snapshots say so (merged segments), so the fork is known held.
+    if (head !== null) {
+      const segments = [...this.merged_in_, ...closure(head)]
+      this.merged_in_ = mergedSegments(this.head_?.lineage ?? [], segments, this.config.lineage_segments)
+    }
     let top = Math.max(this.max_term_, this.held_?.term ?? 0, this.head_?.term ?? 0)
     for (const p of this.peers_.values())
       top = Math.max(top, p.term, p.snapshot?.term ?? 0, p.head?.term ?? 0)
@@ -1105,7 +1161,8 @@ export class NodeCore {
     const merge = this.merge
     assert(merge !== null, 'no merge to run')
     const winner = this.peers_.get(merge.winner)
-    const theirs = winner?.head?.lineage ?? []
+    // Forks merged into the winner count as common: what it already holds is not archived again.
+    const theirs = closure(winner?.head ?? null)
     const mine = this.head_?.lineage ?? []
     let fork = forkPoint(mine, theirs)
     if (this.config.planted_bug === 'wrong-fork-point' && this.head_) {
@@ -1114,10 +1171,37 @@ export class NodeCore {
     merge.attempt += 1
     merge.running = true
     this.timeline('merge_started', { winner: merge.winner, fork: fork?.id ?? null, attempt: merge.attempt })
-    this.effects.push({ type: 'run-merge', winner: merge.winner, fork, attempt: merge.attempt })
+    this.effects.push({
+      type: 'run-merge',
+      winner: merge.winner,
+      fork,
+      attempt: merge.attempt,
+      head: this.head_,
+    })
   }
 
   private onMergeDone(ok: boolean, winner: NodeId, reason?: string): void {
+    const fork = this.fork_merge
+    if (fork?.running && fork.winner === winner) {
+      fork.running = false
+      if (ok) {
+        this.fork_merge = null
+        // Still remembered: should the server die before a snapshot of the merge reaches a candidate,
+        // this copy is the fork's again, to merge into the next server.
+        const term = this.peers_.get(winner)?.term ?? 0
+        const until_ms = this.now_ms + this.config.merge_retry_ms
+        this.fork_merged.set(fork.head.id, { server: winner, term, until_ms })
+        this.timeline('dead_fork_merged', { winner, dead_fork: fork.head.id, attempts: fork.attempt })
+      } else {
+        this.timeline('dead_fork_merge_failed', {
+          winner,
+          dead_fork: fork.head.id,
+          reason: reason ?? 'unknown',
+        })
+        fork.retry_at_ms = this.now_ms + this.config.merge_retry_ms
+      }
+      return
+    }
     const merge = this.merge
     if (this.role_ !== 'merging' || merge === null || merge.winner !== winner) return
     merge.running = false
@@ -1148,6 +1232,107 @@ export class NodeCore {
     this.effects.push({ type: 'start-service', from: 'current', snapshot: null })
     // It was leaving when the heal interrupted: the leave still stands.
     if (after === 'exit') this.startHandover('exit')
+  }
+
+  // ---------------------------------------------------------------- dead forks
+
+  /** Remembers `ref` as a lineage head unless a held head's closure covers it; drops heads it covers. */
+  private addFork(ref: SnapshotRef): void {
+    if (this.forks_.some((f) => f.id === ref.id || covers(closure(f), ref))) return
+    const mine = closure(ref)
+    this.forks_ = this.forks_.filter((f) => !covers(mine, f))
+    this.forks_.push(ref)
+    if (this.forks_.length > MAX_FORKS) {
+      // The oldest goes (lowest rank): a fork is kept for as long as 16 newer lineage heads allow.
+      this.forks_.sort(compareSnapshots)
+      this.forks_.shift()
+    }
+  }
+
+  /**
+   * Dead fork: a snapshot this candidate holds that its live server's closure does not cover, whose
+   * lineage no reachable server or merging node continues (its server died or stepped down before a
+   * heal merged it), holds changes nobody else will merge, released output among them. The candidate
+   * materialises it and merges it into its server like a heal's loser, and stays a candidate. One
+   * holder does it: the smallest id among reachable candidates whose newest snapshot covers it; the
+   * winner applies a fork it already holds only once (`holdsFork`).
+   */
+  private considerDeadFork(): void {
+    const fork = this.fork_merge
+    const server = this.liveServer()
+    if (fork !== null) {
+      if (fork.running || this.now_ms < fork.retry_at_ms) return
+      if (server?.id === fork.winner) this.runForkMerge(fork)
+      else this.fork_merge = null
+      return
+    }
+    if (server?.head == null || this.handover_to !== null) return
+    const bug = this.config.planted_bug
+    if (bug === 'dead-fork-ignored' || bug === 'merged-keeps-term') return
+    // The server's head as last announced is behind a snapshot of it stored here: its state (and with it
+    // what it holds, so the fork point) is on its way. Merging now would archive more than needed.
+    if (this.held_?.writer === server.id && compareSnapshots(this.held_, server.head) > 0) return
+    const holds = closure(server.head)
+    for (const id of this.fork_merged.keys())
+      if (!this.forks_.some((f) => f.id === id)) this.fork_merged.delete(id)
+    const merges = this.config.merge_policy === 'helper'
+    const handed = (f: SnapshotRef) => {
+      const done = this.fork_merged.get(f.id)
+      if (done === undefined || done.server !== server.id || done.term !== server.term) return false
+      return !merges || this.now_ms < done.until_ms
+    }
+    for (const f of this.forks_) {
+      // Covered forks stay remembered: the server that holds them may die before its snapshots spread.
+      if (covers(holds, f) || handed(f) || this.lineageLive(f)) continue
+      const other = this.peers().some(
+        (p) =>
+          p.reachable &&
+          p.id < this.id &&
+          p.role === 'candidate' &&
+          p.server === server.id &&
+          p.snapshot !== null &&
+          covers(closure(p.snapshot), f),
+      )
+      if (other) continue
+      const next: ForkMerge = { head: f, winner: server.id, attempt: 0, running: false, retry_at_ms: 0 }
+      this.fork_merge = next
+      this.runForkMerge(next)
+      return
+    }
+  }
+
+  /**
+   * `ref` belongs to a live lineage: a reachable server or merging node continues its segment (the heal
+   * between servers merges it), or wrote it in its current stint (a snapshot of a term its states have
+   * not announced as head yet). An older term of a node that serves again is a fork like any other.
+   */
+  private lineageLive(ref: SnapshotRef): boolean {
+    return this.peers().some((p) => {
+      if (!p.reachable || (p.role !== 'server' && p.role !== 'merging')) return false
+      if (p.head?.writer === ref.writer && p.head.term === ref.term) return true
+      return p.id === ref.writer && ref.term >= Math.max(p.term, p.head?.term ?? 0)
+    })
+  }
+
+  private runForkMerge(fork: ForkMerge): void {
+    const winner = this.peers_.get(fork.winner)
+    const fork_point = forkPoint(fork.head.lineage, closure(winner?.head ?? null))
+    fork.attempt += 1
+    fork.running = true
+    this.timeline('dead_fork_merge_started', {
+      winner: fork.winner,
+      dead_fork: fork.head.id,
+      fork: fork_point?.id ?? null,
+      attempt: fork.attempt,
+    })
+    this.effects.push({
+      type: 'run-merge',
+      winner: fork.winner,
+      fork: fork_point,
+      attempt: fork.attempt,
+      head: fork.head,
+      dead_fork: true,
+    })
   }
 
   // ---------------------------------------------------------------- refuse-to-split
@@ -1277,6 +1462,8 @@ export class NodeCore {
       this.released_seq = 0
     }
     if (role !== 'electing') this.election = null
+    // A dead-fork merge is a candidate's errand for the server it follows; the fork stays remembered.
+    if (role !== 'candidate') this.fork_merge = null
     this.timeline('role_changed', { from, to: role })
     this.broadcastState()
   }

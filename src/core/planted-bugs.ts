@@ -18,6 +18,14 @@ export const PLANTED_BUGS = [
   'gone-without-confirmation',
   /** Output commit: output is released as soon as the server stored its snapshot, before any candidate did. */
   'release-before-stored',
+  /**
+   * Partition heal: the merge winner keeps its lower term after a loser's changes landed (no `merged`
+   * handling), so the loser's pre-merge snapshot outranks the merged state; a failover loses content.
+   * As in the core before that fix, dead forks are not merged either (that merge would repair the loss).
+   */
+  'merged-keeps-term',
+  /** Dead fork: candidates never merge a snapshot whose lineage died before a heal merged it. */
+  'dead-fork-ignored',
 ] as const
 
 /** Bugs that only exist under a merge policy; the planted-bug test runs them under it. */
@@ -27,5 +35,7 @@ export const PLANTED_BUG_POLICY: Partial<Record<PlantedBug, 'refuse-to-split'>> 
 /** Bugs that only exist with output commit on; the planted-bug test runs them with k = 1. */
 export const PLANTED_BUG_OUTPUT_COMMIT: Partial<Record<PlantedBug, number>> = {
   'release-before-stored': 1,
+  'merged-keeps-term': 1,
+  'dead-fork-ignored': 1,
 }
 export type PlantedBug = (typeof PLANTED_BUGS)[number]

@@ -33,6 +33,12 @@ export interface SnapshotRef {
   size_bytes: number
   /** Ancestry including this snapshot as the last segment's head. */
   lineage: Segment[]
+  /**
+   * Forks merged into this lineage after heals (a loser's head and its ancestry, or a dead fork's
+   * snapshot): each segment stands for writer:term:1..seq, prefix-closed like `lineage`. With `lineage`
+   * it is the snapshot's closure: what its state holds (lineage.ts `covers`).
+   */
+  merged?: Segment[]
 }
 
 export interface PeerInfo {

@@ -10,6 +10,7 @@ import type { Logger } from '../../lib/log.ts'
 import type { Federation } from '../../overlay/index.ts'
 import type { ForkPoint } from '../core/lineage.ts'
 import type { MergeOfferMessage, MergeResultMessage } from '../core/messages.ts'
+import type { SnapshotRef } from '../core/types.ts'
 import type { ServiceDriver } from '../drivers/driver.ts'
 
 /** An archive travels as blobs of at most 1 MiB in the loser's hypercore, like snapshot data. */
@@ -53,7 +54,13 @@ export class MergeCoordinator {
   constructor(private readonly deps: MergeDeps) {}
 
   /** Loser side. Resolves when the winner answered (or the attempt failed here). */
-  async offer(winner: string, fork: ForkPoint | null, attempt: number): Promise<MergeOutcome> {
+  async offer(
+    winner: string,
+    fork: ForkPoint | null,
+    attempt: number,
+    head: SnapshotRef | null = null,
+    dead_fork = false,
+  ): Promise<MergeOutcome> {
     const { deps } = this
     const id = `merge:${deps.self_key.slice(0, 16)}:${deps.term()}:${attempt}:${Date.now()}`
     const dir = join(deps.work_dir, 'merge-out')
@@ -117,6 +124,8 @@ export class MergeCoordinator {
       fork_id: fork?.id ?? null,
       fork_time_ms,
       bytes,
+      head,
+      ...(dead_fork ? { dead_fork } : {}),
     }
     if (!deps.federation.send(winner, offer)) {
       this.waiting.delete(id)

@@ -98,6 +98,8 @@ export class SustainNode {
   private core!: NodeCore
   private federation!: Federation
   private merger!: MergeCoordinator
+  /** Merge offers are applied one after another (one merge per fork). */
+  private accepting: Promise<void> = Promise.resolve()
   private pool!: CodecPool
   private store!: SnapshotStore
   private engine!: SnapshotEngine
@@ -195,9 +197,12 @@ export class SustainNode {
     const persisted = await readPersisted(this.paths.persisted)
     this.persisted = persisted
     let held: SnapshotRef | null = null
+    const stored: SnapshotRef[] = []
     for (const ref of this.index.refs()) {
       const engine_id = this.index.engineId(ref.id)!
-      if (compareSnapshots(ref, held) > 0 && (await this.store.isComplete(engine_id))) held = ref
+      if (!(await this.store.isComplete(engine_id))) continue
+      stored.push(ref)
+      if (compareSnapshots(ref, held) > 0) held = ref
     }
     this.core = new NodeCore({
       config: {
@@ -223,6 +228,8 @@ export class SustainNode {
       persisted,
       members: persisted.members,
       held,
+      // Dead forks survive a restart: the core finds them among the lineage heads stored here.
+      stored,
     })
     this.federation = new Federation({
       keyPair: this.options.keyPair,
@@ -716,7 +723,7 @@ export class SustainNode {
         return
       }
       case 'run-merge':
-        void this.runMerge(effect.winner, effect.fork, effect.attempt)
+        void this.runMerge(effect.winner, effect.fork, effect.attempt, effect.head, effect.dead_fork === true)
         return
       case 'exit':
         void this.close()
@@ -983,8 +990,13 @@ export class SustainNode {
       const head = this.core.head
       // A snapshot being restored stays, whatever its rank: after a fork, snapshots of a higher term (the
       // other side's) outrank a leaving server's final one, which then vanished under its successor.
+      // So does a dead fork not yet merged (core `forks`): it may be the only copy of released output.
+      const forks = new Set(this.core.forks.map((f) => f.id))
       const pinned = (id: string) =>
-        id === head?.id || this.restoring.has(id) || this.warm?.pinned.has(this.index.engineId(id)!) === true
+        id === head?.id ||
+        this.restoring.has(id) ||
+        forks.has(id) ||
+        this.warm?.pinned.has(this.index.engineId(id)!) === true
       const keep = refs.filter((r, i) => i < limit || pinned(r.id))
       const drop = refs.filter((r, i) => i >= limit && !pinned(r.id)).map((r) => r.id)
       if (drop.length === 0) return []
@@ -1117,7 +1129,23 @@ export class SustainNode {
   }
 
   /** Loser side of a heal: merge through the helper, or keep the changes aside (policy or no helper). */
-  private async runMerge(winner: string, fork: ForkPoint | null, attempt: number): Promise<void> {
+  private async runMerge(
+    winner: string,
+    fork: ForkPoint | null,
+    attempt: number,
+    head: SnapshotRef | null,
+    dead_fork: boolean,
+  ): Promise<void> {
+    if (dead_fork) {
+      // A candidate merges a dead fork: its snapshot becomes the (stopped) service's state for the archive.
+      try {
+        await this.materialise(head)
+      } catch (error) {
+        const reason = `dead fork ${head?.id ?? 'none'} not materialised: ${String((error as Error).message ?? error)}`
+        this.dispatch({ type: 'merge-done', ok: false, winner, reason, now_ms: this.now() })
+        return
+      }
+    }
     // refuse-to-split keeps one server at a time; should two still meet, the loser's state is kept aside.
     if (this.options.config.election.merge_policy !== 'helper' || this.options.driver === null) {
       await this.keepLoserState(winner, fork?.id ?? null)
@@ -1125,7 +1153,7 @@ export class SustainNode {
     }
     let outcome: Awaited<ReturnType<MergeCoordinator['offer']>>
     try {
-      outcome = await this.merger.offer(winner, fork, attempt)
+      outcome = await this.merger.offer(winner, fork, attempt, head, dead_fork)
     } catch (error) {
       outcome = { ok: false, reason: String((error as Error).message ?? error) }
     }
@@ -1141,12 +1169,41 @@ export class SustainNode {
     this.dispatch({ type: 'merge-done', ok: outcome.ok, winner, reason, now_ms: this.now() })
   }
 
-  /** Winner side: merge what a loser offers; the core takes a new term and snapshots; then answer. */
-  private async acceptMerge(from: string, msg: MergeOfferMessage): Promise<void> {
+  /** Writes `ref` from the local store into the stopped service's state directory (no start). */
+  private async materialise(ref: SnapshotRef | null): Promise<void> {
+    const engine_id = ref === null ? undefined : this.index.engineId(ref.id)
+    if (ref === null || engine_id === undefined) throw new Error('not in the local store')
+    await this.onDriver(async (driver) => {
+      await driver.stop('merge')
+      await this.onStore(() => this.store.restore(engine_id, driver.stateWriter()))
+    })
+  }
+
+  /**
+   * Winner side: merge what a loser offers; the core takes a new term and snapshots; then answer. Offers
+   * are handled one at a time, so a dead fork offered by two candidates is applied once: the second finds
+   * it held (core `holdsFork`) and is answered ok without running the helper.
+   */
+  private acceptMerge(from: string, msg: MergeOfferMessage): Promise<void> {
+    const next = this.accepting.then(() => this.acceptOne(from, msg))
+    this.accepting = next.catch(() => {})
+    return next
+  }
+
+  private async acceptOne(from: string, msg: MergeOfferMessage): Promise<void> {
+    const head = msg.head ?? null
+    if (msg.dead_fork === true && head !== null && this.core.holdsFork(head)) {
+      this.log.info(
+        { event: 'merge_already_held', from, id: msg.id, head: head.id },
+        'dead fork already merged',
+      )
+      this.federation.send(from, { type: 'merge-result', term: this.core.term, id: msg.id, ok: true })
+      return
+    }
     const serving = this.core.role === 'server' && this.options.driver !== null
     const result = await this.merger.accept(from, msg, serving)
     // The core first: its new term goes into the state it broadcasts before the loser stops serving.
-    if (result.ok) this.dispatch({ type: 'merged', from, now_ms: this.now() })
+    if (result.ok) this.dispatch({ type: 'merged', from, head, now_ms: this.now() })
     this.federation.send(from, result)
     if (!result.ok)
       this.log.warn({ event: 'merge_refused', from, id: msg.id, reason: result.reason }, 'merge failed here')

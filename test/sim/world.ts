@@ -62,12 +62,21 @@ type Item =
   | { kind: 'lane-ended'; from: number; to: number; inc_to: number }
   /** The redial's answer reached `to`: refused (nothing listens: the process is gone), answered, or none. */
   | { kind: 'lane-redial'; from: number; to: number; inc_to: number }
-  | { kind: 'snapshot-done'; node: number; inc: number; ref: SnapshotRef; ok: boolean }
+  | { kind: 'snapshot-done'; node: number; inc: number; ref: SnapshotRef; ok: boolean; content: Set<number> }
   | { kind: 'replicated'; from: number; to: number; inc_to: number; ref: SnapshotRef }
   | { kind: 'restore-done'; node: number; inc: number; gen: number; ref: SnapshotRef | null }
   | { kind: 'restore-progress'; node: number; inc: number; gen: number }
   | { kind: 'service-up'; node: number; inc: number; gen: number }
-  | { kind: 'merge-done'; node: number; inc: number; gen: number; winner: NodeId }
+  | {
+      kind: 'merge-done'
+      node: number
+      inc: number
+      gen: number
+      winner: NodeId
+      head: SnapshotRef | null
+      /** A candidate merges a dead fork: the archive holds exactly `head`'s content. */
+      dead_fork: boolean
+    }
   | { kind: 'fault'; run: () => void }
 
 interface SimNode {
@@ -98,6 +107,13 @@ interface SimNode {
   output_made: number
   output_released: number
   output_marks: Map<string, number>
+  /**
+   * Content check: the service's current state as a set of abstract write ids (one per output the
+   * service made while serving). Lost with the process (a restart starts empty); replaced by a restore.
+   */
+  state: Set<number>
+  /** Union of the contents of the good snapshot copies in `store` (recomputed when a copy goes bad). */
+  held_writes: Set<number>
   slow_disk: boolean
   /** Service generation: bumped on start/stop so stale completions are ignored. */
   gen: number
@@ -159,7 +175,16 @@ export class World {
   private readonly named_snapshot = new Map<NodeId, string>()
   /** Output commit: every snapshot some server released output on, by id. */
   private readonly released = new Map<string, SnapshotRef>()
+  /** Content check: the writes each stored snapshot holds (the service state its capture froze). */
+  private readonly content = new Map<string, Set<number>>()
+  private next_write = 1
+  /** Content check: writes whose output some server released, still owed to the service. */
+  private readonly released_writes = new Set<number>()
+  /** Released writes every copy of which was unavailable at once (beyond the k-tolerance: excused). */
+  excused_writes = 0
   merges = 0
+  /** Merges of dead forks applied by their winner (a subset of `merges`). */
+  dead_fork_merges = 0
   /** Output commit: releases checked (each against k holders). */
   releases = 0
   steps = 0
@@ -194,6 +219,8 @@ export class World {
         output_made: 0,
         output_released: 0,
         output_marks: new Map(),
+        state: new Set(),
+        held_writes: new Set(),
         slow_disk: rng.chance(0.15),
         gen: 0,
         service_up: false,
@@ -244,6 +271,7 @@ export class World {
     node.output_made = 0
     node.output_released = 0
     node.output_marks.clear()
+    node.state = new Set()
     node.detectors.clear()
     node.up.clear()
     node.up_since_ms = this.now_ms + delay_ms
@@ -255,6 +283,7 @@ export class World {
       persisted: { term: node.last_term },
       members: node.members,
       held,
+      stored: [...node.store.values()],
       load: node.load,
     })
     this.queue.push(this.now_ms + delay_ms, { kind: 'tick', node: node.index, inc: node.inc })
@@ -283,8 +312,10 @@ export class World {
     node.inc += 1
     node.service_up = false
     node.machine_down = how === 'machine'
+    node.state = new Set()
     this.disturb(`crash ${i} (${how})`)
     if (how === 'process') this.lanesEnd(node)
+    this.excuseLostWrites()
   }
 
   restart(i: number): void {
@@ -307,6 +338,7 @@ export class World {
     } finally {
       this.speaking = null
     }
+    this.excuseLostWrites()
   }
 
   /** A lane between two live nodes ends (a reset on a working network): both ends see it, both live on. */
@@ -367,6 +399,10 @@ export class World {
     const id = this.rng.pick(ids)
     node.corrupt.add(id)
     this.log.push(`${this.now_ms} corrupt copy of ${id.slice(-8)} on ${i}`)
+    node.held_writes = new Set()
+    for (const ref of node.store.values())
+      if (!node.corrupt.has(ref.id)) for (const w of this.content.get(ref.id) ?? []) node.held_writes.add(w)
+    this.excuseLostWrites()
   }
 
   setLoad(i: number, load: number): void {
@@ -494,6 +530,7 @@ export class World {
           })
           return
         }
+        if (!this.content.has(item.ref.id)) this.content.set(item.ref.id, item.content)
         this.parent.set(item.ref.id, node.head?.id ?? null)
         node.head = item.ref
         this.hold(node, item.ref)
@@ -516,6 +553,7 @@ export class World {
         if (ok) {
           if (item.ref) this.hold(node, item.ref)
           node.head = item.ref
+          node.state = new Set(item.ref === null ? [] : this.content.get(item.ref.id))
           this.restores += 1
           this.startService(node)
         }
@@ -543,13 +581,27 @@ export class World {
       }
       case 'merge-done': {
         const node = this.nodes[item.node]!
-        if (!node.alive || node.inc !== item.inc || node.gen !== item.gen) return
+        if (!node.alive || node.inc !== item.inc) return
+        // A heal loser's merge ends with its service generation; a dead fork's does not touch the service.
+        if (!item.dead_fork && node.gen !== item.gen) return
         const winner = this.nodes.find((n) => n.id === item.winner)!
-        const ok = winner.alive && this.net.linked(node.index, winner.index) && winner.core.role === 'server'
-        if (ok) {
+        const head = item.head
+        // A dead fork is materialised from this node's own copy of its snapshot.
+        const materialised =
+          !item.dead_fork || (head !== null && node.store.has(head.id) && !node.corrupt.has(head.id))
+        const ok =
+          materialised &&
+          winner.alive &&
+          this.net.linked(node.index, winner.index) &&
+          winner.core.role === 'server'
+        // One merge per fork: a dead fork the winner already holds is answered ok, not applied again.
+        if (ok && !(item.dead_fork && head !== null && winner.core.holdsFork(head))) {
           this.merges += 1
+          if (item.dead_fork) this.dead_fork_merges += 1
+          const archived = item.dead_fork ? (this.content.get(head!.id) ?? new Set<number>()) : node.state
+          for (const w of archived) winner.state.add(w)
           // The winner applied the archive before it answered (runtime acceptMerge): it hears first.
-          this.deliverCore(winner, { type: 'merged', from: node.id, now_ms: this.now_ms })
+          this.deliverCore(winner, { type: 'merged', from: node.id, head, now_ms: this.now_ms })
         }
         this.deliverCore(node, {
           type: 'merge-done',
@@ -588,6 +640,7 @@ export class World {
     if (this.options.output_commit == null || node.core.role !== 'server' || !node.service_up) return
     if (!this.rng.chance(0.3)) return
     node.output_made += 1
+    node.state.add(this.next_write++)
     this.deliverCore(node, { type: 'output-waiting', now_ms: this.now_ms })
   }
 
@@ -613,6 +666,7 @@ export class World {
     node.output_released = Math.max(node.output_released, mark)
     this.releases += 1
     this.released.set(ref.id, ref)
+    for (const w of this.content.get(ref.id) ?? []) this.released_writes.add(w)
   }
 
   /**
@@ -639,10 +693,50 @@ export class World {
     }
   }
 
+  /**
+   * Content check, the k-tolerance: a released write is excused (may be lost) only once every copy of it
+   * was unavailable at the same moment: no live node held a good stored snapshot containing it, and no
+   * live serving node had it in its service state. A release needs the server and k candidates to hold
+   * it, so that takes at least k + 1 failures (crashes, exits by signal, corrupted copies) at once; later
+   * restarts do not bring the write back into the guarantee. Checked after every such failure.
+   */
+  private excuseLostWrites(): void {
+    if (this.released_writes.size === 0) return
+    const live = this.nodes.filter((n) => n.alive)
+    for (const w of this.released_writes) {
+      const held = live.some(
+        (n) =>
+          n.held_writes.has(w) || ((n.core.role === 'server' || n.core.role === 'merging') && n.state.has(w)),
+      )
+      if (held) continue
+      this.released_writes.delete(w)
+      this.excused_writes += 1
+    }
+  }
+
+  /**
+   * Zero loss by content: every released write (not excused) is in the current server's service state.
+   * Checked where the federation is one quiet component with one server, and after the full heal.
+   */
+  private checkReleasedKept(server: SimNode): void {
+    for (const w of this.released_writes) {
+      if (server.state.has(w)) continue
+      const copies = this.nodes
+        .filter((n) => n.held_writes.has(w))
+        .map((n) => `n${n.index}${n.alive ? '' : '(down)'}:${n.core.role}`)
+      const snaps = [...this.content].filter(([, c]) => c.has(w)).map(([id]) => id.slice(-10))
+      this.fail(
+        'released-write-kept',
+        `write ${w} was released but server n${server.index} (t${server.core.term}) lacks it; held by ${copies.join(' ') || 'no one'} in ${snaps.slice(0, 4).join(' ')}`,
+      )
+    }
+  }
+
   private hold(node: SimNode, ref: SnapshotRef): void {
     if (!node.store.has(ref.id)) node.stored_ms.set(ref.id, this.now_ms)
     node.store.set(ref.id, ref)
     node.corrupt.delete(ref.id)
+    for (const w of this.content.get(ref.id) ?? []) node.held_writes.add(w)
     node.held_changed_ms = this.now_ms
   }
 
@@ -786,7 +880,15 @@ export class World {
         const ms = this.rng.int(10, 80) * (node.slow_disk ? 5 : 1)
         const ref = { ...effect.snapshot, size_bytes: this.rng.int(1, 1 << 20) }
         const ok = !this.rng.chance(0.02)
-        this.queue.push(this.now_ms + ms, { kind: 'snapshot-done', node: node.index, inc: node.inc, ref, ok })
+        const content = new Set(node.state)
+        this.queue.push(this.now_ms + ms, {
+          kind: 'snapshot-done',
+          node: node.index,
+          inc: node.inc,
+          ref,
+          ok,
+          content,
+        })
         return
       }
       case 'restore': {
@@ -831,13 +933,20 @@ export class World {
         node.service_up = false
         return
       case 'start-service':
+        if (effect.from === 'snapshot' && effect.snapshot !== null)
+          node.state = new Set(this.content.get(effect.snapshot.id))
         node.gen += 1
         this.startService(node)
         return
       case 'run-merge': {
-        node.gen += 1
-        node.service_up = false
-        this.checkFork(node, effect.winner, effect.fork?.id ?? null)
+        // A dead fork is merged by a candidate: no service of its own to stop.
+        if (!effect.dead_fork) {
+          node.gen += 1
+          node.service_up = false
+        }
+        const dead_fork = effect.dead_fork === true
+        const head = dead_fork ? effect.head : node.head
+        this.checkFork(node, effect.winner, effect.fork?.id ?? null, head, dead_fork)
         const ms = 100 + this.rng.int(0, 1500)
         this.queue.push(this.now_ms + ms, {
           kind: 'merge-done',
@@ -845,6 +954,8 @@ export class World {
           inc: node.inc,
           gen: node.gen,
           winner: effect.winner,
+          head: effect.head,
+          dead_fork,
         })
         return
       }
@@ -1040,11 +1151,33 @@ export class World {
   }
 
   /** The merge uses the newest snapshot common to both lineages, by the simulator's own records. */
-  private checkFork(loser: SimNode, winner_id: NodeId, fork: string | null): void {
+  /**
+   * A heal's loser merges from the newest snapshot common to both lineages (the winner's merged forks
+   * count as its own), by the simulator's own records. A dead fork's merge may use an older common point
+   * (the candidate's view of the server's head lags; the archive then holds more, which idempotent merge
+   * helpers absorb), never one the winner does not hold: that would drop changes.
+   */
+  private checkFork(
+    loser: SimNode,
+    winner_id: NodeId,
+    fork: string | null,
+    head: SnapshotRef | null,
+    dead_fork: boolean,
+  ): void {
     const winner = this.nodes.find((n) => n.id === winner_id)!
-    const theirs = new Set(this.ancestors(winner.head?.id ?? null))
-    const truth = this.ancestors(loser.head?.id ?? null).find((id) => theirs.has(id)) ?? null
-    if (truth !== fork) {
+    // A dead fork offered on a stale view to a node that no longer serves is refused there, unapplied.
+    if (dead_fork && (!winner.alive || winner.core.role !== 'server')) return
+    const lineage = new Set(this.ancestors(winner.head?.id ?? null))
+    const theirs = new Set(lineage)
+    for (const seg of winner.head?.merged ?? [])
+      for (const id of this.ancestors(`${seg.writer}:${seg.term}:${seg.seq}`)) theirs.add(id)
+    const mine = this.ancestors(head?.id ?? null)
+    const truth = mine.find((id) => theirs.has(id)) ?? null
+    // The winner's newest snapshot (the one that records a merge it just took in) may not have reached
+    // the loser yet: its lineage alone then gives the fork, an older one.
+    const by_lineage = mine.find((id) => lineage.has(id)) ?? null
+    const held = fork === null || (theirs.has(fork) && mine.includes(fork))
+    if (dead_fork ? !held : truth !== fork && by_lineage !== fork) {
       this.fail(
         'merge-fork-point',
         `n${loser.index} merges into n${winner.index} from ${fork} but the fork is ${truth}`,
@@ -1105,6 +1238,10 @@ export class World {
         )
       }
     }
+    // One component, quiet for the liveness bound: its one server owes every released write.
+    const only =
+      groups.length === 1 ? groups[0]!.find((i) => this.nodes[i]!.core.role === 'server') : undefined
+    if (only !== undefined) this.checkReleasedKept(this.nodes[only]!)
   }
 
   /** Final check after a full heal: exactly one server in the whole federation. */
@@ -1118,6 +1255,7 @@ export class World {
       )
     }
     const server = servers[0]!
+    this.checkReleasedKept(server)
     for (const n of alive) {
       if (n !== server && n.core.server !== server.id) {
         this.fail(
