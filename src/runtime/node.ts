@@ -1139,7 +1139,7 @@ export class SustainNode {
     if (dead_fork) {
       // A candidate merges a dead fork: its snapshot becomes the (stopped) service's state for the archive.
       try {
-        await this.materialise(head)
+        await this.materialiseFork(head)
       } catch (error) {
         const reason = `dead fork ${head?.id ?? 'none'} not materialised: ${String((error as Error).message ?? error)}`
         this.dispatch({ type: 'merge-done', ok: false, winner, reason, now_ms: this.now() })
@@ -1170,7 +1170,7 @@ export class SustainNode {
   }
 
   /** Writes `ref` from the local store into the stopped service's state directory (no start). */
-  private async materialise(ref: SnapshotRef | null): Promise<void> {
+  private async materialiseFork(ref: SnapshotRef | null): Promise<void> {
     const engine_id = ref === null ? undefined : this.index.engineId(ref.id)
     if (ref === null || engine_id === undefined) throw new Error('not in the local store')
     await this.onDriver(async (driver) => {
