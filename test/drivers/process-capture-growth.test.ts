@@ -176,9 +176,12 @@ describe('capture of growing files', () => {
 
   it('a service appending all the time: every generation is whole records of its stream', async () => {
     const RECORD = 1024
+    // Bounded in rate (8 records per 2 ms, ~4 MB/s) and size (512 MiB): the test reads each capture whole,
+    // and a writer as fast as the disk once passed 2 GiB on a loaded machine.
+    const MAX_RECORDS = 512 * 1024
     // Record i is 1024 bytes of the digit i % 10 after the 8-digit index; one write each, so a freeze
     // never splits one. It starts from the records already in the file.
-    const writer = `const fs=require('fs');const p=process.env.SUSTAIN_STATE_DIR+'/mail/log';let i=Math.floor(fs.statSync(p).size/${RECORD});const rec=(n)=>{const b=Buffer.alloc(${RECORD},48+(n%10));b.write(String(n).padStart(8,'0'));return b};const tick=()=>{for(let k=0;k<8;k++)fs.appendFileSync(p,rec(i++));setImmediate(tick)};tick()`
+    const writer = `const fs=require('fs');const p=process.env.SUSTAIN_STATE_DIR+'/mail/log';let i=Math.floor(fs.statSync(p).size/${RECORD});const rec=(n)=>{const b=Buffer.alloc(${RECORD},48+(n%10));b.write(String(n).padStart(8,'0'));return b};const tick=()=>{for(let k=0;k<8;k++)fs.appendFileSync(p,rec(i++));if(i<${MAX_RECORDS})setTimeout(tick,2)};tick()`
     const expected = (records: number) => {
       const out = Buffer.alloc(records * RECORD)
       for (let n = 0; n < records; n++) {

@@ -44,7 +44,32 @@ describe('leave under load (real node processes, mail flowing to any address)', 
     expect(serverOverlaps(fed, Date.now(), new Map<LocalNode, number[]>([[successor, [killed_ms]]]))).toEqual(
       [],
     )
-    expect(await lostAcknowledged(next, load)).toEqual([])
+    const lost = await lostAcknowledged(next, load)
+    if (lost.length > 0)
+      console.log(
+        'DIAG lost',
+        lost.map((n) => ({
+          n,
+          acked_after_start_ms: load.acked.get(n)! - started_ms,
+          kill_ms: killed_ms - started_ms,
+        })),
+        successor.records
+          .filter((r) => Number(r.time) >= started_ms)
+          .map((r) => `${Number(r.time) - started_ms} ${r.event}`)
+          .join(' | '),
+      )
+    const pick = (n: LocalNode) =>
+      n.records
+        .filter((r) => Number(r.time) >= started_ms - 1500)
+        .filter((r) => /snapshot|elected|restored|handover|service|leave|role|claim/.test(String(r.event)))
+        .map(
+          (r) =>
+            `${Number(r.time) - started_ms} ${r.event} ${String(r['id'] ?? r['snapshot'] ?? r['to'] ?? r['reason'] ?? '').slice(-12)}`,
+        )
+        .join(' | ')
+    if (lost.length > 0)
+      console.log('DIAG server', server.name, pick(server), '\nDIAG next', next.name, pick(next))
+    expect(lost).toEqual([])
   }, 180_000)
 
   it('leave on a server nobody can take over from exits non-zero and says why', async () => {
