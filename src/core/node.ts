@@ -10,6 +10,7 @@ import type {
   StateMessage,
   StoredMessage,
 } from './messages.ts'
+import { type BugSeam, plantedSeam } from './planted-bugs.ts'
 import { best, type Contender, compareContenders, compareSnapshots, compareStatic } from './ranking.ts'
 import type { Health, NodeId, PeerInfo, Role, Segment, SnapshotRef } from './types.ts'
 
@@ -85,6 +86,8 @@ interface Handover {
 export class NodeCore {
   readonly config: CoreConfig
   readonly id: NodeId
+  /** Where a planted bug (tests only) changes this core; the correct core without one. */
+  private readonly bugs: BugSeam
   private role_: Role = 'candidate'
   /** The term this node serves in while it serves; otherwise the highest term seen. */
   private term_: number
@@ -156,6 +159,7 @@ export class NodeCore {
     checkCoreConfig(options.config)
     this.config = options.config
     this.id = options.config.id
+    this.bugs = plantedSeam(options.config.planted_bug)
     this.term_ = options.persisted?.term ?? 0
     this.max_term_ = this.term_
     this.held_ = options.held ?? null
@@ -529,7 +533,7 @@ export class NodeCore {
           this.finishHandover()
           return
         }
-        if (this.config.planted_bug === 'never-step-down-on-heal') return
+        if (!this.bugs.stepsDownOnHeal) return
         if (this.mergeWinner(this.self(), other) === this.id) return
         this.startMerge(other, 'candidate')
         break
@@ -735,13 +739,7 @@ export class NodeCore {
     // refuse-to-split: votes must converge on one node, so every voter ranks the same set; a lost
     // server is unreachable (not eligible) anyway, a resigned one ineligible for its cooldown.
     const contenders = this.eligible(this.refuses() ? new Set() : this.election.excluded)
-    const top =
-      this.config.planted_bug === 'lower-priority-wins'
-        ? contenders.reduce<Contender | null>(
-            (lo, c) => (lo === null || compareContenders(this.config.strategy, c, lo) < 0 ? c : lo),
-            null,
-          )
-        : best(this.config.strategy, contenders)
+    const top = this.bugs.pick(this.config.strategy, contenders)
     this.election.top = top?.id ?? null
     if (top?.id !== this.id) return
     // A node already restoring (a named successor, or the winner of this election) that is alive and
@@ -773,8 +771,7 @@ export class NodeCore {
     // A snapshot held or restored names a term too (one replicated from a server whose messages were
     // lost when it exited): the new lineage's term must exceed its parent's.
     this.max_term_ = Math.max(this.max_term_, snapshot?.term ?? 0, this.held_?.term ?? 0)
-    const term =
-      this.config.planted_bug === 'term-not-incremented' ? Math.max(this.max_term_, 1) : this.max_term_ + 1
+    const term = this.bugs.claimTerm(this.max_term_)
     this.term_ = term
     this.max_term_ = term
     this.effects.push({ type: 'persist', term })
@@ -812,7 +809,7 @@ export class NodeCore {
         offers.push({ snapshot: p.snapshot, holder: p.id })
     }
     if (offers.length === 0) return [null, []]
-    const sign = this.config.planted_bug === 'restore-older-snapshot' ? -1 : 1
+    const sign = this.bugs.restoreOrder
     let pick = offers[0]!.snapshot
     for (const o of offers) if (sign * compareSnapshots(o.snapshot, pick) > 0) pick = o.snapshot
     const sources = offers
@@ -970,8 +967,7 @@ export class NodeCore {
     const own_lineage = this.role_ === 'server' || this.role_ === 'merging' || this.handover !== null
     if (!own_lineage) return
     this.head_ = snapshot
-    if (this.config.output_commit != null && this.config.planted_bug === 'release-before-stored')
-      this.releaseOutput(snapshot, [])
+    if (this.config.output_commit != null && this.bugs.releasesOnOwnStore) this.releaseOutput(snapshot, [])
     const handover = this.handover
     if (this.role_ === 'server' && handover === null && this.output_waiting) {
       // Output came after this capture's freeze: the next capture covers it, at once.
@@ -1042,7 +1038,7 @@ export class NodeCore {
    */
   private onMerged(from: NodeId, head: SnapshotRef | null): void {
     if (this.role_ !== 'server' || this.handover !== null) return
-    if (this.config.planted_bug === 'merged-keeps-term') return
+    if (!this.bugs.handlesMerged) return
     // The merged changes reach `head`: later snapshots say so (merged segments), so the fork is known held.
     if (head !== null) {
       const segments = [...this.merged_in_, ...closure(head)]
@@ -1164,10 +1160,7 @@ export class NodeCore {
     // Forks merged into the winner count as common: what it already holds is not archived again.
     const theirs = closure(winner?.head ?? null)
     const mine = this.head_?.lineage ?? []
-    let fork = forkPoint(mine, theirs)
-    if (this.config.planted_bug === 'wrong-fork-point' && this.head_) {
-      fork = { id: this.head_.id, time_ms: this.head_.time_ms }
-    }
+    const fork = this.bugs.forkPoint(forkPoint(mine, theirs), this.head_)
     merge.attempt += 1
     merge.running = true
     this.timeline('merge_started', { winner: merge.winner, fork: fork?.id ?? null, attempt: merge.attempt })
@@ -1267,8 +1260,7 @@ export class NodeCore {
       return
     }
     if (server?.head == null || this.handover_to !== null) return
-    const bug = this.config.planted_bug
-    if (bug === 'dead-fork-ignored' || bug === 'merged-keeps-term') return
+    if (!this.bugs.mergesDeadForks) return
     // The server's head as last announced is behind a snapshot of it stored here: its state (and with it
     // what it holds, so the fork point) is on its way. Merging now would archive more than needed.
     if (this.held_?.writer === server.id && compareSnapshots(this.held_, server.head) > 0) return
@@ -1430,7 +1422,7 @@ export class NodeCore {
     const desired = this.desiredSupport()
     if (desired === this.support_) return
     const direct = this.direct_switch
-    const no_gap = this.config.planted_bug === 'no-support-gap'
+    const no_gap = !this.bugs.supportGap
     if (no_gap || (direct !== null && this.support_ === direct.from && desired === direct.to)) {
       this.support_ = desired
       this.direct_switch = null
