@@ -10,6 +10,9 @@ import type {
   StateMessage,
   StoredMessage,
 } from './messages.ts'
+import { type BugSeam, plantedSeam } from './planted-bugs.ts'
+import { RefuseToSplit } from './policy/refuse-to-split.ts'
+import { AllowSplit, type SplitHost, type SplitPolicy } from './policy/split.ts'
 import { best, type Contender, compareContenders, compareSnapshots, compareStatic } from './ranking.ts'
 import type { Health, NodeId, PeerInfo, Role, Segment, SnapshotRef } from './types.ts'
 
@@ -36,10 +39,8 @@ interface Election {
   excluded: Set<NodeId>
   /** A node that refused this node's claim as outranking it: wait for it until the deadline. */
   wait_for: NodeId | null
-  /** refuse-to-split: the best contender this node sees, whom it votes for. */
+  /** The best contender this node sees (refuse-to-split: whom it votes for). */
   top: NodeId | null
-  /** refuse-to-split: 'election_waits_for_quorum' was logged for this election. */
-  waits_logged: boolean
 }
 
 interface Restore {
@@ -85,6 +86,8 @@ interface Handover {
 export class NodeCore {
   readonly config: CoreConfig
   readonly id: NodeId
+  /** Where a planted bug (tests only) changes this core; the correct core without one. */
+  private readonly bugs: BugSeam
   private role_: Role = 'candidate'
   /** The term this node serves in while it serves; otherwise the highest term seen. */
   private term_: number
@@ -133,16 +136,8 @@ export class NodeCore {
   private answering_reported = false
   private effects: CoreEffect[] = []
   private now_ms: number
-  /** refuse-to-split: every node heard of, in this run or an earlier one. */
-  private readonly members_ = new Set<NodeId>()
-  /** refuse-to-split: the node this one supports (serving: itself; candidate: its server; electing: its vote). */
-  private support_: NodeId | null = null
-  /** refuse-to-split: since when this node supports nobody (a restart starts a gap: its old support is unknown). */
-  private gap_since_ms: number
-  /** refuse-to-split: a leaving server named its successor, so its supporters move there without a gap. */
-  private direct_switch: { from: NodeId; to: NodeId } | null = null
-  /** refuse-to-split: this node was named successor; it claims once a majority supports it. */
-  private pending_handover: { snapshot: SnapshotRef; source: NodeId } | null = null
+  /** The merge policy's part in election and serving (refuse-to-split: a majority's support). */
+  private readonly split: SplitPolicy
   /** The process is exiting (`terminate`): every later event is ignored. */
   private terminated = false
   /** Output commit: output arrived after the capture in flight froze the service; the next one starts when it is stored. */
@@ -156,6 +151,7 @@ export class NodeCore {
     checkCoreConfig(options.config)
     this.config = options.config
     this.id = options.config.id
+    this.bugs = plantedSeam(options.config.planted_bug)
     this.term_ = options.persisted?.term ?? 0
     this.max_term_ = this.term_
     this.held_ = options.held ?? null
@@ -164,8 +160,15 @@ export class NodeCore {
     this.joined_at_ms = options.now_ms
     this.last_new_peer_ms = options.now_ms
     this.next_heartbeat_ms = options.now_ms
-    this.gap_since_ms = options.now_ms
-    for (const id of options.members ?? []) if (id !== this.id) this.members_.add(id)
+    this.split =
+      options.config.merge_policy === 'refuse-to-split'
+        ? new RefuseToSplit(
+            this.splitHost(),
+            options.members ?? [],
+            options.config.fence_ms,
+            this.bugs.supportGap,
+          )
+        : new AllowSplit()
     for (const ref of options.stored ?? []) this.addFork(ref)
     if (this.held_) this.addFork(this.held_)
   }
@@ -280,7 +283,7 @@ export class NodeCore {
         this.onTerminate(event.reason)
         return this.effects
     }
-    if (this.refuses()) this.keepQuorum()
+    this.split.afterEvent()
     this.checkInvariants()
     return this.effects
   }
@@ -290,7 +293,12 @@ export class NodeCore {
   private onTick(): void {
     const now = this.now_ms
     const handover = this.handover
-    if (this.refuses() && now >= this.next_heartbeat_ms && handover?.successor && handover.final) {
+    if (
+      this.split.repeatsHandover &&
+      now >= this.next_heartbeat_ms &&
+      handover?.successor &&
+      handover.final
+    ) {
       // The successor claims only once a majority supports it: repeat the news a lost message withheld.
       const msg: HandoverMessage = {
         type: 'handover',
@@ -308,7 +316,7 @@ export class NodeCore {
       this.election.deadline_ms = now + this.config.election_timeout_ms
       this.election.wait_for = null
       this.evaluateElection()
-    } else if (this.role_ === 'electing' && this.refuses()) {
+    } else if (this.role_ === 'electing' && this.split.reviewsEachTick) {
       // Supports age and gaps end with time alone: look again at every tick.
       this.evaluateElection()
     }
@@ -378,11 +386,8 @@ export class NodeCore {
       }
       this.peers_.set(id, info)
       this.last_new_peer_ms = this.now_ms
-      if (!this.members_.has(id)) {
-        this.members_.add(id)
-        if (this.refuses())
-          this.effects.push({ type: 'persist', term: this.max_term_, members: [...this.members_] })
-      }
+      if (this.split.memberHeard(id))
+        this.effects.push({ type: 'persist', term: this.max_term_, members: this.split.members() })
     }
     return info
   }
@@ -529,7 +534,7 @@ export class NodeCore {
           this.finishHandover()
           return
         }
-        if (this.config.planted_bug === 'never-step-down-on-heal') return
+        if (!this.bugs.stepsDownOnHeal) return
         if (this.mergeWinner(this.self(), other) === this.id) return
         this.startMerge(other, 'candidate')
         break
@@ -630,9 +635,7 @@ export class NodeCore {
     }
     from.role = 'leaving'
     this.handover_to = msg.to
-    // Only straight from the leaving server: a second hand-over (the first successor went silent) must
-    // not move support away from a successor that may already count it.
-    this.direct_switch = this.support_ === from.id ? { from: from.id, to: msg.to } : null
+    this.split.handoverSeen(from.id, msg.to)
     const current = this.liveServer()
     if (current && current.id !== from.id) {
       // This node follows another live server: the leaving one will find it and merge into it.
@@ -646,11 +649,7 @@ export class NodeCore {
       return
     }
     if (this.role_ !== 'candidate' && this.role_ !== 'electing') return
-    if (this.refuses()) {
-      // Claim once the leaving server's supporters, told of the hand-over too, support this node.
-      this.pending_handover = { snapshot: msg.snapshot, source: from.id }
-      return
-    }
+    if (this.split.defersHandoverClaim(msg.snapshot, from.id)) return
     this.claim(msg.snapshot, [from.id])
     this.claimed_handover_from = from.id
   }
@@ -707,14 +706,12 @@ export class NodeCore {
     this.first_election = false
     this.server_ = null
     this.handover_to = null
-    this.direct_switch = null
-    this.pending_handover = null
+    this.split.electionStarted()
     this.election = {
       deadline_ms: this.now_ms + this.config.election_timeout_ms,
       excluded,
       wait_for,
       top: null,
-      waits_logged: false,
     }
     this.setRole('electing')
     this.evaluateElection()
@@ -734,14 +731,8 @@ export class NodeCore {
     }
     // refuse-to-split: votes must converge on one node, so every voter ranks the same set; a lost
     // server is unreachable (not eligible) anyway, a resigned one ineligible for its cooldown.
-    const contenders = this.eligible(this.refuses() ? new Set() : this.election.excluded)
-    const top =
-      this.config.planted_bug === 'lower-priority-wins'
-        ? contenders.reduce<Contender | null>(
-            (lo, c) => (lo === null || compareContenders(this.config.strategy, c, lo) < 0 ? c : lo),
-            null,
-          )
-        : best(this.config.strategy, contenders)
+    const contenders = this.eligible(this.split.ranksAll ? new Set() : this.election.excluded)
+    const top = this.bugs.pick(this.config.strategy, contenders)
     this.election.top = top?.id ?? null
     if (top?.id !== this.id) return
     // A node already restoring (a named successor, or the winner of this election) that is alive and
@@ -758,13 +749,7 @@ export class NodeCore {
     }
     const wait_for = this.election.wait_for !== null ? this.peers_.get(this.election.wait_for) : undefined
     if (wait_for?.reachable) return
-    if (this.refuses() && !this.hasQuorum(this.id)) {
-      if (!this.election.waits_logged) {
-        this.election.waits_logged = true
-        this.timeline('election_waits_for_quorum', this.quorumFields())
-      }
-      return
-    }
+    if (!this.split.mayClaim()) return
     const [snapshot, sources] = this.newestCollectable(new Set())
     this.claim(snapshot, sources)
   }
@@ -773,8 +758,7 @@ export class NodeCore {
     // A snapshot held or restored names a term too (one replicated from a server whose messages were
     // lost when it exited): the new lineage's term must exceed its parent's.
     this.max_term_ = Math.max(this.max_term_, snapshot?.term ?? 0, this.held_?.term ?? 0)
-    const term =
-      this.config.planted_bug === 'term-not-incremented' ? Math.max(this.max_term_, 1) : this.max_term_ + 1
+    const term = this.bugs.claimTerm(this.max_term_)
     this.term_ = term
     this.max_term_ = term
     this.effects.push({ type: 'persist', term })
@@ -812,7 +796,7 @@ export class NodeCore {
         offers.push({ snapshot: p.snapshot, holder: p.id })
     }
     if (offers.length === 0) return [null, []]
-    const sign = this.config.planted_bug === 'restore-older-snapshot' ? -1 : 1
+    const sign = this.bugs.restoreOrder
     let pick = offers[0]!.snapshot
     for (const o of offers) if (sign * compareSnapshots(o.snapshot, pick) > 0) pick = o.snapshot
     const sources = offers
@@ -970,8 +954,7 @@ export class NodeCore {
     const own_lineage = this.role_ === 'server' || this.role_ === 'merging' || this.handover !== null
     if (!own_lineage) return
     this.head_ = snapshot
-    if (this.config.output_commit != null && this.config.planted_bug === 'release-before-stored')
-      this.releaseOutput(snapshot, [])
+    if (this.config.output_commit != null && this.bugs.releasesOnOwnStore) this.releaseOutput(snapshot, [])
     const handover = this.handover
     if (this.role_ === 'server' && handover === null && this.output_waiting) {
       // Output came after this capture's freeze: the next capture covers it, at once.
@@ -1042,7 +1025,7 @@ export class NodeCore {
    */
   private onMerged(from: NodeId, head: SnapshotRef | null): void {
     if (this.role_ !== 'server' || this.handover !== null) return
-    if (this.config.planted_bug === 'merged-keeps-term') return
+    if (!this.bugs.handlesMerged) return
     // The merged changes reach `head`: later snapshots say so (merged segments), so the fork is known held.
     if (head !== null) {
       const segments = [...this.merged_in_, ...closure(head)]
@@ -1164,10 +1147,7 @@ export class NodeCore {
     // Forks merged into the winner count as common: what it already holds is not archived again.
     const theirs = closure(winner?.head ?? null)
     const mine = this.head_?.lineage ?? []
-    let fork = forkPoint(mine, theirs)
-    if (this.config.planted_bug === 'wrong-fork-point' && this.head_) {
-      fork = { id: this.head_.id, time_ms: this.head_.time_ms }
-    }
+    const fork = this.bugs.forkPoint(forkPoint(mine, theirs), this.head_)
     merge.attempt += 1
     merge.running = true
     this.timeline('merge_started', { winner: merge.winner, fork: fork?.id ?? null, attempt: merge.attempt })
@@ -1267,8 +1247,7 @@ export class NodeCore {
       return
     }
     if (server?.head == null || this.handover_to !== null) return
-    const bug = this.config.planted_bug
-    if (bug === 'dead-fork-ignored' || bug === 'merged-keeps-term') return
+    if (!this.bugs.mergesDeadForks) return
     // The server's head as last announced is behind a snapshot of it stored here: its state (and with it
     // what it holds, so the fork point) is on its way. Merging now would archive more than needed.
     if (this.held_?.writer === server.id && compareSnapshots(this.held_, server.head) > 0) return
@@ -1335,10 +1314,37 @@ export class NodeCore {
     })
   }
 
-  // ---------------------------------------------------------------- refuse-to-split
+  // ---------------------------------------------------------------- the split policy's view
 
-  private refuses(): boolean {
-    return this.config.merge_policy === 'refuse-to-split'
+  /** What the split policy (policy/split.ts) reads of this node and may make it do. */
+  private splitHost(): SplitHost {
+    return {
+      id: this.id,
+      now_ms: () => this.now_ms,
+      peers: () => this.peers_.values(),
+      peer: (id) => this.peers_.get(id),
+      wouldSupport: () => this.desiredSupport(),
+      handoverTo: () => this.handover_to,
+      mustHoldMajority: () =>
+        (this.role_ === 'server' || this.role_ === 'restoring') && this.handover === null,
+      broadcastState: () => this.broadcastState(),
+      timeline: (name, fields) => this.timeline(name, fields),
+      claimHandover: (snapshot, source) => {
+        if (this.role_ !== 'candidate' && this.role_ !== 'electing') return
+        this.claim(snapshot, [source])
+        this.claimed_handover_from = source
+      },
+      stepDown: () => {
+        if (this.role_ === 'restoring') {
+          this.restore = null
+          this.effects.push({ type: 'cancel-restore' })
+        }
+        this.effects.push({ type: 'stop-service', reason: 'lost quorum', keep_aside: true })
+        this.health_ = 'unknown'
+        this.head_ = null
+        this.startElection(new Set())
+      },
+    }
   }
 
   /** Whom this node would support now: itself while serving, its server, or its election's best. */
@@ -1348,104 +1354,6 @@ export class NodeCore {
     if (this.role_ === 'candidate') return this.handover_to ?? this.server_
     if (this.role_ === 'electing') return this.election?.top ?? null
     return null
-  }
-
-  /**
-   * Members: this node and every node heard of that has not left, or more if a reachable peer counts
-   * more (a node restarted without its persisted members learns the size; counting more is only
-   * ever safer).
-   */
-  private memberCount(): number {
-    let n = this.ownMemberCount()
-    for (const p of this.peers_.values()) if (p.reachable && p.role !== 'leaving') n = Math.max(n, p.members)
-    return n
-  }
-
-  /** What this node reports: its own view only, so counts never feed each other after a node left. */
-  private ownMemberCount(): number {
-    let n = 1
-    for (const id of this.members_) if (this.peers_.get(id)?.role !== 'leaving') n += 1
-    return n
-  }
-
-  /** Supporters of `id`: this node if it supports it, and peers whose state naming it is fresh. */
-  private supporters(id: NodeId): number {
-    let n = this.support_ === id ? 1 : 0
-    for (const p of this.peers_.values()) {
-      if (!p.reachable || p.role === 'leaving' || p.vote !== id) continue
-      if (this.now_ms - p.vote_heard_ms < this.config.fence_ms / 2) n += 1
-    }
-    return n
-  }
-
-  private hasQuorum(id: NodeId): boolean {
-    return 2 * this.supporters(id) > this.memberCount()
-  }
-
-  private quorumFields(): Record<string, unknown> {
-    return {
-      supporters: this.supporters(this.id),
-      members: this.memberCount(),
-      fence_ms: this.config.fence_ms,
-    }
-  }
-
-  /**
-   * Support changes pass through a gap of `fence_ms` supporting nobody (except along a hand-over), and a
-   * supporter counts for `fence_ms / 2` after its state: no node is ever counted by two nodes at once,
-   * so two strict majorities of support (two servers) cannot exist at the same time. A serving node
-   * that no longer has one stops at once.
-   */
-  private keepQuorum(): void {
-    this.updateSupport()
-    const pending = this.pending_handover
-    if (pending !== null && this.handover_to === this.id && this.hasQuorum(this.id)) {
-      this.pending_handover = null
-      if (this.role_ === 'candidate' || this.role_ === 'electing') {
-        this.claim(pending.snapshot, [pending.source])
-        this.claimed_handover_from = pending.source
-      }
-      this.updateSupport()
-    }
-    const serving = this.role_ === 'server' || this.role_ === 'restoring'
-    if (!serving || this.handover !== null) return
-    if (this.hasQuorum(this.id)) return
-    this.timeline('quorum_lost', {
-      ...this.quorumFields(),
-      // Changes not yet replicated are copied aside by the runtime (kept/, see HELPERS.md, merge_policy).
-      state: 'copied aside after the stop',
-    })
-    if (this.role_ === 'restoring') {
-      this.restore = null
-      this.effects.push({ type: 'cancel-restore' })
-    }
-    this.effects.push({ type: 'stop-service', reason: 'lost quorum', keep_aside: true })
-    this.health_ = 'unknown'
-    this.head_ = null
-    this.startElection(new Set())
-    this.updateSupport()
-  }
-
-  private updateSupport(): void {
-    const desired = this.desiredSupport()
-    if (desired === this.support_) return
-    const direct = this.direct_switch
-    const no_gap = this.config.planted_bug === 'no-support-gap'
-    if (no_gap || (direct !== null && this.support_ === direct.from && desired === direct.to)) {
-      this.support_ = desired
-      this.direct_switch = null
-      this.broadcastState()
-      return
-    }
-    if (this.support_ !== null) {
-      this.support_ = null
-      this.gap_since_ms = this.now_ms
-      this.broadcastState()
-    }
-    if (desired !== null && this.now_ms - this.gap_since_ms >= this.config.fence_ms) {
-      this.support_ = desired
-      this.broadcastState()
-    }
   }
 
   // ---------------------------------------------------------------- plumbing
@@ -1481,10 +1389,7 @@ export class NodeCore {
       health: this.health_,
       eligible: this.selfEligible(),
     }
-    if (this.refuses()) {
-      msg.vote = this.support_
-      msg.members = this.ownMemberCount()
-    }
+    this.split.stateFields(msg)
     if (this.role_ === 'restoring') msg.progress = this.restore_progress_
     // Only the newest state matters: replace a state broadcast queued earlier in this step.
     this.effects = this.effects.filter((e) => !(e.type === 'broadcast' && e.msg.type === 'state'))

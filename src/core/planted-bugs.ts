@@ -1,3 +1,7 @@
+import type { ForkPoint } from './lineage.ts'
+import { best, type Contender, compareContenders } from './ranking.ts'
+import type { SnapshotRef, Strategy } from './types.ts'
+
 /**
  * Known bugs that tests plant in the core (or in the simulator's model of the overlay) to prove the
  * simulator's checker is not vacuous.
@@ -39,3 +43,50 @@ export const PLANTED_BUG_OUTPUT_COMMIT: Partial<Record<PlantedBug, number>> = {
   'dead-fork-ignored': 1,
 }
 export type PlantedBug = (typeof PLANTED_BUGS)[number]
+
+/**
+ * The one seam through which a planted bug changes the core: NodeCore asks here at each point a bug
+ * touches, and `plantedSeam(undefined)` answers as the correct core. Nothing else in src/core reads
+ * `config.planted_bug`.
+ */
+export interface BugSeam {
+  /** The election's pick among the contenders (the best by the strategy). */
+  pick(strategy: Strategy, contenders: Contender[]): Contender | null
+  /** The term of a claim, given the highest term seen (one more). */
+  claimTerm(max_term: number): number
+  /** 1: restore the newest collectable snapshot; -1: the oldest. */
+  restoreOrder: 1 | -1
+  /** A server that meets a better server steps down and merges. */
+  stepsDownOnHeal: boolean
+  /** The fork point a merging loser sends, given the true one and its lineage head. */
+  forkPoint(fork: ForkPoint | null, head: SnapshotRef | null): ForkPoint | null
+  /** Output is released as soon as the server stored its own snapshot (no candidate yet). */
+  releasesOnOwnStore: boolean
+  /** A merge winner takes a new term when a loser's changes landed (`merged`). */
+  handlesMerged: boolean
+  /** Candidates merge dead forks into their server. */
+  mergesDeadForks: boolean
+  /** refuse-to-split: a change of support passes through the fence_ms gap. */
+  supportGap: boolean
+}
+
+export function plantedSeam(bug: PlantedBug | undefined): BugSeam {
+  return {
+    pick: (strategy, contenders) =>
+      bug === 'lower-priority-wins'
+        ? contenders.reduce<Contender | null>(
+            (lo, c) => (lo === null || compareContenders(strategy, c, lo) < 0 ? c : lo),
+            null,
+          )
+        : best(strategy, contenders),
+    claimTerm: (max_term) => (bug === 'term-not-incremented' ? Math.max(max_term, 1) : max_term + 1),
+    restoreOrder: bug === 'restore-older-snapshot' ? -1 : 1,
+    stepsDownOnHeal: bug !== 'never-step-down-on-heal',
+    forkPoint: (fork, head) =>
+      bug === 'wrong-fork-point' && head ? { id: head.id, time_ms: head.time_ms } : fork,
+    releasesOnOwnStore: bug === 'release-before-stored',
+    handlesMerged: bug !== 'merged-keeps-term',
+    mergesDeadForks: bug !== 'dead-fork-ignored' && bug !== 'merged-keeps-term',
+    supportGap: bug !== 'no-support-gap',
+  }
+}
