@@ -326,7 +326,13 @@ export class NodeCore {
     }
     if (this.role_ === 'candidate') this.considerDeadFork()
     const merge_waits = this.snapshot_in_flight !== null && now < (this.merge?.await_snapshot_until_ms ?? 0)
-    if (this.role_ === 'merging' && this.merge && !this.merge.running && now >= this.merge.retry_at_ms && !merge_waits) {
+    if (
+      this.role_ === 'merging' &&
+      this.merge &&
+      !this.merge.running &&
+      now >= this.merge.retry_at_ms &&
+      !merge_waits
+    ) {
       const winner = this.peers_.get(this.merge.winner)
       // The winner stopped serving meanwhile (it merged into a third server, or restarted): serve again
       // and let the heal rule pick the merge anew, so chains of merging nodes cannot wait on each other.

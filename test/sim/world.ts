@@ -952,9 +952,10 @@ export class World {
         node.service_up = false
         return
       case 'start-service':
-        if (effect.from === 'snapshot' && effect.snapshot !== null)
+        if (effect.from === 'snapshot' && effect.snapshot !== null) {
           node.state = new Set(this.content.get(effect.snapshot.id))
           node.merged_ids = new Set()
+        }
         node.gen += 1
         this.startService(node)
         return
