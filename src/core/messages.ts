@@ -45,6 +45,11 @@ export const state_message = z
     members: z.number().int().positive().max(100_000).optional(),
     /** While restoring: a count that grows as the restore moves on (peers wait while it grows). */
     progress: z.number().int().nonnegative().optional(),
+    /**
+     * A server: forks merged into its service (heal losers' heads, dead forks) with their closures, said
+     * at once rather than with its next snapshot, so no candidate takes an already merged fork for dead.
+     */
+    merged: z.array(segment).max(64).optional(),
   })
   .strict()
 

@@ -55,6 +55,12 @@ interface Merge {
   attempt: number
   running: boolean
   retry_at_ms: number
+  /**
+   * Until then the first attempt waits for this node's snapshot in flight: stored, it is the head the
+   * offer names (what the winner records as merged). Named older, it would be left to candidates that
+   * hold it as a fork nobody covers, and merged a second time as dead.
+   */
+  await_snapshot_until_ms: number
 }
 
 /** Dead fork: a snapshot this candidate holds whose changes no live server has; it merges them into its server. */
@@ -327,7 +333,14 @@ export class NodeCore {
       if (this.config.preempt) this.considerPreempt()
     }
     if (this.role_ === 'candidate') this.considerDeadFork()
-    if (this.role_ === 'merging' && this.merge && !this.merge.running && now >= this.merge.retry_at_ms) {
+    const merge_waits = this.snapshot_in_flight !== null && now < (this.merge?.await_snapshot_until_ms ?? 0)
+    if (
+      this.role_ === 'merging' &&
+      this.merge &&
+      !this.merge.running &&
+      now >= this.merge.retry_at_ms &&
+      !merge_waits
+    ) {
       const winner = this.peers_.get(this.merge.winner)
       // The winner stopped serving meanwhile (it merged into a third server, or restarted): serve again
       // and let the heal rule pick the merge anew, so chains of merging nodes cannot wait on each other.
@@ -484,6 +497,7 @@ export class NodeCore {
     info.server = msg.server
     info.snapshot = msg.snapshot
     info.head = msg.head
+    info.merged_in = msg.merged ?? []
     info.health = msg.health
     info.ineligible_until_ms = msg.eligible ? 0 : Number.POSITIVE_INFINITY
     info.vote = msg.vote ?? null
@@ -1177,10 +1191,17 @@ export class NodeCore {
   // ---------------------------------------------------------------- partition heal
 
   private startMerge(winner: PeerInfo, after: 'candidate' | 'exit'): void {
-    this.merge = { after, winner: winner.id, attempt: 0, running: false, retry_at_ms: this.now_ms }
+    this.merge = {
+      after,
+      winner: winner.id,
+      attempt: 0,
+      running: false,
+      retry_at_ms: this.now_ms,
+      await_snapshot_until_ms: this.now_ms + this.config.merge_retry_ms,
+    }
     this.server_ = winner.id
     this.setRole('merging')
-    this.runMerge()
+    if (this.snapshot_in_flight === null) this.runMerge()
   }
 
   private runMerge(): void {
@@ -1294,7 +1315,9 @@ export class NodeCore {
     // The server's head as last announced is behind a snapshot of it stored here: its state (and with it
     // what it holds, so the fork point) is on its way. Merging now would archive more than needed.
     if (this.held_?.writer === server.id && compareSnapshots(this.held_, server.head) > 0) return
-    const holds = closure(server.head)
+    // What it merged since its last snapshot counts: a heal's loser that is a candidate now would
+    // otherwise take its own last snapshot for a dead fork until the winner's next snapshot arrives.
+    const holds = [...closure(server.head), ...(server.merged_in ?? [])]
     for (const id of this.fork_merged.keys())
       if (!this.forks_.some((f) => f.id === id)) this.fork_merged.delete(id)
     const merges = this.config.merge_policy === 'helper'
@@ -1434,6 +1457,7 @@ export class NodeCore {
     }
     this.split.stateFields(msg)
     if (this.role_ === 'restoring') msg.progress = this.restore_progress_
+    if (this.role_ === 'server' && this.merged_in_.length > 0) msg.merged = this.merged_in_
     // Only the newest state matters: replace a state broadcast queued earlier in this step.
     this.effects = this.effects.filter((e) => !(e.type === 'broadcast' && e.msg.type === 'state'))
     this.effects.push({ type: 'broadcast', msg })

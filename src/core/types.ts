@@ -54,6 +54,8 @@ export interface PeerInfo {
   snapshot: SnapshotRef | null
   /** Lineage head of a serving peer (its newest snapshot, made or restored from). */
   head: SnapshotRef | null
+  /** A server's forks merged in this stint (from its states): its state holds them before a snapshot says so. */
+  merged_in?: Segment[]
   health: Health
   /** Virtual or real time of the last message from this peer. */
   last_heard_ms: number

@@ -55,7 +55,7 @@ export interface ZeroLossOptions {
  * number, so a mail whose acknowledgement was cut is never counted twice. Shares no code with the front
  * door or the snapshot path: what it counts as acknowledged is what its SMTP client got a 250 for.
  */
-class Client {
+export class Client {
   readonly acked = new Set<number>()
   /** When each acknowledgement came (Date.now()), in order. */
   readonly acked_at: number[] = []

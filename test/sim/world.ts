@@ -113,6 +113,11 @@ interface SimNode {
    * service made while serving). Lost with the process (a restart starts empty); replaced by a restore.
    */
   state: Set<number>
+  /**
+   * Snapshots whose content a merge put into `state` (a heal loser's own snapshots, a dead fork's head),
+   * since `state` was last replaced: applying one of them again is a fork merged twice.
+   */
+  merged_ids: Set<string>
   /** Union of the contents of the good snapshot copies in `store` (recomputed when a copy goes bad). */
   held_writes: Set<number>
   slow_disk: boolean
@@ -239,6 +244,7 @@ export class World {
         up_since_ms: 0,
         claimed_ms: 0,
         progress_ms: 0,
+        merged_ids: new Set(),
       }
       this.nodes.push(node)
       this.boot(node, rng.int(0, 300))
@@ -275,6 +281,7 @@ export class World {
     node.output_released = 0
     node.output_marks.clear()
     node.state = new Set()
+    node.merged_ids = new Set()
     node.detectors.clear()
     node.up.clear()
     node.up_since_ms = this.now_ms + delay_ms
@@ -316,6 +323,7 @@ export class World {
     node.service_up = false
     node.machine_down = how === 'machine'
     node.state = new Set()
+    node.merged_ids = new Set()
     this.disturb(`crash ${i} (${how})`)
     if (how === 'process') this.lanesEnd(node)
     this.excuseLostWrites()
@@ -562,6 +570,7 @@ export class World {
           if (item.ref) this.hold(node, item.ref)
           node.head = item.ref
           node.state = new Set(item.ref === null ? [] : this.content.get(item.ref.id))
+          node.merged_ids = new Set()
           this.restores += 1
           this.startService(node)
         }
@@ -606,8 +615,18 @@ export class World {
         if (ok && !(item.dead_fork && head !== null && winner.core.holdsFork(head))) {
           this.merges += 1
           if (item.dead_fork) this.dead_fork_merges += 1
+          if (item.dead_fork && winner.merged_ids.has(head!.id))
+            this.fail(
+              'fork-merged-once',
+              `n${node.index} merges dead fork ${head!.id} into n${winner.index}, whose service a merge gave it already`,
+            )
           const archived = item.dead_fork ? (this.content.get(head!.id) ?? new Set<number>()) : node.state
           for (const w of archived) winner.state.add(w)
+          if (item.dead_fork) winner.merged_ids.add(head!.id)
+          else
+            for (const [id, ref] of node.store)
+              if (ref.writer === node.id && [...(this.content.get(id) ?? [])].every((w) => node.state.has(w)))
+                winner.merged_ids.add(id)
           // The winner applied the archive before it answered (runtime acceptMerge): it hears first.
           this.deliverCore(winner, { type: 'merged', from: node.id, head, now_ms: this.now_ms })
         }
@@ -951,8 +970,10 @@ export class World {
         node.service_up = false
         return
       case 'start-service':
-        if (effect.from === 'snapshot' && effect.snapshot !== null)
+        if (effect.from === 'snapshot' && effect.snapshot !== null) {
           node.state = new Set(this.content.get(effect.snapshot.id))
+          node.merged_ids = new Set()
+        }
         node.gen += 1
         this.startService(node)
         return
