@@ -4,27 +4,14 @@ import { performance } from 'node:perf_hooks'
 import { writeFileAtomic } from '../../lib/atomic-write.ts'
 import type { Logger } from '../../lib/log.ts'
 import { Federation, type KeyPair, LAST_WORDS_FLUSH_MS } from '../../overlay/index.ts'
-import {
-  ChunkError,
-  type CodecPool,
-  createCodecPool,
-  deltaBytes,
-  SnapshotEngine,
-  SnapshotStore,
-} from '../../snapshot/index.ts'
+import { ChunkError, deltaBytes, type SnapshotEngine, type SnapshotStore } from '../../snapshot/index.ts'
 import type { SustainConfig } from '../config/schema.ts'
 import { assert } from '../core/assert.ts'
 import { DEFAULT_CORE_CONFIG } from '../core/config.ts'
 import type { CoreEffect, CoreEvent, DriverEventKind } from '../core/io.ts'
 import type { ForkPoint } from '../core/lineage.ts'
-import {
-  type ControlMessage,
-  type MergeOfferMessage,
-  snapshot_ref,
-  validateControlMessage,
-} from '../core/messages.ts'
+import { type ControlMessage, type MergeOfferMessage, validateControlMessage } from '../core/messages.ts'
 import { NodeCore } from '../core/node.ts'
-import { compareSnapshots } from '../core/ranking.ts'
 import type { NodeId, SnapshotRef } from '../core/types.ts'
 import type { Capture, DriverEvent, ServiceDriver } from '../drivers/driver.ts'
 import { MdnsResponder, mdnsName } from '../frontdoor/dns/mdns.ts'
@@ -41,8 +28,9 @@ import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
 import { type PersistedFile, readPersisted } from './persisted.ts'
 import { type RecoveryPoint, recoveryPoint } from './recovery-point.ts'
-import { SnapshotIndex } from './snapshot-index.ts'
-import { collectSnapshot, publishedManifest, publishSnapshot } from './snapshot-replication.ts'
+import type { SnapshotIndex } from './snapshot-index.ts'
+import { publishedManifest, publishSnapshot } from './snapshot-replication.ts'
+import { SnapshotRepository } from './snapshot-repository.ts'
 import { SnapshotRetry } from './snapshot-retry.ts'
 import type { NodeStatus } from './status.ts'
 import { logTimeline } from './timeline-log.ts'
@@ -100,10 +88,8 @@ export class SustainNode {
   private merger!: MergeCoordinator
   /** Merge offers are applied one after another (one merge per fork). */
   private accepting: Promise<void> = Promise.resolve()
-  private pool!: CodecPool
-  private store!: SnapshotStore
-  private engine!: SnapshotEngine
-  private index!: SnapshotIndex
+  /** This node's snapshots: store, engine, the core-id index and the store queue (snapshot-repository.ts). */
+  private snapshots!: SnapshotRepository
   private tick_timer: NodeJS.Timeout | null = null
   private recovery_timer: NodeJS.Timeout | null = null
   /** When the stuck recovery point was last logged (null: not stuck). */
@@ -113,11 +99,6 @@ export class SustainNode {
   private snapshot_retry!: SnapshotRetry
   /** Serialises everything that touches the service (start, stop, capture, restore). */
   private driver_queue: Promise<unknown> = Promise.resolve()
-  /**
-   * Serialises writes to the snapshot store (take, collect, gc): a gc between a collect's blobs and its
-   * manifest would delete those blobs as unreferenced.
-   */
-  private store_queue: Promise<unknown> = Promise.resolve()
   /** Bumped by cancel-restore: a restore task that finds it changed gives up quietly. */
   private restore_generation = 0
   private replicating = new Set<string>()
@@ -186,26 +167,17 @@ export class SustainNode {
     const { config } = this.options
     this.started_ms = this.now()
     this.snapshot_retry = new SnapshotRetry(config.timing.snapshot_interval_ms)
-    this.pool = createCodecPool()
-    this.store = await SnapshotStore.open(this.paths.snapshots, this.pool)
-    this.engine = new SnapshotEngine({
-      store: this.store,
+    this.snapshots = await SnapshotRepository.open({
+      store_dir: this.paths.snapshots,
+      index_path: this.paths.index,
       node: this.id,
-      retain_newest: config.snapshots.keep,
+      keep: config.snapshots.keep,
     })
-    this.index = await SnapshotIndex.open(this.paths.index)
     if (config.service?.standby === 'warm' && this.options.driver)
       this.warm = new WarmStandby({ state_dir: this.paths.service_state, store: this.store, now: this.now })
     const persisted = await readPersisted(this.paths.persisted)
     this.persisted = persisted
-    let held: SnapshotRef | null = null
-    const stored: SnapshotRef[] = []
-    for (const ref of this.index.refs()) {
-      const engine_id = this.index.engineId(ref.id)!
-      if (!(await this.store.isComplete(engine_id))) continue
-      stored.push(ref)
-      if (compareSnapshots(ref, held) > 0) held = ref
-    }
+    const { held, stored } = await this.snapshots.complete()
     this.core = new NodeCore({
       config: {
         ...DEFAULT_CORE_CONFIG,
@@ -552,7 +524,7 @@ export class SustainNode {
     await step('outbox', this.outbox.drained())
     await step('driver', this.options.driver?.close())
     await step('federation', this.federation?.close())
-    await step('codec pool', this.pool?.close())
+    await step('codec pool', this.snapshots?.close())
     this.closing_step = null
     const leave = this.leaveOutcome()
     this.notify(leave ? { kind: 'exit', leave } : { kind: 'exit' })
@@ -659,9 +631,18 @@ export class SustainNode {
   }
 
   private onStore<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.store_queue.then(work)
-    this.store_queue = run.catch(() => {})
-    return run
+    return this.snapshots.serial(work)
+  }
+
+  // Where node.ts still reaches into the repository's parts (take, restore, materialise, warm standby).
+  private get store(): SnapshotStore {
+    return this.snapshots.store
+  }
+  private get engine(): SnapshotEngine {
+    return this.snapshots.engine
+  }
+  private get index(): SnapshotIndex {
+    return this.snapshots.index
   }
 
   private onDriver<T>(work: (driver: ServiceDriver) => Promise<T>): Promise<T> {
@@ -932,24 +913,10 @@ export class SustainNode {
   /** Fetch a snapshot another node published into the local store; true when it is complete here. */
   private async fetch(writer: string, id: string, what: 'restore' | 'replicate'): Promise<SnapshotRef> {
     const started = this.now()
-    const result = await collectSnapshot(
-      this.federation.store,
-      this.store,
-      writer,
-      id,
-      (progress) => {
-        this.notify({ kind: 'progress', what, id, ...progress })
-        if (what === 'restore') this.restoreProgressed()
-      },
-      (ref) => {
-        const checked = snapshot_ref.safeParse(ref)
-        if (!checked.success || checked.data.id !== id || checked.data.writer !== writer) {
-          throw new Error(`snapshot ${id} from ${writer.slice(0, 8)} carries a bad ref`)
-        }
-        return checked.data
-      },
-    )
-    await this.index.add(result.ref, result.manifest.id)
+    const result = await this.snapshots.collect(this.federation.store, writer, id, (progress) => {
+      this.notify({ kind: 'progress', what, id, ...progress })
+      if (what === 'restore') this.restoreProgressed()
+    })
     const fields = {
       id,
       bytes: result.bytes_total,
@@ -985,31 +952,22 @@ export class SustainNode {
 
   /** Keep the newest `snapshots.keep` refs (and what the engine still needs); forget the rest everywhere. */
   private async collectGarbage(engine_too = false): Promise<void> {
-    const limit = this.options.config.snapshots.keep
-    if (!engine_too && this.index.refs().length <= limit) return
+    if (!engine_too && this.snapshots.count <= this.options.config.snapshots.keep) return
     // Decided inside the store queue: a restore that starts meanwhile protects its snapshot. Queued at
     // once (no await before it): a take queued after it would have its snapshot, written but not yet
     // indexed, removed as unkept (seen once captures got fast enough to queue a take in between).
-    const dropped = await this.onStore(async () => {
-      if (engine_too) await this.engine.collectGarbage()
-      if (this.index.refs().length <= limit) return []
-      const refs = this.index.refs().sort((a, b) => compareSnapshots(b, a))
+    const dropped = await this.onStore(() => {
       const head = this.core.head
       // A snapshot being restored stays, whatever its rank: after a fork, snapshots of a higher term (the
       // other side's) outrank a leaving server's final one, which then vanished under its successor.
       // So does a dead fork not yet merged (core `forks`): it may be the only copy of released output.
       const forks = new Set(this.core.forks.map((f) => f.id))
-      const pinned = (id: string) =>
+      const pinned = (id: string, engine_id: string) =>
         id === head?.id ||
         this.restoring.has(id) ||
         forks.has(id) ||
-        this.warm?.pinned.has(this.index.engineId(id)!) === true
-      const keep = refs.filter((r, i) => i < limit || pinned(r.id))
-      const drop = refs.filter((r, i) => i >= limit && !pinned(r.id)).map((r) => r.id)
-      if (drop.length === 0) return []
-      await this.index.remove(drop)
-      await this.store.gc(new Set(keep.map((r) => this.index.engineId(r.id)!)))
-      return drop
+        this.warm?.pinned.has(engine_id) === true
+      return this.snapshots.gc(pinned, engine_too)
     })
     if (dropped.length > 0) await this.federation.forget(dropped)
   }
