@@ -55,12 +55,6 @@ interface Merge {
   attempt: number
   running: boolean
   retry_at_ms: number
-  /**
-   * Until then the first attempt waits for this node's snapshot in flight: stored, it is the head the
-   * offer names (what the winner records as merged). Named older, it would be left to candidates that
-   * hold it as a fork nobody covers, and merged a second time as dead.
-   */
-  await_snapshot_until_ms: number
 }
 
 /** Dead fork: a snapshot this candidate holds whose changes no live server has; it merges them into its server. */
@@ -333,7 +327,7 @@ export class NodeCore {
       if (this.config.preempt) this.considerPreempt()
     }
     if (this.role_ === 'candidate') this.considerDeadFork()
-    const merge_waits = this.snapshot_in_flight !== null && now < (this.merge?.await_snapshot_until_ms ?? 0)
+    const merge_waits = this.snapshot_in_flight !== null
     if (
       this.role_ === 'merging' &&
       this.merge &&
@@ -1197,10 +1191,13 @@ export class NodeCore {
       attempt: 0,
       running: false,
       retry_at_ms: this.now_ms,
-      await_snapshot_until_ms: this.now_ms + this.config.merge_retry_ms,
     }
     this.server_ = winner.id
     this.setRole('merging')
+    // A snapshot in flight is waited for (the runtime always ends it: stored, covered or failed), as a
+    // hand-over waits for its final one: stored, it is the head the offer names and the winner records as
+    // merged. Named older, the newer one would be left on candidates as a fork nobody covers, and merged
+    // a second time as dead. (A bound of `merge_retry_ms` was too short: a capture under load takes longer.)
     if (this.snapshot_in_flight === null) this.runMerge()
   }
 

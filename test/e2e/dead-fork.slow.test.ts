@@ -13,10 +13,12 @@ const since = (name: string, t: number) => (r: LogRecord) => r.event === name &&
 const ISOLATION_MS = 20_000
 
 /**
- * Three nodes, output commit k=1, mail through node 2's front door (node 2 is never faulted). The server
- * (node 0, the highest priority) is isolated: it goes on serving alone but can release nothing (no
- * candidate confirms its snapshots); node 1 is elected on the other side and acknowledges mail, released
- * once node 2 stored the snapshot. At the heal node 0 wins by priority and node 1 merges into it.
+ * Three nodes, output commit k=1. Node 0 (the highest priority; it wins every heal) is isolated: alone
+ * it serves (or goes on serving) but releases nothing, as no candidate confirms its snapshots. On the
+ * other side `loser` serves and acknowledges mail through the front door of `witness`, the third node,
+ * never faulted: released once `witness` stored the snapshot (it is the only candidate there). At the
+ * heal `loser` merges into node 0. Which node served first depends on the joint start, so the roles are
+ * named from it: the loser is the server of the side node 0 is cut from.
  */
 async function partitionedFederation() {
   const fed = await startFederation({
@@ -26,22 +28,30 @@ async function partitionedFederation() {
     output_commit: 1,
   })
   const first = await fed.server(60_000)
-  expect(first.index).toBe(0)
-  const door = fed.nodes[2]!.front_door!
-  const client = new Client(door.host, door.port)
-  await client.more(3, 60_000)
+  const [winner, one, two] = fed.nodes as [LocalNode, LocalNode, LocalNode]
+  await first.waitFor((r) => r.event === 'snapshot_taken', 30_000, 'a first snapshot')
   const cut_ms = Date.now()
-  await first.isolate(ISOLATION_MS)
-  const { node: second } = await LocalFederation.first(
-    fed.nodes.filter((n) => n !== first),
-    since('service_answering', cut_ms),
-    60_000,
-    'a server on the other side',
-  )
-  expect(second.index).toBe(1)
-  // Acknowledged by node 1 during the partition: released, so stored on node 2 (the only candidate there).
+  await winner.isolate(ISOLATION_MS)
+  let loser: LocalNode
+  if (first === winner) {
+    // The other side elects one of its two nodes.
+    const { node } = await LocalFederation.first(
+      [one, two],
+      since('service_answering', cut_ms),
+      60_000,
+      'a server on the other side',
+    )
+    loser = node
+  } else {
+    // The first server stays the other side's; node 0, alone, claims and serves too.
+    loser = first
+    await winner.waitFor(since('service_answering', cut_ms), 60_000, 'node 0 serves alone')
+  }
+  const witness = loser === one ? two : one
+  const client = new Client(witness.front_door!.host, witness.front_door!.port)
+  // Acknowledged by `loser` during the partition: released, so stored on `witness`.
   await client.more(5, 60_000)
-  return { fed, first, second, client, cut_ms }
+  return { fed, winner, loser, witness, client, cut_ms }
 }
 
 /** Every dead-fork record any node logged since `t`. */
@@ -68,50 +78,49 @@ async function mergeSnapshotEverywhere(winner: LocalNode, others: LocalNode[], a
 
 describe('dead fork end to end (real node processes, mail service, output commit 1, front door)', () => {
   it('an ordinary heal merges the loser once and no node takes its last snapshot for a dead fork', async () => {
-    const { fed, first, second, client, cut_ms } = await partitionedFederation()
+    const { fed, winner, loser, witness, client, cut_ms } = await partitionedFederation()
     try {
-      await second.waitFor(since('merge_finished', cut_ms), ISOLATION_MS + 90_000, 'the loser merges')
-      const landed = await first.waitFor(since('merge_landed', cut_ms), 10_000, 'the merge lands')
-      await mergeSnapshotEverywhere(first, [second, fed.nodes[2]!], Number(landed.time))
+      await loser.waitFor(since('merge_finished', cut_ms), ISOLATION_MS + 90_000, 'the loser merges')
+      const landed = await winner.waitFor(since('merge_landed', cut_ms), 10_000, 'the merge lands')
+      await mergeSnapshotEverywhere(winner, [loser, witness], Number(landed.time))
       await client.more(3, 60_000)
     } finally {
       await client.stop()
     }
     expect(deadForkRecords(fed.nodes, 'dead_fork_merge_started', cut_ms)).toEqual([])
-    expect(first.records.filter(since('merge_landed', cut_ms))).toHaveLength(1)
-    const counts = await mailboxCounts(join(nodePaths(first.data_dir).service_state, 'mail', 'alice'))
+    expect(winner.records.filter(since('merge_landed', cut_ms))).toHaveLength(1)
+    const counts = await mailboxCounts(join(nodePaths(winner.data_dir).service_state, 'mail', 'alice'))
     expect([...client.acked].filter((n) => (counts.get(n) ?? 0) === 0)).toEqual([])
     expect([...counts].filter(([, c]) => c > 1)).toEqual([])
   }, 300_000)
 
   it('the other side server is killed as its merge starts: a candidate merges its fork once, no acknowledged mail is lost', async () => {
-    const { fed, first, second, client, cut_ms } = await partitionedFederation()
-    const witness = fed.nodes[2]!
+    const { fed, winner, loser, witness, client, cut_ms } = await partitionedFederation()
     try {
       // Killed as it starts merging: its changes (acknowledged mail among them) are only in the snapshots
-      // node 2 holds. Node 2 then follows node 0 and merges that fork as a dead one.
-      await second.waitFor(since('merge_started', cut_ms), ISOLATION_MS + 90_000, 'the loser starts merging')
-      second.signal('SIGKILL')
-      await second.waitExit(10_000)
+      // the witness holds. The witness then follows node 0 and merges that fork as a dead one.
+      await loser.waitFor(since('merge_started', cut_ms), ISOLATION_MS + 90_000, 'the loser starts merging')
+      loser.signal('SIGKILL')
+      await loser.waitExit(10_000)
       const merged = await witness.waitFor(
         since('dead_fork_merged', cut_ms),
         120_000,
-        'node 2 merges the dead fork',
+        'the witness merges the dead fork',
       )
-      expect(merged.winner).toBe(first.records.find((r) => r.event === 'node_started')?.key)
-      const landed = await first.waitFor(since('merge_landed', cut_ms), 10_000, 'the dead fork lands')
-      await mergeSnapshotEverywhere(first, [witness], Number(landed.time))
+      expect(merged.winner).toBe(winner.records.find((r) => r.event === 'node_started')?.key)
+      const landed = await winner.waitFor(since('merge_landed', cut_ms), 10_000, 'the dead fork lands')
+      await mergeSnapshotEverywhere(winner, [witness], Number(landed.time))
       await client.more(3, 60_000)
     } finally {
       await client.stop()
     }
     // Judged by the client's acknowledgements against node 0's mailbox (Sustain's accounting plays no part).
-    const counts = await mailboxCounts(join(nodePaths(first.data_dir).service_state, 'mail', 'alice'))
+    const counts = await mailboxCounts(join(nodePaths(winner.data_dir).service_state, 'mail', 'alice'))
     expect([...client.acked].filter((n) => (counts.get(n) ?? 0) === 0)).toEqual([])
     expect([...counts].filter(([, c]) => c > 1)).toEqual([])
     // Once: one dead-fork merge started and finished, one merge landed on the winner.
     expect(deadForkRecords(fed.nodes, 'dead_fork_merge_started', cut_ms)).toHaveLength(1)
     expect(deadForkRecords(fed.nodes, 'dead_fork_merged', cut_ms)).toHaveLength(1)
-    expect(first.records.filter(since('merge_landed', cut_ms))).toHaveLength(1)
+    expect(winner.records.filter(since('merge_landed', cut_ms))).toHaveLength(1)
   }, 300_000)
 })
