@@ -8,6 +8,7 @@ import { moveSection } from './move.ts'
 import { overlaySection } from './overlay.ts'
 import { pauseSection } from './pause.ts'
 import { qemuSection } from './qemu.ts'
+import { qemuZeroLossSection } from './qemu-zero-loss.ts'
 import type { Section } from './section.ts'
 import { simSection } from './sim.ts'
 import { snapshotSection } from './snapshot.ts'
@@ -26,6 +27,7 @@ export const SECTIONS: readonly Section[] = [
   fenceSection,
   frontdoorSection,
   zeroLossSection,
+  qemuZeroLossSection,
   faultsSection,
   moveSection,
   cliSection,
