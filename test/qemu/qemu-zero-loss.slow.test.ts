@@ -15,11 +15,14 @@ import { guestFixture, relaxProbe } from './guest.ts'
  */
 const CLIENTS = 3
 /** Acks before the kill (a few snapshot cycles of output commit under TCG). */
-const ACKS_BEFORE_KILL = 6
+const ACKS_BEFORE_KILL = 3
 /** Acks after the new server serves: its own output commit works too. */
-const ACKS_AFTER = 3
-/** TCG boot and restore on 2 shared cores under a load of 10-40. */
-const SERVE_TIMEOUT_MS = 240_000
+const ACKS_AFTER = 1
+/**
+ * TCG boot and restore on 2 shared cores; at a load of 80+ one snapshot of the 128 MiB guest took up to
+ * 230 s to encode and a release 316 s after its freeze (the bound is for progress, not a timing check).
+ */
+const SERVE_TIMEOUT_MS = 600_000
 
 const startFederation = localFederations()
 const event =
@@ -114,5 +117,5 @@ describe('output commit for a QEMU service: SIGKILL of the serving machine', () 
       await startFederation.stopAll()
       await guest.cleanup()
     }
-  }, 900_000)
+  }, 2_400_000)
 })
