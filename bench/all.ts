@@ -26,6 +26,7 @@ const SUITES = [
   'frontdoor',
   'zero-loss',
   'qemu',
+  'qemu-zero-loss',
   'faults',
 ] as const
 

@@ -57,7 +57,7 @@ echo 'root:x:0:' > "$root/etc/group"
 echo '/bin/sh' > "$root/etc/shells"
 
 cp "$here/guest/init" "$root/init"
-cp "$here/guest/counter.sh" "$here/guest/answer.sh" "$here/guest/helper" "$here/guest/load.sh" "$root/sustain/"
+cp "$here/guest/counter.sh" "$here/guest/answer.sh" "$here/guest/ack.sh" "$here/guest/helper" "$here/guest/load.sh" "$root/sustain/"
 chmod 755 "$root/init" "$root"/sustain/*
 
 (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$out/initrd.img.tmp"

@@ -1,8 +1,8 @@
 import { ConfigError } from '../config/load.ts'
 import type { SustainConfig } from '../config/schema.ts'
 import { loadServiceManifest } from '../drivers/process/index.ts'
-import { manifestDriverKind } from '../drivers/qemu/index.ts'
-import { type FrontDoorPort, resolveFrontDoorPorts } from './ports.ts'
+import { loadQemuManifest, manifestDriverKind } from '../drivers/qemu/index.ts'
+import { type DeclaredPort, type FrontDoorPort, qemuDeclaredPorts, resolveFrontDoorPorts } from './ports.ts'
 
 /**
  * The front door's ports for this node's config: none without a `front_door` section; a ConfigError
@@ -11,13 +11,17 @@ import { type FrontDoorPort, resolveFrontDoorPorts } from './ports.ts'
 export async function loadFrontDoorPorts(config: SustainConfig): Promise<FrontDoorPort[]> {
   if (!config.front_door) return []
   if (!config.service) throw new ConfigError('field front_door: set, but the node has no service section')
+  let declared: DeclaredPort[]
   if ((await manifestDriverKind(config.service.dir)) === 'qemu') {
-    throw new ConfigError(
-      'field front_door: client ports are declared by process services only (not yet qemu)',
-    )
-  }
-  const manifest = await loadServiceManifest(config.service.dir)
-  const resolved = resolveFrontDoorPorts(config, manifest.client_ports)
+    const manifest = await loadQemuManifest(config.service.dir)
+    if (manifest.network === 'none') {
+      throw new ConfigError(
+        `field front_door: set, but the guest of ${config.service.dir}/sustain-service.yaml has no NIC (network: none): no client port can reach it`,
+      )
+    }
+    declared = qemuDeclaredPorts(manifest)
+  } else declared = (await loadServiceManifest(config.service.dir)).client_ports
+  const resolved = resolveFrontDoorPorts(config, declared)
   if (!resolved.ok)
     throw new ConfigError(`front door does not fit the service:\n  ${resolved.problems.join('\n  ')}`)
   if (resolved.ports.length === 0) {

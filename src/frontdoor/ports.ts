@@ -1,5 +1,28 @@
 import type { SustainConfig } from '../config/schema.ts'
 import type { ClientPort } from '../drivers/process/manifest.ts'
+import type { QemuServiceManifest } from '../drivers/qemu/index.ts'
+
+/**
+ * A client port as the service declares it: a process's (`env` names the variable it learns its port
+ * from) or a QEMU guest's (`guest_port` inside the guest, reached by a hostfwd from the same loopback port).
+ */
+export type DeclaredPort = Pick<ClientPort, 'name' | 'env' | 'proxy_protocol'> & { guest_port?: number }
+
+/**
+ * A QEMU guest's client ports in the front door's terms: the one on `ports.service` is reached through the
+ * node's `service.port` (SUSTAIN_PORT), every other through the node's `service.ports.NAME`.
+ */
+export function qemuDeclaredPorts(manifest: QemuServiceManifest): DeclaredPort[] {
+  return manifest.client_ports.map((p) => ({
+    name: p.name,
+    env:
+      p.guest_port === manifest.ports?.service
+        ? 'SUSTAIN_PORT'
+        : `SUSTAIN_PORT_${p.name.toUpperCase().replaceAll('-', '_')}`,
+    proxy_protocol: p.proxy_protocol,
+    guest_port: p.guest_port,
+  }))
+}
 
 /** One client port as this node runs it. */
 export interface FrontDoorPort {
@@ -20,7 +43,7 @@ export interface FrontDoorPort {
  */
 export function resolveFrontDoorPorts(
   config: SustainConfig,
-  declared: readonly ClientPort[],
+  declared: readonly DeclaredPort[],
 ): { ok: true; ports: FrontDoorPort[] } | { ok: false; problems: string[] } {
   const front = config.front_door
   const service = config.service
@@ -47,7 +70,9 @@ export function resolveFrontDoorPorts(
     const service_port = port.env === 'SUSTAIN_PORT' ? service.port : service.ports?.[port.name]
     if (service_port === undefined) {
       problems.push(
-        `field service.ports.${port.name}: missing, expected the loopback port the service listens on (${port.env})`,
+        port.guest_port === undefined
+          ? `field service.ports.${port.name}: missing, expected the loopback port the service listens on (${port.env})`
+          : `field service.ports.${port.name}: missing, expected the loopback port forwarded to guest port ${port.guest_port}`,
       )
       continue
     }

@@ -3,7 +3,12 @@ import type { SustainConfig } from '../config/schema.ts'
 import type { ServiceDriver } from '../drivers/driver.ts'
 import { reclaimLeftovers } from '../drivers/fence/index.ts'
 import { createProcessDriver, loadServiceManifest } from '../drivers/process/index.ts'
-import { createQemuDriver, loadQemuManifest, manifestDriverKind } from '../drivers/qemu/index.ts'
+import {
+  clientForwards,
+  createQemuDriver,
+  loadQemuManifest,
+  manifestDriverKind,
+} from '../drivers/qemu/index.ts'
 import { clientPortEnv } from '../frontdoor/ports.ts'
 import { nodePaths } from './paths.ts'
 import { checkPortFree, preflightService } from './preflight.ts'
@@ -26,8 +31,10 @@ export async function createDriver(
   await reclaimLeftovers(options)
   if ((await manifestDriverKind(dir)) === 'qemu') {
     const manifest = await loadQemuManifest(dir)
+    const client_forwards = clientForwards(manifest, config.service.ports)
     await checkPortFree(port)
-    return createQemuDriver({ ...options, manifest })
+    for (const forward of client_forwards) await checkPortFree(forward.host_port)
+    return createQemuDriver({ ...options, manifest, client_forwards })
   }
   const manifest = await loadServiceManifest(dir)
   await preflightService(manifest, dir, port)

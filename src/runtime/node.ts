@@ -1074,6 +1074,20 @@ export class SustainNode {
   }
 
   private async restartInPlace(from: 'current' | 'snapshot', ref: SnapshotRef | null): Promise<void> {
+    // A QEMU guest restarted on its current state reboots: its memory, and any acknowledged write held
+    // there, is gone. With output commit every released byte's cause is in a stored snapshot, so the
+    // guest comes back from the newest one instead (the lineage head) and loses nothing acknowledged.
+    if (from === 'current' && this.options.driver?.kind === 'qemu' && this.output_commit !== null) {
+      const head = this.core.head
+      if (head) {
+        this.log.info(
+          { event: 'restart_from_snapshot', snapshot: head.id },
+          'a guest restarts from its newest snapshot (output commit)',
+        )
+        from = 'snapshot'
+        ref = head
+      }
+    }
     try {
       await this.onDriver(async (driver) => {
         await driver.stop('restart')

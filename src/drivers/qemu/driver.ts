@@ -37,7 +37,7 @@ import { runSshHelper, type SshHelperTarget, sshFingerprint } from '../ssh-helpe
 import { type Accel, type AccelChoice, chooseAccel } from './accel.ts'
 import { captureBackground, enableBackgroundSnapshot } from './background-capture.ts'
 import { probeBanner } from './banner-probe.ts'
-import { diskContentName, diskFileName, MEMORY_STATE_FILE, qemuArgs } from './command.ts'
+import { diskContentName, diskFileName, type GuestForward, MEMORY_STATE_FILE, qemuArgs } from './command.ts'
 import { copySparse } from './copy-sparse.ts'
 import { DiskTracker } from './disk-tracker.ts'
 import type { QemuServiceManifest } from './manifest.ts'
@@ -53,6 +53,11 @@ export interface QemuDriverOptions {
   state_dir: string
   /** Host port (127.0.0.1) forwarded to the guest's service port. */
   port: number
+  /**
+   * More host ports (127.0.0.1) forwarded into the guest, at boot and at every restore: the client ports
+   * the front door reaches other than `ports.service` (runtime/create-driver.ts).
+   */
+  client_forwards?: readonly GuestForward[]
   /** Host port (127.0.0.1) forwarded to the guest's SSH port; default: a free port, chosen once. */
   ssh_port?: number
   log: Logger
@@ -201,7 +206,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
       kernel,
     )
     this.run_dir ??= await mkdtemp(join(tmpdir(), 'sustain-qemu-'))
-    if (this.manifest.ports.ssh !== undefined) this.ssh_port ??= await freePort()
+    if (this.manifest.ports?.ssh !== undefined) this.ssh_port ??= await freePort()
     const memory_state = join(this.state_dir, MEMORY_STATE_FILE)
     const incoming = (await exists(memory_state)) ? memory_state : undefined
     const qmp_socket = join(this.run_dir, 'qmp.sock')
@@ -216,6 +221,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
       console_log: join(this.run_dir, 'console.log'),
       service_port: this.options.port,
       ...(this.ssh_port !== undefined ? { ssh_port: this.ssh_port } : {}),
+      ...(this.options.client_forwards ? { client_forwards: this.options.client_forwards } : {}),
       ...(incoming ? { incoming } : {}),
     })
     // A SIGKILLed node does not leave its guest running, holding the ports and its disks.
@@ -598,7 +604,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
 
   private async sshTarget(): Promise<SshHelperTarget> {
     const ssh = this.manifest.ssh
-    if (!ssh || this.manifest.ports.ssh === undefined)
+    if (!ssh || this.manifest.ports?.ssh === undefined)
       throw new HelperError(`guest ${this.manifest.name} has no SSH helper (manifest fields ssh, ports.ssh)`)
     const host_key = (await readFile(this.path(ssh.host_key), 'utf8')).trim().split(/\s+/)
     if (host_key.length < 2 || !host_key[1])
@@ -611,7 +617,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
       host_key_sha256: sshFingerprint(Buffer.from(host_key[1], 'base64')),
       helper_path: ssh.helper,
       env: {
-        SUSTAIN_PORT: String(this.manifest.ports.service),
+        SUSTAIN_PORT: String(this.manifest.ports?.service ?? ''),
         SUSTAIN_SERVICE_NAME: this.manifest.name,
       },
     }

@@ -10,6 +10,34 @@ const port = z.number().int().min(1).max(65_535)
 const disk_name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, 'a name of letters, digits, _ -')
 
 /**
+ * One port the service's clients connect to (the front door, src/frontdoor): `guest_port` inside the guest,
+ * reached by a user-networking `hostfwd` from a loopback port of the node: the node's `service.port` when
+ * it is `ports.service`, else the node's `service.ports.NAME`.
+ */
+export const qemu_client_port_schema = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a name of lower-case letters, digits, -'),
+    protocol: z.literal('tcp').default('tcp'),
+    guest_port: port,
+    /** Start each forwarded connection with a PROXY protocol v2 header naming the client. */
+    proxy_protocol: z.boolean().default(false),
+  })
+  .strict()
+
+export type QemuClientPort = z.infer<typeof qemu_client_port_schema>
+
+function uniqueClientPorts(ports: QemuClientPort[], ctx: z.RefinementCtx): void {
+  for (const key of ['name', 'guest_port'] as const) {
+    const seen = new Set<string | number>()
+    for (const p of ports) {
+      if (seen.has(p[key]))
+        ctx.addIssue({ code: 'custom', message: `two client ports with ${key} ${p[key]}` })
+      seen.add(p[key])
+    }
+  }
+}
+
+/**
  * `sustain-service.yaml` of a service that runs in a QEMU guest (`driver: qemu`). Paths are relative to
  * the service directory. The guest's memory and its disks are the state; the service itself is untouched.
  */
@@ -45,8 +73,16 @@ export const qemu_manifest_schema = z
           .refine((d) => d.image !== undefined || d.size_mib !== undefined, 'image or size_mib'),
       )
       .default([]),
+    /**
+     * `user` (default): one virtio NIC on QEMU's user networking with `restrict=on` (the guest reaches
+     * nothing; only the forwarded ports reach it). `none`: the guest has no NIC: no ports, no SSH helpers,
+     * no banner probe, no client ports.
+     */
+    network: z.enum(['user', 'none']).default('user'),
     /** Guest ports: `service` is forwarded from the node's service port, `ssh` from a free local port. */
-    ports: z.object({ service: port, ssh: port.optional() }).strict(),
+    ports: z.object({ service: port, ssh: port.optional() }).strict().optional(),
+    /** The ports clients use through the front door; each is forwarded into the guest (see above). */
+    client_ports: z.array(qemu_client_port_schema).max(16).default([]).superRefine(uniqueClientPorts),
     /** Probe: connect to the service and expect a first line matching `banner` (a regular expression). */
     probe: z
       .object({ banner: z.string().min(1).optional(), helper: z.boolean().default(false) })
@@ -72,6 +108,29 @@ export const qemu_manifest_schema = z
   })
   .strict()
   .refine((m) => m.kernel !== undefined || m.disks.length > 0, 'a kernel or at least one disk to boot from')
+  .superRefine((m, ctx) => {
+    if (m.network === 'user' && m.ports === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ports'],
+        message: "ports.service, the guest port the node's service port forwards to (network: user)",
+      })
+    if (m.network !== 'none') return
+    // Each of these reaches the guest through its NIC: without one it could never work.
+    const needs_nic = [
+      ['ports', m.ports !== undefined],
+      ['client_ports', m.client_ports.length > 0],
+      ['ssh', m.ssh !== undefined],
+      ['probe.banner', m.probe.banner !== undefined],
+    ] as const
+    for (const [field, set] of needs_nic)
+      if (set)
+        ctx.addIssue({
+          code: 'custom',
+          path: field.split('.'),
+          message: `nothing: ${field} is reached through a NIC and the guest has none (network: none)`,
+        })
+  })
 
 export type QemuServiceManifest = z.infer<typeof qemu_manifest_schema>
 
