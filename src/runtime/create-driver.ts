@@ -1,5 +1,7 @@
 import type { Logger } from '../../lib/log.ts'
+import { ConfigError } from '../config/load.ts'
 import type { SustainConfig } from '../config/schema.ts'
+import { refusal, type ServiceType } from '../core/service-type.ts'
 import type { ServiceDriver } from '../drivers/driver.ts'
 import { reclaimLeftovers } from '../drivers/fence/index.ts'
 import { createProcessDriver, loadServiceManifest } from '../drivers/process/index.ts'
@@ -7,6 +9,12 @@ import { createQemuDriver, loadQemuManifest, manifestDriverKind } from '../drive
 import { clientPortEnv } from '../frontdoor/ports.ts'
 import { nodePaths } from './paths.ts'
 import { checkPortFree, preflightService } from './preflight.ts'
+
+/** A service whose type no federation can provide (`cannot`) is refused before anything starts. */
+function refuseType(manifest: { name: string; type: ServiceType }): void {
+  const why = refusal(manifest.type, manifest.name)
+  if (why !== null) throw new ConfigError(why)
+}
 
 /** The driver a node's config asks for (its service manifest names it); null for a storage-only node. */
 export async function createDriver(
@@ -26,10 +34,12 @@ export async function createDriver(
   await reclaimLeftovers(options)
   if ((await manifestDriverKind(dir)) === 'qemu') {
     const manifest = await loadQemuManifest(dir)
+    refuseType(manifest)
     await checkPortFree(port)
     return createQemuDriver({ ...options, manifest })
   }
   const manifest = await loadServiceManifest(dir)
+  refuseType(manifest)
   await preflightService(manifest, dir, port)
   return createProcessDriver({
     ...options,
