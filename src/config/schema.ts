@@ -169,9 +169,17 @@ export const config_schema = z
       .strict()
       .optional(),
     snapshots: z
-      .object({ keep: z.number().int().min(1).max(1000).default(4) })
+      .object({
+        keep: z.number().int().min(1).max(1000).default(4),
+        /**
+         * r-way replication: each chunk of a snapshot is kept by `r` members besides its writer, chosen
+         * by rendezvous hashing (overlay/rendezvous.ts), and a restore collects from the holders.
+         * `all` (the default): every member keeps every snapshot whole, as a complete local copy.
+         */
+        replication_factor: z.union([z.literal('all'), z.number().int().min(1).max(64)]).default('all'),
+      })
       .strict()
-      .default({ keep: 4 }),
+      .default({ keep: 4, replication_factor: 'all' }),
     log: z
       .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info') })
       .strict()

@@ -48,6 +48,8 @@ export interface LocalFederationOptions {
   service_ports?: (index: number) => Record<string, number>
   /** Warm or cold standby on every node (config service.standby; default cold). */
   standby?: 'warm' | 'cold'
+  /** r-way replication on every node (config snapshots.replication_factor; default all). */
+  replication_factor?: number
 }
 
 /** Front door address of node `index` in a local federation. */
@@ -294,6 +296,9 @@ export class LocalFederation {
           ...(options.standby ? { standby: options.standby } : {}),
         },
         election: { ...config.election, merge_policy: options.merge_policy ?? config.election.merge_policy },
+        ...(options.replication_factor !== undefined
+          ? { snapshots: { ...config.snapshots, replication_factor: options.replication_factor } }
+          : {}),
         ...(options.front_door
           ? {
               front_door: {

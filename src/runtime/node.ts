@@ -41,9 +41,10 @@ import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
 import { type PersistedFile, readPersisted } from './persisted.ts'
 import { type RecoveryPoint, recoveryPoint } from './recovery-point.ts'
-import { SnapshotIndex } from './snapshot-index.ts'
+import { SnapshotIndex, unpackPublished } from './snapshot-index.ts'
 import { collectSnapshot, publishedManifest, publishSnapshot } from './snapshot-replication.ts'
 import { SnapshotRetry } from './snapshot-retry.ts'
+import { overlayReplicationFactor, type SnapshotHeld, SnapshotShares } from './snapshot-shares.ts'
 import type { NodeStatus } from './status.ts'
 import { logTimeline } from './timeline-log.ts'
 import { isTopCandidate, WarmStandby } from './warm-standby.ts'
@@ -121,6 +122,8 @@ export class SustainNode {
   /** Bumped by cancel-restore: a restore task that finds it changed gives up quietly. */
   private restore_generation = 0
   private replicating = new Set<string>()
+  /** r-way replication (`snapshots.replication_factor` a number): shares held here; null: whole copies. */
+  private shares: SnapshotShares | null = null
   /** Snapshots a restore is using (collect, materialise): garbage collection keeps them. */
   private readonly restoring = new Set<string>()
   /** What was written (or is being written) to the persisted state file. */
@@ -194,6 +197,7 @@ export class SustainNode {
     this.index = await SnapshotIndex.open(this.paths.index)
     if (config.service?.standby === 'warm' && this.options.driver)
       this.warm = new WarmStandby({ state_dir: this.paths.service_state, store: this.store, now: this.now })
+    this.shares = overlayReplicationFactor(config) > 0 ? new SnapshotShares() : null
     const persisted = await readPersisted(this.paths.persisted)
     this.persisted = persisted
     let held: SnapshotRef | null = null
@@ -255,6 +259,7 @@ export class SustainNode {
       // A restore must not wait 5 s on a block asked of the dead server: retry other holders after 1 s.
       block_timeout_ms: 1000,
       collect_attempts: 10,
+      replication_factor: overlayReplicationFactor(config),
     })
     this.federation.on('peer-up', (key: string) => {
       this.notePeers()
@@ -283,8 +288,8 @@ export class SustainNode {
       else this.dispatch({ type: 'message', from, msg, now_ms: this.now() })
     })
     this.federation.on('peer-suspicion', (key: string, phi: number) => this.phi.set(key, phi))
-    this.federation.on('snapshot-held', (info: { writer: string; id: string }) => {
-      void this.replicate(info.writer, info.id)
+    this.federation.on('snapshot-held', (info: SnapshotHeld) => {
+      void this.replicate(info)
     })
     const driver = this.options.driver
     if (driver) {
@@ -961,10 +966,11 @@ export class SustainNode {
     return result.ref
   }
 
-  private async replicate(writer: string, id: string): Promise<void> {
+  private async replicate({ writer, id, ...share }: SnapshotHeld): Promise<void> {
     if (this.stopped || this.index.has(id) || this.replicating.has(id)) return
     this.replicating.add(id)
     try {
+      if (this.shares !== null) return await this.holdShare(this.shares, writer, id, share)
       const ref = await this.onStore(() => this.fetch(writer, id, 'replicate'))
       this.dispatch({ type: 'snapshot-stored', snapshot: ref, now_ms: this.now() })
       this.warmUp(ref)
@@ -974,6 +980,32 @@ export class SustainNode {
     } finally {
       this.replicating.delete(id)
     }
+  }
+
+  /**
+   * r-way replication: this node holds its placement share of the snapshot (overlay `snapshot-held`),
+   * not a complete copy; the core counts it as held (a restore collects the rest from the holders).
+   */
+  private async holdShare(
+    shares: SnapshotShares,
+    writer: string,
+    id: string,
+    share: Pick<SnapshotHeld, 'blobs' | 'blobs_total'>,
+  ): Promise<void> {
+    if (shares.has(id)) return
+    const { ref } = unpackPublished(await this.federation.store.manifest(writer, id))
+    const checked = snapshot_ref.safeParse(ref)
+    if (!checked.success || checked.data.id !== id || checked.data.writer !== writer)
+      throw new Error(`snapshot ${id} from ${writer.slice(0, 8)} carries a bad ref`)
+    shares.add(checked.data)
+    this.log.info({ event: 'snapshot_share_held', id, writer, ...share }, 'snapshot share held')
+    this.dispatch({ type: 'snapshot-stored', snapshot: checked.data, now_ms: this.now() })
+    const forks = new Set(this.core.forks.map((f) => f.id))
+    const dropped = shares.trim(
+      this.options.config.snapshots.keep,
+      (i) => this.restoring.has(i) || forks.has(i),
+    )
+    if (dropped.length > 0) await this.federation.forget(dropped)
   }
 
   /** Keep the newest `snapshots.keep` refs (and what the engine still needs); forget the rest everywhere. */
