@@ -83,9 +83,20 @@ export const config_schema = z
          * `refuse-to-split` (only a side with a strict majority of the members serves; a minority waits).
          */
         merge_policy: z.enum(['helper', 'keep-higher', 'refuse-to-split']).default('helper'),
+        /**
+         * `capacity` election: how strong this PC is relative to the others (2 = twice as strong). The
+         * reported load is (measured CPU or memory use + 1) / weight (runtime/load-figure.ts).
+         */
+        capacity_weight: z.number().positive().max(1000).default(1),
       })
       .strict()
-      .default({ strategy: 'static', preempt: false, merge_direction: 'priority', merge_policy: 'helper' }),
+      .default({
+        strategy: 'static',
+        preempt: false,
+        merge_direction: 'priority',
+        merge_policy: 'helper',
+        capacity_weight: 1,
+      }),
     timing: z
       .object({
         heartbeat_interval_ms: z.number().int().min(20).max(10_000).default(200),

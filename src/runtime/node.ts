@@ -37,6 +37,7 @@ import { VirtualIp } from '../frontdoor/vip.ts'
 import { bootstrapNodes } from './dht-bootstrap.ts'
 import { DurableOutbox } from './durable-outbox.ts'
 import { HelperInfo } from './helper-info.ts'
+import { LOAD_REPORT_INTERVAL_MS, loadFigure, sampleLoad } from './load-figure.ts'
 import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
 import { type PersistedFile, readPersisted } from './persisted.ts'
@@ -107,6 +108,9 @@ export class SustainNode {
   private index!: SnapshotIndex
   private tick_timer: NodeJS.Timeout | null = null
   private recovery_timer: NodeJS.Timeout | null = null
+  private load_timer: NodeJS.Timeout | null = null
+  /** The load figure the core last took (load-figure.ts); known before the first election. */
+  private reported_load = 0
   /** When the stuck recovery point was last logged (null: not stuck). */
   private stuck_logged_ms: number | null = null
   /** Since when this node serves (for "stuck": a young service has no snapshot yet). */
@@ -208,6 +212,7 @@ export class SustainNode {
       stored.push(ref)
       if (compareSnapshots(ref, held) > 0) held = ref
     }
+    this.reported_load = loadFigure(sampleLoad(), config.election.capacity_weight)
     this.core = new NodeCore({
       config: {
         ...DEFAULT_CORE_CONFIG,
@@ -229,6 +234,7 @@ export class SustainNode {
         output_commit: this.outputCommitK(),
       },
       now_ms: this.now(),
+      load: this.reported_load,
       persisted,
       members: persisted.members,
       held,
@@ -371,7 +377,13 @@ export class SustainNode {
     await this.federation.start()
     this.dispatch({ type: 'joined', now_ms: this.now() })
     this.log.info(
-      { event: 'node_started', key: this.id, term: persisted.term, held: held?.id ?? null },
+      {
+        event: 'node_started',
+        key: this.id,
+        term: persisted.term,
+        held: held?.id ?? null,
+        load: this.reported_load,
+      },
       'node started',
     )
     this.start_finished = true
@@ -380,6 +392,16 @@ export class SustainNode {
       this.options.tick_ms ?? 50,
     )
     this.recovery_timer = setInterval(() => this.checkRecoveryPoint(), RECOVERY_CHECK_INTERVAL_MS)
+    this.load_timer = setInterval(() => this.reportLoad(), LOAD_REPORT_INTERVAL_MS)
+  }
+
+  /** `capacity` election: the core ranks by the load peers report; a changed figure goes out at once. */
+  private reportLoad(): void {
+    const load = loadFigure(sampleLoad(), this.options.config.election.capacity_weight)
+    if (load === this.reported_load) return
+    this.reported_load = load
+    this.log.debug({ event: 'load_reported', load }, 'load reported')
+    this.dispatch({ type: 'load', load, now_ms: this.now() })
   }
 
   /** Subscribe to timeline and progress notices; returns the unsubscribe function. */
@@ -535,6 +557,7 @@ export class SustainNode {
     this.helper_info?.close()
     if (this.tick_timer) clearInterval(this.tick_timer)
     if (this.recovery_timer) clearInterval(this.recovery_timer)
+    if (this.load_timer) clearInterval(this.load_timer)
     this.options.driver?.off('event', this.onDriverEvent)
     const step = async (name: string, work: Promise<unknown> | undefined) => {
       this.closing_step = name
