@@ -35,6 +35,19 @@ export function typePolicy(type: Exclude<ServiceType, 'cannot'>): TypePolicy {
 }
 
 /**
+ * The heal policy a type imposes on the core. Type3 needs all of its data: a split side that lacks it
+ * must not serve. Which side has the data? Sustain's data is the one server's state; after a split the
+ * side that may keep (or elect) the server is the one with a strict majority of the members: that is
+ * `refuse-to-split` (config.ts), so Type3 is served only there. The minority side has no server: its front
+ * door holds new clients (up to front_door.max_held / hold_ms) until the heal. As only one side ever
+ * serves, there is nothing to merge: the heal never joins two divergent states (the data is gathered by
+ * construction). Type0/1/2 keep the configured policy (`helper` by default: both sides serve, merge on heal).
+ */
+export function mergePolicyFor<P extends string>(type: ServiceType, configured: P): P | 'refuse-to-split' {
+  return type === 'type3' ? 'refuse-to-split' : configured
+}
+
+/**
  * Why a service of this type cannot run on a federation, and what type would fit; null when it can.
  * The text is shown to a person at `sustain join` / `config check`, so it names the way out.
  */

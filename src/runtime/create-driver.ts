@@ -16,6 +16,15 @@ function refuseType(manifest: { name: string; type: ServiceType }): void {
   if (why !== null) throw new ConfigError(why)
 }
 
+/** The service type (Table 1) of the node's service; null for a storage-only node. */
+export async function serviceType(config: SustainConfig): Promise<ServiceType | null> {
+  if (!config.service) return null
+  const { dir } = config.service
+  const manifest =
+    (await manifestDriverKind(dir)) === 'qemu' ? await loadQemuManifest(dir) : await loadServiceManifest(dir)
+  return manifest.type
+}
+
 /** The driver a node's config asks for (its service manifest names it); null for a storage-only node. */
 export async function createDriver(
   config: SustainConfig,

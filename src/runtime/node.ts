@@ -25,6 +25,7 @@ import {
 } from '../core/messages.ts'
 import { NodeCore } from '../core/node.ts'
 import { compareSnapshots } from '../core/ranking.ts'
+import { mergePolicyFor, type ServiceType } from '../core/service-type.ts'
 import type { NodeId, SnapshotRef } from '../core/types.ts'
 import type { Capture, DriverEvent, ServiceDriver } from '../drivers/driver.ts'
 import { MdnsResponder, mdnsName } from '../frontdoor/dns/mdns.ts'
@@ -73,6 +74,8 @@ export interface NodeOptions {
   driver: ServiceDriver | null
   /** The front door's ports (loadFrontDoorPorts); none: no front door. */
   front_door_ports?: FrontDoorPort[]
+  /** The service's type (Table 1, core/service-type.ts): Type3 serves only on a majority side. */
+  service_type?: ServiceType | null
   /** Time base for the core, in milliseconds. */
   now?: () => number
   tick_ms?: number
@@ -222,7 +225,7 @@ export class SustainNode {
         strategy: config.election.strategy,
         preempt: config.election.preempt,
         merge_direction: config.election.merge_direction,
-        merge_policy: config.election.merge_policy,
+        merge_policy: mergePolicyFor(this.options.service_type ?? 'type1', config.election.merge_policy),
         // Supporters count for fence_ms / 2 after their newest state: at least 5 heartbeats.
         fence_ms: Math.max(DEFAULT_CORE_CONFIG.fence_ms, 10 * config.timing.heartbeat_interval_ms),
         heartbeat_interval_ms: config.timing.heartbeat_interval_ms,
