@@ -149,7 +149,7 @@ const DATA_RECV_BUFFER_BYTES = 8 * 1024 * 1024
  *   'peer-suspicion'  (key: string, phi: number)            periodic, for the UI
  *   'admission-refused' (key: string, reason: string)
  *   'snapshot'        ({ writer, id, bytes_total })         a remote writer published a snapshot
- *   'snapshot-held'   ({ writer, id })                      this node holds its share of it
+ *   'snapshot-held'   ({ writer, id, blobs })               this node holds its share of it (blob hashes)
  *   'isolation'       ({ isolated: boolean })               test nemesis started / ended (isolate())
  *   'data-connection' (key: string, 'lane' | 'hyperswarm')  a data connection to `key` was admitted
  *   'lane-ended'      (key: string, { verdict: 'gone' | 'alive' | 'unknown', redial, dials })  a lane

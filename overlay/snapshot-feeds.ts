@@ -171,7 +171,8 @@ async function withTimeout<T>(promise: Promise<T>, timeout_ms: number, what: str
 
 /**
  * Events: `snapshot` ({ writer, id, bytes_total }) when a remote writer's new snapshot becomes known;
- * `snapshot-held` ({ writer, id }) when this node holds its share of it (everything, or its placement);
+ * `snapshot-held` ({ writer, id, blobs }) when this node holds its share of it (everything, or its placement;
+ * `blobs`: the hashes of the blobs it holds, of `blobs_total`);
  * `published` ({ id, length }) when this node's own publish is whole (its core is `length` long).
  */
 export class SnapshotFeeds extends EventEmitter {
@@ -424,7 +425,14 @@ export class SnapshotFeeds extends EventEmitter {
         () => {
           if (view.placements.get(entry.id) !== placement || placement.held || this.closed) return
           placement.held = true
-          this.emit('snapshot-held', { writer: view.writer, id: entry.id })
+          const mine = new Set(blocks)
+          const blobs = entry.blobs.filter(([, block]) => mine.has(block)).map(([hash]) => hash)
+          this.emit('snapshot-held', {
+            writer: view.writer,
+            id: entry.id,
+            blobs,
+            blobs_total: entry.blobs.length,
+          })
         },
         () => {}, // destroyed by a newer placement, forget or close
       )
@@ -524,6 +532,16 @@ export class SnapshotFeeds extends EventEmitter {
     } finally {
       release()
     }
+  }
+
+  /**
+   * The published manifest block of snapshot `id` (a share holder's view of a snapshot under r-way
+   * replication: it knows what the snapshot is without collecting its blobs).
+   */
+  async manifest(writer: string, id: string): Promise<Buffer> {
+    const view = await this.view(writer)
+    const entry = await this.findEntry(view, id)
+    return this.fetchVerified(view, entry.manifest, TAG_MANIFEST, null)
   }
 
   private async collectFrom(

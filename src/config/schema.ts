@@ -83,9 +83,20 @@ export const config_schema = z
          * `refuse-to-split` (only a side with a strict majority of the members serves; a minority waits).
          */
         merge_policy: z.enum(['helper', 'keep-higher', 'refuse-to-split']).default('helper'),
+        /**
+         * `capacity` election: how strong this PC is relative to the others (2 = twice as strong). The
+         * reported load is (measured CPU or memory use + 1) / weight (runtime/load-figure.ts).
+         */
+        capacity_weight: z.number().positive().max(1000).default(1),
       })
       .strict()
-      .default({ strategy: 'static', preempt: false, merge_direction: 'priority', merge_policy: 'helper' }),
+      .default({
+        strategy: 'static',
+        preempt: false,
+        merge_direction: 'priority',
+        merge_policy: 'helper',
+        capacity_weight: 1,
+      }),
     timing: z
       .object({
         heartbeat_interval_ms: z.number().int().min(20).max(10_000).default(200),
@@ -169,9 +180,17 @@ export const config_schema = z
       .strict()
       .optional(),
     snapshots: z
-      .object({ keep: z.number().int().min(1).max(1000).default(4) })
+      .object({
+        keep: z.number().int().min(1).max(1000).default(4),
+        /**
+         * r-way replication: each chunk of a snapshot is kept by `r` members besides its writer, chosen
+         * by rendezvous hashing (overlay/rendezvous.ts), and a restore collects from the holders.
+         * `all` (the default): every member keeps every snapshot whole, as a complete local copy.
+         */
+        replication_factor: z.union([z.literal('all'), z.number().int().min(1).max(64)]).default('all'),
+      })
       .strict()
-      .default({ keep: 4 }),
+      .default({ keep: 4, replication_factor: 'all' }),
     log: z
       .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info') })
       .strict()

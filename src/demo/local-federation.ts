@@ -48,6 +48,12 @@ export interface LocalFederationOptions {
   service_ports?: (index: number) => Record<string, number>
   /** Warm or cold standby on every node (config service.standby; default cold). */
   standby?: 'warm' | 'cold'
+  /** Election strategy on every node (config election.strategy; default static). */
+  strategy?: 'static' | 'freshest' | 'capacity'
+  /** Node i declares capacity_weights[i] (config election.capacity_weight; default 1). */
+  capacity_weights?: number[]
+  /** r-way replication on every node (config snapshots.replication_factor; default all). */
+  replication_factor?: number
 }
 
 /** Front door address of node `index` in a local federation. */
@@ -293,7 +299,15 @@ export class LocalFederation {
           ...(options.output_commit !== undefined ? { output_commit: options.output_commit } : {}),
           ...(options.standby ? { standby: options.standby } : {}),
         },
-        election: { ...config.election, merge_policy: options.merge_policy ?? config.election.merge_policy },
+        election: {
+          ...config.election,
+          merge_policy: options.merge_policy ?? config.election.merge_policy,
+          ...(options.strategy ? { strategy: options.strategy } : {}),
+          ...(options.capacity_weights ? { capacity_weight: options.capacity_weights[i] } : {}),
+        },
+        ...(options.replication_factor !== undefined
+          ? { snapshots: { ...config.snapshots, replication_factor: options.replication_factor } }
+          : {}),
         ...(options.front_door
           ? {
               front_door: {

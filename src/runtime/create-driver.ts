@@ -1,5 +1,7 @@
 import type { Logger } from '../../lib/log.ts'
+import { ConfigError } from '../config/load.ts'
 import type { SustainConfig } from '../config/schema.ts'
+import { refusal, type ServiceType } from '../core/service-type.ts'
 import type { ServiceDriver } from '../drivers/driver.ts'
 import { reclaimLeftovers } from '../drivers/fence/index.ts'
 import { createProcessDriver, loadServiceManifest } from '../drivers/process/index.ts'
@@ -12,6 +14,21 @@ import {
 import { clientPortEnv } from '../frontdoor/ports.ts'
 import { nodePaths } from './paths.ts'
 import { checkPortFree, preflightService } from './preflight.ts'
+
+/** A service whose type no federation can provide (`cannot`) is refused before anything starts. */
+function refuseType(manifest: { name: string; type: ServiceType }): void {
+  const why = refusal(manifest.type, manifest.name)
+  if (why !== null) throw new ConfigError(why)
+}
+
+/** The service type (Table 1) of the node's service; null for a storage-only node. */
+export async function serviceType(config: SustainConfig): Promise<ServiceType | null> {
+  if (!config.service) return null
+  const { dir } = config.service
+  const manifest =
+    (await manifestDriverKind(dir)) === 'qemu' ? await loadQemuManifest(dir) : await loadServiceManifest(dir)
+  return manifest.type
+}
 
 /** The driver a node's config asks for (its service manifest names it); null for a storage-only node. */
 export async function createDriver(
@@ -31,12 +48,14 @@ export async function createDriver(
   await reclaimLeftovers(options)
   if ((await manifestDriverKind(dir)) === 'qemu') {
     const manifest = await loadQemuManifest(dir)
+    refuseType(manifest)
     const client_forwards = clientForwards(manifest, config.service.ports)
     await checkPortFree(port)
     for (const forward of client_forwards) await checkPortFree(forward.host_port)
     return createQemuDriver({ ...options, manifest, client_forwards })
   }
   const manifest = await loadServiceManifest(dir)
+  refuseType(manifest)
   await preflightService(manifest, dir, port)
   return createProcessDriver({
     ...options,

@@ -10,8 +10,14 @@ import { assert } from '../core/assert.ts'
 import { DEFAULT_CORE_CONFIG } from '../core/config.ts'
 import type { CoreEffect, CoreEvent, DriverEventKind } from '../core/io.ts'
 import type { ForkPoint } from '../core/lineage.ts'
-import { type ControlMessage, type MergeOfferMessage, validateControlMessage } from '../core/messages.ts'
+import {
+  type ControlMessage,
+  type MergeOfferMessage,
+  snapshot_ref,
+  validateControlMessage,
+} from '../core/messages.ts'
 import { NodeCore } from '../core/node.ts'
+import { mergePolicyFor, type ServiceType } from '../core/service-type.ts'
 import type { NodeId, SnapshotRef } from '../core/types.ts'
 import type { Capture, DriverEvent, ServiceDriver } from '../drivers/driver.ts'
 import { MdnsResponder, mdnsName } from '../frontdoor/dns/mdns.ts'
@@ -24,14 +30,16 @@ import { VirtualIp } from '../frontdoor/vip.ts'
 import { bootstrapNodes } from './dht-bootstrap.ts'
 import { DurableOutbox } from './durable-outbox.ts'
 import { HelperInfo } from './helper-info.ts'
+import { LOAD_REPORT_INTERVAL_MS, loadFigure, sampleLoad } from './load-figure.ts'
 import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
 import { type PersistedFile, readPersisted } from './persisted.ts'
 import { type RecoveryPoint, recoveryPoint } from './recovery-point.ts'
-import type { SnapshotIndex } from './snapshot-index.ts'
+import { type SnapshotIndex, unpackPublished } from './snapshot-index.ts'
 import { publishedManifest, publishSnapshot } from './snapshot-replication.ts'
 import { SnapshotRepository } from './snapshot-repository.ts'
 import { SnapshotRetry } from './snapshot-retry.ts'
+import { overlayReplicationFactor, type SnapshotHeld, SnapshotShares } from './snapshot-shares.ts'
 import type { NodeStatus } from './status.ts'
 import { logTimeline } from './timeline-log.ts'
 import { isTopCandidate, WarmStandby } from './warm-standby.ts'
@@ -59,6 +67,8 @@ export interface NodeOptions {
   driver: ServiceDriver | null
   /** The front door's ports (loadFrontDoorPorts); none: no front door. */
   front_door_ports?: FrontDoorPort[]
+  /** The service's type (Table 1, core/service-type.ts): Type3 serves only on a majority side. */
+  service_type?: ServiceType | null
   /** Time base for the core, in milliseconds. */
   now?: () => number
   tick_ms?: number
@@ -92,6 +102,9 @@ export class SustainNode {
   private snapshots!: SnapshotRepository
   private tick_timer: NodeJS.Timeout | null = null
   private recovery_timer: NodeJS.Timeout | null = null
+  private load_timer: NodeJS.Timeout | null = null
+  /** The load figure the core last took (load-figure.ts); known before the first election. */
+  private reported_load = 0
   /** When the stuck recovery point was last logged (null: not stuck). */
   private stuck_logged_ms: number | null = null
   /** Since when this node serves (for "stuck": a young service has no snapshot yet). */
@@ -102,6 +115,8 @@ export class SustainNode {
   /** Bumped by cancel-restore: a restore task that finds it changed gives up quietly. */
   private restore_generation = 0
   private replicating = new Set<string>()
+  /** r-way replication (`snapshots.replication_factor` a number): shares held here; null: whole copies. */
+  private shares: SnapshotShares | null = null
   /** Snapshots a restore is using (collect, materialise): garbage collection keeps them. */
   private readonly restoring = new Set<string>()
   /** What was written (or is being written) to the persisted state file. */
@@ -175,9 +190,11 @@ export class SustainNode {
     })
     if (config.service?.standby === 'warm' && this.options.driver)
       this.warm = new WarmStandby({ state_dir: this.paths.service_state, store: this.store, now: this.now })
+    this.shares = overlayReplicationFactor(config) > 0 ? new SnapshotShares() : null
     const persisted = await readPersisted(this.paths.persisted)
     this.persisted = persisted
     const { held, stored } = await this.snapshots.complete()
+    this.reported_load = loadFigure(sampleLoad(), config.election.capacity_weight)
     this.core = new NodeCore({
       config: {
         ...DEFAULT_CORE_CONFIG,
@@ -187,7 +204,7 @@ export class SustainNode {
         strategy: config.election.strategy,
         preempt: config.election.preempt,
         merge_direction: config.election.merge_direction,
-        merge_policy: config.election.merge_policy,
+        merge_policy: mergePolicyFor(this.options.service_type ?? 'type1', config.election.merge_policy),
         // Supporters count for fence_ms / 2 after their newest state: at least 5 heartbeats.
         fence_ms: Math.max(DEFAULT_CORE_CONFIG.fence_ms, 10 * config.timing.heartbeat_interval_ms),
         heartbeat_interval_ms: config.timing.heartbeat_interval_ms,
@@ -199,6 +216,7 @@ export class SustainNode {
         output_commit: this.outputCommitK(),
       },
       now_ms: this.now(),
+      load: this.reported_load,
       persisted,
       members: persisted.members,
       held,
@@ -229,6 +247,7 @@ export class SustainNode {
       // A restore must not wait 5 s on a block asked of the dead server: retry other holders after 1 s.
       block_timeout_ms: 1000,
       collect_attempts: 10,
+      replication_factor: overlayReplicationFactor(config),
     })
     this.federation.on('peer-up', (key: string) => {
       this.notePeers()
@@ -257,8 +276,8 @@ export class SustainNode {
       else this.dispatch({ type: 'message', from, msg, now_ms: this.now() })
     })
     this.federation.on('peer-suspicion', (key: string, phi: number) => this.phi.set(key, phi))
-    this.federation.on('snapshot-held', (info: { writer: string; id: string }) => {
-      void this.replicate(info.writer, info.id)
+    this.federation.on('snapshot-held', (info: SnapshotHeld) => {
+      void this.replicate(info)
     })
     const driver = this.options.driver
     if (driver) {
@@ -340,7 +359,13 @@ export class SustainNode {
     await this.federation.start()
     this.dispatch({ type: 'joined', now_ms: this.now() })
     this.log.info(
-      { event: 'node_started', key: this.id, term: persisted.term, held: held?.id ?? null },
+      {
+        event: 'node_started',
+        key: this.id,
+        term: persisted.term,
+        held: held?.id ?? null,
+        load: this.reported_load,
+      },
       'node started',
     )
     this.start_finished = true
@@ -349,6 +374,16 @@ export class SustainNode {
       this.options.tick_ms ?? 50,
     )
     this.recovery_timer = setInterval(() => this.checkRecoveryPoint(), RECOVERY_CHECK_INTERVAL_MS)
+    this.load_timer = setInterval(() => this.reportLoad(), LOAD_REPORT_INTERVAL_MS)
+  }
+
+  /** `capacity` election: the core ranks by the load peers report; a changed figure goes out at once. */
+  private reportLoad(): void {
+    const load = loadFigure(sampleLoad(), this.options.config.election.capacity_weight)
+    if (load === this.reported_load) return
+    this.reported_load = load
+    this.log.debug({ event: 'load_reported', load }, 'load reported')
+    this.dispatch({ type: 'load', load, now_ms: this.now() })
   }
 
   /** Subscribe to timeline and progress notices; returns the unsubscribe function. */
@@ -509,6 +544,7 @@ export class SustainNode {
     this.helper_info?.close()
     if (this.tick_timer) clearInterval(this.tick_timer)
     if (this.recovery_timer) clearInterval(this.recovery_timer)
+    if (this.load_timer) clearInterval(this.load_timer)
     this.options.driver?.off('event', this.onDriverEvent)
     const step = async (name: string, work: Promise<unknown> | undefined) => {
       this.closing_step = name
@@ -935,10 +971,11 @@ export class SustainNode {
     return result.ref
   }
 
-  private async replicate(writer: string, id: string): Promise<void> {
+  private async replicate({ writer, id, ...share }: SnapshotHeld): Promise<void> {
     if (this.stopped || this.index.has(id) || this.replicating.has(id)) return
     this.replicating.add(id)
     try {
+      if (this.shares !== null) return await this.holdShare(this.shares, writer, id, share)
       const ref = await this.onStore(() => this.fetch(writer, id, 'replicate'))
       this.dispatch({ type: 'snapshot-stored', snapshot: ref, now_ms: this.now() })
       this.warmUp(ref)
@@ -948,6 +985,32 @@ export class SustainNode {
     } finally {
       this.replicating.delete(id)
     }
+  }
+
+  /**
+   * r-way replication: this node holds its placement share of the snapshot (overlay `snapshot-held`),
+   * not a complete copy; the core counts it as held (a restore collects the rest from the holders).
+   */
+  private async holdShare(
+    shares: SnapshotShares,
+    writer: string,
+    id: string,
+    share: Pick<SnapshotHeld, 'blobs' | 'blobs_total'>,
+  ): Promise<void> {
+    if (shares.has(id)) return
+    const { ref } = unpackPublished(await this.federation.store.manifest(writer, id))
+    const checked = snapshot_ref.safeParse(ref)
+    if (!checked.success || checked.data.id !== id || checked.data.writer !== writer)
+      throw new Error(`snapshot ${id} from ${writer.slice(0, 8)} carries a bad ref`)
+    shares.add(checked.data)
+    this.log.info({ event: 'snapshot_share_held', id, writer, ...share }, 'snapshot share held')
+    this.dispatch({ type: 'snapshot-stored', snapshot: checked.data, now_ms: this.now() })
+    const forks = new Set(this.core.forks.map((f) => f.id))
+    const dropped = shares.trim(
+      this.options.config.snapshots.keep,
+      (i) => this.restoring.has(i) || forks.has(i),
+    )
+    if (dropped.length > 0) await this.federation.forget(dropped)
   }
 
   /** Keep the newest `snapshots.keep` refs (and what the engine still needs); forget the rest everywhere. */

@@ -6,7 +6,7 @@ import { readIdentity } from '../config/identity.ts'
 import type { SustainConfig } from '../config/schema.ts'
 import { loadFrontDoorPorts } from '../frontdoor/load-ports.ts'
 import { claimSocket, startControlServer } from './control-server.ts'
-import { createDriver } from './create-driver.ts'
+import { createDriver, serviceType } from './create-driver.ts'
 import { serveBootstrap } from './dht-bootstrap.ts'
 import { installLastWords } from './last-words.ts'
 import { startMetrics } from './metrics.ts'
@@ -48,7 +48,8 @@ export async function runNode(
   await mkdir(paths.dir, { recursive: true })
   const front_door_ports = await loadFrontDoorPorts(config)
   const driver = await createDriver(config, data_dir, log)
-  const node = new SustainNode({ data_dir, config, keyPair, log, driver, front_door_ports })
+  const service_type = driver === null ? null : await serviceType(config)
+  const node = new SustainNode({ data_dir, config, keyPair, log, driver, front_door_ports, service_type })
   const stopRecording = await recordTimeline(node, paths.timeline)
   let control = null as Server | null
   let metrics = null as Server | null

@@ -93,6 +93,32 @@ describe('sustain join: errors a person can cause get one clear line and a non-z
     expect(oneLine(result.stderr)).toEqual([expect.stringMatching(/no-such-binary.*no such file/)])
   })
 
+  it('a service of type cannot is refused with why and which type fits', async () => {
+    const service = join(dir, 'cannot-svc')
+    await mkdir(service)
+    await writeFile(
+      join(service, 'sustain-service.yaml'),
+      'version: 1\nname: ledger\ntype: cannot\ncommand: [/bin/true]\n',
+    )
+    await sustain('init', '--data', join(dir, 'f'))
+    const result = await sustain(
+      'join',
+      join(dir, 'f', 'sustain.yaml'),
+      '--service',
+      service,
+      '--port',
+      '2998',
+      '--bootstrap',
+      '127.0.0.1:9',
+    )
+    expect(result.code).not.toBe(0)
+    const [line] = oneLine(result.stderr)
+    expect(line).toMatch(/service ledger declares type: cannot/)
+    expect(line).toMatch(/while the network is split, one side lacks the data/)
+    expect(line).toMatch(/type3 if its answers may wait/)
+    expect(line).toMatch(/type2 if it can answer from the part/)
+  })
+
   it('a native fast path missing is one log line, not an error', async () => {
     await sustain('init', '--data', join(dir, 'e'))
     const result = await sustain(

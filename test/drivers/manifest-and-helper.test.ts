@@ -60,7 +60,9 @@ describe('service manifest', () => {
     const message = (error as Error).message
     expect(message).toContain('sustain-service.yaml is invalid')
     expect(message).toMatch(/field version: got 2, expected 1/)
-    expect(message).toMatch(/field type: got "type9", expected one of "type0"\|"type1"\|"type2"\|"type3"/)
+    expect(message).toMatch(
+      /field type: got "type9", expected one of "type0"\|"type1"\|"type2"\|"type3"\|"cannot"/,
+    )
     expect(message).toMatch(/field command: got \[\], expected array to have >=1 items/)
     expect(message).toMatch(/field probe_interval_ms: got -1, expected number to be >=10/)
     expect(message).toMatch(/unknown key\(s\) colour/)

@@ -4,12 +4,13 @@ import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { describeSchemaIssue } from '../../config/describe-issue.ts'
 import { ConfigError } from '../../config/load.ts'
+import { SERVICE_TYPES } from '../../core/service-type.ts'
 import { appendOnlyGlob } from './append-only.ts'
 
 export const MANIFEST_FILE = 'sustain-service.yaml'
 
-/** Table 1 of the original design: what a service tolerates while the federation is split. */
-export const service_types = ['type0', 'type1', 'type2', 'type3'] as const
+/** Table 1 of the original design: what a service tolerates while the federation is split (core/service-type.ts). */
+export const service_types = SERVICE_TYPES
 
 /**
  * One port the service's clients connect to. The process learns its local port from `env`:
