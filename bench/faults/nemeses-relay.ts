@@ -114,9 +114,10 @@ function relayNemesis(
     async run(ctx) {
       const p = draw(ctx.rng)
       const relay_seed = ctx.rng.int(0, 2 ** 31 - 1)
-      // Bounded by itself too: a lab that dies mid-hold leaves no relay (and so no damaged link).
-      const relay = await startRelay(ctx, p, relay_seed, (2 * ctx.hold_ms) / 1000 + 30)
+      // The fault begins with the relay's first route (it routes while it already relays), before 'ready'.
       const fault_t = Date.now()
+      // Bounded by itself too: a lab that dies mid-hold leaves no relay (and so no damaged link).
+      const relay = await startRelay(ctx, p, relay_seed, (2 * ctx.hold_ms) / 1000 + 150)
       ctx.note(
         `relay on every link between nodes: delay ${p.delay_ms} ms +- ${p.jitter_ms} ms` +
           `${p.in_order ? ' (in order)' : ''}, duplicate ${(p.duplicate * 100).toFixed(0)} %, ` +
