@@ -25,7 +25,7 @@ function loadsAsNumbers(json: FaultsJson): FaultsJson {
  * The newest file's records of the kinds this run did not run (by fault, node count and output commit),
  * each stamped with its own lab run's commit and node count, then this run's records.
  */
-function mergeRuns(previous: FaultsJson, json: FaultsJson): FaultsJson['runs'] {
+export function mergeRuns(previous: FaultsJson, json: FaultsJson): FaultsJson['runs'] {
   const key = (r: FaultRecord, nodes: number) => `${r.fault}\u0000${r.nodes ?? nodes}\u0000${r.output_commit}`
   const fresh = new Set(json.runs.map((r) => key(r, json.nodes)))
   const kept = previous.runs

@@ -6,11 +6,14 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { Prng } from '../../test/sim/prng.ts'
 import type { Nemesis, NemesisContext } from './nemeses.ts'
 
 const RELAY = fileURLToPath(new URL('./relay.py', import.meta.url))
+/** Debian's python3 when there is one: a pyenv shim first on PATH took seconds to start under load. */
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
 
 export interface RelayParams {
   delay_ms: number
@@ -48,7 +51,7 @@ async function startRelay(ctx: NemesisContext, p: RelayParams, seed: number, max
     String(max_s),
     ...(p.in_order ? ['--in-order'] : []),
   ]
-  const child = spawn('python3', argv, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(PYTHON, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
   relays.add(child)
   child.once('exit', () => relays.delete(child))
   let stdout = ''
