@@ -98,7 +98,7 @@ def main():
     deadline = time.monotonic() + a.max_s
     fds = {}  # fd -> node index
     by_address = {}  # 4-byte IPv4 address -> fd of that node's device
-    # First every device, in its namespace and down: nothing goes through the relay yet.
+    # First every device in its namespace, up, with no route yet: nothing goes through the relay.
     # Few processes (one `ip` here, one per namespace): each costs up to a second at a load of 40.
     moves = []
     for i, (ns, address) in enumerate(nodes):
@@ -107,16 +107,18 @@ def main():
         by_address[bytes(int(x) for x in address.split('.'))] = fd
         moves.append(f'link set flr{i} netns {ns}')
     sh(['ip', '-batch', '-'], '\n'.join(moves) + '\n')
+    # Up before any route: a packet routed to a device still down fails to be written (lost at setup).
+    for i, (ns, _) in enumerate(nodes):
+        sh(['ip', '-n', ns, 'link', 'set', f'flr{i}', 'up'])
     log('devices in place')
-    # Then each device up and the routes, from a thread while the loop below already relays: a route in place before the
+    # Then the routes, from a thread while the loop below already relays: a route in place before the
     # loop runs would hold its packets unread (and stall the links) for as long as the rest takes.
     routed = []
 
     def route():
         try:
             for i, (ns, address) in enumerate(nodes):
-                routes = [f'link set flr{i} up']
-                routes += [f'route add {other}/32 dev flr{i} src {address}' for _, other in nodes if other != address]
+                routes = [f'route add {other}/32 dev flr{i} src {address}' for _, other in nodes if other != address]
                 sh(['ip', '-n', ns, '-batch', '-'], '\n'.join(routes) + '\n')
             log('routes in place')
             routed.append(True)
