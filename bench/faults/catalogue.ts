@@ -12,6 +12,7 @@ import {
   restartWithData,
 } from './nemeses.ts'
 import { PROCESS_NEMESES } from './nemeses-process.ts'
+import { delay, duplicate, reorder } from './nemeses-relay.ts'
 import { corruptBlock } from './nemeses-storage.ts'
 import { bridge, majorityRing } from './nemeses-topology.ts'
 
@@ -27,6 +28,9 @@ export const NEMESES: Nemesis[] = [
   ...PROCESS_NEMESES,
   flapping,
   loss,
+  delay,
+  duplicate,
+  reorder,
   clockSkew,
   restartWithData,
   restartEmpty,

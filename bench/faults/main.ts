@@ -1,6 +1,6 @@
 /**
  * The fault lab (issue 20): `npm run faults [-- --quick] [--seed S] [--only NAME] [--nodes N] [--runs R]
- * [--output-commit off|k] [--keep]`. Runs as PID 1 of the namespaces bench/faults/in-lab.sh makes: a
+ * [--output-commit off|k] [--keep] [--merge] [--scale 5,10,20]`. Runs as PID 1 of the namespaces bench/faults/in-lab.sh makes: a
  * bridge, one namespace per node (a real `sustain join` with the mail example and its front door) and
  * one for the clients. Each nemesis (bench/faults/nemeses.ts, drawn from the seed) runs against a
  * settled federation while bench/faults/checker.py mails through every front door; the checker then
@@ -21,6 +21,7 @@ import { type FaultRecord, type FaultsJson, type ScaleFigures, writeFaultResults
 import { createLabNodes, emptyDir, type LabNode, unmountSmallDisks, writeNodeDir } from './lab-federation.ts'
 import { type LabNet, startLabNet } from './lab-net.ts'
 import { type FaultApplied, healAll, type NemesisContext } from './nemeses.ts'
+import { stopRelays } from './nemeses-relay.ts'
 import { measureIdle } from './scale.ts'
 import { readTimelines, type TimelineEvent } from './timelines.ts'
 
@@ -36,6 +37,8 @@ const { values } = parseArgs({
     runs: { type: 'string' },
     'output-commit': { type: 'string', default: 'off' },
     keep: { type: 'boolean', default: false },
+    /** Keep the newest results' rows of the kinds (at their node count) this run does not run. */
+    merge: { type: 'boolean', default: false },
     /** Write no results (the system test's short runs). */
     'no-results': { type: 'boolean', default: false },
     /** Idle federations of these sizes instead of nemeses (e.g. 5,10): the JSON's scale section. */
@@ -78,6 +81,7 @@ const children = new Set<ChildProcess>()
 
 /** Ends every process the lab started (nodes by process group, checkers by PID), bounded. */
 async function stopAll(): Promise<void> {
+  stopRelays()
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
   for (const node of nodes) {
     node.signal('SIGCONT')
@@ -275,8 +279,10 @@ async function main(): Promise<number> {
   const created = await createLabNodes(lab, dir, options)
   nodes = created.nodes
   for (const node of nodes) node.start()
-  const first = await untilOneServer(120_000)
-  if (first === null) throw new Error('the federation did not form within 120 s')
+  // 20 nodes took ~185 s to form at load ~45 on 2 cores (the scale run): the bound grows with N.
+  const form_ms = Math.max(120_000, NODES * 12_000)
+  const first = await untilOneServer(form_ms)
+  if (first === null) throw new Error(`the federation did not form within ${form_ms / 1000} s`)
   log(`federation formed: n${first.server} serves (${first.ms} ms)`)
 
   const runs: FaultRecord[] = []
@@ -389,6 +395,8 @@ async function main(): Promise<number> {
         elections: elections.length,
         fault_ms: applied.heal_t - applied.fault_t,
         params: applied.params,
+        nodes: NODES,
+        commit: gitCommit(),
         ...(verdict.lost_acked_before_fault_ms !== undefined
           ? { lost_acked_before_fault_ms: verdict.lost_acked_before_fault_ms }
           : {}),
@@ -436,7 +444,7 @@ async function main(): Promise<number> {
       runs,
       scale: {},
     }
-    await writeFaultResults(json)
+    await writeFaultResults(json, values.merge)
   }
   log(
     `${runs.length} runs, ${failed} failed; load ${load_before.join(' ')} before, ${load_after.join(' ')} after`,

@@ -19,6 +19,9 @@ export interface FaultRecord {
   fault_ms: number
   params: Record<string, unknown>
   lost_acked_before_fault_ms?: number
+  /** The lab run's node count and commit (absent in files written before `--merge`: the file's). */
+  nodes?: number
+  commit?: string
 }
 
 export interface ScaleFigures {
@@ -40,6 +43,8 @@ export interface FaultsJson {
   load_before: number[]
   load_after: number[]
   runs: FaultRecord[]
+  /** `--merge`: the commands of the earlier lab runs whose rows this file keeps. */
+  merged_from?: string[]
   scale: {
     nodes?: Record<string, ScaleFigures>
     commit?: string
@@ -72,13 +77,17 @@ export const FAULTS_METHOD = [
 
 /** The RESULTS.md section's body, from the JSON alone. */
 export function renderFaults(json: FaultsJson): string {
-  const kinds = [...new Set(json.runs.map((r) => `${r.fault}\u0000${r.output_commit}`))]
+  // One row per fault kind, node count and output commit (a merged file holds rows of several lab runs).
+  const key = (r: FaultRecord) => `${r.fault}\u0000${r.nodes ?? json.nodes}\u0000${r.output_commit}`
+  const kinds = [...new Set(json.runs.map(key))]
   const rows = kinds.map((kind) => {
-    const [fault, output_commit] = kind.split('\u0000') as [string, string]
-    const runs = json.runs.filter((r) => r.fault === fault && r.output_commit === output_commit)
+    const [fault, nodes, output_commit] = kind.split('\u0000') as [string, string, string]
+    const runs = json.runs.filter((r) => key(r) === kind)
     const heal = runs.map((r) => r.one_server_after_heal_ms)
+    const commits = [...new Set(runs.map((r) => r.commit ?? json.commit))].join(' ')
     return [
       fault,
+      nodes,
       output_commit,
       runs.length,
       sum(runs.map((r) => r.acknowledged)),
@@ -96,11 +105,13 @@ export function renderFaults(json: FaultsJson): string {
         50,
       ),
       heal.some((h) => h === null) ? 'never' : Math.max(...(heal as number[])),
+      commits,
     ]
   })
   const table = markdownTable(
     [
       'fault',
+      'nodes',
       'output commit',
       'runs',
       'acknowledged',
@@ -111,6 +122,7 @@ export function renderFaults(json: FaultsJson): string {
       'false failovers',
       'detection p50 ms',
       'one server after heal, max ms',
+      'commit',
     ],
     rows,
   )
@@ -119,7 +131,7 @@ export function renderFaults(json: FaultsJson): string {
   if (scale && Object.keys(scale).length > 0) {
     parts.push(
       '',
-      'Idle nodes (`npm run faults -- --scale 5,10`): no client; CPU counts the node and its service, bytes are ' +
+      'Idle nodes (`npm run faults -- --scale 5,10,20`): no client; CPU counts the node and its service, bytes are ' +
         "both ways on the node's link (heartbeats, DHT, lanes); then the server SIGKILLed. " +
         `Commit ${json.scale.commit}, ${json.scale.date?.slice(0, 10)}, snapshot interval ${json.scale.snapshot_interval_ms ?? 1000} ms, load ${json.scale.load_before?.join(' ')} before, ${json.scale.load_after?.join(' ')} after:`,
       '',
@@ -152,7 +164,12 @@ export const faultsSection: Section<FaultsJson> = {
   file: 'faults.json',
   heading: 'Fault lab',
   method: FAULTS_METHOD,
-  render: (run) => `${run.nodes} nodes, seed ${run.seed}.\n\n${renderFaults(run)}`,
+  render: (run) =>
+    `${
+      run.merged_from?.length
+        ? `Rows of ${run.merged_from.length + 1} lab runs (\`--merge\`: a run replaces the rows of the kinds and node count it ran; each row names its commit), the newest seed ${run.seed}`
+        : `${run.nodes} nodes, seed ${run.seed}`
+    }.\n\n${renderFaults(run)}`,
   // The lab records commit, date, command and loads; its rounds are the runs of each fault kind.
   legacy: (run) => {
     const perKind = new Map<string, number>()
