@@ -623,10 +623,11 @@ export class World {
           const archived = item.dead_fork ? (this.content.get(head!.id) ?? new Set<number>()) : node.state
           for (const w of archived) winner.state.add(w)
           if (item.dead_fork) winner.merged_ids.add(head!.id)
-          else
+          else {
+            // The loser's snapshots of the stint it merged (its serving term): what its offer's head covers.
             for (const [id, ref] of node.store)
-              if (ref.writer === node.id && [...(this.content.get(id) ?? [])].every((w) => node.state.has(w)))
-                winner.merged_ids.add(id)
+              if (ref.writer === node.id && ref.term === node.core.term) winner.merged_ids.add(id)
+          }
           // The winner applied the archive before it answered (runtime acceptMerge): it hears first.
           this.deliverCore(winner, { type: 'merged', from: node.id, head, now_ms: this.now_ms })
         }
