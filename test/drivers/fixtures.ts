@@ -25,9 +25,11 @@ case "\${SERVICE_MODE:-plain}" in
     child sleep 1000
     wait ;;
   escape)
-    # A daemon's double fork: a new session, out of the service's process group, its parent gone.
-    child setsid sleep 1000
-    ( child setsid sleep 1000 ) # double fork: its parent is gone at once
+    # A daemon's double fork: a new session, out of the service's process group, its parent gone. Each
+    # writes its pid from inside its new session: a reader never sees it before setsid took effect.
+    detached() { ( setsid bash -c 'read -r pid _ < /proc/self/stat; echo "$pid" >> "$SUSTAIN_STATE_DIR/children"; exec sleep 1000' ) & }
+    detached
+    ( detached ) # double fork: its parent is gone at once
     wait ;;
 esac
 `
