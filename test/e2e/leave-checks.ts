@@ -40,7 +40,7 @@ export async function leavesInARow(start: StartFederation, count: number): Promi
       const r = await leaveAndRejoin(fed, load)
       results.push(r)
       process.stderr.write(
-        `leave ${i + 1}/${count}: ${r.leaver} -> ${r.successor}, exit ${r.exit_code}, gap ${r.gap_ms} ms, claims ${r.claims.join('+')}, ${Date.now() - t} ms with the rejoin\n`,
+        `leave ${i + 1}/${count}: ${r.leaver} -> ${r.successor}, exit ${r.exit_code}, gap ${r.gap_ms} ms, claims ${r.claims.join('+')}, ${Date.now() - t} ms with the rejoin${r.exit_code === 0 ? '' : `; it said: ${r.output.trim()}`}\n`,
       )
     }
   } finally {
@@ -48,7 +48,7 @@ export async function leavesInARow(start: StartFederation, count: number): Promi
   }
   process.stdout.write(`${report(results)}\n`)
   for (const r of results) {
-    expect({ leaver: r.leaver, code: r.exit_code, output: r.output }).toMatchObject({ code: 0 })
+    expect(r.exit_code, `${r.leaver}'s leave said: ${r.output}`).toBe(0)
     expect(r.output).toMatch(/handed over to [0-9a-f]{8}/)
     // One claim per hand-over: the successor's, nobody else's.
     expect(r.claims).toEqual([r.successor])
