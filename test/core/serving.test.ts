@@ -114,7 +114,7 @@ describe('serving', () => {
     const done = node.handle({
       type: 'message',
       from: B,
-      msg: state('server', { term: 2, server: B, head: final.snapshot }),
+      msg: state('server', { term: 2, server: B }),
       now_ms: 3000,
     })
     expect(ofType(done, 'exit')).toHaveLength(1)
