@@ -72,10 +72,6 @@ export type TimelineName =
   | 'resigned'
   | 'handover_started'
   | 'handover_finished'
-  /** The successor serves without the final snapshot (it restored an older one): the leaver merges into it. */
-  | 'handover_merges'
-  /** A node restoring by its own election was named successor: it restores the final snapshot instead. */
-  | 'restore_switched'
   | 'merge_started'
   | 'merge_finished'
   | 'merge_failed'

@@ -539,8 +539,7 @@ export class NodeCore {
       case 'merging': {
         if (this.role_ === 'merging') return
         if (this.handover?.successor === other.id) {
-          if (this.successorHoldsFinal(other)) this.finishHandover()
-          else this.mergeHandover(other)
+          this.finishHandover()
           return
         }
         if (!this.bugs.stepsDownOnHeal) return
@@ -549,8 +548,7 @@ export class NodeCore {
         break
       }
       case 'leaving':
-        if (this.handover?.successor === other.id && this.successorHoldsFinal(other)) this.finishHandover()
-        else if (this.handover?.successor === other.id) this.mergeHandover(other)
+        if (this.handover?.successor === other.id) this.finishHandover()
         else if (this.handover !== null) {
           // Another server appeared while this one hands over (a partition healed): its changes since
           // the split must reach that server before it goes, so it merges instead of handing over.
@@ -644,10 +642,6 @@ export class NodeCore {
       this.abortRestore(`hand-over moved to ${short(msg.to)}`)
     }
     from.role = 'leaving'
-    // The leaving server holds its final snapshot (and serves its blocks until it goes): an election
-    // that follows (the named successor died) restores that one, not an older snapshot this node had
-    // last heard of. What was acknowledged before the service stopped is only in the final one.
-    if (compareSnapshots(msg.snapshot, from.snapshot) > 0) from.snapshot = msg.snapshot
     this.handover_to = msg.to
     this.split.handoverSeen(from.id, msg.to)
     const current = this.liveServer()
@@ -660,19 +654,6 @@ export class NodeCore {
       // An electing node stops electing: the leaving server chose, and a claim of its own would race
       // the successor (a second server in a planned hand-over).
       if (this.role_ === 'candidate' || this.role_ === 'electing') this.follow(from.id)
-      return
-    }
-    if (this.role_ === 'restoring' && this.restore !== null && this.claimed_handover_from === null) {
-      // Named while restoring by its own election (the named successor died, this node elected itself
-      // and the leaving server then named it): the leaving server finishes once this node serves, so it
-      // must serve the final snapshot, not the older one its election picked.
-      this.handover_to = null
-      this.claimed_handover_from = from.id
-      if (compareSnapshots(msg.snapshot, this.restore.snapshot) > 0) {
-        this.timeline('restore_switched', { from: this.restore.snapshot?.id ?? null, to: msg.snapshot.id })
-        this.restore = { snapshot: msg.snapshot, failed: new Set() }
-        this.effects.push({ type: 'restore', snapshot: msg.snapshot, sources: [from.id] })
-      }
       return
     }
     if (this.role_ !== 'candidate' && this.role_ !== 'electing') return
@@ -1140,30 +1121,6 @@ export class NodeCore {
     handover.deadline_ms = this.now_ms + this.config.handover_timeout_ms
     const msg: HandoverMessage = { type: 'handover', term: this.term_, to: next.id, snapshot: handover.final }
     this.effects.push({ type: 'broadcast', msg })
-  }
-
-  /**
-   * The successor serves a state that holds the final snapshot (its head descends from it). One that
-   * serves an older snapshot (it restored by its own election, e.g. after the first successor died)
-   * lacks what was acknowledged before the stop: the hand-over is not done.
-   */
-  private successorHoldsFinal(successor: PeerInfo): boolean {
-    const final = this.handover?.final ?? null
-    if (final === null) return true
-    return successor.head !== null && covers(closure(successor.head), final)
-  }
-
-  /** The successor serves without the final snapshot: its changes reach it by a merge, as after a heal. */
-  private mergeHandover(successor: PeerInfo): void {
-    const handover = this.handover
-    assert(handover !== null, 'merging a hand-over that did not start')
-    this.timeline('handover_merges', {
-      successor: successor.id,
-      final: handover.final?.id ?? null,
-      served: successor.head?.id ?? null,
-    })
-    this.handover = null
-    this.startMerge(successor, handover.after === 'exit' ? 'exit' : 'candidate')
   }
 
   private finishHandover(): void {

@@ -151,8 +151,6 @@ export class SustainNode {
   /** Set by leave(): the role then, and how the hand-over ended (from the core's timeline). */
   private leave_requested: { role: string } | null = null
   private leave_outcome: LeaveOutcome | null = null
-  /** The successor a leaving node merges into (it served an older snapshot than the final one). */
-  private leave_merging_into: string | null = null
   private restore_progress_ms = 0
   private front_door: FrontDoor | null = null
   private mdns: MdnsResponder | null = null
@@ -431,11 +429,6 @@ export class SustainNode {
             ok: false,
             reason: 'no candidate could take over; the final snapshot stays in this data directory',
           }
-    } else if (name === 'handover_merges') {
-      this.leave_merging_into = String(fields.successor)
-    } else if (name === 'merge_finished' && String(fields.winner) === this.leave_merging_into) {
-      // The successor serves and this node's final changes were merged into it: the hand-over completed.
-      this.leave_outcome = { ok: true, successor: String(fields.winner) }
     } else if (name === 'merge_finished') {
       const winner = String(fields.winner)
       this.leave_outcome = {

@@ -104,8 +104,6 @@ export function runScenario(seed: number, options: ScenarioOptions): ScenarioRes
     } else if (kind < 78) {
       world.at(at, () => {
         const victim = rng.chance(0.6) && server() >= 0 ? server() : anyNode()
-        // Sometimes the successor it names is SIGKILLed mid-restore (it restarts 1-3 s later).
-        if (rng.chance(0.4)) world.killNamedSuccessor(victim, rng.int(0, 400))
         world.leave(victim)
         world.at(heal_at, () => world.restart(victim))
       })

@@ -1,7 +1,6 @@
 import { PhiAccrual } from '../../overlay/phi-accrual.ts'
 import { type CoreConfig, DEFAULT_CORE_CONFIG, type MergePolicy } from '../../src/core/config.ts'
 import type { CoreEffect, CoreEvent } from '../../src/core/io.ts'
-import { closure, covers } from '../../src/core/lineage.ts'
 import type { ControlMessage } from '../../src/core/messages.ts'
 import { NodeCore } from '../../src/core/node.ts'
 import type { PlantedBug } from '../../src/core/planted-bugs.ts'
@@ -179,8 +178,6 @@ export class World {
   private readonly passed_over_by = new Map<NodeId, SimNode>()
   /** The final snapshot a leaving server handed to each successor it named. */
   private readonly named_snapshot = new Map<NodeId, string>()
-  /** Leaving servers whose next named successor is SIGKILLed this long after it is named (mid-restore). */
-  private readonly kill_successor_of = new Map<NodeId, number>()
   /** Output commit: every snapshot some server released output on, by id. */
   private readonly released = new Map<string, SnapshotRef>()
   /** Content check: the writes each stored snapshot holds (the service state its capture froze). */
@@ -401,11 +398,6 @@ export class World {
     node.leaving = true
     this.disturb(`leave ${i}`)
     this.deliverCore(node, { type: 'leave', now_ms: this.now_ms })
-  }
-
-  /** The next successor node `i` names (it leaves) is SIGKILLed `delay_ms` later, often mid-restore. */
-  killNamedSuccessor(i: number, delay_ms: number): void {
-    this.kill_successor_of.set(this.nodes[i]!.id, delay_ms)
   }
 
   corruptCopy(i: number): void {
@@ -873,15 +865,6 @@ export class World {
           const before = this.named_by.get(node.id)
           if (before !== undefined && before !== effect.msg.to) this.passed_over_by.set(before, node)
           this.named_by.set(node.id, effect.msg.to)
-          const kill_in_ms = this.kill_successor_of.get(node.id)
-          const named = effect.msg.to
-          const successor = this.nodes.findIndex((n) => n.id === named)
-          if (kill_in_ms !== undefined && successor >= 0) {
-            this.kill_successor_of.delete(node.id)
-            const back_ms = this.now_ms + kill_in_ms + this.rng.int(1000, 3000)
-            this.at(this.now_ms + kill_in_ms, () => this.crash(successor, 'process'))
-            this.at(back_ms, () => this.restart(successor))
-          }
         }
         {
           const last_words = effect.msg.type === 'resign' && this.speaking === node.index
@@ -895,7 +878,6 @@ export class World {
         return
       case 'timeline':
         if (effect.name === 'elected') this.elections += 1
-        if (effect.name === 'handover_finished') this.checkHandoverFinished(node, effect.fields.successor)
         if (effect.name === 'resigned') {
           node.resigned_at_ms = this.now_ms
           this.disturb(`resign ${node.index}`)
@@ -1024,31 +1006,6 @@ export class World {
 
   private fail(invariant: string, detail: string): never {
     throw new Violation(invariant, this.now_ms, detail)
-  }
-
-  /**
-   * A leaving server stops its service (nothing new is acknowledged), takes a final snapshot and goes
-   * once its successor serves: that successor's service must hold the final snapshot (its restored head
-   * descends from it), or what was acknowledged before the stop is gone with the leaver.
-   */
-  private checkHandoverFinished(node: SimNode, successor_id: unknown): void {
-    const successor = this.nodes.find((n) => n.id === successor_id)
-    if (!successor?.alive || successor.core.role !== 'server') return
-    const final_id = this.named_snapshot.get(successor.id)
-    const final = final_id === undefined ? undefined : node.store.get(final_id)
-    if (final === undefined) return
-    const head = successor.core.head
-    if (head === null || !covers(closure(head), final))
-      this.fail(
-        'handover-successor-holds-final',
-        `n${node.index} left handing over to n${successor.index}, which serves ${head?.id.slice(-8) ?? 'nothing'}, not the final ${final.id.slice(-8)}`,
-      )
-    for (const w of this.content.get(final.id) ?? [])
-      if (!successor.state.has(w))
-        this.fail(
-          'handover-successor-holds-final',
-          `n${node.index} left; successor n${successor.index} lacks write ${w} of the final ${final.id.slice(-8)}`,
-        )
   }
 
   /** Per-node checks after every event the node handles. */
