@@ -42,13 +42,16 @@ export type StartFederation = (options: Omit<LocalFederationOptions, 'dir'>) => 
 
 const recordTime = (r: LogRecord) => Number(r.time)
 
-/** Who claimed (the `elected` stage) in [from_ms, to_ms], from every node's log. */
+/** Who claimed (the `elected` stage) in [from_ms, to_ms], from every node's log, in time order. */
 export function claimsBetween(fed: LocalFederation, from_ms: number, to_ms: number): string[] {
-  return fed.nodes.flatMap((n) =>
-    n.records
-      .filter((r) => r.event === 'elected' && recordTime(r) >= from_ms && recordTime(r) <= to_ms)
-      .map(() => n.name),
-  )
+  return fed.nodes
+    .flatMap((n) =>
+      n.records
+        .filter((r) => r.event === 'elected' && recordTime(r) >= from_ms && recordTime(r) <= to_ms)
+        .map((r) => ({ name: n.name, t: recordTime(r) })),
+    )
+    .sort((a, b) => a.t - b.t)
+    .map((c) => c.name)
 }
 
 /**

@@ -37,6 +37,21 @@ describe('leave under load (real node processes, mail flowing to any address)', 
     expect(next).not.toBe(successor)
     expect(next).not.toBe(server)
     const claims = claimsBetween(fed, started_ms, Date.now())
+    if (claims[0] !== successor.name || claims.at(-1) !== next.name)
+      console.log(
+        'DIAG claims',
+        claims,
+        fed.nodes.map((n) =>
+          n.records
+            .filter((r) => Number(r.time) >= started_ms)
+            .filter((r) => /elected|restor|handover|claim|role|merge/.test(String(r.event)))
+            .map(
+              (r) =>
+                `${n.name} ${Number(r.time) - started_ms} ${r.event} ${String(r['reason'] ?? r['to'] ?? '')}`,
+            )
+            .join(' | '),
+        ),
+      )
     expect(claims[0]).toBe(successor.name)
     expect(claims.at(-1)).toBe(next.name)
     const statuses = await Promise.all(fed.nodes.map((n) => n.status()))
