@@ -37,6 +37,24 @@ describe('sustain join: errors a person can cause get one clear line and a non-z
     await rm(dir, { recursive: true, force: true })
   })
 
+  /** `sustain join` of a fresh node (data dir `node`) with a service made of this manifest alone. */
+  async function joinService(node: string, service_name: string, manifest: string, port: number) {
+    const service = join(dir, service_name)
+    await mkdir(service)
+    await writeFile(join(service, 'sustain-service.yaml'), manifest)
+    await sustain('init', '--data', join(dir, node))
+    return sustain(
+      'join',
+      join(dir, node, 'sustain.yaml'),
+      '--service',
+      service,
+      '--port',
+      String(port),
+      '--bootstrap',
+      '127.0.0.1:9',
+    )
+  }
+
   const oneLine = (stderr: string) =>
     stderr
       .trim()
@@ -72,44 +90,22 @@ describe('sustain join: errors a person can cause get one clear line and a non-z
   })
 
   it('the service command is missing', async () => {
-    const service = join(dir, 'svc')
-    await mkdir(service)
-    await writeFile(
-      join(service, 'sustain-service.yaml'),
+    const result = await joinService(
+      'c',
+      'svc',
       'version: 1\nname: gone\ntype: type1\ncommand: [./no-such-binary]\n',
-    )
-    await sustain('init', '--data', join(dir, 'c'))
-    const result = await sustain(
-      'join',
-      join(dir, 'c', 'sustain.yaml'),
-      '--service',
-      service,
-      '--port',
-      '2999',
-      '--bootstrap',
-      '127.0.0.1:9',
+      2999,
     )
     expect(result.code).not.toBe(0)
     expect(oneLine(result.stderr)).toEqual([expect.stringMatching(/no-such-binary.*no such file/)])
   })
 
   it('a service of type cannot is refused with why and which type fits', async () => {
-    const service = join(dir, 'cannot-svc')
-    await mkdir(service)
-    await writeFile(
-      join(service, 'sustain-service.yaml'),
+    const result = await joinService(
+      'f',
+      'cannot-svc',
       'version: 1\nname: ledger\ntype: cannot\ncommand: [/bin/true]\n',
-    )
-    await sustain('init', '--data', join(dir, 'f'))
-    const result = await sustain(
-      'join',
-      join(dir, 'f', 'sustain.yaml'),
-      '--service',
-      service,
-      '--port',
-      '2998',
-      '--bootstrap',
-      '127.0.0.1:9',
+      2998,
     )
     expect(result.code).not.toBe(0)
     const [line] = oneLine(result.stderr)
