@@ -9,6 +9,7 @@ import {
   type StartFederation,
   serverOverlaps,
   sleep,
+  storyBetween,
 } from './leave-run.ts'
 
 /** Four nodes (priorities 50, 40, 30, 20) serving examples/mail; a client mails every 50 ms to any address. */
@@ -37,11 +38,19 @@ export async function leavesInARow(start: StartFederation, count: number): Promi
   try {
     for (let i = 0; i < count; i++) {
       const t = Date.now()
-      const r = await leaveAndRejoin(fed, load)
+      const r = await leaveAndRejoin(fed, load).catch((error: unknown) => {
+        process.stderr.write(
+          `leave ${i + 1}/${count} failed: ${String(error)}\n${storyBetween(fed, t - 2000, Date.now())}\n`,
+        )
+        throw error
+      })
       results.push(r)
       process.stderr.write(
         `leave ${i + 1}/${count}: ${r.leaver} -> ${r.successor}, exit ${r.exit_code}, gap ${r.gap_ms} ms, claims ${r.claims.join('+')}, ${Date.now() - t} ms with the rejoin${r.exit_code === 0 ? '' : `; it said: ${r.output.trim()}`}\n`,
       )
+      // A leave that misbehaved prints what every node did meanwhile (the CI log keeps nothing else).
+      if (r.exit_code !== 0 || r.claims.length !== 1 || r.claims[0] !== r.successor)
+        process.stderr.write(`${storyBetween(fed, r.from_ms - 2000, r.to_ms)}\n`)
     }
   } finally {
     await load.stop()

@@ -25,6 +25,44 @@ export interface LeaveResult {
   claims: string[]
   /** Mails acknowledged after the leave's CLI returned (the client got through to the successor). */
   acked_after: number
+  /** Wall-clock window of the leave (from the CLI's start to the successor's first acknowledgement). */
+  from_ms: number
+  to_ms: number
+}
+
+/** Core events worth reading when a leave goes wrong (not the snapshot and load chatter). */
+const STORY = new Set([
+  'node_started',
+  'role_changed',
+  'elected',
+  'claim_refused',
+  'server_suspected',
+  'peer_down',
+  'leave_requested',
+  'handover_started',
+  'handover_finished',
+  'merge_started',
+  'merge_finished',
+  'merge_failed',
+  'restore_failed',
+  'restored',
+  'service_answering',
+])
+
+/** Every node's story in [from_ms, to_ms], in time order, one line each: what to read when a leave failed. */
+export function storyBetween(fed: LocalFederation, from_ms: number, to_ms: number): string {
+  const lines = fed.nodes.flatMap((n) =>
+    n.records
+      .filter((r) => STORY.has(String(r.event)) && recordTime(r) >= from_ms && recordTime(r) <= to_ms)
+      .map((r) => {
+        const { level, time, mono_ms, pid, hostname, name, msg, event, ...rest } = r
+        return { t: recordTime(r), line: `${n.name} ${String(event)} ${JSON.stringify(rest).slice(0, 240)}` }
+      }),
+  )
+  return lines
+    .sort((a, b) => a.t - b.t)
+    .map((l) => `  +${l.t - from_ms} ms ${l.line}`)
+    .join('\n')
 }
 
 /** `sustain leave` on `node`; resolves with its exit code and output, never throws. */
@@ -88,6 +126,8 @@ export async function leaveAndRejoin(fed: LocalFederation, load: MailLoad): Prom
     gap_ms,
     claims,
     acked_after,
+    from_ms: started_ms,
+    to_ms: restarted_ms,
   }
 }
 
