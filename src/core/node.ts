@@ -355,15 +355,24 @@ export class NodeCore {
   /**
    * A node elects once it waited `join_wait_ms` to hear of a server. The first election of a run also
    * waits until no new node appeared for `join_wait_ms` and every reachable node's state (its priority)
-   * arrived, at most 3 x `join_wait_ms`: nodes started together appear one by one as they boot, and the
-   * first to come up must not take the service before the higher-priority ones are heard.
+   * arrived and no reachable node follows a server not yet reached, at most 3 x `join_wait_ms`: nodes
+   * started together appear one by one as they boot, and the first to come up must not take the service
+   * before the higher-priority ones are heard; a node rejoining a busy federation must not claim before
+   * the server admits it.
    */
   private joinWaitOver(now: number): boolean {
     const waited = now - this.joined_at_ms
     if (waited < this.config.join_wait_ms) return false
     if (!this.first_election || waited >= 3 * this.config.join_wait_ms) return true
     if (now - this.last_new_peer_ms < this.config.join_wait_ms) return false
-    return this.peers().every((p) => !p.reachable || p.priority !== Number.NEGATIVE_INFINITY)
+    // Every reachable node's state arrived, and none follows a server this node has not reached yet (a
+    // busy server admits a rejoining node late: a claim before that is refused by everyone who follows it).
+    return this.peers().every(
+      (p) =>
+        !p.reachable ||
+        (p.priority !== Number.NEGATIVE_INFINITY &&
+          (p.server === null || p.server === this.id || this.peers_.get(p.server)?.reachable === true)),
+    )
   }
 
   // ---------------------------------------------------------------- peers and messages
