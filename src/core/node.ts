@@ -312,6 +312,7 @@ export class NodeCore {
     if (this.role_ === 'candidate' && this.server_ === null && this.joinWaitOver(now)) {
       this.startElection(new Set())
     }
+    this.considerSilentLeaver(now)
     if (this.role_ === 'electing' && this.election && now >= this.election.deadline_ms) {
       this.election.deadline_ms = now + this.config.election_timeout_ms
       this.election.wait_for = null
@@ -350,6 +351,16 @@ export class NodeCore {
     } else if (handing?.final && handing.successor === null && now >= handing.deadline_ms) {
       this.nameSuccessor() // it waited for another node's restore (see nameSuccessor)
     }
+  }
+
+  /** The server this node follows handed over, then fell silent for `handover_timeout_ms`: it is gone. */
+  private considerSilentLeaver(now: number): void {
+    if (this.role_ !== 'candidate' || this.server_ === null || this.handover_to !== null) return
+    const leaver = this.peers_.get(this.server_)
+    if (leaver === undefined || leaver.reachable || leaver.role !== 'leaving') return
+    if (now - leaver.last_heard_ms < this.config.handover_timeout_ms) return
+    this.timeline('server_suspected', { server: leaver.id, reason: 'silent in its hand-over' })
+    this.startElection(new Set([leaver.id]))
   }
 
   /**
@@ -412,6 +423,14 @@ export class NodeCore {
     const info = this.peer(id)
     if (!info.reachable) return
     info.reachable = false
+    const busy_leaver = reason === 'suspected' && info.role === 'leaving' && this.bugs.waitsForLeaver
+    if (this.server_ === id && this.role_ !== 'server' && busy_leaver) {
+      // A server handing over said so, and then stopped its service and took its final snapshot: a busy
+      // moment whose silence a detector misreads (leave.slow under load: a candidate claimed against the
+      // hand-over and the leaver merged into it). Only a verdict from the connection, its `leaving`
+      // message, or silence for `handover_timeout_ms` (onTick) end the wait.
+      return
+    }
     if (this.server_ === id && this.role_ !== 'server') {
       this.timeline('server_suspected', { server: id, reason })
       this.startElection(new Set([id]))

@@ -30,6 +30,11 @@ export const PLANTED_BUGS = [
   'merged-keeps-term',
   /** Dead fork: candidates never merge a snapshot whose lineage died before a heal merged it. */
   'dead-fork-ignored',
+  /**
+   * Planned leave: a candidate elects on a detector's suspicion of a server in its hand-over (busy with
+   * its final snapshot), so the leaver meets a second server and merges into it instead of handing over.
+   */
+  'suspects-leaver',
 ] as const
 
 /** Bugs that only exist under a merge policy; the planted-bug test runs them under it. */
@@ -42,6 +47,8 @@ export const PLANTED_BUG_OUTPUT_COMMIT: Partial<Record<PlantedBug, number>> = {
   'merged-keeps-term': 1,
   'dead-fork-ignored': 1,
 }
+/** Bugs only a planned-leaves run shows (test/sim/planned-leaves.ts): no invariant of a chaos run breaks. */
+export const PLANTED_BUG_PLANNED_LEAVES: ReadonlySet<PlantedBug> = new Set<PlantedBug>(['suspects-leaver'])
 export type PlantedBug = (typeof PLANTED_BUGS)[number]
 
 /**
@@ -68,6 +75,8 @@ export interface BugSeam {
   mergesDeadForks: boolean
   /** refuse-to-split: a change of support passes through the fence_ms gap. */
   supportGap: boolean
+  /** A detector's suspicion of a server in its hand-over is not acted on (it is busy, not gone). */
+  waitsForLeaver: boolean
 }
 
 export function plantedSeam(bug: PlantedBug | undefined): BugSeam {
@@ -88,5 +97,6 @@ export function plantedSeam(bug: PlantedBug | undefined): BugSeam {
     handlesMerged: bug !== 'merged-keeps-term',
     mergesDeadForks: bug !== 'dead-fork-ignored' && bug !== 'merged-keeps-term',
     supportGap: bug !== 'no-support-gap',
+    waitsForLeaver: bug !== 'suspects-leaver',
   }
 }

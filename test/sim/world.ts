@@ -132,6 +132,8 @@ interface SimNode {
   members: NodeId[]
   resigned_at_ms: number
   leaving: boolean
+  /** Its event loop is blocked until then (a busy moment under load): what it sends leaves no earlier. */
+  busy_until_ms: number
   /** The resign of a `terminate` is lost in flight (its flush did not finish before the exit). */
   last_words_lost: boolean
   held_changed_ms: number
@@ -235,6 +237,7 @@ export class World {
         members: [],
         resigned_at_ms: Number.NEGATIVE_INFINITY,
         leaving: false,
+        busy_until_ms: 0,
         last_words_lost: false,
         held_changed_ms: 0,
         load_changed_ms: 0,
@@ -398,6 +401,13 @@ export class World {
     node.leaving = true
     this.disturb(`leave ${i}`)
     this.deliverCore(node, { type: 'leave', now_ms: this.now_ms })
+  }
+
+  /** Node `i` is busy for `ms` (a blocked event loop under load): its messages wait until then. */
+  busy(i: number, ms: number): void {
+    const node = this.nodes[i]!
+    node.busy_until_ms = this.now_ms + ms
+    this.log.push(`${this.now_ms} busy ${i} for ${ms} ms`)
   }
 
   corruptCopy(i: number): void {
@@ -826,7 +836,7 @@ export class World {
     if (!to.alive || !this.net.linked(from.index, to.index)) return
     if (this.rng.chance(this.net.lossRate(from.index, to.index))) return
     const delay = this.net.latency(from.index, to.index, this.rng)
-    this.queue.push(this.now_ms + delay, {
+    this.queue.push(Math.max(this.now_ms, from.busy_until_ms) + delay, {
       kind: 'deliver',
       from: from.index,
       to: to.index,
