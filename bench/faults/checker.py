@@ -71,6 +71,9 @@ def send(args):
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(len(doors))]
     for t in threads:
         t.start()
+    # The runner waits for this line before it starts the fault's clock: at load 40 this process took 27 s
+    # to get here once (delay seed 2000), and its first mails went out after the heal.
+    print("sending", flush=True)
     for t in threads:
         t.join(args.max_s + args.timeout_s * 2)
     out.close()

@@ -2,32 +2,74 @@ import { readdirSync, readFileSync } from 'node:fs'
 import type { LabNode } from './lab-federation.ts'
 import type { LabNet } from './lab-net.ts'
 
-/** CPU ticks (user + system) of a process and every descendant, and the node process's own RSS (KiB). */
-function usage(pid: number): { ticks: number; rss_kib: number } {
-  const ppid = new Map<number, number>()
-  const ticks = new Map<number, number>()
+/** CPU ticks of a node, by part: its main thread, its other threads, and its service with helpers. */
+interface Usage {
+  main: number
+  threads: number
+  /** Descendants (the service, helpers) and every child they or the node reaped (probes started and ended). */
+  children: number
+  rss_kib: number
+}
+
+/** utime, stime, cutime, cstime (ticks) and the parent of /proc/<path>/stat, or null when gone. */
+function stat(path: string): { ppid: number; own: number; reaped: number } | null {
+  try {
+    const text = readFileSync(`/proc/${path}/stat`, 'utf8')
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
+    return {
+      ppid: Number(fields[1]),
+      own: Number(fields[11]) + Number(fields[12]),
+      reaped: Number(fields[13]) + Number(fields[14]),
+    }
+  } catch {
+    return null // gone meanwhile
+  }
+}
+
+/**
+ * CPU ticks (user + system) of a node process and every descendant, with the ticks of children that
+ * ended (cutime + cstime): a probe helper lives ~20 ms and is never seen alive by a sampler, yet it
+ * was most of an idle server's cost. The node process's own RSS (KiB).
+ */
+function usage(pid: number): Usage {
+  const all = new Map<number, { ppid: number; own: number; reaped: number }>()
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      ppid.set(Number(name), Number(fields[1]))
-      ticks.set(Number(name), Number(fields[11]) + Number(fields[12]))
-    } catch {} // gone meanwhile
+    const s = stat(name)
+    if (s) all.set(Number(name), s)
   }
   const tree = new Set([pid])
   for (let grew = true, rounds = 0; grew && rounds < 20; rounds++) {
     grew = false
-    for (const [child, parent] of ppid) {
-      if (tree.has(parent) && !tree.has(child)) {
+    for (const [child, s] of all) {
+      if (tree.has(s.ppid) && !tree.has(child)) {
         tree.add(child)
         grew = true
       }
     }
   }
+  let main = 0
+  let threads = 0
+  let children = 0
+  for (const p of tree) {
+    const s = all.get(p)!
+    children += s.reaped
+    if (p !== pid) {
+      children += s.own
+      continue
+    }
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const t = stat(`${pid}/task/${tid}`)
+      if (t === null) continue
+      if (Number(tid) === pid) main += t.own
+      else threads += t.own
+    }
+  }
   const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return { ticks: [...tree].reduce((sum, p) => sum + (ticks.get(p) ?? 0), 0), rss_kib: Number(rss?.[1] ?? 0) }
+  return { main, threads, children, rss_kib: Number(rss?.[1] ?? 0) }
 }
+
+const ticks = (u: Usage) => u.main + u.threads + u.children
 
 /** Bytes through a node's link (both ways), from its namespace's interface counters. */
 async function linkBytes(lab: LabNet, node: LabNode): Promise<number> {
@@ -52,14 +94,22 @@ async function packets(lab: LabNet, node: LabNode): Promise<{ udp: number; tcp: 
 
 /**
  * Per-node means over `window_ms` of an idle federation (no client): CPU % of one core (the node and its
- * service), RSS of the node process, and bytes per second on its link (idle: heartbeats, DHT, lanes).
+ * service, from /proc ticks: CPU time, which the machine's load does not inflate), split by part and by
+ * role (the server runs the service and takes snapshots; `server` is its index), RSS of the node process,
+ * and bytes per second on its link (idle: heartbeats, DHT, lanes).
  */
 export async function measureIdle(
   lab: LabNet,
   nodes: LabNode[],
   window_ms: number,
+  server: number,
 ): Promise<{
   idle_cpu_pct: number
+  server_cpu_pct: number
+  candidate_cpu_pct: number | null
+  cpu_main_thread_pct: number
+  cpu_other_threads_pct: number
+  cpu_service_pct: number
   rss_mib: number
   control_bytes_per_s: number
   udp_packets_per_s: number
@@ -77,11 +127,17 @@ export async function measureIdle(
   const seconds = (performance.now() - t0) / 1000
   const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length
   const round = (x: number, digits: number) => Number(x.toFixed(digits))
+  const pct = (i: number, part: (u: Usage) => number) =>
+    ((part(last[i]!) - part(first[i]!)) / tick_hz / seconds) * 100
+  const all = nodes.map((_, i) => i)
+  const candidates = all.filter((i) => i !== server)
   return {
-    idle_cpu_pct: round(
-      mean(nodes.map((_, i) => ((last[i]!.ticks - first[i]!.ticks) / tick_hz / seconds) * 100)),
-      2,
-    ),
+    idle_cpu_pct: round(mean(all.map((i) => pct(i, ticks))), 2),
+    server_cpu_pct: round(pct(server, ticks), 2),
+    candidate_cpu_pct: candidates.length === 0 ? null : round(mean(candidates.map((i) => pct(i, ticks))), 2),
+    cpu_main_thread_pct: round(mean(all.map((i) => pct(i, (u) => u.main))), 2),
+    cpu_other_threads_pct: round(mean(all.map((i) => pct(i, (u) => u.threads))), 2),
+    cpu_service_pct: round(mean(all.map((i) => pct(i, (u) => u.children))), 2),
     rss_mib: round(mean(last.map((u) => u.rss_kib / 1024)), 1),
     control_bytes_per_s: round(mean(nodes.map((_, i) => (bytes_last[i]! - bytes_first[i]!) / seconds)), 0),
     // Which plane the bytes travel on: UDP is hyperswarm (control plane, DHT), TCP the data lanes.
