@@ -76,8 +76,8 @@ export const qemuZeroLossSection: Section<QemuZeroLossRun> = {
   method: [
     "Three `sustain join` processes run the example QEMU guest; one client sends line after line to the guest's",
     "acknowledging line service (examples/qemu-guest/guest/ack.sh) through a candidate's front door, one at a",
-    'time, and counts an "OK". Each round starts a fresh federation with `output_commit` off, then one with',
-    "k = 1. The freeze-to-release time is the server's own record of each release (the capture's freeze until",
+    'time, and counts an "OK". Each round starts a fresh federation with `output_commit` off and one with',
+    "k = 1, in alternating order (off first in odd rounds). The freeze-to-release time is the server's own record of each release (the capture's freeze until",
     'the snapshot is stored on k candidates); the ack latency is what the client saw. Losses across SIGKILLs',
     'are checked by test/qemu/qemu-zero-loss.slow.test.ts, not here.',
   ].join('\n'),
