@@ -57,6 +57,8 @@ function isLoopback(host: string): boolean {
 const HELPER_INFO_SNAPSHOT_INTERVAL_MS = 10_000
 /** How often the recovery point's age is checked (an error is logged when it gets stuck). */
 const RECOVERY_CHECK_INTERVAL_MS = 1000
+/** With output commit a gc waits for a quiet moment between takes at most this many snapshot intervals. */
+const GC_OVERDUE_INTERVALS = 10
 
 export interface NodeOptions {
   data_dir: string
@@ -109,6 +111,8 @@ export class SustainNode {
   private stuck_logged_ms: number | null = null
   /** When the last gc was queued (this.now()): with output commit at most one per snapshot interval. */
   private gc_at_ms = Number.NEGATIVE_INFINITY
+  /** takeSnapshot calls running (capture to publish). */
+  private takes_running = 0
   /** Since when this node serves (for "stuck": a young service has no snapshot yet). */
   private serving_since_ms: number | null = null
   private snapshot_retry!: SnapshotRetry
@@ -757,6 +761,15 @@ export class SustainNode {
   // ---------------------------------------------------------------- snapshots
 
   private async takeSnapshot(ref: SnapshotRef, final: boolean, for_output = false): Promise<void> {
+    this.takes_running += 1
+    try {
+      await this.takeSnapshotNow(ref, final, for_output)
+    } finally {
+      this.takes_running -= 1
+    }
+  }
+
+  private async takeSnapshotNow(ref: SnapshotRef, final: boolean, for_output: boolean): Promise<void> {
     const attempt = this.snapshot_retry.next(this.now(), final)
     if (!attempt.take) {
       // Not captured at all: the service is not paused for a snapshot that would fail the same way.
@@ -1015,11 +1028,17 @@ export class SustainNode {
   private async collectGarbage(engine_too = false): Promise<void> {
     if (!engine_too && this.snapshots.count <= this.options.config.snapshots.keep) return
     // With output commit snapshots come back to back, each one's output waiting for it: a gc after each
-    // (a scan of every blob) held up the next take or collect in the store queue. Retention may lag by
-    // one interval's snapshots.
+    // (a scan of every blob, 0.5-1.7 s at load 30-40) held up the next take or collect in the store
+    // queue. So at most one per interval, and none while another take runs (its store would wait) unless
+    // GC_OVERDUE_INTERVALS went by: retention lags by at most that many intervals' snapshots.
     const now = this.now()
     const interval_ms = this.options.config.timing.snapshot_interval_ms
-    if (this.outputCommitK() !== null && now - this.gc_at_ms < interval_ms) return
+    if (this.outputCommitK() !== null) {
+      const since_ms = now - this.gc_at_ms
+      if (since_ms < interval_ms) return
+      const another_take = this.takes_running > (engine_too ? 1 : 0)
+      if (another_take && since_ms < GC_OVERDUE_INTERVALS * interval_ms) return
+    }
     this.gc_at_ms = now
     // Decided inside the store queue: a restore that starts meanwhile protects its snapshot. Queued at
     // once (no await before it): a take queued after it would have its snapshot, written but not yet
