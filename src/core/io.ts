@@ -99,7 +99,11 @@ export type CoreEffect =
   | { type: 'cancel-restore' }
   /** `keep_aside`: copy the state directory aside after the stop (it may hold unreplicated changes). */
   | { type: 'stop-service'; reason: string; keep_aside?: boolean }
-  | { type: 'take-snapshot'; snapshot: SnapshotRef; final: boolean }
+  /**
+   * `for_output`: taken for output waiting at the front door (output commit), not by the interval: it
+   * may be covered by the head snapshot whatever its age (`snapshot-covered`).
+   */
+  | { type: 'take-snapshot'; snapshot: SnapshotRef; final: boolean; for_output?: boolean }
   /**
    * Output commit: `snapshot` (this server's own) is stored on k candidates: release every byte the
    * service sent before that snapshot's capture froze it.

@@ -131,6 +131,11 @@ export class NodeCore {
   private claimed_handover_from: NodeId | null = null
   private next_heartbeat_ms: number
   private next_snapshot_ms = 0
+  /**
+   * Output commit: `next_snapshot_ms` as it was before the capture in flight started. A capture for
+   * output that turns out covered stored nothing, so the interval's snapshot stays due when it was.
+   */
+  private next_snapshot_before_ms = 0
   private restarts_ms: number[] = []
   private ineligible_until_ms = 0
   private answering_reported = false
@@ -956,7 +961,12 @@ export class NodeCore {
     this.effects.push({ type: 'exit' })
   }
 
-  private takeSnapshot(final: boolean): void {
+  /**
+   * `for_output`: started for waiting output (not by the interval, a merge or `snapshot-now`): the runtime
+   * may cover it by the head whatever the head's age (nothing changed: the head holds the output's cause).
+   * Interval snapshots stay full, so an idle service's recovery point keeps moving.
+   */
+  private takeSnapshot(final: boolean, for_output = false): void {
     const ref = nextSnapshotRef(
       this.head_,
       this.id,
@@ -966,8 +976,9 @@ export class NodeCore {
       this.merged_in_,
     )
     this.snapshot_in_flight = ref.id
+    this.next_snapshot_before_ms = this.next_snapshot_ms
     this.next_snapshot_ms = this.now_ms + this.config.snapshot_interval_ms
-    this.effects.push({ type: 'take-snapshot', snapshot: ref, final })
+    this.effects.push({ type: 'take-snapshot', snapshot: ref, final, ...(for_output ? { for_output } : {}) })
   }
 
   private onSnapshotStored(snapshot: SnapshotRef): void {
@@ -995,7 +1006,7 @@ export class NodeCore {
     if (this.role_ === 'server' && handover === null && this.output_waiting) {
       // Output came after this capture's freeze: the next capture covers it, at once.
       this.output_waiting = false
-      if (this.health_ !== 'down') this.takeSnapshot(false)
+      if (this.health_ !== 'down') this.takeSnapshot(false, true)
     }
     if (handover && handover.final === null) {
       if (handover.final_id === snapshot.id) {
@@ -1011,20 +1022,22 @@ export class NodeCore {
   private onOutputWaiting(): void {
     if (this.config.output_commit == null || this.role_ !== 'server' || this.handover !== null) return
     if (this.snapshot_in_flight !== null) this.output_waiting = true
-    else if (this.health_ !== 'down') this.takeSnapshot(false)
+    else if (this.health_ !== 'down') this.takeSnapshot(false, true)
   }
 
   /** A capture the head already holds ended: the next one starts at once if output came after its freeze. */
   private onSnapshotCovered(id: string): void {
     if (this.snapshot_in_flight !== id) return
     this.snapshot_in_flight = null
+    // It stored nothing: the interval's snapshot is due as if it had not run.
+    this.next_snapshot_ms = Math.min(this.next_snapshot_ms, this.next_snapshot_before_ms)
     if (this.handover && this.handover.final === null) {
       this.takeFinalSnapshot()
       return
     }
     if (this.role_ === 'server' && this.handover === null && this.output_waiting) {
       this.output_waiting = false
-      if (this.health_ !== 'down') this.takeSnapshot(false)
+      if (this.health_ !== 'down') this.takeSnapshot(false, true)
     }
   }
 

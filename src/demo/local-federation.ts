@@ -261,7 +261,8 @@ export class LocalFederation {
       stdio: ['pipe', 'pipe', 'inherit'],
     })
     const first = createInterface({ input: this.testnet.stdout! })
-    const [line] = (await withTimeout(once(first, 'line'), 20_000, 'the testnet')) as [string]
+    // 20 s was too short at a load of 40 (2 shared cores): tsx compiles the testnet before it prints.
+    const [line] = (await withTimeout(once(first, 'line'), 90_000, 'the testnet')) as [string]
     first.close()
     this.bootstrap = (JSON.parse(line) as { bootstrap: HostPort[] }).bootstrap.map(formatHostPort)
     const service_dir = options.service_dir ?? join(ROOT, 'examples', 'mail')

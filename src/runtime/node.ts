@@ -57,6 +57,8 @@ function isLoopback(host: string): boolean {
 const HELPER_INFO_SNAPSHOT_INTERVAL_MS = 10_000
 /** How often the recovery point's age is checked (an error is logged when it gets stuck). */
 const RECOVERY_CHECK_INTERVAL_MS = 1000
+/** With output commit a gc waits for a quiet moment between takes at most this many snapshot intervals. */
+const GC_OVERDUE_INTERVALS = 10
 
 export interface NodeOptions {
   data_dir: string
@@ -107,6 +109,10 @@ export class SustainNode {
   private reported_load = 0
   /** When the stuck recovery point was last logged (null: not stuck). */
   private stuck_logged_ms: number | null = null
+  /** When the last gc was queued (this.now()): with output commit at most one per snapshot interval. */
+  private gc_at_ms = Number.NEGATIVE_INFINITY
+  /** takeSnapshot calls running (capture to publish). */
+  private takes_running = 0
   /** Since when this node serves (for "stuck": a young service has no snapshot yet). */
   private serving_since_ms: number | null = null
   private snapshot_retry!: SnapshotRetry
@@ -721,7 +727,7 @@ export class SustainNode {
           }).catch((error) => this.warn(error))
         return
       case 'take-snapshot':
-        void this.takeSnapshot(effect.snapshot, effect.final)
+        void this.takeSnapshot(effect.snapshot, effect.final, effect.for_output === true)
         return
       case 'release-output': {
         const released = this.output_commit?.release(effect.snapshot.id)
@@ -754,7 +760,16 @@ export class SustainNode {
 
   // ---------------------------------------------------------------- snapshots
 
-  private async takeSnapshot(ref: SnapshotRef, final: boolean): Promise<void> {
+  private async takeSnapshot(ref: SnapshotRef, final: boolean, for_output = false): Promise<void> {
+    this.takes_running += 1
+    try {
+      await this.takeSnapshotNow(ref, final, for_output)
+    } finally {
+      this.takes_running -= 1
+    }
+  }
+
+  private async takeSnapshotNow(ref: SnapshotRef, final: boolean, for_output: boolean): Promise<void> {
     const attempt = this.snapshot_retry.next(this.now(), final)
     if (!attempt.take) {
       // Not captured at all: the service is not paused for a snapshot that would fail the same way.
@@ -768,9 +783,9 @@ export class SustainNode {
     try {
       const started = this.now()
       const onFrozen = () => this.output_commit?.frozen(ref.id)
-      const same_as = final ? undefined : this.headCapture(ref)
+      const same_as = final ? undefined : this.headCapture(ref, for_output)
       let capture = await this.onDriver((d) => d.capture({ onFrozen, ...(same_as ? { same_as } : {}) }))
-      if (!final && this.coveredByHead(ref, capture)) {
+      if (!final && this.coveredByHead(ref, capture, for_output)) {
         await capture.release()
         this.dispatch({ type: 'snapshot-covered', id: ref.id, now_ms: this.now() })
         return
@@ -853,16 +868,18 @@ export class SustainNode {
    * Output commit's shortcut: a capture that found the head's state unchanged (no file copied, grown or
    * removed since the head's capture; most answers of an SMTP transaction write nothing durable) needs
    * no snapshot of its own: the head holds that state, so what this freeze covers is released with the
-   * head (at once when the head is already stored on k). Only while the head is younger than the
-   * snapshot interval, so an idle service still stores one snapshot per interval (its recovery point
-   * keeps moving). Never for a final snapshot (a hand-over names the one it stored).
+   * head (at once when the head is already stored on k). A capture the core started for waiting output
+   * (`for_output`) may be covered whatever the head's age; one the interval started only while the head
+   * is younger than the interval, so an idle service still stores one snapshot per interval (its
+   * recovery point keeps moving; the core keeps the interval's timer running across covered captures).
+   * Never for a final snapshot (a hand-over names the one it stored).
    */
-  private coveredByHead(ref: SnapshotRef, capture: Capture): boolean {
+  private coveredByHead(ref: SnapshotRef, capture: Capture, for_output: boolean): boolean {
     const commit = this.output_commit
     const head = this.core.head
     const { same_as, generation } = capture
     if (commit === null || head === null || same_as === undefined || generation === undefined) return false
-    if (this.headCapture(ref) !== same_as) return false
+    if (this.headCapture(ref, for_output) !== same_as) return false
     const released = commit.cover(ref.id, head.id)
     if (released === false) return false
     this.engine.adoptSameCapture(same_as, generation)
@@ -881,14 +898,15 @@ export class SustainNode {
 
   /**
    * The capture generation the head snapshot was taken from, while a capture for `ref` that finds it
-   * unchanged may be covered by the head (output commit on, the head this server's own of this term and
-   * younger than the snapshot interval); else undefined.
+   * unchanged may be covered by the head (output commit on, the head this server's own of this term and,
+   * unless the capture is for waiting output, younger than the snapshot interval); else undefined.
    */
-  private headCapture(ref: SnapshotRef): string | undefined {
+  private headCapture(ref: SnapshotRef, for_output: boolean): string | undefined {
     const head = this.core.head
     if (this.output_commit === null || head === null) return undefined
     if (head.writer !== this.id || head.term !== ref.term) return undefined
-    if (ref.time_ms - head.time_ms >= this.options.config.timing.snapshot_interval_ms) return undefined
+    const young = ref.time_ms - head.time_ms < this.options.config.timing.snapshot_interval_ms
+    if (!young && !for_output) return undefined
     const engine_id = this.index.engineId(head.id)
     return engine_id === undefined ? undefined : this.engine.captureOf(engine_id)
   }
@@ -1009,6 +1027,19 @@ export class SustainNode {
   /** Keep the newest `snapshots.keep` refs (and what the engine still needs); forget the rest everywhere. */
   private async collectGarbage(engine_too = false): Promise<void> {
     if (!engine_too && this.snapshots.count <= this.options.config.snapshots.keep) return
+    // With output commit snapshots come back to back, each one's output waiting for it: a gc after each
+    // (a scan of every blob, 0.5-1.7 s at load 30-40) held up the next take or collect in the store
+    // queue. So at most one per interval, and none while another take runs (its store would wait) unless
+    // GC_OVERDUE_INTERVALS went by: retention lags by at most that many intervals' snapshots.
+    const now = this.now()
+    const interval_ms = this.options.config.timing.snapshot_interval_ms
+    if (this.outputCommitK() !== null) {
+      const since_ms = now - this.gc_at_ms
+      if (since_ms < interval_ms) return
+      const another_take = this.takes_running > (engine_too ? 1 : 0)
+      if (another_take && since_ms < GC_OVERDUE_INTERVALS * interval_ms) return
+    }
+    this.gc_at_ms = now
     // Decided inside the store queue: a restore that starts meanwhile protects its snapshot. Queued at
     // once (no await before it): a take queued after it would have its snapshot, written but not yet
     // indexed, removed as unkept (seen once captures got fast enough to queue a take in between).

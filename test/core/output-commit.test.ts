@@ -51,6 +51,21 @@ describe('output commit in the core', () => {
     expect(takes(node.handle({ type: 'snapshot-covered', id: next[0]!.id, now_ms: 1890 }))).toEqual([])
   })
 
+  it('a capture for output says so (it may be covered at any head age); a covered one keeps the interval due', () => {
+    const node = server(1) // restored at 1700: the interval's snapshot is due at 6700
+    const first = ofType(node.handle({ type: 'output-waiting', now_ms: 1800 }), 'take-snapshot')
+    expect(first.map((e) => e.for_output)).toEqual([true])
+    node.handle({ type: 'snapshot-stored', snapshot: first[0]!.snapshot, now_ms: 1850 }) // stored: due 6800
+    const [second] = ofType(node.handle({ type: 'output-waiting', now_ms: 2000 }), 'take-snapshot')
+    expect(second?.for_output).toBe(true)
+    node.handle({ type: 'snapshot-covered', id: second!.snapshot.id, now_ms: 2050 })
+    // The covered capture stored nothing: the interval's snapshot comes at 6800, not 7000, and is a full one.
+    expect(takes(node.handle({ type: 'tick', now_ms: 6790 }))).toEqual([])
+    const interval = ofType(node.handle({ type: 'tick', now_ms: 6800 }), 'take-snapshot')
+    expect(interval).toHaveLength(1)
+    expect(interval[0]!.for_output).toBeUndefined()
+  })
+
   it('output commit off: waiting output starts nothing (the interval alone)', () => {
     const node = makeNode(A, 30)
     node.handle({ type: 'tick', now_ms: 1600 })
