@@ -91,7 +91,8 @@ describe('replicated snapshot store', () => {
   it('r = 1: members join and take part of the placement; the old holders drop nothing, and are the last holders when the new ones die', async () => {
     cluster = await Cluster.create(testnet.bootstrap)
     const nodes: NodeProc[] = [0, 1, 2, 3, 4].map((i) => cluster!.spawn(`j${i}`, { replication_factor: 1 }))
-    await cluster.ready(nodes, 60_000)
+    // Five processes starting at once take minutes on a loaded 2-core machine (one alone: ~12 s at load 30).
+    await cluster.ready(nodes, 180_000)
     await cluster.meshed(nodes, 60_000)
     const [writer, a, b, ...joiners] = nodes as [NodeProc, NodeProc, NodeProc, ...NodeProc[]]
     const old = [a, b]
@@ -135,7 +136,7 @@ describe('replicated snapshot store', () => {
     const got = await a.request('collect', { writer: writer.key, id: 'joined' }, 90_000)
     expect(got.digest).toBe(published.digest)
     expect(got.bytes_total).toBe(16 * MiB)
-  }, 400_000)
+  }, 600_000)
 
   /**
    * Before writers announced their publishes, a reader connected during one read the tail of every
