@@ -10,7 +10,8 @@
  *   the successor's mailbox is byte-identical to the killed server's.
  * - type0: not built (replicas behind the front door), so no figures.
  *
- * Usage: npm run bench:types [-- --quick] [-- --nodes N]   (quick: 2 capacity runs, r = 2 only)
+ * Usage: npm run bench:types [-- --quick] [-- --nodes N] [-- --capacity-runs N]
+ *   (quick: 4 nodes, 2 capacity runs, r = 2 only; default: 10 nodes, 10 capacity runs, r = 2 and 3)
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
@@ -27,10 +28,16 @@ import { renderResults } from './render/results-md.ts'
 import type { RwayCase, TypesRun } from './render/types.ts'
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, nodes: { type: 'string' } },
+  options: {
+    quick: { type: 'boolean', default: false },
+    nodes: { type: 'string' },
+    'capacity-runs': { type: 'string' },
+  },
 })
 const QUICK = values.quick === true
-const CAPACITY_RUNS = QUICK ? 2 : 10
+const CAPACITY_RUNS = values['capacity-runs'] !== undefined ? Number(values['capacity-runs']) : QUICK ? 2 : 10
+if (!Number.isInteger(CAPACITY_RUNS) || CAPACITY_RUNS < 1)
+  throw new Error(`--capacity-runs must be a positive integer, got ${values['capacity-runs']}`)
 const NODES = values.nodes !== undefined ? Number(values.nodes) : QUICK ? 4 : 10
 const FACTORS = QUICK ? [2] : [2, 3]
 const MAILS = QUICK ? 4 : 8
