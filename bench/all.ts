@@ -25,6 +25,7 @@ const SUITES = [
   'fence',
   'frontdoor',
   'zero-loss',
+  'types',
   'qemu',
   'qemu-zero-loss',
   'faults',

@@ -12,6 +12,7 @@ import { qemuZeroLossSection } from './qemu-zero-loss.ts'
 import type { Section } from './section.ts'
 import { simSection } from './sim.ts'
 import { snapshotSection } from './snapshot.ts'
+import { typesSection } from './types.ts'
 import { zeroLossSection } from './zero-loss.ts'
 
 /** Every section of bench/RESULTS.md, in order. A suite without a results file is left out. */
@@ -31,4 +32,5 @@ export const SECTIONS: readonly Section[] = [
   faultsSection,
   moveSection,
   cliSection,
+  typesSection,
 ]

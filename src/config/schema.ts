@@ -152,6 +152,12 @@ export const config_schema = z
         ports: z.record(z.string(), z.number().int().min(1).max(65_535)).default({}),
         hold_ms: z.number().int().min(0).max(600_000).default(10_000),
         max_held: z.number().int().min(1).max(100_000).default(1000),
+        /**
+         * Under refuse-to-split (and so Type3), what a front door on a side without a majority does with
+         * a new client while no server is known: `hold` it (up to hold_ms; a heal may bring a server) or
+         * `refuse` it at once (RST), so a client can try another address instead of waiting.
+         */
+        minority: z.enum(['hold', 'refuse']).default('hold'),
         /** Answer DNS for `name` (UDP and TCP on `port`) with the reachable front doors, server first. */
         dns: z
           .object({

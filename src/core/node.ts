@@ -218,6 +218,10 @@ export class NodeCore {
   get health(): Health {
     return this.health_
   }
+  /** refuse-to-split: this node's side of a split has no majority, so no server (policy/split.ts). */
+  get lacksMajority(): boolean {
+    return this.split.lacksMajority()
+  }
   peers(): PeerInfo[] {
     return [...this.peers_.values()]
   }

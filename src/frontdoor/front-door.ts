@@ -26,6 +26,12 @@ export interface FrontDoorOptions {
   route: () => Route
   /** The admitted data connection to a member, or null while there is none. */
   mux: (key: string) => Protomux | null
+  /**
+   * This node's side lacks the data (refuse-to-split / Type3 minority, `front_door.minority: refuse`):
+   * a connection with no server is refused at once (RST) instead of held, and those held are refused.
+   * Absent: always hold.
+   */
+  refusing?: () => boolean
   /** Output commit while it is on (this node serves with it): the service's output is held until released. */
   output_commit?: () => OutputCommit | null
   log: Logger
@@ -35,6 +41,8 @@ export interface FrontDoorStats {
   accepted: number
   /** Refused at once: too many held. */
   refused: number
+  /** Refused at once (or while held) because this side has no majority and refuses (`refusing`). */
+  refused_minority: number
   held_now: number
   /** Longest wait of a connection that was then forwarded (or closed when its bound passed). */
   held_max_ms: number
@@ -82,6 +90,7 @@ export class FrontDoor {
   readonly stats: FrontDoorStats = {
     accepted: 0,
     refused: 0,
+    refused_minority: 0,
     held_now: 0,
     held_max_ms: 0,
     expired: 0,
@@ -169,6 +178,10 @@ export class FrontDoor {
 
   private hold(conn: ClientConn): void {
     if (conn.socket.destroyed) return
+    if (this.opts.refusing?.() === true) {
+      this.refuseMinority(conn)
+      return
+    }
     if (!this.held.add(conn, performance.now(), conn.since_ms)) {
       this.stats.refused++
       this.opts.log.warn(
@@ -194,6 +207,8 @@ export class FrontDoor {
         conn.socket.destroy()
       }
       if (this.opts.route() !== null) for (const { item } of this.held.take(now)) this.dispatch(item)
+      else if (this.opts.refusing?.() === true)
+        for (const { item } of this.held.take(now)) this.refuseMinority(item)
     } finally {
       this.releasing = false
       if (this.held.size === 0 && this.retry_timer) {
@@ -201,6 +216,16 @@ export class FrontDoor {
         this.retry_timer = null
       }
     }
+  }
+
+  /** No server can come on this side until the split heals: the client is told at once (RST), not kept waiting. */
+  private refuseMinority(conn: ClientConn): void {
+    this.stats.refused_minority++
+    this.opts.log.warn(
+      { event: 'front_door_refused_minority', port: conn.port.name },
+      'no majority on this side: refused',
+    )
+    conn.socket.resetAndDestroy()
   }
 
   private noteHeld(held_ms: number): void {

@@ -312,6 +312,7 @@ export class SustainNode {
         max_held: config.front_door.max_held,
         route: () => this.frontDoorRoute(),
         mux: (key) => this.federation.dataMux(key),
+        ...(config.front_door.minority === 'refuse' ? { refusing: () => this.core.lacksMajority } : {}),
         output_commit: () => this.output_commit,
         log: this.log.child({ module: 'front-door' }),
       })

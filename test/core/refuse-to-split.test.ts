@@ -142,6 +142,19 @@ describe('merge_policy refuse-to-split', () => {
     expect(cluster.node(C).server).toBe(B)
   })
 
+  it('lacksMajority (the front door refuses under minority: refuse) is true on the minority side only, until the heal', () => {
+    const cluster = threeWithServerA()
+    expect(cluster.nodes.map((n) => n.lacksMajority)).toEqual([false, false, false])
+    cluster.split([C], [A, B])
+    expect(cluster.nodes.map((n) => n.lacksMajority)).toEqual([false, false, true])
+    cluster.heal()
+    cluster.run(cluster.now_ms + 2000)
+    expect(cluster.node(C).lacksMajority).toBe(false)
+    // Where both sides may serve (helper), no side ever lacks one.
+    const helper = makeNode(A, 50)
+    expect(helper.lacksMajority).toBe(false)
+  })
+
   it('a minority candidate never claims', () => {
     const cluster = threeWithServerA()
     const split_ms = cluster.now_ms

@@ -179,6 +179,38 @@ describe('front door forwarding (real members on a local testnet, a real TCP ser
     expect(service.sockets.length).toBe(0)
   })
 
+  it('a side without a majority that refuses (front_door.minority: refuse) resets new and held connections at once', async () => {
+    const { origin } = await setUp({ hold_ms: 60_000 })
+    origin.route = null
+    const held = await connect(origin.port.listen_port)
+    await waitUntil(() => origin.door.snapshot().held_now === 1, 10_000)
+    origin.refusing = true
+    // A new one is refused at once, and the one already held is refused at the next retry: neither
+    // waits for the 60 s bound.
+    // (The reset may come before the client sees its connect: only its close is waited for.)
+    const fresh = net.connect({ host: '127.0.0.1', port: origin.port.listen_port })
+    await Promise.all([closedByPeer(fresh), closedByPeer(held)])
+    expect(origin.door.snapshot()).toMatchObject({
+      refused_minority: 2,
+      refused: 0,
+      expired: 0,
+      held_now: 0,
+      forwarded_remote: 0,
+    })
+    expect(service.sockets.length).toBe(0)
+    // A server on this side again (a heal): connections are forwarded as before.
+    service.handler = (socket) => socket.end('served\n')
+    origin.refusing = false
+    origin.route = { kind: 'remote', key: pair!.server.federation.key }
+    const client = await connect(origin.port.listen_port)
+    const reply = new Promise<string>((resolve) => {
+      const parts: Buffer[] = []
+      client.on('data', (b: Buffer) => parts.push(b))
+      client.on('end', () => resolve(Buffer.concat(parts).toString()))
+    })
+    expect(await reply).toBe('served\n')
+  })
+
   it('a stream the server refuses (not serving) never reaches a service and is retried when it serves', async () => {
     const { origin, server } = await setUp()
     service.handler = (socket) => socket.end('served\n')

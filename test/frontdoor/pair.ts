@@ -16,6 +16,8 @@ export interface PairNode {
   door: FrontDoor
   port: FrontDoorPort
   route: Route
+  /** The door's `refusing` (a side without a majority that refuses instead of holding); the test's to change. */
+  refusing: boolean
 }
 
 /**
@@ -60,6 +62,7 @@ export class FrontDoorPair {
         federation,
         port,
         route: i === 0 ? { kind: 'local' } : { kind: 'remote', key: feds[0]!.key },
+        refusing: false,
         door: null as unknown as FrontDoor,
       }
       node.door = new FrontDoor({
@@ -68,6 +71,7 @@ export class FrontDoorPair {
         hold_ms: options.hold_ms ?? 10_000,
         max_held: options.max_held ?? 100,
         route: () => node.route,
+        refusing: () => node.refusing,
         mux: (key) => federation.dataMux(key),
         log: createLogger({ name: federation.key.slice(0, 6), level: 'silent' }),
       })

@@ -3,6 +3,8 @@ import { type LocalTestnet, startTestnet } from '../../overlay/testnet.ts'
 import { Cluster, type NodeProc } from './harness.ts'
 
 const MiB = 1024 * 1024
+/** Long enough to publish and place 16 MiB on a loaded machine while two members are away. */
+const ISOLATE_MS = 60_000
 
 describe('replicated snapshot store', () => {
   let testnet: LocalTestnet
@@ -79,6 +81,62 @@ describe('replicated snapshot store', () => {
     expect(got.digest).toBe(published.digest)
     expect(got.bytes_total).toBe(24 * MiB)
   })
+
+  /**
+   * Rebalance on join (issue 19): members that come back move part of the placement to them; the old
+   * holders keep what they held (a placement change never clears a block: only `forget` does), so a blob
+   * whose new holders die is still on its old holder, the last one left. The "joiners" are isolated
+   * while the snapshot is placed (members are the reachable nodes), which is a join to the placement.
+   */
+  it('r = 1: members join and take part of the placement; the old holders drop nothing, and are the last holders when the new ones die', async () => {
+    cluster = await Cluster.create(testnet.bootstrap)
+    const nodes: NodeProc[] = [0, 1, 2, 3, 4].map((i) => cluster!.spawn(`j${i}`, { replication_factor: 1 }))
+    // Five processes starting at once take minutes on a loaded 2-core machine (one alone: ~12 s at load 30).
+    await cluster.ready(nodes, 180_000)
+    await cluster.meshed(nodes, 60_000)
+    const [writer, a, b, ...joiners] = nodes as [NodeProc, NodeProc, NodeProc, ...NodeProc[]]
+    const old = [a, b]
+    const marks = joiners.map((n) => n.events.length)
+    const isolations = joiners.map((n) =>
+      n.request('isolate', { duration_ms: ISOLATE_MS }, ISOLATE_MS + 60_000),
+    )
+    await Promise.all(
+      joiners.map((n, i) =>
+        n.waitFor((e) => e.event === 'isolation' && e.isolated, 10_000, 'isolated', marks[i]),
+      ),
+    )
+    await Promise.all(
+      old.flatMap((n) =>
+        joiners.map((j) =>
+          n.waitFor((e) => e.event === 'peer-down' && e.key === j.key, 10_000, 'joiner down'),
+        ),
+      ),
+    )
+    const published = await writer.request('publish', { id: 'joined', size_bytes: 16 * MiB }, 60_000)
+    await Promise.all(
+      old.map((n) => n.waitFor((e) => e.event === 'snapshot-held' && e.id === 'joined', 60_000, 'held')),
+    )
+    const before = await Promise.all(old.map((n) => n.request('local-blocks', { writer: writer.key })))
+    // Placed while the joiners were away (else the test proves nothing): each blob on one old holder.
+    expect(
+      joiners.every((n, i) => !n.events.slice(marks[i]).some((e) => e.event === 'isolation' && !e.isolated)),
+    ).toBe(true)
+    expect(before.reduce((sum, c) => sum + c.held - 2, 0)).toBe(16)
+    await Promise.all(isolations)
+    await Promise.all(
+      joiners.map((n) => n.waitFor((e) => e.event === 'snapshot-held' && e.id === 'joined', 90_000, 'held')),
+    )
+    const taken = await Promise.all(joiners.map((n) => n.request('local-blocks', { writer: writer.key })))
+    expect(taken.reduce((sum, c) => sum + c.held - 2, 0)).toBeGreaterThan(0) // the placement moved
+    const after = await Promise.all(old.map((n) => n.request('local-blocks', { writer: writer.key })))
+    expect(after.map((c) => c.held)).toEqual(before.map((c) => c.held))
+    // The writer and every new holder die: each moved blob's old holder is its last holder.
+    for (const n of [writer, ...joiners]) n.child.kill('SIGKILL')
+    await Promise.all([writer, ...joiners].map((n) => n.exited))
+    const got = await a.request('collect', { writer: writer.key, id: 'joined' }, 90_000)
+    expect(got.digest).toBe(published.digest)
+    expect(got.bytes_total).toBe(16 * MiB)
+  }, 600_000)
 
   /**
    * Before writers announced their publishes, a reader connected during one read the tail of every

@@ -16,6 +16,25 @@ describe('simulator, service types', () => {
     expect(refusal('cannot', 'x')).toMatch(/type3/)
   })
 
+  // Type1 and Type2 run the core with the configured policy (helper by default): both sides of a split
+  // serve and the heal merges; their invariant is the default simulator's (one server once healed, every
+  // fork merged once, nothing acknowledged lost), and its planted heal bug is caught under their policy.
+  for (const type of ['type1', 'type2'] as const) {
+    it(`${type}: the planted bug "never-step-down-on-heal" (two servers after a heal) is caught`, () => {
+      let caught: string | null = null
+      for (let seed = 1; seed <= 200 && caught === null; seed++) {
+        const result = runScenario(seed, {
+          nodes: 5,
+          planted_bug: 'never-step-down-on-heal',
+          merge_policy: mergePolicyFor(type, 'helper'),
+        })
+        if (result.violation) caught = result.violation.invariant
+      }
+      expect(caught).not.toBeNull()
+      expect(caught).not.toBe('exception')
+    })
+  }
+
   it(
     'type3, 5 nodes, seeds 1-40: never a serving node on a side lacking the majority',
     () => expectNoViolations(1, 40, { nodes: 5, merge_policy: mergePolicyFor('type3', 'helper') }),

@@ -99,6 +99,12 @@ export class RefuseToSplit implements SplitPolicy {
     msg.members = this.ownMemberCount()
   }
 
+  lacksMajority(): boolean {
+    let reachable = 1
+    for (const p of this.host.peers()) if (p.reachable && p.role !== 'leaving') reachable += 1
+    return 2 * reachable <= this.memberCount()
+  }
+
   /**
    * Members: this node and every node heard of that has not left, or more if a reachable peer counts
    * more (a node restarted without its persisted members learns the size; counting more is only

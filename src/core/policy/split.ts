@@ -52,6 +52,12 @@ export interface SplitPolicy {
   afterEvent(): void
   /** Fields this policy adds to the node's state messages. */
   stateFields(msg: StateMessage): void
+  /**
+   * This node reaches no strict majority of the members (itself and the reachable ones that have not
+   * left): its side of a split cannot have a server, so its front door may refuse clients instead of
+   * holding them (`front_door.minority`). Always false where both sides may serve.
+   */
+  lacksMajority(): boolean
 }
 
 /** `helper` and `keep-higher`: every side of a partition elects its own server; a heal merges them. */
@@ -75,4 +81,7 @@ export class AllowSplit implements SplitPolicy {
   }
   afterEvent(): void {}
   stateFields(): void {}
+  lacksMajority(): boolean {
+    return false
+  }
 }
