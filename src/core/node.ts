@@ -1,5 +1,6 @@
 import { assert } from './assert.ts'
 import { type CoreConfig, checkCoreConfig } from './config.ts'
+import { type DeadForkHost, DeadForks } from './dead-fork.ts'
 import type { CoreEffect, CoreEvent, PeerDownCause, TimelineName } from './io.ts'
 import { closure, covers, forkPoint, mergedSegments, nextSnapshotRef } from './lineage.ts'
 import type {
@@ -57,18 +58,6 @@ interface Merge {
   retry_at_ms: number
 }
 
-/** Dead fork: a snapshot this candidate holds whose changes no live server has; it merges them into its server. */
-interface ForkMerge {
-  head: SnapshotRef
-  winner: NodeId
-  attempt: number
-  running: boolean
-  retry_at_ms: number
-}
-
-/** Lineage heads a node remembers from its store (each not in another's closure), newest kept. */
-const MAX_FORKS = 16
-
 interface Handover {
   after: 'exit' | 'candidate'
   /** Id of the final snapshot, taken after the service stopped; null while an earlier one is in flight. */
@@ -110,15 +99,8 @@ export class NodeCore {
   private election: Election | null = null
   private restore: Restore | null = null
   private merge: Merge | null = null
-  /** Heads of the lineages in the local store: candidates for a dead-fork merge. */
-  private forks_: SnapshotRef[] = []
-  private fork_merge: ForkMerge | null = null
-  /**
-   * Dead forks handed to a server, by id: not offered again to that server in that term for
-   * `merge_retry_ms` (its next head says it holds them), or ever under a policy without merges (the
-   * runtime keeps the fork's state aside instead, once).
-   */
-  private readonly fork_merged = new Map<string, { server: NodeId; term: number; until_ms: number }>()
+  /** Lineage heads in the local store and the dead-fork merge a candidate runs (dead-fork.ts). */
+  private readonly dead_forks: DeadForks
   /** Serving: forks merged into the service since its last snapshot's lineage (carried by the next ones). */
   private merged_in_: Segment[] = []
   private handover: Handover | null = null
@@ -169,8 +151,9 @@ export class NodeCore {
             this.bugs.supportGap,
           )
         : new AllowSplit()
-    for (const ref of options.stored ?? []) this.addFork(ref)
-    if (this.held_) this.addFork(this.held_)
+    this.dead_forks = new DeadForks(this.deadForkHost())
+    for (const ref of options.stored ?? []) this.dead_forks.addFork(ref)
+    if (this.held_) this.dead_forks.addFork(this.held_)
   }
 
   /** A serving node that stopped its service to hand over (the successor may already restore). */
@@ -199,7 +182,7 @@ export class NodeCore {
   }
   /** Lineage heads held locally that no other held snapshot's closure covers. */
   get forks(): readonly SnapshotRef[] {
-    return this.forks_
+    return this.dead_forks.forks
   }
 
   /**
@@ -326,7 +309,7 @@ export class NodeCore {
       }
       if (this.config.preempt) this.considerPreempt()
     }
-    if (this.role_ === 'candidate') this.considerDeadFork()
+    if (this.role_ === 'candidate') this.dead_forks.considerDeadFork()
     const merge_waits = this.snapshot_in_flight !== null
     if (
       this.role_ === 'merging' &&
@@ -944,7 +927,7 @@ export class NodeCore {
 
   private onSnapshotStored(snapshot: SnapshotRef): void {
     if (compareSnapshots(snapshot, this.held_) > 0) this.held_ = snapshot
-    this.addFork(snapshot)
+    this.dead_forks.addFork(snapshot)
     if (snapshot.writer !== this.id) {
       // Its writer counts it toward output commit; the others learn what a failover could restore now.
       const msg: StoredMessage = { type: 'stored', term: this.term_, snapshot }
@@ -1179,27 +1162,7 @@ export class NodeCore {
   }
 
   private onMergeDone(ok: boolean, winner: NodeId, reason?: string): void {
-    const fork = this.fork_merge
-    if (fork?.running && fork.winner === winner) {
-      fork.running = false
-      if (ok) {
-        this.fork_merge = null
-        // Still remembered: should the server die before a snapshot of the merge reaches a candidate,
-        // this copy is the fork's again, to merge into the next server.
-        const term = this.peers_.get(winner)?.term ?? 0
-        const until_ms = this.now_ms + this.config.merge_retry_ms
-        this.fork_merged.set(fork.head.id, { server: winner, term, until_ms })
-        this.timeline('dead_fork_merged', { winner, dead_fork: fork.head.id, attempts: fork.attempt })
-      } else {
-        this.timeline('dead_fork_merge_failed', {
-          winner,
-          dead_fork: fork.head.id,
-          reason: reason ?? 'unknown',
-        })
-        fork.retry_at_ms = this.now_ms + this.config.merge_retry_ms
-      }
-      return
-    }
+    if (this.dead_forks.onMergeDone(ok, winner, reason)) return
     const merge = this.merge
     if (this.role_ !== 'merging' || merge === null || merge.winner !== winner) return
     merge.running = false
@@ -1234,104 +1197,21 @@ export class NodeCore {
 
   // ---------------------------------------------------------------- dead forks
 
-  /** Remembers `ref` as a lineage head unless a held head's closure covers it; drops heads it covers. */
-  private addFork(ref: SnapshotRef): void {
-    if (this.forks_.some((f) => f.id === ref.id || covers(closure(f), ref))) return
-    const mine = closure(ref)
-    this.forks_ = this.forks_.filter((f) => !covers(mine, f))
-    this.forks_.push(ref)
-    if (this.forks_.length > MAX_FORKS) {
-      // The oldest goes (lowest rank): a fork is kept for as long as 16 newer lineage heads allow.
-      this.forks_.sort(compareSnapshots)
-      this.forks_.shift()
+  /** What the dead-fork logic (dead-fork.ts) reads of this node and the effects it may add. */
+  private deadForkHost(): DeadForkHost {
+    return {
+      id: this.id,
+      config: this.config,
+      now_ms: () => this.now_ms,
+      peers: () => this.peers(),
+      peer: (id) => this.peers_.get(id),
+      liveServer: () => this.liveServer(),
+      handoverTo: () => this.handover_to,
+      held: () => this.held_,
+      mergesDeadForks: this.bugs.mergesDeadForks,
+      timeline: (name, fields) => this.timeline(name, fields),
+      push: (effect) => this.effects.push(effect),
     }
-  }
-
-  /**
-   * Dead fork: a snapshot this candidate holds that its live server's closure does not cover, whose
-   * lineage no reachable server or merging node continues (its server died or stepped down before a
-   * heal merged it), holds changes nobody else will merge, released output among them. The candidate
-   * materialises it and merges it into its server like a heal's loser, and stays a candidate. One
-   * holder does it: the smallest id among reachable candidates whose newest snapshot covers it; the
-   * winner applies a fork it already holds only once (`holdsFork`).
-   */
-  private considerDeadFork(): void {
-    const fork = this.fork_merge
-    const server = this.liveServer()
-    if (fork !== null) {
-      if (fork.running || this.now_ms < fork.retry_at_ms) return
-      if (server?.id === fork.winner) this.runForkMerge(fork)
-      else this.fork_merge = null
-      return
-    }
-    if (server?.head == null || this.handover_to !== null) return
-    if (!this.bugs.mergesDeadForks) return
-    // The server's head as last announced is behind a snapshot of it stored here: its state (and with it
-    // what it holds, so the fork point) is on its way. Merging now would archive more than needed.
-    if (this.held_?.writer === server.id && compareSnapshots(this.held_, server.head) > 0) return
-    // What it merged since its last snapshot counts: a heal's loser that is a candidate now would
-    // otherwise take its own last snapshot for a dead fork until the winner's next snapshot arrives.
-    const holds = [...closure(server.head), ...(server.merged_in ?? [])]
-    for (const id of this.fork_merged.keys())
-      if (!this.forks_.some((f) => f.id === id)) this.fork_merged.delete(id)
-    const merges = this.config.merge_policy === 'helper'
-    const handed = (f: SnapshotRef) => {
-      const done = this.fork_merged.get(f.id)
-      if (done === undefined || done.server !== server.id || done.term !== server.term) return false
-      return !merges || this.now_ms < done.until_ms
-    }
-    for (const f of this.forks_) {
-      // Covered forks stay remembered: the server that holds them may die before its snapshots spread.
-      if (covers(holds, f) || handed(f) || this.lineageLive(f)) continue
-      const other = this.peers().some(
-        (p) =>
-          p.reachable &&
-          p.id < this.id &&
-          p.role === 'candidate' &&
-          p.server === server.id &&
-          p.snapshot !== null &&
-          covers(closure(p.snapshot), f),
-      )
-      if (other) continue
-      const next: ForkMerge = { head: f, winner: server.id, attempt: 0, running: false, retry_at_ms: 0 }
-      this.fork_merge = next
-      this.runForkMerge(next)
-      return
-    }
-  }
-
-  /**
-   * `ref` belongs to a live lineage: a reachable server or merging node continues its segment (the heal
-   * between servers merges it), or wrote it in its current stint (a snapshot of a term its states have
-   * not announced as head yet). An older term of a node that serves again is a fork like any other.
-   */
-  private lineageLive(ref: SnapshotRef): boolean {
-    return this.peers().some((p) => {
-      if (!p.reachable || (p.role !== 'server' && p.role !== 'merging')) return false
-      if (p.head?.writer === ref.writer && p.head.term === ref.term) return true
-      return p.id === ref.writer && ref.term >= Math.max(p.term, p.head?.term ?? 0)
-    })
-  }
-
-  private runForkMerge(fork: ForkMerge): void {
-    const winner = this.peers_.get(fork.winner)
-    const fork_point = forkPoint(fork.head.lineage, closure(winner?.head ?? null))
-    fork.attempt += 1
-    fork.running = true
-    this.timeline('dead_fork_merge_started', {
-      winner: fork.winner,
-      dead_fork: fork.head.id,
-      fork: fork_point?.id ?? null,
-      attempt: fork.attempt,
-    })
-    this.effects.push({
-      type: 'run-merge',
-      winner: fork.winner,
-      fork: fork_point,
-      attempt: fork.attempt,
-      head: fork.head,
-      dead_fork: true,
-    })
   }
 
   // ---------------------------------------------------------------- the split policy's view
@@ -1390,8 +1270,7 @@ export class NodeCore {
       this.released_seq = 0
     }
     if (role !== 'electing') this.election = null
-    // A dead-fork merge is a candidate's errand for the server it follows; the fork stays remembered.
-    if (role !== 'candidate') this.fork_merge = null
+    if (role !== 'candidate') this.dead_forks.notCandidate()
     this.timeline('role_changed', { from, to: role })
     this.broadcastState()
   }
