@@ -2,7 +2,8 @@ import { assert } from './assert.ts'
 import { type CoreConfig, checkCoreConfig } from './config.ts'
 import { type DeadForkHost, DeadForks } from './dead-fork.ts'
 import type { CoreEffect, CoreEvent, PeerDownCause, TimelineName } from './io.ts'
-import { closure, covers, forkPoint, mergedSegments, nextSnapshotRef } from './lineage.ts'
+import { closure, covers, mergedSegments, nextSnapshotRef } from './lineage.ts'
+import { HealMerge, type HealMergeHost, mergeWinner } from './merge.ts'
 import type {
   ClaimMessage,
   ControlMessage,
@@ -14,7 +15,7 @@ import type {
 import { type BugSeam, plantedSeam } from './planted-bugs.ts'
 import { RefuseToSplit } from './policy/refuse-to-split.ts'
 import { AllowSplit, type SplitHost, type SplitPolicy } from './policy/split.ts'
-import { best, type Contender, compareContenders, compareSnapshots, compareStatic } from './ranking.ts'
+import { best, type Contender, compareContenders, compareSnapshots } from './ranking.ts'
 import type { Health, NodeId, PeerInfo, Role, Segment, SnapshotRef } from './types.ts'
 
 /** What a node keeps across restarts (the runtime persists it atomically on `persist`). */
@@ -47,15 +48,6 @@ interface Election {
 interface Restore {
   snapshot: SnapshotRef | null
   failed: Set<string>
-}
-
-interface Merge {
-  /** What the loser becomes once the winner confirms: a candidate, or gone (it was leaving). */
-  after: 'candidate' | 'exit'
-  winner: NodeId
-  attempt: number
-  running: boolean
-  retry_at_ms: number
 }
 
 interface Handover {
@@ -98,7 +90,8 @@ export class NodeCore {
   private first_election = true
   private election: Election | null = null
   private restore: Restore | null = null
-  private merge: Merge | null = null
+  /** The loser's side of a partition heal (merge.ts). */
+  private readonly heal: HealMerge
   /** Lineage heads in the local store and the dead-fork merge a candidate runs (dead-fork.ts). */
   private readonly dead_forks: DeadForks
   /** Serving: forks merged into the service since its last snapshot's lineage (carried by the next ones). */
@@ -152,6 +145,7 @@ export class NodeCore {
           )
         : new AllowSplit()
     this.dead_forks = new DeadForks(this.deadForkHost())
+    this.heal = new HealMerge(this.healMergeHost())
     for (const ref of options.stored ?? []) this.dead_forks.addFork(ref)
     if (this.held_) this.dead_forks.addFork(this.held_)
   }
@@ -310,20 +304,7 @@ export class NodeCore {
       if (this.config.preempt) this.considerPreempt()
     }
     if (this.role_ === 'candidate') this.dead_forks.considerDeadFork()
-    const merge_waits = this.snapshot_in_flight !== null
-    if (
-      this.role_ === 'merging' &&
-      this.merge &&
-      !this.merge.running &&
-      now >= this.merge.retry_at_ms &&
-      !merge_waits
-    ) {
-      const winner = this.peers_.get(this.merge.winner)
-      // The winner stopped serving meanwhile (it merged into a third server, or restarted): serve again
-      // and let the heal rule pick the merge anew, so chains of merging nodes cannot wait on each other.
-      if (winner?.reachable && winner.role === 'server') this.runMerge()
-      else this.abandonMerge(`winner ${short(this.merge.winner)} no longer serves`)
-    }
+    this.heal.onTick(now)
     // A successor that claimed is waited for as long as its restore progresses (a big image takes time).
     const handing = this.handover
     if (handing?.successor && now >= handing.deadline_ms && !this.progressing(handing.successor)) {
@@ -392,7 +373,7 @@ export class NodeCore {
     } else if (this.role_ === 'electing') {
       this.evaluateElection()
     }
-    if (this.merge?.winner === id) this.abandonMerge('winner unreachable')
+    if (this.heal.winner === id) this.heal.abandonMerge('winner unreachable')
     if (this.handover?.successor === id) {
       this.handover.tried.add(id)
       this.handover.successor = null
@@ -527,7 +508,7 @@ export class NodeCore {
         }
         if (!this.bugs.stepsDownOnHeal) return
         if (this.mergeWinner(this.self(), other) === this.id) return
-        this.startMerge(other, 'candidate')
+        this.heal.startMerge(other, 'candidate')
         break
       }
       case 'leaving':
@@ -536,7 +517,7 @@ export class NodeCore {
           // Another server appeared while this one hands over (a partition healed): its changes since
           // the split must reach that server before it goes, so it merges instead of handing over.
           this.handover = null
-          this.startMerge(other, 'exit')
+          this.heal.startMerge(other, 'exit')
         }
         break
     }
@@ -550,11 +531,7 @@ export class NodeCore {
 
   /** Who keeps the service when two servers meet: by priority, or by newest term then priority. */
   private mergeWinner(a: { id: NodeId; priority: number; term: number }, b: PeerInfo): NodeId {
-    const ca = { id: a.id, priority: a.priority, load: 0, snapshot: null }
-    const cb = { id: b.id, priority: b.priority, load: 0, snapshot: null }
-    if (this.config.merge_direction === 'newest-term' && a.term !== b.term)
-      return a.term > b.term ? a.id : b.id
-    return compareStatic(ca, cb) > 0 ? a.id : b.id
+    return mergeWinner(this.config.merge_direction, a, b)
   }
 
   private onClaim(claimant: PeerInfo, msg: ClaimMessage): void {
@@ -1124,75 +1101,34 @@ export class NodeCore {
 
   // ---------------------------------------------------------------- partition heal
 
-  private startMerge(winner: PeerInfo, after: 'candidate' | 'exit'): void {
-    this.merge = {
-      after,
-      winner: winner.id,
-      attempt: 0,
-      running: false,
-      retry_at_ms: this.now_ms,
-    }
-    this.server_ = winner.id
-    this.setRole('merging')
-    // A snapshot in flight is waited for (the runtime always ends it: stored, covered or failed), as a
-    // hand-over waits for its final one: stored, it is the head the offer names and the winner records as
-    // merged. Named older, the newer one would be left on candidates as a fork nobody covers, and merged
-    // a second time as dead. (A bound of `merge_retry_ms` was too short: a capture under load takes longer.)
-    if (this.snapshot_in_flight === null) this.runMerge()
-  }
-
-  private runMerge(): void {
-    const merge = this.merge
-    assert(merge !== null, 'no merge to run')
-    const winner = this.peers_.get(merge.winner)
-    // Forks merged into the winner count as common: what it already holds is not archived again.
-    const theirs = closure(winner?.head ?? null)
-    const mine = this.head_?.lineage ?? []
-    const fork = this.bugs.forkPoint(forkPoint(mine, theirs), this.head_)
-    merge.attempt += 1
-    merge.running = true
-    this.timeline('merge_started', { winner: merge.winner, fork: fork?.id ?? null, attempt: merge.attempt })
-    this.effects.push({
-      type: 'run-merge',
-      winner: merge.winner,
-      fork,
-      attempt: merge.attempt,
-      head: this.head_,
-    })
-  }
-
   private onMergeDone(ok: boolean, winner: NodeId, reason?: string): void {
     if (this.dead_forks.onMergeDone(ok, winner, reason)) return
-    const merge = this.merge
-    if (this.role_ !== 'merging' || merge === null || merge.winner !== winner) return
-    merge.running = false
-    if (ok) {
-      this.merge = null
-      this.head_ = null
-      this.health_ = 'unknown'
-      this.timeline('merge_finished', { winner, attempts: merge.attempt })
-      this.server_ = winner
-      if (merge.after === 'exit') {
-        this.setRole('leaving')
-        this.effects.push({ type: 'exit' })
-      } else this.setRole('candidate')
-      return
-    }
-    this.timeline('merge_failed', { winner, attempt: merge.attempt, reason: reason ?? 'unknown' })
-    merge.retry_at_ms = this.now_ms + this.config.merge_retry_ms
+    this.heal.onMergeDone(ok, winner, reason)
   }
 
-  /** The winner went away mid-merge: this node still holds its state, so it serves again. */
-  private abandonMerge(reason: string): void {
-    if (this.role_ !== 'merging' || this.merge === null) return
-    const after = this.merge.after
-    this.merge = null
-    this.timeline('merge_failed', { reason })
-    this.server_ = this.id
-    this.setRole('server')
-    this.effects.push({ type: 'start-service', from: 'current', snapshot: null })
-    // It was leaving when the heal interrupted: the leave still stands.
-    if (after === 'exit') this.startHandover('exit')
+  /** What the heal's loser side (merge.ts) reads of this node and may make it do. */
+  private healMergeHost(): HealMergeHost {
+    return {
+      id: this.id,
+      config: this.config,
+      now_ms: () => this.now_ms,
+      role: () => this.role_,
+      peer: (id) => this.peers_.get(id),
+      head: () => this.head_,
+      snapshotInFlight: () => this.snapshot_in_flight !== null,
+      forkPoint: (fork, head) => this.bugs.forkPoint(fork, head),
+      timeline: (name, fields) => this.timeline(name, fields),
+      push: (effect) => this.effects.push(effect),
+      setServer: (server) => {
+        this.server_ = server
+      },
+      setRole: (role) => this.setRole(role),
+      dropHead: () => {
+        this.head_ = null
+        this.health_ = 'unknown'
+      },
+      startHandover: (after) => this.startHandover(after),
+    }
   }
 
   // ---------------------------------------------------------------- dead forks
@@ -1307,7 +1243,7 @@ export class NodeCore {
     assert(!serving || this.server_ === this.id, `${this.role_} must follow itself`)
     assert(this.role_ !== 'electing' || this.election !== null, 'electing without an election')
     assert(this.role_ !== 'restoring' || this.restore !== null, 'restoring without a restore')
-    assert(this.role_ !== 'merging' || this.merge !== null, 'merging without a merge')
+    assert(this.role_ !== 'merging' || this.heal.active, 'merging without a merge')
     assert(
       this.role_ === 'server' || this.role_ === 'leaving' || this.handover === null,
       'hand-over off server',
