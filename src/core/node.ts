@@ -1,6 +1,7 @@
 import { assert } from './assert.ts'
 import { type CoreConfig, checkCoreConfig } from './config.ts'
 import { type DeadForkHost, DeadForks } from './dead-fork.ts'
+import { HandOver, type Handover, type HandoverHost } from './handover.ts'
 import type { CoreEffect, CoreEvent, PeerDownCause, TimelineName } from './io.ts'
 import { closure, covers, mergedSegments, nextSnapshotRef } from './lineage.ts'
 import { HealMerge, type HealMergeHost, mergeWinner } from './merge.ts'
@@ -50,16 +51,6 @@ interface Restore {
   failed: Set<string>
 }
 
-interface Handover {
-  after: 'exit' | 'candidate'
-  /** Id of the final snapshot, taken after the service stopped; null while an earlier one is in flight. */
-  final_id: string | null
-  final: SnapshotRef | null
-  successor: NodeId | null
-  deadline_ms: number
-  tried: Set<NodeId>
-}
-
 /**
  * The node state machine of DESIGN.md: roles, terms, election, escalation, hand-over and merge
  * decisions. Pure: `handle(event)` returns the effects to carry out; no I/O, clock or randomness.
@@ -96,7 +87,8 @@ export class NodeCore {
   private readonly dead_forks: DeadForks
   /** Serving: forks merged into the service since its last snapshot's lineage (carried by the next ones). */
   private merged_in_: Segment[] = []
-  private handover: Handover | null = null
+  /** Leave and preempt on the serving side (handover.ts); `handover` is its state. */
+  private readonly hand: HandOver
   /** Successor named by a leaving server; its claim is accepted without ranking. */
   private handover_to: NodeId | null = null
   private snapshot_in_flight: string | null = null
@@ -146,6 +138,7 @@ export class NodeCore {
         : new AllowSplit()
     this.dead_forks = new DeadForks(this.deadForkHost())
     this.heal = new HealMerge(this.healMergeHost())
+    this.hand = new HandOver(this.handoverHost())
     for (const ref of options.stored ?? []) this.dead_forks.addFork(ref)
     if (this.held_) this.dead_forks.addFork(this.held_)
   }
@@ -305,15 +298,7 @@ export class NodeCore {
     }
     if (this.role_ === 'candidate') this.dead_forks.considerDeadFork()
     this.heal.onTick(now)
-    // A successor that claimed is waited for as long as its restore progresses (a big image takes time).
-    const handing = this.handover
-    if (handing?.successor && now >= handing.deadline_ms && !this.progressing(handing.successor)) {
-      handing.tried.add(handing.successor)
-      handing.successor = null
-      this.nameSuccessor()
-    } else if (handing?.final && handing.successor === null && now >= handing.deadline_ms) {
-      this.nameSuccessor() // it waited for another node's restore (see nameSuccessor)
-    }
+    this.hand.onTick(now)
   }
 
   /**
@@ -1038,64 +1023,54 @@ export class NodeCore {
     if (higher) this.startHandover('candidate')
   }
 
+  /** The hand-over under way (handover.ts holds it). */
+  private get handover(): Handover | null {
+    return this.hand.state
+  }
+  private set handover(state: Handover | null) {
+    this.hand.state = state
+  }
+
   /** Stop the service (so nothing acknowledged is lost), take a final snapshot, then name a successor. */
   private startHandover(after: 'exit' | 'candidate'): void {
-    this.handover = { after, final_id: null, final: null, successor: null, deadline_ms: 0, tried: new Set() }
-    if (after === 'exit') this.setRole('leaving')
-    this.timeline('handover_started', { after })
-    this.effects.push({ type: 'stop-service', reason: after === 'exit' ? 'leave' : 'preempt' })
-    // A snapshot already in flight was taken while the service ran: the final one waits for it.
-    if (this.snapshot_in_flight === null) this.takeFinalSnapshot()
+    this.hand.startHandover(after)
   }
 
   /** Also the retry when a final snapshot failed; the service stays stopped so nothing new is acknowledged. */
   private takeFinalSnapshot(): void {
-    assert(this.handover !== null, 'final snapshot outside a hand-over')
-    this.takeSnapshot(true)
-    this.handover.final_id = this.snapshot_in_flight
+    this.hand.takeFinalSnapshot()
   }
 
   private nameSuccessor(): void {
-    const handover = this.handover
-    if (handover === null || handover.final === null) return
-    const excluded = new Set([this.id, ...handover.tried])
-    // Another node restores (an election while this one handed over) and progresses: naming a successor
-    // now would race it (a second server). Wait; once it serves, this node merges into it (onServerSeen).
-    // (Also one passed over earlier: it restores by its own claim now.)
-    if (this.peers().some((p) => this.progressing(p.id))) {
-      handover.successor = null
-      handover.deadline_ms = this.now_ms + this.config.handover_timeout_ms
-      return
-    }
-    const next = best(this.config.strategy, this.eligible(excluded))
-    if (next === null) {
-      // Nobody to hand over to: keep or give up the service as asked, the final snapshot stays local.
-      if (handover.after === 'exit') this.finishHandover()
-      else {
-        this.handover = null
-        this.effects.push({ type: 'start-service', from: 'current', snapshot: null })
-      }
-      return
-    }
-    handover.successor = next.id
-    handover.deadline_ms = this.now_ms + this.config.handover_timeout_ms
-    const msg: HandoverMessage = { type: 'handover', term: this.term_, to: next.id, snapshot: handover.final }
-    this.effects.push({ type: 'broadcast', msg })
+    this.hand.nameSuccessor()
   }
 
   private finishHandover(): void {
-    const handover = this.handover
-    assert(handover !== null, 'finishing a hand-over that did not start')
-    this.handover = null
-    this.timeline('handover_finished', { successor: handover.successor })
-    this.head_ = null
-    this.health_ = 'unknown'
-    if (handover.after === 'exit') {
-      this.setRole('leaving')
-      this.effects.push({ type: 'exit' })
-    } else {
-      this.server_ = handover.successor
-      this.setRole('candidate')
+    this.hand.finishHandover()
+  }
+
+  /** What the serving side's hand-over (handover.ts) reads of this node and may make it do. */
+  private handoverHost(): HandoverHost {
+    return {
+      id: this.id,
+      config: this.config,
+      now_ms: () => this.now_ms,
+      term: () => this.term_,
+      peers: () => this.peers(),
+      progressing: (id) => this.progressing(id),
+      eligible: (excluded) => this.eligible(excluded),
+      snapshotInFlight: () => this.snapshot_in_flight,
+      takeSnapshot: (final) => this.takeSnapshot(final),
+      timeline: (name, fields) => this.timeline(name, fields),
+      push: (effect) => this.effects.push(effect),
+      setServer: (server) => {
+        this.server_ = server
+      },
+      setRole: (role) => this.setRole(role),
+      dropHead: () => {
+        this.head_ = null
+        this.health_ = 'unknown'
+      },
     }
   }
 
