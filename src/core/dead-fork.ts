@@ -1,5 +1,4 @@
-import type { CoreConfig } from './config.ts'
-import type { CoreEffect, TimelineName } from './io.ts'
+import type { CoreHost } from './host.ts'
 import { closure, covers, forkPoint } from './lineage.ts'
 import { compareSnapshots } from './ranking.ts'
 import type { NodeId, PeerInfo, SnapshotRef } from './types.ts'
@@ -17,10 +16,7 @@ interface ForkMerge {
 const MAX_FORKS = 16
 
 /** What the dead-fork logic reads of its node (NodeCore) and the effects it may add. */
-export interface DeadForkHost {
-  readonly id: NodeId
-  readonly config: CoreConfig
-  now_ms(): number
+export interface DeadForkHost extends CoreHost {
   peers(): PeerInfo[]
   peer(id: NodeId): PeerInfo | undefined
   /** The peer this node follows, if it is reachable and says it serves. */
@@ -31,8 +27,6 @@ export interface DeadForkHost {
   held(): SnapshotRef | null
   /** false only with the planted bug `dead-fork-ignored`. */
   readonly mergesDeadForks: boolean
-  timeline(name: TimelineName, fields: Record<string, unknown>): void
-  push(effect: CoreEffect): void
 }
 
 /**

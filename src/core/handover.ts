@@ -1,9 +1,8 @@
 import { assert } from './assert.ts'
-import type { CoreConfig } from './config.ts'
-import type { CoreEffect, TimelineName } from './io.ts'
+import type { RoleHost } from './host.ts'
 import type { HandoverMessage } from './messages.ts'
 import { best, type Contender } from './ranking.ts'
-import type { NodeId, PeerInfo, Role, SnapshotRef } from './types.ts'
+import type { NodeId, PeerInfo, SnapshotRef } from './types.ts'
 
 export interface Handover {
   after: 'exit' | 'candidate'
@@ -16,10 +15,7 @@ export interface Handover {
 }
 
 /** What a serving node's hand-over reads of its node (NodeCore) and may make it do. */
-export interface HandoverHost {
-  readonly id: NodeId
-  readonly config: CoreConfig
-  now_ms(): number
+export interface HandoverHost extends RoleHost {
   term(): number
   peers(): PeerInfo[]
   /** A reachable peer restoring whose restore moved within `handover_timeout_ms`. */
@@ -29,12 +25,6 @@ export interface HandoverHost {
   /** The id of the snapshot in flight, if any. */
   snapshotInFlight(): string | null
   takeSnapshot(final: boolean): void
-  timeline(name: TimelineName, fields: Record<string, unknown>): void
-  push(effect: CoreEffect): void
-  setServer(server: NodeId | null): void
-  setRole(role: Role): void
-  /** The service this node ran is no longer its own: no head, health unknown. */
-  dropHead(): void
 }
 
 /**

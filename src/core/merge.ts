@@ -1,6 +1,6 @@
 import { assert } from './assert.ts'
 import type { CoreConfig } from './config.ts'
-import type { CoreEffect, TimelineName } from './io.ts'
+import type { RoleHost } from './host.ts'
 import { closure, forkPoint } from './lineage.ts'
 import type { BugSeam } from './planted-bugs.ts'
 import { compareStatic } from './ranking.ts'
@@ -28,10 +28,7 @@ export function mergeWinner(
 }
 
 /** What the loser's side of a partition heal reads of its node (NodeCore) and may make it do. */
-export interface HealMergeHost {
-  readonly id: NodeId
-  readonly config: CoreConfig
-  now_ms(): number
+export interface HealMergeHost extends RoleHost {
   role(): Role
   peer(id: NodeId): PeerInfo | undefined
   /** Lineage head while serving. */
@@ -39,12 +36,6 @@ export interface HealMergeHost {
   /** A snapshot is in flight (the merge waits for it: stored, it is the head the offer names). */
   snapshotInFlight(): boolean
   readonly forkPoint: BugSeam['forkPoint']
-  timeline(name: TimelineName, fields: Record<string, unknown>): void
-  push(effect: CoreEffect): void
-  setServer(server: NodeId | null): void
-  setRole(role: Role): void
-  /** The service this node ran is no longer its own: no head, health unknown. */
-  dropHead(): void
   startHandover(after: 'exit' | 'candidate'): void
 }
 

@@ -2,6 +2,7 @@ import { assert } from './assert.ts'
 import { type CoreConfig, checkCoreConfig } from './config.ts'
 import { type DeadForkHost, DeadForks } from './dead-fork.ts'
 import { HandOver, type Handover, type HandoverHost } from './handover.ts'
+import type { CoreHost, RoleHost } from './host.ts'
 import type { CoreEffect, CoreEvent, PeerDownCause, TimelineName } from './io.ts'
 import { closure, covers, mergedSegments, nextSnapshotRef } from './lineage.ts'
 import { HealMerge, type HealMergeHost, mergeWinner } from './merge.ts'
@@ -1052,17 +1053,31 @@ export class NodeCore {
   /** What the serving side's hand-over (handover.ts) reads of this node and may make it do. */
   private handoverHost(): HandoverHost {
     return {
-      id: this.id,
-      config: this.config,
-      now_ms: () => this.now_ms,
+      ...this.roleHost(),
       term: () => this.term_,
       peers: () => this.peers(),
       progressing: (id) => this.progressing(id),
       eligible: (excluded) => this.eligible(excluded),
       snapshotInFlight: () => this.snapshot_in_flight,
       takeSnapshot: (final) => this.takeSnapshot(final),
+    }
+  }
+
+  /** What every part of this core in a file of its own reads and adds (host.ts). */
+  private coreHost(): CoreHost {
+    return {
+      id: this.id,
+      config: this.config,
+      now_ms: () => this.now_ms,
       timeline: (name, fields) => this.timeline(name, fields),
       push: (effect) => this.effects.push(effect),
+    }
+  }
+
+  /** ... and moves this node between roles. */
+  private roleHost(): RoleHost {
+    return {
+      ...this.coreHost(),
       setServer: (server) => {
         this.server_ = server
       },
@@ -1084,24 +1099,12 @@ export class NodeCore {
   /** What the heal's loser side (merge.ts) reads of this node and may make it do. */
   private healMergeHost(): HealMergeHost {
     return {
-      id: this.id,
-      config: this.config,
-      now_ms: () => this.now_ms,
+      ...this.roleHost(),
       role: () => this.role_,
       peer: (id) => this.peers_.get(id),
       head: () => this.head_,
       snapshotInFlight: () => this.snapshot_in_flight !== null,
       forkPoint: (fork, head) => this.bugs.forkPoint(fork, head),
-      timeline: (name, fields) => this.timeline(name, fields),
-      push: (effect) => this.effects.push(effect),
-      setServer: (server) => {
-        this.server_ = server
-      },
-      setRole: (role) => this.setRole(role),
-      dropHead: () => {
-        this.head_ = null
-        this.health_ = 'unknown'
-      },
       startHandover: (after) => this.startHandover(after),
     }
   }
@@ -1111,17 +1114,13 @@ export class NodeCore {
   /** What the dead-fork logic (dead-fork.ts) reads of this node and the effects it may add. */
   private deadForkHost(): DeadForkHost {
     return {
-      id: this.id,
-      config: this.config,
-      now_ms: () => this.now_ms,
+      ...this.coreHost(),
       peers: () => this.peers(),
       peer: (id) => this.peers_.get(id),
       liveServer: () => this.liveServer(),
       handoverTo: () => this.handover_to,
       held: () => this.held_,
       mergesDeadForks: this.bugs.mergesDeadForks,
-      timeline: (name, fields) => this.timeline(name, fields),
-      push: (effect) => this.effects.push(effect),
     }
   }
 
