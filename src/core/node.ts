@@ -1,7 +1,11 @@
 import { assert } from './assert.ts'
 import { type CoreConfig, checkCoreConfig } from './config.ts'
+import { type DeadForkHost, DeadForks } from './dead-fork.ts'
+import { HandOver, type Handover, type HandoverHost } from './handover.ts'
+import type { CoreHost, RoleHost } from './host.ts'
 import type { CoreEffect, CoreEvent, PeerDownCause, TimelineName } from './io.ts'
-import { closure, covers, forkPoint, mergedSegments, nextSnapshotRef } from './lineage.ts'
+import { closure, covers, mergedSegments, nextSnapshotRef } from './lineage.ts'
+import { HealMerge, type HealMergeHost, mergeWinner } from './merge.ts'
 import type {
   ClaimMessage,
   ControlMessage,
@@ -13,7 +17,7 @@ import type {
 import { type BugSeam, plantedSeam } from './planted-bugs.ts'
 import { RefuseToSplit } from './policy/refuse-to-split.ts'
 import { AllowSplit, type SplitHost, type SplitPolicy } from './policy/split.ts'
-import { best, type Contender, compareContenders, compareSnapshots, compareStatic } from './ranking.ts'
+import { best, type Contender, compareContenders, compareSnapshots } from './ranking.ts'
 import type { Health, NodeId, PeerInfo, Role, Segment, SnapshotRef } from './types.ts'
 
 /** What a node keeps across restarts (the runtime persists it atomically on `persist`). */
@@ -48,37 +52,6 @@ interface Restore {
   failed: Set<string>
 }
 
-interface Merge {
-  /** What the loser becomes once the winner confirms: a candidate, or gone (it was leaving). */
-  after: 'candidate' | 'exit'
-  winner: NodeId
-  attempt: number
-  running: boolean
-  retry_at_ms: number
-}
-
-/** Dead fork: a snapshot this candidate holds whose changes no live server has; it merges them into its server. */
-interface ForkMerge {
-  head: SnapshotRef
-  winner: NodeId
-  attempt: number
-  running: boolean
-  retry_at_ms: number
-}
-
-/** Lineage heads a node remembers from its store (each not in another's closure), newest kept. */
-const MAX_FORKS = 16
-
-interface Handover {
-  after: 'exit' | 'candidate'
-  /** Id of the final snapshot, taken after the service stopped; null while an earlier one is in flight. */
-  final_id: string | null
-  final: SnapshotRef | null
-  successor: NodeId | null
-  deadline_ms: number
-  tried: Set<NodeId>
-}
-
 /**
  * The node state machine of DESIGN.md: roles, terms, election, escalation, hand-over and merge
  * decisions. Pure: `handle(event)` returns the effects to carry out; no I/O, clock or randomness.
@@ -109,19 +82,14 @@ export class NodeCore {
   private first_election = true
   private election: Election | null = null
   private restore: Restore | null = null
-  private merge: Merge | null = null
-  /** Heads of the lineages in the local store: candidates for a dead-fork merge. */
-  private forks_: SnapshotRef[] = []
-  private fork_merge: ForkMerge | null = null
-  /**
-   * Dead forks handed to a server, by id: not offered again to that server in that term for
-   * `merge_retry_ms` (its next head says it holds them), or ever under a policy without merges (the
-   * runtime keeps the fork's state aside instead, once).
-   */
-  private readonly fork_merged = new Map<string, { server: NodeId; term: number; until_ms: number }>()
+  /** The loser's side of a partition heal (merge.ts). */
+  private readonly heal: HealMerge
+  /** Lineage heads in the local store and the dead-fork merge a candidate runs (dead-fork.ts). */
+  private readonly dead_forks: DeadForks
   /** Serving: forks merged into the service since its last snapshot's lineage (carried by the next ones). */
   private merged_in_: Segment[] = []
-  private handover: Handover | null = null
+  /** Leave and preempt on the serving side (handover.ts); `handover` is its state. */
+  private readonly hand: HandOver
   /** Successor named by a leaving server; its claim is accepted without ranking. */
   private handover_to: NodeId | null = null
   private snapshot_in_flight: string | null = null
@@ -174,8 +142,11 @@ export class NodeCore {
             this.bugs.supportGap,
           )
         : new AllowSplit()
-    for (const ref of options.stored ?? []) this.addFork(ref)
-    if (this.held_) this.addFork(this.held_)
+    this.dead_forks = new DeadForks(this.deadForkHost())
+    this.heal = new HealMerge(this.healMergeHost())
+    this.hand = new HandOver(this.handoverHost())
+    for (const ref of options.stored ?? []) this.dead_forks.addFork(ref)
+    if (this.held_) this.dead_forks.addFork(this.held_)
   }
 
   /** A serving node that stopped its service to hand over (the successor may already restore). */
@@ -204,7 +175,7 @@ export class NodeCore {
   }
   /** Lineage heads held locally that no other held snapshot's closure covers. */
   get forks(): readonly SnapshotRef[] {
-    return this.forks_
+    return this.dead_forks.forks
   }
 
   /**
@@ -336,30 +307,9 @@ export class NodeCore {
       }
       if (this.config.preempt) this.considerPreempt()
     }
-    if (this.role_ === 'candidate') this.considerDeadFork()
-    const merge_waits = this.snapshot_in_flight !== null
-    if (
-      this.role_ === 'merging' &&
-      this.merge &&
-      !this.merge.running &&
-      now >= this.merge.retry_at_ms &&
-      !merge_waits
-    ) {
-      const winner = this.peers_.get(this.merge.winner)
-      // The winner stopped serving meanwhile (it merged into a third server, or restarted): serve again
-      // and let the heal rule pick the merge anew, so chains of merging nodes cannot wait on each other.
-      if (winner?.reachable && winner.role === 'server') this.runMerge()
-      else this.abandonMerge(`winner ${short(this.merge.winner)} no longer serves`)
-    }
-    // A successor that claimed is waited for as long as its restore progresses (a big image takes time).
-    const handing = this.handover
-    if (handing?.successor && now >= handing.deadline_ms && !this.progressing(handing.successor)) {
-      handing.tried.add(handing.successor)
-      handing.successor = null
-      this.nameSuccessor()
-    } else if (handing?.final && handing.successor === null && now >= handing.deadline_ms) {
-      this.nameSuccessor() // it waited for another node's restore (see nameSuccessor)
-    }
+    if (this.role_ === 'candidate') this.dead_forks.considerDeadFork()
+    this.heal.onTick(now)
+    this.hand.onTick(now)
   }
 
   /** The server this node follows handed over, then fell silent for `handover_timeout_ms`: it is gone. */
@@ -446,7 +396,7 @@ export class NodeCore {
     } else if (this.role_ === 'electing') {
       this.evaluateElection()
     }
-    if (this.merge?.winner === id) this.abandonMerge('winner unreachable')
+    if (this.heal.winner === id) this.heal.abandonMerge('winner unreachable')
     if (this.handover?.successor === id) {
       this.handover.tried.add(id)
       this.handover.successor = null
@@ -581,7 +531,7 @@ export class NodeCore {
         }
         if (!this.bugs.stepsDownOnHeal) return
         if (this.mergeWinner(this.self(), other) === this.id) return
-        this.startMerge(other, 'candidate')
+        this.heal.startMerge(other, 'candidate')
         break
       }
       case 'leaving':
@@ -590,7 +540,7 @@ export class NodeCore {
           // Another server appeared while this one hands over (a partition healed): its changes since
           // the split must reach that server before it goes, so it merges instead of handing over.
           this.handover = null
-          this.startMerge(other, 'exit')
+          this.heal.startMerge(other, 'exit')
         }
         break
     }
@@ -604,11 +554,7 @@ export class NodeCore {
 
   /** Who keeps the service when two servers meet: by priority, or by newest term then priority. */
   private mergeWinner(a: { id: NodeId; priority: number; term: number }, b: PeerInfo): NodeId {
-    const ca = { id: a.id, priority: a.priority, load: 0, snapshot: null }
-    const cb = { id: b.id, priority: b.priority, load: 0, snapshot: null }
-    if (this.config.merge_direction === 'newest-term' && a.term !== b.term)
-      return a.term > b.term ? a.id : b.id
-    return compareStatic(ca, cb) > 0 ? a.id : b.id
+    return mergeWinner(this.config.merge_direction, a, b)
   }
 
   private onClaim(claimant: PeerInfo, msg: ClaimMessage): void {
@@ -987,7 +933,7 @@ export class NodeCore {
 
   private onSnapshotStored(snapshot: SnapshotRef): void {
     if (compareSnapshots(snapshot, this.held_) > 0) this.held_ = snapshot
-    this.addFork(snapshot)
+    this.dead_forks.addFork(snapshot)
     if (snapshot.writer !== this.id) {
       // Its writer counts it toward output commit; the others learn what a failover could restore now.
       const msg: StoredMessage = { type: 'stored', term: this.term_, snapshot }
@@ -1123,260 +1069,104 @@ export class NodeCore {
     if (higher) this.startHandover('candidate')
   }
 
+  /** The hand-over under way (handover.ts holds it). */
+  private get handover(): Handover | null {
+    return this.hand.state
+  }
+  private set handover(state: Handover | null) {
+    this.hand.state = state
+  }
+
   /** Stop the service (so nothing acknowledged is lost), take a final snapshot, then name a successor. */
   private startHandover(after: 'exit' | 'candidate'): void {
-    this.handover = { after, final_id: null, final: null, successor: null, deadline_ms: 0, tried: new Set() }
-    if (after === 'exit') this.setRole('leaving')
-    this.timeline('handover_started', { after })
-    this.effects.push({ type: 'stop-service', reason: after === 'exit' ? 'leave' : 'preempt' })
-    // A snapshot already in flight was taken while the service ran: the final one waits for it.
-    if (this.snapshot_in_flight === null) this.takeFinalSnapshot()
+    this.hand.startHandover(after)
   }
 
   /** Also the retry when a final snapshot failed; the service stays stopped so nothing new is acknowledged. */
   private takeFinalSnapshot(): void {
-    assert(this.handover !== null, 'final snapshot outside a hand-over')
-    this.takeSnapshot(true)
-    this.handover.final_id = this.snapshot_in_flight
+    this.hand.takeFinalSnapshot()
   }
 
   private nameSuccessor(): void {
-    const handover = this.handover
-    if (handover === null || handover.final === null) return
-    const excluded = new Set([this.id, ...handover.tried])
-    // Another node restores (an election while this one handed over) and progresses: naming a successor
-    // now would race it (a second server). Wait; once it serves, this node merges into it (onServerSeen).
-    // (Also one passed over earlier: it restores by its own claim now.)
-    if (this.peers().some((p) => this.progressing(p.id))) {
-      handover.successor = null
-      handover.deadline_ms = this.now_ms + this.config.handover_timeout_ms
-      return
-    }
-    const next = best(this.config.strategy, this.eligible(excluded))
-    if (next === null) {
-      // Nobody to hand over to: keep or give up the service as asked, the final snapshot stays local.
-      if (handover.after === 'exit') this.finishHandover()
-      else {
-        this.handover = null
-        this.effects.push({ type: 'start-service', from: 'current', snapshot: null })
-      }
-      return
-    }
-    handover.successor = next.id
-    handover.deadline_ms = this.now_ms + this.config.handover_timeout_ms
-    const msg: HandoverMessage = { type: 'handover', term: this.term_, to: next.id, snapshot: handover.final }
-    this.effects.push({ type: 'broadcast', msg })
+    this.hand.nameSuccessor()
   }
 
   private finishHandover(): void {
-    const handover = this.handover
-    assert(handover !== null, 'finishing a hand-over that did not start')
-    this.handover = null
-    this.timeline('handover_finished', { successor: handover.successor })
-    this.head_ = null
-    this.health_ = 'unknown'
-    if (handover.after === 'exit') {
-      this.setRole('leaving')
-      this.effects.push({ type: 'exit' })
-    } else {
-      this.server_ = handover.successor
-      this.setRole('candidate')
+    this.hand.finishHandover()
+  }
+
+  /** What the serving side's hand-over (handover.ts) reads of this node and may make it do. */
+  private handoverHost(): HandoverHost {
+    return {
+      ...this.roleHost(),
+      term: () => this.term_,
+      peers: () => this.peers(),
+      progressing: (id) => this.progressing(id),
+      eligible: (excluded) => this.eligible(excluded),
+      snapshotInFlight: () => this.snapshot_in_flight,
+      takeSnapshot: (final) => this.takeSnapshot(final),
+    }
+  }
+
+  /** What every part of this core in a file of its own reads and adds (host.ts). */
+  private coreHost(): CoreHost {
+    return {
+      id: this.id,
+      config: this.config,
+      now_ms: () => this.now_ms,
+      timeline: (name, fields) => this.timeline(name, fields),
+      push: (effect) => this.effects.push(effect),
+    }
+  }
+
+  /** ... and moves this node between roles. */
+  private roleHost(): RoleHost {
+    return {
+      ...this.coreHost(),
+      setServer: (server) => {
+        this.server_ = server
+      },
+      setRole: (role) => this.setRole(role),
+      dropHead: () => {
+        this.head_ = null
+        this.health_ = 'unknown'
+      },
     }
   }
 
   // ---------------------------------------------------------------- partition heal
 
-  private startMerge(winner: PeerInfo, after: 'candidate' | 'exit'): void {
-    this.merge = {
-      after,
-      winner: winner.id,
-      attempt: 0,
-      running: false,
-      retry_at_ms: this.now_ms,
-    }
-    this.server_ = winner.id
-    this.setRole('merging')
-    // A snapshot in flight is waited for (the runtime always ends it: stored, covered or failed), as a
-    // hand-over waits for its final one: stored, it is the head the offer names and the winner records as
-    // merged. Named older, the newer one would be left on candidates as a fork nobody covers, and merged
-    // a second time as dead. (A bound of `merge_retry_ms` was too short: a capture under load takes longer.)
-    if (this.snapshot_in_flight === null) this.runMerge()
-  }
-
-  private runMerge(): void {
-    const merge = this.merge
-    assert(merge !== null, 'no merge to run')
-    const winner = this.peers_.get(merge.winner)
-    // Forks merged into the winner count as common: what it already holds is not archived again.
-    const theirs = closure(winner?.head ?? null)
-    const mine = this.head_?.lineage ?? []
-    const fork = this.bugs.forkPoint(forkPoint(mine, theirs), this.head_)
-    merge.attempt += 1
-    merge.running = true
-    this.timeline('merge_started', { winner: merge.winner, fork: fork?.id ?? null, attempt: merge.attempt })
-    this.effects.push({
-      type: 'run-merge',
-      winner: merge.winner,
-      fork,
-      attempt: merge.attempt,
-      head: this.head_,
-    })
-  }
-
   private onMergeDone(ok: boolean, winner: NodeId, reason?: string): void {
-    const fork = this.fork_merge
-    if (fork?.running && fork.winner === winner) {
-      fork.running = false
-      if (ok) {
-        this.fork_merge = null
-        // Still remembered: should the server die before a snapshot of the merge reaches a candidate,
-        // this copy is the fork's again, to merge into the next server.
-        const term = this.peers_.get(winner)?.term ?? 0
-        const until_ms = this.now_ms + this.config.merge_retry_ms
-        this.fork_merged.set(fork.head.id, { server: winner, term, until_ms })
-        this.timeline('dead_fork_merged', { winner, dead_fork: fork.head.id, attempts: fork.attempt })
-      } else {
-        this.timeline('dead_fork_merge_failed', {
-          winner,
-          dead_fork: fork.head.id,
-          reason: reason ?? 'unknown',
-        })
-        fork.retry_at_ms = this.now_ms + this.config.merge_retry_ms
-      }
-      return
-    }
-    const merge = this.merge
-    if (this.role_ !== 'merging' || merge === null || merge.winner !== winner) return
-    merge.running = false
-    if (ok) {
-      this.merge = null
-      this.head_ = null
-      this.health_ = 'unknown'
-      this.timeline('merge_finished', { winner, attempts: merge.attempt })
-      this.server_ = winner
-      if (merge.after === 'exit') {
-        this.setRole('leaving')
-        this.effects.push({ type: 'exit' })
-      } else this.setRole('candidate')
-      return
-    }
-    this.timeline('merge_failed', { winner, attempt: merge.attempt, reason: reason ?? 'unknown' })
-    merge.retry_at_ms = this.now_ms + this.config.merge_retry_ms
+    if (this.dead_forks.onMergeDone(ok, winner, reason)) return
+    this.heal.onMergeDone(ok, winner, reason)
   }
 
-  /** The winner went away mid-merge: this node still holds its state, so it serves again. */
-  private abandonMerge(reason: string): void {
-    if (this.role_ !== 'merging' || this.merge === null) return
-    const after = this.merge.after
-    this.merge = null
-    this.timeline('merge_failed', { reason })
-    this.server_ = this.id
-    this.setRole('server')
-    this.effects.push({ type: 'start-service', from: 'current', snapshot: null })
-    // It was leaving when the heal interrupted: the leave still stands.
-    if (after === 'exit') this.startHandover('exit')
+  /** What the heal's loser side (merge.ts) reads of this node and may make it do. */
+  private healMergeHost(): HealMergeHost {
+    return {
+      ...this.roleHost(),
+      role: () => this.role_,
+      peer: (id) => this.peers_.get(id),
+      head: () => this.head_,
+      snapshotInFlight: () => this.snapshot_in_flight !== null,
+      forkPoint: (fork, head) => this.bugs.forkPoint(fork, head),
+      startHandover: (after) => this.startHandover(after),
+    }
   }
 
   // ---------------------------------------------------------------- dead forks
 
-  /** Remembers `ref` as a lineage head unless a held head's closure covers it; drops heads it covers. */
-  private addFork(ref: SnapshotRef): void {
-    if (this.forks_.some((f) => f.id === ref.id || covers(closure(f), ref))) return
-    const mine = closure(ref)
-    this.forks_ = this.forks_.filter((f) => !covers(mine, f))
-    this.forks_.push(ref)
-    if (this.forks_.length > MAX_FORKS) {
-      // The oldest goes (lowest rank): a fork is kept for as long as 16 newer lineage heads allow.
-      this.forks_.sort(compareSnapshots)
-      this.forks_.shift()
+  /** What the dead-fork logic (dead-fork.ts) reads of this node and the effects it may add. */
+  private deadForkHost(): DeadForkHost {
+    return {
+      ...this.coreHost(),
+      peers: () => this.peers(),
+      peer: (id) => this.peers_.get(id),
+      liveServer: () => this.liveServer(),
+      handoverTo: () => this.handover_to,
+      held: () => this.held_,
+      mergesDeadForks: this.bugs.mergesDeadForks,
     }
-  }
-
-  /**
-   * Dead fork: a snapshot this candidate holds that its live server's closure does not cover, whose
-   * lineage no reachable server or merging node continues (its server died or stepped down before a
-   * heal merged it), holds changes nobody else will merge, released output among them. The candidate
-   * materialises it and merges it into its server like a heal's loser, and stays a candidate. One
-   * holder does it: the smallest id among reachable candidates whose newest snapshot covers it; the
-   * winner applies a fork it already holds only once (`holdsFork`).
-   */
-  private considerDeadFork(): void {
-    const fork = this.fork_merge
-    const server = this.liveServer()
-    if (fork !== null) {
-      if (fork.running || this.now_ms < fork.retry_at_ms) return
-      if (server?.id === fork.winner) this.runForkMerge(fork)
-      else this.fork_merge = null
-      return
-    }
-    if (server?.head == null || this.handover_to !== null) return
-    if (!this.bugs.mergesDeadForks) return
-    // The server's head as last announced is behind a snapshot of it stored here: its state (and with it
-    // what it holds, so the fork point) is on its way. Merging now would archive more than needed.
-    if (this.held_?.writer === server.id && compareSnapshots(this.held_, server.head) > 0) return
-    // What it merged since its last snapshot counts: a heal's loser that is a candidate now would
-    // otherwise take its own last snapshot for a dead fork until the winner's next snapshot arrives.
-    const holds = [...closure(server.head), ...(server.merged_in ?? [])]
-    for (const id of this.fork_merged.keys())
-      if (!this.forks_.some((f) => f.id === id)) this.fork_merged.delete(id)
-    const merges = this.config.merge_policy === 'helper'
-    const handed = (f: SnapshotRef) => {
-      const done = this.fork_merged.get(f.id)
-      if (done === undefined || done.server !== server.id || done.term !== server.term) return false
-      return !merges || this.now_ms < done.until_ms
-    }
-    for (const f of this.forks_) {
-      // Covered forks stay remembered: the server that holds them may die before its snapshots spread.
-      if (covers(holds, f) || handed(f) || this.lineageLive(f)) continue
-      const other = this.peers().some(
-        (p) =>
-          p.reachable &&
-          p.id < this.id &&
-          p.role === 'candidate' &&
-          p.server === server.id &&
-          p.snapshot !== null &&
-          covers(closure(p.snapshot), f),
-      )
-      if (other) continue
-      const next: ForkMerge = { head: f, winner: server.id, attempt: 0, running: false, retry_at_ms: 0 }
-      this.fork_merge = next
-      this.runForkMerge(next)
-      return
-    }
-  }
-
-  /**
-   * `ref` belongs to a live lineage: a reachable server or merging node continues its segment (the heal
-   * between servers merges it), or wrote it in its current stint (a snapshot of a term its states have
-   * not announced as head yet). An older term of a node that serves again is a fork like any other.
-   */
-  private lineageLive(ref: SnapshotRef): boolean {
-    return this.peers().some((p) => {
-      if (!p.reachable || (p.role !== 'server' && p.role !== 'merging')) return false
-      if (p.head?.writer === ref.writer && p.head.term === ref.term) return true
-      return p.id === ref.writer && ref.term >= Math.max(p.term, p.head?.term ?? 0)
-    })
-  }
-
-  private runForkMerge(fork: ForkMerge): void {
-    const winner = this.peers_.get(fork.winner)
-    const fork_point = forkPoint(fork.head.lineage, closure(winner?.head ?? null))
-    fork.attempt += 1
-    fork.running = true
-    this.timeline('dead_fork_merge_started', {
-      winner: fork.winner,
-      dead_fork: fork.head.id,
-      fork: fork_point?.id ?? null,
-      attempt: fork.attempt,
-    })
-    this.effects.push({
-      type: 'run-merge',
-      winner: fork.winner,
-      fork: fork_point,
-      attempt: fork.attempt,
-      head: fork.head,
-      dead_fork: true,
-    })
   }
 
   // ---------------------------------------------------------------- the split policy's view
@@ -1435,8 +1225,7 @@ export class NodeCore {
       this.released_seq = 0
     }
     if (role !== 'electing') this.election = null
-    // A dead-fork merge is a candidate's errand for the server it follows; the fork stays remembered.
-    if (role !== 'candidate') this.fork_merge = null
+    if (role !== 'candidate') this.dead_forks.notCandidate()
     this.timeline('role_changed', { from, to: role })
     this.broadcastState()
   }
@@ -1473,7 +1262,7 @@ export class NodeCore {
     assert(!serving || this.server_ === this.id, `${this.role_} must follow itself`)
     assert(this.role_ !== 'electing' || this.election !== null, 'electing without an election')
     assert(this.role_ !== 'restoring' || this.restore !== null, 'restoring without a restore')
-    assert(this.role_ !== 'merging' || this.merge !== null, 'merging without a merge')
+    assert(this.role_ !== 'merging' || this.heal.active, 'merging without a merge')
     assert(
       this.role_ === 'server' || this.role_ === 'leaving' || this.handover === null,
       'hand-over off server',

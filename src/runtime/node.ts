@@ -4,18 +4,13 @@ import { performance } from 'node:perf_hooks'
 import { writeFileAtomic } from '../../lib/atomic-write.ts'
 import type { Logger } from '../../lib/log.ts'
 import { Federation, type KeyPair, LAST_WORDS_FLUSH_MS } from '../../overlay/index.ts'
-import { ChunkError, deltaBytes, type SnapshotEngine, type SnapshotStore } from '../../snapshot/index.ts'
+import { deltaBytes } from '../../snapshot/index.ts'
 import type { SustainConfig } from '../config/schema.ts'
 import { assert } from '../core/assert.ts'
 import { DEFAULT_CORE_CONFIG } from '../core/config.ts'
 import type { CoreEffect, CoreEvent, DriverEventKind } from '../core/io.ts'
 import type { ForkPoint } from '../core/lineage.ts'
-import {
-  type ControlMessage,
-  type MergeOfferMessage,
-  snapshot_ref,
-  validateControlMessage,
-} from '../core/messages.ts'
+import { type ControlMessage, type MergeOfferMessage, validateControlMessage } from '../core/messages.ts'
 import { NodeCore } from '../core/node.ts'
 import { mergePolicyFor, type ServiceType } from '../core/service-type.ts'
 import type { NodeId, SnapshotRef } from '../core/types.ts'
@@ -35,14 +30,12 @@ import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
 import { type PersistedFile, readPersisted } from './persisted.ts'
 import { type RecoveryPoint, recoveryPoint } from './recovery-point.ts'
-import { type SnapshotIndex, unpackPublished } from './snapshot-index.ts'
-import { publishedManifest, publishSnapshot } from './snapshot-replication.ts'
 import { SnapshotRepository } from './snapshot-repository.ts'
 import { SnapshotRetry } from './snapshot-retry.ts'
 import { overlayReplicationFactor, type SnapshotHeld, SnapshotShares } from './snapshot-shares.ts'
 import type { NodeStatus } from './status.ts'
 import { logTimeline } from './timeline-log.ts'
-import { isTopCandidate, WarmStandby } from './warm-standby.ts'
+import { isTopCandidate, type WarmStandby } from './warm-standby.ts'
 
 /** A bind address that listens on every address of the machine. */
 function isWildcard(host: string): boolean {
@@ -191,9 +184,11 @@ export class SustainNode {
       index_path: this.paths.index,
       node: this.id,
       keep: config.snapshots.keep,
+      log: this.log,
+      now: this.now,
     })
     if (config.service?.standby === 'warm' && this.options.driver)
-      this.warm = new WarmStandby({ state_dir: this.paths.service_state, store: this.store, now: this.now })
+      this.warm = this.snapshots.warmStandby(this.paths.service_state)
     this.shares = overlayReplicationFactor(config) > 0 ? new SnapshotShares() : null
     const persisted = await readPersisted(this.paths.persisted)
     this.persisted = persisted
@@ -495,7 +490,7 @@ export class SustainNode {
             id: newest.id,
             age_ms: this.last_snapshot_ms === null ? null : Math.round(this.now() - this.last_snapshot_ms),
             size_bytes: newest.size_bytes,
-            held: this.index.refs().length,
+            held: this.snapshots.count,
           }
         : null,
       replicating: [...this.replicating],
@@ -670,17 +665,6 @@ export class SustainNode {
     return this.snapshots.serial(work)
   }
 
-  // Where node.ts still reaches into the repository's parts (take, restore, materialise, warm standby).
-  private get store(): SnapshotStore {
-    return this.snapshots.store
-  }
-  private get engine(): SnapshotEngine {
-    return this.snapshots.engine
-  }
-  private get index(): SnapshotIndex {
-    return this.snapshots.index
-  }
-
   private onDriver<T>(work: (driver: ServiceDriver) => Promise<T>): Promise<T> {
     const driver = this.options.driver
     assert(driver !== null, 'a storage-only node has no service to act on')
@@ -795,39 +779,20 @@ export class SustainNode {
       if (capture.parts_omitted) capture = await this.onDriver((d) => d.capture({ onFrozen }))
       assert(!capture.parts_omitted, 'a capture without parts would store an empty state')
       const captured = this.now()
-      let result: Awaited<ReturnType<SnapshotEngine['take']>>
+      let result: Awaited<ReturnType<SnapshotRepository['take']>>
       let store_turn = captured
       try {
         const head = this.core.head
         result = await this.onStore(() => {
           store_turn = this.now()
-          const parent = head ? this.index.engineId(head.id) : undefined
-          // A parent the store no longer has (seen on a server resumed after SIGSTOP, once snapshots of a
-          // newer term had replicated to it) would fail every retry: encode a full base instead.
-          const missing = parent !== undefined && this.store.info(parent) === undefined
-          if (missing)
-            this.log.warn(
-              { event: 'snapshot_parent_missing', id: ref.id, parent },
-              'the parent snapshot is gone from the store; this one is a full base',
-            )
-          return this.engine.take(capture.parts, {
-            term: ref.term,
-            parent: missing ? null : (parent ?? null),
-            time_ms: ref.time_ms,
-            fresh_base: attempt.fresh_base || missing,
-            defer_gc: true, // after the snapshot is published (below): output commit waits for it
-          })
+          return this.snapshots.take(capture.parts, ref, head, attempt.fresh_base)
         })
       } finally {
         await capture.release()
       }
       const stored: SnapshotRef = { ...ref, size_bytes: deltaBytes(result.manifest) }
-      // After a rebase the ref stands for the derived base: the next snapshot's deltas are against it.
       const encoded = this.now()
-      const manifest = publishedManifest(result)
-      await publishSnapshot(this.federation.store, this.store, stored, manifest)
-      const published = this.now()
-      await this.index.add(stored, manifest.id)
+      const { published_ms: published } = await this.snapshots.publish(this.federation.store, stored, result)
       this.last_snapshot_ms = this.now()
       this.snapshot_retry.succeeded()
       this.log.info(
@@ -883,7 +848,7 @@ export class SustainNode {
     if (this.headCapture(ref, for_output) !== same_as) return false
     const released = commit.cover(ref.id, head.id)
     if (released === false) return false
-    this.engine.adoptSameCapture(same_as, generation)
+    this.snapshots.adoptSameCapture(same_as, generation)
     this.log.info(
       {
         event: 'snapshot_covered',
@@ -908,8 +873,7 @@ export class SustainNode {
     if (head.writer !== this.id || head.term !== ref.term) return undefined
     const young = ref.time_ms - head.time_ms < this.options.config.timing.snapshot_interval_ms
     if (!young && !for_output) return undefined
-    const engine_id = this.index.engineId(head.id)
-    return engine_id === undefined ? undefined : this.engine.captureOf(engine_id)
+    return this.snapshots.captureOf(head.id)
   }
 
   /** What a failover would restore now, and whether it has stopped moving (see recovery-point.ts). */
@@ -984,7 +948,7 @@ export class SustainNode {
   }
 
   private async replicate({ writer, id, ...share }: SnapshotHeld): Promise<void> {
-    if (this.stopped || this.index.has(id) || this.replicating.has(id)) return
+    if (this.stopped || this.snapshots.has(id) || this.replicating.has(id)) return
     this.replicating.add(id)
     try {
       if (this.shares !== null) return await this.holdShare(this.shares, writer, id, share)
@@ -1010,13 +974,10 @@ export class SustainNode {
     share: Pick<SnapshotHeld, 'blobs' | 'blobs_total'>,
   ): Promise<void> {
     if (shares.has(id)) return
-    const { ref } = unpackPublished(await this.federation.store.manifest(writer, id))
-    const checked = snapshot_ref.safeParse(ref)
-    if (!checked.success || checked.data.id !== id || checked.data.writer !== writer)
-      throw new Error(`snapshot ${id} from ${writer.slice(0, 8)} carries a bad ref`)
-    shares.add(checked.data)
+    const ref = await this.snapshots.publishedRef(this.federation.store, writer, id)
+    shares.add(ref)
     this.log.info({ event: 'snapshot_share_held', id, writer, ...share }, 'snapshot share held')
-    this.dispatch({ type: 'snapshot-stored', snapshot: checked.data, now_ms: this.now() })
+    this.dispatch({ type: 'snapshot-stored', snapshot: ref, now_ms: this.now() })
     const forks = new Set(this.core.forks.map((f) => f.id))
     const dropped = shares.trim(
       this.options.config.snapshots.keep,
@@ -1069,7 +1030,7 @@ export class SustainNode {
     }
     if (ref !== null) this.restoring.add(ref.id)
     try {
-      if (ref !== null && !this.index.has(ref.id))
+      if (ref !== null && !this.snapshots.has(ref.id))
         await this.onStore(() => this.fetch(ref.writer, ref.id, 'restore'))
       if (generation !== this.restore_generation) return
       await this.onDriver(async (driver) => {
@@ -1077,7 +1038,7 @@ export class SustainNode {
         await driver.stop('restore')
         this.restoreProgressed()
         if (ref !== null) {
-          const engine_id = this.index.engineId(ref.id)!
+          const engine_id = this.snapshots.engineId(ref.id)!
           const started = this.now()
           const warm = await this.warm?.take(ref.id, engine_id, (dir) => driver.adoptState(dir))
           if (warm?.used)
@@ -1107,32 +1068,15 @@ export class SustainNode {
     }
   }
 
-  /**
-   * Rebuild `ref` into the driver's state. A local blob that fails its hash (a disk flipped bits after
-   * it was collected) is not a reason to give the snapshot up: other holders have it intact. The bad
-   * blobs are removed, the snapshot collected again (each blob checked by hash on the way in) and the
-   * rebuild tried once more; only a second failure reaches the core, which then tries an older one.
-   */
-  private async materialise(ref: SnapshotRef, engine_id: string, driver: ServiceDriver): Promise<void> {
-    try {
-      await this.onStore(() => this.store.restore(engine_id, driver.stateWriter()))
-      return
-    } catch (error) {
-      if (!(error instanceof ChunkError) || error.problem === 'wrong-base') throw error
-      const report = await this.onStore(() => this.store.verify(engine_id))
-      const bad = report.problems.filter((p) => p.problem !== 'missing').map((p) => p.hash)
-      // readBlob removes a blob that fails its hash; a truncated one is removed the same way.
-      await this.onStore(async () => {
-        for (const hash of new Set(bad)) await this.store.readBlob(hash).catch(() => {})
-      })
-      this.timeline('snapshot_repair', { id: ref.id, reason: error.message, bad_blobs: bad.length })
-      await this.index.remove([ref.id])
-      await this.onStore(() => this.fetch(ref.writer, ref.id, 'restore'))
-      const again = this.index.engineId(ref.id)
-      if (again === undefined) throw error
-      await this.onStore(() => this.store.restore(again, driver.stateWriter()))
-      this.timeline('snapshot_repaired', { id: ref.id, bad_blobs: bad.length })
-    }
+  /** Rebuild `ref` into the driver's state; a local blob that fails its hash is collected again once. */
+  private materialise(ref: SnapshotRef, engine_id: string, driver: ServiceDriver): Promise<void> {
+    return this.snapshots.materialise(
+      ref,
+      engine_id,
+      () => driver.stateWriter(),
+      () => this.onStore(() => this.fetch(ref.writer, ref.id, 'restore')),
+      (name, fields) => this.timeline(name, fields),
+    )
   }
 
   /** Warm standby: decode a snapshot just collected, if this node is the one an election would pick. */
@@ -1141,7 +1085,7 @@ export class SustainNode {
     if (!this.warm || this.core.role !== 'candidate' || this.stopped) return
     const self = { id: this.id, priority: config.node.priority, load: 0, snapshot: this.core.held }
     if (!isTopCandidate(config.election.strategy, self, this.core.peers(), this.now())) return
-    this.warm.prepare(ref.id, this.index.engineId(ref.id)!).then(
+    this.warm.prepare(ref.id, this.snapshots.engineId(ref.id)!).then(
       (marker) => marker && this.timeline('standby_warmed', { ...marker }),
       (error: unknown) => this.log.warn({ err: error, id: ref.id }, 'warm standby decode failed'),
     )
@@ -1179,8 +1123,8 @@ export class SustainNode {
     try {
       await this.onDriver(async (driver) => {
         await driver.stop('restart')
-        if (from === 'snapshot' && ref && this.index.has(ref.id)) {
-          await this.onStore(() => this.store.restore(this.index.engineId(ref.id)!, driver.stateWriter()))
+        if (from === 'snapshot' && ref && this.snapshots.has(ref.id)) {
+          await this.snapshots.writeState(ref.id, () => driver.stateWriter())
         }
         await driver.start()
       })
@@ -1238,11 +1182,10 @@ export class SustainNode {
 
   /** Writes `ref` from the local store into the stopped service's state directory (no start). */
   private async materialiseFork(ref: SnapshotRef | null): Promise<void> {
-    const engine_id = ref === null ? undefined : this.index.engineId(ref.id)
-    if (ref === null || engine_id === undefined) throw new Error('not in the local store')
+    if (ref === null || !this.snapshots.has(ref.id)) throw new Error('not in the local store')
     await this.onDriver(async (driver) => {
       await driver.stop('merge')
-      await this.onStore(() => this.store.restore(engine_id, driver.stateWriter()))
+      await this.snapshots.writeState(ref.id, () => driver.stateWriter())
     })
   }
 
