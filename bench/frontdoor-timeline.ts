@@ -31,6 +31,7 @@ const EVENTS = new Set([
   'front_door_held_forwarded',
   'front_door_expired',
   'front_door_refused',
+  'snapshot_taken',
 ])
 const MESSAGES = [/^peer down/, /^peer gone/, /^data lane ended/]
 
