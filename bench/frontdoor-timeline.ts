@@ -88,8 +88,14 @@ async function run(index: number): Promise<void> {
       const killed_ms = Date.now()
       const last_before = Math.max(...acked().filter((t) => t <= killed_ms))
       server.signal('SIGKILL')
-      await waitFor(() => acked().some((t) => t > killed_ms), 60_000, 'an acknowledgement after the kill')
-      const first_after = Math.min(...acked().filter((t) => t > killed_ms))
+      // The first transaction begun after the kill: only the new server can have served it.
+      const served = () => client.attempts.find((a) => a.outcome === 'acked' && a.start_ms > killed_ms)
+      await waitFor(() => served() !== undefined, 60_000, 'a transaction begun after the kill')
+      const first_after = served()!.end_ms
+      const window = acked()
+        .filter((t) => t >= last_before && t <= first_after)
+        .sort((a, b) => a - b)
+      const outage_ms = Math.max(...window.slice(1).map((t, i) => t - window[i]!))
       await new Promise((resolve) => setTimeout(resolve, 1000)) // the stages logged just after
       const lines: { t: number; text: string }[] = []
       const names = new Map(
@@ -118,7 +124,7 @@ async function run(index: number): Promise<void> {
       lines.push({ t: killed_ms, text: `${'bench'.padEnd(16)} SIGKILL ${server.name}` })
       lines.sort((a, b) => a.t - b.t)
       process.stdout.write(
-        `\nrun ${index + 1}: outage ${first_after - last_before} ms (last ack ${last_before - killed_ms} ms, first after +${first_after - killed_ms} ms), load ${load}\n`,
+        `\nrun ${index + 1}: outage ${outage_ms} ms (last ack ${last_before - killed_ms} ms, first after +${first_after - killed_ms} ms), load ${load}\n`,
       )
       for (const l of lines) process.stdout.write(`${String(l.t - killed_ms).padStart(6)} ms  ${l.text}\n`)
     } finally {
