@@ -86,9 +86,65 @@ async function waitAcks(client: MailLoop, n: number, after_ms: number): Promise<
 }
 
 /**
+ * The outage a client saw across a kill: the longest gap between its acknowledgements from its last one
+ * before the kill to the first of a transaction it began after the kill (only the new server can have
+ * served that one). Not simply "first acknowledgement after the kill": a transaction the old server
+ * answered just before it died is acknowledged after the kill, and the failover's gap comes after it
+ * (one run of 20 counted 197 ms that way).
+ */
+async function outageSeen(client: MailLoop, killed_ms: number, before: number) {
+  const deadline = Date.now() + 60_000
+  const served = () => client.attempts.find((a) => a.outcome === 'acked' && a.start_ms > killed_ms)
+  while (served() === undefined) {
+    if (Date.now() > deadline) throw new Error('no transaction begun after the kill was acknowledged')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  const first_after = served()!.end_ms
+  const acks = [...client.record.acked.values()]
+    .filter((t) => t >= before && t <= first_after)
+    .sort((a, b) => a - b)
+  let gap_ms = 0
+  for (let i = 1; i < acks.length; i++) gap_ms = Math.max(gap_ms, acks[i]! - acks[i - 1]!)
+  return { gap_ms, first_after }
+}
+
+/** Where an outage went: ms after the kill at which each stage was first logged (null: not seen). */
+interface OutageStages {
+  /** The client's last acknowledgement before the kill (negative: before it). */
+  last_ack: number
+  /** A survivor saw the server gone (server_suspected). */
+  detected: number | null
+  elected: number | null
+  /** The new server restored and started its service. */
+  restored: number | null
+  /** The client's front door learnt the new server (its route changed to it). */
+  door_knows_server: number | null
+  /** The client's held connection went to the new server. */
+  forwarded: number | null
+  /** The new server's first probe passed (the core's health ok; clients no longer wait for it). */
+  answering: number | null
+  /** The first acknowledgement of a transaction begun after the kill. */
+  first_ack: number
+}
+const STAGE_NAMES = [
+  'detected',
+  'elected',
+  'restored',
+  'door_knows_server',
+  'forwarded',
+  'answering',
+] as const
+
+function firstAfter(node: LocalNode, after_ms: number, test: (r: LocalNode['records'][number]) => boolean) {
+  const found = node.records.find((r) => Number(r.time) >= after_ms && test(r))
+  return found === undefined ? null : Number(found.time) - after_ms
+}
+
+/**
  * One SIGKILL run on a fresh federation (a killed node that restarts into a running federation is
  * another scenario): a client that knows one candidate's front door keeps sending; the gap between
- * its last acknowledgement before the kill and its first after is the outage.
+ * its last acknowledgement before the kill and its first after is the outage. The stages come from
+ * the nodes' logs (wall-clock `time`: one machine, one clock).
  */
 async function outageRun(run: number) {
   const dir = await mkdtemp(join(tmpdir(), `sustain-bench-frontdoor-${run}-`))
@@ -97,7 +153,8 @@ async function outageRun(run: number) {
   try {
     await fed.start()
     const server = await fed.server(60_000)
-    const door = fed.nodes.filter((n) => n !== server).at(-1)!.front_door!
+    const entry = fed.nodes.filter((n) => n !== server).at(-1)!
+    const door = entry.front_door!
     const client = new MailLoop(door.host, door.port, 'outage')
     try {
       await waitAcks(client, 5, 0)
@@ -107,9 +164,40 @@ async function outageRun(run: number) {
       const killed_ms = Date.now()
       const before = Math.max(...[...client.record.acked.values()].filter((t) => t <= killed_ms))
       server.signal('SIGKILL')
-      await waitAcks(client, 1, killed_ms)
-      const first_after = Math.min(...[...client.record.acked.values()].filter((t) => t > killed_ms))
-      return { gap_ms: first_after - before, ...(await client.stop()) }
+      const { gap_ms, first_after } = await outageSeen(client, killed_ms, before)
+      const survivors = fed.nodes.filter((n) => n !== server)
+      const at = (test: (r: LocalNode['records'][number]) => boolean) => {
+        const seen = survivors.map((n) => firstAfter(n, killed_ms, test)).filter((t) => t !== null)
+        return seen.length > 0 ? Math.min(...seen) : null
+      }
+      const new_server = survivors.find(
+        (n) => firstAfter(n, killed_ms, (r) => r.event === 'restored') !== null,
+      )
+      // The answering probe may come after the first acknowledgement now: wait for it, bounded.
+      if (new_server) {
+        await new_server
+          .waitFor(
+            () => firstAfter(new_server, killed_ms, (r) => r.event === 'service_answering') !== null,
+            10_000,
+            'the new server answering its probe',
+          )
+          .catch(() => {})
+      }
+      const stages: OutageStages = {
+        last_ack: before - killed_ms,
+        detected: at((r) => r.event === 'server_suspected'),
+        elected: at((r) => r.event === 'elected'),
+        restored: at((r) => r.event === 'restored'),
+        door_knows_server: firstAfter(
+          entry,
+          killed_ms,
+          (r) => r.event === 'front_door_route' && String(r['route']).startsWith('remote:'),
+        ),
+        forwarded: firstAfter(entry, killed_ms, (r) => r.event === 'front_door_held_forwarded'),
+        answering: at((r) => r.event === 'service_answering'),
+        first_ack: first_after - killed_ms,
+      }
+      return { gap_ms, stages, ...(await client.stop()) }
     } finally {
       await client.stop()
     }
@@ -122,16 +210,34 @@ async function outageRun(run: number) {
 
 async function outage() {
   const gaps: number[] = []
+  const stages: OutageStages[] = []
   let refused = 0
   let failed = 0
   for (let run = 0; run < RUNS; run++) {
     const result = await outageRun(run)
     gaps.push(result.gap_ms)
+    stages.push(result.stages)
     refused += result.refused
     failed += result.failed
-    process.stderr.write(`outage run ${run + 1}/${RUNS}: ${result.gap_ms} ms, refused ${result.refused}\n`)
+    process.stderr.write(
+      `outage run ${run + 1}/${RUNS}: ${result.gap_ms} ms, refused ${result.refused}, stages ${JSON.stringify(result.stages)}\n`,
+    )
   }
-  return { gaps, refused, failed }
+  return { gaps, refused, failed, stages }
+}
+
+/** Median of each stage over the runs that logged it. */
+function stageMedians(stages: OutageStages[]): Record<string, number | null> {
+  const keys = ['last_ack', ...STAGE_NAMES, 'first_ack'] as const
+  return Object.fromEntries(
+    keys.map((k) => [
+      k,
+      quantile(
+        stages.map((s) => s[k]).filter((v): v is number => v !== null),
+        50,
+      ),
+    ]),
+  )
 }
 
 async function discardService(): Promise<net.Server> {
@@ -268,6 +374,7 @@ try {
       refused: out.refused,
       failed_transactions: out.failed,
       samples_ms: out.gaps,
+      stages_p50_ms: stageMedians(out.stages),
     },
     keepalived_ms: keepalived,
     bytes_per_idle_connection: local.bytes_per_idle_connection,

@@ -26,6 +26,11 @@ export interface FrontdoorRun {
     refused: number
     failed_transactions: number
     samples_ms: number[]
+    /**
+     * Median ms after the kill at which each stage was first logged (bench/frontdoor.ts OutageStages):
+     * where the outage went. Runs from before this field have none.
+     */
+    stages_p50_ms?: Record<string, number | null>
   }
   keepalived_ms: {
     default_p50: number | null
@@ -79,7 +84,14 @@ function render(run: FrontdoorRun): string {
     k.fastest_p50 === null
       ? `keepalived at its fastest interval (advert_int 0.01 s): not measured${k.fastest_error ? ` (${k.fastest_error})` : ''}.`
       : `keepalived at its fastest interval (advert_int 0.01 s, VRRPv3): VIP takeover median ${k.fastest_p50} ms.`
-  return `${table}\n\n${fastest}`
+  const stages = o.stages_p50_ms
+    ? `\n\nWhere the outage went (median ms after the SIGKILL, over the ${o.runs} runs): ${Object.entries(
+        o.stages_p50_ms,
+      )
+        .map(([stage, ms]) => `${stage.replaceAll('_', ' ')} ${ms ?? '-'}`)
+        .join(', ')}.`
+    : ''
+  return `${table}\n\n${fastest}${stages}`
 }
 
 function summary(run: LegacyFrontdoorRun & { commit?: string; load_before?: number[] }): string {

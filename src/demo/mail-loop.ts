@@ -59,6 +59,18 @@ export interface ClientRecord {
   slowest_ms: number
 }
 
+/** One attempt of a transaction: wall-clock start and end (ms), and how it ended. */
+export interface Attempt {
+  n: number
+  start_ms: number
+  end_ms: number
+  outcome: 'acked' | 'refused' | 'failed'
+  error?: string
+}
+
+/** Attempts kept (the newest): enough for a failover's timeline around the last few seconds. */
+const MAX_ATTEMPTS_KEPT = 200
+
 /**
  * A client that knows one address: sends numbered mails one after another to it until stopped,
  * retrying a failed one at once (a real client's retry), and records refusals, failures and the
@@ -77,6 +89,8 @@ export class MailLoop {
   private stopping = false
   /** Messages of the first 50 failed attempts, for a report. */
   readonly errors: string[] = []
+  /** The newest attempts (at most MAX_ATTEMPTS_KEPT), for a timeline. */
+  readonly attempts: Attempt[] = []
   private readonly done: Promise<void>
 
   constructor(
@@ -109,15 +123,30 @@ export class MailLoop {
           this.record.outage_ms = Math.max(this.record.outage_ms, now - last_ack)
           this.record.slowest_ms = Math.max(this.record.slowest_ms, now - started)
           last_ack = now
+          this.note({ n, start_ms: started, end_ms: now, outcome: 'acked' })
           break
         } catch (error) {
-          if (this.errors.length < 50) this.errors.push(String((error as Error).message))
-          if (error instanceof TransactionError && error.greeted) this.record.failed++
+          const message = String((error as Error).message)
+          if (this.errors.length < 50) this.errors.push(message)
+          const greeted = error instanceof TransactionError && error.greeted
+          if (greeted) this.record.failed++
           else this.record.refused++
+          this.note({
+            n,
+            start_ms: started,
+            end_ms: Date.now(),
+            outcome: greeted ? 'failed' : 'refused',
+            error: message,
+          })
           if (this.pause_ms > 0) await new Promise((resolve) => setTimeout(resolve, this.pause_ms))
         }
       }
     }
+  }
+
+  private note(attempt: Attempt): void {
+    this.attempts.push(attempt)
+    if (this.attempts.length > MAX_ATTEMPTS_KEPT) this.attempts.shift()
   }
 
   async stop(): Promise<ClientRecord> {

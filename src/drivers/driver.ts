@@ -66,6 +66,13 @@ export interface HelperOptions {
 
 export interface ServiceDriver {
   readonly kind: 'process' | 'qemu'
+  /**
+   * Whether a TCP connection to a client port that goes through proves the service listens there. True
+   * for a process (the port is its own socket: refused until it listens); false under QEMU user
+   * networking (the host side of a forward accepts even when no guest listens). The front door forwards
+   * to a freshly started service on this evidence, before its first probe answered.
+   */
+  readonly connect_proves_listening: boolean
   /** True between a successful start and the next stop or exit. */
   readonly running: boolean
   /** Start the service on its current state. Resolves once it is spawned (not yet answering). */

@@ -66,6 +66,8 @@ interface ClientConn {
   /** The stream being opened to the server (not yet accepted). */
   opening: FlowChannel | null
   forwarded: boolean
+  /** Times this connection was held (a refused or rerouted stream holds it again). */
+  holds: number
 }
 
 /** Held connections are retried this often (and at every change the runtime reports). */
@@ -87,6 +89,8 @@ export class FrontDoor {
   private retry_timer: NodeJS.Timeout | null = null
   private closing = false
   private releasing = false
+  /** The route last seen by update(), as logged (a failover's timeline shows when this node learnt it). */
+  private last_route = ''
   readonly stats: FrontDoorStats = {
     accepted: 0,
     refused: 0,
@@ -141,6 +145,11 @@ export class FrontDoor {
 
   /** The route may have changed (a server appeared, a data connection came up): retry held connections. */
   update(): void {
+    const route = routeName(this.opts.route())
+    if (route !== this.last_route) {
+      this.last_route = route
+      this.opts.log.info({ event: 'front_door_route', route, held: this.held.size }, 'front door route')
+    }
     if (this.held.size > 0) this.release()
   }
 
@@ -164,7 +173,14 @@ export class FrontDoor {
     socket.on('error', () => {}) // 'close' follows; handled there
     socket.setNoDelay(true)
     this.stats.accepted++
-    const conn: ClientConn = { socket, port, since_ms: performance.now(), opening: null, forwarded: false }
+    const conn: ClientConn = {
+      socket,
+      port,
+      since_ms: performance.now(),
+      opening: null,
+      forwarded: false,
+      holds: 0,
+    }
     this.clients.add(conn)
     socket.once('close', () => {
       this.clients.delete(conn)
@@ -182,6 +198,7 @@ export class FrontDoor {
       this.refuseMinority(conn)
       return
     }
+    conn.holds++
     if (!this.held.add(conn, performance.now(), conn.since_ms)) {
       this.stats.refused++
       this.opts.log.warn(
@@ -319,5 +336,15 @@ export class FrontDoor {
     this.noteHeld(held_ms)
     if (where === 'local') this.stats.forwarded_local++
     else this.stats.forwarded_remote++
+    // Only connections that waited: these are the failover's clients (one record each, not per connection).
+    if (conn.holds > 0)
+      this.opts.log.info(
+        { event: 'front_door_held_forwarded', where, held_ms: Math.round(held_ms), holds: conn.holds },
+        'held connection forwarded',
+      )
   }
+}
+
+function routeName(route: Route): string {
+  return route === null ? 'none' : route.kind === 'local' ? 'local' : `remote:${route.key.slice(0, 8)}`
 }

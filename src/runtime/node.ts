@@ -20,7 +20,7 @@ import { DnsServer } from '../frontdoor/dns/server.ts'
 import { FrontDoor } from '../frontdoor/front-door.ts'
 import { OutputCommit } from '../frontdoor/output-commit.ts'
 import type { FrontDoorPort } from '../frontdoor/ports.ts'
-import type { Route } from '../frontdoor/route.ts'
+import { chooseRoute, type Route } from '../frontdoor/route.ts'
 import { VirtualIp } from '../frontdoor/vip.ts'
 import { bootstrapNodes } from './dht-bootstrap.ts'
 import { DurableOutbox } from './durable-outbox.ts'
@@ -516,17 +516,19 @@ export class SustainNode {
     return [...new Set(hosts.filter((h): h is string => h !== null))]
   }
 
-  /**
-   * Where the front door sends a new client now: this node's service while it serves and answers; the
-   * server this node follows while that server is reachable and says it serves; else nowhere (held).
-   */
+  /** Where the front door sends a new client now (route.ts chooseRoute, from the core's view). */
   private frontDoorRoute(): Route {
     const core = this.core
-    if (core.role === 'server') return core.health === 'ok' ? { kind: 'local' } : null
     const server = core.server
-    if (server === null || server === this.id) return null
-    const peer = core.peers().find((p) => p.id === server)
-    return peer?.reachable && peer.role === 'server' ? { kind: 'remote', key: server } : null
+    const peer = server === null ? undefined : core.peers().find((p) => p.id === server)
+    return chooseRoute({
+      id: this.id,
+      role: core.role,
+      health: core.health,
+      server,
+      server_peer: peer ? { reachable: peer.reachable, role: peer.role } : null,
+      connect_proves_listening: this.options.driver?.connect_proves_listening === true,
+    })
   }
 
   /** The step close() waits on now (null: not closing, or closed): what a stuck stop is stuck in. */

@@ -8,6 +8,7 @@ import { createIdentity } from '../../overlay/keys.ts'
 import { type LocalTestnet, startTestnet } from '../../overlay/testnet.ts'
 import { FORWARD_PROTOCOL } from '../../src/frontdoor/flow-channel.ts'
 import { encodeForwardId } from '../../src/frontdoor/forward-id.ts'
+import { freePort } from '../../src/util/free-port.ts'
 import { FrontDoorPair } from './pair.ts'
 
 const MiB = 1024 * 1024
@@ -27,8 +28,8 @@ class TestService {
     })
   }
 
-  async start(): Promise<void> {
-    this.server.listen(0, '127.0.0.1')
+  async start(port = 0): Promise<void> {
+    this.server.listen(port, '127.0.0.1')
     await once(this.server, 'listening')
     this.port = (this.server.address() as net.AddressInfo).port
   }
@@ -225,6 +226,35 @@ describe('front door forwarding (real members on a local testnet, a real TCP ser
     expect(service.sockets.length).toBe(0)
     server.route = { kind: 'local' }
     expect(await reply).toBe('served\n')
+  })
+
+  it('a service that does not listen yet: clients are held, never refused, and reach it once it listens', async () => {
+    // A freshly restored server's route is local before a probe answered (route.ts): its service may
+    // not listen yet. Both ways in, the candidate's front door and the server's own, hold the client.
+    const port = await freePort()
+    pair = await FrontDoorPair.start(testnet, port)
+    const { origin, server } = pair
+    const reply = (socket: net.Socket) =>
+      new Promise<string>((resolve) => {
+        const parts: Buffer[] = []
+        socket.on('data', (b: Buffer) => parts.push(b))
+        socket.on('end', () => resolve(Buffer.concat(parts).toString()))
+      })
+    const via_origin = await connect(origin.port.listen_port)
+    const via_server = await connect(server.port.listen_port)
+    const replies = [reply(via_origin), reply(via_server)]
+    // The server refused the stream (its service connect failed) and tried its own client: both held.
+    await waitUntil(
+      () => server.door.snapshot().streams_refused >= 2 && server.door.snapshot().held_now === 1,
+      10_000,
+    )
+    expect(origin.door.snapshot()).toMatchObject({ refused: 0, expired: 0, forwarded_remote: 0 })
+    service = new TestService()
+    service.handler = (socket) => socket.end('served\n')
+    await service.start(port)
+    expect(await Promise.all(replies)).toEqual(['served\n', 'served\n'])
+    expect(origin.door.snapshot()).toMatchObject({ refused: 0, expired: 0, forwarded_remote: 1 })
+    expect(server.door.snapshot()).toMatchObject({ refused: 0, expired: 0, forwarded_local: 1 })
   })
 
   it('closes a forwarded connection at once when the server goes, never replays it', async () => {

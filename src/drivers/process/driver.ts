@@ -85,6 +85,7 @@ interface Running {
 
 export class ProcessDriver extends EventEmitter implements ServiceDriver {
   readonly kind = 'process' as const
+  readonly connect_proves_listening = true
   private readonly service_dir: string
   private readonly state_dir: string
   private readonly log: Logger

@@ -110,6 +110,7 @@ interface Running {
 
 export class QemuDriver extends EventEmitter implements ServiceDriver {
   readonly kind = 'qemu' as const
+  readonly connect_proves_listening = false
   private readonly service_dir: string
   private readonly state_dir: string
   private readonly staging_root: string
