@@ -48,15 +48,7 @@ function init(options: ControlPlaneOptions, advert: HelloAdvert): void {
   p.start(advert).then(
     () => {
       post({ t: 'started' })
-      // Only counters that moved cross to the main thread (an idle node with no peer posts none).
-      let last = ''
-      statsTimer = setInterval(() => {
-        const stats = p.stats()
-        const json = JSON.stringify(stats)
-        if (json === last) return
-        last = json
-        post({ t: 'stats', stats })
-      }, STATS_INTERVAL_MS)
+      statsTimer = setInterval(() => post({ t: 'stats', stats: p.stats() }), STATS_INTERVAL_MS)
     },
     (error) => post({ t: 'failed', error: (error as Error).stack ?? String(error) }),
   )

@@ -165,13 +165,6 @@ export class Federation extends EventEmitter {
   private readonly table = new PeerTable()
   /** Peers with an admitted control connection (sendable), from the control plane's events: since when. */
   private readonly connected = new Map<string, number>()
-  /**
-   * Per peer, its last valid control message as JSON and what validation made of it. A peer repeats its
-   * unchanged state every heartbeat (5 a second to every peer); validating each repeat was the largest
-   * part of an idle node's main thread (schema checks of nested snapshot references), and the same
-   * input validates to the same value.
-   */
-  private readonly lastValid = new Map<string, { json: string; value: unknown }>()
   private readonly control: ControlApi
   private readonly data: Plane
   private readonly lane: Lane | null
@@ -521,27 +514,18 @@ export class Federation extends EventEmitter {
     // Not connected: closed, or dropped for an invalid message while its next frames were on their way.
     if (this.closing || !this.connected.has(key)) return
     this.table.heard(key, performance.now())
-    const json = JSON.stringify(body)
-    const last = this.lastValid.get(key)
-    if (last !== undefined && last.json === json) {
-      this.emit('message', key, last.value)
-      return
-    }
     const checked = this.opts.validate(body)
     if (!checked.ok) {
-      this.lastValid.delete(key)
       this.connected.delete(key)
       this.control.drop(key, `invalid message: ${checked.reason}`)
       return
     }
-    this.lastValid.set(key, { json, value: checked.value })
     this.emit('message', key, checked.value)
   }
 
   private peerDown(key: string, reason: PeerDownReason): void {
     // Silence and lane evidence leave the control connection in place: a peer heard again is up again.
     if (reason === 'closed' || reason === 'rejected') this.connected.delete(key)
-    this.lastValid.delete(key)
     if (!this.table.down(key, reason)) return
     this.opts.log.info({ peer: key, reason }, 'peer down')
     this.laneDials.delete(key) // a peer that comes back gets a fresh lane dial

@@ -69,31 +69,6 @@ describe('overlay membership (5 processes on a local testnet)', () => {
     )
   })
 
-  it('a repeated message is delivered every time (repeats skip validation, not delivery)', async () => {
-    const since = nodes.map((n) => n.events.length)
-    const msg = { type: 'repeat', n: 7 }
-    for (let i = 0; i < 3; i++) expect(await nodes[0]!.request<number>('broadcast', { msg })).toBe(4)
-    await Promise.all(
-      nodes
-        .slice(1)
-        .map((n, i) =>
-          n.waitFor(
-            () =>
-              n.events
-                .slice(since[i + 1])
-                .filter((e) => e.event === 'message' && e.from === nodes[0]!.key && e.msg.type === 'repeat')
-                .length === 3,
-            5000,
-            'three repeats',
-          ),
-        ),
-    )
-    for (const [i, n] of nodes.slice(1).entries()) {
-      const got = n.events.slice(since[i + 1]).filter((e) => e.event === 'message' && e.msg.type === 'repeat')
-      expect(got.map((e) => e.msg)).toEqual([msg, msg, msg])
-    }
-  })
-
   it('a node with the wrong secret is refused within a second and reads nothing', async () => {
     await nodes[0]!.request('publish', { id: 'snap-1', size_bytes: 2 * 1024 * 1024 })
     const intruders = [
