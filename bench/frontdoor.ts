@@ -27,6 +27,7 @@ import { startTestnet } from '../overlay/testnet.ts'
 import { LocalFederation, type LocalNode } from '../src/demo/local-federation.ts'
 import { MailLoop } from '../src/demo/mail-loop.ts'
 import { FrontDoorPair } from '../test/frontdoor/pair.ts'
+import { withOneDoorFederation } from './frontdoor-scenario.ts'
 import { keepRun } from './lib/results-file.ts'
 import { benchCommand, type RunMeta, startRun } from './lib/run-meta.ts'
 import { measureKeepalived } from './peers/keepalived.ts'
@@ -147,14 +148,7 @@ function firstAfter(node: LocalNode, after_ms: number, test: (r: LocalNode['reco
  * the nodes' logs (wall-clock `time`: one machine, one clock).
  */
 async function outageRun(run: number) {
-  const dir = await mkdtemp(join(tmpdir(), `sustain-bench-frontdoor-${run}-`))
-  const fed = new LocalFederation({ dir, nodes: 3, snapshot_interval_ms: 500, front_door: {} })
-  const release = fed.stopOnSignals()
-  try {
-    await fed.start()
-    const server = await fed.server(60_000)
-    const entry = fed.nodes.filter((n) => n !== server).at(-1)!
-    const door = entry.front_door!
+  return withOneDoorFederation(`sustain-bench-frontdoor-${run}-`, async ({ fed, server, entry, door }) => {
     const client = new MailLoop(door.host, door.port, 'outage')
     try {
       await waitAcks(client, 5, 0)
@@ -201,11 +195,7 @@ async function outageRun(run: number) {
     } finally {
       await client.stop()
     }
-  } finally {
-    release()
-    await fed.stop()
-    await rm(dir, { recursive: true, force: true })
-  }
+  })
 }
 
 async function outage() {
