@@ -1,3 +1,13 @@
+/**
+ * Where a client's outage after SIGKILL of the server goes (issue 17): one run of bench:frontdoor's
+ * outage scenario (3 node processes, examples/mail, a client that knows one candidate's front door),
+ * printed as one timeline from the kill: every node's stages (peer down, suspected, elected, restored,
+ * service answering), each front door's route changes and held connections forwarded, and the client's
+ * attempts. Times are wall-clock ms (one machine, so the processes share the clock), relative to the kill.
+ * Prints; keeps nothing (bench:frontdoor is the measurement).
+ * Usage: bash test/loopback-only.sh npx tsx bench/frontdoor-timeline.ts [--runs N]
+ */
+
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import type { LogRecord } from '../src/demo/local-federation.ts'
