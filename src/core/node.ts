@@ -312,14 +312,30 @@ export class NodeCore {
     this.hand.onTick(now)
   }
 
-  /** The server this node follows handed over, then fell silent for `handover_timeout_ms`: it is gone. */
+  /**
+   * The server this node follows handed over and went (or fell silent). With no successor named, it is
+   * gone after `handover_timeout_ms` of silence. With a successor named, this node waits for it (it
+   * follows it once it hears it serve) as long as the successor or a peer that follows it says it lives:
+   * a rejoined successor may not have reached this node yet (leave.slow: 5 s), and a claim of its own
+   * would be a second server. Nobody vouching for it for `handover_timeout_ms`: elect.
+   */
   private considerSilentLeaver(now: number): void {
-    if (this.role_ !== 'candidate' || this.server_ === null || this.handover_to !== null) return
+    if (this.role_ !== 'candidate' || this.server_ === null) return
     const leaver = this.peers_.get(this.server_)
     if (leaver === undefined || leaver.reachable || leaver.role !== 'leaving') return
+    const successor = this.handover_to
+    if (successor !== null && this.successorVouched(successor)) return
     if (now - leaver.last_heard_ms < this.config.handover_timeout_ms) return
     this.timeline('server_suspected', { server: leaver.id, reason: 'silent in its hand-over' })
     this.startElection(new Set([leaver.id]))
+  }
+
+  /** The named successor restores (progressing) or serves, as it says itself or a peer following it says. */
+  private successorVouched(successor: NodeId): boolean {
+    const s = this.peers_.get(successor)
+    if (s?.reachable && s.role === 'server') return true
+    if (this.progressing(successor)) return true
+    return this.peers().some((p) => p.reachable && p.id !== successor && p.server === successor)
   }
 
   /**
@@ -333,16 +349,27 @@ export class NodeCore {
   private joinWaitOver(now: number): boolean {
     const waited = now - this.joined_at_ms
     if (waited < this.config.join_wait_ms) return false
+    // A reachable peer follows a server this node has not reached yet (a busy server admits a rejoining
+    // node late; hyperswarm finds peers one by one, leave.slow: 5 s): that server lives, a claim would
+    // be a second one. No bound: the peer's next state says so when it loses that server.
+    if (this.bugs.waitsForUnreachedServer && this.peerFollowsUnreached()) return false
     if (!this.first_election || waited >= 3 * this.config.join_wait_ms) return true
     if (now - this.last_new_peer_ms < this.config.join_wait_ms) return false
-    // Every reachable node's state arrived, and none follows a server this node has not reached yet (a
-    // busy server admits a rejoining node late: a claim before that is refused by everyone who follows it).
-    return this.peers().every(
-      (p) =>
-        !p.reachable ||
-        (p.priority !== Number.NEGATIVE_INFINITY &&
-          (p.server === null || p.server === this.id || this.peers_.get(p.server)?.reachable === true)),
-    )
+    // Every reachable node's state arrived.
+    return this.peers().every((p) => !p.reachable || p.priority !== Number.NEGATIVE_INFINITY)
+  }
+
+  /**
+   * A reachable candidate follows a server (not itself, not this node) that this node cannot reach, or
+   * that is handing over: its successor is named by the leaver, not elected here.
+   */
+  private peerFollowsUnreached(): boolean {
+    return this.peers().some((p) => {
+      if (!p.reachable || p.role !== 'candidate' || p.server === null) return false
+      if (p.server === p.id || p.server === this.id) return false
+      const server = this.peers_.get(p.server)
+      return server?.reachable !== true || server.role === 'leaving'
+    })
   }
 
   // ---------------------------------------------------------------- peers and messages
@@ -383,7 +410,10 @@ export class NodeCore {
     if (!info.reachable) return
     info.reachable = false
     const busy_leaver = reason === 'suspected' && info.role === 'leaving' && this.bugs.waitsForLeaver
-    if (this.server_ === id && this.role_ !== 'server' && busy_leaver) {
+    // The leaver named a successor (not this node, which then restores) and went: wait for it (onTick).
+    const named_successor =
+      info.role === 'leaving' && this.handover_to !== null && this.bugs.waitsForSuccessor
+    if (this.server_ === id && this.role_ === 'candidate' && (busy_leaver || named_successor)) {
       // A server handing over said so, and then stopped its service and took its final snapshot: a busy
       // moment whose silence a detector misreads (leave.slow under load: a candidate claimed against the
       // hand-over and the leaver merged into it). Only a verdict from the connection, its `leaving`
@@ -489,9 +519,14 @@ export class NodeCore {
       if (msg.role === 'merging' && msg.server !== null && msg.server !== this.id) {
         // Our server is merging into another after a heal: follow the winner.
         this.server_ = msg.server
-      } else if (msg.role !== 'restoring' && msg.role !== 'leaving' && !this.awaitingSuccessor()) {
+      } else if (
+        msg.role !== 'restoring' &&
+        msg.role !== 'leaving' &&
+        (this.handover_to === null || !this.successorVouched(this.handover_to))
+      ) {
         // Our server restarted (faster than detection) or stepped down: it no longer serves. (A server
-        // that handed over steps down once its successor serves; a successor still restoring is awaited.)
+        // that handed over steps down once its successor serves; a successor that restores or serves, as
+        // it or a peer following it says, is awaited: this node may not have reached it yet.)
         // No exclusion: if it resigned, it says so (`eligible: false`); otherwise it may win again.
         this.timeline('server_suspected', { server: info.id, reason: `now ${msg.role}` })
         this.startElection(new Set())
@@ -672,14 +707,6 @@ export class NodeCore {
         out.push(this.contender(p))
     }
     return out
-  }
-
-  /** The successor a leaving server named is restoring (and progressing) or serving. */
-  private awaitingSuccessor(): boolean {
-    if (this.handover_to === null) return false
-    const successor = this.peers_.get(this.handover_to)
-    if (successor?.reachable && successor.role === 'server') return true
-    return this.progressing(this.handover_to)
   }
 
   /** A reachable peer restoring whose restore moved within `handover_timeout_ms` (its states say so). */

@@ -35,6 +35,16 @@ export const PLANTED_BUGS = [
    * its final snapshot), so the leaver meets a second server and merges into it instead of handing over.
    */
   'suspects-leaver',
+  /**
+   * Planned leave: once the leaver went, a candidate elects at once although the leaver named a
+   * successor that it has not reached yet (a rejoined node found late) but its peers follow.
+   */
+  'forgets-successor',
+  /**
+   * A joining node claims after 3 x join_wait_ms although a peer follows a server it has not reached
+   * yet (one peer found late), making a second server.
+   */
+  'ignores-unreached-server',
 ] as const
 
 /** Bugs that only exist under a merge policy; the planted-bug test runs them under it. */
@@ -48,7 +58,11 @@ export const PLANTED_BUG_OUTPUT_COMMIT: Partial<Record<PlantedBug, number>> = {
   'dead-fork-ignored': 1,
 }
 /** Bugs only a planned-leaves run shows (test/sim/planned-leaves.ts): no invariant of a chaos run breaks. */
-export const PLANTED_BUG_PLANNED_LEAVES: ReadonlySet<PlantedBug> = new Set<PlantedBug>(['suspects-leaver'])
+export const PLANTED_BUG_PLANNED_LEAVES: ReadonlySet<PlantedBug> = new Set<PlantedBug>([
+  'suspects-leaver',
+  'forgets-successor',
+  'ignores-unreached-server',
+])
 export type PlantedBug = (typeof PLANTED_BUGS)[number]
 
 /**
@@ -77,6 +91,10 @@ export interface BugSeam {
   supportGap: boolean
   /** A detector's suspicion of a server in its hand-over is not acted on (it is busy, not gone). */
   waitsForLeaver: boolean
+  /** A candidate whose leaving server went waits for the successor it named. */
+  waitsForSuccessor: boolean
+  /** A candidate with no server waits while a peer follows a server it has not reached. */
+  waitsForUnreachedServer: boolean
 }
 
 export function plantedSeam(bug: PlantedBug | undefined): BugSeam {
@@ -98,5 +116,7 @@ export function plantedSeam(bug: PlantedBug | undefined): BugSeam {
     mergesDeadForks: bug !== 'dead-fork-ignored' && bug !== 'merged-keeps-term',
     supportGap: bug !== 'no-support-gap',
     waitsForLeaver: bug !== 'suspects-leaver',
+    waitsForSuccessor: bug !== 'forgets-successor',
+    waitsForUnreachedServer: bug !== 'ignores-unreached-server',
   }
 }

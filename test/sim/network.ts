@@ -50,6 +50,15 @@ export class SimNetwork {
     return this.cut.size > 0
   }
 
+  /** One link cut (both ways): two nodes that have not found each other yet, all others linked. */
+  cutLink(a: number, b: number): void {
+    this.cut.add(SimNetwork.key(a, b))
+  }
+
+  healLink(a: number, b: number): void {
+    this.cut.delete(SimNetwork.key(a, b))
+  }
+
   healAll(): void {
     this.cut.clear()
     this.loss.clear()

@@ -68,6 +68,15 @@ export function runPlannedLeaves(
         problems.push(`leave ${i + 1} of n${leaver}: ended without handing over`)
       t += rng.int(200, 1500)
       world.run(t)
+      // A rejoining node finds its peers one by one (hyperswarm lookups, redials): in half the rejoins
+      // one peer reaches it only seconds later (leave.slow: 5 s), while the next leave may already name it.
+      if (rng.chance(0.5)) {
+        const others = world.nodes.filter((n) => n.index !== leaver && n.alive).map((n) => n.index)
+        const late = rng.pick(others)
+        const lag_ms = rng.int(1000, 8000)
+        world.linkChanged(leaver, late, false)
+        world.at(t + lag_ms, () => world.linkChanged(leaver, late, true))
+      }
       world.restart(leaver)
       t += rng.int(2000, 6000)
       world.run(t)

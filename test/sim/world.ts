@@ -175,6 +175,8 @@ export class World {
   gone_verdicts = 0
   /** When a leaving server last named each node its successor. */
   private readonly named_successor_ms = new Map<NodeId, number>()
+  /** Per directed link, when its last message is delivered: a link delivers in order. */
+  private readonly link_last_ms = new Map<string, number>()
   /** Per leaving server, the successor it named last; a successor it gave up on (stalled), and by whom. */
   private readonly named_by = new Map<NodeId, NodeId>()
   private readonly passed_over_by = new Map<NodeId, SimNode>()
@@ -428,6 +430,19 @@ export class World {
     node.load = load
     node.load_changed_ms = this.now_ms
     if (node.alive) this.deliverCore(node, { type: 'load', load, now_ms: this.now_ms })
+  }
+
+  /**
+   * One link cut or healed: two nodes that have not found each other yet, or now have. Knowledge needs
+   * time to spread after it like after any network change, but it is no fault: a planned-leaves run
+   * counts a claim after it.
+   */
+  linkChanged(a: number, b: number, up: boolean): void {
+    if (up) this.net.healLink(a, b)
+    else this.net.cutLink(a, b)
+    this.topology_version += 1
+    this.last_network_change_ms = this.now_ms
+    this.log.push(`${this.now_ms} link ${a}-${b} ${up ? 'up' : 'not found yet'}`)
   }
 
   networkChanged(what: string): void {
@@ -836,7 +851,16 @@ export class World {
     if (!to.alive || !this.net.linked(from.index, to.index)) return
     if (this.rng.chance(this.net.lossRate(from.index, to.index))) return
     const delay = this.net.latency(from.index, to.index, this.rng)
-    this.queue.push(Math.max(this.now_ms, from.busy_until_ms) + delay, {
+    // A connection is an ordered stream (protomux over secret-stream over UDX): jitter never lets a
+    // message overtake an earlier one on the same link (a `server` state overtaking `leaving` would
+    // tell the leaver's peers it serves again).
+    const link = `${from.index}>${to.index}`
+    const at_ms = Math.max(
+      Math.max(this.now_ms, from.busy_until_ms) + delay,
+      this.link_last_ms.get(link) ?? 0,
+    )
+    this.link_last_ms.set(link, at_ms)
+    this.queue.push(at_ms, {
       kind: 'deliver',
       from: from.index,
       to: to.index,
@@ -1071,15 +1095,11 @@ export class World {
     }
     const group = this.groupOf(node.index)
     if (!this.knowledgeCurrent(group)) return
-    // refuse-to-split: a named successor claims once a majority supports it, possibly after a better
-    // node came back; the leaving server's choice, not an election, gave it the service.
+    // A named successor was the best the leaving server could reach when it named it; a better node
+    // may have come back since (one found late, or under refuse-to-split once a majority supports the
+    // successor): the leaving server's choice, not an election, gave it the service.
     const named_ms = this.named_successor_ms.get(node.id)
-    if (
-      this.refuses() &&
-      named_ms !== undefined &&
-      this.now_ms - named_ms < DEFAULT_CORE_CONFIG.handover_timeout_ms
-    )
-      return
+    if (named_ms !== undefined && this.now_ms - named_ms < DEFAULT_CORE_CONFIG.handover_timeout_ms) return
     const strategy = this.options.strategy
     const contender = (n: SimNode) => ({
       id: n.id,
