@@ -21,7 +21,7 @@ export interface LeaveResult {
   output: string
   /** Longest time the load client went without an acknowledgement, from the leave to the CLI's exit. */
   gap_ms: number
-  /** Nodes that claimed the service (`elected`) between the leave and its end. */
+  /** Nodes that claimed the service (`elected`) between the leaver's `leave_requested` and the end. */
   claims: string[]
   /** Mails acknowledged after the leave's CLI returned (the client got through to the successor). */
   acked_after: number
@@ -108,7 +108,10 @@ export async function leaveAndRejoin(fed: LocalFederation, load: MailLoad): Prom
   for (let i = 0; i < 400 && load.acked.size === acked_before; i++) await sleep(25)
   const gap_ms = load.longestGap(started_ms, ended_ms)
   const acked_after = [...load.acked.values()].filter((t) => t >= ended_ms).length
-  const claims = claimsBetween(fed, started_ms, Date.now())
+  // The leave starts when the node takes the request: the CLI's own start-up can take seconds on a loaded
+  // machine, and a detector's false suspicion of the server then (a claim everyone refuses) is no part of it.
+  const requested = server.records.find((r) => r.event === 'leave_requested' && recordTime(r) >= started_ms)
+  const claims = claimsBetween(fed, requested ? recordTime(requested) : started_ms, Date.now())
   const restarted_ms = Date.now()
   server.start()
   await server.waitFor((r) => r.event === 'node_started' && recordTime(r) >= restarted_ms, 60_000, 'rejoin')
