@@ -355,6 +355,15 @@ export class NodeCore {
     if (this.bugs.waitsForUnreachedServer && this.peerFollowsUnreached()) return false
     if (!this.first_election || waited >= 3 * this.config.join_wait_ms) return true
     if (now - this.last_new_peer_ms < this.config.join_wait_ms) return false
+    // A node that outranks this one was heard and its connection dropped as the federation formed
+    // (joint start at load 25: node-1 lost node-0 for 2.8 s and claimed beside it): wait for it.
+    const me = this.self()
+    if (
+      this.peers().some(
+        (p) => !p.reachable && compareContenders(this.config.strategy, this.contender(p), me) > 0,
+      )
+    )
+      return false
     // Every reachable node's state arrived.
     return this.peers().every((p) => !p.reachable || p.priority !== Number.NEGATIVE_INFINITY)
   }
