@@ -1,7 +1,7 @@
 import type { Logger } from '../../lib/log.ts'
 import { assert } from '../core/assert.ts'
 import type { DriverEventKind } from '../core/io.ts'
-import { type ReplicaEffect, type ReplicaEvent, ReplicaCore, type ReplicaState } from '../core/replicas.ts'
+import { ReplicaCore, type ReplicaEffect, type ReplicaEvent, type ReplicaState } from '../core/replicas.ts'
 import type { NodeId } from '../core/types.ts'
 import type { ServiceDriver } from '../drivers/driver.ts'
 import type { Route } from '../frontdoor/route.ts'
@@ -163,7 +163,10 @@ export class ReplicaRunner {
         return
       case 'start-service':
         this.health_ = 'unknown'
-        this.opts.log.info({ event: 'replica_serving', replicas: this.opts.replicas }, 'replica starts serving')
+        this.opts.log.info(
+          { event: 'replica_serving', replicas: this.opts.replicas },
+          'replica starts serving',
+        )
         void this.opts
           .onDriver((d) => d.start())
           .catch((error: unknown) => {
