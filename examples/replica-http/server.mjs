@@ -14,7 +14,8 @@ const server = http.createServer((req, res) => {
 })
 server.keepAliveTimeout = 1000
 server.listen(port, '127.0.0.1')
-for (const signal of ['SIGTERM', 'SIGINT']) process.once(signal, () => {
+for (const signal of ['SIGTERM', 'SIGINT'])
+  process.once(signal, () => {
     server.close(() => process.exit(0))
     server.closeAllConnections()
   })
