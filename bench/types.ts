@@ -15,7 +15,7 @@
  *   door's cost and its spreading, not the scaling a federation of separate PCs would show.
  *
  * Usage: npm run bench:types [-- --quick] [-- --nodes N] [-- --capacity-runs N]
- *   (quick: 4 nodes, 2 capacity runs, r = 2 only, 3 s of load per replica count; default: 10 nodes,
+ *   (quick: 4 nodes, 2 capacity runs, r = 2 only, 5 s of load per replica count; default: 10 nodes,
  *   10 capacity runs, r = 2 and 3, 10 s of load)
  */
 import { randomBytes } from 'node:crypto'
@@ -51,7 +51,7 @@ const FACTORS = QUICK ? [2] : [2, 3]
 const MAILS = QUICK ? 4 : 8
 if (!Number.isInteger(NODES) || NODES < 3 || NODES > 16)
   throw new Error(`--nodes must be 3-16, got ${values.nodes}`)
-const LOAD_MS = QUICK ? 3000 : 10_000
+const LOAD_MS = QUICK ? 5000 : 10_000
 const CONCURRENCY = 8
 const REPLICA_COUNTS = [1, 2, 3]
 for (const r of FACTORS) if (r >= NODES) throw new Error(`r = ${r} needs more than ${NODES} nodes`)
