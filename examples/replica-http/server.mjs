@@ -12,7 +12,8 @@ const server = http.createServer((req, res) => {
   res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) })
   res.end(body)
 })
-server.keepAliveTimeout = 1000
+// An idle kept-alive connection stays open a minute (test/e2e/replicas.test.ts keeps one across a kill).
+server.keepAliveTimeout = 60_000
 server.listen(port, '127.0.0.1')
 for (const signal of ['SIGTERM', 'SIGINT'])
   process.once(signal, () => {
