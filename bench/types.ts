@@ -242,7 +242,9 @@ try {
   for (const replicas of REPLICA_COUNTS) {
     const c = await type0Case(replicas, scratch)
     type0.push(c)
-    process.stderr.write(`type0 replicas=${replicas}: ${JSON.stringify(c)} (load ${loadavg()[0]!.toFixed(1)})\n`)
+    process.stderr.write(
+      `type0 replicas=${replicas}: ${JSON.stringify(c)} (load ${loadavg()[0]!.toFixed(1)})\n`,
+    )
   }
 } finally {
   await rm(scratch, { recursive: true, force: true })

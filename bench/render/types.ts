@@ -62,7 +62,15 @@ function render(run: TypesRun): string {
           `Type0: 3 nodes, examples/replica-http with \`replicas\` 1-3; ${run.type0[0]?.concurrency ?? '?'} clients on this machine, each a new connection per GET, through node 0's front door.`,
           '',
           markdownTable(
-            ['replicas', 'requests/s', 'median ms', 'latency tail ms', 'requests', 'failed', 'answers per node'],
+            [
+              'replicas',
+              'requests/s',
+              'median ms',
+              'latency tail ms',
+              'requests',
+              'failed',
+              'answers per node',
+            ],
             run.type0.map((c) => [
               c.replicas,
               c.requests_per_s,
