@@ -8,10 +8,15 @@
  *   snapshot; bytes each share holder's overlay store grew by, against the state image; then the server
  *   and r - 1 other holders are SIGKILLed and the time until the successor answers is taken; verified:
  *   the successor's mailbox is byte-identical to the killed server's.
- * - type0: not built (replicas behind the front door), so no figures.
+ * - type0: 3 nodes running examples/replica-http with `replicas` 1, 2 and 3; CONCURRENCY clients on
+ *   this machine send GETs (each on a new connection) to node 0's front door for a fixed time:
+ *   requests per second and the latency tail, and how many each replica answered. All nodes, services
+ *   and clients share this machine's 2 cores, so more replicas add no CPU: the figure is the front
+ *   door's cost and its spreading, not the scaling a federation of separate PCs would show.
  *
  * Usage: npm run bench:types [-- --quick] [-- --nodes N] [-- --capacity-runs N]
- *   (quick: 4 nodes, 2 capacity runs, r = 2 only; default: 10 nodes, 10 capacity runs, r = 2 and 3)
+ *   (quick: 4 nodes, 2 capacity runs, r = 2 only, 5 s of load per replica count; default: 10 nodes,
+ *   10 capacity runs, r = 2 and 3, 10 s of load)
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
@@ -20,18 +25,21 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { sendMail } from '../examples/mail/smtp-client.ts'
 import { LocalFederation, type LocalFederationOptions, type LogRecord } from '../src/demo/local-federation.ts'
+import { getReplica, replicaServiceDir } from '../src/demo/replica-http.ts'
 import { controlRequest } from '../src/runtime/control-client.ts'
 import { nodePaths } from '../src/runtime/paths.ts'
 import { keepRun } from './lib/results-file.ts'
 import { benchCommand, type RunMeta, startRun } from './lib/run-meta.ts'
 import { renderResults } from './render/results-md.ts'
-import type { RwayCase, TypesRun } from './render/types.ts'
+import type { RwayCase, Type0Case, TypesRun } from './render/types.ts'
 
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     nodes: { type: 'string' },
     'capacity-runs': { type: 'string' },
+    /** Trying one part: only the Type0 figures, printed and not kept (types.json keeps whole runs). */
+    'type0-only': { type: 'boolean', default: false },
   },
 })
 const QUICK = values.quick === true
@@ -43,6 +51,9 @@ const FACTORS = QUICK ? [2] : [2, 3]
 const MAILS = QUICK ? 4 : 8
 if (!Number.isInteger(NODES) || NODES < 3 || NODES > 16)
   throw new Error(`--nodes must be 3-16, got ${values.nodes}`)
+const LOAD_MS = QUICK ? 5000 : 10_000
+const CONCURRENCY = 8
+const REPLICA_COUNTS = [1, 2, 3]
 for (const r of FACTORS) if (r >= NODES) throw new Error(`r = ${r} needs more than ${NODES} nodes`)
 
 const since =
@@ -153,9 +164,64 @@ async function rwayCase(nodes: number, r: number): Promise<RwayCase> {
   })
 }
 
+/** Nearest-rank percentile of sorted samples. */
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
+/** `replicas` copies of the stateless HTTP example on 3 nodes, loaded through node 0's front door. */
+async function type0Case(replicas: number, scratch: string): Promise<Type0Case> {
+  const service_dir = await replicaServiceDir(join(scratch, `replica-http-${replicas}`), replicas)
+  return withFederation({ nodes: 3, service_dir, front_door: { port_name: 'http' } }, async (fed) => {
+    const entry = fed.nodes[0]!
+    const door = entry.front_door!
+    const deadline = Date.now() + 180_000
+    for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
+      const s = await entry.status(1000)
+      if (s?.replica?.servers.length === replicas && s.replica.serving) break
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    // Warm-up: every replica answers once before the clock starts (a process's first answers are slow).
+    for (let i = 0; i < 3 * replicas; i++) await getReplica(door.host, door.port, 10_000)
+    const latencies: number[] = []
+    const by_port = new Map<number, number>()
+    let failed = 0
+    const started = performance.now()
+    const end = started + LOAD_MS
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        for (let i = 0; i < 1_000_000 && performance.now() < end; i++) {
+          const t0 = performance.now()
+          try {
+            const port = await getReplica(door.host, door.port, 10_000)
+            latencies.push(performance.now() - t0)
+            by_port.set(port, (by_port.get(port) ?? 0) + 1)
+          } catch {
+            failed++
+          }
+        }
+      }),
+    )
+    const elapsed_ms = performance.now() - started
+    latencies.sort((a, b) => a - b)
+    return {
+      replicas,
+      requests_per_s: Math.round((latencies.length / elapsed_ms) * 1000),
+      p99_ms: Math.round(percentile(latencies, 99) * 10) / 10,
+      p50_ms: Math.round(percentile(latencies, 50) * 10) / 10,
+      samples: latencies.length,
+      failed,
+      concurrency: CONCURRENCY,
+      duration_ms: Math.round(elapsed_ms),
+      by_replica: fed.nodes.map((n) => by_port.get(n.port) ?? 0),
+    }
+  })
+}
+
+const TYPE0_ONLY = values['type0-only'] === true
 const finish = startRun(benchCommand('bench:types'), CAPACITY_RUNS)
 let chose_unloaded = 0
-for (let i = 0; i < CAPACITY_RUNS; i++) {
+for (let i = 0; i < (TYPE0_ONLY ? 0 : CAPACITY_RUNS); i++) {
   const ok = await capacityRun(i)
   if (ok) chose_unloaded++
   process.stderr.write(
@@ -163,19 +229,35 @@ for (let i = 0; i < CAPACITY_RUNS; i++) {
   )
 }
 const rway: RwayCase[] = []
-for (const r of FACTORS) {
+for (const r of TYPE0_ONLY ? [] : FACTORS) {
   const c = await rwayCase(NODES, r)
   rway.push(c)
   process.stderr.write(
     `rway ${NODES} nodes r=${r}: ${JSON.stringify(c)} (load ${loadavg()[0]!.toFixed(1)})\n`,
   )
 }
+const type0: Type0Case[] = []
+const scratch = await mkdtemp(join(tmpdir(), 'sustain-bench-type0-'))
+try {
+  for (const replicas of REPLICA_COUNTS) {
+    const c = await type0Case(replicas, scratch)
+    type0.push(c)
+    process.stderr.write(
+      `type0 replicas=${replicas}: ${JSON.stringify(c)} (load ${loadavg()[0]!.toFixed(1)})\n`,
+    )
+  }
+} finally {
+  await rm(scratch, { recursive: true, force: true })
+}
 const run: TypesRun & RunMeta = {
   quick: QUICK,
-  type0: [],
+  type0,
   capacity: { runs: CAPACITY_RUNS, chose_unloaded, loaded_by: 'declared capacity_weight 8 vs 1' },
   rway,
   ...finish(),
 }
-await keepRun('types.json', run)
-await renderResults()
+if (TYPE0_ONLY) process.stdout.write(`${JSON.stringify(run.type0, null, 2)}\n(not kept: --type0-only)\n`)
+else {
+  await keepRun('types.json', run)
+  await renderResults()
+}

@@ -1,12 +1,21 @@
 import { markdownTable } from '../lib/results-md.ts'
 import type { RunMeta } from '../lib/run-meta.ts'
-import type { Section } from './section.ts'
+import { type Section, tailLabel } from './section.ts'
 
-/** Type0 replicas behind the front door (not built yet: no rows). */
+/** Type0 replicas behind the front door: `concurrency` clients for `duration_ms` through node 0's. */
 export interface Type0Case {
   replicas: number
   requests_per_s: number
+  /** Nearest-rank 99th percentile of `samples` request latencies (a maximum's worth below 100). */
   p99_ms: number
+  /** Absent in runs before the front door spread among replicas (none had rows). */
+  p50_ms?: number
+  samples?: number
+  failed?: number
+  concurrency?: number
+  duration_ms?: number
+  /** Answers per node (node 0 first: the client's front door). */
+  by_replica?: number[]
 }
 
 export interface RwayCase {
@@ -48,11 +57,34 @@ function render(run: TypesRun): string {
   ])
   const type0 =
     run.type0.length === 0
-      ? 'Type0 (replicas behind the front door): not built, no figures.'
-      : markdownTable(
-          ['replicas', 'requests/s', 'p99 ms'],
-          run.type0.map((c) => [c.replicas, c.requests_per_s, c.p99_ms]),
-        )
+      ? 'Type0 (replicas behind the front door): no figures in this run.'
+      : [
+          `Type0: 3 nodes, examples/replica-http with \`replicas\` 1-3; ${run.type0[0]?.concurrency ?? '?'} clients on this machine, each a new connection per GET, through node 0's front door.`,
+          '',
+          markdownTable(
+            [
+              'replicas',
+              'requests/s',
+              'median ms',
+              'latency tail ms',
+              'requests',
+              'failed',
+              'answers per node',
+            ],
+            run.type0.map((c) => [
+              c.replicas,
+              c.requests_per_s,
+              c.p50_ms ?? '-',
+              `${tailLabel(c.samples ?? 0)} ${c.p99_ms}`,
+              `${c.samples ?? '?'} samples`,
+              c.failed ?? '-',
+              c.by_replica?.join(' / ') ?? '-',
+            ]),
+          ),
+          '',
+          'Nodes, services and clients share 2 cores: more replicas add no CPU here, so requests/s shows the',
+          "front door's spreading and forwarding cost, not the scaling of replicas on separate PCs.",
+        ].join('\n')
   return [
     capacity,
     '',
@@ -81,7 +113,8 @@ function summary(run: TypesRun & Partial<RunMeta>): string {
   const rway = run.rway.map(
     (c) => `${c.nodes} nodes r=${c.r}: ${mib(c.bytes_per_node)} MiB/holder, restore ${c.restore_ms} ms`,
   )
-  return `${run.date ?? 'undated'}, commit ${run.commit ?? '?'}, load 1m ${run.load_before?.[0] ?? '?'}-${run.load_after?.[0] ?? '?'}: capacity ${run.capacity.chose_unloaded}/${run.capacity.runs}; ${rway.join('; ')}`
+  const type0 = run.type0.map((c) => `${c.replicas} replicas ${c.requests_per_s} req/s`)
+  return `${run.date ?? 'undated'}, commit ${run.commit ?? '?'}, load 1m ${run.load_before?.[0] ?? '?'}-${run.load_after?.[0] ?? '?'}: capacity ${run.capacity.chose_unloaded}/${run.capacity.runs}; ${rway.join('; ')}${type0.length > 0 ? `; type0 ${type0.join(', ')}` : ''}`
 }
 
 export const typesSection: Section<TypesRun> = {
@@ -95,7 +128,8 @@ export const typesSection: Section<TypesRun> = {
     "MiB per holder is how much each share holder's overlay store grew (on disk, so with the store's own",
     'overhead), against the state image; then the server and r - 1 holders are SIGKILLed together and',
     "the time to the successor's `service_answering` is taken, and its mailbox compared byte for byte",
-    "with the killed server's.",
+    "with the killed server's. Type0: 3 nodes run the stateless HTTP example with `replicas` 1, 2, 3;",
+    "clients GET through node 0's front door (least connections among the replicas) for a fixed time.",
   ].join('\n'),
   render,
   summary,

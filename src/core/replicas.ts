@@ -1,11 +1,12 @@
+import { z } from 'zod'
 import { assert } from './assert.ts'
 import type { NodeId } from './types.ts'
 
 /**
  * Type0 (no state, Table 1 of the design; service-type.ts): `replicas` nodes serve at once and nothing
  * is ever merged. Pure, like NodeCore: no I/O, no clock, no randomness; `handle(event)` returns effects.
- * Not yet wired into the runtime or the front door (ARCHITECTURE.md, Not yet): the simulator
- * (test/sim/replicas.test.ts) runs it.
+ * The runtime runs it for a `type0` service whose manifest sets `replicas` (runtime/replica-runner.ts);
+ * the simulator (test/sim/replicas.test.ts) checks it under faults.
  *
  * A node serves while it is among the `replicas` best eligible nodes it can reach, itself included
  * (priority, then the smaller id: the static ranking). A replica that fails (service exited, node gone)
@@ -41,6 +42,26 @@ export interface ReplicaState {
   priority: number
   eligible: boolean
   serving: boolean
+}
+
+const replica_state_schema = z
+  .object({
+    type: z.literal('replica-state'),
+    priority: z.number().finite(),
+    eligible: z.boolean(),
+    serving: z.boolean(),
+  })
+  .strict()
+
+/** Checks a `replica-state` control message from a peer (the overlay's validate step). */
+export function validateReplicaState(
+  input: unknown,
+): { ok: true; value: ReplicaState } | { ok: false; reason: string } {
+  const result = replica_state_schema.safeParse(input)
+  if (result.success) return { ok: true, value: result.data }
+  const issue = result.error.issues[0]
+  const where = issue && issue.path.length > 0 ? issue.path.join('.') : 'message'
+  return { ok: false, reason: `${where}: ${issue?.message ?? 'invalid'}` }
 }
 
 export type ReplicaEvent =
@@ -107,6 +128,16 @@ export class ReplicaCore {
     if (this.eligible(now_ms)) nodes.push({ id: this.id, priority: this.config.priority })
     for (const [id, p] of this.peers) if (p.eligible && this.reachable(p, now_ms)) nodes.push({ id, ...p })
     return replicaSet(nodes, this.config.replicas)
+  }
+
+  /**
+   * The nodes that serve now as this node knows it: itself while serving, and every reachable peer
+   * whose newest state says it serves (the front door spreads clients among these).
+   */
+  servers(now_ms: number): NodeId[] {
+    const out: NodeId[] = this.serving_ ? [this.id] : []
+    for (const [id, p] of this.peers) if (p.serving && this.reachable(p, now_ms)) out.push(id)
+    return out
   }
 
   handle(event: ReplicaEvent): ReplicaEffect[] {

@@ -7,6 +7,7 @@ import { FlowChannel } from './flow-channel.ts'
 import { encodeForwardId } from './forward-id.ts'
 import { ForwardServer } from './forward-server.ts'
 import { HoldQueue } from './hold-queue.ts'
+import { LeastConnections, routeKey } from './least-connections.ts'
 import { spliceLocal } from './local-splice.ts'
 import type { OutputCommit } from './output-commit.ts'
 import type { FrontDoorPort } from './ports.ts'
@@ -24,6 +25,12 @@ export interface FrontDoorOptions {
   max_held: number
   /** Where a connection goes now (the runtime's view: serving here, the server it follows, or none). */
   route: () => Route
+  /**
+   * Type0 replicas (runtime/replica-runner.ts): every route that serves now, this node's own included;
+   * a new connection goes to the one this front door has the fewest open connections to (least
+   * connections). Absent: the one `route`.
+   */
+  spread?: () => NonNullable<Route>[]
   /** The admitted data connection to a member, or null while there is none. */
   mux: (key: string) => Protomux | null
   /**
@@ -68,6 +75,8 @@ interface ClientConn {
   forwarded: boolean
   /** Times this connection was held (a refused or rerouted stream holds it again). */
   holds: number
+  /** Where it was sent (routeKey), counted in `spread` until it closes or is held again. */
+  target: string | null
 }
 
 /** Held connections are retried this often (and at every change the runtime reports). */
@@ -86,6 +95,7 @@ export class FrontDoor {
   private readonly held: HoldQueue<ClientConn>
   private readonly clients = new Set<ClientConn>()
   private readonly forward: ForwardServer
+  private readonly least = new LeastConnections()
   private retry_timer: NodeJS.Timeout | null = null
   private closing = false
   private releasing = false
@@ -110,7 +120,7 @@ export class FrontDoor {
     this.held = new HoldQueue(opts.max_held, opts.hold_ms)
     this.forward = new ForwardServer({
       ports: opts.ports,
-      serving: () => opts.route()?.kind === 'local',
+      serving: () => this.routes().some((r) => r.kind === 'local'),
       max_streams: opts.max_held * 4,
       log: opts.log,
       ...(opts.output_commit ? { output_commit: opts.output_commit } : {}),
@@ -145,7 +155,7 @@ export class FrontDoor {
 
   /** The route may have changed (a server appeared, a data connection came up): retry held connections. */
   update(): void {
-    const route = routeName(this.opts.route())
+    const route = this.routes().map(routeName).join(',') || 'none'
     if (route !== this.last_route) {
       this.last_route = route
       this.opts.log.info({ event: 'front_door_route', route, held: this.held.size }, 'front door route')
@@ -155,6 +165,24 @@ export class FrontDoor {
 
   snapshot(): FrontDoorStats {
     return { ...this.stats, held_now: this.held.size }
+  }
+
+  /** Open connections per route (`local` or a member's key) as least connections counts them. */
+  openByRoute(): Record<string, number> {
+    return this.least.snapshot()
+  }
+
+  /** Every route a new connection may take now (one, or the serving replicas). */
+  private routes(): NonNullable<Route>[] {
+    if (this.opts.spread) return this.opts.spread()
+    const route = this.opts.route()
+    return route === null ? [] : [route]
+  }
+
+  private untarget(conn: ClientConn): void {
+    if (conn.target === null) return
+    this.least.closed(conn.target)
+    conn.target = null
   }
 
   async close(): Promise<void> {
@@ -180,11 +208,13 @@ export class FrontDoor {
       opening: null,
       forwarded: false,
       holds: 0,
+      target: null,
     }
     this.clients.add(conn)
     socket.once('close', () => {
       this.clients.delete(conn)
       this.held.remove(conn)
+      this.untarget(conn)
       conn.opening?.close()
     })
     // First come, first served: while others wait, a new one waits behind them.
@@ -193,6 +223,7 @@ export class FrontDoor {
   }
 
   private hold(conn: ClientConn): void {
+    this.untarget(conn)
     if (conn.socket.destroyed) return
     if (this.opts.refusing?.() === true) {
       this.refuseMinority(conn)
@@ -223,7 +254,7 @@ export class FrontDoor {
         this.opts.log.warn({ event: 'front_door_expired', port: conn.port.name }, 'no server within hold_ms')
         conn.socket.destroy()
       }
-      if (this.opts.route() !== null) for (const { item } of this.held.take(now)) this.dispatch(item)
+      if (this.routes().length > 0) for (const { item } of this.held.take(now)) this.dispatch(item)
       else if (this.opts.refusing?.() === true)
         for (const { item } of this.held.take(now)) this.refuseMinority(item)
     } finally {
@@ -251,11 +282,17 @@ export class FrontDoor {
 
   private dispatch(conn: ClientConn): void {
     if (conn.socket.destroyed || this.closing) return
-    const route = this.opts.route()
-    const mux = route?.kind === 'remote' ? this.opts.mux(route.key) : null
-    if (route?.kind === 'local') this.serveLocally(conn)
-    else if (mux !== null) this.openStream(conn, mux)
-    else this.hold(conn) // no server known, or no data connection to it yet
+    // Routes to a member without an admitted data connection yet cannot carry the client now.
+    const usable = this.routes().filter((r) => r.kind === 'local' || this.opts.mux(r.key) !== null)
+    const route = this.least.pick(usable)
+    if (route === null) {
+      this.hold(conn) // no server known, or no data connection to it yet
+      return
+    }
+    conn.target = routeKey(route)
+    this.least.opened(conn.target)
+    if (route.kind === 'local') this.serveLocally(conn)
+    else this.openStream(conn, this.opts.mux(route.key)!)
   }
 
   private serveLocally(conn: ClientConn): void {
@@ -345,6 +382,6 @@ export class FrontDoor {
   }
 }
 
-function routeName(route: Route): string {
-  return route === null ? 'none' : route.kind === 'local' ? 'local' : `remote:${route.key.slice(0, 8)}`
+function routeName(route: NonNullable<Route>): string {
+  return route.kind === 'local' ? 'local' : `remote:${route.key.slice(0, 8)}`
 }

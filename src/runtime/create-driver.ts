@@ -30,6 +30,24 @@ export async function serviceType(config: SustainConfig): Promise<ServiceType | 
   return manifest.type
 }
 
+/**
+ * How many nodes run a Type0 service at once (the process manifest's `replicas`); null when the
+ * manifest does not ask for replicas (one server with snapshots) or there is no service.
+ */
+export async function serviceReplicas(config: SustainConfig): Promise<number | null> {
+  if (!config.service) return null
+  const { dir } = config.service
+  if ((await manifestDriverKind(dir)) === 'qemu') return null
+  const manifest = await loadServiceManifest(dir)
+  const replicas = manifest.type === 'type0' ? (manifest.replicas ?? null) : null
+  if (replicas !== null && (config.service.output_commit ?? 'off') !== 'off')
+    throw new ConfigError(
+      `service ${manifest.name} runs as ${replicas} type0 replicas, which keep no state: output commit ` +
+        '(service.output_commit) has no snapshot to wait for; set it to off, or remove replicas from the manifest',
+    )
+  return replicas
+}
+
 /** The driver a node's config asks for (its service manifest names it); null for a storage-only node. */
 export async function createDriver(
   config: SustainConfig,

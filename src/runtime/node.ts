@@ -12,6 +12,7 @@ import type { CoreEffect, CoreEvent, DriverEventKind } from '../core/io.ts'
 import type { ForkPoint } from '../core/lineage.ts'
 import { type ControlMessage, type MergeOfferMessage, validateControlMessage } from '../core/messages.ts'
 import { NodeCore } from '../core/node.ts'
+import { type ReplicaState, validateReplicaState } from '../core/replicas.ts'
 import { mergePolicyFor, type ServiceType } from '../core/service-type.ts'
 import type { NodeId, SnapshotRef } from '../core/types.ts'
 import type { Capture, DriverEvent, ServiceDriver } from '../drivers/driver.ts'
@@ -30,6 +31,7 @@ import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
 import { type PersistedFile, readPersisted } from './persisted.ts'
 import { type RecoveryPoint, recoveryPoint } from './recovery-point.ts'
+import { ReplicaRunner } from './replica-runner.ts'
 import { SnapshotRepository } from './snapshot-repository.ts'
 import { SnapshotRetry } from './snapshot-retry.ts'
 import { overlayReplicationFactor, type SnapshotHeld, SnapshotShares } from './snapshot-shares.ts'
@@ -44,6 +46,11 @@ function isWildcard(host: string): boolean {
 
 function isLoopback(host: string): boolean {
   return host.startsWith('127.') || host === '::1'
+}
+
+/** A Type0 replica's heartbeat (core/replicas.ts), told apart from NodeCore's control messages. */
+function isReplicaState(msg: unknown): boolean {
+  return typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === 'replica-state'
 }
 
 /** A helper's `info` hears of newer snapshots at most this often; of splits and heals at once. */
@@ -64,6 +71,8 @@ export interface NodeOptions {
   front_door_ports?: FrontDoorPort[]
   /** The service's type (Table 1, core/service-type.ts): Type3 serves only on a majority side. */
   service_type?: ServiceType | null
+  /** A Type0 service's `replicas` (manifest): this many nodes serve at once (replica-runner.ts); null: one server. */
+  replicas?: number | null
   /** Time base for the core, in milliseconds. */
   now?: () => number
   tick_ms?: number
@@ -162,6 +171,8 @@ export class SustainNode {
   private dns: DnsServer | null = null
   /** `service.standby: warm`: the decoded copy a failover to this node swaps in (warm-standby.ts). */
   private warm: WarmStandby | null = null
+  /** A Type0 service with `replicas`: runs it where ReplicaCore says (replica-runner.ts); null otherwise. */
+  private replica: ReplicaRunner | null = null
 
   constructor(private readonly options: NodeOptions) {
     this.id = options.keyPair.publicKey.toString('hex')
@@ -199,7 +210,8 @@ export class SustainNode {
         ...DEFAULT_CORE_CONFIG,
         id: this.id,
         priority: config.node.priority,
-        can_serve: this.options.driver !== null,
+        // Type0 replicas are run by ReplicaRunner: NodeCore keeps terms and members and never elects.
+        can_serve: this.options.driver !== null && !this.replicaMode(),
         strategy: config.election.strategy,
         preempt: config.election.preempt,
         merge_direction: config.election.merge_direction,
@@ -233,7 +245,7 @@ export class SustainNode {
       storageDir: this.paths.overlay,
       name: config.node.name,
       priority: config.node.priority,
-      validate: validateControlMessage,
+      validate: (msg) => (isReplicaState(msg) ? validateReplicaState(msg) : validateControlMessage(msg)),
       log: this.log.child({ module: 'overlay' }),
       heartbeat_interval_ms: Math.min(100, config.timing.heartbeat_interval_ms),
       phi: { threshold: config.timing.phi_threshold },
@@ -254,6 +266,7 @@ export class SustainNode {
     })
     this.federation.on('peer-down', (key: string, reason: string) => {
       this.notePeers()
+      this.replica?.onPeerDown(key)
       const why = reason === 'closed' || reason === 'gone' ? reason : 'suspected'
       this.dispatch({ type: 'peer-down', peer: key, reason: why, now_ms: this.now() })
     })
@@ -269,6 +282,10 @@ export class SustainNode {
     })
     this.federation.on('message', (from: string, raw: unknown) => {
       // The overlay ran validateControlMessage already; the cast is what it proved.
+      if (isReplicaState(raw)) {
+        this.replica?.onMessage(from, raw as ReplicaState) // validated as such by the overlay
+        return
+      }
       const msg = raw as ControlMessage
       if (msg.type === 'merge-offer') void this.acceptMerge(from, msg)
       else if (msg.type === 'merge-result') this.merger.onResult(msg)
@@ -285,6 +302,26 @@ export class SustainNode {
         control_socket: this.paths.socket,
         log: this.log,
         snapshot_interval_ms: HELPER_INFO_SNAPSHOT_INTERVAL_MS,
+      })
+    }
+    if (this.replicaMode() && driver) {
+      const heartbeat_ms = config.timing.heartbeat_interval_ms
+      this.replica = new ReplicaRunner({
+        id: this.id,
+        priority: config.node.priority,
+        replicas: this.options.replicas!,
+        heartbeat_interval_ms: heartbeat_ms,
+        join_wait_ms: config.timing.join_wait_ms,
+        // As NodeCore's fence: a peer silent for 10 heartbeats is gone (a closed connection: at once).
+        suspect_ms: Math.max(DEFAULT_CORE_CONFIG.fence_ms, 10 * heartbeat_ms),
+        failed_cooldown_ms: DEFAULT_CORE_CONFIG.resign_cooldown_ms,
+        now: this.now,
+        log: this.log.child({ module: 'replicas' }),
+        driver,
+        onDriver: (work) => this.onDriver(work),
+        broadcast: (msg) => this.outbox.send(() => this.federation.broadcast({ ...msg })),
+        reachable: (key) => this.federation.dataMux(key) !== null,
+        changed: () => this.front_door?.update(),
       })
     }
     this.options.driver?.on('event', this.onDriverEvent)
@@ -306,6 +343,7 @@ export class SustainNode {
         hold_ms: config.front_door.hold_ms,
         max_held: config.front_door.max_held,
         route: () => this.frontDoorRoute(),
+        ...(this.replica ? { spread: () => this.replica!.routes() } : {}),
         mux: (key) => this.federation.dataMux(key),
         ...(config.front_door.minority === 'refuse' ? { refusing: () => this.core.lacksMajority } : {}),
         output_commit: () => this.output_commit,
@@ -369,10 +407,10 @@ export class SustainNode {
       'node started',
     )
     this.start_finished = true
-    this.tick_timer = setInterval(
-      () => this.dispatch({ type: 'tick', now_ms: this.now() }),
-      this.options.tick_ms ?? 50,
-    )
+    this.tick_timer = setInterval(() => {
+      this.dispatch({ type: 'tick', now_ms: this.now() })
+      if (!this.stopped) this.replica?.tick()
+    }, this.options.tick_ms ?? 50)
     this.recovery_timer = setInterval(() => this.checkRecoveryPoint(), RECOVERY_CHECK_INTERVAL_MS)
     this.load_timer = setInterval(() => this.reportLoad(), LOAD_REPORT_INTERVAL_MS)
   }
@@ -495,6 +533,9 @@ export class SustainNode {
         : null,
       replicating: [...this.replicating],
       ...(this.front_door ? { front_door: this.front_door.snapshot() } : {}),
+      ...(this.replica
+        ? { replica: { ...this.replica.status(), open_by_route: this.front_door?.openByRoute() ?? {} } }
+        : {}),
       output_commit: { k: this.outputCommitK(), ...this.output_commit?.stats() },
     }
   }
@@ -543,6 +584,7 @@ export class SustainNode {
     if (this.recovery_timer) clearInterval(this.recovery_timer)
     if (this.load_timer) clearInterval(this.load_timer)
     this.options.driver?.off('event', this.onDriverEvent)
+    this.replica?.close()
     const step = async (name: string, work: Promise<unknown> | undefined) => {
       this.closing_step = name
       await work
@@ -618,6 +660,11 @@ export class SustainNode {
     })
   }
 
+  /** A Type0 service whose manifest sets `replicas`: ReplicaRunner runs it, not NodeCore's election. */
+  private replicaMode(): boolean {
+    return this.options.driver !== null && (this.options.replicas ?? null) !== null
+  }
+
   /** Output commit's k, or null when it is off (or there is no service to hold output of). */
   private outputCommitK(): number | null {
     const k = this.options.config.service?.output_commit ?? 'off'
@@ -656,6 +703,10 @@ export class SustainNode {
   private readonly onDriverEvent = (event: DriverEvent): void => {
     const kind: DriverEventKind = event.kind
     this.log.info({ event: 'driver', ...event }, `service ${event.kind}`)
+    if (this.replica) {
+      this.replica.onDriver(kind)
+      return
+    }
     this.dispatch({ type: 'driver', kind, now_ms: this.now() })
   }
 

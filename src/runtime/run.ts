@@ -6,7 +6,7 @@ import { readIdentity } from '../config/identity.ts'
 import type { SustainConfig } from '../config/schema.ts'
 import { loadFrontDoorPorts } from '../frontdoor/load-ports.ts'
 import { claimSocket, startControlServer } from './control-server.ts'
-import { createDriver, serviceType } from './create-driver.ts'
+import { createDriver, serviceReplicas, serviceType } from './create-driver.ts'
 import { serveBootstrap } from './dht-bootstrap.ts'
 import { installLastWords } from './last-words.ts'
 import { startMetrics } from './metrics.ts'
@@ -49,7 +49,17 @@ export async function runNode(
   const front_door_ports = await loadFrontDoorPorts(config)
   const driver = await createDriver(config, data_dir, log)
   const service_type = driver === null ? null : await serviceType(config)
-  const node = new SustainNode({ data_dir, config, keyPair, log, driver, front_door_ports, service_type })
+  const replicas = driver === null ? null : await serviceReplicas(config)
+  const node = new SustainNode({
+    data_dir,
+    config,
+    keyPair,
+    log,
+    driver,
+    front_door_ports,
+    service_type,
+    replicas,
+  })
   const stopRecording = await recordTimeline(node, paths.timeline)
   let control = null as Server | null
   let metrics = null as Server | null

@@ -2,6 +2,7 @@ import type { Health, Role } from '../core/types.ts'
 import type { FrontDoorStats } from '../frontdoor/front-door.ts'
 import type { OutputCommitStats } from '../frontdoor/output-commit.ts'
 import type { RecoveryPoint } from './recovery-point.ts'
+import type { ReplicaStatus } from './replica-runner.ts'
 import type { SnapshotFailures } from './snapshot-retry.ts'
 
 /** What `sustain status --json` prints and the UI shows: one node's view of the federation. */
@@ -40,6 +41,11 @@ export interface NodeStatus {
   replicating: string[]
   /** This node's front door (absent when it has none). */
   front_door?: FrontDoorStats
+  /**
+   * A Type0 service with `replicas` (absent otherwise): whether this node serves, the replicas it
+   * knows serve, and the connections its front door has open to each (`local` or a member's key).
+   */
+  replica?: ReplicaStatus & { open_by_route: Record<string, number> }
   /**
    * Zero-loss mode: `k` (null: off). The rest only on a node whose service runs with it on: what its
    * front door holds now and the last release (zero before it serves).

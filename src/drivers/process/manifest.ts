@@ -42,6 +42,22 @@ function uniqueClientPorts(ports: ClientPort[], ctx: z.RefinementCtx): void {
   }
 }
 
+/** More copies than this is a typo, not a plan (a federation of ordinary PCs). */
+export const MAX_REPLICAS = 32
+
+/** Copies of a service with state would diverge: only a stateless (type0) service may run on several nodes. */
+function replicasNeedType0(m: { type: string; replicas?: number | undefined }, ctx: z.RefinementCtx): void {
+  if (m.replicas === undefined || m.type === 'type0') return
+  ctx.addIssue({
+    code: 'custom',
+    path: ['replicas'],
+    message:
+      `type: type0 (only a service that keeps no state may run on several nodes at once; this one is ` +
+      `${m.type}, whose copies' state would diverge): remove replicas, or declare type: type0 if the ` +
+      'service really keeps nothing',
+  })
+}
+
 export const manifest_schema = z
   .object({
     version: z.literal(1),
@@ -49,6 +65,11 @@ export const manifest_schema = z
     driver: z.literal('process').optional(),
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a name of letters, digits, . _ -'),
     type: z.enum(service_types),
+    /**
+     * Type0 only: this many nodes run the service at once and the front door spreads clients among
+     * them (runtime/replica-runner.ts). Absent: one server with snapshots, as for the other types.
+     */
+    replicas: z.number().int().min(1).max(MAX_REPLICAS).optional(),
     /** argv; relative paths resolve against the service directory (it is also the working directory). */
     command: z.array(z.string().min(1)).min(1),
     /** Path of the helper executable (probe, quiesce, resume, archive, merge, info). */
@@ -67,6 +88,7 @@ export const manifest_schema = z
     client_ports: z.array(client_port_schema).max(16).default([]).superRefine(uniqueClientPorts),
   })
   .strict()
+  .superRefine(replicasNeedType0)
 
 export type ServiceManifest = z.infer<typeof manifest_schema>
 
