@@ -341,23 +341,31 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
   }
 
   /**
-   * Output commit's captures (most answers change nothing durable): freeze, stat the state directory.
-   * When nothing changed since generation `same_as`: thaw, and a capture with no parts that names it.
-   * When a little changed (at most SAME_FREEZE_COPY_BYTES, e.g. one mail appended): copy it in this same
-   * freeze and return the full capture; no pre-copy pass and no second freeze, whose stop under load
-   * (the service must be scheduled to stop) and extra scan were most of such a capture's time. More
-   * than that: thaw and null, the caller takes a full capture with pre-copy (its freeze marks again).
-   * Only without a quiesce verb (a service that flushes on quiesce may hold acknowledged state in memory
-   * that only a full capture's quiesce writes out): null at once.
+   * Output commit's captures (most answers change nothing durable). First, without a freeze: mark
+   * (`onFrozen`), then stat the state directory. Every output marked left the service before the mark,
+   * and the write that caused it finished before it was sent, so that write is visible to the stat that
+   * follows: a directory found as generation `same_as` left it (by the keys a pass trusts; racy files
+   * count as changed) holds the cause of every output marked, and a capture with no parts that names it
+   * is returned, with no pause at all. A write after the mark can only make the check say "changed" (a
+   * capture too many, never a release too early). The stopped service's settle under load (it must be
+   * scheduled to stop) was most of such a capture's time, three times per SMTP transaction.
+   * When a little changed (at most SAME_FREEZE_COPY_BYTES, e.g. one mail appended): one freeze that marks
+   * again and copies it, no pre-copy pass. More: null, the caller takes a full capture with pre-copy (its
+   * freeze marks again). Only without a quiesce verb (a service that flushes on quiesce may hold
+   * acknowledged state in memory that only a full capture's quiesce writes out): null at once.
    */
   private async unchangedCapture(same_as: string, onFrozen?: () => void): Promise<Capture | null> {
     const running = this.current
     if (!running || (this.manifest.helper && !this.unknown_verbs.has('quiesce'))) return null
+    onFrozen?.()
+    const changed = this.staging.changedBytesSince(same_as)
+    if (changed === 0)
+      return { parts: [], pause_ms: 0, release: async () => {}, generation: same_as, same_as, parts_omitted: true }
+    if (changed === null || changed > SAME_FREEZE_COPY_BYTES) return null
     const members = groupMembers(running.pgid)
     this.paused = true
     this.pause_epoch++
     const stopped_at = performance.now()
-    let changed: number | null = null
     let build: StagingBuild | null = null
     let settle_ms = 0
     let stats: Awaited<ReturnType<StagingBuild['pass']>> | null = null
@@ -366,15 +374,12 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       await waitStopped(members, STOP_SETTLE_TIMEOUT_MS)
       onFrozen?.()
       settle_ms = performance.now() - stopped_at
-      changed = this.staging.changedBytesSince(same_as)
-      if (changed !== null && changed > 0 && changed <= SAME_FREEZE_COPY_BYTES) {
-        build = await this.staging.begin()
-        try {
-          stats = await build.pass()
-        } catch (error) {
-          await this.staging.abort(build)
-          throw error
-        }
+      build = await this.staging.begin()
+      try {
+        stats = await build.pass()
+      } catch (error) {
+        await this.staging.abort(build)
+        throw error
       }
     } finally {
       signalGroup(running.pgid, 'SIGCONT')
@@ -382,21 +387,17 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       this.pause_epoch++
     }
     const pause_ms = performance.now() - stopped_at
-    if (build !== null) {
-      this.log.info(
-        {
-          event: 'service_paused',
-          pause_ms: Number(pause_ms.toFixed(2)),
-          settle_ms: Number(settle_ms.toFixed(2)),
-          same_freeze: true,
-          ...stats,
-        },
-        `service paused ${pause_ms.toFixed(1)} ms for a capture (copied in the checking freeze)`,
-      )
-      return this.stagedCapture(build, pause_ms)
-    }
-    if (changed !== 0) return null
-    return { parts: [], pause_ms, release: async () => {}, generation: same_as, same_as, parts_omitted: true }
+    this.log.info(
+      {
+        event: 'service_paused',
+        pause_ms: Number(pause_ms.toFixed(2)),
+        settle_ms: Number(settle_ms.toFixed(2)),
+        small_change: true,
+        ...stats,
+      },
+      `service paused ${pause_ms.toFixed(1)} ms for a capture of a small change`,
+    )
+    return this.stagedCapture(build, pause_ms)
   }
 
   /** Quiesce, SIGSTOP, copy what changed, SIGCONT, resume: SIGCONT and resume happen whatever fails. */
