@@ -25,7 +25,7 @@ const fed = new LocalFederation({
 const release = fed.stopOnSignals()
 try {
   await fed.start()
-  const server = await fed.server(60_000)
+  let server = await fed.server(60_000)
   const written_ms = Date.now()
   await writeFile(join(server.data_dir, 'service', 'state', 'ballast.bin'), randomBytes(ballast_mib << 20))
   const taken = await server.waitFor(
@@ -36,7 +36,9 @@ try {
   await Promise.all(
     fed.nodes
       .filter((n) => n !== server)
-      .map((n) => n.waitFor((r) => r.event === 'snapshot_collected' && r.id === taken.id, 180_000, 'ballast')),
+      .map((n) =>
+        n.waitFor((r) => r.event === 'snapshot_collected' && r.id === taken.id, 180_000, 'ballast'),
+      ),
   )
   const door = fed.nodes.at(-1)!.front_door!
   const load0 = loadavg()[0]!
@@ -48,6 +50,10 @@ try {
   await client.stop()
   const acked = client.acked_at.filter((t) => t >= from && t <= to).length
   const inWindow = (r: Record<string, unknown>) => Number(r.time) >= from && Number(r.time) <= to
+  // The server of the window (an early election may have moved it since the ballast was written).
+  const takes = (n: (typeof fed.nodes)[number]) =>
+    n.records.filter((r) => r.event === 'snapshot_taken' && inWindow(r)).length
+  server = fed.nodes.reduce((a, b) => (takes(b) > takes(a) ? b : a))
   const med = (xs: number[]) => (xs.length ? Math.round(percentile(xs, 50)) : NaN)
   const p90 = (xs: number[]) => (xs.length ? Math.round(percentile(xs, 90)) : NaN)
   const taken_recs = server.records.filter((r) => r.event === 'snapshot_taken' && inWindow(r))
@@ -62,9 +68,16 @@ try {
     covered: server.records.filter((r) => r.event === 'snapshot_covered' && inWindow(r)).length,
     load: [load0, loadavg()[0]],
   }
-  for (const f of fields) out[`taken.${f}`] = [med(taken_recs.map((r) => Number(r[f] ?? 0))), p90(taken_recs.map((r) => Number(r[f] ?? 0)))]
+  for (const f of fields)
+    out[`taken.${f}`] = [
+      med(taken_recs.map((r) => Number(r[f] ?? 0))),
+      p90(taken_recs.map((r) => Number(r[f] ?? 0))),
+    ]
   const rel = server.records.filter((r) => r.event === 'output_released' && inWindow(r))
-  out['released.commit_ms'] = [med(rel.map((r) => Number(r.commit_ms))), p90(rel.map((r) => Number(r.commit_ms)))]
+  out['released.commit_ms'] = [
+    med(rel.map((r) => Number(r.commit_ms))),
+    p90(rel.map((r) => Number(r.commit_ms))),
+  ]
   out.releases = rel.length
   // Per snapshot: taken (server) -> collected (each candidate) -> released (server).
   const lags: number[] = []
@@ -79,14 +92,23 @@ try {
   }
   out['taken_to_collected_ms'] = [med(lags), p90(lags)]
   out['taken_to_released_ms'] = [med(rel_lags), p90(rel_lags)]
-  const coll = fed.nodes.filter((x) => x !== server).flatMap((n) => n.records.filter((r) => r.event === 'snapshot_collected' && inWindow(r)))
+  const coll = fed.nodes
+    .filter((x) => x !== server)
+    .flatMap((n) => n.records.filter((r) => r.event === 'snapshot_collected' && inWindow(r)))
   out['collected.ms'] = [med(coll.map((r) => Number(r.ms))), p90(coll.map((r) => Number(r.ms)))]
   process.stdout.write(`${JSON.stringify(out, null, 1)}\n`)
   if (process.env.ZL_DUMP) {
-    const events = new Set(['snapshot_taken', 'snapshot_covered', 'output_released', 'service_paused', 'snapshot_collected'])
+    const events = new Set([
+      'snapshot_taken',
+      'snapshot_covered',
+      'output_released',
+      'service_paused',
+      'snapshot_collected',
+    ])
     for (const n of fed.nodes)
       for (const r of n.records)
-        if (events.has(String(r.event)) && inWindow(r)) process.stderr.write(`${n === server ? 'S' : 'c'} ${JSON.stringify(r)}\n`)
+        if (events.has(String(r.event)) && inWindow(r))
+          process.stderr.write(`${n === server ? 'S' : 'c'} ${JSON.stringify(r)}\n`)
   }
 } finally {
   release()

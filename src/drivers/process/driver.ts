@@ -360,7 +360,14 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
     onFrozen?.()
     const changed = this.staging.changedBytesSince(same_as)
     if (changed === 0)
-      return { parts: [], pause_ms: 0, release: async () => {}, generation: same_as, same_as, parts_omitted: true }
+      return {
+        parts: [],
+        pause_ms: 0,
+        release: async () => {},
+        generation: same_as,
+        same_as,
+        parts_omitted: true,
+      }
     if (changed === null || changed > SAME_FREEZE_COPY_BYTES) return null
     const members = groupMembers(running.pgid)
     this.paused = true

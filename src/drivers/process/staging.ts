@@ -344,7 +344,8 @@ export class StagingArea {
       const entry = ref.catalog.get(name)
       if (entry && sameKey(entry, key) && !(entry.racy && !this.append_only(name))) continue
       changed = true
-      const grown = entry !== undefined && entry.ino === key.ino && key.size >= entry.size && this.append_only(name)
+      const grown =
+        entry !== undefined && entry.ino === key.ino && key.size >= entry.size && this.append_only(name)
       bytes += Number(grown ? key.size - entry.size : key.size)
     }
     // A removed file or a racy file of unchanged size still makes the state differ: at least one byte.
