@@ -67,11 +67,23 @@ const seed0 = Date.now() % 1_000_000
 const outcomesOf = new Map<string, ZeroLossOutcome[]>(Object.keys(MODES).map((name) => [name, []]))
 const loads: { mode: string; round: number; load_1m_before: number; load_1m_after: number }[] = []
 const entries = Object.entries(MODES)
+const failures: { mode: string; round: number; seed: number; error: string; load_1m_before: number }[] = []
 for (let kill = 0; kill < KILLS; kill++) {
   const order = kill % 2 === 0 ? entries : [...entries].reverse()
   for (const [name, mode] of order) {
     const load_1m_before = loadavg()[0]!
-    const outcome = await oneRun(mode, seed0 + kill)
+    let outcome: ZeroLossOutcome
+    try {
+      outcome = await oneRun(mode, seed0 + kill)
+    } catch (error) {
+      // Kept and shown, not dropped: a run that did not finish (e.g. no acknowledgement within its
+      // bound after the failover) is a finding; the other runs still measure.
+      failures.push({ mode: name, round: kill + 1, seed: seed0 + kill, error: String(error), load_1m_before })
+      process.stderr.write(
+        `${name} round ${kill + 1}/${KILLS}: FAILED ${String(error)} (load ${loadavg()[0]!.toFixed(1)})\n`,
+      )
+      continue
+    }
     outcomesOf.get(name)!.push(outcome)
     loads.push({ mode: name, round: kill + 1, load_1m_before, load_1m_after: round(loadavg()[0]!, 2) })
     process.stderr.write(
@@ -99,6 +111,7 @@ for (const [name, outcomes] of outcomesOf) {
     kills: outcomes.length,
     kills_mid_snapshot: outcomes.filter((o) => o.faults.some((f) => f.mid_snapshot)).length,
     load_1m_mean: round(load.reduce((s, l) => s + l, 0) / Math.max(1, load.length), 1),
+    failed_runs: failures.filter((f) => f.mode === name).length,
   }
 }
 const run: ZeroLossRun & RunMeta = {
@@ -108,6 +121,7 @@ const run: ZeroLossRun & RunMeta = {
   modes,
   ...finish(),
   order: 'alternating',
+  failures,
 }
 await keepRun('zero-loss.json', run)
 await renderResults()

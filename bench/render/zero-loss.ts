@@ -15,6 +15,8 @@ export interface ZeroLossMode {
   kills_mid_snapshot: number
   /** Mean 1-minute load average at the start of this mode's runs (runs since modes took turns). */
   load_1m_mean?: number
+  /** Runs that did not finish (their error is in the run's `failures`); not in any figure above. */
+  failed_runs?: number
 }
 
 export interface ZeroLossRun {
@@ -24,6 +26,7 @@ export interface ZeroLossRun {
   modes: Record<string, ZeroLossMode>
   /** 'alternating': rounds of one run per mode, the order reversed every other round. Absent: mode after mode. */
   order?: 'alternating'
+  failures?: { mode: string; round: number; seed: number; error: string; load_1m_before: number }[]
 }
 
 /** The first version kept its load as strings in a field of its own. */
@@ -62,7 +65,7 @@ function render(run: LegacyZeroLossRun): string {
     m.bytes_replicated_per_mail,
     `${m.lost_acknowledged} of ${m.acknowledged}`,
     m.duplicated,
-    `${m.kills} (${m.kills_mid_snapshot} mid-snapshot)`,
+    `${m.kills} (${m.kills_mid_snapshot} mid-snapshot)${m.failed_runs ? `; ${m.failed_runs} run(s) failed` : ''}`,
     m.load_1m_mean ?? '-',
   ])
   return [
@@ -85,6 +88,16 @@ function render(run: LegacyZeroLossRun): string {
     ),
     '',
     ...verdicts(run),
+    ...(run.failures?.length
+      ? [
+          '',
+          'Runs that did not finish (not in the figures):',
+          ...run.failures.map(
+            (f) =>
+              `- ${f.mode}, round ${f.round}, seed ${f.seed}, load ${f.load_1m_before.toFixed(1)}: ${f.error}`,
+          ),
+        ]
+      : []),
   ].join('\n')
 }
 

@@ -10,7 +10,11 @@ import { runScenario } from './scenario.ts'
 describe('output commit: the capture reads the state after it marks', () => {
   it('reading after the mark passes every invariant (k = 1 and 2)', () => {
     for (let seed = 1; seed <= 12; seed++) {
-      const result = runScenario(seed, { nodes: 5, output_commit: 1 + (seed % 2), capture_read: 'after-mark' })
+      const result = runScenario(seed, {
+        nodes: 5,
+        output_commit: 1 + (seed % 2),
+        capture_read: 'after-mark',
+      })
       expect(result.violation?.message ?? null).toBeNull()
     }
   })
