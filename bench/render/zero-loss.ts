@@ -13,6 +13,10 @@ export interface ZeroLossMode {
   acknowledged: number
   kills: number
   kills_mid_snapshot: number
+  /** Mean 1-minute load average at the start of this mode's runs (runs since modes took turns). */
+  load_1m_mean?: number
+  /** Runs that did not finish (their error is in the run's `failures`); not in any figure above. */
+  failed_runs?: number
 }
 
 export interface ZeroLossRun {
@@ -20,6 +24,9 @@ export interface ZeroLossRun {
   ballast_bytes: number
   steady_ms: number
   modes: Record<string, ZeroLossMode>
+  /** 'alternating': rounds of one run per mode, the order reversed every other round. Absent: mode after mode. */
+  order?: 'alternating'
+  failures?: { mode: string; round: number; seed: number; error: string; load_1m_before: number }[]
 }
 
 /** The first version kept its load as strings in a field of its own. */
@@ -58,10 +65,11 @@ function render(run: LegacyZeroLossRun): string {
     m.bytes_replicated_per_mail,
     `${m.lost_acknowledged} of ${m.acknowledged}`,
     m.duplicated,
-    `${m.kills} (${m.kills_mid_snapshot} mid-snapshot)`,
+    `${m.kills} (${m.kills_mid_snapshot} mid-snapshot)${m.failed_runs ? `; ${m.failed_runs} run(s) failed` : ''}`,
+    m.load_1m_mean ?? '-',
   ])
   return [
-    `examples/mail with ${run.ballast_bytes / 1024 / 1024} MiB of ballast in its state directory; rates and latencies over ${run.steady_ms / 1000} s of steady load per run.`,
+    `examples/mail with ${run.ballast_bytes / 1024 / 1024} MiB of ballast in its state directory; rates and latencies over ${run.steady_ms / 1000} s of steady load per run; ${run.order === 'alternating' ? 'the modes took turns (one run of each per round, the order reversed every other round)' : 'mode after mode (all runs of one mode, then the next)'}.`,
     '',
     markdownTable(
       [
@@ -74,11 +82,22 @@ function render(run: LegacyZeroLossRun): string {
         'lost acknowledged',
         'duplicated',
         'kills',
+        'load 1m (mean at run starts)',
       ],
       rows,
     ),
     '',
     ...verdicts(run),
+    ...(run.failures?.length
+      ? [
+          '',
+          'Runs that did not finish (not in the figures):',
+          ...run.failures.map(
+            (f) =>
+              `- ${f.mode}, round ${f.round}, seed ${f.seed}, load ${f.load_1m_before.toFixed(1)}: ${f.error}`,
+          ),
+        ]
+      : []),
   ].join('\n')
 }
 

@@ -36,14 +36,17 @@ export interface Capture {
 
 export interface CaptureOptions {
   /**
-   * Called once while the service is frozen for this capture (nothing it sends can still be on its way
-   * out): output commit marks here which output the snapshot covers.
+   * Called while the service is frozen for this capture, or (a `same_as` check) just before the check
+   * reads the state: output commit marks here which output the snapshot covers (what left the service
+   * before this call has its cause in the state read after it). May be called more than once (a check
+   * that found a change, then the freeze that copies it): the last call is the mark.
    */
   onFrozen?: () => void
   /**
    * Output commit: the caller takes a capture that finds the state of capture `same_as` unchanged as
-   * covered by that capture's snapshot. A driver that can tell cheaply checks that first, under a short
-   * freeze (calling `onFrozen` in it), and then returns a capture with no parts and `same_as` set.
+   * covered by that capture's snapshot. A driver that can tell cheaply checks that first (calling
+   * `onFrozen` before it reads the state; the process driver needs no freeze for that) and then returns
+   * a capture with no parts and `same_as` set.
    */
   same_as?: string
 }

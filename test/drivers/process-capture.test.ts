@@ -162,7 +162,7 @@ describe('process driver capture', () => {
     expect((await driver.capture()).same_as).toBeUndefined() // a removal is a change
   })
 
-  it('asked whether the state is still that of a capture, answers under a short freeze without copying', async () => {
+  it('asked whether the state is still that of a capture, answers without a freeze and without copying', async () => {
     const driver = await f.driver({ helper: undefined })
     await driver.start()
     await writeFile(join(f.state_dir, 'a'), 'a1')
@@ -170,16 +170,32 @@ describe('process driver capture', () => {
     const first = await driver.capture()
     let frozen = 0
     const same = await driver.capture({ same_as: first.generation!, onFrozen: () => frozen++ })
-    expect(same).toMatchObject({ parts: [], parts_omitted: true, same_as: first.generation })
-    expect(frozen).toBe(1)
+    expect(same).toMatchObject({ parts: [], parts_omitted: true, same_as: first.generation, pause_ms: 0 })
+    expect(frozen).toBe(1) // the mark, before the state is read
     await appendFile(join(f.state_dir, 'a'), '+2')
     const changed = await driver.capture({ same_as: first.generation!, onFrozen: () => frozen++ })
     expect(changed.parts_omitted).toBeUndefined()
     expect(changed.same_as).toBeUndefined()
     expect(await readFile(partPath(changed, 'a'), 'utf8')).toBe('a1+2')
-    expect(frozen).toBe(3) // the check's freeze, then the full capture's
+    expect(changed.pause_ms).toBeGreaterThan(0)
+    expect(frozen).toBe(3) // the check's mark, then one freeze that marks again and copies the small change
     // A generation that is not the newest is never "the same".
     expect((await driver.capture({ same_as: first.generation! })).parts_omitted).toBeUndefined()
+  })
+
+  it('asked for a capture that finds much changed, thaws and takes a full capture with a freeze of its own', async () => {
+    const driver = await f.driver({ helper: undefined })
+    await driver.start()
+    await writeFile(join(f.state_dir, 'a'), 'a1')
+    await new Promise((resolve) => setTimeout(resolve, 120))
+    const first = await driver.capture()
+    let frozen = 0
+    await writeFile(join(f.state_dir, 'big'), Buffer.alloc(2 * 1024 * 1024, 7)) // above the same-freeze bound
+    const changed = await driver.capture({ same_as: first.generation!, onFrozen: () => frozen++ })
+    expect(changed.parts_omitted).toBeUndefined()
+    expect((await readFile(partPath(changed, 'big'))).equals(Buffer.alloc(2 * 1024 * 1024, 7))).toBe(true)
+    expect(await readFile(partPath(changed, 'a'), 'utf8')).toBe('a1')
+    expect(frozen).toBe(2) // the check's mark, then the full capture's freeze (after a pre-copy)
   })
 
   it('a service whose helper quiesces always gets a full capture (the quiesce may write state)', async () => {

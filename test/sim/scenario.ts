@@ -13,6 +13,8 @@ export interface ScenarioOptions {
   merge_policy?: MergePolicy
   /** Output commit k, or null for off; default: drawn from the seed (off, 1 or 2). */
   output_commit?: number | null
+  /** The capture model's read against its mark (WorldOptions.capture_read; default 'at-mark'). */
+  capture_read?: 'at-mark' | 'after-mark' | 'before-mark'
   /** Simulated length of the fault phase and of the quiet phase after the full heal. */
   chaos_ms?: number
   quiet_ms?: number
@@ -54,6 +56,7 @@ export function runScenario(seed: number, options: ScenarioOptions): ScenarioRes
       merge_policy: options.merge_policy,
       planted_bug: options.planted_bug,
       output_commit,
+      ...(options.capture_read ? { capture_read: options.capture_read } : {}),
     },
     rng,
   )

@@ -22,6 +22,15 @@ export interface WorldOptions {
   lineage_segments?: number
   /** Output commit k (null: off): servers' services send output at random; releases are checked. */
   output_commit?: number | null
+  /**
+   * When a capture reads the service state against when it marks the output it covers. 'at-mark' (the
+   * default): both at the take, as a freeze does. 'after-mark': the read at the capture's end, so output
+   * made during the capture is in the snapshot but not marked (the process driver's unchanged check:
+   * mark, then stat, no freeze). 'before-mark' is a planted bug of this model (not of the core): the read
+   * at the take, the mark at the end, as a driver that marked after reading would; the content check
+   * (released-write-kept) must catch it.
+   */
+  capture_read?: 'at-mark' | 'after-mark' | 'before-mark'
 }
 
 /** Bounds the checker relies on (simulated milliseconds), stated once so the liveness claim is explicit. */
@@ -62,7 +71,16 @@ type Item =
   | { kind: 'lane-ended'; from: number; to: number; inc_to: number }
   /** The redial's answer reached `to`: refused (nothing listens: the process is gone), answered, or none. */
   | { kind: 'lane-redial'; from: number; to: number; inc_to: number }
-  | { kind: 'snapshot-done'; node: number; inc: number; ref: SnapshotRef; ok: boolean; content: Set<number> }
+  | {
+      kind: 'snapshot-done'
+      node: number
+      inc: number
+      ref: SnapshotRef
+      ok: boolean
+      content: Set<number>
+      /** The service generation at the take: a late read or mark (WorldOptions.capture_read) needs the same. */
+      gen: number
+    }
   | { kind: 'replicated'; from: number; to: number; inc_to: number; ref: SnapshotRef }
   | { kind: 'restore-done'; node: number; inc: number; gen: number; ref: SnapshotRef | null }
   | { kind: 'restore-progress'; node: number; inc: number; gen: number }
@@ -107,6 +125,11 @@ interface SimNode {
   output_made: number
   output_released: number
   output_marks: Map<string, number>
+  /**
+   * Per output of this incarnation (by its number, from 1): the write it reports and the service
+   * generation it was made in. What a client is told when that output is released.
+   */
+  output_writes: Map<number, { write: number; gen: number }>
   /**
    * Content check: the service's current state as a set of abstract write ids (one per output the
    * service made while serving). Lost with the process (a restart starts empty); replaced by a restore.
@@ -228,6 +251,7 @@ export class World {
         output_made: 0,
         output_released: 0,
         output_marks: new Map(),
+        output_writes: new Map(),
         state: new Set(),
         held_writes: new Set(),
         slow_disk: rng.chance(0.15),
@@ -282,6 +306,7 @@ export class World {
     node.output_made = 0
     node.output_released = 0
     node.output_marks.clear()
+    node.output_writes.clear()
     node.state = new Set()
     node.merged_ids = new Set()
     node.detectors.clear()
@@ -563,6 +588,12 @@ export class World {
           })
           return
         }
+        const capture_read = this.options.capture_read ?? 'at-mark'
+        const same_service = node.gen === item.gen && node.service_up
+        // The capture's late half (see WorldOptions.capture_read): the state read, or the output marked, now.
+        if (capture_read === 'after-mark' && same_service) item.content = new Set(node.state)
+        if (capture_read === 'before-mark' && same_service && node.output_marks.has(item.ref.id))
+          node.output_marks.set(item.ref.id, node.output_made)
         if (!this.content.has(item.ref.id)) this.content.set(item.ref.id, item.content)
         this.parent.set(item.ref.id, node.head?.id ?? null)
         node.head = item.ref
@@ -685,6 +716,7 @@ export class World {
     if (this.options.output_commit == null || node.core.role !== 'server' || !node.service_up) return
     if (!this.rng.chance(0.3)) return
     node.output_made += 1
+    node.output_writes.set(node.output_made, { write: this.next_write, gen: node.gen })
     node.state.add(this.next_write++)
     this.deliverCore(node, { type: 'output-waiting', now_ms: this.now_ms })
   }
@@ -708,7 +740,21 @@ export class World {
         'released-output-stored-on-k',
         `n${node.index} released output up to ${ref.id.slice(-8)} held by ${holders.length} of k=${k} candidates`,
       )
-    node.output_released = Math.max(node.output_released, mark)
+    // What the released output told its clients must be in the snapshot that released it: an output
+    // marked by this capture (made before its mark) reports a write its read of the state must have
+    // seen. Only writes of the service that still runs (a restore or restart replaced older ones).
+    const content = this.content.get(ref.id)
+    for (let n = node.output_released + 1; mark !== undefined && content !== undefined && n <= mark; n++) {
+      const made = node.output_writes.get(n)
+      if (made === undefined || made.gen !== node.gen) continue
+      if (!content.has(made.write))
+        this.fail(
+          'released-output-in-snapshot',
+          `n${node.index} released output ${n} (write ${made.write}) on ${ref.id.slice(-8)}, whose capture did not see that write`,
+        )
+    }
+    for (let n = node.output_released + 1; mark !== undefined && n <= mark; n++) node.output_writes.delete(n)
+    node.output_released = Math.max(node.output_released, mark ?? 0)
     this.releases += 1
     this.released.set(ref.id, ref)
     for (const w of this.content.get(ref.id) ?? []) this.released_writes.add(w)
@@ -942,6 +988,7 @@ export class World {
           ref,
           ok,
           content,
+          gen: node.gen,
         })
         return
       }

@@ -34,7 +34,7 @@ import type { ServiceManifest } from './manifest.ts'
 import { groupMembers, signalGroup, waitGroupGone, waitStopped } from './process-group.ts'
 import { resolveExecutable } from './resolve-command.ts'
 import { HELPER_UNKNOWN_VERB, HelperError, type HelperSpec, runHelper } from './run-helper.ts'
-import { RACY_WINDOW_NS, StagingArea, wallClockNs } from './staging.ts'
+import { RACY_WINDOW_NS, StagingArea, type StagingBuild, wallClockNs } from './staging.ts'
 
 export interface ProcessDriverOptions {
   /** Directory holding sustain-service.yaml; the service's working directory. */
@@ -64,6 +64,11 @@ export interface ProcessDriverOptions {
 
 /** How long a SIGSTOPped group may take to show every thread stopped before the capture gives up. */
 const STOP_SETTLE_TIMEOUT_MS = 2000
+/**
+ * An output capture that finds at most this much changed copies it in the freeze that checked (no
+ * pre-copy): a second freeze cost more than copying this little (bench:zero-loss, issue 18).
+ */
+const SAME_FREEZE_COPY_BYTES = 1024 * 1024
 
 export function createProcessDriver(options: ProcessDriverOptions): ProcessDriver {
   return new ProcessDriver(options)
@@ -281,9 +286,14 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
   async capture(options: CaptureOptions = {}): Promise<Capture> {
     if (this.closed) throw new Error('the driver is closed')
     if (options.same_as !== undefined) {
-      const same = await this.unchangedCapture(options.same_as, options.onFrozen)
-      if (same) return same
+      const checked = await this.unchangedCapture(options.same_as, options.onFrozen)
+      if (checked !== null) return checked
     }
+    return this.fullCapture(options.onFrozen)
+  }
+
+  /** Pre-copy while the service runs (when on), then the paused pass, then the staged generation. */
+  private async fullCapture(onFrozen?: () => void): Promise<Capture> {
     const build = await this.staging.begin()
     let pause_ms = 0
     try {
@@ -295,12 +305,22 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
         await build.finish()
       }
       if (this.current) {
-        const paused = await this.paused_pass(build, options.onFrozen)
+        const paused = await this.paused_pass(build, onFrozen)
         pause_ms = paused.pause_ms
       } else {
-        options.onFrozen?.() // stopped: nothing writes or sends
+        onFrozen?.() // stopped: nothing writes or sends
         await build.pass() // no pause needed
       }
+    } catch (error) {
+      await this.staging.abort(build)
+      throw error
+    }
+    return this.stagedCapture(build, pause_ms)
+  }
+
+  /** After the thaw: the rest of a build that its paused pass filled, committed as a capture. */
+  private async stagedCapture(build: StagingBuild, pause_ms: number): Promise<Capture> {
+    try {
       build.markRacy(wallClockNs() - RACY_WINDOW_NS)
       await build.finish() // reads only earlier generations: after the thaw
     } catch (error) {
@@ -321,32 +341,70 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
   }
 
   /**
-   * Output commit's cheap case (most answers change nothing durable): freeze, stat the state directory,
-   * thaw; when nothing changed since generation `same_as` a capture with no parts that names it. Only
-   * without a quiesce verb (a service that flushes on quiesce may hold acknowledged state in memory that
-   * only a full capture's quiesce writes out). Null: take a full capture (its freeze marks again).
+   * Output commit's captures (most answers change nothing durable). First, without a freeze: mark
+   * (`onFrozen`), then stat the state directory. Every output marked left the service before the mark,
+   * and the write that caused it finished before it was sent, so that write is visible to the stat that
+   * follows: a directory found as generation `same_as` left it (by the keys a pass trusts; racy files
+   * count as changed) holds the cause of every output marked, and a capture with no parts that names it
+   * is returned, with no pause at all. A write after the mark can only make the check say "changed" (a
+   * capture too many, never a release too early). The stopped service's settle under load (it must be
+   * scheduled to stop) was most of such a capture's time, three times per SMTP transaction.
+   * When a little changed (at most SAME_FREEZE_COPY_BYTES, e.g. one mail appended): one freeze that marks
+   * again and copies it, no pre-copy pass. More: null, the caller takes a full capture with pre-copy (its
+   * freeze marks again). Only without a quiesce verb (a service that flushes on quiesce may hold
+   * acknowledged state in memory that only a full capture's quiesce writes out): null at once.
    */
   private async unchangedCapture(same_as: string, onFrozen?: () => void): Promise<Capture | null> {
     const running = this.current
     if (!running || (this.manifest.helper && !this.unknown_verbs.has('quiesce'))) return null
+    onFrozen?.()
+    const changed = this.staging.changedBytesSince(same_as)
+    if (changed === 0)
+      return {
+        parts: [],
+        pause_ms: 0,
+        release: async () => {},
+        generation: same_as,
+        same_as,
+        parts_omitted: true,
+      }
+    if (changed === null || changed > SAME_FREEZE_COPY_BYTES) return null
     const members = groupMembers(running.pgid)
     this.paused = true
     this.pause_epoch++
     const stopped_at = performance.now()
-    let same = false
+    let build: StagingBuild | null = null
+    let settle_ms = 0
+    let stats: Awaited<ReturnType<StagingBuild['pass']>> | null = null
     try {
       signalGroup(running.pgid, 'SIGSTOP')
       await waitStopped(members, STOP_SETTLE_TIMEOUT_MS)
       onFrozen?.()
-      same = this.staging.unchangedSince(same_as)
+      settle_ms = performance.now() - stopped_at
+      build = await this.staging.begin()
+      try {
+        stats = await build.pass()
+      } catch (error) {
+        await this.staging.abort(build)
+        throw error
+      }
     } finally {
       signalGroup(running.pgid, 'SIGCONT')
       this.paused = false
       this.pause_epoch++
     }
-    if (!same) return null
     const pause_ms = performance.now() - stopped_at
-    return { parts: [], pause_ms, release: async () => {}, generation: same_as, same_as, parts_omitted: true }
+    this.log.info(
+      {
+        event: 'service_paused',
+        pause_ms: Number(pause_ms.toFixed(2)),
+        settle_ms: Number(settle_ms.toFixed(2)),
+        small_change: true,
+        ...stats,
+      },
+      `service paused ${pause_ms.toFixed(1)} ms for a capture of a small change`,
+    )
+    return this.stagedCapture(build, pause_ms)
   }
 
   /** Quiesce, SIGSTOP, copy what changed, SIGCONT, resume: SIGCONT and resume happen whatever fails. */

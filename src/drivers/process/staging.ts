@@ -324,15 +324,32 @@ export class StagingArea {
    * while the service is frozen; it reads only directory entries and stats.
    */
   unchangedSince(generation: string): boolean {
+    return this.changedBytesSince(generation) === 0
+  }
+
+  /**
+   * What a pass would copy now, against generation `generation`, by the same rules `unchangedSince`
+   * uses: 0 when it would copy nothing; else an estimate of the bytes (an append-only file that grew on
+   * the same inode counts its growth, any other changed or new file its size); null when the state
+   * cannot be compared (another generation is the reference, the directory was replaced, a build runs).
+   * Call while the service is frozen; it reads only directory entries and stats.
+   */
+  changedBytesSince(generation: string): number | null {
     const ref = this.ref
-    if (ref === null || ref.generation !== generation || this.replaced || this.building) return false
+    if (ref === null || ref.generation !== generation || this.replaced || this.building) return null
     const scan = scanTree(this.state_dir)
-    if (scan.size !== ref.catalog.size) return false
+    let bytes = 0
+    let changed = scan.size !== ref.catalog.size
     for (const [name, key] of scan) {
       const entry = ref.catalog.get(name)
-      if (!entry || !sameKey(entry, key) || (entry.racy && !this.append_only(name))) return false
+      if (entry && sameKey(entry, key) && !(entry.racy && !this.append_only(name))) continue
+      changed = true
+      const grown =
+        entry !== undefined && entry.ino === key.ino && key.size >= entry.size && this.append_only(name)
+      bytes += Number(grown ? key.size - entry.size : key.size)
     }
-    return true
+    // A removed file or a racy file of unchanged size still makes the state differ: at least one byte.
+    return changed ? Math.max(1, bytes) : 0
   }
 
   async begin(): Promise<StagingBuild> {
