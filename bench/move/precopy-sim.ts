@@ -202,6 +202,7 @@ export function runPlanned(files: readonly SimFile[], o: SimOptions): MethodResu
   let t = 0
   let sent = 0
   let rounds = 0
+  let final_bytes = image
   let stop: StopReason
   for (;;) {
     const todo = untransferred(files, updates, tr, t)
@@ -223,11 +224,15 @@ export function runPlanned(files: readonly SimFile[], o: SimOptions): MethodResu
     t = Math.max(t, period_end)
     rounds++
     const left = untransferred(files, updates, tr, t)
-    history.push(bytesOf(files, left))
+    const read_only_left = left.filter((i) => files[i]!.read_only).length
+    // Seed 004 measures (and judges) only in the written phase, after every read-only file went.
+    if (read_only_left === 0) history.push(bytesOf(files, left))
+    final_bytes = bytesOf(files, left)
     const reason = shouldStop(
       {
         untransferred_bytes: history,
         untransferred_units: left.length,
+        read_only_untransferred_units: read_only_left,
         rounds,
         sent_bytes: sent,
         image_bytes: image,
@@ -239,7 +244,6 @@ export function runPlanned(files: readonly SimFile[], o: SimOptions): MethodResu
       break
     }
   }
-  const final_bytes = history.at(-1)!
   const downtime_s = final_bytes / rate
   return { precopy_bytes: sent, final_bytes, downtime_s, total_s: t + downtime_s, rounds, stop }
 }

@@ -53,6 +53,7 @@ describe('termination', () => {
   const progress = (untransferred_bytes: number[], over = {}) => ({
     untransferred_bytes,
     untransferred_units: 1000,
+    read_only_untransferred_units: 0,
     rounds: untransferred_bytes.length,
     sent_bytes: 0,
     image_bytes: 1e9,
@@ -74,6 +75,13 @@ describe('termination', () => {
     expect(shouldStop(progress(shrinking, { rounds: 29 }))).toBe('max-rounds')
     expect(shouldStop(progress(shrinking, { sent_bytes: 3e9 }))).toBe('max-sent')
     expect(shouldStop(progress([1000, 1000, 1000, 1000, 1000, 1000]))).toBe('plateau')
+  })
+  it('nothing stops pre-copy while a read-only unit is unsent (seed 004 sends them all before judging)', () => {
+    const left = { read_only_untransferred_units: 1 }
+    expect(shouldStop(progress([1000], { ...left, untransferred_units: 3 }))).toBeNull()
+    expect(shouldStop(progress([1000, 1000, 1000, 1000, 1000, 1000], left))).toBeNull()
+    expect(shouldStop(progress([1000], { ...left, rounds: 40, sent_bytes: 9e9 }))).toBeNull()
+    expect(() => shouldStop(progress([1], { read_only_untransferred_units: -1 }))).toThrow(/not >= 0/)
   })
 })
 
