@@ -98,7 +98,7 @@ export class TokenBucket {
  * uniform time in it. `latest(i, t)` is the time of file i's newest change before t, for t in the
  * current period (advance() moves the current period forward, never back).
  */
-class Updates {
+export class Updates {
   /** Newest change before the current period began (-Infinity: none). */
   private readonly before: Float64Array
   /** The change in the current period (NaN: none). */
@@ -172,13 +172,18 @@ class Updates {
   }
 }
 
-interface Transfer {
+export interface Transfer {
   /** Start of each file's newest send (-Infinity: never sent). */
   sent_at: Float64Array
 }
 
 /** Files never sent, or changed since their newest send started, at `t_s`. */
-function untransferred(files: readonly SimFile[], updates: Updates, tr: Transfer, t_s: number): number[] {
+export function untransferred(
+  files: readonly SimFile[],
+  updates: Updates,
+  tr: Transfer,
+  t_s: number,
+): number[] {
   updates.advance(t_s)
   const out: number[] = []
   for (let i = 0; i < files.length; i++) {
