@@ -62,6 +62,11 @@ export interface RealResult {
 
 const HEADER_BYTES = 8
 const CHUNK_BYTES = 65_536
+/**
+ * The bucket's depth (real and simulated alike): four chunks, so a timer that fires late on a loaded
+ * machine (a chunk lasts 17 ms at 30 Mbit/s) does not lose the tokens it waited for.
+ */
+const BUCKET_BYTES = 4 * CHUNK_BYTES
 
 /** A token bucket on the wall clock (the real counterpart of the simulation's). */
 class WallBucket {
@@ -147,7 +152,7 @@ function content(i: number, size: number, changed_at: number, pattern: Buffer): 
 }
 
 export async function runPlannedReal(files: readonly SimFile[], o: RealOptions): Promise<RealResult> {
-  const model = runPlanned(files, { ...o, bucket_bytes: CHUNK_BYTES })
+  const model = runPlanned(files, { ...o, bucket_bytes: BUCKET_BYTES })
   const root = await mkdtemp(join(tmpdir(), 'sustain-bench-move-real-'))
   const src = join(root, 'src')
   const dst = join(root, 'dst')
@@ -171,7 +176,7 @@ export async function runPlannedReal(files: readonly SimFile[], o: RealOptions):
     })
     const s = socket
     const rate = (o.mbps * 1e6) / 8
-    const bucket = new WallBucket(rate, CHUNK_BYTES)
+    const bucket = new WallBucket(rate, BUCKET_BYTES)
     const t0 = performance.now()
     const now_s = () => (performance.now() - t0) / 1000
     const updates = new Updates(files, o.period_s, o.seed, o.window_periods)
