@@ -108,12 +108,20 @@ const mb = (bytes: number) => Math.round(bytes / 1e5) / 10
 
 function realTable(p: RealPoint): string {
   return markdownTable(
-    ['', 'pre-copy MB', 'final MB', 'downtime ms', 'rounds (stop)'],
+    ['', 'pre-copy MB', 'pre-copy MB per round', 'final MB', 'downtime ms', 'rounds (stop)'],
     [
-      ['real bytes', mb(p.precopy_bytes), mb(p.final_bytes), p.downtime_ms, `${p.rounds} (${p.stop})`],
+      [
+        'real bytes',
+        mb(p.precopy_bytes),
+        mb(p.precopy_bytes / p.rounds),
+        mb(p.final_bytes),
+        p.downtime_ms,
+        `${p.rounds} (${p.stop})`,
+      ],
       [
         'simulation',
         mb(p.model.precopy_bytes),
+        mb(p.model.precopy_bytes / p.model.rounds),
         mb(p.model.final_bytes),
         p.model.downtime_ms,
         `${p.model.rounds} (${p.model.stop})`,
@@ -191,7 +199,7 @@ function render(run: MoveRun): string {
   if (p)
     parts.push(
       '',
-      `**One point with real bytes** (every ${p.every}th file of the fixed set: ${p.files} files, ${mb(p.set_bytes)} MB; ${p.mbps} Mbit/s token bucket on a TCP stream over 127.0.0.1, period ${p.period_s} s, under-${Math.max(1, Math.round(50 / p.every))}-units limit scaled likewise; the simulation of the same set and seed beside it). Destination equals source byte for byte after the final copy: ${p.identical ? 'yes' : 'NO'}; the receiver got ${mb(p.received_bytes)} MB (pre-copy + final ${mb(p.precopy_bytes + p.final_bytes)} MB); ${p.achieved_mbps} Mbit/s achieved over the move (idle waits at period ends included); real downtime includes the receiver's file writes.`,
+      `**One point with real bytes** (every ${p.every}th file of the fixed set: ${p.files} files, ${mb(p.set_bytes)} MB; ${p.mbps} Mbit/s token bucket on a TCP stream over 127.0.0.1, period ${p.period_s} s, under-${Math.max(1, Math.round(50 / p.every))}-units limit scaled likewise; the simulation of the same set and seed beside it). Destination equals source byte for byte after the final copy: ${p.identical ? 'yes' : 'NO'}; the receiver got ${mb(p.received_bytes)} MB (pre-copy + final ${mb(p.precopy_bytes + p.final_bytes)} MB); ${p.achieved_mbps} Mbit/s achieved over the move (idle waits at period ends included); real downtime includes the receiver's file writes. On a set this small the round the plateau rule fires at depends on when, to the millisecond, each change lands beside each send, so the pre-copy totals can differ by whole rounds: compare the bytes per round (below a period's ${mb((p.mbps * 1e6 * p.period_s) / 8)} MB where the real stream falls short of the rate or a round has less left to send).`,
       '',
       realTable(p),
     )
