@@ -218,23 +218,50 @@ export async function runPlannedReal(files: readonly SimFile[], o: RealOptions):
     let sent = 0
     let rounds = 0
     let stop: StopReason
-    for (;;) {
-      const t = now_s()
-      const todo = untransferred(files, updates, tr, t)
-      const units: (PrecopyUnit & { i: number })[] = todo.map((i) => ({
-        i,
-        id: files[i]!.id,
-        size_bytes: files[i]!.size_bytes,
-        read_only: files[i]!.read_only,
-        update_probability: updates.estimate(i),
-      }))
-      const period_end = t + o.period_s
-      for (const u of precopyOrder(units)) {
-        const at = now_s()
-        if (at >= period_end) break
-        await applyUpTo(at)
-        tr.sent_at[u.i] = at
-        sent += await sendFile(u.i)
+    const image_bytes = bytesOf(files.map((_, i) => i))
+    let stopped: StopReason | null = null
+    periods: for (;;) {
+      const period_end = now_s() + o.period_s
+      // Passes within the period, the classic limits asked when one runs out (as in precopy-sim.ts).
+      while (now_s() < period_end) {
+        const todo = untransferred(files, updates, tr, now_s())
+        if (todo.length === 0) break
+        const units: (PrecopyUnit & { i: number })[] = todo.map((i) => ({
+          i,
+          id: files[i]!.id,
+          size_bytes: files[i]!.size_bytes,
+          read_only: files[i]!.read_only,
+          update_probability: updates.estimate(i),
+        }))
+        let moved = 0
+        for (const u of precopyOrder(units)) {
+          const at = now_s()
+          if (at >= period_end) break
+          await applyUpTo(at)
+          tr.sent_at[u.i] = at
+          const bytes = await sendFile(u.i)
+          sent += bytes
+          moved += bytes
+        }
+        if (now_s() >= period_end) break
+        const now_left = untransferred(files, updates, tr, now_s())
+        stopped = shouldStop(
+          {
+            untransferred_bytes: history,
+            untransferred_units: now_left.length,
+            read_only_untransferred_units: now_left.filter((i) => files[i]!.read_only).length,
+            rounds,
+            sent_bytes: sent,
+            image_bytes,
+          },
+          o.termination,
+        )
+        if (stopped) {
+          rounds++
+          stop = stopped
+          break periods
+        }
+        if (moved === 0) break
       }
       const wait_s = period_end - now_s()
       if (wait_s > 0) await sleep(wait_s * 1000)
@@ -249,7 +276,7 @@ export async function runPlannedReal(files: readonly SimFile[], o: RealOptions):
           read_only_untransferred_units: read_only_left,
           rounds,
           sent_bytes: sent,
-          image_bytes: bytesOf(files.map((_, i) => i)),
+          image_bytes,
         },
         o.termination,
       )

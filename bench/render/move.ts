@@ -250,8 +250,9 @@ export const moveSection: Section<MoveRun> = {
   method: [
     'bench/move.ts. Seed 004 in simulation (bench/move/precopy-sim.ts, virtual time, seeded): each file of a set',
     'changes at most once per period with its probability, at a uniform time; a token bucket (64 KiB deep) carries',
-    'the transfer. The planner (src/move/precopy-plan.ts) re-plans at every period start over what is untransferred',
-    '(read-only first, then ascending estimated probability x size, probabilities from the last periods seen) and',
+    'the transfer. The planner (src/move/precopy-plan.ts) re-plans at every pass over what is untransferred',
+    '(read-only first, then ascending estimated probability x size, probabilities from the last periods seen; a pass',
+    'ends with its period, or earlier when its plan runs out: then the classic limits are asked and the next starts) and',
     'stops by the first of: plateau (seed 004, beta 6), under 50 dirty files, 29 periods, 3x the set sent (judged only',
     'once every read-only file went, as the seed does). Fixed-order',
     'pre-copy sends everything in one fixed (shuffled, directory-like) order, then 10 rounds of what changed. Both see',

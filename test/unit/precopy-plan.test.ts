@@ -106,6 +106,14 @@ describe('the simulated experiment (virtual time)', () => {
     // The planner's final copy never holds a read-only file: it went first and never changes.
     expect(planned.final_bytes).toBeLessThanOrEqual(image - 50 * 200_000)
   })
+  it('a pass that runs out before its period ends asks the classic limits at once (no idle link)', () => {
+    const files = fixedSet().filter((_, i) => i % 20 === 0) // 550 files, 110 MB: 8.8 s at 100 Mbit/s
+    const o = { mbps: 100, period_s: 300, window_periods: 10, bucket_bytes: 65_536, seed: 2 }
+    const planned = runPlanned(files, o)
+    expect(planned.stop).toBe('few-dirty')
+    expect(planned.total_s).toBeLessThan(o.period_s)
+    expect(planned.final_bytes).toBeLessThan(50 * 200_000)
+  })
   it('on the fixed set at 10 Mbit/s the planner sends less during pre-copy than fixed-order pre-copy', () => {
     const c = compare(fixedSet(), {
       mbps: 10,
