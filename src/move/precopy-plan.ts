@@ -77,10 +77,18 @@ export const DEFAULT_TERMINATION: TerminationPolicy = {
 }
 
 export interface PrecopyProgress {
-  /** Untransferred volume (never sent, or changed since sent) at the end of each round, oldest first. */
+  /**
+   * Untransferred volume (never sent, or changed since its send began) at the end of each round of the
+   * written phase, oldest first: seed 004's measurements, taken only once every read-only unit is sent.
+   */
   untransferred_bytes: readonly number[]
   /** Units untransferred now (never sent, or changed since sent). */
   untransferred_units: number
+  /**
+   * Read-only units not sent yet. Seed 004 sends them all before monitoring starts (its step B) and
+   * judges termination only in the written phase: while any is left, nothing stops pre-copy.
+   */
+  read_only_untransferred_units: number
   rounds: number
   sent_bytes: number
   image_bytes: number
@@ -103,11 +111,19 @@ export function plateaued(history: readonly number[], policy: TerminationPolicy)
   return ratio >= policy.ratio_low && ratio <= policy.ratio_high
 }
 
-/** Whether to stop pre-copying after a round, and by which rule (null: go on). */
+/**
+ * Whether to stop pre-copying after a round, and by which rule (null: go on). Never during the
+ * read-only phase: a read-only unit left for the final copy would be sent while the service is frozen
+ * although it could have gone at any time before (and a small set would otherwise meet "under 50
+ * untransferred units" after its first round, with almost nothing sent).
+ */
 export function shouldStop(
   progress: PrecopyProgress,
   policy: TerminationPolicy = DEFAULT_TERMINATION,
 ): StopReason | null {
+  if (!(progress.read_only_untransferred_units >= 0))
+    throw new Error(`read-only untransferred units ${progress.read_only_untransferred_units}: not >= 0`)
+  if (progress.read_only_untransferred_units > 0) return null
   if (progress.untransferred_units < policy.max_dirty_units) return 'few-dirty'
   if (plateaued(progress.untransferred_bytes, policy)) return 'plateau'
   if (progress.rounds >= policy.max_rounds) return 'max-rounds'

@@ -53,6 +53,7 @@ describe('termination', () => {
   const progress = (untransferred_bytes: number[], over = {}) => ({
     untransferred_bytes,
     untransferred_units: 1000,
+    read_only_untransferred_units: 0,
     rounds: untransferred_bytes.length,
     sent_bytes: 0,
     image_bytes: 1e9,
@@ -74,6 +75,13 @@ describe('termination', () => {
     expect(shouldStop(progress(shrinking, { rounds: 29 }))).toBe('max-rounds')
     expect(shouldStop(progress(shrinking, { sent_bytes: 3e9 }))).toBe('max-sent')
     expect(shouldStop(progress([1000, 1000, 1000, 1000, 1000, 1000]))).toBe('plateau')
+  })
+  it('nothing stops pre-copy while a read-only unit is unsent (seed 004 sends them all before judging)', () => {
+    const left = { read_only_untransferred_units: 1 }
+    expect(shouldStop(progress([1000], { ...left, untransferred_units: 3 }))).toBeNull()
+    expect(shouldStop(progress([1000, 1000, 1000, 1000, 1000, 1000], left))).toBeNull()
+    expect(shouldStop(progress([1000], { ...left, rounds: 40, sent_bytes: 9e9 }))).toBeNull()
+    expect(() => shouldStop(progress([1], { read_only_untransferred_units: -1 }))).toThrow(/not >= 0/)
   })
 })
 
@@ -97,6 +105,14 @@ describe('the simulated experiment (virtual time)', () => {
     expect(runPlanned(files, o)).toEqual(planned)
     // The planner's final copy never holds a read-only file: it went first and never changes.
     expect(planned.final_bytes).toBeLessThanOrEqual(image - 50 * 200_000)
+  })
+  it('a pass that runs out before its period ends asks the classic limits at once (no idle link)', () => {
+    const files = fixedSet().filter((_, i) => i % 20 === 0) // 550 files, 110 MB: 8.8 s at 100 Mbit/s
+    const o = { mbps: 100, period_s: 300, window_periods: 10, bucket_bytes: 65_536, seed: 2 }
+    const planned = runPlanned(files, o)
+    expect(planned.stop).toBe('few-dirty')
+    expect(planned.total_s).toBeLessThan(o.period_s)
+    expect(planned.final_bytes).toBeLessThan(50 * 200_000)
   })
   it('on the fixed set at 10 Mbit/s the planner sends less during pre-copy than fixed-order pre-copy', () => {
     const c = compare(fixedSet(), {
