@@ -30,7 +30,7 @@ import { LOAD_REPORT_INTERVAL_MS, loadFigure, sampleLoad } from './load-figure.t
 import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
 import { type PersistedFile, readPersisted } from './persisted.ts'
-import { type RecoveryPoint, recoveryPoint } from './recovery-point.ts'
+import { catchUpTarget, type RecoveryPoint, recoveryPoint } from './recovery-point.ts'
 import { ReplicaRunner } from './replica-runner.ts'
 import { SnapshotRepository } from './snapshot-repository.ts'
 import { SnapshotRetry } from './snapshot-retry.ts'
@@ -941,9 +941,29 @@ export class SustainNode {
     })
   }
 
+  /** This candidate fell behind the server's snapshots: fetch the newest by id (see catchUpTarget). */
+  private catchUp(): void {
+    if (this.shares !== null) return // r-way: a node holds its share, not whole snapshots
+    const target = catchUpTarget({
+      now_ms: this.now(),
+      interval_ms: this.options.config.timing.snapshot_interval_ms,
+      self: { id: this.id, role: this.core.role, held: this.core.held },
+      server: this.core.server,
+      peers: this.core.peers(),
+      serving_since_ms: this.serving_since_ms,
+    })
+    if (target === null || this.replicating.has(target.id) || this.snapshots.has(target.id)) return
+    this.log.warn(
+      { event: 'replication_behind', id: target.id, held: this.core.held?.id ?? null },
+      'replication fell behind the server: fetching its newest snapshot by id',
+    )
+    void this.replicate({ writer: target.writer, id: target.id, blobs: [], blobs_total: 0 })
+  }
+
   /** A recovery point that stopped moving is an error: logged when it sticks, again every limit, and when it moves. */
   private checkRecoveryPoint(): void {
     if (this.stopped) return
+    this.catchUp()
     const point = this.recoveryPoint()
     const now = this.now()
     if (!point.stuck) {

@@ -58,3 +58,19 @@ export function recoveryPoint(input: RecoveryInput): RecoveryPoint {
     (age_ms !== null ? age_ms > limit_ms : serving_ms !== null && serving_ms > limit_ms)
   return { id: newest?.id ?? null, time_ms: newest?.time_ms ?? null, age_ms, holders, limit_ms, stuck }
 }
+
+/**
+ * The server's newest snapshot, when this candidate has fallen behind it: the server holds a newer one
+ * and this node's newest is older than `limit_ms` (or absent). Background replication places each new
+ * snapshot as the writer announces it; a node that missed them (a rejoin whose downloads never finished:
+ * `leave.slow`, 60 s without one) fetches the newest by id instead, as a restore does.
+ */
+export function catchUpTarget(input: RecoveryInput): SnapshotRef | null {
+  if (input.self.role !== 'candidate' || input.server === null || input.server === input.self.id) return null
+  const server = input.peers.find((p) => p.id === input.server)
+  const newest = server?.reachable && server.role === 'server' ? server.snapshot : null
+  if (!newest || compareSnapshots(newest, input.self.held) <= 0) return null
+  const limit_ms = STUCK_AFTER_INTERVALS * input.interval_ms
+  const held = input.self.held
+  return held === null || input.now_ms - held.time_ms > limit_ms ? newest : null
+}

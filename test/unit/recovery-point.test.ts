@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { PeerInfo, SnapshotRef } from '../../src/core/types.ts'
 import { recoveryLine } from '../../src/runtime/format-status.ts'
-import { recoveryPoint } from '../../src/runtime/recovery-point.ts'
+import { catchUpTarget, recoveryPoint } from '../../src/runtime/recovery-point.ts'
 import { SnapshotRetry } from '../../src/runtime/snapshot-retry.ts'
 import { initialState, reduce } from '../../src/tui/model.ts'
 import { KEYS, status } from '../tui/recorded-stream.ts'
@@ -102,6 +102,35 @@ describe('recovery point', () => {
       peers: [],
     })
     expect(point.stuck).toBe(false)
+  })
+})
+
+describe('a candidate that fell behind fetches the server newest snapshot by id', () => {
+  const server_newest = ref(server, 30, NOW - 100)
+  const input = (held: SnapshotRef | null, role: PeerInfo['role'] = 'candidate') => ({
+    ...base,
+    self: { id: KEYS.n1, role, held },
+    peers: [peer(server, 'server', server_newest), peer(KEYS.n2, 'candidate', server_newest)],
+  })
+
+  it('when its newest is older than 3 intervals, or absent', () => {
+    expect(catchUpTarget(input(ref(server, 7, NOW - 16_000)))?.id).toBe(server_newest.id)
+    expect(catchUpTarget(input(null))?.id).toBe(server_newest.id)
+  })
+
+  it('not while background replication keeps up (younger than 3 intervals), nor when it is level', () => {
+    expect(catchUpTarget(input(ref(server, 29, NOW - 14_000)))).toBeNull()
+    expect(catchUpTarget(input(server_newest))).toBeNull()
+  })
+
+  it('not on the server, nor when the server is unreachable or not serving', () => {
+    expect(catchUpTarget(input(null, 'server'))).toBeNull()
+    const gone = input(null)
+    gone.peers[0] = { ...gone.peers[0]!, reachable: false }
+    expect(catchUpTarget(gone)).toBeNull()
+    const leaving = input(null)
+    leaving.peers[0] = { ...leaving.peers[0]!, role: 'leaving' }
+    expect(catchUpTarget(leaving)).toBeNull()
   })
 })
 
