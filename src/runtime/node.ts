@@ -30,7 +30,7 @@ import { LOAD_REPORT_INTERVAL_MS, loadFigure, sampleLoad } from './load-figure.t
 import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
 import { type PersistedFile, readPersisted } from './persisted.ts'
-import { catchUpTarget, type RecoveryPoint, recoveryPoint } from './recovery-point.ts'
+import { catchUpTarget, type RecoveryInput, type RecoveryPoint, recoveryPoint } from './recovery-point.ts'
 import { ReplicaRunner } from './replica-runner.ts'
 import { SnapshotRepository } from './snapshot-repository.ts'
 import { SnapshotRetry } from './snapshot-retry.ts'
@@ -931,27 +931,24 @@ export class SustainNode {
 
   /** What a failover would restore now, and whether it has stopped moving (see recovery-point.ts). */
   private recoveryPoint(): RecoveryPoint {
-    return recoveryPoint({
+    return recoveryPoint(this.recoveryInput())
+  }
+
+  private recoveryInput(): RecoveryInput {
+    return {
       now_ms: this.now(),
       interval_ms: this.options.config.timing.snapshot_interval_ms,
       self: { id: this.id, role: this.core.role, held: this.core.held },
       server: this.core.server,
       peers: this.core.peers(),
       serving_since_ms: this.serving_since_ms,
-    })
+    }
   }
 
   /** This candidate fell behind the server's snapshots: fetch the newest by id (see catchUpTarget). */
   private catchUp(): void {
     if (this.shares !== null) return // r-way: a node holds its share, not whole snapshots
-    const target = catchUpTarget({
-      now_ms: this.now(),
-      interval_ms: this.options.config.timing.snapshot_interval_ms,
-      self: { id: this.id, role: this.core.role, held: this.core.held },
-      server: this.core.server,
-      peers: this.core.peers(),
-      serving_since_ms: this.serving_since_ms,
-    })
+    const target = catchUpTarget(this.recoveryInput())
     if (target === null || this.replicating.has(target.id) || this.snapshots.has(target.id)) return
     this.log.warn(
       { event: 'replication_behind', id: target.id, held: this.core.held?.id ?? null },
