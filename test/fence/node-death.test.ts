@@ -150,6 +150,8 @@ describe('a node that restarts finds what an earlier run left', () => {
       const stand_in = await startStandIn(MAIL, data_dir, port, stand_ins)
       // Gone before the node started its own copy (the stand-in reports only after start()).
       expect(leftover.signalCode ?? (await gone)[1]).toBe('SIGKILL')
+      // The stand-in reports on stdout, its log comes on stderr: wait for the log's record of the start.
+      await waitRecord(stand_in, (r) => r['event'] === 'service_started', 10_000, 'service started')
       const found = stand_in.records.find((r) => r['event'] === 'leftover_found')
       expect(found).toMatchObject({ pid: leftover.pid, via: found_by })
       const found_at = stand_in.records.indexOf(found!)
