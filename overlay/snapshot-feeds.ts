@@ -127,16 +127,6 @@ interface WriterView {
   announced: number | null
   /** Per snapshot id: the placement in force and its download. */
   placements: Map<string, { signature: string; download: Download | null; held: boolean }>
-  /**
-   * Snapshots replicated in the background: the newest of each scan. The older ones a scan finds (the
-   * writer's history, read whole by a node that starts or rejoins) are superseded, and their blocks are
-   * mostly cleared everywhere (forgotten while this node was away, so never forgotten here). Placed,
-   * each was a download nobody can serve: hypercore schedules at most 64 ranges per peer update
-   * (replicator.js MAX_RANGES, picked at random), so past ~64 of them the live snapshot's download was
-   * rarely tried and a rejoined node held none of the server's snapshots (issue 24). They stay
-   * collectable by id.
-   */
-  placeable: Set<string>
   /** Woken when a scan adds entries (a collect waiting for a snapshot it was told of). */
   waiters: Set<() => void>
 }
@@ -245,7 +235,6 @@ export class SnapshotFeeds extends EventEmitter {
       rescan: false,
       announced: null,
       placements: new Map(),
-      placeable: new Set(),
       waiters: new Set(),
     }
     this.views.set(writer, view)
@@ -355,8 +344,6 @@ export class SnapshotFeeds extends EventEmitter {
       if (!previous) throw new Error(`index block ${entry.prev} unavailable`)
       entry = parseIndex(previous, entry.prev)
     }
-    const newest = fresh.find((e) => !this.forgotten.has(e.id) && e.kind !== 'archive')
-    if (newest) view.placeable.add(newest.id)
     for (const e of fresh.reverse()) {
       view.byId.set(e.id, e)
       view.byBlock.set(e.block, e)
@@ -426,7 +413,7 @@ export class SnapshotFeeds extends EventEmitter {
     if (this.closed || view.writer === this.selfKey) return
     this.downloadPolicy(view)
     for (const entry of view.byId.values()) {
-      if (this.forgotten.has(entry.id) || !view.placeable.has(entry.id)) continue
+      if (this.forgotten.has(entry.id) || entry.kind === 'archive') continue
       const blocks = this.myBlocks(view, entry)
       const signature = blocks.join(',')
       const current = view.placements.get(entry.id)
