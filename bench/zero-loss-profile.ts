@@ -1,15 +1,8 @@
-/**
- * Where a k=1 checkpoint's time goes (issue 18): one federation of the mail example with output commit,
- * mail through the lowest node's front door for a while, then the server's and candidates' records of
- * each snapshot (capture, encode, publish, collect, release) summarised as medians. Not a kept result.
- * Usage: bash test/loopback-only.sh tsx bench/zero-loss-profile.ts [k|off] [ballast MiB] [seconds]
- */
-import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LocalFederation } from '../src/demo/local-federation.ts'
-import { Client, percentile } from '../test/e2e/zero-loss-run.ts'
+import { Client, percentile, placeBallast } from '../test/e2e/zero-loss-run.ts'
 
 const mode = process.argv[2] === 'off' ? 'off' : Number(process.argv[2] ?? 1)
 const ballast_mib = Number(process.argv[3] ?? 16)
@@ -26,20 +19,7 @@ const release = fed.stopOnSignals()
 try {
   await fed.start()
   let server = await fed.server(60_000)
-  const written_ms = Date.now()
-  await writeFile(join(server.data_dir, 'service', 'state', 'ballast.bin'), randomBytes(ballast_mib << 20))
-  const taken = await server.waitFor(
-    (r) => r.event === 'snapshot_taken' && Number(r.time) - Number(r.total_ms) >= written_ms,
-    120_000,
-    'ballast snapshot',
-  )
-  await Promise.all(
-    fed.nodes
-      .filter((n) => n !== server)
-      .map((n) =>
-        n.waitFor((r) => r.event === 'snapshot_collected' && r.id === taken.id, 180_000, 'ballast'),
-      ),
-  )
+  await placeBallast(fed, server, ballast_mib << 20)
   const door = fed.nodes.at(-1)!.front_door!
   const load0 = loadavg()[0]!
   const client = new Client(door.host, door.port)

@@ -164,24 +164,8 @@ export async function zeroLossRun(
     output_commit,
   })
   let server = await fed.server(60_000)
-  if (options.ballast_bytes) {
-    const ballast = join(server.data_dir, 'service', 'state', 'ballast.bin')
-    await writeFile(ballast, randomBytes(options.ballast_bytes))
-    // Mail starts once every candidate holds a snapshot with it (the big state replicated once).
-    const written_ms = Date.now()
-    const taken = await server.waitFor(
-      (r) => r.event === 'snapshot_taken' && Number(r.time) - Number(r.total_ms) >= written_ms,
-      120_000,
-      'a snapshot holding the ballast',
-    )
-    await Promise.all(
-      fed.nodes
-        .filter((n) => n !== server)
-        .map((n) =>
-          n.waitFor((r) => r.event === 'snapshot_collected' && r.id === taken.id, 180_000, 'ballast'),
-        ),
-    )
-  }
+  // Mail starts once every candidate holds a snapshot with it (the big state replicated once).
+  if (options.ballast_bytes) await placeBallast(fed, server, options.ballast_bytes)
   const door = fed.nodes.at(-1)!.front_door!
   const client = new Client(door.host, door.port)
   const faulted = new Set<LocalNode>()
@@ -265,4 +249,22 @@ export function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+
+/** Writes `bytes` of random ballast into the server's state; resolves once every other node stored a snapshot holding it. */
+export async function placeBallast(fed: LocalFederation, server: LocalNode, bytes: number): Promise<void> {
+  const written_ms = Date.now()
+  await writeFile(join(server.data_dir, 'service', 'state', 'ballast.bin'), randomBytes(bytes))
+  const taken = await server.waitFor(
+    (r) => r.event === 'snapshot_taken' && Number(r.time) - Number(r.total_ms) >= written_ms,
+    120_000,
+    'a snapshot holding the ballast',
+  )
+  await Promise.all(
+    fed.nodes
+      .filter((n) => n !== server)
+      .map((n) =>
+        n.waitFor((r) => r.event === 'snapshot_collected' && r.id === taken.id, 180_000, 'ballast'),
+      ),
+  )
 }
