@@ -23,3 +23,4 @@ export {
   type MergeContext,
   parseSince,
 } from './sdk.ts'
+export { START_LINE, waitForStart } from './start-gate.ts'

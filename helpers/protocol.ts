@@ -40,6 +40,8 @@ export const ENV = {
   all_online_ms: 'SUSTAIN_ALL_ONLINE_MS',
   split: 'SUSTAIN_SPLIT',
   control_socket: 'SUSTAIN_CONTROL_SOCKET',
+  /** Set for a service started ahead of need (manifest `prestart`): the descriptor its start line comes on. */
+  start_fd: 'SUSTAIN_START_FD',
 } as const
 
 export interface MergeEnvInput {

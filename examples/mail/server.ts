@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, unlinkSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { SMTPServer, type SMTPServerAddress } from 'smtp-server'
-import { dotlockPath, takeDotlock } from '../../helpers/index.ts'
+import { dotlockPath, takeDotlock, waitForStart } from '../../helpers/index.ts'
 import { fsyncDir } from '../../lib/atomic-write.ts'
 import { ensureMessageId, mboxRecord } from './mbox.ts'
 
@@ -21,6 +21,8 @@ if (!Number.isInteger(port) || port <= 0 || port > 65535 || !state_dir) {
   process.stderr.write('mail server: SUSTAIN_PORT and SUSTAIN_STATE_DIR must be set\n')
   process.exit(2)
 }
+// Prestarted on the top candidate (prestart: true): loaded, then nothing touches the state before this.
+await waitForStart()
 const mail_dir = join(state_dir, 'mail')
 /** Dotlocks `<mailbox>.lock`, shared with the merge helper (MBOX_LOCK_DIR in ./helper), kept out of the spool. */
 const lock_dir = join(state_dir, 'mail-locks')

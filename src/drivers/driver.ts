@@ -80,6 +80,14 @@ export interface ServiceDriver {
   readonly running: boolean
   /** Start the service on its current state. Resolves once it is spawned (not yet answering). */
   start(): Promise<void>
+  /**
+   * Start the service's command ahead of need, held before it reads its state (manifest `prestart`);
+   * the next start() releases it instead of spawning. Does nothing when the service runs, a copy is
+   * already held, or the service cannot be prestarted. Absent: the driver cannot.
+   */
+  prestart?(): Promise<void>
+  /** End the copy prestart() holds, if any. Idempotent. */
+  dropPrestarted?(): Promise<void>
   /** Stop the service, keeping its state. Idempotent. Resolves once it is gone. */
   stop(reason: string): Promise<void>
   /** Quiesce (helper), pause, copy what changed, resume: a consistent image of the state. */

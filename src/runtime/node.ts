@@ -57,6 +57,8 @@ function isReplicaState(msg: unknown): boolean {
 const HELPER_INFO_SNAPSHOT_INTERVAL_MS = 10_000
 /** How often the recovery point's age is checked (an error is logged when it gets stuck). */
 const RECOVERY_CHECK_INTERVAL_MS = 1000
+/** A candidate that is no longer the one an election would pick keeps its prestarted copy this long. */
+const PRESTART_DROP_AFTER_MS = 10_000
 /** With output commit a gc waits for a quiet moment between takes at most this many snapshot intervals. */
 const GC_OVERDUE_INTERVALS = 10
 
@@ -105,6 +107,8 @@ export class SustainNode {
   /** This node's snapshots: store, engine, the core-id index and the store queue (snapshot-repository.ts). */
   private snapshots!: SnapshotRepository
   private tick_timer: NodeJS.Timeout | null = null
+  /** Since when this node is not the candidate an election would pick (keepPrestarted), or null. */
+  private not_top_since_ms: number | null = null
   private recovery_timer: NodeJS.Timeout | null = null
   private load_timer: NodeJS.Timeout | null = null
   /** The load figure the core last took (load-figure.ts); known before the first election. */
@@ -960,6 +964,7 @@ export class SustainNode {
   /** A recovery point that stopped moving is an error: logged when it sticks, again every limit, and when it moves. */
   private checkRecoveryPoint(): void {
     if (this.stopped) return
+    this.keepPrestarted()
     this.catchUp()
     const point = this.recoveryPoint()
     const now = this.now()
@@ -1147,6 +1152,41 @@ export class SustainNode {
       () => this.onStore(() => this.fetch(ref.writer, ref.id, 'restore')),
       (name, fields) => this.timeline(name, fields),
     )
+  }
+
+  /**
+   * Manifest `prestart`: the node an election would pick (and a node electing or restoring) keeps a
+   * copy of the service's command loaded and waiting (driver.prestart), so its start is a listen. A
+   * node that stops being the top candidate drops its copy after PRESTART_DROP_AFTER_MS.
+   */
+  private keepPrestarted(): void {
+    const driver = this.options.driver
+    if (!driver?.prestart || !driver.dropPrestarted || this.stopped) return
+    const role = this.core.role
+    const now = this.now()
+    let wanted = role === 'restoring'
+    if (role === 'candidate' || role === 'electing') {
+      const { config } = this.options
+      const self = {
+        id: this.id,
+        priority: config.node.priority,
+        load: this.reported_load,
+        snapshot: this.core.held,
+      }
+      wanted = isTopCandidate(config.election.strategy, self, this.core.peers(), now)
+    }
+    if (wanted) {
+      this.not_top_since_ms = null
+      driver.prestart().catch((error: unknown) => this.log.warn({ err: error }, 'prestart failed'))
+      return
+    }
+    if (role === 'server') return // its start took the copy
+    this.not_top_since_ms ??= now
+    const keep = role === 'candidate' || role === 'electing'
+    if (keep && now - this.not_top_since_ms < PRESTART_DROP_AFTER_MS) return
+    driver
+      .dropPrestarted()
+      .catch((error: unknown) => this.log.warn({ err: error }, 'dropping the prestarted service failed'))
   }
 
   /** Warm standby: decode a snapshot just collected, if this node is the one an election would pick. */

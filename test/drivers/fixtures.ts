@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -53,6 +54,11 @@ export interface Fixture {
   state_dir: string
   helper_log: string
   records: Record<string, unknown>[]
+  /** Resolves with the first log record (already written or still to come) that `match` accepts. */
+  logged(
+    match: (record: Record<string, unknown>) => boolean,
+    timeout_ms?: number,
+  ): Promise<Record<string, unknown>>
   log: Logger
   driver(manifest?: Record<string, unknown>, options?: { precopy?: boolean }): Promise<ProcessDriver>
   cleanup(): Promise<void>
@@ -68,9 +74,16 @@ export async function fixture(): Promise<Fixture> {
   await chmod(join(service_dir, 'helper.sh'), 0o755)
   const helper_log = join(dir, 'helper.log')
   const records: Record<string, unknown>[] = []
+  const written = new EventEmitter()
   const log = createLogger({
     level: 'debug',
-    destination: { write: (line: string) => void records.push(JSON.parse(line) as Record<string, unknown>) },
+    destination: {
+      write: (line: string) => {
+        const record = JSON.parse(line) as Record<string, unknown>
+        records.push(record)
+        written.emit('record', record)
+      },
+    },
   })
   const drivers: ProcessDriver[] = []
   return {
@@ -79,6 +92,23 @@ export async function fixture(): Promise<Fixture> {
     state_dir: join(dir, 'data', 'state'),
     helper_log,
     records,
+    logged(match, timeout_ms = 10_000) {
+      const found = records.find(match)
+      if (found) return Promise.resolve(found)
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          written.off('record', listener)
+          reject(new Error(`no matching log record within ${timeout_ms} ms`))
+        }, timeout_ms)
+        const listener = (record: Record<string, unknown>) => {
+          if (!match(record)) return
+          clearTimeout(timer)
+          written.off('record', listener)
+          resolve(record)
+        }
+        written.on('record', listener)
+      })
+    },
     log,
     async driver(overrides = {}, options = {}) {
       const manifest = parseServiceManifest({

@@ -3,6 +3,8 @@ import { EventEmitter, once } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import type { Writable } from 'node:stream'
+import { ENV, START_LINE } from '../../../helpers/index.ts'
 import type { Logger } from '../../../lib/log.ts'
 import {
   directoryImageWriter,
@@ -86,6 +88,13 @@ interface Running {
   answering: boolean
   answered_once: boolean
   probe_timer: NodeJS.Timeout | null
+  fence: FenceMode
+  /** A prestarted copy's start pipe until start() writes the start line (then null). */
+  start_gate: Writable | null
+  /** Prestarted and not yet released by start(): its exit is no service event. */
+  gated: boolean
+  /** The process exited. */
+  gone: boolean
 }
 
 export class ProcessDriver extends EventEmitter implements ServiceDriver {
@@ -98,6 +107,9 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
   private readonly staging: StagingArea
   private readonly helpers = new Map<ChildProcess, (reason: string) => void>()
   private current: Running | null = null
+  /** A prestarted copy waiting for its start line (manifest `prestart`), or null. */
+  private held: Running | null = null
+  private prestarting = false
   /** Bumped on every pause: a probe that overlapped one says nothing about the service. */
   private pause_epoch = 0
   private paused = false
@@ -155,20 +167,85 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
   async start(): Promise<void> {
     if (this.closed) throw new Error('the driver is closed')
     if (this.current) throw new Error(`service ${this.manifest.name} is already running`)
+    const held = this.held
+    const running = held && !held.gone ? held : await this.spawnService(false)
+    this.held = null
+    if (running.start_gate) {
+      running.start_gate.end(START_LINE)
+      running.start_gate = null
+    }
+    running.gated = false
+    this.current = running
+    this.log.info(
+      {
+        event: 'service_started',
+        service_pid: running.pgid,
+        command: this.manifest.command,
+        fence: running.fence,
+        prestarted: running === held,
+      },
+      'service started',
+    )
+    if (this.manifest.helper) this.scheduleProbe(running, STARTING_PROBE_INTERVAL_MS)
+    else {
+      // Without a probe the best we know is that it runs.
+      running.answering = running.answered_once = true
+      this.emitEvent({ kind: 'answering' })
+    }
+  }
+
+  async prestart(): Promise<void> {
+    if (!this.manifest.prestart || this.closed || this.current || this.held || this.prestarting) return
+    this.prestarting = true
+    try {
+      const held = await this.spawnService(true)
+      if (this.closed || this.current) {
+        await this.endHeld(held)
+        return
+      }
+      this.held = held
+      this.log.info({ event: 'service_prestarted', service_pid: held.pgid }, 'service prestarted')
+    } finally {
+      this.prestarting = false
+    }
+  }
+
+  async dropPrestarted(): Promise<void> {
+    const held = this.held
+    if (!held) return
+    this.held = null
+    await this.endHeld(held)
+  }
+
+  /** Ends a held copy: its start pipe closes (it exits on its own), and the group is killed anyway. */
+  private async endHeld(held: Running): Promise<void> {
+    held.stopping = true
+    held.start_gate?.destroy()
+    held.start_gate = null
+    signalGroup(held.pgid, 'SIGKILL')
+    await held.exited
+    await waitGroupGone(held.pgid, 2000)
+  }
+
+  /**
+   * Spawns the service's command under the fence. `gated`: with a start pipe on fd 3 (ENV.start_fd) that
+   * the service waits on before it touches its state (prestart).
+   */
+  private async spawnService(gated: boolean): Promise<Running> {
     const [name, ...args] = this.manifest.command
     const command = await resolveExecutable(
       name!,
       this.service_dir,
       `service command of ${this.manifest.name}:`,
     )
-    await mkdir(this.state_dir, { recursive: true })
+    await mkdir(this.state_dir, { recursive: true }) // the fence's lock lives beside it
     // A SIGKILLed node does not leave its service running, holding the port and taking requests.
     const mode = await this.fenceMode()
     const [file, argv] = fencedArgv(mode, this.fence.lock, command, args)
     const child = spawn(file, argv, {
       cwd: this.service_dir,
-      env: this.context(),
-      stdio: ['ignore', 'pipe', 'pipe'],
+      env: gated ? { ...this.context(), [ENV.start_fd]: '3' } : this.context(),
+      stdio: gated ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group: stop and pause reach everything it starts
     })
     await new Promise<void>((ok, fail) => {
@@ -180,10 +257,13 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
     const pgid = child.pid!
     logLines(child.stdout!, this.log, 'stdout')
     logLines(child.stderr!, this.log, 'stderr')
+    const start_gate = gated ? (child.stdio[3] as Writable) : null
+    start_gate?.on('error', () => {}) // the copy exited: its exit handler says so
     let exited!: () => void
     const running: Running = {
       child,
       pgid,
+      fence: mode,
       started_ms: performance.now(),
       exited: new Promise<void>((ok) => {
         exited = ok
@@ -193,13 +273,28 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       answering: false,
       answered_once: false,
       probe_timer: null,
+      start_gate,
+      gated,
+      gone: false,
     }
     child.on('exit', (code, signal) => {
+      running.gone = true
       if (running.probe_timer) clearTimeout(running.probe_timer)
+      if (this.held === running) this.held = null
       if (this.current === running) this.current = null
       // Whatever the leader left behind in its group goes with it (a restart must find the port free).
       signalGroup(pgid, 'SIGKILL')
       forgetServiceRecord(this.fence, pgid)
+      if (running.gated) {
+        // A held copy that ends on its own (not dropped) is worth a line: the next start spawns anew.
+        if (!running.stopping)
+          this.log.warn(
+            { event: 'prestarted_exited', service_pid: pgid, code, signal },
+            'prestarted service exited',
+          )
+        exited()
+        return
+      }
       this.log.info(
         { event: 'service_exited', service_pid: pgid, code, signal, expected: running.stopping },
         'service exited',
@@ -207,19 +302,9 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
       exited()
       if (!running.stopping) this.emitEvent({ kind: 'exited', code, signal })
     })
-    this.current = running
     // The next start of this node finds it by this record if the node dies and the fence fails.
     await writeServiceRecord(this.fence, pgid, this.log)
-    this.log.info(
-      { event: 'service_started', service_pid: pgid, command: this.manifest.command, fence: mode },
-      'service started',
-    )
-    if (this.manifest.helper) this.scheduleProbe(running, STARTING_PROBE_INTERVAL_MS)
-    else {
-      // Without a probe the best we know is that it runs.
-      running.answering = running.answered_once = true
-      this.emitEvent({ kind: 'answering' })
-    }
+    return running
   }
 
   private scheduleProbe(running: Running, delay_ms: number): void {
@@ -503,6 +588,7 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    await this.dropPrestarted()
     await this.stop('close')
     for (const cancel of this.helpers.values()) cancel('the driver closed')
     const deadline = performance.now() + 2000

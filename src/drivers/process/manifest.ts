@@ -84,6 +84,12 @@ export const manifest_schema = z
      * A capture copies only what such a file grew by; anything else that changed is copied whole.
      */
     append_only: z.array(appendOnlyGlob).max(64).default([]),
+    /**
+     * The command may be started ahead of need: it loads, then waits for the node's start line
+     * (helpers' `waitForStart`, ENV.start_fd) before it reads its state or listens. The top candidate
+     * keeps one such copy waiting, so a failover or hand-over to it skips the process start.
+     */
+    prestart: z.boolean().default(false),
     /** The ports clients use; every node's front door accepts them and forwards to the server. */
     client_ports: z.array(client_port_schema).max(16).default([]).superRefine(uniqueClientPorts),
   })
