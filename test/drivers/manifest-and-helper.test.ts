@@ -29,6 +29,7 @@ describe('service manifest', () => {
       probe_timeout_ms: 2000,
       stop_timeout_ms: 3000,
       append_only: [],
+      prestart: false,
       client_ports: [],
     })
   })
