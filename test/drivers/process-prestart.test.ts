@@ -61,6 +61,24 @@ describe('process driver: prestart (manifest prestart: true)', () => {
     expect(alive(Number(held['service_pid']))).toBe(false)
   })
 
+  it('a start that comes while a prestart spawns takes that copy (one process holds the state lock)', async () => {
+    const driver = await f.driver({ command: ['./gated.sh'], prestart: true })
+    const events: string[] = []
+    driver.on('event', (e) => events.push(e.kind))
+    const prestarting = driver.prestart()
+    const answering = nextEvent(driver, 'answering')
+    await driver.start()
+    await prestarting
+    await answering
+    const started = await f.logged(event('service_started'))
+    const held = await f.logged(event('service_prestarted'))
+    expect(started['prestarted']).toBe(true)
+    expect(started['service_pid']).toBe(held['service_pid'])
+    await driver.prestart() // serving: no second copy
+    expect(f.records.filter(event('service_prestarted'))).toHaveLength(1)
+    expect(events).toEqual(['answering'])
+  })
+
   it('drops a held copy without a service event, and start then spawns anew', async () => {
     const driver = await f.driver({ command: ['./gated.sh'], prestart: true })
     const events: string[] = []

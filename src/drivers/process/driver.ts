@@ -109,7 +109,10 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
   private current: Running | null = null
   /** A prestarted copy waiting for its start line (manifest `prestart`), or null. */
   private held: Running | null = null
-  private prestarting = false
+  /** The prestart under way (start() waits for it), or null. */
+  private prestarting: Promise<void> | null = null
+  /** A start() is spawning: no prestart may take the state's lock meanwhile. */
+  private starting = false
   /** Bumped on every pause: a probe that overlapped one says nothing about the service. */
   private pause_epoch = 0
   private paused = false
@@ -166,10 +169,19 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
 
   async start(): Promise<void> {
     if (this.closed) throw new Error('the driver is closed')
-    if (this.current) throw new Error(`service ${this.manifest.name} is already running`)
-    const held = this.held
-    const running = held && !held.gone ? held : await this.spawnService(false)
-    this.held = null
+    if (this.current || this.starting) throw new Error(`service ${this.manifest.name} is already running`)
+    this.starting = true
+    let running: Running
+    let held: Running | null
+    try {
+      // A prestart under way finishes first: its copy holds the state's lock, a second spawn would not.
+      if (this.prestarting) await this.prestarting
+      held = this.held
+      this.held = null
+      running = held && !held.gone ? held : await this.spawnService(false)
+    } finally {
+      this.starting = false
+    }
     if (running.start_gate) {
       running.start_gate.end(START_LINE)
       running.start_gate = null
@@ -195,18 +207,18 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
   }
 
   async prestart(): Promise<void> {
-    if (!this.manifest.prestart || this.closed || this.current || this.held || this.prestarting) return
-    this.prestarting = true
-    try {
+    if (!this.manifest.prestart || this.closed || this.current || this.starting) return
+    if (this.held || this.prestarting) return
+    this.prestarting = (async () => {
       const held = await this.spawnService(true)
-      if (this.closed || this.current) {
-        await this.endHeld(held)
-        return
-      }
-      this.held = held
+      if (this.closed || this.current) return this.endHeld(held)
+      this.held = held // a start() waiting for this prestart takes it
       this.log.info({ event: 'service_prestarted', service_pid: held.pgid }, 'service prestarted')
+    })()
+    try {
+      await this.prestarting
     } finally {
-      this.prestarting = false
+      this.prestarting = null
     }
   }
 
