@@ -69,6 +69,12 @@ interface IndexBody {
    * a snapshot (others do not download it, nobody mistakes it for a snapshot). Absent: a snapshot.
    */
   kind?: 'archive'
+  /**
+   * The writer's own entries it had not forgotten when it published this one (this one excluded).
+   * Readers drop the downloads of the writer's older entries not in it (`place`). Absent: written
+   * before this field; every entry then counts as kept.
+   */
+  live?: string[]
 }
 
 export interface IndexEntry extends IndexBody {
@@ -127,6 +133,12 @@ interface WriterView {
   announced: number | null
   /** Per snapshot id: the placement in force and its download. */
   placements: Map<string, { signature: string; download: Download | null; held: boolean }>
+  /**
+   * From the writer's newest index that carries a live list: its block and the ids it names. An entry
+   * below that block and not named was forgotten by the writer (its blocks cleared there, and on every
+   * node that keeps the same newest `keep`), so it is not downloaded in the background (`place`).
+   */
+  writerLive: { block: number; ids: Set<string> } | null
   /** Woken when a scan adds entries (a collect waiting for a snapshot it was told of). */
   waiters: Set<() => void>
 }
@@ -153,6 +165,10 @@ function parseIndex(block: Buffer, index: number): IndexEntry {
   assert.equal(block[0], TAG_INDEX, `block ${index} is not an index`)
   const body = packr.unpack(block.subarray(1)) as IndexBody
   assert(typeof body.id === 'string' && Array.isArray(body.blobs), `block ${index} is a malformed index`)
+  assert(
+    body.live === undefined || (Array.isArray(body.live) && body.live.every((id) => typeof id === 'string')),
+    `block ${index} has a malformed live list`,
+  )
   const bytes_total = body.blobs.reduce((sum, [, , size]) => sum + size, 0)
   return { ...body, block: index, bytes_total }
 }
@@ -235,6 +251,7 @@ export class SnapshotFeeds extends EventEmitter {
       rescan: false,
       announced: null,
       placements: new Map(),
+      writerLive: null,
       waiters: new Set(),
     }
     this.views.set(writer, view)
@@ -344,6 +361,10 @@ export class SnapshotFeeds extends EventEmitter {
       if (!previous) throw new Error(`index block ${entry.prev} unavailable`)
       entry = parseIndex(previous, entry.prev)
     }
+    const newest = fresh[0]!
+    if (newest.live && (view.writerLive === null || newest.block > view.writerLive.block)) {
+      view.writerLive = { block: newest.block, ids: new Set(newest.live) }
+    }
     for (const e of fresh.reverse()) {
       view.byId.set(e.id, e)
       view.byBlock.set(e.block, e)
@@ -409,11 +430,30 @@ export class SnapshotFeeds extends EventEmitter {
     return policy
   }
 
+  /**
+   * The writer forgot this entry (its newest live list, published after it, does not name it). A node
+   * that starts or rejoins reads the writer's whole history, mostly forgotten by everyone while it was
+   * away but never forgotten here; placed, each was a download nobody can serve, and past hypercore's 64
+   * ranges per peer update (replicator.js MAX_RANGES, picked at random) the live snapshots' downloads
+   * were rarely tried: a rejoined node held none of the server's snapshots for a minute (issue 24).
+   * Only these are left out: every snapshot the writer still keeps is placed, intermediate ones too
+   * (a dead-fork merge waits for them). They stay collectable by id.
+   */
+  private writerForgot(view: WriterView, entry: IndexEntry): boolean {
+    const live = view.writerLive
+    return live !== null && entry.block < live.block && !live.ids.has(entry.id)
+  }
+
   private place(view: WriterView): void {
     if (this.closed || view.writer === this.selfKey) return
     this.downloadPolicy(view)
     for (const entry of view.byId.values()) {
       if (this.forgotten.has(entry.id) || entry.kind === 'archive') continue
+      if (this.writerForgot(view, entry)) {
+        view.placements.get(entry.id)?.download?.destroy()
+        view.placements.delete(entry.id)
+        continue
+      }
       const blocks = this.myBlocks(view, entry)
       const signature = blocks.join(',')
       const current = view.placements.get(entry.id)
@@ -500,7 +540,8 @@ export class SnapshotFeeds extends EventEmitter {
     const entries = withRecipeInputs(roots, lookup)
     const manifest = next++
     const prev = [...own.byBlock.keys()].reduce((a, b) => Math.max(a, b), -1)
-    const body: IndexBody = { id: input.id, prev, manifest, blobs: entries, roots: roots.length }
+    const live = [...own.byId.values()].filter((e) => !this.forgotten.has(e.id)).map((e) => e.id)
+    const body: IndexBody = { id: input.id, prev, manifest, blobs: entries, roots: roots.length, live }
     if (input.kind === 'archive') body.kind = 'archive'
     batch.push(tagged(TAG_MANIFEST, input.manifest), tagged(TAG_INDEX, packr.pack(body)))
     await flush()
