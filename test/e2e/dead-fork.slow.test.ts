@@ -30,6 +30,20 @@ async function partitionedFederation() {
   const first = await fed.server(60_000)
   const [winner, one, two] = fed.nodes as [LocalNode, LocalNode, LocalNode]
   await first.waitFor((r) => r.event === 'snapshot_taken', 30_000, 'a first snapshot')
+  // Cut only once both others hold a snapshot of the first server: a side that held none would serve
+  // from nothing, and the first server's snapshots would be a fork (merged as dead by the witness at once).
+  const key = String(first.records.find((r) => r.event === 'node_started')?.key)
+  await Promise.all(
+    fed.nodes
+      .filter((n) => n !== first)
+      .map((n) =>
+        n.waitFor(
+          (r) => r.event === 'snapshot_collected' && String(r.id).startsWith(`${key}:`),
+          30_000,
+          `${n.name} holds a snapshot of the first server`,
+        ),
+      ),
+  )
   const cut_ms = Date.now()
   await winner.isolate(ISOLATION_MS)
   let loser: LocalNode
