@@ -1,7 +1,12 @@
 /**
  * Front door benchmark (issue 17): what a client sees.
  * - latency per SMTP transaction (a fresh connection each) to the service directly, through the
- *   server's front door and through a candidate's, taking turns (3 node processes, examples/mail);
+ *   server's front door and through a candidate's, taking turns (3 node processes, examples/mail); the
+ *   added latency is also taken paired (each round's via-path time minus the same round's direct time),
+ *   because the service's own time spreads widely (its snapshot pauses) and a difference of separately
+ *   sampled medians is noise of that size;
+ * - the front door's own cost without the nodes' other work: round trips of 1-byte pings to an echo
+ *   service, directly and through each door, all in this process (no process wake-ups in the way);
  * - client outage after SIGKILL of the server, N runs, for a client that knows one front door
  *   (a candidate's): the longest time without an acknowledgement, and refused connections;
  * - throughput of one TCP stream into a discarding service, directly and through a candidate's front
@@ -41,6 +46,11 @@ const RUNS = QUICK ? 3 : 20
 const STREAM_BYTES = (QUICK ? 128 : 1024) * 1024 * 1024
 const IDLE_CONNECTIONS = 1000
 const MiB = 1024 * 1024
+
+/** Each round's via-path figure minus the same round's direct one (the rounds take turns). */
+function pairedDiffs(via: number[], direct: number[]): number[] {
+  return via.map((v, i) => v - direct[i]!)
+}
 
 function quantile(samples: number[], p: number): number | null {
   if (samples.length === 0) return null
@@ -230,11 +240,22 @@ function stageMedians(stages: OutageStages[]): Record<string, number | null> {
   )
 }
 
+/**
+ * The in-process service: discards what it reads (the throughput stream), except a connection whose
+ * first byte is ECHO_MARK, which gets every byte back (the ping round trips).
+ */
+const ECHO_MARK = 0x45 // 'E'
 async function discardService(): Promise<net.Server> {
-  const server = net.createServer((socket) => {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.setNoDelay(true)
     socket.on('error', () => {})
-    socket.resume()
     socket.on('end', () => socket.end())
+    socket.once('data', (first: Buffer) => {
+      if (first[0] === ECHO_MARK) {
+        socket.write(first)
+        socket.pipe(socket, { end: false })
+      } else socket.resume()
+    })
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -252,6 +273,62 @@ async function stream(port: number): Promise<number> {
   socket.end()
   await once(socket, 'close') // the service ends after reading everything
   return STREAM_BYTES / MiB / ((performance.now() - started) / 1000)
+}
+
+const ECHO_SESSIONS = QUICK ? 50 : 200
+const PINGS_PER_SESSION = 10
+
+/** A fresh connection to the echo service: ms to its first echo, then each ping's round trip. */
+async function echoSession(port: number): Promise<{ first_ms: number; rtt_ms: number[] }> {
+  const started = performance.now()
+  const socket = net.connect({ host: '127.0.0.1', port })
+  socket.setNoDelay(true)
+  socket.on('error', () => {})
+  socket.write(Buffer.from([ECHO_MARK]))
+  await once(socket, 'data')
+  const first_ms = performance.now() - started
+  const rtt_ms: number[] = []
+  for (let i = 0; i < PINGS_PER_SESSION; i++) {
+    const t = performance.now()
+    socket.write(Buffer.from([ECHO_MARK]))
+    await once(socket, 'data')
+    rtt_ms.push(performance.now() - t)
+  }
+  socket.end()
+  await once(socket, 'close')
+  return { first_ms, rtt_ms }
+}
+
+/**
+ * What the front door's code adds, paired per round against direct: a fresh connection to its first
+ * echo, and one round trip on an open connection. Client, both doors and the service share this
+ * process's thread, so no process wake-up or scheduler wait is in these figures (in the node processes
+ * they are: see latency_ms).
+ */
+async function echoAdded(ports: { direct: number; via_server: number; via_candidate: number }) {
+  type Path = keyof typeof ports
+  const names = Object.keys(ports) as Path[]
+  const first: Record<Path, number[]> = { direct: [], via_server: [], via_candidate: [] }
+  const rtt: Record<Path, number[]> = { direct: [], via_server: [], via_candidate: [] }
+  for (let i = 0; i < 3; i++) for (const p of names) await echoSession(ports[p]) // warm-up
+  for (let i = 0; i < ECHO_SESSIONS; i++) {
+    for (const p of names) {
+      const s = await echoSession(ports[p])
+      first[p].push(s.first_ms)
+      rtt[p].push(...s.rtt_ms)
+    }
+  }
+  const added = (xs: Record<Path, number[]>, p: Path) => quantile(pairedDiffs(xs[p], xs.direct), 50)
+  return {
+    sessions: ECHO_SESSIONS,
+    pings: ECHO_SESSIONS * PINGS_PER_SESSION,
+    direct_first_p50: quantile(first.direct, 50),
+    direct_rtt_p50: quantile(rtt.direct, 50),
+    via_server_first_added_p50: added(first, 'via_server'),
+    via_server_rtt_added_p50: added(rtt, 'via_server'),
+    via_candidate_first_added_p50: added(first, 'via_candidate'),
+    via_candidate_rtt_added_p50: added(rtt, 'via_candidate'),
+  }
 }
 
 // A full collection before each reading, so the difference is what the connections keep alive.
@@ -273,6 +350,11 @@ async function inProcess() {
     hold_ms: 600_000,
   })
   try {
+    const echo = await echoAdded({
+      direct: sink_port,
+      via_server: pair.server.port.listen_port,
+      via_candidate: pair.origin.port.listen_port,
+    })
     const direct = await stream(sink_port)
     const via_candidate = await stream(pair.origin.port.listen_port)
     // Idle connections held (no server known): what one waiting client costs the front door.
@@ -289,7 +371,7 @@ async function inProcess() {
       await new Promise((r) => setTimeout(r, 20))
     const per_connection = Math.round((usedBytes() - before) / IDLE_CONNECTIONS)
     for (const s of sockets) s.destroy()
-    return { direct, via_candidate, bytes_per_idle_connection: per_connection }
+    return { direct, via_candidate, bytes_per_idle_connection: per_connection, echo }
   } finally {
     await pair.stop()
     sink.close()
@@ -351,7 +433,11 @@ try {
       via_server_p99: quantile(lat.via_server, 99),
       via_candidate_p50: quantile(lat.via_candidate, 50),
       via_candidate_p99: quantile(lat.via_candidate, 99),
+      added_method: 'paired: median of per-round differences (via minus direct, same round)',
+      via_server_added_p50: quantile(pairedDiffs(lat.via_server, lat.direct), 50),
+      via_candidate_added_p50: quantile(pairedDiffs(lat.via_candidate, lat.direct), 50),
     },
+    echo_added_ms: local.echo,
     throughput_mb_per_s: {
       bytes: STREAM_BYTES,
       direct: Math.round(local.direct),

@@ -14,6 +14,28 @@ export interface FrontdoorRun {
     via_server_p99: number | null
     via_candidate_p50: number | null
     via_candidate_p99: number | null
+    /**
+     * Added latency taken paired (runs from before this field have none): the median over rounds of each
+     * round's via-path transaction minus the same round's direct one. The direct time spreads widely
+     * (the service is paused for each snapshot), so a difference of separately taken medians is noisy.
+     */
+    added_method?: string
+    via_server_added_p50?: number | null
+    via_candidate_added_p50?: number | null
+  }
+  /**
+   * The front door's code alone (bench process, no node's other work, no process wake-ups): a fresh
+   * connection to its first echo and one round trip on an open one, each paired per round against direct.
+   */
+  echo_added_ms?: {
+    sessions: number
+    pings: number
+    direct_first_p50: number | null
+    direct_rtt_p50: number | null
+    via_server_first_added_p50: number | null
+    via_server_rtt_added_p50: number | null
+    via_candidate_first_added_p50: number | null
+    via_candidate_rtt_added_p50: number | null
   }
   /** One stream each. */
   throughput_mb_per_s: { bytes: number; direct: number; via_candidate: number }
@@ -65,6 +87,32 @@ function render(run: FrontdoorRun): string {
     [
       [`SMTP transaction median ms (${n} per path)`, l.direct_p50, l.via_server_p50, l.via_candidate_p50],
       [`SMTP transaction ${tail} ms (${n} per path)`, l.direct_p99, l.via_server_p99, l.via_candidate_p99],
+      ...(l.via_server_added_p50 !== undefined
+        ? [
+            [
+              `added per SMTP transaction, paired: median of per-round differences, ms (${n} rounds)`,
+              '-',
+              l.via_server_added_p50,
+              l.via_candidate_added_p50 ?? '-',
+            ],
+          ]
+        : []),
+      ...(run.echo_added_ms
+        ? [
+            [
+              `front door code alone (one process, echo): added to a fresh connection's first echo, ms (${run.echo_added_ms.sessions} rounds)`,
+              run.echo_added_ms.direct_first_p50,
+              run.echo_added_ms.via_server_first_added_p50,
+              run.echo_added_ms.via_candidate_first_added_p50,
+            ],
+            [
+              `front door code alone (one process, echo): added per round trip, ms (${run.echo_added_ms.pings} pings)`,
+              run.echo_added_ms.direct_rtt_p50,
+              run.echo_added_ms.via_server_rtt_added_p50,
+              run.echo_added_ms.via_candidate_rtt_added_p50,
+            ],
+          ]
+        : []),
       [
         `one TCP stream of ${run.throughput_mb_per_s.bytes / MiB} MiB, MB/s (one stream each)`,
         run.throughput_mb_per_s.direct,
@@ -105,6 +153,10 @@ export const frontdoorSection: Section<FrontdoorRun> = {
   method: [
     "3 node processes serving examples/mail; SMTP transactions to the service directly, through the server's",
     "front door and through a candidate's, the paths taking turns, each transaction on a fresh connection.",
+    "Added latency: the median of per-round differences (each round's via-path time minus that round's direct",
+    'time), not the difference of the medians: the direct time spreads widely (the service is paused for each',
+    'snapshot, every 500 ms here). Echo rows: the front door code alone, client, doors and service in the bench',
+    'process (no process wake-ups, no node work), paired per round against direct.',
     'Outage: the longest time without an acknowledgement seen by a client that keeps sending mail through one',
     "candidate's front door while the server is SIGKILLed (a fresh federation per run). Throughput and idle",
     'connections: two members in the bench process on a local testnet (one thread carries both relays and the',

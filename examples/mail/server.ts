@@ -100,6 +100,10 @@ const server = new SMTPServer({
   disabledCommands: ['AUTH', 'STARTTLS'],
   size: MAX_MESSAGE_BYTES,
   logger: false,
+  // smtp-server looks up a PTR name for each client before its greeting (a DNS round trip on every
+  // connection, up to 1.5 s with a slow resolver); nothing here reads the name. Its greeting also waits
+  // a fixed 100 ms to catch clients that talk too soon (not configurable): most of a transaction's time.
+  disableReverseLookup: true,
   onRcptTo(address: SMTPServerAddress, _session, callback) {
     if (mailbox(address.address) === null) {
       return callback(new SmtpReply(550, `no such mailbox here: ${address.address}`))

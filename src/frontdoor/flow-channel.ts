@@ -10,6 +10,13 @@ export const FORWARD_PROTOCOL = 'sustain/forward/1'
  * the relaying nodes, whatever the transport buffers.
  */
 export const WINDOW_BYTES = 256 * 1024
+/**
+ * Credit goes back once this many delivered bytes gathered, not per data message: an interactive
+ * protocol (an SMTP line each way per round trip) otherwise sends a credit message, with its encryption
+ * and a wake-up of the far node, for every line. Below the window, so a sender never waits for credit the
+ * receiver keeps back (a used-up window means more than this was delivered or is about to be).
+ */
+const CREDIT_BATCH_BYTES = WINDOW_BYTES / 4
 /** Largest data message; socket reads are 64 KiB at most, so most chunks go out whole. */
 const MAX_DATA_MESSAGE_BYTES = 64 * 1024
 
@@ -37,6 +44,8 @@ export class FlowChannel {
   private pending: Buffer[] = []
   /** Bytes the far side may still send us; more is a protocol violation that closes the channel. */
   private receive_allowed_bytes = WINDOW_BYTES
+  /** Bytes delivered onward and not yet granted back (sent once CREDIT_BATCH_BYTES gathered). */
+  private ungranted_bytes = 0
   private readonly channel: ProtomuxChannel
   private readonly data: ProtomuxMessage<Buffer>
   private readonly credit: ProtomuxMessage<number>
@@ -123,11 +132,15 @@ export class FlowChannel {
     }
   }
 
-  /** `bytes` the far side sent were delivered onward: it may send that much more. */
+  /** `bytes` the far side sent were delivered onward: it may send that much more (batched). */
   grant(bytes: number): void {
     if (this.closed_ || bytes <= 0) return
-    this.receive_allowed_bytes += bytes
-    this.credit.send(bytes)
+    this.ungranted_bytes += bytes
+    if (this.ungranted_bytes < CREDIT_BATCH_BYTES) return
+    const n = this.ungranted_bytes
+    this.ungranted_bytes = 0
+    this.receive_allowed_bytes += n
+    this.credit.send(n)
   }
 
   /** Half-close: sent after any data still waiting for credit. */
