@@ -1165,7 +1165,10 @@ export class SustainNode {
     const role = this.core.role
     const now = this.now()
     let wanted = role === 'restoring'
-    if (role === 'candidate' || role === 'electing') {
+    // A candidate with no server yet (formation: every node is top in its own view before it hears the
+    // others) waits, as does a node electing (it prestarts once it restores): N copies starting at once
+    // would only slow the first election.
+    if (role === 'candidate' && this.core.server !== null) {
       const { config } = this.options
       const self = {
         id: this.id,
