@@ -87,11 +87,12 @@ try {
     ])
     for (const n of fed.nodes)
       for (const r of n.records)
-        if (events.has(String(r.event)) && inWindow(r))
+        if ((events.has(String(r.event)) || String(r.event).startsWith('zl_')) && inWindow(r))
           process.stderr.write(`${n === server ? 'S' : 'c'} ${JSON.stringify(r)}\n`)
   }
 } finally {
   release()
   await fed.stop()
-  await rm(dir, { recursive: true, force: true })
+  if (!process.env.ZL_KEEP) await rm(dir, { recursive: true, force: true })
+  else process.stderr.write(`kept ${dir}\n`)
 }
