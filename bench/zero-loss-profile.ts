@@ -87,7 +87,7 @@ try {
     ])
     for (const n of fed.nodes)
       for (const r of n.records)
-        if ((events.has(String(r.event)) || String(r.event).startsWith('zl_')) && inWindow(r))
+        if (events.has(String(r.event)) && inWindow(r))
           process.stderr.write(`${n === server ? 'S' : 'c'} ${JSON.stringify(r)}\n`)
   }
 } finally {
