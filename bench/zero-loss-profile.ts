@@ -93,5 +93,6 @@ try {
 } finally {
   release()
   await fed.stop()
-  await rm(dir, { recursive: true, force: true })
+  if (!process.env.ZL_KEEP) await rm(dir, { recursive: true, force: true })
+  else process.stderr.write(`kept ${dir}\n`)
 }

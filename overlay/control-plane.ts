@@ -121,6 +121,7 @@ export class ControlPlane extends EventEmitter {
   private timers: NodeJS.Timeout[] = []
   private last_check_ms = performance.now()
   private closing = false
+  private started = false
 
   constructor(
     private readonly opts: ControlPlaneOptions,
@@ -161,6 +162,7 @@ export class ControlPlane extends EventEmitter {
     this.advert = { ...advert }
     await this.plane.start()
     this.timers.push(setInterval(() => this.ping(), this.opts.heartbeat_interval_ms))
+    this.started = true
     this.timers.push(setInterval(() => this.check(), CHECK_INTERVAL_MS))
     this.timers.push(setInterval(() => this.reportSuspicion(), this.opts.suspicion_report_interval_ms))
     await this.settle()
@@ -193,6 +195,10 @@ export class ControlPlane extends EventEmitter {
 
   setLocalState(state: LocalState): void {
     this.local = { role: state.role, term: state.term, published: state.published }
+    // A new publish is pinged at once, not at the next tick: readers start fetching it now. With output
+    // commit a client's answer waits for a candidate to store the snapshot, and the tick's wait (half an
+    // interval on average, more when the timer runs late on a loaded machine) was on that path.
+    if (this.started && state.published !== this.pinged.published) this.ping()
   }
 
   /** Send an encoded frame to one admitted peer. */

@@ -260,6 +260,20 @@ export class SnapshotStore {
   }
 
   /** Every blob present (presence only; restore and verify check content). */
+  /**
+   * Record snapshot `m` (stored here) as complete when every blob it needs is in `present`: blobs the
+   * caller saw here or wrote itself since, with nothing able to remove a blob in between (the runtime's
+   * store queue keeps gc out of a collect). Saves re-reading the manifest and a stat per blob (a 16 MiB
+   * state is hundreds of blobs: ~13 ms at load 20 on a candidate's path to `stored`). False: not
+   * shown; ask `isComplete`.
+   */
+  markCompleteFrom(m: Manifest, present: ReadonlySet<string>): boolean {
+    if (!this.infos.has(m.id)) return false
+    for (const hash of neededBlobs(m).keys()) if (!present.has(hash)) return false
+    this.complete.add(m.id)
+    return true
+  }
+
   async isComplete(id: string): Promise<boolean> {
     if (this.complete.has(id) && this.infos.has(id)) return true
     const m = await this.getManifest(id)

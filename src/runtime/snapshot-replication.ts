@@ -143,7 +143,9 @@ export interface CollectedSnapshot {
 
 /**
  * Make snapshot `id` of `writer` complete in the local store: blobs held here are skipped, recipes
- * derived, the rest fetched (each checked by hash). Throws when it cannot be completed.
+ * derived, the rest fetched (each checked by hash). Throws when it cannot be completed. Nothing may remove
+ * blobs from `store` meanwhile (the runtime runs it in its store queue, as it runs every gc): the blobs it
+ * saw or wrote prove the snapshot complete without a second stat of each.
  */
 export async function collectSnapshot(
   overlay: SnapshotFeeds,
@@ -154,13 +156,29 @@ export async function collectSnapshot(
   /** Validates the published ref (throws on a bad one) before anything is stored under it. */
   checkRef: (ref: SnapshotRef) => SnapshotRef,
 ): Promise<CollectedSnapshot> {
-  const result = await overlay.collect(writer, id, (hash, bytes) => store.putBlob(hash, bytes), onProgress, {
-    have: (hash) => store.hasBlob(hash),
-    derive: chunkDeriver(store),
-  })
+  // Blobs seen here or written by this collect: with them the completeness check needs no second pass.
+  const present = new Set<string>()
+  const result = await overlay.collect(
+    writer,
+    id,
+    async (hash, bytes) => {
+      await store.putBlob(hash, bytes)
+      present.add(hash)
+    },
+    onProgress,
+    {
+      have: async (hash) => {
+        const held = await store.hasBlob(hash)
+        if (held) present.add(hash)
+        return held
+      },
+      derive: chunkDeriver(store),
+    },
+  )
   const unpacked = unpackPublished(result.manifest)
   const ref = checkRef(unpacked.ref)
   const stored = await store.putManifest(unpacked.manifest)
-  if (!(await store.isComplete(stored.id))) throw new Error(`snapshot ${id} is incomplete after collect`)
+  if (!store.markCompleteFrom(stored, present) && !(await store.isComplete(stored.id)))
+    throw new Error(`snapshot ${id} is incomplete after collect`)
   return { ref, manifest: stored, bytes_total: result.bytes_total, stats: result.stats }
 }
