@@ -79,13 +79,19 @@ describe('process driver: prestart (manifest prestart: true)', () => {
     expect(events).toEqual(['answering'])
   })
 
-  it('drops a held copy without a service event, and start then spawns anew', async () => {
+  /** A prestart-capable driver holding a loaded copy, and the service events it emits. */
+  async function holding() {
     const driver = await f.driver({ command: ['./gated.sh'], prestart: true })
     const events: string[] = []
     driver.on('event', (e) => events.push(e.kind))
     await driver.prestart()
     const held = Number((await f.logged(event('service_prestarted')))['service_pid'])
     await f.logged(stdout(/^loaded/))
+    return { driver, events, held }
+  }
+
+  it('drops a held copy without a service event, and start then spawns anew', async () => {
+    const { driver, events, held } = await holding()
     await driver.dropPrestarted()
     expect(await gone(held)).toBe(true)
     expect(events).toEqual([])
@@ -98,12 +104,7 @@ describe('process driver: prestart (manifest prestart: true)', () => {
   })
 
   it('a held copy that dies is no service failure; the next start does not use it', async () => {
-    const driver = await f.driver({ command: ['./gated.sh'], prestart: true })
-    const events: string[] = []
-    driver.on('event', (e) => events.push(e.kind))
-    await driver.prestart()
-    const held = Number((await f.logged(event('service_prestarted')))['service_pid'])
-    await f.logged(stdout(/^loaded/))
+    const { driver, events, held } = await holding()
     process.kill(held, 'SIGKILL')
     await f.logged(event('prestarted_exited'))
     expect(events).toEqual([])
@@ -118,9 +119,7 @@ describe('process driver: prestart (manifest prestart: true)', () => {
     await plain.prestart()
     expect(f.records.some(event('service_prestarted'))).toBe(false)
 
-    const driver = await f.driver({ command: ['./gated.sh'], prestart: true })
-    await driver.prestart()
-    const held = Number((await f.logged(event('service_prestarted')))['service_pid'])
+    const { driver, held } = await holding()
     await driver.close()
     expect(await gone(held)).toBe(true)
   })
