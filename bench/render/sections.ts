@@ -7,6 +7,7 @@ import { mergeSection } from './merge.ts'
 import { moveSection } from './move.ts'
 import { overlaySection } from './overlay.ts'
 import { pauseSection } from './pause.ts'
+import { prestartSection } from './prestart.ts'
 import { qemuSection } from './qemu.ts'
 import { qemuZeroLossSection } from './qemu-zero-loss.ts'
 import type { Section } from './section.ts'
@@ -22,6 +23,7 @@ export const SECTIONS: readonly Section[] = [
   simSection,
   failoverSection,
   leaveSection,
+  prestartSection,
   pauseSection,
   qemuSection,
   mergeSection,
