@@ -259,7 +259,6 @@ export class SnapshotStore {
     return missing
   }
 
-  /** Every blob present (presence only; restore and verify check content). */
   /**
    * Record snapshot `m` (stored here) as complete when every blob it needs is in `present`: blobs the
    * caller saw here or wrote itself since, with nothing able to remove a blob in between (the runtime's
@@ -274,6 +273,7 @@ export class SnapshotStore {
     return true
   }
 
+  /** Every blob present (presence only; restore and verify check content). */
   async isComplete(id: string): Promise<boolean> {
     if (this.complete.has(id) && this.infos.has(id)) return true
     const m = await this.getManifest(id)
