@@ -175,7 +175,8 @@ export class ProcessDriver extends EventEmitter implements ServiceDriver {
     let held: Running | null
     try {
       // A prestart under way finishes first: its copy holds the state's lock, a second spawn would not.
-      if (this.prestarting) await this.prestarting
+      // One that failed leaves nothing held: this start spawns as usual.
+      if (this.prestarting) await this.prestarting.catch(() => {})
       held = this.held
       this.held = null
       running = held && !held.gone ? held : await this.spawnService(false)
