@@ -1,4 +1,5 @@
 import { assert } from './assert.ts'
+import { ClaimRefusals } from './claim-refusals.ts'
 import { type CoreConfig, checkCoreConfig } from './config.ts'
 import { type DeadForkHost, DeadForks } from './dead-fork.ts'
 import { HandOver, type Handover, type HandoverHost } from './handover.ts'
@@ -88,6 +89,8 @@ export class NodeCore {
   private readonly dead_forks: DeadForks
   /** Serving: forks merged into the service since its last snapshot's lineage (carried by the next ones). */
   private merged_in_: Segment[] = []
+  /** Refusals naming a node this claimant cannot reach (claim-refusals.ts). */
+  private readonly refusals: ClaimRefusals
   /** Leave and preempt on the serving side (handover.ts); `handover` is its state. */
   private readonly hand: HandOver
   /** Successor named by a leaving server; its claim is accepted without ranking. */
@@ -145,6 +148,14 @@ export class NodeCore {
     this.dead_forks = new DeadForks(this.deadForkHost())
     this.heal = new HealMerge(this.healMergeHost())
     this.hand = new HandOver(this.handoverHost())
+    this.refusals = new ClaimRefusals({
+      now_ms: () => this.now_ms,
+      join_wait_ms: this.config.join_wait_ms,
+      peers: () => this.peers(),
+      peer: (id) => this.peers_.get(id),
+      formationRule: this.bugs.formationRefusals,
+      majorityRule: this.bugs.majorityRefusals,
+    })
     for (const ref of options.stored ?? []) this.dead_forks.addFork(ref)
     if (this.held_) this.dead_forks.addFork(this.held_)
   }
@@ -289,7 +300,12 @@ export class NodeCore {
       this.effects.push({ type: 'broadcast', msg })
     }
     if (now >= this.next_heartbeat_ms) this.broadcastState()
-    if (this.role_ === 'candidate' && this.server_ === null && this.joinWaitOver(now)) {
+    if (
+      this.role_ === 'candidate' &&
+      this.server_ === null &&
+      this.joinWaitOver(now) &&
+      !this.refusals.waiting()
+    ) {
       this.startElection(new Set())
     }
     this.considerSilentLeaver(now)
@@ -547,6 +563,7 @@ export class NodeCore {
 
   /** A peer says it is a server. Follow it, or resolve two servers (partition heal). */
   private onServerSeen(other: PeerInfo): void {
+    if (this.role_ !== 'leaving') this.refusals.settled()
     switch (this.role_) {
       case 'candidate':
       case 'electing': {
@@ -646,9 +663,17 @@ export class NodeCore {
   private onRefuse(from: PeerInfo, msg: RefuseMessage): void {
     if (this.role_ !== 'restoring') return
     const better = msg.better === this.id ? undefined : this.peers_.get(msg.better)
-    // A refusal only counts when this node can reach the better one itself; otherwise reachability
-    // disagrees and this side keeps its server until a heal merges the two.
-    if (!better?.reachable) return
+    // A refusal naming a node this one cannot reach counts at formation (a node admitted late) or from
+    // a majority of the reachable peers (they follow a server this node suspected falsely): the claim
+    // is given up and this node waits for that node, bounded (claim-refusals.ts). Otherwise
+    // reachability disagrees and this side keeps its server until a heal merges the two.
+    if (!better?.reachable) {
+      if (msg.better === this.id || this.claimed_handover_from !== null) return
+      if (!this.refusals.givesUp(from, msg.better)) return
+      this.timeline('claim_refused', { by: from.id, better: msg.better, reason: msg.reason, waits: true })
+      this.abortRestore(`refused for ${short(msg.better)}, not reached yet: ${msg.reason}`)
+      return
+    }
     // The refuser may know less than this node (a resign it has not heard yet): check the claim again.
     const outranks = this.eligible(new Set())
       .filter((c) => c.id === better.id)
@@ -793,6 +818,7 @@ export class NodeCore {
     this.server_ = this.id
     this.handover_to = null
     this.claimed_handover_from = null
+    this.refusals.claimed()
     this.restore_progress_ = 0
     this.head_ = null
     this.merged_in_ = []
@@ -843,6 +869,7 @@ export class NodeCore {
       this.health_ = 'unknown'
       this.next_snapshot_ms = this.now_ms + this.config.snapshot_interval_ms
       this.restarts_ms = []
+      this.refusals.settled()
       this.setRole('server')
       this.timeline('restored', {
         snapshot: snapshot?.id ?? null,

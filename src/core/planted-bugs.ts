@@ -45,6 +45,16 @@ export const PLANTED_BUGS = [
    * yet (one peer found late), making a second server.
    */
   'ignores-unreached-server',
+  /**
+   * Formation: a claimant ignores a refusal naming a node it never heard (a late admission), so it
+   * serves beside that node (issue 24, joint start at load 30).
+   */
+  'ignores-unheard-better',
+  /**
+   * A claimant ignores refusals from a majority of its reachable peers that follow a server it cannot
+   * reach (it suspected it falsely), so it serves beside that server.
+   */
+  'ignores-followed-server',
 ] as const
 
 /** Bugs that only exist under a merge policy; the planted-bug test runs them under it. */
@@ -62,6 +72,11 @@ export const PLANTED_BUG_PLANNED_LEAVES: ReadonlySet<PlantedBug> = new Set<Plant
   'suspects-leaver',
   'forgets-successor',
   'ignores-unreached-server',
+])
+/** Bugs only the election-fault runs show (test/sim/election-faults.ts). */
+export const PLANTED_BUG_ELECTION_FAULTS: ReadonlySet<PlantedBug> = new Set<PlantedBug>([
+  'ignores-unheard-better',
+  'ignores-followed-server',
 ])
 export type PlantedBug = (typeof PLANTED_BUGS)[number]
 
@@ -95,6 +110,10 @@ export interface BugSeam {
   waitsForSuccessor: boolean
   /** A candidate with no server waits while a peer follows a server it has not reached. */
   waitsForUnreachedServer: boolean
+  /** Formation: a refusal naming a node the claimant cannot reach gives the claim up. */
+  formationRefusals: boolean
+  /** Refusals by a majority of reachable peers naming a node the claimant cannot reach give it up. */
+  majorityRefusals: boolean
 }
 
 export function plantedSeam(bug: PlantedBug | undefined): BugSeam {
@@ -118,5 +137,7 @@ export function plantedSeam(bug: PlantedBug | undefined): BugSeam {
     waitsForLeaver: bug !== 'suspects-leaver',
     waitsForSuccessor: bug !== 'forgets-successor',
     waitsForUnreachedServer: bug !== 'ignores-unreached-server',
+    formationRefusals: bug !== 'ignores-unheard-better',
+    majorityRefusals: bug !== 'ignores-followed-server',
   }
 }

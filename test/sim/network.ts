@@ -59,6 +59,12 @@ export class SimNetwork {
     this.cut.delete(SimNetwork.key(a, b))
   }
 
+  /** Messages from `from` to `to` dropped (or delivered again): a one-way fault, the other way works. */
+  blockOneWay(from: number, to: number, blocked: boolean): void {
+    if (blocked) this.loss.set(`${from}>${to}`, 1)
+    else this.loss.delete(`${from}>${to}`)
+  }
+
   healAll(): void {
     this.cut.clear()
     this.loss.clear()

@@ -470,6 +470,16 @@ export class World {
     this.log.push(`${this.now_ms} link ${a}-${b} ${up ? 'up' : 'not found yet'}`)
   }
 
+  /**
+   * Messages from `from` to `to` lost, or delivered again: a fault (`to` suspects `from`, `from` still
+   * hears `to`), so the liveness bound counts from it.
+   */
+  oneWayChanged(from: number, to: number, blocked: boolean): void {
+    this.net.blockOneWay(from, to, blocked)
+    this.last_network_change_ms = this.now_ms
+    this.disturb(`link ${from}>${to} ${blocked ? 'blocked one way' : 'delivers again'}`)
+  }
+
   networkChanged(what: string): void {
     this.last_network_change_ms = this.now_ms
     this.disturb(what)
