@@ -98,8 +98,9 @@ export class HealMerge {
     const merge = this.merge
     assert(merge !== null, 'no merge to run')
     const winner = this.host.peer(merge.winner)
-    // Forks merged into the winner count as common: what it already holds is not archived again.
-    const theirs = closure(winner?.head ?? null)
+    // Forks merged into the winner count as common: what it already holds is not archived again. Those
+    // merged since its last snapshot (announced beside its head) too, as a dead fork's merge counts them.
+    const theirs = [...closure(winner?.head ?? null), ...(winner?.merged_in ?? [])]
     const head = this.host.head()
     const mine = head?.lineage ?? []
     const fork = this.host.forkPoint(forkPoint(mine, theirs), head)

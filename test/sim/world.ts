@@ -1262,7 +1262,8 @@ export class World {
   /** The merge uses the newest snapshot common to both lineages, by the simulator's own records. */
   /**
    * A heal's loser merges from the newest snapshot common to both lineages (the winner's merged forks
-   * count as its own), by the simulator's own records. A dead fork's merge may use an older common point
+   * count as its own, those merged into its service since its last snapshot too), by the simulator's own
+   * records. A dead fork's merge may use an older common point
    * (the candidate's view of the server's head lags; the archive then holds more, which idempotent merge
    * helpers absorb), never one the winner does not hold: that would drop changes.
    */
@@ -1280,6 +1281,8 @@ export class World {
     const theirs = new Set(lineage)
     for (const seg of winner.head?.merged ?? [])
       for (const id of this.ancestors(`${seg.writer}:${seg.term}:${seg.seq}`)) theirs.add(id)
+    // Merged into its service since its last snapshot (the winner announces them beside its head).
+    for (const merged of winner.merged_ids) for (const id of this.ancestors(merged)) theirs.add(id)
     const mine = this.ancestors(head?.id ?? null)
     const truth = mine.find((id) => theirs.has(id)) ?? null
     // The winner's newest snapshot (the one that records a merge it just took in) may not have reached
