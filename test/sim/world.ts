@@ -62,7 +62,8 @@ type Item =
       to: number
       inc_from: number
       inc_to: number
-      msg: ControlMessage
+      /** null: the control plane's ping (it feeds the failure detector only, as the overlay's do). */
+      msg: ControlMessage | null
       /** Last words (a terminating node's resign): flushed before the sender exited, so they survive it. */
       last_words?: boolean
     }
@@ -157,6 +158,8 @@ interface SimNode {
   leaving: boolean
   /** Its event loop is blocked until then (a busy moment under load): what it sends leaves no earlier. */
   busy_until_ms: number
+  /** When this node's control plane pings its peers next (every heartbeat interval). */
+  next_ping_ms: number
   /** The resign of a `terminate` is lost in flight (its flush did not finish before the exit). */
   last_words_lost: boolean
   held_changed_ms: number
@@ -264,6 +267,7 @@ export class World {
         resigned_at_ms: Number.NEGATIVE_INFINITY,
         leaving: false,
         busy_until_ms: 0,
+        next_ping_ms: 0,
         last_words_lost: false,
         held_changed_ms: 0,
         load_changed_ms: 0,
@@ -504,6 +508,7 @@ export class World {
         this.detect(node)
         if (node.alive && node.inc === item.inc) this.deliverCore(node, { type: 'tick', now_ms: this.now_ms })
         if (node.alive && node.inc === item.inc) this.maybeOutput(node)
+        if (node.alive && node.inc === item.inc) this.ping(node)
         if (node.alive && node.inc === item.inc) {
           this.queue.push(this.now_ms + BOUNDS.tick_ms, { kind: 'tick', node: node.index, inc: node.inc })
         }
@@ -530,7 +535,7 @@ export class World {
           to.up.add(item.from)
           this.deliverCore(to, { type: 'peer-up', peer: from.id, now_ms: this.now_ms })
         }
-        if (to.alive && to.inc === item.inc_to) {
+        if (to.alive && to.inc === item.inc_to && item.msg !== null) {
           this.deliverCore(to, { type: 'message', from: from.id, msg: item.msg, now_ms: this.now_ms })
         }
         return
@@ -893,7 +898,17 @@ export class World {
     }
   }
 
-  private send(from: SimNode, to: SimNode, msg: ControlMessage, last_words = false): void {
+  /**
+   * The overlay's pings (control-plane.ts: every heartbeat interval, to every admitted peer): the
+   * detector hears a live peer whether or not its core has news to send.
+   */
+  private ping(node: SimNode): void {
+    if (this.now_ms < node.next_ping_ms) return
+    node.next_ping_ms = this.now_ms + DEFAULT_CORE_CONFIG.heartbeat_interval_ms
+    for (const to of this.nodes) if (to !== node) this.send(node, to, null)
+  }
+
+  private send(from: SimNode, to: SimNode, msg: ControlMessage | null, last_words = false): void {
     if (!to.alive || !this.net.linked(from.index, to.index)) return
     if (this.rng.chance(this.net.lossRate(from.index, to.index))) return
     const delay = this.net.latency(from.index, to.index, this.rng)
