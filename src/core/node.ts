@@ -98,8 +98,8 @@ export class NodeCore {
   /** The leaving server whose hand-over this node's current claim answers (it may name another). */
   private claimed_handover_from: NodeId | null = null
   private next_heartbeat_ms: number
-  /** The state last broadcast (JSON), when, and until when it is news (heartbeat()). */
-  private sent_state = { text: '', at_ms: Number.NEGATIVE_INFINITY, news_until_ms: 0 }
+  /** The state last broadcast (JSON) and when: an unchanged one is repeated less often (heartbeat()). */
+  private sent_state = { text: '', at_ms: Number.NEGATIVE_INFINITY }
   private next_snapshot_ms = 0
   /**
    * Output commit: `next_snapshot_ms` as it was before the capture in flight started. A capture for
@@ -1289,18 +1289,14 @@ export class NodeCore {
   }
 
   /**
-   * Each heartbeat, as before, while the state is news: it changed, or was sent on an event (a peer
-   * came up, support moved), within the last `STATE_NEWS_MS`, since a lost message would withhold it.
-   * Past that an unchanged state is repeated only every `state_repeat_ms` of the split policy: peers
-   * keep the last state they heard, and the overlay's pings, not states, detect a silent peer.
+   * Each heartbeat: the state if it changed since it was last sent; an unchanged one only every
+   * `state_repeat_ms` of the split policy (never more often than the heartbeat).
    */
   private heartbeat(): void {
     const msg = this.stateMessage()
     const text = JSON.stringify(msg)
-    if (text !== this.sent_state.text) this.sent_state.news_until_ms = this.now_ms + STATE_NEWS_MS
     const repeat_ms = Math.max(this.config.heartbeat_interval_ms, this.split.state_repeat_ms)
-    const due = this.now_ms - this.sent_state.at_ms >= repeat_ms
-    if (!due && this.now_ms >= this.sent_state.news_until_ms) {
+    if (text === this.sent_state.text && this.now_ms - this.sent_state.at_ms < repeat_ms) {
       this.next_heartbeat_ms = this.now_ms + this.config.heartbeat_interval_ms
       return
     }
@@ -1309,7 +1305,6 @@ export class NodeCore {
 
   private broadcastState(): void {
     const msg = this.stateMessage()
-    this.sent_state.news_until_ms = this.now_ms + STATE_NEWS_MS
     this.sendState(msg, JSON.stringify(msg))
   }
 
@@ -1317,8 +1312,7 @@ export class NodeCore {
     // Only the newest state matters: replace a state broadcast queued earlier in this step.
     this.effects = this.effects.filter((e) => !(e.type === 'broadcast' && e.msg.type === 'state'))
     this.effects.push({ type: 'broadcast', msg })
-    this.sent_state.text = text
-    this.sent_state.at_ms = this.now_ms
+    this.sent_state = { text, at_ms: this.now_ms }
     this.next_heartbeat_ms = this.now_ms + this.config.heartbeat_interval_ms
   }
 
@@ -1339,9 +1333,6 @@ export class NodeCore {
     )
   }
 }
-
-/** A state that changed, or went out on an event, is repeated every heartbeat for this long. */
-const STATE_NEWS_MS = 2000
 
 function short(id: NodeId): string {
   return id.slice(0, 8)

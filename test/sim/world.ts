@@ -62,8 +62,7 @@ type Item =
       to: number
       inc_from: number
       inc_to: number
-      /** null: the control plane's ping (it feeds the failure detector only, as the overlay's do). */
-      msg: ControlMessage | null
+      msg: ControlMessage
       /** Last words (a terminating node's resign): flushed before the sender exited, so they survive it. */
       last_words?: boolean
     }
@@ -158,8 +157,6 @@ interface SimNode {
   leaving: boolean
   /** Its event loop is blocked until then (a busy moment under load): what it sends leaves no earlier. */
   busy_until_ms: number
-  /** When this node's control plane pings its peers next (every heartbeat interval). */
-  next_ping_ms: number
   /** The resign of a `terminate` is lost in flight (its flush did not finish before the exit). */
   last_words_lost: boolean
   held_changed_ms: number
@@ -267,7 +264,6 @@ export class World {
         resigned_at_ms: Number.NEGATIVE_INFINITY,
         leaving: false,
         busy_until_ms: 0,
-        next_ping_ms: 0,
         last_words_lost: false,
         held_changed_ms: 0,
         load_changed_ms: 0,
@@ -508,7 +504,6 @@ export class World {
         this.detect(node)
         if (node.alive && node.inc === item.inc) this.deliverCore(node, { type: 'tick', now_ms: this.now_ms })
         if (node.alive && node.inc === item.inc) this.maybeOutput(node)
-        if (node.alive && node.inc === item.inc) this.ping(node)
         if (node.alive && node.inc === item.inc) {
           this.queue.push(this.now_ms + BOUNDS.tick_ms, { kind: 'tick', node: node.index, inc: node.inc })
         }
@@ -535,7 +530,7 @@ export class World {
           to.up.add(item.from)
           this.deliverCore(to, { type: 'peer-up', peer: from.id, now_ms: this.now_ms })
         }
-        if (to.alive && to.inc === item.inc_to && item.msg !== null) {
+        if (to.alive && to.inc === item.inc_to) {
           this.deliverCore(to, { type: 'message', from: from.id, msg: item.msg, now_ms: this.now_ms })
         }
         return
@@ -898,17 +893,7 @@ export class World {
     }
   }
 
-  /**
-   * The overlay's pings (control-plane.ts: every heartbeat interval, to every admitted peer): the
-   * detector hears a live peer whether or not its core has news to send.
-   */
-  private ping(node: SimNode): void {
-    if (this.now_ms < node.next_ping_ms) return
-    node.next_ping_ms = this.now_ms + DEFAULT_CORE_CONFIG.heartbeat_interval_ms
-    for (const to of this.nodes) if (to !== node) this.send(node, to, null)
-  }
-
-  private send(from: SimNode, to: SimNode, msg: ControlMessage | null, last_words = false): void {
+  private send(from: SimNode, to: SimNode, msg: ControlMessage, last_words = false): void {
     if (!to.alive || !this.net.linked(from.index, to.index)) return
     if (this.rng.chance(this.net.lossRate(from.index, to.index))) return
     const delay = this.net.latency(from.index, to.index, this.rng)
