@@ -98,8 +98,6 @@ export class NodeCore {
   /** The leaving server whose hand-over this node's current claim answers (it may name another). */
   private claimed_handover_from: NodeId | null = null
   private next_heartbeat_ms: number
-  /** The state last broadcast (JSON) and when: an unchanged one is repeated less often (heartbeat()). */
-  private sent_state = { text: '', at_ms: Number.NEGATIVE_INFINITY }
   private next_snapshot_ms = 0
   /**
    * Output commit: `next_snapshot_ms` as it was before the capture in flight started. A capture for
@@ -290,7 +288,7 @@ export class NodeCore {
       }
       this.effects.push({ type: 'broadcast', msg })
     }
-    if (now >= this.next_heartbeat_ms) this.heartbeat()
+    if (now >= this.next_heartbeat_ms) this.broadcastState()
     if (this.role_ === 'candidate' && this.server_ === null && this.joinWaitOver(now)) {
       this.startElection(new Set())
     }
@@ -1268,8 +1266,7 @@ export class NodeCore {
     this.broadcastState()
   }
 
-  /** The state this node tells its peers now. */
-  private stateMessage(): StateMessage {
+  private broadcastState(): void {
     const msg: StateMessage = {
       type: 'state',
       term: this.term_,
@@ -1285,34 +1282,9 @@ export class NodeCore {
     this.split.stateFields(msg)
     if (this.role_ === 'restoring') msg.progress = this.restore_progress_
     if (this.role_ === 'server' && this.merged_in_.length > 0) msg.merged = this.merged_in_
-    return msg
-  }
-
-  /**
-   * Each heartbeat: the state if it changed since it was last sent; an unchanged one only every
-   * `state_repeat_ms` of the split policy (never more often than the heartbeat).
-   */
-  private heartbeat(): void {
-    const msg = this.stateMessage()
-    const text = JSON.stringify(msg)
-    const repeat_ms = Math.max(this.config.heartbeat_interval_ms, this.split.state_repeat_ms)
-    if (text === this.sent_state.text && this.now_ms - this.sent_state.at_ms < repeat_ms) {
-      this.next_heartbeat_ms = this.now_ms + this.config.heartbeat_interval_ms
-      return
-    }
-    this.sendState(msg, text)
-  }
-
-  private broadcastState(): void {
-    const msg = this.stateMessage()
-    this.sendState(msg, JSON.stringify(msg))
-  }
-
-  private sendState(msg: StateMessage, text: string): void {
     // Only the newest state matters: replace a state broadcast queued earlier in this step.
     this.effects = this.effects.filter((e) => !(e.type === 'broadcast' && e.msg.type === 'state'))
     this.effects.push({ type: 'broadcast', msg })
-    this.sent_state = { text, at_ms: this.now_ms }
     this.next_heartbeat_ms = this.now_ms + this.config.heartbeat_interval_ms
   }
 

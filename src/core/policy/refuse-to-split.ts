@@ -13,8 +13,6 @@ export class RefuseToSplit implements SplitPolicy {
   readonly ranksAll = true
   readonly reviewsEachTick = true
   readonly repeatsHandover = true
-  /** A supporter counts while its state is younger than fence_ms / 2: repeated twice within that. */
-  readonly state_repeat_ms: number
   /** Every node heard of, in this run or an earlier one. */
   private readonly members_ = new Set<NodeId>()
   /** The node this one supports (serving: itself; candidate: its server; electing: its vote). */
@@ -36,7 +34,6 @@ export class RefuseToSplit implements SplitPolicy {
     private readonly support_gap: boolean,
   ) {
     this.gap_since_ms = host.now_ms()
-    this.state_repeat_ms = fence_ms / 4
     for (const id of members) if (id !== host.id) this.members_.add(id)
   }
 

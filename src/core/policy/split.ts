@@ -37,11 +37,6 @@ export interface SplitPolicy {
   readonly reviewsEachTick: boolean
   /** A leaving server repeats its hand-over every heartbeat (its successor waits for support). */
   readonly repeatsHandover: boolean
-  /**
-   * An unchanged state is repeated this often (a changed one goes out at once, or at the next heartbeat);
-   * peers keep the last state they heard, and the overlay's pings, not states, detect a silent peer.
-   */
-  readonly state_repeat_ms: number
   /** A node heard of for the first time: true when the members must be persisted (`members()`). */
   memberHeard(id: NodeId): boolean
   members(): NodeId[]
@@ -65,18 +60,11 @@ export interface SplitPolicy {
   lacksMajority(): boolean
 }
 
-/**
- * Where states are not counted by age, an unchanged one is repeated this often rather than every
- * heartbeat (5 a second to every peer was most of an idle node's cost; bench/idle.ts).
- */
-export const STATE_REPEAT_MS = 1000
-
 /** `helper` and `keep-higher`: every side of a partition elects its own server; a heal merges them. */
 export class AllowSplit implements SplitPolicy {
   readonly ranksAll = false
   readonly reviewsEachTick = false
   readonly repeatsHandover = false
-  readonly state_repeat_ms = STATE_REPEAT_MS
   memberHeard(): boolean {
     return false
   }
