@@ -4,9 +4,11 @@
  * every node reaching every other), then stopped. Per node: CPU time as % of one core over the window
  * (utime + stime of the node's threads, its descendants, and every child reaped meanwhile, i.e. probes;
  * /proc ticks: time consumed, which the machine's load inflates far less than latency), split by part,
- * and the server's apart from the candidates'. Prints one JSON line per size with the load.
+ * and the server's apart from the candidates'; bytes per second per node through lo (the run's own
+ * namespace). Prints one JSON line per size with the load.
  * Usage: npm run bench:idle [-- --nodes 1,5 --window-s 60 --rounds 1 --snapshot-interval-ms 5000]
  */
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -34,6 +36,17 @@ if (!(window_ms > 0 && settle_ms >= 0 && Number.isInteger(rounds) && rounds >= 1
 const say = (line: string) => process.stderr.write(`${line}\n`)
 const load = () => loadavg().map((x) => Number(x.toFixed(1)))
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * Bytes through lo: test/loopback-only.sh gives the run a network namespace of its own, so this is the
+ * federation's traffic (overlay, DHT with the testnet's nodes, lanes, the probes' SMTP connections).
+ */
+function loopbackBytes(): number {
+  const line = readFileSync('/proc/net/dev', 'utf8')
+    .split('\n')
+    .find((l) => l.trim().startsWith('lo:'))
+  return Number(line?.split(':')[1]?.trim().split(/\s+/)[0] ?? Number.NaN)
+}
 
 async function formed(fed: LocalFederation, timeout_ms: number): Promise<number> {
   const server = await fed.server(timeout_ms)
@@ -63,9 +76,11 @@ async function measure(dir: string, size: number, round: number) {
     const load_before = load()
     const pids = fed.nodes.map((n) => n.pid!)
     const first = pids.map(usage)
+    const lo_first = loopbackBytes()
     const t0 = performance.now()
     await sleep(window_ms)
     const last = pids.map(usage)
+    const lo_last = loopbackBytes()
     const seconds = (performance.now() - t0) / 1000
     const pct = (i: number, part: (u: Usage) => number) =>
       ((part(last[i]!) - part(first[i]!)) / 100 / seconds) * 100 // CLK_TCK 100
@@ -83,6 +98,8 @@ async function measure(dir: string, size: number, round: number) {
       main_thread_pct: r(mean(all.map((i) => pct(i, (u) => u.main)))),
       other_threads_pct: r(mean(all.map((i) => pct(i, (u) => u.threads)))),
       service_pct: r(mean(all.map((i) => pct(i, (u) => u.children)))),
+      // Every byte on lo is sent by one process of the run and received by another: per node both ways.
+      control_bytes_per_s: Math.round(((lo_last - lo_first) * 2) / size / seconds),
       load_before,
       load_after: load(),
     }
