@@ -74,6 +74,10 @@ try {
       }
       // The first acknowledgement the successor gave (earlier ones finished on the leaver).
       const first_ack = [...load.acked.values()].filter((a) => a > server_at).sort((a, b) => a - b)[0]
+      if (first_ack !== undefined) {
+        record('client answered', first_ack - t0)
+        line.push(`client ${first_ack - t0}`)
+      }
       process.stdout.write(`leave ${i + 1} ${r.leaver}->${r.successor} gap ${r.gap_ms}: ${line.join(', ')}\n`)
       const detail = (x: LogRecord) => {
         const { level, time, mono_ms, pid, hostname, name, msg, module, role, term, id, ...rest } = x
