@@ -5,6 +5,19 @@ export function snapshotId(writer: NodeId, term: number, seq: number): string {
   return `${writer}:${term}:${seq}`
 }
 
+/** The parts of a `snapshotId`; null for any other id (a merge archive's). */
+export function snapshotIdParts(id: string): { writer: NodeId; term: number; seq: number } | null {
+  const match = /^([0-9a-f]+):(\d{1,15}):(\d{1,15})$/.exec(id)
+  return match ? { writer: match[1]!, term: Number(match[2]), seq: Number(match[3]) } : null
+}
+
+/** Whether `older` is an earlier snapshot of the same writer in the same term as `newer` (its ancestor). */
+export function earlierInTerm(older: string, newer: string): boolean {
+  const a = snapshotIdParts(older)
+  const b = snapshotIdParts(newer)
+  return a !== null && b !== null && a.writer === b.writer && a.term === b.term && a.seq < b.seq
+}
+
 /**
  * The ref of the next snapshot a server takes. Continues the current segment when the head is the
  * server's own snapshot in this term, otherwise opens a new segment whose parent is the head (the

@@ -22,6 +22,8 @@ export interface MailLoadOptions {
  */
 export class MailLoad {
   readonly acked = new Map<number, number>()
+  /** Every attempt: its port, start and end (ms since the epoch), acknowledged or not (diagnostics). */
+  readonly attempts: Array<{ port: number; from_ms: number; to_ms: number; ok: boolean }> = []
   attempted = 0
   private stopping = false
   private loop: Promise<void> | null = null
@@ -44,6 +46,7 @@ export class MailLoad {
       for (let tried = 0; tried < ports.length && !this.stopping && this.attempted < max; tried++) {
         const n = ++this.attempted
         const port = ports[this.port_index]!
+        const from_ms = Date.now()
         try {
           await sendMail({
             port,
@@ -54,8 +57,10 @@ export class MailLoad {
             timeout_ms: this.options.timeout_ms ?? 2000,
           })
           this.acked.set(n, Date.now())
+          this.attempts.push({ port, from_ms, to_ms: Date.now(), ok: true })
           break
         } catch {
+          this.attempts.push({ port, from_ms, to_ms: Date.now(), ok: false })
           this.port_index = (this.port_index + 1) % ports.length
         }
       }

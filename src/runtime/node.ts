@@ -9,7 +9,7 @@ import type { SustainConfig } from '../config/schema.ts'
 import { assert } from '../core/assert.ts'
 import { DEFAULT_CORE_CONFIG } from '../core/config.ts'
 import type { CoreEffect, CoreEvent, DriverEventKind } from '../core/io.ts'
-import type { ForkPoint } from '../core/lineage.ts'
+import { earlierInTerm, type ForkPoint } from '../core/lineage.ts'
 import { type ControlMessage, type MergeOfferMessage, validateControlMessage } from '../core/messages.ts'
 import { NodeCore } from '../core/node.ts'
 import { type ReplicaState, validateReplicaState } from '../core/replicas.ts'
@@ -1027,7 +1027,11 @@ export class SustainNode {
     this.replicating.add(id)
     try {
       if (this.shares !== null) return await this.holdShare(this.shares, writer, id, share)
-      const ref = await this.onStore(() => this.fetch(writer, id, 'replicate'))
+      // Decided in the store's turn: a restore that started meanwhile holds the queue for itself.
+      const ref = await this.onStore(async () =>
+        this.skipsReplication(id) ? null : this.fetch(writer, id, 'replicate'),
+      )
+      if (ref === null) return
       this.dispatch({ type: 'snapshot-stored', snapshot: ref, now_ms: this.now() })
       this.warmUp(ref)
       await this.collectGarbage()
@@ -1061,6 +1065,22 @@ export class SustainNode {
     if (dropped.length > 0) await this.federation.forget(dropped)
   }
 
+  /**
+   * A replication not worth its store turn: the snapshot is held already (a restore collected it), or
+   * this node restores a later snapshot of the same writer and term, which holds its state. On the
+   * successor of a leave under load (bench/leave-steps.ts, load 35) replications of the leaver's earlier
+   * snapshots queued ahead of the restore's collect, 150-550 ms each, one after another.
+   */
+  private skipsReplication(id: string): boolean {
+    if (this.snapshots.has(id)) return true
+    return [...this.restoring].some((restoring) => earlierInTerm(id, restoring))
+  }
+
+  /** A hand-over this node serves (its final snapshot) or answers (its restore) is under way. */
+  private handoverPending(): boolean {
+    return this.core.handingOver || this.core.role === 'restoring' || this.restoring.size > 0
+  }
+
   /** Keep the newest `snapshots.keep` refs (and what the engine still needs); forget the rest everywhere. */
   private async collectGarbage(engine_too = false): Promise<void> {
     if (!engine_too && this.snapshots.count <= this.options.config.snapshots.keep) return
@@ -1080,7 +1100,11 @@ export class SustainNode {
     // Decided inside the store queue: a restore that starts meanwhile protects its snapshot. Queued at
     // once (no await before it): a take queued after it would have its snapshot, written but not yet
     // indexed, removed as unkept (seen once captures got fast enough to queue a take in between).
-    const dropped = await this.onStore(() => {
+    const dropped = await this.onStore(async () => {
+      // A hand-over's final snapshot or a restore's collect waits in this queue behind a gc (a scan of
+      // every blob, 0.3-1 s at load 35 on the leaver of bench/leave-steps.ts): none while either is under
+      // way; the next take's or collect's gc catches up.
+      if (this.handoverPending()) return []
       const head = this.core.head
       // A snapshot being restored stays, whatever its rank: after a fork, snapshots of a higher term (the
       // other side's) outrank a leaving server's final one, which then vanished under its successor.
@@ -1105,8 +1129,12 @@ export class SustainNode {
     }
     if (ref !== null) this.restoring.add(ref.id)
     try {
+      // Checked again in the store's turn: a replication of the same snapshot queued ahead (the leaver's
+      // final one, announced as it was published) has collected it by then.
       if (ref !== null && !this.snapshots.has(ref.id))
-        await this.onStore(() => this.fetch(ref.writer, ref.id, 'restore'))
+        await this.onStore(async () => {
+          if (!this.snapshots.has(ref.id)) await this.fetch(ref.writer, ref.id, 'restore')
+        })
       if (generation !== this.restore_generation) return
       await this.onDriver(async (driver) => {
         if (generation !== this.restore_generation) return
