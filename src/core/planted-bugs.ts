@@ -45,6 +45,8 @@ export const PLANTED_BUGS = [
    * yet (one peer found late), making a second server.
    */
   'ignores-unreached-server',
+  /** `capacity`: a node without room for the snapshot's image is elected anyway (its restore would fail). */
+  'elects-without-room',
 ] as const
 
 /** Bugs that only exist under a merge policy; the planted-bug test runs them under it. */
@@ -95,6 +97,8 @@ export interface BugSeam {
   waitsForSuccessor: boolean
   /** A candidate with no server waits while a peer follows a server it has not reached. */
   waitsForUnreachedServer: boolean
+  /** `capacity`: a node without room for the snapshot to restore is neither elected nor claims. */
+  checksRoom: boolean
 }
 
 export function plantedSeam(bug: PlantedBug | undefined): BugSeam {
@@ -118,5 +122,6 @@ export function plantedSeam(bug: PlantedBug | undefined): BugSeam {
     waitsForLeaver: bug !== 'suspects-leaver',
     waitsForSuccessor: bug !== 'forgets-successor',
     waitsForUnreachedServer: bug !== 'ignores-unreached-server',
+    checksRoom: bug !== 'elects-without-room',
   }
 }
