@@ -717,7 +717,10 @@ export class NodeCore {
       load: this.load_,
       snapshot: this.held_,
       term: this.term_,
-      ...capacityFlags(this.room_bytes_, this.config.site ?? null, need, this.role_ === 'restoring'),
+      ...capacityFlags(
+        { id: this.id, room_bytes: this.room_bytes_, site: this.config.site ?? null, role: this.role_ },
+        need,
+      ),
     }
   }
 
@@ -727,7 +730,7 @@ export class NodeCore {
       priority: p.priority,
       load: p.load,
       snapshot: p.snapshot,
-      ...capacityFlags(p.room_bytes, p.site, need, p.role === 'restoring'),
+      ...capacityFlags(p, need),
     }
   }
 

@@ -53,6 +53,10 @@ export const PLANTED_BUGS = [
 export const PLANTED_BUG_POLICY: Partial<Record<PlantedBug, 'refuse-to-split'>> = {
   'no-support-gap': 'refuse-to-split',
 }
+/** Bugs that only exist under one election strategy; the planted-bug test runs them under it. */
+export const PLANTED_BUG_STRATEGY: Partial<Record<PlantedBug, 'capacity'>> = {
+  'elects-without-room': 'capacity',
+}
 /** Bugs that only exist with output commit on; the planted-bug test runs them with k = 1. */
 export const PLANTED_BUG_OUTPUT_COMMIT: Partial<Record<PlantedBug, number>> = {
   'release-before-stored': 1,

@@ -1,4 +1,4 @@
-import type { NodeId, SnapshotRef, Strategy } from './types.ts'
+import type { NodeId, Role, SnapshotRef, Strategy } from './types.ts'
 
 /** What the election compares about a node; built from the peer table or the node itself. */
 export interface Contender {
@@ -28,6 +28,8 @@ export const SITE_TIE_LOAD = 0.1
 /** `capacity`: what a node needs to be elected: room for the image of the snapshot to restore, and whose site that is. */
 export interface CapacityNeed {
   bytes: number
+  /** The snapshot's writer (the failed server, as a rule) and its site. */
+  writer: NodeId
   site: string | null
 }
 
@@ -38,24 +40,29 @@ export interface CapacityNeed {
 export function capacityNeed(snapshot: SnapshotRef, checks_room = true): CapacityNeed {
   return {
     bytes: checks_room ? (snapshot.image_bytes ?? snapshot.size_bytes) : 0,
+    writer: snapshot.writer,
     site: snapshot.writer_site ?? null,
   }
 }
 
+/** Roles whose node already holds the service's state on its disk (its room is in use by it). */
+const HOLDS_STATE: ReadonlySet<Role> = new Set<Role>(['restoring', 'server', 'merging', 'leaving'])
+
 /**
- * A contender's room and site flags under `need` (null: not `capacity`, or nothing to restore). A node
- * that did not report its room has enough; one already restoring has its room in use by the restore.
+ * A contender's room and site flags under `need` (null: not `capacity`, or nothing to restore).
+ * - room: a node that did not report it has enough; one that restores or serves is not judged (its
+ *   state takes its room, and a serving node must not be outranked by its own state's size);
+ * - same site: the writer itself is not "at the failed server's site" (a live server compared with
+ *   candidates for preemption would otherwise lose to any other site).
  */
 export function capacityFlags(
-  room_bytes: number | null,
-  site: string | null,
+  node: { id: NodeId; room_bytes: number | null; site: string | null; role: Role },
   need: CapacityNeed | null,
-  restoring: boolean,
 ): Pick<Contender, 'room' | 'same_site'> {
   if (need === null) return {}
   return {
-    room: restoring || room_bytes === null || room_bytes >= need.bytes,
-    same_site: site !== null && site === need.site,
+    room: HOLDS_STATE.has(node.role) || node.room_bytes === null || node.room_bytes >= need.bytes,
+    same_site: node.site !== null && node.site === need.site && node.id !== need.writer,
   }
 }
 

@@ -68,7 +68,9 @@ describe('capacity election (real node processes, real mail service, loopback te
 
   // Node 0 (weight 8) serves first; after its SIGKILL node 1 (weight 4) is the less loaded candidate,
   // but it keeps more disk for other uses than its filesystem has free: room 0, less than the state.
-  it('a candidate without room for the snapshot is passed over for a more loaded one with room', async () => {
+  it('a candidate without room for the snapshot is passed over for a more loaded one with room', {
+    timeout: 240_000,
+  }, async () => {
     const fed = await startFederation({
       nodes: 3,
       priorities: [10, 10, 10],
@@ -101,23 +103,27 @@ describe('capacity election (real node processes, real mail service, loopback te
   it.each([
     [['north', 'north', 'south'], 2],
     [['north', 'south', 'north'], 1],
-  ])('sites %j: node %i, at another site than the failed server, is elected', async (sites, other) => {
-    const fed = await startFederation({
-      nodes: 3,
-      priorities: [30, 10, 10],
-      strategy: 'capacity',
-      capacity_weights: [1000, 1000, 1000],
-      sites,
-      snapshot_interval_ms: 500,
-      preempt: true,
-    })
-    const server = await bestServes(fed)
-    const started = fed.nodes.map((n) => n.records.find((r) => r.event === 'node_started')!)
-    expect(started.map((r) => r.site)).toEqual(sites)
-    expect(started.every((r) => Number(r.load) < 0.1)).toBe(true)
-    await replicatedSnapshot(fed, server)
-    server.signal('SIGKILL')
-    const successor = await fed.server(60_000)
-    expect(successor.index).toBe(other)
-  })
+  ])(
+    'sites %j: node %i, at another site than the failed server, is elected',
+    { timeout: 240_000 },
+    async (sites, other) => {
+      const fed = await startFederation({
+        nodes: 3,
+        priorities: [30, 10, 10],
+        strategy: 'capacity',
+        capacity_weights: [1000, 1000, 1000],
+        sites,
+        snapshot_interval_ms: 500,
+        preempt: true,
+      })
+      const server = await bestServes(fed)
+      const started = fed.nodes.map((n) => n.records.find((r) => r.event === 'node_started')!)
+      expect(started.map((r) => r.site)).toEqual(sites)
+      expect(started.every((r) => Number(r.load) < 0.1)).toBe(true)
+      await replicatedSnapshot(fed, server)
+      server.signal('SIGKILL')
+      const successor = await fed.server(60_000)
+      expect(successor.index).toBe(other)
+    },
+  )
 })

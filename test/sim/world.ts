@@ -1209,7 +1209,7 @@ export class World {
       priority: n.priority,
       load: n.load,
       snapshot: n.core.held,
-      ...capacityFlags(n.room_bytes, n.site, need, false),
+      ...capacityFlags({ ...n, role: 'candidate' }, need),
     })
     const me = contender(node)
     if (me.room === false) {
@@ -1396,7 +1396,7 @@ export class World {
       const need = this.capacityNeedOf(group)
       const roomless = (i: number) => {
         const n = this.nodes[i]!
-        return capacityFlags(n.room_bytes, n.site, need, n.core.role === 'restoring').room === false
+        return capacityFlags({ ...n, role: n.core.role }, need).room === false
       }
       if (servers.length === 0 && group.every(roomless)) continue
       if (servers.length !== 1) {
