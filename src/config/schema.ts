@@ -41,6 +41,22 @@ export const config_schema = z
           .max(64)
           .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash, underscore'),
         priority: z.number().int().min(0).max(1_000_000).default(100),
+        /**
+         * `capacity` election: where this PC stands (a room, a building, a town). At an equal load step a
+         * candidate at another site than the failed server's is elected first. None: no preference.
+         */
+        site: z
+          .string()
+          .min(1)
+          .max(64)
+          .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash, underscore')
+          .optional(),
+        /**
+         * `capacity` election: bytes of the data directory's filesystem kept for everything else. The
+         * node reports free disk less this as its room, and is not elected to restore a snapshot whose
+         * state does not fit in it.
+         */
+        disk_reserve_bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
       })
       .strict(),
     federation: z

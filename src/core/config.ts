@@ -51,6 +51,8 @@ export interface CoreConfig {
    * covers is released; null: off (output passes at once, loss bounded by the snapshot interval).
    */
   output_commit?: number | null
+  /** This node's site label (`node.site`): `capacity` prefers another site than the failed server's. */
+  site?: string
   /** False for a node that only stores snapshots (no service driver): never elected. */
   can_serve?: boolean
   /** Tests only: plant a known bug to check that the simulator catches it. */

@@ -41,7 +41,8 @@ export type CoreEvent =
   | { type: 'leave'; now_ms: number }
   /** An operator (or a helper) asks for a snapshot now; ignored unless this node serves. */
   | { type: 'snapshot-now'; now_ms: number }
-  | { type: 'load'; load: number; now_ms: number }
+  /** `room_bytes`: free disk for the state (absent: unchanged, or never measured). */
+  | { type: 'load'; load: number; room_bytes?: number; now_ms: number }
   /**
    * The overlay is up: the join wait (hearing of a server before electing one) counts from here, not
    * from the core's construction (starting the overlay can take a second or more on a loaded machine).

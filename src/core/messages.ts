@@ -10,6 +10,10 @@ const node_id = z.string().regex(/^[0-9a-f]{16,128}$/, 'a hex node key')
 const term = z.number().int().nonnegative()
 const time_ms = z.number().finite().nonnegative()
 
+/** `capacity` election: free disk for the state (bytes) and the site label a node reports. */
+const room_bytes = z.number().int().nonnegative().optional()
+const site = z.string().min(1).max(64).optional()
+
 const segment = z.object({ writer: node_id, term, seq: z.number().int().positive(), time_ms }).strict()
 
 export const snapshot_ref = z
@@ -20,6 +24,8 @@ export const snapshot_ref = z
     seq: z.number().int().positive(),
     time_ms,
     size_bytes: z.number().int().nonnegative(),
+    image_bytes: z.number().int().nonnegative().optional(),
+    writer_site: z.string().min(1).max(64).optional(),
     lineage: z.array(segment).min(1).max(64),
     merged: z.array(segment).max(64).optional(),
   })
@@ -33,6 +39,8 @@ export const state_message = z
     role: z.enum(ROLES),
     priority: z.number().finite(),
     load: z.number().finite().nonnegative(),
+    room_bytes,
+    site,
     server: node_id.nullable(),
     snapshot: snapshot_ref.nullable(),
     head: snapshot_ref.nullable(),
@@ -59,6 +67,8 @@ export const claim_message = z
     term,
     priority: z.number().finite(),
     load: z.number().finite().nonnegative(),
+    room_bytes,
+    site,
     snapshot: snapshot_ref.nullable(),
   })
   .strict()

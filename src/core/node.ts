@@ -18,7 +18,15 @@ import type {
 import { type BugSeam, plantedSeam } from './planted-bugs.ts'
 import { RefuseToSplit } from './policy/refuse-to-split.ts'
 import { AllowSplit, type SplitHost, type SplitPolicy } from './policy/split.ts'
-import { best, type Contender, compareContenders, compareSnapshots } from './ranking.ts'
+import {
+  best,
+  type CapacityNeed,
+  type Contender,
+  capacityFlags,
+  capacityNeed,
+  compareContenders,
+  compareSnapshots,
+} from './ranking.ts'
 import type { Health, NodeId, PeerInfo, Role, Segment, SnapshotRef } from './types.ts'
 
 /** What a node keeps across restarts (the runtime persists it atomically on `persist`). */
@@ -35,6 +43,8 @@ export interface NodeStartOptions {
   /** Every snapshot in the local store (or at least the heads of its lineages): dead forks are found among them. */
   stored?: SnapshotRef[]
   load?: number
+  /** Free disk for the state (bytes); absent: not measured (taken as enough). */
+  room_bytes?: number
   /** Nodes heard of in an earlier run (refuse-to-split: a restarted node still knows the majority's size). */
   members?: NodeId[]
 }
@@ -75,6 +85,7 @@ export class NodeCore {
   /** Lineage head while serving: newest snapshot made, or the one restored from. */
   private head_: SnapshotRef | null = null
   private load_: number
+  private room_bytes_: number | null
   private health_: Health = 'unknown'
   private joined_at_ms: number
   /** When a node never heard of before last appeared: the first election waits for a quiet spell. */
@@ -132,6 +143,7 @@ export class NodeCore {
     this.max_term_ = this.term_
     this.held_ = options.held ?? null
     this.load_ = options.load ?? 0
+    this.room_bytes_ = options.room_bytes ?? null
     this.now_ms = options.now_ms
     this.joined_at_ms = options.now_ms
     this.last_new_peer_ms = options.now_ms
@@ -266,6 +278,7 @@ export class NodeCore {
       case 'load':
         assert(event.load >= 0, 'load must be >= 0')
         this.load_ = event.load
+        if (event.room_bytes !== undefined) this.room_bytes_ = event.room_bytes
         break
       case 'joined':
         this.joined_at_ms = this.now_ms
@@ -410,6 +423,8 @@ export class NodeCore {
         term: 0,
         priority: Number.NEGATIVE_INFINITY,
         load: 0,
+        room_bytes: null,
+        site: null,
         server: null,
         snapshot: null,
         head: null,
@@ -530,6 +545,8 @@ export class NodeCore {
     info.term = msg.term
     info.priority = msg.priority
     info.load = msg.load
+    info.room_bytes = msg.room_bytes ?? null
+    info.site = msg.site ?? null
     info.server = msg.server
     info.snapshot = msg.snapshot
     info.head = msg.head
@@ -625,6 +642,8 @@ export class NodeCore {
     claimant.term = msg.term
     claimant.priority = msg.priority
     claimant.load = msg.load
+    claimant.room_bytes = msg.room_bytes ?? null
+    claimant.site = msg.site ?? null
     claimant.snapshot = msg.snapshot
     claimant.server = claimant.id
     if (this.handover_to === claimant.id) {
@@ -716,31 +735,52 @@ export class NodeCore {
 
   // ---------------------------------------------------------------- election
 
-  private self(): Contender & { term: number } {
+  private self(need = this.capacityNeed()): Contender & { term: number } {
     return {
       id: this.id,
       priority: this.config.priority,
       load: this.load_,
       snapshot: this.held_,
       term: this.term_,
+      ...capacityFlags(
+        { id: this.id, room_bytes: this.room_bytes_, site: this.config.site ?? null, role: this.role_ },
+        need,
+      ),
     }
   }
 
-  private contender(p: PeerInfo): Contender {
-    return { id: p.id, priority: p.priority, load: p.load, snapshot: p.snapshot }
+  private contender(p: PeerInfo, need = this.capacityNeed()): Contender {
+    return {
+      id: p.id,
+      priority: p.priority,
+      load: p.load,
+      snapshot: p.snapshot,
+      ...capacityFlags(p, need),
+    }
   }
 
-  /** Nodes this one can reach that may be elected now (itself included), minus `excluded`. */
+  /** `capacity`: room and site are judged against the snapshot an election here would restore. */
+  private capacityNeed(): CapacityNeed | null {
+    if (this.config.strategy !== 'capacity') return null
+    const [snapshot] = this.newestCollectable(new Set())
+    return snapshot === null ? null : capacityNeed(snapshot, this.bugs.checksRoom)
+  }
+
+  /**
+   * Nodes this one can reach that may be elected now (itself included), minus `excluded`. Under
+   * `capacity` a node without room for the snapshot is not one of them: it neither claims nor wins.
+   */
   private eligible(excluded: Set<NodeId>): Contender[] {
     const out: Contender[] = []
+    const need = this.capacityNeed()
     const me_ok = this.selfEligible() && this.role_ !== 'leaving' && !excluded.has(this.id)
-    if (me_ok) out.push(this.self())
+    if (me_ok) out.push(this.self(need))
     for (const p of this.peers_.values()) {
       if (!p.reachable || excluded.has(p.id) || this.now_ms < p.ineligible_until_ms) continue
       if (p.role === 'candidate' || p.role === 'electing' || p.role === 'restoring')
-        out.push(this.contender(p))
+        out.push(this.contender(p, need))
     }
-    return out
+    return out.filter((c) => c.room !== false)
   }
 
   /** A reachable peer restoring whose restore moved within `handover_timeout_ms` (its states say so). */
@@ -832,6 +872,7 @@ export class NodeCore {
       priority: this.config.priority,
       load: this.load_,
       snapshot: this.held_,
+      ...this.capacityFields(),
     }
     this.effects.push({ type: 'broadcast', msg: claim })
     this.timeline('elected', { strategy: this.config.strategy, snapshot: snapshot?.id ?? null })
@@ -1293,6 +1334,14 @@ export class NodeCore {
     this.broadcastState()
   }
 
+  /** What states and claims say of this node's room and site (only what is known). */
+  private capacityFields(): { room_bytes?: number; site?: string } {
+    return {
+      ...(this.room_bytes_ !== null ? { room_bytes: this.room_bytes_ } : {}),
+      ...(this.config.site !== undefined ? { site: this.config.site } : {}),
+    }
+  }
+
   private broadcastState(): void {
     const msg: StateMessage = {
       type: 'state',
@@ -1300,6 +1349,7 @@ export class NodeCore {
       role: this.role_,
       priority: this.config.priority,
       load: this.load_,
+      ...this.capacityFields(),
       server: this.server_,
       snapshot: this.held_,
       head: this.role_ === 'server' || this.role_ === 'merging' ? this.head_ : null,

@@ -55,11 +55,17 @@ export const PLANTED_BUGS = [
    * reach (it suspected it falsely), so it serves beside that server.
    */
   'ignores-followed-server',
+  /** `capacity`: a node without room for the snapshot's image is elected anyway (its restore would fail). */
+  'elects-without-room',
 ] as const
 
 /** Bugs that only exist under a merge policy; the planted-bug test runs them under it. */
 export const PLANTED_BUG_POLICY: Partial<Record<PlantedBug, 'refuse-to-split'>> = {
   'no-support-gap': 'refuse-to-split',
+}
+/** Bugs that only exist under one election strategy; the planted-bug test runs them under it. */
+export const PLANTED_BUG_STRATEGY: Partial<Record<PlantedBug, 'capacity'>> = {
+  'elects-without-room': 'capacity',
 }
 /** Bugs that only exist with output commit on; the planted-bug test runs them with k = 1. */
 export const PLANTED_BUG_OUTPUT_COMMIT: Partial<Record<PlantedBug, number>> = {
@@ -114,6 +120,8 @@ export interface BugSeam {
   formationRefusals: boolean
   /** Refusals by a majority of reachable peers naming a node the claimant cannot reach give it up. */
   majorityRefusals: boolean
+  /** `capacity`: a node without room for the snapshot to restore is neither elected nor claims. */
+  checksRoom: boolean
 }
 
 export function plantedSeam(bug: PlantedBug | undefined): BugSeam {
@@ -139,5 +147,6 @@ export function plantedSeam(bug: PlantedBug | undefined): BugSeam {
     waitsForUnreachedServer: bug !== 'ignores-unreached-server',
     formationRefusals: bug !== 'ignores-unheard-better',
     majorityRefusals: bug !== 'ignores-followed-server',
+    checksRoom: bug !== 'elects-without-room',
   }
 }

@@ -30,7 +30,12 @@ export interface SnapshotRef {
   term: number
   seq: number
   time_ms: number
+  /** Bytes this snapshot added (its delta); the runtime fills it in when stored. */
   size_bytes: number
+  /** Bytes of the whole state it restores to (the runtime fills it in; older snapshots lack it). */
+  image_bytes?: number
+  /** The writer's site label (`node.site`), when it has one: the `capacity` election's anti-affinity. */
+  writer_site?: string
   /** Ancestry including this snapshot as the last segment's head. */
   lineage: Segment[]
   /**
@@ -48,6 +53,10 @@ export interface PeerInfo {
   term: number
   priority: number
   load: number
+  /** Free disk for the state it reported (null: not reported, taken as enough). */
+  room_bytes: number | null
+  /** Its site label (null: none). */
+  site: string | null
   /** The server this peer follows (itself when it is the server). */
   server: NodeId | null
   /** Newest complete snapshot the peer holds. */

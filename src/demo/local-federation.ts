@@ -52,6 +52,12 @@ export interface LocalFederationOptions {
   strategy?: 'static' | 'freshest' | 'capacity'
   /** Node i declares capacity_weights[i] (config election.capacity_weight; default 1). */
   capacity_weights?: number[]
+  /** A higher-ranked node that appears while a server runs takes over (config election.preempt). */
+  preempt?: boolean
+  /** Node i's site label (config node.site; undefined: none). */
+  sites?: Array<string | undefined>
+  /** Node i keeps disk_reserve_bytes[i] of its disk for other uses (config node.disk_reserve_bytes). */
+  disk_reserve_bytes?: number[]
   /** r-way replication on every node (config snapshots.replication_factor; default all). */
   replication_factor?: number
 }
@@ -288,6 +294,11 @@ export class LocalFederation {
       const tuned = parseConfig({
         ...config,
         federation: { ...config.federation, bootstrap: this.bootstrap },
+        node: {
+          ...config.node,
+          ...(options.sites?.[i] !== undefined ? { site: options.sites[i] } : {}),
+          ...(options.disk_reserve_bytes ? { disk_reserve_bytes: options.disk_reserve_bytes[i] } : {}),
+        },
         timing: {
           ...config.timing,
           snapshot_interval_ms: options.snapshot_interval_ms ?? 1000,
@@ -304,6 +315,7 @@ export class LocalFederation {
           ...config.election,
           merge_policy: options.merge_policy ?? config.election.merge_policy,
           ...(options.strategy ? { strategy: options.strategy } : {}),
+          ...(options.preempt !== undefined ? { preempt: options.preempt } : {}),
           ...(options.capacity_weights ? { capacity_weight: options.capacity_weights[i] } : {}),
         },
         ...(options.replication_factor !== undefined

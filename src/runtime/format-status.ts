@@ -1,4 +1,14 @@
-import type { NodeStatus } from './status.ts'
+import { formatBytes } from '../tui/format.ts'
+import type { Capacity, NodeStatus } from './status.ts'
+
+/** `capacity` figures for the table: load, room for the state and site ('-' when not reported). */
+function capacityCells(c: Capacity): string[] {
+  return [
+    c.load === undefined ? '-' : String(Number(c.load.toFixed(2))),
+    c.room_bytes == null ? '-' : formatBytes(c.room_bytes),
+    c.site ?? '-',
+  ]
+}
 
 function ago(ms: number | null): string {
   if (ms === null) return '-'
@@ -9,7 +19,21 @@ function ago(ms: number | null): string {
 export function formatStatus(status: NodeStatus): string {
   const me = status.node
   const rows = [
-    ['', 'name', 'key', 'prio', 'role', 'term', 'reachable', 'heard', 'snapshot', 'data'],
+    [
+      '',
+      'name',
+      'key',
+      'prio',
+      'role',
+      'term',
+      'reachable',
+      'heard',
+      'snapshot',
+      'data',
+      'load',
+      'room',
+      'site',
+    ],
     [
       '*',
       me.name,
@@ -21,6 +45,7 @@ export function formatStatus(status: NodeStatus): string {
       '-',
       status.snapshot?.id.split(':').slice(1).join(':') ?? '-',
       '-',
+      ...capacityCells(me),
     ],
     ...status.peers
       .sort((a, b) => Number(b.role === 'server') - Number(a.role === 'server') || b.priority - a.priority)
@@ -35,6 +60,7 @@ export function formatStatus(status: NodeStatus): string {
         ago(p.last_heard_ms_ago),
         p.snapshot?.split(':').slice(1).join(':') ?? '-',
         p.data ?? '-',
+        ...capacityCells(p),
       ]),
   ]
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks'
 import { writeFileAtomic } from '../../lib/atomic-write.ts'
 import type { Logger } from '../../lib/log.ts'
 import { Federation, type KeyPair, LAST_WORDS_FLUSH_MS } from '../../overlay/index.ts'
-import { deltaBytes } from '../../snapshot/index.ts'
+import { deltaBytes, imageBytes } from '../../snapshot/index.ts'
 import type { SustainConfig } from '../config/schema.ts'
 import { assert } from '../core/assert.ts'
 import { DEFAULT_CORE_CONFIG } from '../core/config.ts'
@@ -26,7 +26,7 @@ import { VirtualIp } from '../frontdoor/vip.ts'
 import { bootstrapNodes } from './dht-bootstrap.ts'
 import { DurableOutbox } from './durable-outbox.ts'
 import { HelperInfo } from './helper-info.ts'
-import { LOAD_REPORT_INTERVAL_MS, loadFigure, sampleLoad } from './load-figure.ts'
+import { LOAD_REPORT_INTERVAL_MS, loadFigure, roomBytes, sampleLoad } from './load-figure.ts'
 import { MergeCoordinator } from './merge.ts'
 import { nodePaths } from './paths.ts'
 import { type PersistedFile, readPersisted } from './persisted.ts'
@@ -113,6 +113,8 @@ export class SustainNode {
   private load_timer: NodeJS.Timeout | null = null
   /** The load figure the core last took (load-figure.ts); known before the first election. */
   private reported_load = 0
+  /** Free disk for the state the core last took (load-figure.ts roomBytes; null: not measurable). */
+  private reported_room: number | null = null
   /** When the stuck recovery point was last logged (null: not stuck). */
   private stuck_logged_ms: number | null = null
   /** When the last gc was queued (this.now()): with output commit at most one per snapshot interval. */
@@ -209,6 +211,7 @@ export class SustainNode {
     this.persisted = persisted
     const { held, stored } = await this.snapshots.complete()
     this.reported_load = loadFigure(sampleLoad(), config.election.capacity_weight)
+    this.reported_room = await roomBytes(this.paths.dir, config.node.disk_reserve_bytes)
     this.core = new NodeCore({
       config: {
         ...DEFAULT_CORE_CONFIG,
@@ -229,9 +232,11 @@ export class SustainNode {
         restart_budget: config.timing.restart_budget,
         restart_window_ms: config.timing.restart_window_ms,
         output_commit: this.outputCommitK(),
+        ...(config.node.site !== undefined ? { site: config.node.site } : {}),
       },
       now_ms: this.now(),
       load: this.reported_load,
+      ...(this.reported_room !== null ? { room_bytes: this.reported_room } : {}),
       persisted,
       members: persisted.members,
       held,
@@ -407,6 +412,8 @@ export class SustainNode {
         term: persisted.term,
         held: held?.id ?? null,
         load: this.reported_load,
+        room_bytes: this.reported_room,
+        site: config.node.site ?? null,
       },
       'node started',
     )
@@ -416,16 +423,22 @@ export class SustainNode {
       if (!this.stopped) this.replica?.tick()
     }, this.options.tick_ms ?? 50)
     this.recovery_timer = setInterval(() => this.checkRecoveryPoint(), RECOVERY_CHECK_INTERVAL_MS)
-    this.load_timer = setInterval(() => this.reportLoad(), LOAD_REPORT_INTERVAL_MS)
+    this.load_timer = setInterval(() => void this.reportLoad(), LOAD_REPORT_INTERVAL_MS)
   }
 
-  /** `capacity` election: the core ranks by the load peers report; a changed figure goes out at once. */
-  private reportLoad(): void {
-    const load = loadFigure(sampleLoad(), this.options.config.election.capacity_weight)
-    if (load === this.reported_load) return
+  /**
+   * `capacity` election: the core ranks by the load and free disk peers report; a changed figure goes
+   * out with the next state.
+   */
+  private async reportLoad(): Promise<void> {
+    const config = this.options.config
+    const room = await roomBytes(this.paths.dir, config.node.disk_reserve_bytes)
+    const load = loadFigure(sampleLoad(), config.election.capacity_weight)
+    if (this.stopped || (load === this.reported_load && room === this.reported_room)) return
     this.reported_load = load
-    this.log.debug({ event: 'load_reported', load }, 'load reported')
-    this.dispatch({ type: 'load', load, now_ms: this.now() })
+    this.reported_room = room
+    this.log.debug({ event: 'load_reported', load, room_bytes: room }, 'load reported')
+    this.dispatch({ type: 'load', load, ...(room !== null ? { room_bytes: room } : {}), now_ms: this.now() })
   }
 
   /** Subscribe to timeline and progress notices; returns the unsubscribe function. */
@@ -511,6 +524,9 @@ export class SustainNode {
         health: core.health,
         uptime_ms: Math.round(this.now() - this.started_ms),
         service_port: this.options.config.service?.port ?? null,
+        load: this.reported_load,
+        room_bytes: this.reported_room,
+        site: this.options.config.node.site ?? null,
       },
       peers: core.peers().map((p) => ({
         key: p.id,
@@ -524,6 +540,9 @@ export class SustainNode {
         health: p.health,
         phi: this.phi.has(p.id) ? Number(this.phi.get(p.id)!.toFixed(2)) : null,
         data: this.federation.dataTransport(p.id),
+        load: p.load,
+        room_bytes: p.room_bytes,
+        site: p.site,
       })),
       recovery_point: this.recoveryPoint(),
       snapshot_failures: this.snapshot_retry.failures,
@@ -847,7 +866,13 @@ export class SustainNode {
       } finally {
         await capture.release()
       }
-      const stored: SnapshotRef = { ...ref, size_bytes: deltaBytes(result.manifest) }
+      const site = this.options.config.node.site
+      const stored: SnapshotRef = {
+        ...ref,
+        size_bytes: deltaBytes(result.manifest),
+        image_bytes: imageBytes(result.manifest),
+        ...(site !== undefined ? { writer_site: site } : {}),
+      }
       const encoded = this.now()
       const { published_ms: published } = await this.snapshots.publish(this.federation.store, stored, result)
       this.last_snapshot_ms = this.now()

@@ -5,6 +5,15 @@ import type { RecoveryPoint } from './recovery-point.ts'
 import type { ReplicaStatus } from './replica-runner.ts'
 import type { SnapshotFailures } from './snapshot-retry.ts'
 
+/** What a node reports for the `capacity` election (absent from an older node's status). */
+export interface Capacity {
+  /** Load figure (runtime/load-figure.ts); lower is elected first. */
+  load?: number
+  /** Free disk for the state, less the reserve (null: not reported). */
+  room_bytes?: number | null
+  site?: string | null
+}
+
 /** What `sustain status --json` prints and the UI shows: one node's view of the federation. */
 export interface NodeStatus {
   node: {
@@ -17,22 +26,24 @@ export interface NodeStatus {
     health: Health
     uptime_ms: number
     service_port: number | null
-  }
-  peers: Array<{
-    key: string
-    name: string | null
-    priority: number
-    role: Role
-    term: number
-    reachable: boolean
-    last_heard_ms_ago: number
-    snapshot: string | null
-    health: Health
-    /** Suspicion from the overlay's failure detector (phi); null before the first report. */
-    phi: number | null
-    /** What carries snapshot data to and from it: a direct TCP lane, hyperswarm, or nothing yet. */
-    data: 'lane' | 'hyperswarm' | null
-  }>
+  } & Capacity
+  peers: Array<
+    {
+      key: string
+      name: string | null
+      priority: number
+      role: Role
+      term: number
+      reachable: boolean
+      last_heard_ms_ago: number
+      snapshot: string | null
+      health: Health
+      /** Suspicion from the overlay's failure detector (phi); null before the first report. */
+      phi: number | null
+      /** What carries snapshot data to and from it: a direct TCP lane, hyperswarm, or nothing yet. */
+      data: 'lane' | 'hyperswarm' | null
+    } & Capacity
+  >
   /** What a failover would restore now (the newest snapshot a candidate holds) and whether it is stuck. */
   recovery_point: RecoveryPoint
   /** This node's own snapshot attempts failing in a row (0 when the last one succeeded). */

@@ -1,5 +1,5 @@
 import type { Health, Role } from '../core/types.ts'
-import type { NodeStatus } from '../runtime/status.ts'
+import type { Capacity, NodeStatus } from '../runtime/status.ts'
 import { formatDuration } from './format.ts'
 import type { UiState } from './model.ts'
 
@@ -20,6 +20,8 @@ export interface NodeRow {
   /** Whether this node holds the server's newest snapshot (null: no server or it has none). */
   current: boolean | null
   health: Health
+  /** `capacity` figures as the node reported them (absent: not reported). */
+  capacity: Capacity
 }
 
 export type SuspicionLevel = 0 | 1 | 2 | 3 | 4
@@ -86,6 +88,7 @@ export function nodeRows(state: UiState): NodeRow[] {
     snapshot: status.snapshot?.id ?? null,
     current: current(status.snapshot?.id ?? null),
     health: me.health,
+    capacity: { load: me.load, room_bytes: me.room_bytes, site: me.site },
   }
   const peers = status.peers.map((p): NodeRow => {
     const r = state.reach[p.key]
@@ -110,6 +113,7 @@ export function nodeRows(state: UiState): NodeRow[] {
       snapshot: p.snapshot,
       current: current(p.snapshot),
       health: p.health,
+      capacity: { load: p.load, room_bytes: p.room_bytes, site: p.site },
     }
   })
   return [self, ...peers].sort(

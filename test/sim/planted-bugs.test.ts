@@ -4,6 +4,7 @@ import {
   PLANTED_BUG_OUTPUT_COMMIT,
   PLANTED_BUG_PLANNED_LEAVES,
   PLANTED_BUG_POLICY,
+  PLANTED_BUG_STRATEGY,
   PLANTED_BUGS,
 } from '../../src/core/planted-bugs.ts'
 import { runScenario } from './scenario.ts'
@@ -21,6 +22,7 @@ describe('the checker is not vacuous', () => {
           nodes: 7,
           planted_bug: bug,
           merge_policy: PLANTED_BUG_POLICY[bug],
+          strategy: PLANTED_BUG_STRATEGY[bug],
           ...(bug in PLANTED_BUG_OUTPUT_COMMIT ? { output_commit: PLANTED_BUG_OUTPUT_COMMIT[bug] } : {}),
         })
         if (result.violation) caught = result.violation.invariant

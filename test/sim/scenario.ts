@@ -56,6 +56,7 @@ export function runScenario(seed: number, options: ScenarioOptions): ScenarioRes
       merge_policy: options.merge_policy,
       planted_bug: options.planted_bug,
       output_commit,
+      capacity_seed: seed,
       ...(options.capture_read ? { capture_read: options.capture_read } : {}),
     },
     rng,

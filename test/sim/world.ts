@@ -4,11 +4,17 @@ import type { CoreEffect, CoreEvent } from '../../src/core/io.ts'
 import type { ControlMessage } from '../../src/core/messages.ts'
 import { NodeCore } from '../../src/core/node.ts'
 import type { PlantedBug } from '../../src/core/planted-bugs.ts'
-import { compareContenders, compareSnapshots } from '../../src/core/ranking.ts'
+import {
+  type CapacityNeed,
+  capacityFlags,
+  capacityNeed,
+  compareContenders,
+  compareSnapshots,
+} from '../../src/core/ranking.ts'
 import type { NodeId, SnapshotRef, Strategy } from '../../src/core/types.ts'
 import { ROLES } from '../../src/core/types.ts'
 import { SimNetwork } from './network.ts'
-import type { Prng } from './prng.ts'
+import { Prng } from './prng.ts'
 import { EventQueue } from './queue.ts'
 
 export interface WorldOptions {
@@ -31,6 +37,11 @@ export interface WorldOptions {
    * (released-write-kept) must catch it.
    */
   capture_read?: 'at-mark' | 'after-mark' | 'before-mark'
+  /**
+   * Seeds a second generator for the `capacity` figures (each node's free disk and site, snapshot
+   * images): drawn apart from the scenario's generator, so its faults are the same with or without them.
+   */
+  capacity_seed?: number
 }
 
 /** Bounds the checker relies on (simulated milliseconds), stated once so the liveness claim is explicit. */
@@ -43,6 +54,9 @@ export const BOUNDS = {
   /** Steps per node pair per simulated second: a normal run needs ~6 (heartbeats); more is a storm. */
   max_steps_per_pair_s: 25,
 } as const
+
+/** Site labels the simulator gives nodes (null: none). */
+const SITES = ['site-a', 'site-b', null] as const
 
 export class Violation extends Error {
   constructor(
@@ -102,6 +116,9 @@ interface SimNode {
   id: NodeId
   priority: number
   load: number
+  /** Free disk for the state it reports (null: not reported) and its site label (null: none). */
+  room_bytes: number | null
+  site: string | null
   alive: boolean
   /** Incarnation: bumped on every crash/restart so stale scheduled work is ignored. */
   inc: number
@@ -171,6 +188,8 @@ interface SimNode {
 export class World {
   readonly nodes: SimNode[] = []
   readonly net: SimNetwork
+  /** The `capacity` figures' own generator (WorldOptions.capacity_seed). */
+  private readonly side: Prng
   readonly log: string[] = []
   private readonly queue = new EventQueue<Item>()
   private now_ms = 0
@@ -228,6 +247,7 @@ export class World {
     private readonly rng: Prng,
   ) {
     this.net = new SimNetwork(options.nodes, rng)
+    this.side = new Prng(options.capacity_seed ?? 0)
     this.max_steps = BOUNDS.max_steps_per_pair_s * options.nodes * options.nodes * 120 + 100_000
     for (let a = 0; a < options.nodes; a++)
       for (let b = a + 1; b < options.nodes; b++) if (rng.chance(0.8)) this.lanes.add(`${a}-${b}`)
@@ -238,6 +258,8 @@ export class World {
         id: rng.hex(32),
         priority,
         load: rng.int(0, 100),
+        room_bytes: this.drawRoom(),
+        site: this.side.pick(SITES),
         alive: true,
         inc: 0,
         machine_down: false,
@@ -293,7 +315,17 @@ export class World {
       lineage_segments: this.options.lineage_segments ?? 64,
       planted_bug: this.options.planted_bug,
       output_commit: this.options.output_commit ?? null,
+      ...(node.site !== null ? { site: node.site } : {}),
     }
+  }
+
+  /**
+   * A node's free disk: a third report none, a third plenty, a third less than some snapshot images
+   * (1 B .. 1 MiB), so an election must sometimes pass over the best-loaded node.
+   */
+  private drawRoom(): number | null {
+    const kind = this.side.int(0, 2)
+    return kind === 0 ? null : kind === 1 ? 1 << 30 : this.side.int(0, 1 << 20)
   }
 
   private boot(node: SimNode, delay_ms: number): void {
@@ -322,6 +354,7 @@ export class World {
       held,
       stored: [...node.store.values()],
       load: node.load,
+      ...(node.room_bytes !== null ? { room_bytes: node.room_bytes } : {}),
     })
     this.queue.push(this.now_ms + delay_ms, { kind: 'tick', node: node.index, inc: node.inc })
   }
@@ -453,8 +486,11 @@ export class World {
   setLoad(i: number, load: number): void {
     const node = this.nodes[i]!
     node.load = load
+    // Its free disk changes with it now and then (drawn apart: the scenario's faults stay the same).
+    if (this.side.chance(0.5)) node.room_bytes = this.drawRoom() ?? node.room_bytes
     node.load_changed_ms = this.now_ms
-    if (node.alive) this.deliverCore(node, { type: 'load', load, now_ms: this.now_ms })
+    const room = node.room_bytes !== null ? { room_bytes: node.room_bytes } : {}
+    if (node.alive) this.deliverCore(node, { type: 'load', load, ...room, now_ms: this.now_ms })
   }
 
   /**
@@ -988,7 +1024,12 @@ export class World {
         // The capture freezes the service now: output made so far is what this snapshot covers.
         node.output_marks.set(effect.snapshot.id, node.output_made)
         const ms = this.rng.int(10, 80) * (node.slow_disk ? 5 : 1)
-        const ref = { ...effect.snapshot, size_bytes: this.rng.int(1, 1 << 20) }
+        const ref: SnapshotRef = {
+          ...effect.snapshot,
+          size_bytes: this.rng.int(1, 1 << 20),
+          image_bytes: this.side.int(1, 1 << 20),
+          ...(node.site !== null ? { writer_site: node.site } : {}),
+        }
         const ok = !this.rng.chance(0.02)
         const content = new Set(node.state)
         this.queue.push(this.now_ms + ms, {
@@ -1145,6 +1186,20 @@ export class World {
     return best
   }
 
+  /**
+   * `capacity`: what an election in `group` needs (room for the newest snapshot its nodes hold, its
+   * writer's site), as every node there sees it once knowledge is current; null otherwise.
+   */
+  private capacityNeedOf(group: number[]): CapacityNeed | null {
+    if (this.options.strategy !== 'capacity') return null
+    let newest: SnapshotRef | null = null
+    for (const i of group) {
+      const n = this.nodes[i]!
+      if (n.alive && compareSnapshots(n.core.held, newest) > 0) newest = n.core.held
+    }
+    return newest === null ? null : capacityNeed(newest)
+  }
+
   /** A node that just claimed must be its component's pick by the strategy, and its term must grow. */
   private checkElection(node: SimNode, before_max: number): void {
     if (node.core.term <= before_max) {
@@ -1158,13 +1213,21 @@ export class World {
     const named_ms = this.named_successor_ms.get(node.id)
     if (named_ms !== undefined && this.now_ms - named_ms < DEFAULT_CORE_CONFIG.handover_timeout_ms) return
     const strategy = this.options.strategy
+    const need = this.capacityNeedOf(group)
     const contender = (n: SimNode) => ({
       id: n.id,
       priority: n.priority,
       load: n.load,
       snapshot: n.core.held,
+      ...capacityFlags({ ...n, role: 'candidate' }, need),
     })
     const me = contender(node)
+    if (me.room === false) {
+      this.fail(
+        'elected-with-room',
+        `n${node.index} claimed with ${node.room_bytes} bytes free for a ${need?.bytes} byte image`,
+      )
+    }
     for (const i of group) {
       const other = this.nodes[i]!
       if (other === node || other.leaving) continue
@@ -1342,6 +1405,13 @@ export class World {
         }
         continue
       }
+      // `capacity`: a component where no node has room for the snapshot elects nobody (by design).
+      const need = this.capacityNeedOf(group)
+      const roomless = (i: number) => {
+        const n = this.nodes[i]!
+        return capacityFlags({ ...n, role: n.core.role }, need).room === false
+      }
+      if (servers.length === 0 && group.every(roomless)) continue
       if (servers.length !== 1) {
         const roles = group.map((i) => `n${i}:${this.nodes[i]!.core.role}`).join(' ')
         this.fail(

@@ -21,6 +21,8 @@ function peer(id: string, role: PeerInfo['role'], snapshot: SnapshotRef | null):
     term: 1,
     priority: 1,
     load: 0,
+    room_bytes: null,
+    site: null,
     server: null,
     snapshot,
     head: null,

@@ -92,7 +92,16 @@ describe('warm standby (real snapshot store, real directories)', () => {
 })
 
 describe('isTopCandidate (the core ranking, from the peer table)', () => {
-  const defaults = { term: 1, load: 0, server: 's', snapshot: null, head: null, health: 'ok' as const }
+  const defaults = {
+    term: 1,
+    load: 0,
+    room_bytes: null,
+    site: null,
+    server: 's',
+    snapshot: null,
+    head: null,
+    health: 'ok' as const,
+  }
   const quiet = { last_heard_ms: 0, vote: null, vote_heard_ms: 0, members: 0, progress: 0, progress_ms: 0 }
   const peer = (id: string, priority: number, over: Partial<PeerInfo> = {}): PeerInfo => ({
     ...defaults,

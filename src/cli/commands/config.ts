@@ -24,5 +24,19 @@ export function registerConfig(program: Command): void {
             : '') +
           '\n',
       )
+      if (loaded.election.strategy === 'capacity') {
+        const { dirname } = await import('node:path')
+        const { roomBytes } = await import('../../runtime/load-figure.ts')
+        const room = await roomBytes(dirname(path), loaded.node.disk_reserve_bytes)
+        const mib = room === null ? 'unknown' : `${Math.floor(room / (1 << 20))} MiB`
+        process.stdout.write(
+          `capacity election: site ${loaded.node.site ?? 'none'}, room for the state ${mib} ` +
+            `(free disk of ${dirname(path)} less disk_reserve_bytes ${loaded.node.disk_reserve_bytes})\n`,
+        )
+        if (room === 0)
+          process.stdout.write(
+            'warning: no room: this node is never elected to restore a snapshot (lower disk_reserve_bytes or free disk)\n',
+          )
+      }
     })
 }

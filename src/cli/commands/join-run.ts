@@ -77,6 +77,7 @@ export async function runJoin(target: string, options: JoinOptions): Promise<voi
     {
       ...config,
       node: {
+        ...config.node,
         name: options.name ?? config.node.name,
         priority: options.priority ?? config.node.priority,
       },

@@ -66,6 +66,9 @@ export function Details(props: { row: NodeRow | undefined; theme: Theme }) {
       : `heard ${formatDuration(row.heard_ms)} ago, suspicion ${row.suspicion.label}`,
     `holds ${shortSnapshot(row.snapshot)}${row.current === true ? ' (newest)' : row.current === false ? ' (behind)' : ''}`,
     row.role === 'server' || row.self ? `service ${row.health}` : null,
+    row.capacity.load === undefined ? null : `load ${Number(row.capacity.load.toFixed(2))}`,
+    row.capacity.room_bytes == null ? null : `room ${formatBytes(row.capacity.room_bytes)}`,
+    row.capacity.site == null ? null : `site ${row.capacity.site}`,
   ].filter((p) => p !== null)
   return (
     <Text wrap="truncate">
