@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { HostPort, KeyPair } from 'hyperdht'
+import { STALL_TRACE, StallTrace } from '../lib/stall-trace.ts'
 import { type Decoded, encodeFrame, FrameKind, type HelloBody, type PingBody } from './frames.ts'
 import {
   controlKeyPair,
@@ -122,6 +123,8 @@ export class ControlPlane extends EventEmitter {
   private last_check_ms = performance.now()
   private closing = false
   private started = false
+  /** Gaps between our pings (SUSTAIN_STALL_TRACE only, lib/stall-trace.ts). */
+  private ping_trace: StallTrace | null = null
 
   constructor(
     private readonly opts: ControlPlaneOptions,
@@ -161,6 +164,7 @@ export class ControlPlane extends EventEmitter {
   async start(advert: HelloAdvert): Promise<void> {
     this.advert = { ...advert }
     await this.plane.start()
+    if (STALL_TRACE) this.ping_trace = new StallTrace('control-ping', (r) => this.log.warn(r, 'stall'))
     this.timers.push(setInterval(() => this.ping(), this.opts.heartbeat_interval_ms))
     this.started = true
     this.timers.push(setInterval(() => this.check(), CHECK_INTERVAL_MS))
@@ -373,6 +377,7 @@ export class ControlPlane extends EventEmitter {
    */
   private ping(): void {
     if (this.closing) return
+    this.ping_trace?.tick()
     const { role, term, published } = this.local
     if (published !== this.pinged.published) this.pinged = { published, left: PUBLISHED_PINGS, count: 0 }
     this.pinged.left--
@@ -388,7 +393,8 @@ export class ControlPlane extends EventEmitter {
     if (paused) return // judge after one round of I/O: the queued heartbeats count first
     for (const [key, detector] of this.detectors) {
       if (this.table.get(key)?.reachable && detector.suspected(now)) {
-        this.log.warn({ peer: key, phi: detector.phi(now) }, 'peer suspected')
+        const silent_ms = Math.round(now - (this.table.get(key)?.last_heard_ms ?? now))
+        this.log.warn({ peer: key, phi: detector.phi(now), silent_ms }, 'peer suspected')
         this.peerDown(key, 'suspected')
       }
     }

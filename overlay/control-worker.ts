@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict'
 import { parentPort } from 'node:worker_threads'
+import { traceThreadStalls } from '../lib/stall-trace.ts'
+import { raiseThreadPriority } from '../lib/thread-priority.ts'
 import type { FromControl, ToControl } from './control-link.ts'
 import { ControlPlane, type ControlPlaneOptions, type HelloAdvert } from './control-plane.ts'
 import type { OverlayLog } from './sessions.ts'
@@ -32,6 +34,10 @@ function revive(raw: ControlPlaneOptions): ControlPlaneOptions {
     secret: Buffer.from(raw.secret),
   }
 }
+
+traceThreadStalls('control', (record) => log.warn(record, 'stall'))
+// Heartbeats must not wait behind the node's and the machine's CPU-bound work (thread-priority.ts).
+void raiseThreadPriority().then((priority) => log.info({ priority }, 'control thread priority'))
 
 const STATS_INTERVAL_MS = 250
 const asBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)

@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import type { Server } from 'node:net'
 import type HyperDHT from 'hyperdht'
 import type { Logger } from '../../lib/log.ts'
+import { traceThreadStalls } from '../../lib/stall-trace.ts'
 import { readIdentity } from '../config/identity.ts'
 import type { SustainConfig } from '../config/schema.ts'
 import { loadFrontDoorPorts } from '../frontdoor/load-ports.ts'
@@ -43,6 +44,7 @@ export async function runNode(
   options: { metrics_port?: number } = {},
 ): Promise<void> {
   const paths = nodePaths(data_dir)
+  traceThreadStalls('main', (record) => log.warn(record, 'stall'))
   await claimSocket(paths.socket) // before opening anything: one node per data directory
   const keyPair = await readIdentity(paths.identity)
   await mkdir(paths.dir, { recursive: true })
