@@ -1,5 +1,6 @@
-import { readFileSync, readlinkSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
+import { threadId } from './thread-priority.ts'
 
 /**
  * Diagnostics for issue 24 (a new server silent 0.6-1.5 s): with SUSTAIN_STALL_TRACE set, a thread that
@@ -44,11 +45,8 @@ export class StallTrace {
     private readonly thread: string,
     private readonly report: (record: StallRecord) => void,
   ) {
-    let path: string | null = null
-    try {
-      path = `/proc/${readlinkSync('/proc/thread-self')}/schedstat`
-    } catch {}
-    this.path = path
+    const tid = threadId()
+    this.path = tid === null ? null : `/proc/${process.pid}/task/${tid}/schedstat`
     this.last = this.sched()
   }
 
