@@ -1405,13 +1405,7 @@ export class World {
         }
         continue
       }
-      // `capacity`: a component where no node has room for the snapshot elects nobody (by design).
-      const need = this.capacityNeedOf(group)
-      const roomless = (i: number) => {
-        const n = this.nodes[i]!
-        return capacityFlags({ ...n, role: n.core.role }, need).room === false
-      }
-      if (servers.length === 0 && group.every(roomless)) continue
+      if (servers.length === 0 && this.roomless(group)) continue
       if (servers.length !== 1) {
         const roles = group.map((i) => `n${i}:${this.nodes[i]!.core.role}`).join(' ')
         this.fail(
@@ -1426,10 +1420,26 @@ export class World {
     if (only !== undefined) this.checkReleasedKept(this.nodes[only]!)
   }
 
-  /** Final check after a full heal: exactly one server in the whole federation. */
+  /**
+   * `capacity`: no node of `group` has room for the snapshot its election restores, so it elects
+   * nobody (by design: NodeCore's eligible() leaves such nodes out). Judged as the core judges it.
+   */
+  private roomless(group: number[]): boolean {
+    const need = this.capacityNeedOf(group)
+    return group.every((i) => {
+      const n = this.nodes[i]!
+      return capacityFlags({ ...n, role: n.core.role }, need).room === false
+    })
+  }
+
+  /**
+   * Final check after a full heal: exactly one server in the whole federation (none when no node has
+   * room for the snapshot, the exemption checkGlobal makes too).
+   */
   checkHealed(): void {
     const alive = this.nodes.filter((n) => n.alive)
     const servers = alive.filter((n) => n.core.role === 'server')
+    if (servers.length === 0 && this.roomless(alive.map((n) => n.index))) return
     if (servers.length !== 1) {
       this.fail(
         'one-server-after-heal',
