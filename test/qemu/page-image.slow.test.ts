@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -58,7 +59,12 @@ async function bareQemu(name: string, load: string, extra: string[]): Promise<Ba
     { stdio: ['ignore', 'ignore', 'pipe'] },
   )
   let gone = false
-  const exit = new Promise<void>((ok) => child.once('exit', () => ((gone = true), ok())))
+  const exit = new Promise<void>((ok) =>
+    child.once('exit', () => {
+      gone = true
+      ok()
+    }),
+  )
   const qmp = await QmpClient.connect(qmp_socket, 30_000, () => gone)
   const bare: Bare = {
     qmp,
@@ -148,7 +154,7 @@ describe('page image of a QEMU 7.2 migration stream', () => {
 
     // The encoding is a stream the splitter reads back into the same files.
     const encoded = join(dir, 'running.encoded')
-    await pipeline(Readable.from(encodeStream(image)), (await import('node:fs')).createWriteStream(encoded))
+    await pipeline(Readable.from(encodeStream(image)), createWriteStream(encoded))
     const again = join(dir, 'running.again')
     await mkdir(again)
     await splitStream(encoded, again)
