@@ -422,3 +422,8 @@ export async function streamToPageImage(dir: string, stream_name: string): Promi
   await rm(join(dir, stream_name), { force: true })
   return result
 }
+
+/** Whether a snapshot part is guest memory: the stream as QEMU wrote it, or a page image's file. */
+export function isMemoryPart(name: string): boolean {
+  return name === 'memory.state' || name === MEMORY_DEVICES_FILE || name.startsWith(RAM_FILE_PREFIX)
+}
