@@ -82,9 +82,16 @@ export interface QemuDriverOptions {
    * SUSTAIN_QEMU_CAPTURE overrides): the guest stays stopped while its memory and whole disks are copied.
    */
   capture_mode?: CaptureMode
+  /**
+   * How a capture stores guest memory: `image` (default) a page image (page-image.ts: one sparse file per
+   * RAM block + the device state), `stream` the migration stream as QEMU wrote it (the earlier parts;
+   * kept for the benchmark's comparison). A restore takes either.
+   */
+  memory_format?: MemoryFormat
 }
 
 export type CaptureMode = 'background' | 'stop-copy'
+export type MemoryFormat = 'image' | 'stream'
 
 const QMP_CONNECT_TIMEOUT_MS = 15_000
 /** A restore reads the whole memory stream before the guest can continue. */
@@ -138,6 +145,8 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
   private closed = false
   private readonly disks: DiskTracker
   private capture_mode: CaptureMode
+  /** Switched by the benchmark to compare both on one guest. */
+  memory_format: MemoryFormat
   /** A capture's parts not yet released: the disk mirrors it names must not change under the engine. */
   private unreleased = false
 
@@ -158,6 +167,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     const mode = options.capture_mode ?? process.env['SUSTAIN_QEMU_CAPTURE'] ?? 'stop-copy'
     if (mode !== 'background' && mode !== 'stop-copy') throw new Error(`unknown capture mode ${mode}`)
     this.capture_mode = mode
+    this.memory_format = options.memory_format ?? 'image'
   }
 
   get running(): boolean {
@@ -515,6 +525,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
    * read stays as it is (a restore takes either).
    */
   private async splitMemory(dir: string): Promise<void> {
+    if (this.memory_format === 'stream') return
     const started = performance.now()
     try {
       const result = await streamToPageImage(dir, MEMORY_STATE_FILE)
