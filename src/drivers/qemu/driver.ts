@@ -162,8 +162,8 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     this.banner = this.manifest.probe.banner ? new RegExp(this.manifest.probe.banner) : null
     this.ssh_port = options.ssh_port
     this.disks = new DiskTracker(this.manifest.disks, join(this.staging_root, 'mirror'), this.log)
-    // stop-copy stays the default until memory is stored as a page image: a background snapshot's
-    // stream reorders pages, so its deltas were 23-28 % of memory against < 5 % (ARCHITECTURE, Not yet).
+    // stop-copy is still the default: with the page image a background snapshot's delta is as small as
+    // stop-copy's, but its pause has not been measured below stop-copy's on this host (ARCHITECTURE, Not yet).
     const mode = options.capture_mode ?? process.env['SUSTAIN_QEMU_CAPTURE'] ?? 'stop-copy'
     if (mode !== 'background' && mode !== 'stop-copy') throw new Error(`unknown capture mode ${mode}`)
     this.capture_mode = mode
