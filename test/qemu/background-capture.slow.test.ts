@@ -160,7 +160,10 @@ describe('background capture on the example guest (raw disk)', () => {
     expect(a.running).toBe(true)
     const reading = await readCounter(port)
     expect(reading.counter).toBeGreaterThan(0)
-    expectMemoryImage((await a.capture().then(take)).parts.map((p) => p.name), ['data.raw'])
+    expectMemoryImage(
+      (await a.capture().then(take)).parts.map((p) => p.name),
+      ['data.raw'],
+    )
     // The failed capture left the disk tracking unknown: the complete one after it read the disk whole.
     expect(records('disk_tracking_reset').length).toBeGreaterThan(0)
     expect(records('disks_captured').at(-1)!['full']).toBe(true)
