@@ -48,6 +48,7 @@ import { awaitMemoryFile, memorySinkUri } from './memory-sink.ts'
 import {
   encodeStream,
   hasPageImage,
+  pageImageDataBytes,
   pageImageFiles,
   removePageImage,
   StreamFormatError,
@@ -85,7 +86,8 @@ export interface QemuDriverOptions {
   /**
    * How a capture stores guest memory: `image` (default) a page image (page-image.ts: one sparse file per
    * RAM block + the device state), `stream` the migration stream as QEMU wrote it (the earlier parts;
-   * kept for the benchmark's comparison). A restore takes either.
+   * kept for the benchmark's comparison). A restore takes either. SUSTAIN_QEMU_MEMORY_FORMAT overrides
+   * the default (tests compare both through `sustain join`).
    */
   memory_format?: MemoryFormat
 }
@@ -167,7 +169,9 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     const mode = options.capture_mode ?? process.env['SUSTAIN_QEMU_CAPTURE'] ?? 'stop-copy'
     if (mode !== 'background' && mode !== 'stop-copy') throw new Error(`unknown capture mode ${mode}`)
     this.capture_mode = mode
-    this.memory_format = options.memory_format ?? 'image'
+    const format = options.memory_format ?? process.env['SUSTAIN_QEMU_MEMORY_FORMAT'] ?? 'image'
+    if (format !== 'image' && format !== 'stream') throw new Error(`unknown memory format ${format}`)
+    this.memory_format = format
   }
 
   get running(): boolean {
@@ -535,7 +539,10 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
           split_ms: Math.round(performance.now() - started),
           pages: result.pages,
           zero_pages: result.zero_pages,
+          /** Guest memory that is not zero: what the image's RAM files hold (the rest are holes). */
+          data_bytes: pageImageDataBytes(result),
           device_bytes: result.device_bytes,
+          stream_bytes: result.stream_bytes,
         },
         'memory stream stored as a page image',
       )

@@ -59,6 +59,8 @@ export interface SplitResult {
   pages: number
   zero_pages: number
   device_bytes: number
+  /** The migration stream's size as QEMU wrote it. */
+  stream_bytes: number
 }
 
 export class StreamFormatError extends Error {}
@@ -311,7 +313,7 @@ export async function splitStream(stream_path: string, dir: string): Promise<Spl
     await devices.close()
     devices = undefined
     await rename(devices_tmp, join(dir, MEMORY_DEVICES_FILE))
-    return { blocks, pages, zero_pages, device_bytes }
+    return { blocks, pages, zero_pages, device_bytes, stream_bytes: reader.position }
   } catch (error) {
     await devices?.close().catch(() => {})
     await removePageImage(dir)
@@ -426,4 +428,13 @@ export async function streamToPageImage(dir: string, stream_name: string): Promi
 /** Whether a snapshot part is guest memory: the stream as QEMU wrote it, or a page image's file. */
 export function isMemoryPart(name: string): boolean {
   return name === 'memory.state' || name === MEMORY_DEVICES_FILE || name.startsWith(RAM_FILE_PREFIX)
+}
+
+/**
+ * Bytes of guest memory that are not zero pages (each page is sent once in a stopped or background
+ * snapshot's stream): what the image's RAM files hold, the rest being holes. Unlike the files' apparent
+ * size (the blocks' lengths, fixed for a guest) it grows as the guest fills its memory.
+ */
+export function pageImageDataBytes(result: Pick<SplitResult, 'pages' | 'zero_pages'>): number {
+  return (result.pages - result.zero_pages) * PAGE_SIZE
 }
