@@ -25,6 +25,7 @@ import { probeBanner } from '../src/drivers/qemu/banner-probe.ts'
 import { qemuArgs } from '../src/drivers/qemu/command.ts'
 import { createQemuDriver, type QemuDriver } from '../src/drivers/qemu/driver.ts'
 import { loadQemuManifest, type QemuServiceManifest } from '../src/drivers/qemu/manifest.ts'
+import { isMemoryPart } from '../src/drivers/qemu/page-image.ts'
 import { QmpClient } from '../src/drivers/qemu/qmp.ts'
 import { keepRun } from './lib/results-file.ts'
 import { benchCommand, type RunMeta, startRun } from './lib/run-meta.ts'
@@ -115,7 +116,9 @@ async function snapshotsFromBoot(
       pauses.push(capture.pause_ms)
       try {
         const taken = await engine.take(capture.parts, { term: 1 })
-        const memory = taken.manifest.parts.find((p) => p.name === 'memory.state')?.size_bytes ?? 0
+        const memory = taken.manifest.parts
+          .filter((p) => isMemoryPart(p.name))
+          .reduce((n, p) => n + p.size_bytes, 0)
         if (i === 0) result.memory_state_bytes.first = memory
         result.memory_state_bytes.max = Math.max(result.memory_state_bytes.max, memory)
         result.delta_bytes.push(store.info(taken.manifest.id)!.delta_bytes)

@@ -5,12 +5,25 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { expect } from 'vitest'
 import { createLogger, type Logger } from '../../lib/log.ts'
 import type { DriverEvent } from '../../src/drivers/driver.ts'
 import { probeBanner } from '../../src/drivers/qemu/banner-probe.ts'
 import { createQemuDriver, type QemuDriver } from '../../src/drivers/qemu/driver.ts'
 import { loadQemuManifest } from '../../src/drivers/qemu/manifest.ts'
+import { isMemoryPart, MEMORY_DEVICES_FILE } from '../../src/drivers/qemu/page-image.ts'
 import { requireTools } from '../system/requirements.ts'
+
+/** The example guest's main RAM block as a page image's part. */
+export const RAM_PART = 'memory.ram.0.pc.ram'
+
+/** A capture's parts: the disks named, then guest memory as a page image (page-image.ts). */
+export function expectMemoryImage(names: string[], disks: string[]): void {
+  expect(names.filter((n) => !isMemoryPart(n))).toEqual(disks)
+  expect(names).toContain(MEMORY_DEVICES_FILE)
+  expect(names).toContain(RAM_PART)
+  expect(names).not.toContain('memory.state')
+}
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/qemu-guest', import.meta.url))
 

@@ -85,4 +85,9 @@ describe('QEMU command line', () => {
     const args = qemuArgs({ ...base, incoming: "/state/it's/memory.state" })
     expect(args.slice(-2)).toEqual(['-incoming', `exec:cat '/state/it'\\''s/memory.state'`])
   })
+
+  it('a restore from a page image reads the stream the driver encodes into a Unix socket', () => {
+    const args = qemuArgs({ ...base, incoming_socket: '/tmp/run/incoming.sock' })
+    expect(args.slice(-2)).toEqual(['-incoming', 'unix:/tmp/run/incoming.sock'])
+  })
 })

@@ -58,6 +58,16 @@ describe('the example QEMU guest on three sustain join processes: the server mac
       const last = reads.at(-1)!
       expect(new Set(reads.map((r) => r.boot_id)).size).toBe(1)
       const taken_before = server.records.filter(event('snapshot_taken'))
+      console.log(
+        JSON.stringify({
+          snapshots_in_read_window: taken_before.length,
+          total_ms: taken_before.map((r) => r.total_ms),
+          capture_ms: taken_before.map((r) => r.capture_ms),
+          take_ms: taken_before.map((r) => r.take_ms),
+          publish_ms: taken_before.map((r) => r.publish_ms),
+          split_ms: server.records.filter((r) => r.event === 'memory_split').map((r) => r.split_ms),
+        }),
+      )
       // Snapshots started while the guest was young and kept succeeding on every node.
       expect(taken_before.length).toBeGreaterThanOrEqual(Math.floor(READ_FOR_MS / INTERVAL_MS) - 1)
       for (const node of fed.nodes) expect(node.records.filter(snapshotFailed)).toEqual([])

@@ -40,6 +40,8 @@ export interface QemuCommandInput {
   client_forwards?: readonly GuestForward[]
   /** Start paused, reading this migration stream (a restore), instead of booting. */
   incoming?: string
+  /** Start paused, reading the migration stream the driver writes to this Unix socket (a page image). */
+  incoming_socket?: string
 }
 
 /**
@@ -83,6 +85,7 @@ export function qemuArgs(input: QemuCommandInput): string[] {
     )
   }
   if (input.incoming) args.push('-incoming', `exec:cat ${shellQuote(input.incoming)}`)
+  else if (input.incoming_socket) args.push('-incoming', `unix:${input.incoming_socket}`)
   args.push(...manifest.qemu_args)
   return args
 }

@@ -2,9 +2,12 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { constants } from 'node:fs'
 import { access, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import type { Logger } from '../../../lib/log.ts'
 import {
   directoryImageWriter,
@@ -42,6 +45,15 @@ import { copySparse } from './copy-sparse.ts'
 import { DiskTracker } from './disk-tracker.ts'
 import type { QemuServiceManifest } from './manifest.ts'
 import { awaitMemoryFile, memorySinkUri } from './memory-sink.ts'
+import {
+  encodeStream,
+  hasPageImage,
+  pageImageDataBytes,
+  pageImageFiles,
+  removePageImage,
+  StreamFormatError,
+  streamToPageImage,
+} from './page-image.ts'
 import { QmpClient as Qmp, type QmpClient, type QmpEvent } from './qmp.ts'
 import { run } from './run-command.ts'
 import { waitMigration } from './wait-migration.ts'
@@ -71,9 +83,17 @@ export interface QemuDriverOptions {
    * SUSTAIN_QEMU_CAPTURE overrides): the guest stays stopped while its memory and whole disks are copied.
    */
   capture_mode?: CaptureMode
+  /**
+   * How a capture stores guest memory: `image` (default) a page image (page-image.ts: one sparse file per
+   * RAM block + the device state), `stream` the migration stream as QEMU wrote it (the earlier parts;
+   * kept for the benchmark's comparison). A restore takes either. SUSTAIN_QEMU_MEMORY_FORMAT overrides
+   * the default (tests compare both through `sustain join`).
+   */
+  memory_format?: MemoryFormat
 }
 
 export type CaptureMode = 'background' | 'stop-copy'
+export type MemoryFormat = 'image' | 'stream'
 
 const QMP_CONNECT_TIMEOUT_MS = 15_000
 /** A restore reads the whole memory stream before the guest can continue. */
@@ -127,6 +147,8 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
   private closed = false
   private readonly disks: DiskTracker
   private capture_mode: CaptureMode
+  /** Switched by the benchmark to compare both on one guest. */
+  memory_format: MemoryFormat
   /** A capture's parts not yet released: the disk mirrors it names must not change under the engine. */
   private unreleased = false
 
@@ -142,11 +164,14 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     this.banner = this.manifest.probe.banner ? new RegExp(this.manifest.probe.banner) : null
     this.ssh_port = options.ssh_port
     this.disks = new DiskTracker(this.manifest.disks, join(this.staging_root, 'mirror'), this.log)
-    // stop-copy stays the default until memory is stored as a page image: a background snapshot's
-    // stream reorders pages, so its deltas were 23-28 % of memory against < 5 % (ARCHITECTURE, Not yet).
+    // stop-copy is still the default: with the page image a background snapshot's delta is as small as
+    // stop-copy's, but its pause has not been measured below stop-copy's on this host (ARCHITECTURE, Not yet).
     const mode = options.capture_mode ?? process.env['SUSTAIN_QEMU_CAPTURE'] ?? 'stop-copy'
     if (mode !== 'background' && mode !== 'stop-copy') throw new Error(`unknown capture mode ${mode}`)
     this.capture_mode = mode
+    const format = options.memory_format ?? process.env['SUSTAIN_QEMU_MEMORY_FORMAT'] ?? 'image'
+    if (format !== 'image' && format !== 'stream') throw new Error(`unknown memory format ${format}`)
+    this.memory_format = format
   }
 
   get running(): boolean {
@@ -210,8 +235,12 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     if (this.manifest.ports?.ssh !== undefined) this.ssh_port ??= await freePort()
     const memory_state = join(this.state_dir, MEMORY_STATE_FILE)
     const incoming = (await exists(memory_state)) ? memory_state : undefined
+    // A page image (page-image.ts) is encoded back into a stream as QEMU reads it, by a Unix socket.
+    const incoming_socket =
+      !incoming && (await hasPageImage(this.state_dir)) ? join(this.run_dir, 'incoming.sock') : undefined
     const qmp_socket = join(this.run_dir, 'qmp.sock')
     await rm(qmp_socket, { force: true })
+    if (incoming_socket) await rm(incoming_socket, { force: true })
     const args = qemuArgs({
       manifest: this.manifest,
       accel,
@@ -224,6 +253,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
       ...(this.ssh_port !== undefined ? { ssh_port: this.ssh_port } : {}),
       ...(this.options.client_forwards ? { client_forwards: this.options.client_forwards } : {}),
       ...(incoming ? { incoming } : {}),
+      ...(incoming_socket ? { incoming_socket } : {}),
     })
     // A SIGKILLed node does not leave its guest running, holding the ports and its disks.
     const mode = await detectFenceMode()
@@ -282,7 +312,8 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
       running.qmp = await Qmp.connect(qmp_socket, QMP_CONNECT_TIMEOUT_MS, () => gone)
       running.qmp.on('event', (event: QmpEvent) => this.onQmpEvent(running, event))
       await running.qmp.execute('migrate-set-parameters', { 'max-bandwidth': MIGRATE_MAX_BANDWIDTH })
-      if (incoming) await this.continueIncoming(running, incoming)
+      if (incoming_socket) await this.feedIncoming(incoming_socket, () => gone)
+      if (incoming || incoming_socket) await this.continueIncoming(running)
       if (this.capture_mode === 'background')
         running.background = await enableBackgroundSnapshot(running.qmp, this.log)
     } catch (error) {
@@ -294,8 +325,13 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     running.started = true
     if (gone) throw new Error(`guest ${this.manifest.name} exited during its start`)
     this.log.info(
-      { event: 'service_started', qemu_pid: child.pid, accel, restored: incoming !== undefined },
-      `guest started under ${accel}${incoming ? ' from its memory state' : ''}`,
+      {
+        event: 'service_started',
+        qemu_pid: child.pid,
+        accel,
+        restored: incoming !== undefined || incoming_socket !== undefined,
+      },
+      `guest started under ${accel}${incoming || incoming_socket ? ' from its memory state' : ''}`,
     )
     if (this.banner || this.manifest.probe.helper) this.scheduleProbe(running, STARTING_PROBE_INTERVAL_MS)
     else {
@@ -304,8 +340,31 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     }
   }
 
+  /** Writes the stream encoded from the state directory's page image to QEMU's incoming socket. */
+  private async feedIncoming(socket_path: string, gone: () => boolean): Promise<void> {
+    const started = performance.now()
+    const deadline = started + INCOMING_TIMEOUT_MS
+    let socket: Socket | undefined
+    while (!socket) {
+      socket = await new Promise<Socket | undefined>((ok) => {
+        const s = connect(socket_path)
+        s.once('connect', () => ok(s))
+        s.once('error', () => ok(undefined))
+      })
+      if (socket) break
+      if (gone()) throw new Error('QEMU exited before it listened for the memory state')
+      if (performance.now() > deadline) throw new Error(`QEMU did not listen on ${socket_path}`)
+      await delay(10)
+    }
+    await pipeline(Readable.from(encodeStream(this.state_dir)), socket)
+    this.log.info(
+      { event: 'memory_image_sent', send_ms: Math.round(performance.now() - started) },
+      'memory state encoded from its page image and sent to QEMU',
+    )
+  }
+
   /** Waits until QEMU has read the whole memory stream, then lets the guest continue where it was. */
-  private async continueIncoming(running: Running, memory_state: string): Promise<void> {
+  private async continueIncoming(running: Running): Promise<void> {
     const qmp = running.qmp!
     const deadline = performance.now() + INCOMING_TIMEOUT_MS
     for (;;) {
@@ -316,7 +375,8 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     }
     await qmp.execute('cont')
     // From here on the disks move on: a later restart in place boots on them instead of going back.
-    await rm(memory_state, { force: true })
+    await rm(join(this.state_dir, MEMORY_STATE_FILE), { force: true })
+    await removePageImage(this.state_dir)
     const restore_ms = Math.round(performance.now() - running.started_ms)
     this.log.info(
       { event: 'guest_resumed', restore_ms },
@@ -443,11 +503,16 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
         const generation = `${process.pid}-${seq}`
         const result = await this.captureRunning(running, dir, generation, options.onFrozen)
         pause_ms = result.pause_ms
-        parts.push({ name: MEMORY_STATE_FILE, path: join(dir, MEMORY_STATE_FILE) }, ...result.disk_parts)
+        await this.splitMemory(dir)
+        const memory = (await pageImageFiles(dir)).concat(
+          (await exists(join(dir, MEMORY_STATE_FILE))) ? [MEMORY_STATE_FILE] : [],
+        )
+        parts.push(...memory.map((name) => ({ name, path: join(dir, name) })), ...result.disk_parts)
       } else {
         pause_ms = running
           ? await this.capturePaused(running, dir, options.onFrozen)
           : await this.captureStopped(dir)
+        if (running) await this.splitMemory(dir)
         for (const name of (await readdir(dir)).sort()) parts.push({ name, path: join(dir, name) })
       }
       parts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
@@ -455,6 +520,38 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
     } catch (error) {
       await release()
       throw error
+    }
+  }
+
+  /**
+   * The captured stream becomes a page image (page-image.ts), after the guest runs again: its parts
+   * line up with the previous snapshot's whatever order QEMU wrote the pages in. A stream it cannot
+   * read stays as it is (a restore takes either).
+   */
+  private async splitMemory(dir: string): Promise<void> {
+    if (this.memory_format === 'stream') return
+    const started = performance.now()
+    try {
+      const result = await streamToPageImage(dir, MEMORY_STATE_FILE)
+      this.log.info(
+        {
+          event: 'memory_split',
+          split_ms: Math.round(performance.now() - started),
+          pages: result.pages,
+          zero_pages: result.zero_pages,
+          /** Guest memory that is not zero: what the image's RAM files hold (the rest are holes). */
+          data_bytes: pageImageDataBytes(result),
+          device_bytes: result.device_bytes,
+          stream_bytes: result.stream_bytes,
+        },
+        'memory stream stored as a page image',
+      )
+    } catch (error) {
+      if (!(error instanceof StreamFormatError)) throw error
+      this.log.warn(
+        { event: 'memory_split_failed', error: error.message },
+        'memory stream kept as it is: not a stream the page image reads',
+      )
     }
   }
 
@@ -575,6 +672,7 @@ export class QemuDriver extends EventEmitter implements ServiceDriver {
   private async captureStopped(dir: string): Promise<number> {
     const names = [
       MEMORY_STATE_FILE,
+      ...(await pageImageFiles(this.state_dir)),
       ...this.manifest.disks.flatMap((d) => [...new Set([diskFileName(d), diskContentName(d)])]),
     ]
     for (const name of names) {
